@@ -1,0 +1,43 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Release builds are what users and benchmarks run: whole-module optimization is on by
+// default there; -Ounchecked removes overflow/bounds traps from the numeric kernels only.
+let numericsFlags: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+
+let package = Package(
+    name: "bsvi-dist",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "bsvi-dist", targets: ["bsvi-dist"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System libraries, found through pkg-config.
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
+        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // Getters for the C macros Swift cannot import, plus the async-signal-safe stop flag.
+        .target(name: "CShims", dependencies: ["CMPI", "CHDF5"]),
+
+        .target(name: "BSVI", dependencies: ["CBLAS"], swiftSettings: numericsFlags),
+        .target(name: "BSVIParallel", dependencies: ["CMPI", "CShims"]),
+        .target(name: "BSVIStorage", dependencies: ["BSVI", "CHDF5", "CShims", "CZlib"]),
+        .target(name: "BSVITraining", dependencies: ["BSVI", "BSVIParallel", "BSVIStorage", "CShims"],
+                swiftSettings: numericsFlags),
+        .executableTarget(name: "bsvi-dist", dependencies: [
+            "BSVITraining", "BSVIStorage", "BSVIParallel", "BSVI",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "BSVITests", dependencies: ["BSVI"]),
+        .testTarget(name: "BSVIStorageTests", dependencies: ["BSVIStorage", "BSVI", "CHDF5", "CShims"]),
+        .testTarget(name: "BSVIParallelTests", dependencies: ["BSVIParallel"]),
+        .testTarget(name: "BSVITrainingTests", dependencies: ["BSVITraining", "BSVIStorage", "BSVIParallel", "BSVI"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["BSVITraining", "BSVIStorage", "BSVIParallel", "BSVI"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

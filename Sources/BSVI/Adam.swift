@@ -1,0 +1,41 @@
+import Foundation
+
+/// Adam (Kingma & Ba) on a flat parameter vector, minimizing: p ← p − lr · m̂ / (√v̂ + ε).
+/// The moments share the parameter layout so checkpoints store them as two more vectors.
+public final class Adam {
+    public var learningRate: Float
+    public let beta1: Float
+    public let beta2: Float
+    public let epsilon: Float
+    public let firstMoment: FloatBuffer
+    public let secondMoment: FloatBuffer
+    /// Number of updates applied so far (bias correction uses it).
+    public var step: Int = 0
+
+    public init(parameterCount: Int, learningRate: Float, beta1: Float = 0.9, beta2: Float = 0.999,
+                epsilon: Float = 1e-8) {
+        self.learningRate = learningRate
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.epsilon = epsilon
+        firstMoment = FloatBuffer(count: parameterCount)
+        secondMoment = FloatBuffer(count: parameterCount)
+    }
+
+    /// One update with the loss gradient `gradient` scaled by `gradientScale` (e.g. −1/B to
+    /// turn a summed objective gradient into a mean loss gradient).
+    public func update(_ params: FloatBuffer, gradient: UnsafePointer<Float>, gradientScale: Float = 1) {
+        step += 1
+        let c1 = 1 - Float(pow(Double(beta1), Double(step)))
+        let c2 = 1 - Float(pow(Double(beta2), Double(step)))
+        let stepSize = learningRate / c1
+        let m = firstMoment.base, v = secondMoment.base, p = params.base
+        let b1 = beta1, b2 = beta2, eps = epsilon
+        for i in 0..<params.count {
+            let g = gradient[i] * gradientScale
+            m[i] = b1 * m[i] + (1 - b1) * g
+            v[i] = b2 * v[i] + (1 - b2) * g * g
+            p[i] -= stepSize * m[i] / ((v[i] / c2).squareRoot() + eps)
+        }
+    }
+}

@@ -1,0 +1,235 @@
+import Foundation
+
+/// Sums over the examples of a batch (or of many batches, or of all ranks).
+public struct BatchStatistics: Sendable, Equatable {
+    public var examples = 0
+    /// The method's training objective: vae ELBO, iwae bound, svi log w_k, bsvi log Σ π_j w_j.
+    public var boundSum = 0.0
+    /// One-sample ELBO (analytic KL) at the encoder's λ₀.
+    public var elboInitialSum = 0.0
+    /// One-sample ELBO at the refined λ_k (svi, bsvi); equal to the λ₀ value otherwise.
+    public var elboRefinedSum = 0.0
+
+    public init() {}
+
+    public mutating func add(_ other: BatchStatistics) {
+        examples += other.examples
+        boundSum += other.boundSum
+        elboInitialSum += other.elboInitialSum
+        elboRefinedSum += other.elboRefinedSum
+    }
+}
+
+/// Computes one method's objective on a batch and accumulates the gradient of its *sum over
+/// the batch's examples* (ascent direction) into a gradient vector of the model's layout.
+///
+/// All four methods share the encoder pass and the decoder workspace: row r of the decoder
+/// workspace is example r mod b in block r / b, where a block is one sample (vae, iwae) or
+/// one SVI step (svi, bsvi). The SVI steps' forward activations and back-propagated errors
+/// stay in their blocks, so the bsvi decoder gradient is one weighted weight-gradient product
+/// over all b·(k+1) rows, with no second forward or backward pass.
+public final class BatchObjective {
+    public let model: VAEModel
+    public let settings: ObjectiveSettings
+    public let batchCapacity: Int
+    public let encoder: MLPWorkspace
+    public let latents: LatentWorkspace
+    public let refiner: SVIRefiner
+    /// The current proposal λ (b × 2d) and the ELBO gradient of the current SVI step.
+    private let lambda: Matrix
+    private let stepGradient: Matrix
+    /// ∂objective/∂λ₀, back-propagated into the encoder.
+    private let encoderGradient: Matrix
+    private let klPerRow: FloatBuffer
+    private let rowWeights: FloatBuffer
+    private let storage: [FloatBuffer]
+
+    public init(model: VAEModel, settings: ObjectiveSettings, batchCapacity: Int) {
+        precondition(settings.rowsPerExample >= 1, "\(settings.method) needs at least one sample")
+        self.model = model
+        self.settings = settings
+        self.batchCapacity = batchCapacity
+        let d = model.shape.latentDim
+        let rows = batchCapacity * settings.rowsPerExample
+        encoder = MLPWorkspace(mlp: model.encoder, capacity: batchCapacity)
+        latents = LatentWorkspace(model: model, capacity: rows)
+        refiner = SVIRefiner(settings: settings.refinement, batchCapacity: batchCapacity, latentDim: d)
+        let l = FloatBuffer(count: batchCapacity * 2 * d)
+        let g = FloatBuffer(count: batchCapacity * 2 * d)
+        let e = FloatBuffer(count: batchCapacity * 2 * d)
+        lambda = l.matrix(rows: batchCapacity, cols: 2 * d)
+        stepGradient = g.matrix(rows: batchCapacity, cols: 2 * d)
+        encoderGradient = e.matrix(rows: batchCapacity, cols: 2 * d)
+        klPerRow = FloatBuffer(count: rows)
+        rowWeights = FloatBuffer(count: rows)
+        storage = [l, g, e]
+    }
+
+    /// The method's objective for the examples `x` (b × D, b ≤ capacity) with ids `exampleIDs`;
+    /// adds ∇(Σ objective) to `grads` and returns the batch sums.
+    @discardableResult
+    public func accumulate(x: Matrix, exampleIDs: [Int], noise: NoiseSource, params: FloatBuffer,
+                           grads: FloatBuffer) -> BatchStatistics {
+        let b = x.rows
+        precondition(b <= batchCapacity && exampleIDs.count == b && x.cols == model.shape.inputDim,
+                     "batch shape does not match the objective's workspace")
+        encoder.forward(x, rows: 0..<b, params: params)
+        let lam = lambda.rows(0..<b)
+        lam.copy(from: encoder.output.rows(0..<b))
+        var stats: BatchStatistics
+        switch settings.method {
+        case .vae, .iwae:
+            stats = sampledObjective(x: x, ids: exampleIDs, noise: noise, params: params, grads: grads)
+        case .svi, .bsvi:
+            stats = refinedObjective(x: x, ids: exampleIDs, noise: noise, params: params, grads: grads)
+        }
+        encoder.outputDelta.rows(0..<b).copy(from: encoderGradient.rows(0..<b))
+        encoder.backward(rows: 0..<b, params: params, inputGradient: nil)
+        encoder.accumulateWeightGradients(input: x, rows: 0..<b, grads: grads)
+        stats.examples = b
+        return stats
+    }
+
+    // MARK: vae and iwae: n (or k) samples from q(z; λ₀), all rows in one decoder pass.
+
+    private func sampledObjective(x: Matrix, ids: [Int], noise: NoiseSource, params: FloatBuffer,
+                                  grads: FloatBuffer) -> BatchStatistics {
+        let b = x.rows, d = model.shape.latentDim, n = settings.rowsPerExample
+        let lam = lambda.rows(0..<b)
+        for s in 0..<n { latents.draw(lambda: lam, start: s * b, slot: s, exampleIDs: ids, noise: noise) }
+        let all = 0..<(n * b)
+        latents.score(rows: all, x: x, lambda: lam, params: params)
+        latents.backward(rows: all, params: params, toLatent: true)
+        var stats = BatchStatistics()
+        let grad = encoderGradient.rows(0..<b)
+        grad.fill(0)
+        for i in 0..<b {
+            let lamRow = lam.row(i), g = grad.row(i)
+            let kl = Gaussian.klToStandard(mean: lamRow, logVariance: lamRow + d, count: d)
+            if settings.method == .vae {
+                // ELBO = mean_s log p(x|z_s) − KL; reparameterized gradient with analytic KL.
+                var meanLogLikelihood = 0.0
+                for s in 0..<n {
+                    let r = s * b + i
+                    meanLogLikelihood += Double(latents.logLikelihood[r]) / Double(n)
+                    rowWeights[r] = 1 / Float(n)
+                    accumulateReparameterized(row: r, lambdaRow: lamRow, weight: 1 / Float(n), into: g,
+                                              includePriorAndEntropy: false)
+                }
+                for c in 0..<d {
+                    g[c] -= lamRow[c]
+                    g[d + c] -= 0.5 * (exp(lamRow[d + c]) - 1)
+                }
+                let elbo = meanLogLikelihood - Double(kl)
+                stats.boundSum += elbo
+                stats.elboInitialSum += elbo
+            } else {
+                // IWAE: log (1/k) Σ w_s; gradient Σ ŵ_s ∇ log w_s.
+                var logW = [Float](repeating: 0, count: n)
+                for s in 0..<n { logW[s] = latents.logWeight[s * b + i] }
+                let lse = logSumExp(logW)
+                for s in 0..<n {
+                    let r = s * b + i
+                    let wHat = exp(logW[s] - lse)
+                    rowWeights[r] = wHat
+                    accumulateReparameterized(row: r, lambdaRow: lamRow, weight: wHat, into: g,
+                                              includePriorAndEntropy: true)
+                }
+                stats.boundSum += Double(lse) - log(Double(n))
+                stats.elboInitialSum += Double(latents.logLikelihood[i]) - Double(kl)
+            }
+        }
+        stats.elboRefinedSum = stats.elboInitialSum
+        latents.decoder.scaleDeltas(rows: all) { rowWeights[$0] }
+        latents.decoder.accumulateWeightGradients(input: latents.z.rows(all), rows: all, grads: grads)
+        return stats
+    }
+
+    /// g += weight · ∇_λ f(z(λ, ε)) for the row's sample, with f = log p(x|z) (vae, KL added
+    /// analytically by the caller) or f = log w = log p(x|z) + log p(z) − log q(z; λ) (iwae),
+    /// whose total derivative through z = μ + exp(ℓ/2)ε is (g_z, ½ g_z ε exp(ℓ/2) + ½) with
+    /// g_z = ∂log p(x|z)/∂z − z.
+    private func accumulateReparameterized(row r: Int, lambdaRow: UnsafeMutablePointer<Float>, weight: Float,
+                                           into g: UnsafeMutablePointer<Float>, includePriorAndEntropy: Bool) {
+        let d = model.shape.latentDim
+        let dzr = latents.dz.row(r), eps = latents.epsilon.row(r), zr = latents.z.row(r)
+        for c in 0..<d {
+            let gz = includePriorAndEntropy ? dzr[c] - zr[c] : dzr[c]
+            g[c] += weight * gz
+            g[d + c] += weight * (0.5 * gz * eps[c] * exp(0.5 * lambdaRow[d + c]) + (includePriorAndEntropy ? 0.5 : 0))
+        }
+    }
+
+    // MARK: svi and bsvi: k SVI steps, block j holding the sample at λ_j.
+
+    private func refinedObjective(x: Matrix, ids: [Int], noise: NoiseSource, params: FloatBuffer,
+                                  grads: FloatBuffer) -> BatchStatistics {
+        let b = x.rows, d = model.shape.latentDim, k = settings.k
+        let lam = lambda.rows(0..<b)
+        let stepGrad = stepGradient.rows(0..<b)
+        refiner.reset()
+        for j in 0...k {
+            let block = (j * b)..<((j + 1) * b)
+            latents.draw(lambda: lam, start: block.lowerBound, slot: j, exampleIDs: ids, noise: noise)
+            latents.score(rows: block, x: x, lambda: lam, params: params)
+            for i in 0..<b {
+                klPerRow[block.lowerBound + i] = Gaussian.klToStandard(mean: lam.row(i), logVariance: lam.row(i) + d, count: d)
+            }
+            // Steps before the last need ∂/∂z to move λ; step 0 also gives the encoder's ELBO gradient.
+            let needsLatentGradient = j < k || j == 0
+            latents.backward(rows: block, params: params, toLatent: needsLatentGradient)
+            if needsLatentGradient {
+                latents.elboGradient(start: block.lowerBound, lambda: lam, into: stepGrad)
+                if j == 0 { encoderGradient.rows(0..<b).copy(from: stepGrad) }
+                if j < k { refiner.apply(gradient: stepGrad, to: lam, step: j + 1) }
+            }
+        }
+        var stats = BatchStatistics()
+        let last = (k * b)..<((k + 1) * b)
+        for i in 0..<b {
+            stats.elboInitialSum += Double(latents.logLikelihood[i]) - Double(klPerRow[i])
+            stats.elboRefinedSum += Double(latents.logLikelihood[k * b + i]) - Double(klPerRow[k * b + i])
+        }
+        if settings.method == .svi {
+            // θ maximizes the one-sample objective at λ_k: log w_k (its θ-gradient is ∇θ log p(x|z_k)).
+            for i in 0..<b { stats.boundSum += Double(latents.logWeight[k * b + i]) }
+            latents.decoder.accumulateWeightGradients(input: latents.z.rows(last), rows: last, grads: grads)
+            return stats
+        }
+        // bsvi: log Σ_j π_j w_j per example; θ-gradient Σ_j ŵ_j ∇θ log p(x|z_j).
+        let logPi = bufferLogWeights(params: params)
+        let pi = logPi.map { exp($0) }
+        var terms = [Float](repeating: 0, count: k + 1)
+        let alphaGrad = model.piLogits.map { grads.base + $0.offset }
+        for i in 0..<b {
+            for j in 0...k { terms[j] = logPi[j] + latents.logWeight[j * b + i] }
+            let lse = logSumExp(terms)
+            stats.boundSum += Double(lse)
+            for j in 0...k {
+                let wHat = logPi[j] == -.infinity ? 0 : exp(terms[j] - lse)
+                rowWeights[j * b + i] = wHat
+                alphaGrad?[j] += wHat - pi[j]
+            }
+        }
+        let all = 0..<((k + 1) * b)
+        latents.decoder.scaleDeltas(rows: all) { rowWeights[$0] }
+        latents.decoder.accumulateWeightGradients(input: latents.z.rows(all), rows: all, grads: grads)
+        return stats
+    }
+
+    /// log π_j for the buffer: uniform, one-hot on λ_k, or log softmax(α).
+    public func bufferLogWeights(params: FloatBuffer) -> [Float] {
+        let k = settings.k
+        switch settings.pi {
+        case .uniform:
+            return [Float](repeating: -log(Float(k + 1)), count: k + 1)
+        case .last:
+            return (0...k).map { $0 == k ? 0 : -.infinity }
+        case .learned:
+            guard let t = model.piLogits else { preconditionFailure("learned π needs π logits in the model") }
+            let alpha = (0..<t.count).map { params[t.offset + $0] }
+            let lse = logSumExp(alpha)
+            return alpha.map { $0 - lse }
+        }
+    }
+}

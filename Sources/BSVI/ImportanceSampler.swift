@@ -1,0 +1,146 @@
+import Foundation
+
+/// Which proposal the importance sampler draws from.
+public enum Proposal: String, CaseIterable, Codable, Sendable {
+    /// q(z; λ₀), the encoder's output.
+    case encoder
+    /// q(z; λ_k) after SVI refinement with the decoder fixed (still a valid stochastic lower bound).
+    case refined
+}
+
+/// Per-example sums of an evaluation pass (Float64), to be reduced across ranks.
+public struct EvaluationSums: Sendable, Equatable {
+    public var examples = 0
+    public var logLikelihoodSum = 0.0
+    public var elboInitialSum = 0.0
+    public var elboRefinedSum = 0.0
+
+    public init() {}
+
+    public mutating func add(_ o: EvaluationSums) {
+        examples += o.examples
+        logLikelihoodSum += o.logLikelihoodSum
+        elboInitialSum += o.elboInitialSum
+        elboRefinedSum += o.elboRefinedSum
+    }
+}
+
+/// log p̂(x) = logsumexp_s log w_s − log S with S samples from q(z; λ), processed `chunk`
+/// samples at a time (memory independent of S) and accumulated in Float64; plus Monte Carlo
+/// ELBOs (analytic KL) at λ₀ and at the refined λ_k.
+public final class ImportanceSampler {
+    public let model: VAEModel
+    public let samples: Int
+    public let chunk: Int
+    public let elboSamples: Int
+    public let batchCapacity: Int
+    public let refinement: RefinementSettings
+    public let proposal: Proposal
+    private let encoder: MLPWorkspace
+    private let latents: LatentWorkspace
+    private let refineLatents: LatentWorkspace
+    private let refiner: SVIRefiner
+    private let lambdaInitial: Matrix
+    private let lambdaRefined: Matrix
+    private let stepGradient: Matrix
+    private let storage: [FloatBuffer]
+
+    public init(model: VAEModel, samples: Int, batchCapacity: Int, refinement: RefinementSettings,
+                proposal: Proposal = .encoder, chunk: Int = 100, elboSamples: Int = 100) {
+        precondition(samples > 0 && chunk > 0 && batchCapacity > 0 && elboSamples > 0)
+        self.model = model
+        self.samples = samples
+        self.chunk = min(chunk, max(samples, elboSamples))
+        self.elboSamples = elboSamples
+        self.batchCapacity = batchCapacity
+        self.refinement = refinement
+        self.proposal = proposal
+        let d = model.shape.latentDim
+        encoder = MLPWorkspace(mlp: model.encoder, capacity: batchCapacity)
+        latents = LatentWorkspace(model: model, capacity: self.chunk * batchCapacity)
+        refineLatents = LatentWorkspace(model: model, capacity: batchCapacity)
+        refiner = SVIRefiner(settings: refinement, batchCapacity: batchCapacity, latentDim: d)
+        let a = FloatBuffer(count: batchCapacity * 2 * d)
+        let r = FloatBuffer(count: batchCapacity * 2 * d)
+        let g = FloatBuffer(count: batchCapacity * 2 * d)
+        lambdaInitial = a.matrix(rows: batchCapacity, cols: 2 * d)
+        lambdaRefined = r.matrix(rows: batchCapacity, cols: 2 * d)
+        stepGradient = g.matrix(rows: batchCapacity, cols: 2 * d)
+        storage = [a, r, g]
+    }
+
+    /// Evaluates the examples `x` (b × D) with ids `exampleIDs`.
+    public func evaluate(x: Matrix, exampleIDs: [Int], seed: UInt64, params: FloatBuffer) -> EvaluationSums {
+        let b = x.rows
+        precondition(b <= batchCapacity && exampleIDs.count == b)
+        encoder.forward(x, rows: 0..<b, params: params)
+        let lam0 = lambdaInitial.rows(0..<b), lamK = lambdaRefined.rows(0..<b)
+        lam0.copy(from: encoder.output.rows(0..<b))
+        lamK.copy(from: lam0)
+        refine(lamK, x: x, ids: exampleIDs, seed: seed, params: params)
+
+        let sampleNoise = NoiseSource(seed: seed, purpose: .evaluationNoise, context: 0)
+        let elboNoise = NoiseSource(seed: seed, purpose: .evaluationNoise, context: 1)
+        var sums = EvaluationSums()
+        sums.examples = b
+        let logLik = importanceSampledLogLikelihood(x: x, ids: exampleIDs, lambda: proposal == .encoder ? lam0 : lamK,
+                                                    noise: sampleNoise, params: params)
+        for v in logLik { sums.logLikelihoodSum += v }
+        sums.elboInitialSum = monteCarloELBO(x: x, ids: exampleIDs, lambda: lam0, noise: elboNoise, params: params)
+        sums.elboRefinedSum = monteCarloELBO(x: x, ids: exampleIDs, lambda: lamK, noise: elboNoise, params: params)
+        return sums
+    }
+
+    /// Runs the refinement's k steps on `lambda` in place (decoder fixed).
+    public func refine(_ lambda: Matrix, x: Matrix, ids: [Int], seed: UInt64, params: FloatBuffer) {
+        let noise = NoiseSource(seed: seed, purpose: .evaluationRefinementNoise, context: 0)
+        let b = x.rows
+        let grad = stepGradient.rows(0..<b)
+        refiner.reset()
+        for j in 0..<refinement.steps {
+            refineLatents.draw(lambda: lambda, start: 0, slot: j, exampleIDs: ids, noise: noise)
+            refineLatents.score(rows: 0..<b, x: x, lambda: lambda, params: params)
+            refineLatents.backward(rows: 0..<b, params: params, toLatent: true)
+            refineLatents.elboGradient(start: 0, lambda: lambda, into: grad)
+            refiner.apply(gradient: grad, to: lambda, step: j + 1)
+        }
+    }
+
+    /// Per-example log p̂(x) with `samples` draws from q(z; lambda), chunk by chunk.
+    public func importanceSampledLogLikelihood(x: Matrix, ids: [Int], lambda: Matrix, noise: NoiseSource,
+                                               params: FloatBuffer) -> [Double] {
+        let b = x.rows
+        var acc = [LogSumExpAccumulator](repeating: LogSumExpAccumulator(), count: b)
+        var start = 0
+        while start < samples {
+            let n = min(chunk, samples - start)
+            for s in 0..<n { latents.draw(lambda: lambda, start: s * b, slot: start + s, exampleIDs: ids, noise: noise) }
+            latents.scoreLogWeights(rows: 0..<(n * b), x: x, lambda: lambda, params: params)
+            for s in 0..<n {
+                for i in 0..<b { acc[i].add(Double(latents.logWeight[s * b + i])) }
+            }
+            start += n
+        }
+        let logS = log(Double(samples))
+        return acc.map { $0.value - logS }
+    }
+
+    /// Σ over examples of the ELBO with analytic KL, E_q[log p(x|z)] by `elboSamples` draws.
+    public func monteCarloELBO(x: Matrix, ids: [Int], lambda: Matrix, noise: NoiseSource, params: FloatBuffer) -> Double {
+        let b = x.rows, d = model.shape.latentDim
+        var total = 0.0
+        var start = 0
+        while start < elboSamples {
+            let n = min(chunk, elboSamples - start)
+            for s in 0..<n { latents.draw(lambda: lambda, start: s * b, slot: start + s, exampleIDs: ids, noise: noise) }
+            latents.scoreLogWeights(rows: 0..<(n * b), x: x, lambda: lambda, params: params)
+            for r in 0..<(n * b) { total += Double(latents.logLikelihood[r]) }
+            start += n
+        }
+        total /= Double(elboSamples)
+        for i in 0..<b {
+            total -= Double(Gaussian.klToStandard(mean: lambda.row(i), logVariance: lambda.row(i) + d, count: d))
+        }
+        return total
+    }
+}

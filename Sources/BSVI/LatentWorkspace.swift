@@ -1,0 +1,97 @@
+import Foundation
+
+/// Decoder-side state for up to `capacity` latent rows: noise ε, samples z = μ + σ ⊙ ε, the
+/// decoder activations and errors, ∂log p(x|z)/∂z, and per-row log p(x|z) and log w.
+/// Rows are grouped in blocks of one row per example, so workspace row r belongs to
+/// example r mod b of a batch of b.
+public final class LatentWorkspace {
+    public let decoder: MLPWorkspace
+    public let latentDim: Int
+    public let capacity: Int
+    public let epsilon: Matrix
+    public let z: Matrix
+    public let dz: Matrix
+    public let logLikelihood: FloatBuffer
+    public let logWeight: FloatBuffer
+    private let storage: [FloatBuffer]
+
+    public init(model: VAEModel, capacity: Int) {
+        decoder = MLPWorkspace(mlp: model.decoder, capacity: capacity)
+        latentDim = model.shape.latentDim
+        self.capacity = capacity
+        let e = FloatBuffer(count: capacity * latentDim)
+        let zb = FloatBuffer(count: capacity * latentDim)
+        let g = FloatBuffer(count: capacity * latentDim)
+        epsilon = e.matrix(rows: capacity, cols: latentDim)
+        z = zb.matrix(rows: capacity, cols: latentDim)
+        dz = g.matrix(rows: capacity, cols: latentDim)
+        logLikelihood = FloatBuffer(count: capacity)
+        logWeight = FloatBuffer(count: capacity)
+        storage = [e, zb, g]
+    }
+
+    /// Draws slot `slot` of each example's noise into rows `start ..< start + b` and sets
+    /// z = μ + exp(ℓ/2) ⊙ ε for the proposal rows of `lambda` (b × 2d: μ then ℓ).
+    public func draw(lambda: Matrix, start: Int, slot: Int, exampleIDs: [Int], noise: NoiseSource) {
+        let d = latentDim
+        let pairs = UInt64((d + 1) / 2)
+        for i in 0..<lambda.rows {
+            let r = start + i
+            let eps = epsilon.row(r), zr = z.row(r), lam = lambda.row(i)
+            noise.stream(example: exampleIDs[i]).fillNormals(eps, count: d, pairOffset: UInt64(slot) * pairs)
+            for c in 0..<d { zr[c] = lam[c] + exp(0.5 * lam[d + c]) * eps[c] }
+        }
+    }
+
+    /// Decoder forward over `rows` and one fused likelihood pass: fills log p(x|z), log w, and
+    /// leaves x − sigmoid(logits) as the output error. `lambda` row (r − rows.lowerBound) mod b
+    /// is the proposal row r was drawn from; x row likewise.
+    public func score(rows: Range<Int>, x: Matrix, lambda: Matrix, params: FloatBuffer) {
+        decoder.forward(z.rows(rows), rows: rows, params: params)
+        let b = x.rows, d = latentDim
+        let out = decoder.outputDelta
+        for r in rows {
+            let i = (r - rows.lowerBound) % b
+            let lp = Bernoulli.logLikelihoodAndError(x: x.row(i), logitsToError: out.row(r), count: out.cols)
+            logLikelihood[r] = lp
+            logWeight[r] = lp + Gaussian.logStandardDensity(z.row(r), count: d)
+                - Gaussian.logDensityOfReparameterized(epsilon: epsilon.row(r), logVariance: lambda.row(i) + d, count: d)
+        }
+    }
+
+    /// Decoder forward and log w only (no gradients): the importance-sampling evaluator's pass.
+    public func scoreLogWeights(rows: Range<Int>, x: Matrix, lambda: Matrix, params: FloatBuffer) {
+        decoder.forward(z.rows(rows), rows: rows, params: params)
+        let b = x.rows, d = latentDim
+        let out = decoder.output
+        for r in rows {
+            let i = (r - rows.lowerBound) % b
+            let lp = Bernoulli.logLikelihood(x: x.row(i), logits: out.row(r), count: out.cols)
+            logLikelihood[r] = lp
+            logWeight[r] = lp + Gaussian.logStandardDensity(z.row(r), count: d)
+                - Gaussian.logDensityOfReparameterized(epsilon: epsilon.row(r), logVariance: lambda.row(i) + d, count: d)
+        }
+    }
+
+    /// Back-propagates the output errors of `rows` through the decoder; with `toLatent`, also
+    /// fills dz = ∂log p(x|z)/∂z for those rows.
+    public func backward(rows: Range<Int>, params: FloatBuffer, toLatent: Bool) {
+        decoder.backward(rows: rows, params: params, inputGradient: toLatent ? dz.rows(rows) : nil)
+    }
+
+    /// The reparameterized one-sample gradient of ELBO(λ) = E_q[log p(x|z)] − KL(q‖p) with
+    /// analytic KL, for the b rows starting at `start`, into `gradient` (b × 2d):
+    /// ∂/∂μ = dz − μ,  ∂/∂ℓ = ½ dz ⊙ ε ⊙ exp(ℓ/2) − ½ (exp ℓ − 1).
+    public func elboGradient(start: Int, lambda: Matrix, into gradient: Matrix) {
+        let d = latentDim
+        for i in 0..<lambda.rows {
+            let r = start + i
+            let lam = lambda.row(i), g = gradient.row(i), dzr = dz.row(r), eps = epsilon.row(r)
+            for c in 0..<d {
+                let ell = lam[d + c]
+                g[c] = dzr[c] - lam[c]
+                g[d + c] = 0.5 * dzr[c] * eps[c] * exp(0.5 * ell) - 0.5 * (exp(ell) - 1)
+            }
+        }
+    }
+}

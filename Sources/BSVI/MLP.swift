@@ -1,0 +1,142 @@
+/// A multilayer perceptron y = f(…f(x·W₀ + b₀)…)·W_L + b_L: hidden layers apply the
+/// activation, the output layer is linear. Kernels are [in, out] so a row-major batch of
+/// inputs multiplies from the left. Weights live in a flat parameter vector; gradients
+/// accumulate into a second vector of the same layout.
+public struct MLP {
+    public let sizes: [Int]           // [input, hidden…, output]
+    public let activation: Activation
+    public let kernels: [ParameterTensor]
+    public let biases: [ParameterTensor]
+
+    public var layerCount: Int { sizes.count - 1 }
+    public var inputSize: Int { sizes[0] }
+    public var outputSize: Int { sizes[sizes.count - 1] }
+
+    /// Registers the layers as `<prefix>/dense_i/kernel` and `/bias` in `layout`.
+    public init(prefix: String, sizes: [Int], activation: Activation, layout: inout ParameterLayout) {
+        precondition(sizes.count >= 2 && sizes.allSatisfy { $0 > 0 }, "MLP needs positive layer sizes")
+        self.sizes = sizes
+        self.activation = activation
+        var k: [ParameterTensor] = [], b: [ParameterTensor] = []
+        for i in 0..<(sizes.count - 1) {
+            k.append(layout.add("\(prefix)/dense_\(i)/kernel", shape: [sizes[i], sizes[i + 1]]))
+            b.append(layout.add("\(prefix)/dense_\(i)/bias", shape: [sizes[i + 1]]))
+        }
+        kernels = k
+        biases = b
+    }
+
+    /// Glorot-uniform kernels and zero biases from a counter-based stream.
+    public func initialize(_ params: FloatBuffer, seed: UInt64, streamKey: UInt64) {
+        for l in 0..<layerCount {
+            let stream = RandomStream(seed: seed, purpose: .initialization, streamKey, UInt64(l))
+            let limit = (6.0 / Double(sizes[l] + sizes[l + 1])).squareRoot()
+            let kernel = kernels[l]
+            for i in 0..<kernel.count {
+                params[kernel.offset + i] = Float((2 * stream.uniform(UInt64(i)) - 1) * limit)
+            }
+            for i in 0..<biases[l].count { params[biases[l].offset + i] = 0 }
+        }
+    }
+
+    func kernel(_ l: Int, in buffer: FloatBuffer) -> Matrix {
+        buffer.matrix(rows: sizes[l], cols: sizes[l + 1], offset: kernels[l].offset)
+    }
+
+    /// Minimal multiply-adds of one row's forward pass (= one backward-to-input, = one weight gradient).
+    public var multiplyAddsPerRow: Int { (0..<layerCount).reduce(0) { $0 + sizes[$1] * sizes[$1 + 1] } }
+}
+
+/// Activations and back-propagated errors of an MLP for up to `capacity` rows. Row ranges
+/// let one workspace hold several groups (e.g. the k+1 SVI steps of a batch, block by
+/// block) whose errors are later reused for one weighted weight-gradient product.
+public final class MLPWorkspace {
+    public let mlp: MLP
+    public let capacity: Int
+    /// outputs[l]: layer l's output (hidden: after the activation; last: logits or errors).
+    public let outputs: [Matrix]
+    /// deltas[l]: ∂objective/∂(pre-activation of layer l). deltas[last] aliases outputs[last]:
+    /// the caller overwrites the logits with the output error in one fused pass.
+    public let deltas: [Matrix]
+    private let storage: [FloatBuffer]
+
+    public init(mlp: MLP, capacity: Int) {
+        self.mlp = mlp
+        self.capacity = capacity
+        var bufs: [FloatBuffer] = [], outs: [Matrix] = [], ds: [Matrix] = []
+        for l in 0..<mlp.layerCount {
+            let o = FloatBuffer(count: capacity * mlp.sizes[l + 1])
+            bufs.append(o)
+            outs.append(o.matrix(rows: capacity, cols: mlp.sizes[l + 1]))
+            if l == mlp.layerCount - 1 {
+                ds.append(outs[l])
+            } else {
+                let d = FloatBuffer(count: capacity * mlp.sizes[l + 1])
+                bufs.append(d)
+                ds.append(d.matrix(rows: capacity, cols: mlp.sizes[l + 1]))
+            }
+        }
+        outputs = outs
+        deltas = ds
+        storage = bufs
+    }
+
+    public var output: Matrix { outputs[mlp.layerCount - 1] }
+    public var outputDelta: Matrix { deltas[mlp.layerCount - 1] }
+
+    /// Forward pass for workspace rows `rows`, reading `input` (rows.count × input size).
+    public func forward(_ input: Matrix, rows: Range<Int>, params: FloatBuffer) {
+        precondition(input.rows == rows.count && input.cols == mlp.inputSize, "MLP input shape mismatch")
+        var x = input
+        for l in 0..<mlp.layerCount {
+            let y = outputs[l].rows(rows)
+            let bias = params.base + mlp.biases[l].offset
+            for r in 0..<y.rows { y.row(r).update(from: bias, count: y.cols) }
+            gemm(x, mlp.kernel(l, in: params), into: y, beta: 1)
+            if l < mlp.layerCount - 1 { mlp.activation.apply(y.base, count: y.count) }
+            x = y
+        }
+    }
+
+    /// Back-propagates the output error (already in `outputDelta`) for `rows` through the
+    /// hidden layers, and, if `inputGradient` is given, to the input: inputGradient = δ₀·W₀ᵀ.
+    public func backward(rows: Range<Int>, params: FloatBuffer, inputGradient: Matrix?) {
+        for l in stride(from: mlp.layerCount - 1, to: 0, by: -1) {
+            let below = deltas[l - 1].rows(rows)
+            gemm(deltas[l].rows(rows), mlp.kernel(l, in: params), transposeB: true, into: below)
+            mlp.activation.multiplyByDerivative(below.base, output: outputs[l - 1].rows(rows).base, count: below.count)
+        }
+        if let g = inputGradient {
+            gemm(deltas[0].rows(rows), mlp.kernel(0, in: params), transposeB: true, into: g)
+        }
+    }
+
+    /// Multiplies every stored error of row r (all layers) by weight[r − rows.lowerBound];
+    /// by linearity this turns later weight gradients into weighted sums over rows.
+    public func scaleDeltas(rows: Range<Int>, by weight: (Int) -> Float) {
+        for l in 0..<mlp.layerCount {
+            let d = deltas[l]
+            for r in rows {
+                let w = weight(r - rows.lowerBound)
+                let p = d.row(r)
+                for c in 0..<d.cols { p[c] *= w }
+            }
+        }
+    }
+
+    /// grads += Σ_rows input_lᵀ · δ_l for every layer: one gemm per layer over all `rows`.
+    public func accumulateWeightGradients(input: Matrix, rows: Range<Int>, grads: FloatBuffer) {
+        precondition(input.rows == rows.count && input.cols == mlp.inputSize, "MLP input shape mismatch")
+        var x = input
+        for l in 0..<mlp.layerCount {
+            let d = deltas[l].rows(rows)
+            gemm(x, transposeA: true, d, into: mlp.kernel(l, in: grads), beta: 1)
+            let gb = grads.base + mlp.biases[l].offset
+            for r in 0..<d.rows {
+                let p = d.row(r)
+                for c in 0..<d.cols { gb[c] += p[c] }
+            }
+            x = outputs[l].rows(rows)
+        }
+    }
+}

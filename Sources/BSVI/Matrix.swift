@@ -1,0 +1,63 @@
+import CBLAS
+
+/// A non-owning, row-major, contiguous Float32 matrix view. The memory belongs to a
+/// `FloatBuffer`; views are cheap values that slice rows without copying.
+public struct Matrix {
+    public let base: UnsafeMutablePointer<Float>
+    public let rows: Int
+    public let cols: Int
+
+    public init(_ base: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
+        self.base = base
+        self.rows = rows
+        self.cols = cols
+    }
+
+    public var count: Int { rows * cols }
+
+    @inline(__always)
+    public subscript(row: Int, col: Int) -> Float {
+        get { base[row * cols + col] }
+        nonmutating set { base[row * cols + col] = newValue }
+    }
+
+    @inline(__always)
+    public func row(_ r: Int) -> UnsafeMutablePointer<Float> { base + r * cols }
+
+    /// Rows `range` as a view of the same memory.
+    public func rows(_ range: Range<Int>) -> Matrix {
+        precondition(range.lowerBound >= 0 && range.upperBound <= rows, "row range outside the matrix")
+        return Matrix(base + range.lowerBound * cols, rows: range.count, cols: cols)
+    }
+
+    public func fill(_ value: Float) { base.update(repeating: value, count: count) }
+
+    public func copy(from other: Matrix) {
+        precondition(other.rows == rows && other.cols == cols, "matrix copy between different shapes")
+        base.update(from: other.base, count: count)
+    }
+
+    public var array: [Float] { Array(UnsafeBufferPointer(start: base, count: count)) }
+}
+
+/// C = alpha · op(A) · op(B) + beta · C on cblas_sgemm, with shapes checked.
+public func gemm(_ a: Matrix, transposeA: Bool = false, _ b: Matrix, transposeB: Bool = false,
+                 into c: Matrix, alpha: Float = 1, beta: Float = 0) {
+    let m = transposeA ? a.cols : a.rows
+    let k = transposeA ? a.rows : a.cols
+    let kb = transposeB ? b.cols : b.rows
+    let n = transposeB ? b.rows : b.cols
+    precondition(k == kb && c.rows == m && c.cols == n,
+                 "gemm shape mismatch: (\(m)x\(k)) · (\(kb)x\(n)) into (\(c.rows)x\(c.cols))")
+    if m == 0 || n == 0 { return }
+    if k == 0 {
+        if beta == 0 { c.fill(0) } else if beta != 1 { for i in 0..<c.count { c.base[i] *= beta } }
+        return
+    }
+    cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                Int32(m), Int32(n), Int32(k), alpha, a.base, Int32(a.cols), b.base, Int32(b.cols),
+                beta, c.base, Int32(c.cols))
+}
+
+/// Sets the OpenBLAS thread count (one thread per MPI rank is what the trainer wants).
+public func setBLASThreads(_ count: Int) { openblas_set_num_threads(Int32(count)) }

@@ -1,0 +1,76 @@
+import Foundation
+
+/// What a random stream is used for; part of its key so that streams never overlap.
+public enum RandomPurpose: UInt64, Sendable {
+    case initialization = 1
+    case shuffle = 2
+    case trainingNoise = 3
+    case evaluationNoise = 4
+    case evaluationRefinementNoise = 5
+    case binarization = 6
+    case sampling = 7
+}
+
+/// A counter-based random stream: every number is a pure function of (seed, purpose, keys,
+/// counter), computed by the SplitMix64 finalizer (a bijective 64-bit mixer with full
+/// avalanche). Nothing is stateful, so any rank can draw example n's noise at step j without
+/// knowing what other ranks drew, and a resumed run needs no saved generator state.
+public struct RandomStream: Sendable {
+    public let key: UInt64
+    static let golden: UInt64 = 0x9E37_79B9_7F4A_7C15
+
+    @inline(__always)
+    static func mix(_ value: UInt64) -> UInt64 {
+        var z = value
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    public init(seed: UInt64, purpose: RandomPurpose, _ a: UInt64 = 0, _ b: UInt64 = 0, _ c: UInt64 = 0) {
+        var k = Self.mix(seed &+ Self.golden)
+        for part in [purpose.rawValue, a, b, c] { k = Self.mix(k ^ (part &+ Self.golden)) &+ Self.golden }
+        key = k
+    }
+
+    /// The counter-th 64-bit value of the stream.
+    @inline(__always)
+    public func bits(_ counter: UInt64) -> UInt64 { Self.mix(key &+ (counter &+ 1) &* Self.golden) }
+
+    /// A uniform double in the open interval (0, 1).
+    @inline(__always)
+    public func uniform(_ counter: UInt64) -> Double { (Double(bits(counter) >> 11) + 0.5) * 0x1p-53 }
+
+    /// Fills `count` standard normals (Box–Muller on consecutive counter pairs, starting at
+    /// counter 2·pairOffset), so normal i of the stream is always the same number.
+    public func fillNormals(_ out: UnsafeMutablePointer<Float>, count: Int, pairOffset: UInt64 = 0) {
+        var i = 0
+        var pair = pairOffset
+        while i < count {
+            let u1 = uniform(2 * pair), u2 = uniform(2 * pair + 1)
+            let r = (-2 * Foundation.log(u1)).squareRoot()
+            let angle = 2 * Double.pi * u2
+            out[i] = Float(r * Foundation.cos(angle))
+            if i + 1 < count { out[i + 1] = Float(r * Foundation.sin(angle)) }
+            i += 2
+            pair += 1
+        }
+    }
+
+    /// An integer uniform in 0..<bound (bound > 0), by rejection-free multiply-shift (bias < 2⁻³²
+    /// for the bounds used here).
+    public func index(_ counter: UInt64, below bound: Int) -> Int {
+        Int((bits(counter) >> 32) &* UInt64(bound) >> 32)
+    }
+
+    /// A Fisher–Yates permutation of 0..<count determined entirely by the stream.
+    public func permutation(count: Int) -> [Int] {
+        var p = Array(0..<count)
+        if count < 2 { return p }
+        for i in stride(from: count - 1, to: 0, by: -1) {
+            let j = index(UInt64(i), below: i + 1)
+            p.swapAt(i, j)
+        }
+        return p
+    }
+}

@@ -1,0 +1,60 @@
+import Foundation
+
+/// The collectives the trainer uses. Every rank must call the same collectives in the same
+/// order; decisions (skip a step, stop) travel inside the reduced buffers, never as
+/// rank-local branches around a collective.
+public protocol Communicator: AnyObject {
+    var rank: Int { get }
+    var size: Int { get }
+    /// In-place elementwise sum over ranks; every rank receives the same result.
+    func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int)
+    func allreduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int)
+    /// Copies root's buffer to every rank.
+    func broadcast(_ buffer: UnsafeMutableRawPointer, byteCount: Int, root: Int)
+    /// Gathers one 64-bit value from every rank, on every rank.
+    func allgather(_ value: UInt64) -> [UInt64]
+    func barrier()
+    /// Ends the whole job (all ranks) with `code`.
+    func abort(code: Int32) -> Never
+    /// Leaves the parallel runtime cleanly at the end of a run.
+    func finalize()
+}
+
+extension Communicator {
+    public var isRoot: Bool { rank == 0 }
+
+    public func allreduceSum(_ values: inout [Double]) {
+        let n = values.count
+        values.withUnsafeMutableBufferPointer { allreduceSum($0.baseAddress!, count: n) }
+    }
+
+    /// Broadcasts root's bytes, whose length the other ranks need not know.
+    public func broadcast(bytes: [UInt8], root: Int = 0) -> [UInt8] {
+        var length = UInt64(bytes.count)
+        broadcast(&length, byteCount: 8, root: root)
+        var out = rank == root ? bytes : [UInt8](repeating: 0, count: Int(length))
+        if length > 0 { out.withUnsafeMutableBytes { broadcast($0.baseAddress!, byteCount: Int(length), root: root) } }
+        return out
+    }
+
+    /// Broadcasts root's string (e.g. a JSON document or an error message).
+    public func broadcast(string: String, root: Int = 0) -> String {
+        String(decoding: broadcast(bytes: Array(string.utf8), root: root), as: UTF8.self)
+    }
+
+    public func broadcast(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int = 0) {
+        broadcast(UnsafeMutableRawPointer(buffer), byteCount: count * 4, root: root)
+    }
+}
+
+/// Whether this process was started by mpirun/srun (Open MPI or PMIx set these).
+public var launchedByMPI: Bool {
+    let env = ProcessInfo.processInfo.environment
+    return env["OMPI_COMM_WORLD_SIZE"] != nil || env["PMIX_RANK"] != nil || env["PMI_RANK"] != nil
+}
+
+/// The communicator for this process: MPI under mpirun, otherwise the local single process
+/// (which never initializes MPI).
+public func makeCommunicator() -> Communicator {
+    launchedByMPI ? MPICommunicator() : LocalCommunicator()
+}

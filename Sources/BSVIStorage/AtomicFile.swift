@@ -1,0 +1,42 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Crash-safe replacement of a file: write a temp file in the same folder, fsync it, rename
+/// it over the destination, fsync the folder. At any moment the destination is either the
+/// old complete file or the new complete file; a failure removes the temp file.
+public enum AtomicFile {
+    /// The temp name used for `path` (same folder, hidden, with the writer's pid).
+    public static func temporaryPath(for path: String) -> String {
+        let url = URL(fileURLWithPath: path)
+        return url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())").path
+    }
+
+    public static func write(to path: String, _ body: (String) throws -> Void) throws {
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDir), isDir.boolValue else {
+            throw StorageError(file: path, problem: "folder \(folder) does not exist", fix: "create it first")
+        }
+        let tmp = temporaryPath(for: path)
+        do {
+            try body(tmp)
+            try fsyncPath(tmp, isDirectory: false)
+            guard rename(tmp, path) == 0 else {
+                throw StorageError(file: path, problem: "cannot rename \(tmp) into place: \(String(cString: strerror(errno)))")
+            }
+            try fsyncPath(folder, isDirectory: true)
+        } catch {
+            unlink(tmp)
+            throw error
+        }
+    }
+
+    static func fsyncPath(_ path: String, isDirectory: Bool) throws {
+        let fd = open(path, isDirectory ? O_RDONLY | O_DIRECTORY : O_RDONLY)
+        guard fd >= 0 else { throw StorageError(file: path, problem: "cannot open for fsync: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw StorageError(file: path, problem: "fsync failed: \(String(cString: strerror(errno)))") }
+    }
+}

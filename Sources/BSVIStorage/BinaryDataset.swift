@@ -1,0 +1,120 @@
+import BSVI
+import Foundation
+
+/// The splits of a binarized image dataset file (DESIGN.md §4).
+public enum DataSplit: String, CaseIterable, Codable, Sendable {
+    case train, valid, test
+}
+
+/// A read-only binarized dataset: `/train`, `/valid`, `/test`, each uint8 [N, D] of 0/1.
+/// Any contiguous row range of a split can be read (an HDF5 hyperslab), so each rank reads
+/// only its own shard. Every read validates the values.
+public final class BinaryDataset {
+    public let path: String
+    private let file: HDF5File
+
+    public init(path: String) throws {
+        self.path = path
+        file = try HDF5File.open(path)
+    }
+
+    /// Number of rows and the row width of a split, after checking dtype and rank.
+    public func shape(of split: DataSplit) throws -> (rows: Int, width: Int) {
+        let name = "/" + split.rawValue
+        guard file.exists(name) else {
+            throw StorageError(file: path, object: name, problem: "split is missing",
+                               fix: "the dataset needs /train, /valid and /test; rebuild it with `bsvi-dist prepare-data`")
+        }
+        let info = try file.datasetInfo(name)
+        guard info.elementType == .uint8 else {
+            throw StorageError(file: path, object: name, problem: "dtype is \(info.elementType), expected uint8 with values 0/1",
+                               fix: "store binarized pixels as uint8")
+        }
+        guard info.shape.count == 2 else {
+            throw StorageError(file: path, object: name, problem: "rank is \(info.shape.count) (shape \(info.shape)), expected 2: [examples, pixels]",
+                               fix: "flatten each image into one row")
+        }
+        guard info.shape[0] > 0 else {
+            throw StorageError(file: path, object: name, problem: "split has zero rows", fix: "rebuild the dataset")
+        }
+        guard info.shape[1] > 0 else {
+            throw StorageError(file: path, object: name, problem: "rows have zero width", fix: "rebuild the dataset")
+        }
+        return (info.shape[0], info.shape[1])
+    }
+
+    /// Reads rows `rows` of `split` as Float32 0/1 into `out` (rows.count × width), rejecting
+    /// any value other than 0 or 1 with the count and the first offending row.
+    public func readRows(_ split: DataSplit, rows: Range<Int>, into out: Matrix) throws {
+        let (n, width) = try shape(of: split)
+        let name = "/" + split.rawValue
+        precondition(out.rows == rows.count && out.cols == width, "row buffer shape mismatch")
+        guard rows.lowerBound >= 0 && rows.upperBound <= n else {
+            throw StorageError(file: path, object: name, problem: "rows \(rows.lowerBound)..<\(rows.upperBound) are outside the split's \(n) rows")
+        }
+        var bytes = [UInt8](repeating: 0, count: rows.count * width)
+        try bytes.withUnsafeMutableBufferPointer {
+            try file.readUInt8Rows(name, rows: rows, width: width, into: $0.baseAddress!)
+        }
+        var bad = 0
+        var firstBadRow = -1
+        for i in 0..<bytes.count {
+            let v = bytes[i]
+            if v > 1 {
+                bad += 1
+                if firstBadRow < 0 { firstBadRow = rows.lowerBound + i / width }
+            }
+            out.base[i] = Float(v)
+        }
+        if bad > 0 {
+            throw StorageError(file: path, object: name,
+                               problem: "\(bad) values are not 0/1 (first in row \(firstBadRow))",
+                               fix: "binarize the data, e.g. with `bsvi-dist prepare-data`")
+        }
+    }
+
+    /// Reads a whole split into a new buffer (small splits, tests, evaluation shards).
+    public func readAll(_ split: DataSplit, rows: Range<Int>? = nil) throws -> (buffer: FloatBuffer, matrix: Matrix) {
+        let (n, width) = try shape(of: split)
+        let r = rows ?? 0..<n
+        let buffer = FloatBuffer(count: r.count * width)
+        let m = buffer.matrix(rows: r.count, cols: width)
+        try readRows(split, rows: r, into: m)
+        return (buffer, m)
+    }
+
+    public func stringAttribute(_ name: String) -> String? { try? file.stringAttribute(name) }
+    public func intAttribute(_ name: String) -> Int? { (try? file.scalarInt64Attribute(name)).map { Int($0) } }
+}
+
+/// Writes a dataset file in the layout above, atomically (temp file + rename).
+public enum BinaryDatasetWriter {
+    public struct Split {
+        public let name: DataSplit
+        public let rows: Int
+        public let width: Int
+        public let values: [UInt8]
+        public init(name: DataSplit, rows: Int, width: Int, values: [UInt8]) {
+            precondition(values.count == rows * width)
+            self.name = name
+            self.rows = rows
+            self.width = width
+            self.values = values
+        }
+    }
+
+    public static func write(to path: String, splits: [Split], imageHeight: Int, imageWidth: Int, source: String,
+                             extraIntAttributes: [String: Int64] = [:]) throws {
+        try AtomicFile.write(to: path) { tmp in
+            let f = try HDF5File.create(tmp)
+            for s in splits {
+                try s.values.withUnsafeBufferPointer { try f.writeUInt8("/" + s.name.rawValue, $0, shape: [s.rows, s.width]) }
+            }
+            try f.setAttribute("image_height", Int64(imageHeight))
+            try f.setAttribute("image_width", Int64(imageWidth))
+            try f.setAttribute("source", source)
+            for (k, v) in extraIntAttributes.sorted(by: { $0.key < $1.key }) { try f.setAttribute(k, v) }
+            try f.close()
+        }
+    }
+}

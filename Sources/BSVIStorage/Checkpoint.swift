@@ -1,0 +1,87 @@
+import BSVI
+import Foundation
+
+/// One evaluation result kept in a checkpoint's metric history.
+public struct MetricRecord: Codable, Equatable, Sendable {
+    public var step: Int
+    public var epoch: Int
+    public var split: String
+    public var examples: Int
+    public var samples: Int
+    public var logLikelihood: Double
+    public var elbo: Double
+    public var elboRefined: Double
+
+    public init(step: Int, epoch: Int, split: String, examples: Int, samples: Int, logLikelihood: Double,
+                elbo: Double, elboRefined: Double) {
+        self.step = step
+        self.epoch = epoch
+        self.split = split
+        self.examples = examples
+        self.samples = samples
+        self.logLikelihood = logLikelihood
+        self.elbo = elbo
+        self.elboRefined = elboRefined
+    }
+}
+
+/// What `--resume` needs beyond the model: optimizer state, the configuration, and where the
+/// run stood. Absent in model-only checkpoints written by other tools.
+public struct TrainingState: Equatable, Sendable {
+    public var configJSON: String
+    public var seed: UInt64
+    public var worldSize: Int
+    public var adamStep: Int
+    public var firstMoment: [Float]
+    public var secondMoment: [Float]
+    public var skippedSteps: Int
+
+    public init(configJSON: String, seed: UInt64, worldSize: Int, adamStep: Int, firstMoment: [Float],
+                secondMoment: [Float], skippedSteps: Int) {
+        self.configJSON = configJSON
+        self.seed = seed
+        self.worldSize = worldSize
+        self.adamStep = adamStep
+        self.firstMoment = firstMoment
+        self.secondMoment = secondMoment
+        self.skippedSteps = skippedSteps
+    }
+}
+
+/// A checkpoint in the layout of docs/checkpoint-format.md.
+public struct Checkpoint: Equatable {
+    public static let format = "bsvi-checkpoint"
+    public static let formatVersion: Int64 = 1
+
+    public var shape: ModelShape
+    public var method: String
+    /// Optimizer steps taken so far (global, the same on every rank).
+    public var step: Int
+    /// Epoch the next step belongs to (0-based).
+    public var epoch: Int
+    /// Learned π logits, if any; the flat parameter vector holds them last.
+    public var piCount: Int
+    /// All parameters in `VAEModel(shape:piCount:)` layout order.
+    public var parameters: [Float]
+    public var training: TrainingState?
+    public var history: [MetricRecord]
+
+    public init(shape: ModelShape, method: String, step: Int, epoch: Int, piCount: Int, parameters: [Float],
+                training: TrainingState?, history: [MetricRecord]) {
+        self.shape = shape
+        self.method = method
+        self.step = step
+        self.epoch = epoch
+        self.piCount = piCount
+        self.parameters = parameters
+        self.training = training
+        self.history = history
+    }
+
+    public var model: VAEModel { VAEModel(shape: shape, piCount: piCount) }
+
+    /// Where a tensor of the parameter layout is stored in the file.
+    public static func datasetPath(for tensorName: String) -> String {
+        tensorName == "pi/logits" ? "/training/pi_logits" : "/model/" + tensorName
+    }
+}

@@ -1,0 +1,157 @@
+import BSVI
+import Foundation
+
+/// Writes and reads checkpoints. Writes are atomic (AtomicFile); reads validate everything
+/// a later computation relies on and name the file, object and problem when something is off.
+public enum CheckpointFile {
+    public static func write(_ c: Checkpoint, to path: String) throws {
+        let model = c.model
+        precondition(c.parameters.count == model.parameterCount, "checkpoint parameters do not match the layout")
+        guard c.parameters.allSatisfy({ $0.isFinite }) else {
+            throw StorageError(file: path, problem: "refusing to write a checkpoint with non-finite parameters")
+        }
+        try AtomicFile.write(to: path) { tmp in
+            let f = try HDF5File.create(tmp)
+            try f.setAttribute("format", Checkpoint.format)
+            try f.setAttribute("format_version", Checkpoint.formatVersion)
+            try f.setAttribute("step", Int64(c.step))
+            try f.setAttribute("epoch", Int64(c.epoch))
+            try f.setAttribute("method", c.method)
+            try f.createGroup("/model")
+            try f.setAttribute("input_dim", on: "/model", Int64(c.shape.inputDim))
+            try f.setAttribute("latent_dim", on: "/model", Int64(c.shape.latentDim))
+            try f.setAttribute("hidden_dims", on: "/model", c.shape.hiddenDims.map { Int64($0) })
+            try f.setAttribute("activation", on: "/model", c.shape.activation.rawValue)
+            try f.setAttribute("likelihood", on: "/model", "bernoulli")
+            try c.parameters.withUnsafeBufferPointer { all in
+                for t in model.layout.tensors {
+                    let slice = UnsafeBufferPointer(rebasing: all[t.offset..<(t.offset + t.count)])
+                    try f.writeFloats(Checkpoint.datasetPath(for: t.name), slice, shape: t.shape)
+                }
+            }
+            if let s = c.training {
+                try f.createGroup("/training")
+                try f.setAttribute("config", on: "/training", s.configJSON)
+                try f.setAttribute("seed", on: "/training", Int64(bitPattern: s.seed))
+                try f.setAttribute("world_size", on: "/training", Int64(s.worldSize))
+                try f.setAttribute("adam_step", on: "/training", Int64(s.adamStep))
+                try f.setAttribute("skipped_steps", on: "/training", Int64(s.skippedSteps))
+                try f.setAttribute("parameter_order", on: "/training",
+                                   model.layout.tensors.map { Checkpoint.datasetPath(for: $0.name) }.joined(separator: ","))
+                try f.writeFloats("/training/adam_first_moment", s.firstMoment, shape: [s.firstMoment.count])
+                try f.writeFloats("/training/adam_second_moment", s.secondMoment, shape: [s.secondMoment.count])
+            }
+            try f.createGroup("/metrics")
+            let h = c.history
+            try f.writeInt64s("/metrics/step", h.map { Int64($0.step) })
+            try f.writeInt64s("/metrics/epoch", h.map { Int64($0.epoch) })
+            try f.writeStrings("/metrics/split", h.map { $0.split })
+            try f.writeInt64s("/metrics/examples", h.map { Int64($0.examples) })
+            try f.writeInt64s("/metrics/samples", h.map { Int64($0.samples) })
+            try f.writeDoubles("/metrics/log_likelihood", h.map { $0.logLikelihood })
+            try f.writeDoubles("/metrics/elbo", h.map { $0.elbo })
+            try f.writeDoubles("/metrics/elbo_refined", h.map { $0.elboRefined })
+            try f.close()
+        }
+    }
+
+    /// Reads a checkpoint. Only the model part (DESIGN.md §4) is required; training state and
+    /// history are read when present. With `requireTrainingState`, a model-only file is an error.
+    public static func read(_ path: String, requireTrainingState: Bool = false) throws -> Checkpoint {
+        let f = try HDF5File.open(path)
+        func problem(_ object: String?, _ what: String, fix: String? = nil) -> StorageError {
+            StorageError(file: path, object: object, problem: what, fix: fix)
+        }
+        if f.hasAttribute("format") {
+            let format = try f.stringAttribute("format")
+            guard format == Checkpoint.format else {
+                throw problem("/", "format is '\(format)', not '\(Checkpoint.format)'", fix: "pass a bsvi-dist checkpoint")
+            }
+        }
+        guard f.exists("/model") else {
+            throw problem("/model", "not a bsvi-dist checkpoint: the /model group is missing",
+                          fix: "pass a checkpoint written by bsvi-dist train (or in the layout of docs/checkpoint-format.md)")
+        }
+        if f.hasAttribute("format_version") {
+            let version = try f.scalarInt64Attribute("format_version")
+            guard version == Checkpoint.formatVersion else {
+                throw problem("/", "format_version is \(version); this build reads version \(Checkpoint.formatVersion)",
+                              fix: "use the bsvi-dist version that wrote it")
+            }
+        }
+        let inputDim = Int(try f.scalarInt64Attribute("input_dim", on: "/model"))
+        let latentDim = Int(try f.scalarInt64Attribute("latent_dim", on: "/model"))
+        let hidden = try f.int64Attribute("hidden_dims", on: "/model").map { Int($0) }
+        let activationName = try f.stringAttribute("activation", on: "/model")
+        guard let activation = Activation(rawValue: activationName) else {
+            throw problem("/model", "unknown activation '\(activationName)'", fix: "use one of tanh, relu, softplus")
+        }
+        if f.hasAttribute("likelihood", on: "/model") {
+            let lik = try f.stringAttribute("likelihood", on: "/model")
+            guard lik == "bernoulli" else { throw problem("/model", "likelihood '\(lik)' is not supported (only bernoulli)") }
+        }
+        guard inputDim > 0, latentDim > 0, hidden.allSatisfy({ $0 > 0 }) else {
+            throw problem("/model", "input_dim, latent_dim and hidden_dims must be positive (found \(inputDim), \(latentDim), \(hidden))")
+        }
+        let shape = ModelShape(inputDim: inputDim, latentDim: latentDim, hiddenDims: hidden, activation: activation)
+        let piCount = f.exists("/training/pi_logits") ? (try f.datasetInfo("/training/pi_logits")).count : 0
+        let model = VAEModel(shape: shape, piCount: piCount)
+        var params = [Float](repeating: 0, count: model.parameterCount)
+        for t in model.layout.tensors {
+            let name = Checkpoint.datasetPath(for: t.name)
+            guard f.exists(name) else {
+                throw problem(name, "dataset is missing (expected by input_dim/latent_dim/hidden_dims)")
+            }
+            let (values, fileShape) = try f.readFloats(name)
+            guard fileShape == t.shape else {
+                throw problem(name, "shape \(fileShape) disagrees with the model attributes, which imply \(t.shape)")
+            }
+            if let bad = values.firstIndex(where: { !$0.isFinite }) {
+                throw problem(name, "non-finite value \(values[bad]) at flat index \(bad)")
+            }
+            for i in 0..<t.count { params[t.offset + i] = values[i] }
+        }
+        let step = f.hasAttribute("step") ? Int(try f.scalarInt64Attribute("step")) : 0
+        let epoch = f.hasAttribute("epoch") ? Int(try f.scalarInt64Attribute("epoch")) : 0
+        let method = f.hasAttribute("method") ? try f.stringAttribute("method") : "unknown"
+        var training: TrainingState? = nil
+        if f.exists("/training") && f.hasAttribute("config", on: "/training") {
+            let m = try f.readFloats("/training/adam_first_moment").values
+            let v = try f.readFloats("/training/adam_second_moment").values
+            guard m.count == model.parameterCount, v.count == model.parameterCount else {
+                throw problem("/training", "optimizer moments have \(m.count)/\(v.count) entries, the model has \(model.parameterCount) parameters")
+            }
+            guard m.allSatisfy({ $0.isFinite }), v.allSatisfy({ $0.isFinite }) else {
+                throw problem("/training", "optimizer moments contain non-finite values")
+            }
+            training = TrainingState(
+                configJSON: try f.stringAttribute("config", on: "/training"),
+                seed: UInt64(bitPattern: try f.scalarInt64Attribute("seed", on: "/training")),
+                worldSize: Int(try f.scalarInt64Attribute("world_size", on: "/training")),
+                adamStep: Int(try f.scalarInt64Attribute("adam_step", on: "/training")),
+                firstMoment: m, secondMoment: v,
+                skippedSteps: f.hasAttribute("skipped_steps", on: "/training") ? Int(try f.scalarInt64Attribute("skipped_steps", on: "/training")) : 0)
+        } else if requireTrainingState {
+            throw problem("/training", "the checkpoint holds only the model, not the optimizer state and configuration that --resume needs",
+                          fix: "resume from a checkpoint written by bsvi-dist train, or start a new run")
+        }
+        var history: [MetricRecord] = []
+        if f.exists("/metrics/step") {
+            let steps = try f.readInt64s("/metrics/step"), epochs = try f.readInt64s("/metrics/epoch")
+            let splits = try f.readStrings("/metrics/split"), examples = try f.readInt64s("/metrics/examples")
+            let samples = try f.readInt64s("/metrics/samples")
+            let ll = try f.readDoubles("/metrics/log_likelihood"), elbo = try f.readDoubles("/metrics/elbo")
+            let elboK = try f.readDoubles("/metrics/elbo_refined")
+            let n = steps.count
+            guard [epochs.count, splits.count, examples.count, samples.count, ll.count, elbo.count, elboK.count].allSatisfy({ $0 == n }) else {
+                throw problem("/metrics", "metric columns have different lengths")
+            }
+            history = (0..<n).map {
+                MetricRecord(step: Int(steps[$0]), epoch: Int(epochs[$0]), split: splits[$0], examples: Int(examples[$0]),
+                             samples: Int(samples[$0]), logLikelihood: ll[$0], elbo: elbo[$0], elboRefined: elboK[$0])
+            }
+        }
+        return Checkpoint(shape: shape, method: method, step: step, epoch: epoch, piCount: piCount, parameters: params,
+                          training: training, history: history)
+    }
+}

@@ -1,0 +1,54 @@
+import BSVIStorage
+import Foundation
+
+/// The checkpoints of one run: <run-dir>/checkpoints/ckpt-<step>.h5, written atomically by
+/// rank 0, newest `keep` retained.
+public struct CheckpointStore {
+    public let folder: String
+    public let keep: Int
+
+    public init(runDirectory: String, keep: Int) {
+        folder = (runDirectory as NSString).appendingPathComponent("checkpoints")
+        self.keep = keep
+    }
+
+    public func path(step: Int) -> String { (folder as NSString).appendingPathComponent("ckpt-\(step).h5") }
+
+    /// Existing checkpoints, newest (highest step) first.
+    public func list() -> [(step: Int, path: String)] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+        return names.compactMap { name -> (Int, String)? in
+            guard name.hasPrefix("ckpt-"), name.hasSuffix(".h5"),
+                  let step = Int(name.dropFirst(5).dropLast(3)) else { return nil }
+            return (step, (folder as NSString).appendingPathComponent(name))
+        }.sorted { $0.0 > $1.0 }
+    }
+
+    /// Removes temp files left by a writer that died mid-write (they were never renamed into place).
+    public func removeStaleTemporaryFiles() {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+        for name in names where name.hasPrefix(".ckpt-") && name.contains(".tmp-") {
+            try? FileManager.default.removeItem(atPath: (folder as NSString).appendingPathComponent(name))
+        }
+    }
+
+    public func save(_ checkpoint: Checkpoint) throws -> String {
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let p = path(step: checkpoint.step)
+        try CheckpointFile.write(checkpoint, to: p)
+        for old in list().dropFirst(keep) { try? FileManager.default.removeItem(atPath: old.path) }
+        return p
+    }
+
+    /// The newest checkpoint that reads and validates, with a warning for each one skipped.
+    public func newestValid(warn: (String) -> Void) -> (Checkpoint, String)? {
+        for c in list() {
+            do {
+                return (try CheckpointFile.read(c.path, requireTrainingState: true), c.path)
+            } catch {
+                warn("warning: skipping unreadable checkpoint \(c.path): \(error)")
+            }
+        }
+        return nil
+    }
+}

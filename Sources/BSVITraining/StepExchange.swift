@@ -1,0 +1,58 @@
+import BSVI
+import BSVIParallel
+
+/// The one flat Float32 buffer each step allreduces: every gradient (encoder, decoder, π
+/// logits, in layout order) followed by the loss sums and the control flags. One collective a
+/// step keeps the ranks in lockstep and makes skip/stop decisions collective by construction.
+public final class StepExchange {
+    public enum Slot: Int, CaseIterable {
+        case boundSum, elboInitialSum, elboRefinedSum, examples, nonFiniteRanks, stopRequests
+    }
+
+    public let parameterCount: Int
+    public let buffer: FloatBuffer
+
+    public init(parameterCount: Int) {
+        self.parameterCount = parameterCount
+        buffer = FloatBuffer(count: parameterCount + Slot.allCases.count)
+    }
+
+    /// The gradient part, laid out like the parameters.
+    public var gradients: FloatBuffer { buffer }
+
+    public subscript(slot: Slot) -> Float {
+        get { buffer[parameterCount + slot.rawValue] }
+        set { buffer[parameterCount + slot.rawValue] = newValue }
+    }
+
+    public func reset() { buffer.zero() }
+
+    /// Fills the sums and flags after the local work; a rank flags itself if anything it is
+    /// about to contribute is NaN or ±∞.
+    public func finishLocal(_ stats: BatchStatistics, stopRequested: Bool) {
+        self[.boundSum] = Float(stats.boundSum)
+        self[.elboInitialSum] = Float(stats.elboInitialSum)
+        self[.elboRefinedSum] = Float(stats.elboRefinedSum)
+        self[.examples] = Float(stats.examples)
+        var finite = stats.boundSum.isFinite
+        let g = buffer.base
+        for i in 0..<parameterCount where !g[i].isFinite { finite = false; break }
+        self[.nonFiniteRanks] = finite ? 0 : 1
+        self[.stopRequests] = stopRequested ? 1 : 0
+    }
+
+    public func allreduce(_ comm: Communicator) { comm.allreduceSum(buffer.base, count: buffer.count) }
+}
+
+/// FNV-1a over the bytes of the parameters: equal on all ranks iff they hold the same bits.
+public func parameterChecksum(_ p: FloatBuffer) -> UInt64 {
+    var h: UInt64 = 0xcbf2_9ce4_8422_2325
+    for i in 0..<p.count {
+        var bits = p[i].bitPattern
+        for _ in 0..<4 {
+            h = (h ^ UInt64(bits & 0xff)) &* 0x100_0000_01b3
+            bits >>= 8
+        }
+    }
+    return h
+}

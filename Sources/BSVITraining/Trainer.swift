@@ -1,0 +1,320 @@
+import BSVI
+import BSVIParallel
+import BSVIStorage
+import CShims
+import Foundation
+
+/// How a run ended.
+public enum TrainingOutcome: Equatable {
+    case finished(step: Int)
+    case stoppedBySignal(step: Int, checkpoint: String)
+}
+
+/// Options that change what a run reports or records, not what it computes.
+public struct RunOptions {
+    /// "auto", a checkpoint path, or nil for a fresh run.
+    public var resume: String?
+    /// Writes the first step's averaged objective gradient (Float32, little endian, layout order).
+    public var gradientDumpPath: String?
+    public var progressInterval: TimeInterval = 10
+    public init() {}
+}
+
+/// The data-parallel training loop (DESIGN.md §5), identical for one process and P ranks.
+public final class Trainer {
+    public let config: TrainingConfiguration
+    public let options: RunOptions
+    let comm: Communicator
+    let progress: ProgressReporter
+
+    public init(config: TrainingConfiguration, options: RunOptions = RunOptions(), comm: Communicator) {
+        self.config = config
+        self.options = options
+        self.comm = comm
+        progress = ProgressReporter(enabled: comm.isRoot, interval: options.progressInterval)
+    }
+
+    func say(_ s: String) { progress.line(s) }
+
+    public func run() throws -> TrainingOutcome {
+        try config.validate()
+        let runDir = config.runDirectory
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: runDir, isDirectory: &isDir) && !isDir.boolValue {
+            throw TrainingError.invalidConfiguration(flag: "--run-dir", problem: "\(runDir) is a file, not a folder; choose another path")
+        }
+        let dataset = try BinaryDataset(path: config.dataPath)
+        let (trainRows, width) = try dataset.shape(of: .train)
+        let plan = ShardPlan(totalRows: trainRows, worldSize: comm.size, rank: comm.rank, globalBatch: config.batchSize)
+        try plan.validate(dataPath: config.dataPath)
+
+        var shape = config.modelShape
+        shape.inputDim = width
+        let model = VAEModel(shape: shape, piCount: config.objective.piCount)
+        let params = FloatBuffer(count: model.parameterCount)
+        let adam = Adam(parameterCount: model.parameterCount, learningRate: config.learningRate)
+        let store = CheckpointStore(runDirectory: runDir, keep: config.keepCheckpoints)
+        var history: [MetricRecord] = []
+        var step = 0
+        var skippedTotal = 0
+
+        // Rank 0 builds or loads the state; every rank receives it (including Adam's moments).
+        var startError = ""
+        if comm.isRoot {
+            do {
+                try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
+                store.removeStaleTemporaryFiles()
+                if let resume = options.resume {
+                    let (ckpt, path) = try loadResumeCheckpoint(resume, store: store)
+                    try checkCompatible(ckpt, path: path, model: model)
+                    params.copy(from: ckpt.parameters)
+                    adam.firstMoment.copy(from: ckpt.training!.firstMoment)
+                    adam.secondMoment.copy(from: ckpt.training!.secondMoment)
+                    adam.step = ckpt.training!.adamStep
+                    step = ckpt.step
+                    skippedTotal = ckpt.training!.skippedSteps
+                    history = ckpt.history
+                    say("resuming from \(path) at step \(step)")
+                } else {
+                    params.copy(from: model.makeInitialParameters(seed: config.seed))
+                }
+            } catch {
+                startError = "\(error)"
+            }
+        }
+        startError = comm.broadcast(string: startError)
+        if !startError.isEmpty {
+            if comm.isRoot { throw StartupError(message: startError) }
+            throw StartupError(message: startError, silent: true)
+        }
+        comm.broadcast(params.base, count: params.count)
+        comm.broadcast(adam.firstMoment.base, count: params.count)
+        comm.broadcast(adam.secondMoment.base, count: params.count)
+        var counters = [Int64(step), Int64(adam.step), Int64(skippedTotal)]
+        counters.withUnsafeMutableBytes { comm.broadcast($0.baseAddress!, byteCount: 24, root: 0) }
+        step = Int(counters[0]); adam.step = Int(counters[1]); skippedTotal = Int(counters[2])
+
+        let metrics = comm.isRoot ? try MetricsLog(path: (runDir as NSString).appendingPathComponent("metrics.csv")) : nil
+
+        // Each rank holds only its own shard of /train.
+        let shard = FloatBuffer(count: plan.shardSize * width)
+        try dataset.readRows(.train, rows: plan.shardRows, into: shard.matrix(rows: plan.shardSize, cols: width))
+        let b = plan.localBatch
+        let xBuffer = FloatBuffer(count: b * width)
+        let x = xBuffer.matrix(rows: b, cols: width)
+        var ids = [Int](repeating: 0, count: b)
+        let objective = BatchObjective(model: model, settings: config.objective, batchCapacity: b)
+        let exchange = StepExchange(parameterCount: model.parameterCount)
+        let stepsPerEpoch = plan.stepsPerEpoch
+        let totalSteps = min(config.epochs > 0 ? config.epochs * stepsPerEpoch : Int.max,
+                             config.maxSteps > 0 ? config.maxSteps : Int.max)
+        if comm.isRoot {
+            say("bsvi-dist: \(config.method.rawValue) k=\(config.k)\(config.method == .bsvi ? " pi=\(config.pi.rawValue)" : "") on \(comm.size) rank(s), "
+                + "\(trainRows) training rows (\(plan.shardSize) per rank, \(plan.unusedTailRows) tail rows unused), "
+                + "batch \(config.batchSize) (\(b) per rank), \(stepsPerEpoch) steps/epoch, \(totalSteps) steps in total")
+        }
+
+        let runStart = Date()
+        var epochStart = Date()
+        var epochSums = (bound: 0.0, elbo: 0.0, elboK: 0.0, examples: 0.0)
+        var order: [Int] = []
+        var orderEpoch = -1
+        var badStreak = 0
+        var gradientDumped = false
+        var lastCheckpoint: String? = store.list().first?.path
+
+        func checkpoint(epoch: Int) throws -> String? {
+            guard comm.isRoot else { return nil }
+            let c = Checkpoint(shape: model.shape, method: config.method.rawValue, step: step, epoch: epoch,
+                               piCount: model.piLogits?.count ?? 0, parameters: params.array,
+                               training: TrainingState(configJSON: config.jsonString(), seed: config.seed, worldSize: comm.size,
+                                                       adamStep: adam.step, firstMoment: adam.firstMoment.array,
+                                                       secondMoment: adam.secondMoment.array, skippedSteps: skippedTotal),
+                               history: history)
+            let path = try store.save(c)
+            lastCheckpoint = path
+            return path
+        }
+
+        func evaluate(_ split: DataSplit, epoch: Int) throws -> EvaluationResult {
+            let r = try DistributedEvaluation.run(
+                comm: comm, dataset: dataset, split: split, limit: config.evalLimit, model: model, params: params,
+                samples: config.evalSamples, refinement: config.evaluationRefinement, proposal: config.evalProposal,
+                seed: config.seed,
+                progress: { [progress] done, total in
+                    progress.update("evaluating \(split.rawValue): \(done)/\(total) examples", fraction: Double(done) / Double(max(total, 1)))
+                })
+            history.append(MetricRecord(step: step, epoch: epoch, split: split.rawValue, examples: r.examples, samples: r.samples,
+                                        logLikelihood: r.logLikelihood, elbo: r.elbo, elboRefined: r.elboRefined))
+            metrics?.recordEvaluation(r, epoch: epoch, step: step, skippedSteps: skippedTotal,
+                                      wallSeconds: Date().timeIntervalSince(runStart))
+            say(String(format: "eval %@ (epoch %d, step %d): log p(x) ≈ %.3f nats (K=%d, %d examples), ELBO(λ₀) %.3f, ELBO(λ_%d) %.3f, gap %.3f [%.1fs]",
+                       split.rawValue, epoch, step, r.logLikelihood, r.samples, r.examples, r.elbo, r.refinementSteps,
+                       r.elboRefined, r.amortizationGap, r.seconds))
+            return r
+        }
+
+        while step < totalSteps {
+            let epoch = step / stepsPerEpoch, t = step % stepsPerEpoch
+            if orderEpoch != epoch {
+                order = plan.epochOrder(seed: config.seed, epoch: epoch)
+                orderEpoch = epoch
+                epochStart = Date()
+                epochSums = (0, 0, 0, 0)
+            }
+            for i in 0..<b {
+                let local = order[t * b + i]
+                ids[i] = plan.shardRows.lowerBound + local
+                x.row(i).update(from: shard.base + local * width, count: width)
+            }
+            exchange.reset()
+            let noise = NoiseSource(seed: config.seed, purpose: .trainingNoise, context: UInt64(epoch))
+            let stats = objective.accumulate(x: x, exampleIDs: ids, noise: noise, params: params, grads: exchange.gradients)
+            exchange.finishLocal(stats, stopRequested: bsvi_stop_signal() != 0)
+            exchange.allreduce(comm)
+
+            let globalBatch = Float(config.batchSize)
+            if let dump = options.gradientDumpPath, comm.isRoot, !gradientDumped {
+                gradientDumped = true
+                let mean = (0..<model.parameterCount).map { exchange.gradients[$0] / globalBatch }
+                try mean.withUnsafeBytes { try Data($0).write(to: URL(fileURLWithPath: dump)) }
+            }
+            step += 1
+            if exchange[.nonFiniteRanks] > 0 {
+                badStreak += 1
+                skippedTotal += 1
+                say("step \(step): non-finite loss or gradient on \(Int(exchange[.nonFiniteRanks])) rank(s); skipped on all ranks (\(badStreak) in a row)")
+                if badStreak >= config.maxBadSteps {
+                    throw TrainingError.tooManyBadSteps(count: badStreak, lastCheckpoint: lastCheckpoint)
+                }
+            } else {
+                badStreak = 0
+                adam.update(params, gradient: exchange.gradients.base, gradientScale: -1 / globalBatch)
+                epochSums.bound += Double(exchange[.boundSum])
+                epochSums.elbo += Double(exchange[.elboInitialSum])
+                epochSums.elboK += Double(exchange[.elboRefinedSum])
+                epochSums.examples += Double(exchange[.examples])
+            }
+
+            if config.consistencyEvery > 0 && step % config.consistencyEvery == 0 {
+                try checkConsistency(params)
+            }
+            let elapsed = Date().timeIntervalSince(epochStart)
+            let rate = epochSums.examples / max(elapsed, 1e-9)
+            let stepInEpoch = step - epoch * stepsPerEpoch
+            progress.update(String(format: "epoch %d step %d/%d (%d/%d in epoch) bound %.3f %.0f ex/s",
+                                   epoch + 1, step, totalSteps, stepInEpoch, stepsPerEpoch,
+                                   epochSums.bound / max(epochSums.examples, 1), rate),
+                            fraction: Double(step) / Double(totalSteps))
+
+            let epochEnded = step % stepsPerEpoch == 0
+            if epochEnded {
+                let n = max(epochSums.examples, 1)
+                metrics?.recordEpoch(epoch: epoch, step: step, examples: Int(epochSums.examples), bound: epochSums.bound / n,
+                                     elbo: epochSums.elbo / n, elboRefined: epochSums.elboK / n, examplesPerSecond: rate,
+                                     skippedSteps: skippedTotal, wallSeconds: Date().timeIntervalSince(runStart))
+                say(String(format: "epoch %d done: step %d, bound %.3f, ELBO(λ₀) %.3f, ELBO(λ_k) %.3f, %.0f examples/s, %d skipped steps",
+                           epoch + 1, step, epochSums.bound / n, epochSums.elbo / n, epochSums.elboK / n, rate, skippedTotal))
+                if config.evalEvery > 0 && (epoch + 1) % config.evalEvery == 0 {
+                    _ = try evaluate(.valid, epoch: epoch + 1)
+                }
+            }
+            let stopRequested = exchange[.stopRequests] > 0
+            if stopRequested || epochEnded || (config.checkpointEvery > 0 && step % config.checkpointEvery == 0) {
+                // The epoch a checkpoint names is the epoch its next step belongs to.
+                _ = try checkpoint(epoch: step / stepsPerEpoch)
+            }
+            if stopRequested {
+                let path = lastCheckpoint ?? "(none)"
+                say("stop requested (signal): all ranks stopped after step \(step); checkpoint \(path). "
+                    + "Resume with the same command plus --resume auto")
+                return .stoppedBySignal(step: step, checkpoint: path)
+            }
+        }
+
+        try checkConsistency(params)
+        let finalEpoch = step / stepsPerEpoch
+        var finalEval: EvaluationResult? = nil
+        if !config.skipFinalEval { finalEval = try evaluate(.test, epoch: finalEpoch) }
+        _ = try checkpoint(epoch: finalEpoch)
+        if comm.isRoot {
+            let finalPath = (runDir as NSString).appendingPathComponent("final.h5")
+            try CheckpointFile.write(CheckpointFile.read(lastCheckpoint!), to: finalPath)
+            try writeSummary(step: step, epoch: finalEpoch, params: params, finalEval: finalEval,
+                             seconds: Date().timeIntervalSince(runStart))
+            say("done: \(step) steps; final checkpoint \(finalPath)")
+        } else {
+            _ = comm.allgather(parameterChecksum(params))
+        }
+        return .finished(step: step)
+    }
+
+    /// Compares parameter checksums across ranks (a collective: every rank calls it at the
+    /// same steps) and stops the run if any rank disagrees with rank 0.
+    func checkConsistency(_ params: FloatBuffer) throws {
+        let sums = comm.allgather(parameterChecksum(params))
+        let differing = sums.indices.filter { sums[$0] != sums[0] }
+        if !differing.isEmpty {
+            throw TrainingError.ranksDiverged(detail: "rank(s) \(differing.map(String.init).joined(separator: ", ")) differ from rank 0")
+        }
+    }
+
+    func writeSummary(step: Int, epoch: Int, params: FloatBuffer, finalEval: EvaluationResult?, seconds: Double) throws {
+        let sums = comm.allgather(parameterChecksum(params))
+        struct Summary: Codable {
+            var steps: Int
+            var epoch: Int
+            var worldSize: Int
+            var parameterChecksums: [String]
+            var finalEvaluation: EvaluationResult?
+            var seconds: Double
+        }
+        let s = Summary(steps: step, epoch: epoch, worldSize: comm.size,
+                        parameterChecksums: sums.map { String(format: "%016llx", $0) }, finalEvaluation: finalEval, seconds: seconds)
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try e.encode(s).write(to: URL(fileURLWithPath: (config.runDirectory as NSString).appendingPathComponent("summary.json")))
+    }
+
+    func loadResumeCheckpoint(_ resume: String, store: CheckpointStore) throws -> (Checkpoint, String) {
+        if resume == "auto" {
+            guard let found = store.newestValid(warn: { self.say($0) }) else {
+                throw TrainingError.resume(file: store.folder, problem: "no valid checkpoint found",
+                                           fix: "start without --resume, or point --run-dir at the run to continue")
+            }
+            return found
+        }
+        return (try CheckpointFile.read(resume, requireTrainingState: true), resume)
+    }
+
+    /// A resumed run must continue the same experiment on the same number of ranks.
+    func checkCompatible(_ c: Checkpoint, path: String, model: VAEModel) throws {
+        guard let t = c.training else { throw TrainingError.resume(file: path, problem: "no training state", fix: "start a new run") }
+        let saved = try TrainingConfiguration.fromJSON(t.configJSON)
+        var differences: [String] = []
+        if c.shape != model.shape { differences.append("model shape \(c.shape) vs \(model.shape)") }
+        if saved.method != config.method { differences.append("--method \(saved.method.rawValue) vs \(config.method.rawValue)") }
+        if saved.k != config.k { differences.append("--k \(saved.k) vs \(config.k)") }
+        if saved.pi != config.pi { differences.append("--pi \(saved.pi.rawValue) vs \(config.pi.rawValue)") }
+        if saved.batchSize != config.batchSize { differences.append("--batch-size \(saved.batchSize) vs \(config.batchSize)") }
+        if saved.seed != config.seed { differences.append("--seed \(saved.seed) vs \(config.seed)") }
+        if t.worldSize != comm.size { differences.append("world size \(t.worldSize) vs \(comm.size)") }
+        if c.parameters.count != model.parameterCount { differences.append("parameter count \(c.parameters.count) vs \(model.parameterCount)") }
+        if !differences.isEmpty {
+            throw TrainingError.resume(file: path, problem: "the checkpoint was written by a different run: " + differences.joined(separator: "; "),
+                                       fix: "resume with the original flags and number of ranks, or start a new --run-dir")
+        }
+    }
+}
+
+/// An error found by rank 0 while starting (bad checkpoint, unwritable run dir) and broadcast
+/// so that every rank stops together; only rank 0 reports it.
+public struct StartupError: Error, CustomStringConvertible {
+    public let message: String
+    public var silent: Bool
+    public init(message: String, silent: Bool = false) {
+        self.message = message
+        self.silent = silent
+    }
+    public var description: String { message }
+}

@@ -1,0 +1,15 @@
+import ArgumentParser
+
+@main
+struct BSVIDist: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bsvi-dist",
+        abstract: "Train VAEs with Buffered Stochastic Variational Inference on one process or many MPI ranks.",
+        discussion: """
+            Without a subcommand, `bsvi-dist` trains (same as `bsvi-dist train`).
+            Under mpirun every rank trains on its own shard and gradients are allreduced:
+              mpirun -np 2 bsvi-dist --epochs 5
+            """,
+        subcommands: [Train.self, Evaluate.self, Inspect.self, PrepareData.self],
+        defaultSubcommand: Train.self)
+}

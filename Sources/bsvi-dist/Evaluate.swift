@@ -1,0 +1,74 @@
+import ArgumentParser
+import BSVI
+import BSVIParallel
+import BSVIStorage
+import BSVITraining
+import CShims
+import Foundation
+
+struct Evaluate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Importance-sampled log-likelihood, ELBO(λ₀) and ELBO after refinement of a checkpoint; runs under mpirun too.")
+
+    @Argument(help: "Checkpoint file (only the model part is needed).") var checkpoint: String
+    @Option(help: "Dataset file.") var data: String = "data/fashion-mnist.h5"
+    @Option(help: "Split: test, valid or train.") var split: DataSplit = .test
+    @Option(help: "Importance samples K per example.") var samples: Int = 5000
+    @Option(help: "Evaluate only the first N rows (0: all).") var limit: Int = 0
+    @Option(help: "Importance-sampling proposal: encoder (λ₀) or refined (λ_k).") var proposal: Proposal = .encoder
+    @Option(help: "SVI steps for ELBO(λ_k) and the refined proposal (default: the checkpoint's k, at least 1; else 5).") var refineSteps: Int?
+    @Option(help: "SVI step size (default: the checkpoint's).") var sviLr: Float?
+    @Option(help: "SVI rule (default: the checkpoint's).") var sviRule: RefinementRule?
+    @Option(help: "Seed of the evaluation noise.") var seed: UInt64 = 1
+    @Flag(help: "Print one JSON object instead of text.") var json = false
+
+    func validate() throws {
+        if samples < 1 { throw ValidationError("--samples must be ≥ 1, got \(samples)") }
+        if limit < 0 { throw ValidationError("--limit must be ≥ 0 (0: all rows), got \(limit)") }
+        if let r = refineSteps, r < 0 { throw ValidationError("--refine-steps must be ≥ 0, got \(r)") }
+        if let l = sviLr, !(l >= 0) { throw ValidationError("--svi-lr must be ≥ 0, got \(l)") }
+    }
+
+    func run() throws {
+        setBLASThreads(1)
+        let comm = makeCommunicator()
+        runCollectively(comm) {
+            let ckpt = try ModelDistribution.load(checkpoint, comm: comm)
+            let dataset = try BinaryDataset(path: data)
+            var refinement = RefinementSettings(steps: 5, learningRate: 0.02, rule: .adam)
+            if let json = ckpt.training?.configJSON, let trained = try? TrainingConfiguration.fromJSON(json) {
+                refinement = trained.evaluationRefinement
+            }
+            if let r = refineSteps { refinement.steps = r }
+            if let l = sviLr { refinement.learningRate = l }
+            if let r = sviRule { refinement.rule = r }
+            let params = FloatBuffer(ckpt.parameters)
+            let progress = ProgressReporter(enabled: comm.isRoot && !json)
+            let r = try DistributedEvaluation.run(
+                comm: comm, dataset: dataset, split: split, limit: limit, model: ckpt.model, params: params, samples: samples,
+                refinement: refinement, proposal: proposal, seed: seed,
+                progress: { done, total in progress.update("evaluating \(done)/\(total)", fraction: Double(done) / Double(max(total, 1))) })
+            guard comm.isRoot else { return }
+            if json {
+                let object: [String: Any] = [
+                    "checkpoint": checkpoint, "split": r.split, "examples": r.examples, "samples": r.samples,
+                    "proposal": r.proposal, "refinement_steps": r.refinementSteps, "log_likelihood": r.logLikelihood,
+                    "elbo": r.elbo, "elbo_refined": r.elboRefined, "amortization_gap": r.amortizationGap,
+                    "ranks": comm.size, "seconds": r.seconds,
+                ]
+                let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+                print(String(decoding: data, as: UTF8.self))
+            } else {
+                progress.line(String(format: """
+                    %@ split: %d examples, K = %d samples from the %@ proposal
+                      log p(x)      ≈ %.4f nats per example
+                      ELBO(λ₀)      = %.4f
+                      ELBO(λ_%d)     = %.4f  (refined: %@ η=%g)
+                      amortization gap ELBO(λ_k) − ELBO(λ₀) = %.4f
+                    """, r.split, r.examples, r.samples, r.proposal, r.logLikelihood, r.elbo, r.refinementSteps, r.elboRefined,
+                    refinement.rule.rawValue, Double(refinement.learningRate), r.amortizationGap))
+            }
+        }
+    }
+}

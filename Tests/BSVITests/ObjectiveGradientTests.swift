@@ -1,0 +1,332 @@
+import BSVI
+import Foundation
+import Testing
+
+/// BatchObjective.accumulate against a Float64 re-implementation of each method's objective
+/// (DESIGN.md §2), with the noise ε read back from the objective's workspace.
+///
+/// vae, iwae: boundSum is a deterministic function of all parameters for fixed noise, so the
+/// whole gradient must be its total derivative.
+/// svi, bsvi: the decoder gradient is ∇θ of boundSum with the refined samples z_j (and hence
+/// log p(z_j) − log q(z_j; λ_j)) held constant; π-logit gradients are ∂boundSum/∂α; the
+/// encoder gradient is ∇φ of the one-sample analytic-KL ELBO at λ₀ (elboInitialSum).
+@Suite("BatchObjective gradients")
+struct ObjectiveGradientTests {
+    static let shape = ModelShape(inputDim: 8, latentDim: 2, hiddenDims: [5], activation: .tanh)
+    static let ids = [4, 9, 1]
+    static let noise = NoiseSource(seed: 99, purpose: .trainingNoise, context: 1)
+    /// Float32 analytic gradients vs exact Float64 differences: Float32 rounding is ~1e-5
+    /// relative here; any missing or wrong term is O(1).
+    static let tolerance = 1e-3
+    static let step = 1e-6
+
+    struct Case: Sendable, CustomTestStringConvertible {
+        let settings: ObjectiveSettings
+        var testDescription: String {
+            let s = settings
+            switch s.method {
+            case .vae: return "vae n=\(s.vaeSamples)"
+            case .iwae: return "iwae k=\(s.k)"
+            case .svi: return "svi k=\(s.k) η=\(s.refinement.learningRate) \(s.refinement.rule)"
+            case .bsvi: return "bsvi π=\(s.pi) k=\(s.k) η=\(s.refinement.learningRate) \(s.refinement.rule)"
+            }
+        }
+
+        static func make(_ method: TrainingMethod, k: Int, vaeSamples: Int = 1, pi: PiMode = .uniform,
+                         eta: Float = 0, rule: RefinementRule = .sgd) -> Case {
+            Case(settings: ObjectiveSettings(method: method, k: k, vaeSamples: vaeSamples, pi: pi,
+                                             refinement: RefinementSettings(steps: k, learningRate: eta, rule: rule,
+                                                                            momentum: 0.5, clipNorm: 0)))
+        }
+    }
+
+    static let sampledCases: [Case] = [
+        .make(.vae, k: 1, vaeSamples: 1), .make(.vae, k: 1, vaeSamples: 3),
+        .make(.iwae, k: 1), .make(.iwae, k: 4),
+    ]
+
+    static let refinedCases: [Case] = {
+        var cases: [Case] = []
+        for (k, eta, rule) in [(0, Float(0), RefinementRule.sgd), (3, 0, .sgd), (3, 0.05, .sgd), (2, 0.03, .adam),
+                               (2, 0.02, .momentum)] {
+            cases.append(.make(.svi, k: k, eta: eta, rule: rule))
+            for pi in PiMode.allCases { cases.append(.make(.bsvi, k: k, pi: pi, eta: eta, rule: rule)) }
+        }
+        return cases
+    }()
+
+    /// One model, batch and objective; `run` returns the statistics and the accumulated gradient.
+    final class Fixture {
+        let model: VAEModel
+        let params: FloatBuffer
+        let x: HostMatrix
+        let objective: BatchObjective
+        let settings: ObjectiveSettings
+        var b: Int { x.rows }
+
+        init(settings: ObjectiveSettings, seed: UInt64 = 1) {
+            self.settings = settings
+            model = VAEModel(shape: ObjectiveGradientTests.shape, piCount: settings.piCount)
+            params = randomParameters(model: model, seed: seed)
+            var values = TestValues(seed: seed, key: 5)
+            let ids = ObjectiveGradientTests.ids
+            x = HostMatrix(rows: ids.count, cols: model.shape.inputDim, values: values.bits(ids.count * model.shape.inputDim))
+            objective = BatchObjective(model: model, settings: settings, batchCapacity: 4)
+        }
+
+        func run(params p: FloatBuffer? = nil) -> (BatchStatistics, FloatBuffer) {
+            let grads = FloatBuffer(count: model.parameterCount)
+            let stats = objective.accumulate(x: x.matrix, exampleIDs: ObjectiveGradientTests.ids,
+                                             noise: ObjectiveGradientTests.noise, params: p ?? params, grads: grads)
+            return (stats, grads)
+        }
+
+        /// ε of workspace row r (as left by the last `run`).
+        func epsilon(row r: Int) -> [Double] {
+            (0..<model.shape.latentDim).map { Double(objective.latents.epsilon[r, $0]) }
+        }
+
+        func z(row r: Int) -> [Double] {
+            (0..<model.shape.latentDim).map { Double(objective.latents.z[r, $0]) }
+        }
+
+        func lambda0(_ p: [Double], example i: Int) -> [Double] {
+            Reference.forward(model.encoder, params: p, input: x.rowDouble(i))
+        }
+
+        /// vae: mean_s log p(x|z_s) − KL; iwae: log mean_s w_s; at λ₀(φ), ε fixed.
+        func sampledBound(_ p: [Double], eps: [[[Double]]]) -> Double {
+            var total = 0.0
+            let n = settings.rowsPerExample
+            for i in 0..<b {
+                let lam = lambda0(p, example: i)
+                if settings.method == .vae {
+                    var ll = 0.0
+                    for s in 0..<n {
+                        ll += Reference.logLikelihood(model: model, params: p, x: x.rowDouble(i),
+                                                      z: Reference.reparameterize(lam, eps[s][i]))
+                    }
+                    total += ll / Double(n) - Reference.kl(lam)
+                } else {
+                    let lw = (0..<n).map { Reference.logWeight(model: model, params: p, x: x.rowDouble(i), lambda: lam, eps: eps[$0][i]) }
+                    total += Reference.logSumExp(lw) - log(Double(n))
+                }
+            }
+            return total
+        }
+
+        /// One-sample analytic-KL ELBO at λ₀(φ) with the given slot-0 noise.
+        func initialELBO(_ p: [Double], eps: [[Double]]) -> Double {
+            var total = 0.0
+            for i in 0..<b {
+                let lam = lambda0(p, example: i)
+                total += Reference.logLikelihood(model: model, params: p, x: x.rowDouble(i),
+                                                 z: Reference.reparameterize(lam, eps[i])) - Reference.kl(lam)
+            }
+            return total
+        }
+
+        /// log π_j from the parameter vector, as DESIGN.md defines the three modes.
+        func logPi(_ p: [Double]) -> [Double] {
+            let k = settings.k
+            switch settings.pi {
+            case .uniform: return [Double](repeating: -log(Double(k + 1)), count: k + 1)
+            case .last: return (0...k).map { $0 == k ? 0 : -.infinity }
+            case .learned:
+                let t = model.piLogits!
+                let alpha = (0..<t.count).map { p[t.offset + $0] }
+                let lse = Reference.logSumExp(alpha)
+                return alpha.map { $0 - lse }
+            }
+        }
+
+        /// svi: Σ_i log w_ik; bsvi: Σ_i log Σ_j π_j w_ij; with z_ij and the density terms
+        /// log p(z) − log q(z; λ_j) fixed, so a function of θ (and α) only.
+        func refinedBound(_ p: [Double], z: [[[Double]]], densityTerms c: [[Double]]) -> Double {
+            let k = settings.k
+            var total = 0.0
+            for i in 0..<b {
+                let logW = (0...k).map { j in
+                    Reference.logLikelihood(model: model, params: p, x: x.rowDouble(i), z: z[j][i]) + c[j][i]
+                }
+                if settings.method == .svi {
+                    total += logW[k]
+                } else {
+                    let lp = logPi(p)
+                    total += Reference.logSumExp((0...k).map { lp[$0] + logW[$0] })
+                }
+            }
+            return total
+        }
+    }
+
+    @Test("vae and iwae: boundSum and its gradient w.r.t. every parameter", arguments: sampledCases)
+    func sampledObjective(testCase: Case) {
+        let f = Fixture(settings: testCase.settings)
+        let (stats, grads) = f.run()
+        let n = testCase.settings.rowsPerExample
+        let eps = (0..<n).map { s in (0..<f.b).map { f.epsilon(row: s * f.b + $0) } }
+        let p0 = f.params.doubles
+
+        let bound = f.sampledBound(p0, eps: eps)
+        #expect(stats.examples == f.b)
+        #expect(abs(stats.boundSum - bound) <= 1e-4 * max(1, abs(bound)), "boundSum \(stats.boundSum) vs \(bound)")
+        if testCase.settings.method == .vae {
+            // vae reports its n-sample ELBO (the bound itself) as the ELBO at λ₀.
+            #expect(stats.elboInitialSum == stats.boundSum)
+        } else {
+            let elbo0 = f.initialELBO(p0, eps: eps[0])
+            #expect(abs(stats.elboInitialSum - elbo0) <= 1e-4 * max(1, abs(elbo0)))
+        }
+        #expect(stats.elboRefinedSum == stats.elboInitialSum)
+
+        var cmp = GradientComparison()
+        for i in 0..<p0.count {
+            let fd = centralDifference({ f.sampledBound($0, eps: eps) }, at: p0, index: i, step: Self.step)
+            cmp.add(index: i, analytic: Double(grads[i]), reference: fd)
+        }
+        #expect(cmp.checked == f.model.parameterCount)
+        cmp.report(#function)
+        #expect(cmp.worst <= Self.tolerance, "\(cmp)")
+    }
+
+    @Test("vae and iwae: gradient matches Float32 differences of the library's own boundSum", arguments: sampledCases)
+    func sampledObjectiveEndToEnd(testCase: Case) {
+        // No reference code involved: perturb a parameter, call accumulate again (same noise).
+        let f = Fixture(settings: testCase.settings, seed: 2)
+        let (_, grads) = f.run()
+        let h: Float = 5e-3
+        let coords = coordinateSubset(Array(0..<f.model.parameterCount), limit: 40, seed: 3)
+        let probe = FloatBuffer(count: f.params.count)
+        var cmp = GradientComparison()
+        for i in coords {
+            probe.copy(from: f.params)
+            probe[i] = f.params[i] + h
+            let up = f.run(params: probe).0.boundSum
+            probe[i] = f.params[i] - h
+            let down = f.run(params: probe).0.boundSum
+            cmp.add(index: i, analytic: Double(grads[i]), reference: (up - down) / (2 * Double(h)))
+        }
+        cmp.report(#function)
+        #expect(cmp.worst <= 2e-2, "\(cmp)")
+    }
+
+    @Test("svi and bsvi: decoder gradient is ∇θ of the bound with λ_j fixed, π-logit gradient is ∂bound/∂α, encoder gradient is ∇φ of the ELBO at λ₀",
+          arguments: refinedCases)
+    func refinedObjective(testCase: Case) {
+        let f = Fixture(settings: testCase.settings)
+        let k = testCase.settings.k
+        let (stats, grads) = f.run()
+        let lat = f.objective.latents
+        let z = (0...k).map { j in (0..<f.b).map { f.z(row: j * f.b + $0) } }
+        let c = (0...k).map { j in (0..<f.b).map { Double(lat.logWeight[j * f.b + $0]) - Double(lat.logLikelihood[j * f.b + $0]) } }
+        let eps0 = (0..<f.b).map { f.epsilon(row: $0) }
+        let p0 = f.params.doubles
+
+        // Block 0 is the sample at the encoder's λ₀.
+        for i in 0..<f.b {
+            let z0 = Reference.reparameterize(f.lambda0(p0, example: i), eps0[i])
+            for cc in 0..<z0.count { #expect(abs(z[0][i][cc] - z0[cc]) <= 1e-5 * max(1, abs(z0[cc]))) }
+        }
+        if testCase.settings.refinement.learningRate == 0 {
+            // No refinement: every block is a sample at λ₀ with its own noise.
+            for j in 0...k {
+                for i in 0..<f.b {
+                    let zj = Reference.reparameterize(f.lambda0(p0, example: i), f.epsilon(row: j * f.b + i))
+                    for cc in 0..<zj.count { #expect(abs(z[j][i][cc] - zj[cc]) <= 1e-5 * max(1, abs(zj[cc]))) }
+                }
+            }
+        }
+
+        let bound = f.refinedBound(p0, z: z, densityTerms: c)
+        #expect(abs(stats.boundSum - bound) <= 1e-4 * max(1, abs(bound)), "boundSum \(stats.boundSum) vs \(bound)")
+        let elbo0 = f.initialELBO(p0, eps: eps0)
+        #expect(abs(stats.elboInitialSum - elbo0) <= 1e-4 * max(1, abs(elbo0)))
+
+        var decoderCmp = GradientComparison(), encoderCmp = GradientComparison(), piCmp = GradientComparison()
+        for i in 0..<p0.count {
+            if isEncoderParameter(f.model, i) {
+                let fd = centralDifference({ f.initialELBO($0, eps: eps0) }, at: p0, index: i, step: Self.step)
+                encoderCmp.add(index: i, analytic: Double(grads[i]), reference: fd)
+            } else {
+                let fd = centralDifference({ f.refinedBound($0, z: z, densityTerms: c) }, at: p0, index: i, step: Self.step)
+                if isDecoderParameter(f.model, i) {
+                    decoderCmp.add(index: i, analytic: Double(grads[i]), reference: fd)
+                } else {
+                    piCmp.add(index: i, analytic: Double(grads[i]), reference: fd)
+                }
+            }
+        }
+        #expect(encoderCmp.checked > 0 && decoderCmp.checked > 0)
+        #expect(piCmp.checked == testCase.settings.piCount)
+        decoderCmp.report(#function)
+        #expect(decoderCmp.worst <= Self.tolerance, "decoder: \(decoderCmp)")
+        encoderCmp.report(#function)
+        #expect(encoderCmp.worst <= Self.tolerance, "encoder: \(encoderCmp)")
+        piCmp.report(#function)
+        #expect(piCmp.worst <= Self.tolerance, "π logits: \(piCmp)")
+    }
+
+    @Test("svi and bsvi with η = 0: decoder and π gradients match Float32 differences of the library's boundSum",
+          arguments: refinedCases.filter { $0.settings.refinement.learningRate == 0 })
+    func refinedObjectiveEndToEnd(testCase: Case) {
+        // With η = 0 every λ_j = λ₀, which does not depend on θ or α: boundSum is then a
+        // function of θ and α whose total derivative the objective must return.
+        let f = Fixture(settings: testCase.settings, seed: 2)
+        let (_, grads) = f.run()
+        let h: Float = 5e-3
+        let candidates = (0..<f.model.parameterCount).filter { !isEncoderParameter(f.model, $0) }
+        let coords = coordinateSubset(candidates, limit: 40, seed: 4)
+        let probe = FloatBuffer(count: f.params.count)
+        var cmp = GradientComparison()
+        for i in coords {
+            probe.copy(from: f.params)
+            probe[i] = f.params[i] + h
+            let up = f.run(params: probe).0.boundSum
+            probe[i] = f.params[i] - h
+            let down = f.run(params: probe).0.boundSum
+            cmp.add(index: i, analytic: Double(grads[i]), reference: (up - down) / (2 * Double(h)))
+        }
+        #expect(cmp.checked >= 30)
+        cmp.report(#function)
+        #expect(cmp.worst <= 2e-2, "\(cmp)")
+    }
+
+    @Test("learned π: ∂/∂α_j = Σ_i (ŵ_ij − π_j), which sums to zero over j")
+    func piLogitGradientSumsToZero() {
+        let f = Fixture(settings: Case.make(.bsvi, k: 3, pi: .learned, eta: 0.05).settings)
+        let (_, grads) = f.run()
+        let t = f.model.piLogits!
+        #expect(t.count == 4)
+        let g = (0..<t.count).map { Double(grads[t.offset + $0]) }
+        #expect(abs(g.reduce(0, +)) <= 1e-5 * Double(f.b))
+        #expect(g.contains { abs($0) > 1e-3 })
+        // Each component lies in (−b, b): it is a sum of b differences of probabilities.
+        #expect(g.allSatisfy { abs($0) < Double(f.b) })
+    }
+
+    @Test("accumulate adds to the gradient and is additive over examples",
+          arguments: [Case.make(.vae, k: 1, vaeSamples: 2), .make(.iwae, k: 3), .make(.svi, k: 2, eta: 0.05),
+                      .make(.bsvi, k: 2, pi: .learned, eta: 0.05, rule: .adam)])
+    func additiveOverExamples(testCase: Case) {
+        let f = Fixture(settings: testCase.settings)
+        let (whole, wholeGrads) = f.run()
+        // The same examples as two batches ([1] then [0, 2]) into one gradient buffer: the noise
+        // is keyed by example id, so the sums must agree with the single batch.
+        let grads = FloatBuffer(count: f.model.parameterCount)
+        var split = BatchStatistics()
+        for part in [[1], [0, 2]] {
+            let xs = HostMatrix(rows: part.count, cols: f.x.cols, values: part.flatMap { f.x.row($0) })
+            split.add(f.objective.accumulate(x: xs.matrix, exampleIDs: part.map { Self.ids[$0] }, noise: Self.noise,
+                                             params: f.params, grads: grads))
+        }
+        #expect(split.examples == whole.examples)
+        #expect(abs(split.boundSum - whole.boundSum) <= 1e-5 * max(1, abs(whole.boundSum)))
+        #expect(abs(split.elboInitialSum - whole.elboInitialSum) <= 1e-5 * max(1, abs(whole.elboInitialSum)))
+        #expect(abs(split.elboRefinedSum - whole.elboRefinedSum) <= 1e-5 * max(1, abs(whole.elboRefinedSum)))
+        var worst: Float = 0
+        for i in 0..<grads.count { worst = max(worst, abs(grads[i] - wholeGrads[i]) / max(1, abs(wholeGrads[i]))) }
+        #expect(worst <= 1e-5)
+        #expect(wholeGrads.array.contains { $0 != 0 })
+    }
+}

@@ -73,14 +73,14 @@ public final class BinaryDataset {
         }
     }
 
-    /// Reads a whole split into a new buffer (small splits, tests, evaluation shards).
-    public func readAll(_ split: DataSplit, rows: Range<Int>? = nil) throws -> (buffer: FloatBuffer, matrix: Matrix) {
+    /// Reads rows of a split (all by default) into a new buffer of rows × width Float32s; keep
+    /// the buffer alive while using matrix views of it.
+    public func readAll(_ split: DataSplit, rows: Range<Int>? = nil) throws -> FloatBuffer {
         let (n, width) = try shape(of: split)
         let r = rows ?? 0..<n
         let buffer = FloatBuffer(count: r.count * width)
-        let m = buffer.matrix(rows: r.count, cols: width)
-        try readRows(split, rows: r, into: m)
-        return (buffer, m)
+        try readRows(split, rows: r, into: buffer.matrix(rows: r.count, cols: width))
+        return buffer
     }
 
     public func stringAttribute(_ name: String) -> String? { try? file.stringAttribute(name) }

@@ -24,7 +24,7 @@ public struct EvaluationResult: Codable, Equatable, Sendable {
 public enum DistributedEvaluation {
     public static func run(comm: Communicator, dataset: BinaryDataset, split: DataSplit, limit: Int,
                            model: VAEModel, params: FloatBuffer, samples: Int, refinement: RefinementSettings,
-                           proposal: Proposal, seed: UInt64, examplesPerBatch: Int = 20,
+                           proposal: Proposal, seed: UInt64, sampleChunk: Int = 500,
                            progress: ((Int, Int) -> Void)? = nil) throws -> EvaluationResult {
         let start = Date()
         let (n, width) = try dataset.shape(of: split)
@@ -35,8 +35,12 @@ public enum DistributedEvaluation {
         }
         let total = limit > 0 ? min(limit, n) : n
         let mine = ShardPlan.evaluationRows(count: total, worldSize: comm.size, rank: comm.rank)
+        // One example at a time, its samples in chunks of `sampleChunk` rows: each example's
+        // numbers are then the same whichever rank and batch position it gets, so results
+        // differ across world sizes only by the Float64 order of the final sums.
+        let examplesPerBatch = 1
         let sampler = ImportanceSampler(model: model, samples: samples, batchCapacity: examplesPerBatch,
-                                        refinement: refinement, proposal: proposal)
+                                        refinement: refinement, proposal: proposal, chunk: sampleChunk)
         let xBuffer = FloatBuffer(count: examplesPerBatch * width)
         var sums = EvaluationSums()
         var row = mine.lowerBound

@@ -47,6 +47,9 @@ public final class Trainer {
         let (trainRows, width) = try dataset.shape(of: .train)
         let plan = ShardPlan(totalRows: trainRows, worldSize: comm.size, rank: comm.rank, globalBatch: config.batchSize)
         try plan.validate(dataPath: config.dataPath)
+        // Each rank holds only its own shard of /train, read (and validated) before anything is written.
+        let shard = FloatBuffer(count: plan.shardSize * width)
+        try dataset.readRows(.train, rows: plan.shardRows, into: shard.matrix(rows: plan.shardSize, cols: width))
 
         var shape = config.modelShape
         shape.inputDim = width
@@ -96,9 +99,6 @@ public final class Trainer {
 
         let metrics = comm.isRoot ? try MetricsLog(path: (runDir as NSString).appendingPathComponent("metrics.csv")) : nil
 
-        // Each rank holds only its own shard of /train.
-        let shard = FloatBuffer(count: plan.shardSize * width)
-        try dataset.readRows(.train, rows: plan.shardRows, into: shard.matrix(rows: plan.shardSize, cols: width))
         let b = plan.localBatch
         let xBuffer = FloatBuffer(count: b * width)
         let x = xBuffer.matrix(rows: b, cols: width)

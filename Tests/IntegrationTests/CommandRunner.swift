@@ -1,0 +1,120 @@
+import BSVIStorage
+import Foundation
+import Testing
+
+/// The release binary the integration tests launch (scripts/test builds it and exports its path).
+func binaryPath() throws -> String {
+    if let p = ProcessInfo.processInfo.environment["BSVI_DIST_BINARY"] { return p }
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let p = root.appendingPathComponent(".build/release/bsvi-dist").path
+    try #require(FileManager.default.isExecutableFile(atPath: p),
+                 "build the release binary first: swift build -c release --product bsvi-dist (scripts/test does)")
+    return p
+}
+
+struct CommandResult {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+    /// true when the process ended by a signal rather than exit().
+    var signaled: Bool
+    var timedOut: Bool
+    var seconds: Double
+}
+
+/// Runs a command with its output in temp files (no pipe-buffer deadlocks) and a hard
+/// timeout after which the process is killed and the result says so.
+func runCommand(_ executable: String, _ arguments: [String], timeout: TimeInterval = 300,
+                environment: [String: String] = [:], directory: String? = nil) throws -> CommandResult {
+    let dir = try makeTemporaryDirectory(prefix: "cmd")
+    let outPath = dir + "/stdout", errPath = dir + "/stderr"
+    FileManager.default.createFile(atPath: outPath, contents: nil)
+    FileManager.default.createFile(atPath: errPath, contents: nil)
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: executable)
+    p.arguments = arguments
+    var env = ProcessInfo.processInfo.environment
+    env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+    env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+    env["OPENBLAS_NUM_THREADS"] = "1"
+    env["OMPI_MCA_mpi_yield_when_idle"] = "1"
+    for (k, v) in environment { env[k] = v }
+    p.environment = env
+    if let directory { p.currentDirectoryURL = URL(fileURLWithPath: directory) }
+    p.standardOutput = FileHandle(forWritingAtPath: outPath)
+    p.standardError = FileHandle(forWritingAtPath: errPath)
+    p.standardInput = FileHandle.nullDevice
+    let done = DispatchSemaphore(value: 0)
+    p.terminationHandler = { _ in done.signal() }
+    let start = Date()
+    try p.run()
+    var timedOut = false
+    if done.wait(timeout: .now() + timeout) == .timedOut {
+        timedOut = true
+        kill(p.processIdentifier, SIGKILL)
+        done.wait()
+    }
+    let out = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
+    let err = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
+    try? FileManager.default.removeItem(atPath: dir)
+    return CommandResult(status: p.terminationStatus, stdout: out, stderr: err,
+                         signaled: p.terminationReason == .uncaughtSignal, timedOut: timedOut,
+                         seconds: Date().timeIntervalSince(start))
+}
+
+func bsvi(_ arguments: [String], timeout: TimeInterval = 300) throws -> CommandResult {
+    try runCommand(try binaryPath(), arguments, timeout: timeout)
+}
+
+func mpirunPath() -> String {
+    for p in ["/usr/bin/mpirun", "/usr/local/bin/mpirun"] where FileManager.default.isExecutableFile(atPath: p) { return p }
+    return "/usr/bin/mpirun"
+}
+
+/// `mpirun --oversubscribe -np P bsvi-dist …`.
+func mpirunBSVI(ranks: Int, _ arguments: [String], timeout: TimeInterval = 300) throws -> CommandResult {
+    try runCommand(mpirunPath(), ["--oversubscribe", "-np", "\(ranks)", try binaryPath()] + arguments, timeout: timeout)
+}
+
+func makeTemporaryDirectory(prefix: String) throws -> String {
+    let path = NSTemporaryDirectory() + "bsvi-\(prefix)-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+/// A small structured binary dataset: rows are noisy copies of a few random prototypes, so a
+/// VAE has something to learn.
+func writeToyDataset(_ path: String, train: Int = 96, valid: Int = 24, test: Int = 20, width: Int = 16, seed: UInt64 = 7) throws {
+    var state = seed &* 0x9E37_79B9_7F4A_7C15 | 1
+    func next() -> UInt64 {
+        state ^= state << 13; state ^= state >> 7; state ^= state << 17
+        return state
+    }
+    let prototypes = (0..<4).map { _ in (0..<width).map { _ in UInt8(next() % 2) } }
+    func rows(_ n: Int) -> [UInt8] {
+        var v: [UInt8] = []
+        for _ in 0..<n {
+            let p = prototypes[Int(next() % 4)]
+            for c in 0..<width { v.append(next() % 10 == 0 ? 1 - p[c] : p[c]) }
+        }
+        return v
+    }
+    try BinaryDatasetWriter.write(to: path, splits: [
+        .init(name: .train, rows: train, width: width, values: rows(train)),
+        .init(name: .valid, rows: valid, width: width, values: rows(valid)),
+        .init(name: .test, rows: test, width: width, values: rows(test)),
+    ], imageHeight: 4, imageWidth: width / 4, source: "toy")
+}
+
+/// Flags for a tiny model so integration runs take seconds.
+let tinyModel = ["--hidden", "8", "--latent", "2", "--eval-samples", "20"]
+
+func readJSON(_ path: String) throws -> [String: Any] {
+    let data = try Data(contentsOf: URL(fileURLWithPath: path))
+    return try #require(JSONSerialization.jsonObject(with: data) as? [String: Any])
+}
+
+func parseJSONLine(_ s: String) throws -> [String: Any] {
+    let line = try #require(s.split(separator: "\n").last, "no output")
+    return try #require(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+}

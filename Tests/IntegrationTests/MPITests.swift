@@ -1,0 +1,120 @@
+import BSVI
+import BSVIStorage
+import BSVITraining
+import Foundation
+import Testing
+
+/// Data-parallel runs under `mpirun --oversubscribe -np P` on a toy dataset.
+@Suite("MPI data parallelism", .serialized)
+struct MPITests {
+    static let globalBatch = 16
+    static let methodFlags = ["--method", "bsvi", "--k", "3", "--pi", "learned"]
+
+    func trainFlags(data: String, runDir: String) -> [String] {
+        ["train", "--data", data, "--run-dir", runDir, "--batch-size", "\(Self.globalBatch)", "--epochs", "2", "--seed", "5"]
+            + tinyModel + Self.methodFlags
+    }
+
+    /// The single-process objective gradient (mean over the global batch) of the first step of
+    /// a P-rank run, computed in this process over the union of the ranks' examples.
+    func referenceGradient(data: String, ranks: Int) throws -> [Float] {
+        var config = TrainingConfiguration()
+        config.method = .bsvi; config.k = 3; config.pi = .learned
+        config.hiddenDims = [8]; config.latentDim = 2; config.batchSize = Self.globalBatch; config.seed = 5
+        let ds = try BinaryDataset(path: data)
+        let (n, width) = try ds.shape(of: .train)
+        let all = try ds.readAll(.train)
+        var ids: [Int] = []
+        for r in 0..<ranks {
+            let plan = ShardPlan(totalRows: n, worldSize: ranks, rank: r, globalBatch: Self.globalBatch)
+            ids += plan.epochOrder(seed: 5, epoch: 0).prefix(plan.localBatch).map { plan.shardRows.lowerBound + $0 }
+        }
+        let model = VAEModel(shape: ModelShape(inputDim: width, latentDim: 2, hiddenDims: [8], activation: .tanh),
+                             piCount: config.objective.piCount)
+        let params = model.makeInitialParameters(seed: 5)
+        let xb = FloatBuffer(count: ids.count * width)
+        let x = xb.matrix(rows: ids.count, cols: width)
+        for (i, id) in ids.enumerated() { x.row(i).update(from: all.base + id * width, count: width) }
+        let grads = FloatBuffer(count: model.parameterCount)
+        let objective = BatchObjective(model: model, settings: config.objective, batchCapacity: ids.count)
+        objective.accumulate(x: x, exampleIDs: ids, noise: NoiseSource(seed: 5, purpose: .trainingNoise, context: 0),
+                             params: params, grads: grads)
+        return grads.array.map { $0 / Float(Self.globalBatch) }
+    }
+
+    func readFloats(_ path: String) throws -> [Float] {
+        let d = try Data(contentsOf: URL(fileURLWithPath: path))
+        return d.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+    }
+
+    @Test("P ranks: one set of outputs from rank 0, bit-identical parameters, exact eval count, gradient = single-process gradient",
+          arguments: [1, 2, 4, 8])
+    func dataParallelRun(ranks: Int) throws {
+        let dir = try makeTemporaryDirectory(prefix: "mpi\(ranks)")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try writeToyDataset(dir + "/toy.h5")
+        let run = dir + "/run"
+        let r = try mpirunBSVI(ranks: ranks, trainFlags(data: dir + "/toy.h5", runDir: run) + ["--dump-gradient", dir + "/grad.bin"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(!r.timedOut)
+        // Only rank 0 prints progress; nothing is on stderr.
+        #expect(r.stdout.components(separatedBy: "bsvi-dist: bsvi").count == 2, "\(r.stdout)")
+        #expect(r.stdout.contains("on \(ranks) rank(s)"))
+        #expect(r.stderr.isEmpty, "\(r.stderr)")
+        let files = try FileManager.default.contentsOfDirectory(atPath: run).sorted()
+        #expect(files == ["checkpoints", "final.h5", "metrics.csv", "summary.json"])
+        let checkpoints = try FileManager.default.contentsOfDirectory(atPath: run + "/checkpoints")
+        let stepsPerEpoch = (96 / ranks) / (Self.globalBatch / ranks)
+        #expect(Set(checkpoints) == Set(["ckpt-\(stepsPerEpoch).h5", "ckpt-\(2 * stepsPerEpoch).h5"]))
+        let summary = try readJSON(run + "/summary.json")
+        let sums = try #require(summary["parameterChecksums"] as? [String])
+        #expect(sums.count == ranks && Set(sums).count == 1, "parameters differ across ranks: \(sums)")
+        let eval = try #require(summary["finalEvaluation"] as? [String: Any])
+        #expect(eval["examples"] as? Int == 20)
+        let metrics = try String(contentsOfFile: run + "/metrics.csv", encoding: .utf8)
+        #expect(metrics.split(separator: "\n").filter { $0.hasPrefix("eval,") }.count == 1)
+
+        let dumped = try readFloats(dir + "/grad.bin")
+        let reference = try referenceGradient(data: dir + "/toy.h5", ranks: ranks)
+        #expect(dumped.count == reference.count)
+        let rms = (reference.reduce(0) { $0 + $1 * $1 } / Float(reference.count)).squareRoot()
+        var worst: Float = 0
+        for i in 0..<reference.count { worst = max(worst, abs(dumped[i] - reference[i]) / (abs(reference[i]) + rms)) }
+        #expect(worst < 1e-4, "P=\(ranks) gradient differs from the single-process gradient by \(worst) (relative)")
+    }
+
+    @Test("bsvi-dist without mpirun gives the same parameters as mpirun -np 1")
+    func localEqualsOneRank() throws {
+        let dir = try makeTemporaryDirectory(prefix: "local")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try writeToyDataset(dir + "/toy.h5")
+        let a = try bsvi(trainFlags(data: dir + "/toy.h5", runDir: dir + "/local"))
+        let b = try mpirunBSVI(ranks: 1, trainFlags(data: dir + "/toy.h5", runDir: dir + "/mpi"))
+        #expect(a.status == 0 && b.status == 0, "\(a.stderr)\(b.stderr)")
+        let pa = try CheckpointFile.read(dir + "/local/final.h5").parameters
+        let pb = try CheckpointFile.read(dir + "/mpi/final.h5").parameters
+        #expect(pa.map(\.bitPattern) == pb.map(\.bitPattern))
+    }
+
+    @Test("eval under mpirun equals single-process eval for P = 1, 2, 3, 4")
+    func evalAcrossRanks() throws {
+        let dir = try makeTemporaryDirectory(prefix: "eval")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try writeToyDataset(dir + "/toy.h5")
+        let t = try bsvi(trainFlags(data: dir + "/toy.h5", runDir: dir + "/run") + ["--no-final-eval"])
+        #expect(t.status == 0, "\(t.stderr)")
+        let args = ["eval", dir + "/run/final.h5", "--data", dir + "/toy.h5", "--samples", "50", "--json"]
+        let local = try parseJSONLine(try bsvi(args).stdout)
+        for p in [1, 2, 3, 4] {
+            let r = try mpirunBSVI(ranks: p, args)
+            #expect(r.status == 0, "\(r.stderr)")
+            let j = try parseJSONLine(r.stdout)
+            #expect(j["examples"] as? Int == 20)
+            #expect(j["ranks"] as? Int == p)
+            for key in ["log_likelihood", "elbo", "elbo_refined"] {
+                let a = try #require(local[key] as? Double), b = try #require(j[key] as? Double)
+                #expect(abs(a - b) <= 1e-9 * abs(a), "\(key): local \(a) vs P=\(p) \(b)")
+            }
+        }
+    }
+}

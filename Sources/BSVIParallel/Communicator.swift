@@ -54,7 +54,7 @@ public var launchedByMPI: Bool {
 }
 
 /// The communicator for this process: MPI under mpirun, otherwise the local single process
-/// (which never initializes MPI).
-public func makeCommunicator() -> Communicator {
-    launchedByMPI ? MPICommunicator() : LocalCommunicator()
+/// (which never initializes MPI). `stallTimeout` (seconds, 0 = off) arms the stall watchdog.
+public func makeCommunicator(stallTimeout: TimeInterval = 0) -> Communicator {
+    launchedByMPI ? MPICommunicator(stallTimeout: stallTimeout) : LocalCommunicator()
 }

@@ -21,6 +21,7 @@ struct Evaluate: ParsableCommand {
     @Option(help: "SVI step size (default: the checkpoint's).") var sviLr: Float?
     @Option(help: "SVI rule (default: the checkpoint's).") var sviRule: RefinementRule?
     @Option(help: "Seed of the evaluation noise.") var seed: UInt64 = 1
+    @Option(help: "Abort the job if a collective has not completed in this many seconds (0: never).") var stallTimeout: Double = 300
     @Flag(help: "Print one JSON object instead of text.") var json = false
 
     func validate() throws {
@@ -32,7 +33,7 @@ struct Evaluate: ParsableCommand {
 
     func run() throws {
         setBLASThreads(1)
-        let comm = makeCommunicator()
+        let comm = makeCommunicator(stallTimeout: stallTimeout)
         runCollectively(comm) {
             let ckpt = try ModelDistribution.load(checkpoint, comm: comm)
             let dataset = try BinaryDataset(path: data)

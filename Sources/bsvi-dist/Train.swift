@@ -72,6 +72,7 @@ struct Train: ParsableCommand {
     @Option(help: "Continue from 'auto' (newest valid checkpoint in --run-dir) or a checkpoint path.") var resume: String?
     @Option(help: "Stop after this many consecutive non-finite steps.") var maxBadSteps: Int = 20
     @Option(help: "Compare parameter checksums across ranks every N steps (0: off).") var consistencyEvery: Int = 1000
+    @Option(help: "Abort the job if a collective has not completed in this many seconds (0: never).") var stallTimeout: Double = 300
     @Option(help: .hidden) var dumpGradient: String?
 
     func configuration() throws -> TrainingConfiguration {
@@ -99,7 +100,8 @@ struct Train: ParsableCommand {
         do { config = try configuration() } catch { failBeforeStart(error) }
         bsvi_install_stop_handlers()
         setBLASThreads(1)
-        let comm = makeCommunicator()
+        guard stallTimeout >= 0 else { failBeforeStart(TrainingError.invalidConfiguration(flag: "--stall-timeout", problem: "must be ≥ 0 (0: off), got \(stallTimeout)")) }
+        let comm = makeCommunicator(stallTimeout: stallTimeout)
         var options = RunOptions()
         options.resume = resume
         options.gradientDumpPath = dumpGradient

@@ -1,9 +1,15 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+import Foundation
+
 // Release builds are what users and benchmarks run: whole-module optimization is on by
 // default there; -Ounchecked removes overflow/bounds traps from the numeric kernels only.
-let numericsFlags: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+// The SIMD kernels (16-lane Float vectors) compile to AVX2+FMA where the build machine has
+// them (the binary is built where it runs); elsewhere they fall back to baseline x86-64/ARM.
+let cpuFlags = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+let vectorISA: [String] = cpuFlags.contains(" avx2") && cpuFlags.contains(" fma") ? ["-target-cpu", "haswell"] : []
+let numericsFlags: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"] + vectorISA, .when(configuration: .release))]
 
 let package = Package(
     name: "bsvi-dist",

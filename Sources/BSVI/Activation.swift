@@ -9,7 +9,7 @@ public enum Activation: String, CaseIterable, Codable, Sendable {
     public func apply(_ x: UnsafeMutablePointer<Float>, count: Int) {
         switch self {
         case .tanh:
-            for i in 0..<count { x[i] = Foundation.tanh(x[i]) }
+            VectorMath.map(x, count: count, VectorMath.tanh)
         case .relu:
             for i in 0..<count { x[i] = max(x[i], 0) }
         case .softplus:

@@ -31,11 +31,20 @@ public final class Adam {
         let stepSize = learningRate / c1
         let m = firstMoment.base, v = secondMoment.base, p = params.base
         let b1 = beta1, b2 = beta2, eps = epsilon
-        for i in 0..<params.count {
-            let g = gradient[i] * gradientScale
-            m[i] = b1 * m[i] + (1 - b1) * g
-            v[i] = b2 * v[i] + (1 - b2) * g * g
-            p[i] -= stepSize * m[i] / ((v[i] / c2).squareRoot() + eps)
+        let inverseC2 = 1 / c2
+        var i = 0
+        let n = params.count
+        // 16 lanes at a time (the pointers are distinct buffers, which the compiler cannot prove).
+        while i < n {
+            let lanes = min(VectorMath.width, n - i)
+            let g = VectorMath.load(gradient + i, count: lanes) * gradientScale
+            let mv = b1 * VectorMath.load(m + i, count: lanes) + (1 - b1) * g
+            let vv = b2 * VectorMath.load(v + i, count: lanes) + (1 - b2) * g * g
+            let pv = VectorMath.load(p + i, count: lanes) - stepSize * mv / ((vv * inverseC2).squareRoot() + eps)
+            VectorMath.store(mv, m + i, count: lanes)
+            VectorMath.store(vv, v + i, count: lanes)
+            VectorMath.store(pv, p + i, count: lanes)
+            i += VectorMath.width
         }
     }
 }

@@ -33,8 +33,15 @@ public enum Gaussian {
 
     /// KL(N(μ, exp ℓ) ‖ N(0, I)) = ½ Σ (exp ℓ + μ² − 1 − ℓ).
     public static func klToStandard(mean: UnsafePointer<Float>, logVariance: UnsafePointer<Float>, count: Int) -> Float {
-        var s: Float = 0
-        for i in 0..<count { s += exp(logVariance[i]) + mean[i] * mean[i] - 1 - logVariance[i] }
-        return 0.5 * s
+        var acc = FloatVector(repeating: 0)
+        var i = 0
+        while i < count {
+            let n = min(VectorMath.width, count - i)
+            let ell = VectorMath.load(logVariance + i, count: n), mu = VectorMath.load(mean + i, count: n)
+            // Padding lanes hold ℓ = μ = 0, whose term e⁰ + 0 − 1 − 0 is exactly 0.
+            acc += VectorMath.exp(ell) + mu * mu - 1 - ell
+            i += VectorMath.width
+        }
+        return 0.5 * acc.sum()
     }
 }

@@ -33,13 +33,22 @@ public final class LatentWorkspace {
     /// Draws slot `slot` of each example's noise into rows `start ..< start + b` and sets
     /// z = μ + exp(ℓ/2) ⊙ ε for the proposal rows of `lambda` (b × 2d: μ then ℓ).
     public func draw(lambda: Matrix, start: Int, slot: Int, exampleIDs: [Int], noise: NoiseSource) {
-        let d = latentDim
-        let pairs = UInt64((d + 1) / 2)
-        for i in 0..<lambda.rows {
-            let r = start + i
-            let eps = epsilon.row(r), zr = z.row(r), lam = lambda.row(i)
-            noise.stream(example: exampleIDs[i]).fillNormals(eps, count: d, pairOffset: UInt64(slot) * pairs)
-            for c in 0..<d { zr[c] = lam[c] + exp(0.5 * lam[d + c]) * eps[c] }
+        StepProfile.elementwise {
+            let d = latentDim
+            let countersPerDraw = UInt64(RandomStream.countersNeeded(forNormals: d))
+            for i in 0..<lambda.rows {
+                let r = start + i
+                let eps = epsilon.row(r), zr = z.row(r), lam = lambda.row(i)
+                noise.stream(example: exampleIDs[i]).fillNormals(eps, count: d, counterOffset: UInt64(slot) * countersPerDraw)
+                var c = 0
+                while c < d {
+                    let n = min(VectorMath.width, d - c)
+                    let sigma = VectorMath.exp(VectorMath.load(lam + d + c, count: n) * 0.5)
+                    let zv = VectorMath.load(lam + c, count: n) + sigma * VectorMath.load(eps + c, count: n)
+                    VectorMath.store(zv, zr + c, count: n)
+                    c += VectorMath.width
+                }
+            }
         }
     }
 
@@ -50,13 +59,13 @@ public final class LatentWorkspace {
         decoder.forward(z.rows(rows), rows: rows, params: params)
         let b = x.rows, d = latentDim
         let out = decoder.outputDelta
-        for r in rows {
+        StepProfile.elementwise { for r in rows {
             let i = (r - rows.lowerBound) % b
             let lp = Bernoulli.logLikelihoodAndError(x: x.row(i), logitsToError: out.row(r), count: out.cols)
             logLikelihood[r] = lp
             logWeight[r] = lp + Gaussian.logStandardDensity(z.row(r), count: d)
                 - Gaussian.logDensityOfReparameterized(epsilon: epsilon.row(r), logVariance: lambda.row(i) + d, count: d)
-        }
+        } }
     }
 
     /// Decoder forward and log w only (no gradients): the importance-sampling evaluator's pass.
@@ -64,13 +73,13 @@ public final class LatentWorkspace {
         decoder.forward(z.rows(rows), rows: rows, params: params)
         let b = x.rows, d = latentDim
         let out = decoder.output
-        for r in rows {
+        StepProfile.elementwise { for r in rows {
             let i = (r - rows.lowerBound) % b
             let lp = Bernoulli.logLikelihood(x: x.row(i), logits: out.row(r), count: out.cols)
             logLikelihood[r] = lp
             logWeight[r] = lp + Gaussian.logStandardDensity(z.row(r), count: d)
                 - Gaussian.logDensityOfReparameterized(epsilon: epsilon.row(r), logVariance: lambda.row(i) + d, count: d)
-        }
+        } }
     }
 
     /// Back-propagates the output errors of `rows` through the decoder; with `toLatent`, also
@@ -83,14 +92,23 @@ public final class LatentWorkspace {
     /// analytic KL, for the b rows starting at `start`, into `gradient` (b × 2d):
     /// ∂/∂μ = dz − μ,  ∂/∂ℓ = ½ dz ⊙ ε ⊙ exp(ℓ/2) − ½ (exp ℓ − 1).
     public func elboGradient(start: Int, lambda: Matrix, into gradient: Matrix) {
+        StepProfile.elementwise { elboGradientUnprofiled(start: start, lambda: lambda, into: gradient) }
+    }
+
+    private func elboGradientUnprofiled(start: Int, lambda: Matrix, into gradient: Matrix) {
         let d = latentDim
         for i in 0..<lambda.rows {
             let r = start + i
             let lam = lambda.row(i), g = gradient.row(i), dzr = dz.row(r), eps = epsilon.row(r)
-            for c in 0..<d {
-                let ell = lam[d + c]
-                g[c] = dzr[c] - lam[c]
-                g[d + c] = 0.5 * dzr[c] * eps[c] * exp(0.5 * ell) - 0.5 * (exp(ell) - 1)
+            var c = 0
+            while c < d {
+                let n = min(VectorMath.width, d - c)
+                let mu = VectorMath.load(lam + c, count: n), dzv = VectorMath.load(dzr + c, count: n)
+                let sigma = VectorMath.exp(VectorMath.load(lam + d + c, count: n) * 0.5)
+                VectorMath.store(dzv - mu, g + c, count: n)
+                let gEll = 0.5 * dzv * VectorMath.load(eps + c, count: n) * sigma - 0.5 * (sigma * sigma - 1)
+                VectorMath.store(gEll, g + d + c, count: n)
+                c += VectorMath.width
             }
         }
     }

@@ -91,9 +91,9 @@ public final class MLPWorkspace {
         for l in 0..<mlp.layerCount {
             let y = outputs[l].rows(rows)
             let bias = params.base + mlp.biases[l].offset
-            for r in 0..<y.rows { y.row(r).update(from: bias, count: y.cols) }
+            StepProfile.elementwise { for r in 0..<y.rows { y.row(r).update(from: bias, count: y.cols) } }
             gemm(x, mlp.kernel(l, in: params), into: y, beta: 1)
-            if l < mlp.layerCount - 1 { mlp.activation.apply(y.base, count: y.count) }
+            if l < mlp.layerCount - 1 { StepProfile.elementwise { mlp.activation.apply(y.base, count: y.count) } }
             x = y
         }
     }
@@ -104,7 +104,9 @@ public final class MLPWorkspace {
         for l in stride(from: mlp.layerCount - 1, to: 0, by: -1) {
             let below = deltas[l - 1].rows(rows)
             gemm(deltas[l].rows(rows), mlp.kernel(l, in: params), transposeB: true, into: below)
-            mlp.activation.multiplyByDerivative(below.base, output: outputs[l - 1].rows(rows).base, count: below.count)
+            StepProfile.elementwise {
+                mlp.activation.multiplyByDerivative(below.base, output: outputs[l - 1].rows(rows).base, count: below.count)
+            }
         }
         if let g = inputGradient {
             gemm(deltas[0].rows(rows), mlp.kernel(0, in: params), transposeB: true, into: g)
@@ -114,6 +116,10 @@ public final class MLPWorkspace {
     /// Multiplies every stored error of row r (all layers) by weight[r − rows.lowerBound];
     /// by linearity this turns later weight gradients into weighted sums over rows.
     public func scaleDeltas(rows: Range<Int>, by weight: (Int) -> Float) {
+        StepProfile.elementwise { scaleDeltasUnprofiled(rows: rows, by: weight) }
+    }
+
+    private func scaleDeltasUnprofiled(rows: Range<Int>, by weight: (Int) -> Float) {
         for l in 0..<mlp.layerCount {
             let d = deltas[l]
             for r in rows {
@@ -132,9 +138,11 @@ public final class MLPWorkspace {
             let d = deltas[l].rows(rows)
             gemm(x, transposeA: true, d, into: mlp.kernel(l, in: grads), beta: 1)
             let gb = grads.base + mlp.biases[l].offset
-            for r in 0..<d.rows {
-                let p = d.row(r)
-                for c in 0..<d.cols { gb[c] += p[c] }
+            StepProfile.elementwise {
+                for r in 0..<d.rows {
+                    let p = d.row(r)
+                    for c in 0..<d.cols { gb[c] += p[c] }
+                }
             }
             x = outputs[l].rows(rows)
         }

@@ -54,9 +54,11 @@ public func gemm(_ a: Matrix, transposeA: Bool = false, _ b: Matrix, transposeB:
         if beta == 0 { c.fill(0) } else if beta != 1 { for i in 0..<c.count { c.base[i] *= beta } }
         return
     }
-    cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-                Int32(m), Int32(n), Int32(k), alpha, a.base, Int32(a.cols), b.base, Int32(b.cols),
-                beta, c.base, Int32(c.cols))
+    StepProfile.gemm {
+        cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha, a.base, Int32(a.cols), b.base, Int32(b.cols),
+                    beta, c.base, Int32(c.cols))
+    }
 }
 
 /// Sets the OpenBLAS thread count (one thread per MPI rank is what the trainer wants).

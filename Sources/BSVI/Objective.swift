@@ -63,3 +63,24 @@ public struct ObjectiveSettings: Sendable, Equatable, Codable {
     /// Size of the learned π logits vector (0 unless bsvi with learned π).
     public var piCount: Int { method == .bsvi && pi == .learned ? k + 1 : 0 }
 }
+
+extension ObjectiveSettings {
+    /// Minimal multiply-adds per example of one training step with activation reuse
+    /// (docs/benchmarks.md): with E = encoder multiply-adds per row, G = decoder multiply-adds
+    /// per row, and E₁ = those of the encoder's first layer,
+    ///   encoder: E (forward) + E (weight gradients) + E − E₁ (back-propagation below the output)
+    ///   vae (n samples), iwae (k): n·3G — forward, backward to z, weight gradients
+    ///   svi:  k·2G (forward + backward to z per step) + G (forward at λ_k) + G (weight gradients)
+    ///   bsvi: k·2G + G + (k+1)·G (weight gradients over the whole buffer)
+    public func usefulMultiplyAddsPerExample(model: VAEModel) -> Int {
+        let e = model.encoder.multiplyAddsPerRow, g = model.decoder.multiplyAddsPerRow
+        let e1 = model.encoder.sizes[0] * model.encoder.sizes[1]
+        let encoder = 3 * e - e1
+        switch method {
+        case .vae: return encoder + vaeSamples * 3 * g
+        case .iwae: return encoder + k * 3 * g
+        case .svi: return encoder + k * 2 * g + 2 * g
+        case .bsvi: return encoder + k * 2 * g + g + (k + 1) * g
+        }
+    }
+}

@@ -103,8 +103,8 @@ public final class Trainer {
         let xBuffer = FloatBuffer(count: b * width)
         let x = xBuffer.matrix(rows: b, cols: width)
         var ids = [Int](repeating: 0, count: b)
-        let objective = BatchObjective(model: model, settings: config.objective, batchCapacity: b)
-        let exchange = StepExchange(parameterCount: model.parameterCount)
+        let trainingStep = TrainingStep(model: model, settings: config.objective, localBatch: b,
+                                        globalBatch: config.batchSize, adam: adam)
         let stepsPerEpoch = plan.stepsPerEpoch
         let totalSteps = min(config.epochs > 0 ? config.epochs * stepsPerEpoch : Int.max,
                              config.maxSteps > 0 ? config.maxSteps : Int.max)
@@ -167,33 +167,27 @@ public final class Trainer {
                 ids[i] = plan.shardRows.lowerBound + local
                 x.row(i).update(from: shard.base + local * width, count: width)
             }
-            exchange.reset()
             let noise = NoiseSource(seed: config.seed, purpose: .trainingNoise, context: UInt64(epoch))
-            let stats = objective.accumulate(x: x, exampleIDs: ids, noise: noise, params: params, grads: exchange.gradients)
-            exchange.finishLocal(stats, stopRequested: bsvi_stop_signal() != 0)
-            exchange.allreduce(comm)
-
-            let globalBatch = Float(config.batchSize)
+            let result = trainingStep.run(x: x, exampleIDs: ids, noise: noise, params: params, comm: comm,
+                                          stopRequested: bsvi_stop_signal() != 0)
             if let dump = options.gradientDumpPath, comm.isRoot, !gradientDumped {
                 gradientDumped = true
-                let mean = (0..<model.parameterCount).map { exchange.gradients[$0] / globalBatch }
-                try mean.withUnsafeBytes { try Data($0).write(to: URL(fileURLWithPath: dump)) }
+                try trainingStep.meanGradient().withUnsafeBytes { try Data($0).write(to: URL(fileURLWithPath: dump)) }
             }
             step += 1
-            if exchange[.nonFiniteRanks] > 0 {
+            if result.applied {
+                badStreak = 0
+                epochSums.bound += result.boundSum
+                epochSums.elbo += result.elboInitialSum
+                epochSums.elboK += result.elboRefinedSum
+                epochSums.examples += result.examples
+            } else {
                 badStreak += 1
                 skippedTotal += 1
-                say("step \(step): non-finite loss or gradient on \(Int(exchange[.nonFiniteRanks])) rank(s); skipped on all ranks (\(badStreak) in a row)")
+                say("step \(step): non-finite loss or gradient on \(result.nonFiniteRanks) rank(s); skipped on all ranks (\(badStreak) in a row)")
                 if badStreak >= config.maxBadSteps {
                     throw TrainingError.tooManyBadSteps(count: badStreak, lastCheckpoint: lastCheckpoint)
                 }
-            } else {
-                badStreak = 0
-                adam.update(params, gradient: exchange.gradients.base, gradientScale: -1 / globalBatch)
-                epochSums.bound += Double(exchange[.boundSum])
-                epochSums.elbo += Double(exchange[.elboInitialSum])
-                epochSums.elboK += Double(exchange[.elboRefinedSum])
-                epochSums.examples += Double(exchange[.examples])
             }
 
             if config.consistencyEvery > 0 && step % config.consistencyEvery == 0 {
@@ -219,7 +213,7 @@ public final class Trainer {
                     _ = try evaluate(.valid, epoch: epoch + 1)
                 }
             }
-            let stopRequested = exchange[.stopRequests] > 0
+            let stopRequested = result.stopRequested
             if stopRequested || epochEnded || (config.checkpointEvery > 0 && step % config.checkpointEvery == 0) {
                 // The epoch a checkpoint names is the epoch its next step belongs to.
                 _ = try checkpoint(epoch: step / stepsPerEpoch)

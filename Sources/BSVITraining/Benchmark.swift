@@ -1,0 +1,126 @@
+import BSVI
+import BSVIParallel
+import BSVIStorage
+import Foundation
+
+/// `bsvi-dist bench`: the real training step (TrainingStep) on data of the real shape, timed
+/// and split into matrix products, element-wise work, refinement bookkeeping and allreduce,
+/// against this machine's single-core sgemm peak measured in the same run; plus the
+/// importance-sampling evaluator's throughput.
+public struct BenchmarkReport: Codable {
+    public var method: String
+    public var k: Int
+    public var pi: String
+    public var batchSize: Int
+    public var ranks: Int
+    public var steps: Int
+    public var dataSource: String
+    public var examplesPerS: Double
+    public var msPerStep: Double
+    public var gemmMsPerStep: Double
+    public var elementwiseMsPerStep: Double
+    public var bookkeepingMsPerStep: Double
+    public var allreduceMsPerStep: Double
+    public var allreduceBytes: Int
+    public var usefulMultiplyAddsPerExample: Int
+    public var gflops: Double
+    public var gflopsPerRank: Double
+    public var peakGflops: Double
+    public var peakFraction: Double
+    public var evalSamples: Int
+    public var evalSamplesPerS: Double
+    /// Projected wall time of K = evalSamples on a 10,000-example split with these ranks.
+    public var evalSecondsFor10000Examples: Double
+}
+
+public enum Benchmark {
+    /// Best of several large square sgemms on one core, in GFLOP/s.
+    public static func measureSgemmPeak(size n: Int = 1024, repeats: Int = 8) -> Double {
+        let a = FloatBuffer(count: n * n), b = FloatBuffer(count: n * n), c = FloatBuffer(count: n * n)
+        for i in 0..<(n * n) { a[i] = Float(i % 7) * 0.1; b[i] = Float(i % 5) * 0.1 }
+        let am = a.matrix(rows: n, cols: n), bm = b.matrix(rows: n, cols: n), cm = c.matrix(rows: n, cols: n)
+        var best = Double.infinity
+        for _ in 0..<repeats {
+            let t = DispatchTime.now().uptimeNanoseconds
+            gemm(am, bm, into: cm)
+            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t) * 1e-9)
+        }
+        return 2 * Double(n * n * n) / best / 1e9
+    }
+
+    public static func run(config: TrainingConfiguration, steps: Int, warmup: Int, evalSamples: Int, evalExamples: Int,
+                           comm: Communicator) throws -> BenchmarkReport {
+        let plan = ShardPlan(totalRows: config.batchSize, worldSize: comm.size, rank: comm.rank, globalBatch: config.batchSize)
+        guard config.batchSize % comm.size == 0 else {
+            throw TrainingError.invalidConfiguration(flag: "--batch-size", problem: "\(config.batchSize) is not divisible by \(comm.size) ranks")
+        }
+        let b = plan.localBatch
+        // Real rows when the default dataset exists, else random binary rows of MNIST's shape.
+        var width = 784
+        var source = "random binary rows (784 pixels)"
+        var rowsBuffer: FloatBuffer
+        if FileManager.default.fileExists(atPath: config.dataPath), let ds = try? BinaryDataset(path: config.dataPath) {
+            let (n, w) = try ds.shape(of: .train)
+            width = w
+            let start = min(comm.rank * b, max(n - b, 0))
+            rowsBuffer = try ds.readAll(.train, rows: start..<(start + b))
+            source = config.dataPath
+        } else {
+            rowsBuffer = FloatBuffer(count: b * width)
+            let s = RandomStream(seed: config.seed, purpose: .sampling, UInt64(comm.rank))
+            for i in 0..<(b * width) { rowsBuffer[i] = s.uniform(UInt64(i)) < 0.3 ? 1 : 0 }
+        }
+        let x = rowsBuffer.matrix(rows: b, cols: width)
+        let ids = (0..<b).map { comm.rank * b + $0 }
+        var shape = config.modelShape
+        shape.inputDim = width
+        let model = VAEModel(shape: shape, piCount: config.objective.piCount)
+        let params = model.makeInitialParameters(seed: config.seed)
+        let adam = Adam(parameterCount: model.parameterCount, learningRate: config.learningRate)
+        let step = TrainingStep(model: model, settings: config.objective, localBatch: b, globalBatch: config.batchSize, adam: adam)
+        let peak = measureSgemmPeak()
+
+        func oneStep(_ i: Int) {
+            _ = step.run(x: x, exampleIDs: ids, noise: NoiseSource(seed: config.seed, purpose: .trainingNoise, context: UInt64(i)),
+                         params: params, comm: comm, stopRequested: false)
+        }
+        for i in 0..<warmup { oneStep(i) }
+        comm.barrier()
+        StepProfile.reset()
+        StepProfile.enabled = true
+        let allreduceBefore = step.allreduceNanoseconds
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        for i in 0..<steps { oneStep(warmup + i) }
+        let elapsed = DispatchTime.now().uptimeNanoseconds - t0
+        StepProfile.enabled = false
+        let maxElapsed = Double(comm.allgather(elapsed).max()!) * 1e-9
+        let perStep = 1 / Double(steps)
+        let totalMs = Double(elapsed) * 1e-6 * perStep
+        let gemmMs = Double(StepProfile.gemmNanoseconds) * 1e-6 * perStep
+        let elementMs = Double(StepProfile.elementwiseNanoseconds) * 1e-6 * perStep
+        let allreduceMs = Double(step.allreduceNanoseconds - allreduceBefore) * 1e-6 * perStep
+        let examplesPerS = Double(steps * config.batchSize) / maxElapsed
+        let macs = config.objective.usefulMultiplyAddsPerExample(model: model)
+        let gflops = examplesPerS * Double(macs) * 2 / 1e9
+
+        // Evaluation: K importance samples per example, as DistributedEvaluation runs it.
+        let sampler = ImportanceSampler(model: model, samples: evalSamples, batchCapacity: 1,
+                                        refinement: config.evaluationRefinement, proposal: .encoder, chunk: 500)
+        comm.barrier()
+        let e0 = DispatchTime.now().uptimeNanoseconds
+        for i in 0..<evalExamples {
+            let xi = x.rows((i % b)..<(i % b + 1))
+            _ = sampler.evaluate(x: xi, exampleIDs: [i], seed: config.seed, params: params)
+        }
+        let evalElapsed = Double(comm.allgather(DispatchTime.now().uptimeNanoseconds - e0).max()!) * 1e-9
+        let samplesPerS = Double(evalExamples * evalSamples * comm.size) / evalElapsed
+        return BenchmarkReport(
+            method: config.method.rawValue, k: config.k, pi: config.pi.rawValue, batchSize: config.batchSize, ranks: comm.size,
+            steps: steps, dataSource: source, examplesPerS: examplesPerS, msPerStep: totalMs, gemmMsPerStep: gemmMs,
+            elementwiseMsPerStep: elementMs, bookkeepingMsPerStep: max(0, totalMs - gemmMs - elementMs - allreduceMs),
+            allreduceMsPerStep: allreduceMs, allreduceBytes: step.exchange.buffer.count * 4,
+            usefulMultiplyAddsPerExample: macs, gflops: gflops, gflopsPerRank: gflops / Double(comm.size), peakGflops: peak,
+            peakFraction: gflops / Double(comm.size) / peak, evalSamples: evalSamples, evalSamplesPerS: samplesPerS,
+            evalSecondsFor10000Examples: 10_000 * Double(evalSamples) / samplesPerS)
+    }
+}

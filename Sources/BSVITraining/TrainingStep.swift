@@ -1,0 +1,57 @@
+import BSVI
+import BSVIParallel
+import Foundation
+
+/// What one step did, identical on every rank (it is read from the reduced buffer).
+public struct StepResult {
+    /// false when some rank saw a non-finite loss or gradient and all ranks skipped the update.
+    public var applied: Bool
+    public var nonFiniteRanks: Int
+    public var stopRequested: Bool
+    public var boundSum: Double
+    public var elboInitialSum: Double
+    public var elboRefinedSum: Double
+    public var examples: Double
+}
+
+/// One data-parallel step, shared by the trainer and `bsvi-dist bench`: local per-example
+/// work (encoder, SVI refinement, buffer, gradients), exactly one allreduce of the flat
+/// gradient+sums+flags buffer, then the identical Adam update on every rank — or, if any rank
+/// flagged a non-finite value, no update anywhere.
+public final class TrainingStep {
+    public let objective: BatchObjective
+    public let exchange: StepExchange
+    public let adam: Adam
+    public let globalBatch: Int
+    /// Time spent in the allreduce (for the benchmark's breakdown).
+    public private(set) var allreduceNanoseconds: UInt64 = 0
+
+    public init(model: VAEModel, settings: ObjectiveSettings, localBatch: Int, globalBatch: Int, adam: Adam) {
+        objective = BatchObjective(model: model, settings: settings, batchCapacity: localBatch)
+        exchange = StepExchange(parameterCount: model.parameterCount)
+        self.adam = adam
+        self.globalBatch = globalBatch
+    }
+
+    public func run(x: Matrix, exampleIDs: [Int], noise: NoiseSource, params: FloatBuffer, comm: Communicator,
+                    stopRequested: Bool) -> StepResult {
+        exchange.reset()
+        let stats = objective.accumulate(x: x, exampleIDs: exampleIDs, noise: noise, params: params, grads: exchange.gradients)
+        exchange.finishLocal(stats, stopRequested: stopRequested)
+        let t = DispatchTime.now().uptimeNanoseconds
+        exchange.allreduce(comm)
+        allreduceNanoseconds &+= DispatchTime.now().uptimeNanoseconds &- t
+        let bad = Int(exchange[.nonFiniteRanks])
+        if bad == 0 {
+            adam.update(params, gradient: exchange.gradients.base, gradientScale: -1 / Float(globalBatch))
+        }
+        return StepResult(applied: bad == 0, nonFiniteRanks: bad, stopRequested: exchange[.stopRequests] > 0,
+                          boundSum: Double(exchange[.boundSum]), elboInitialSum: Double(exchange[.elboInitialSum]),
+                          elboRefinedSum: Double(exchange[.elboRefinedSum]), examples: Double(exchange[.examples]))
+    }
+
+    /// The last step's reduced objective gradient, averaged over the global batch.
+    public func meanGradient() -> [Float] {
+        (0..<exchange.parameterCount).map { exchange.gradients[$0] / Float(globalBatch) }
+    }
+}

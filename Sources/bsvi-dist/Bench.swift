@@ -1,0 +1,55 @@
+import ArgumentParser
+import BSVI
+import BSVIParallel
+import BSVITraining
+import Foundation
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Benchmark the real training step and the evaluator; under mpirun, includes the allreduce.")
+
+    @OptionGroup var model: ModelAndMethodOptions
+    @Option(help: "Timed steps.") var steps: Int = 50
+    @Option(help: "Untimed warm-up steps.") var warmup: Int = 5
+    @Option(help: "Importance samples per example for the evaluation benchmark.") var evalSamples: Int = 5000
+    @Option(help: "Examples per rank for the evaluation benchmark (0: skip).") var evalExamples: Int = 4
+    @Option(help: "Dataset for real rows (random binary rows if the file is missing).") var data: String = "data/fashion-mnist.h5"
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func run() throws {
+        var config = TrainingConfiguration()
+        config.dataPath = data
+        do {
+            try model.apply(to: &config)
+            try config.validate()
+            guard steps >= 1, warmup >= 0, evalSamples >= 1, evalExamples >= 0 else {
+                throw ValidationError("--steps ≥ 1, --warmup ≥ 0, --eval-samples ≥ 1, --eval-examples ≥ 0")
+            }
+        } catch { failBeforeStart(error) }
+        setBLASThreads(1)
+        let comm = makeCommunicator()
+        runCollectively(comm) {
+            let r = try Benchmark.run(config: config, steps: steps, warmup: warmup, evalSamples: evalSamples,
+                                      evalExamples: evalExamples, comm: comm)
+            guard comm.isRoot else { return }
+            if json {
+                let e = JSONEncoder()
+                e.keyEncodingStrategy = .convertToSnakeCase
+                e.outputFormatting = [.sortedKeys]
+                print(String(decoding: try e.encode(r), as: UTF8.self))
+                return
+            }
+            print(String(format: """
+                %@ k=%d%@ batch %d on %d rank(s), %d steps (data: %@)
+                  examples/s        %.0f
+                  ms/step           %.2f   = gemm %.2f + element-wise %.2f + refinement bookkeeping %.2f + allreduce %.2f (%d bytes)
+                  useful work       %.2f M multiply-adds/example → %.1f GFLOP/s (%.1f per rank)
+                  sgemm peak        %.1f GFLOP/s per core → %.0f%% of peak
+                  evaluation        %.0f importance samples/s (K=%d) → %.0f s for 10,000 examples
+                """, r.method, r.k, r.method == "bsvi" ? " π=\(r.pi)" : "", r.batchSize, r.ranks, r.steps, r.dataSource,
+                r.examplesPerS, r.msPerStep, r.gemmMsPerStep, r.elementwiseMsPerStep, r.bookkeepingMsPerStep, r.allreduceMsPerStep,
+                r.allreduceBytes, Double(r.usefulMultiplyAddsPerExample) / 1e6, r.gflops, r.gflopsPerRank, r.peakGflops,
+                100 * r.peakFraction, r.evalSamplesPerS, r.evalSamples, r.evalSecondsFor10000Examples))
+        }
+    }
+}

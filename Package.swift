@@ -26,12 +26,13 @@ let package = Package(
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng16", providers: [.apt(["libpng-dev"])]),
         // Getters for the C macros Swift cannot import, plus the async-signal-safe stop flag.
         .target(name: "CShims", dependencies: ["CMPI", "CHDF5"]),
 
         .target(name: "BSVI", dependencies: ["CBLAS"], swiftSettings: numericsFlags),
         .target(name: "BSVIParallel", dependencies: ["CMPI", "CShims"]),
-        .target(name: "BSVIStorage", dependencies: ["BSVI", "CHDF5", "CShims", "CZlib"]),
+        .target(name: "BSVIStorage", dependencies: ["BSVI", "CHDF5", "CShims", "CZlib", "CPNG"]),
         .target(name: "BSVITraining", dependencies: ["BSVI", "BSVIParallel", "BSVIStorage", "CShims"],
                 swiftSettings: numericsFlags),
         .executableTarget(name: "bsvi-dist", dependencies: [

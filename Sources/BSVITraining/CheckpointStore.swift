@@ -2,7 +2,7 @@ import BSVIStorage
 import Foundation
 
 /// The checkpoints of one run: <run-dir>/checkpoints/ckpt-<step>.h5, written atomically by
-/// rank 0, newest `keep` retained.
+/// rank 0; the newest written and the newest `keep` − 1 others are retained.
 public struct CheckpointStore {
     public let folder: String
     public let keep: Int
@@ -36,7 +36,9 @@ public struct CheckpointStore {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let p = path(step: checkpoint.step)
         try CheckpointFile.write(checkpoint, to: p)
-        for old in list().dropFirst(keep) { try? FileManager.default.removeItem(atPath: old.path) }
+        // The file just written always stays (a stray or damaged file with a higher step must not
+        // push it out); of the others, the newest keep − 1 stay.
+        for old in list().filter({ $0.path != p }).dropFirst(keep - 1) { try? FileManager.default.removeItem(atPath: old.path) }
         return p
     }
 

@@ -10,6 +10,6 @@ struct BSVIDist: ParsableCommand {
             Under mpirun every rank trains on its own shard and gradients are allreduced:
               mpirun -np 2 bsvi-dist --epochs 5
             """,
-        subcommands: [Train.self, Evaluate.self, Inspect.self, PrepareData.self, Bench.self],
+        subcommands: [Train.self, Evaluate.self, Inspect.self, PrepareData.self, Bench.self, Sample.self],
         defaultSubcommand: Train.self)
 }

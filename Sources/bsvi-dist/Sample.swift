@@ -1,0 +1,83 @@
+import ArgumentParser
+import BSVI
+import BSVIParallel
+import BSVIStorage
+import BSVITraining
+import Foundation
+
+struct Sample: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a PNG grid of decoder means for prior samples, optionally with test reconstructions from λ₀ and refined λ_k.")
+
+    @Argument(help: "Checkpoint file (only the model part is needed).") var checkpoint: String
+    @Option(help: "Output PNG file.") var out: String
+    @Option(help: "Grid of prior samples: rows.") var rows: Int = 8
+    @Option(help: "Grid columns.") var columns: Int = 10
+    @Option(help: "Also show N data images, their reconstruction from λ₀ and from the refined λ_k (three rows each).")
+    var reconstructions: Int = 0
+    @Option(help: "Dataset for --reconstructions.") var data: String = "data/fashion-mnist.h5"
+    @Option(help: "Split for --reconstructions.") var split: DataSplit = .test
+    @Option(help: "SVI steps for the refined reconstructions (default: the checkpoint's k, at least 1; else 5).") var refineSteps: Int?
+    @Option(help: "Image height × width as HxW (default: from --data, else a square).") var imageSize: String?
+    @Option(help: "Seed of the prior samples.") var seed: UInt64 = 1
+
+    func run() throws {
+        do {
+            guard rows >= 0, columns >= 1, reconstructions >= 0, rows + reconstructions > 0 else {
+                throw ValidationError("need --rows ≥ 0, --columns ≥ 1, --reconstructions ≥ 0, and something to draw")
+            }
+            let ckpt = try CheckpointFile.read(checkpoint)
+            let model = ckpt.model
+            let params = FloatBuffer(ckpt.parameters)
+            let dim = model.shape.inputDim
+            var height = 0, width = 0
+            if let s = imageSize {
+                let parts = s.lowercased().split(separator: "x").compactMap { Int($0) }
+                guard parts.count == 2, parts[0] * parts[1] == dim else {
+                    throw ValidationError("--image-size \(s) must be HxW with H·W = input_dim \(dim)")
+                }
+                (height, width) = (parts[0], parts[1])
+            } else if reconstructions > 0 || FileManager.default.fileExists(atPath: data),
+                      let ds = try? BinaryDataset(path: data), let h = ds.intAttribute("image_height"),
+                      let w = ds.intAttribute("image_width"), h * w == dim {
+                (height, width) = (h, w)
+            } else {
+                let side = Int(Double(dim).squareRoot().rounded())
+                guard side * side == dim else { throw ValidationError("input_dim \(dim) is not square; pass --image-size HxW") }
+                (height, width) = (side, side)
+            }
+            let cols = max(columns, reconstructions)
+            var grid = SampleGrid(imageHeight: height, imageWidth: width, columns: cols)
+            if rows > 0 {
+                let n = rows * cols, d = model.shape.latentDim
+                let z = SampleGrid.priorSamples(count: n, latentDim: d, seed: seed)
+                let means = SampleGrid.decoderMeans(model: model, params: params, z: z.matrix(rows: n, cols: d))
+                for r in 0..<rows { grid.appendRow(Array(means[(r * cols)..<((r + 1) * cols)])) }
+            }
+            if reconstructions > 0 {
+                let ds = try BinaryDataset(path: data)
+                let (n, w) = try ds.shape(of: split)
+                guard w == dim else {
+                    throw StorageError(file: data, object: "/\(split.rawValue)", problem: "rows have \(w) pixels but the model's input_dim is \(dim)")
+                }
+                let count = min(reconstructions, n)
+                let xb = try ds.readAll(split, rows: 0..<count)
+                let x = xb.matrix(rows: count, cols: dim)
+                var refinement = RefinementSettings(steps: 5, learningRate: 0.02, rule: .adam)
+                if let json = ckpt.training?.configJSON, let c = try? TrainingConfiguration.fromJSON(json) { refinement = c.evaluationRefinement }
+                if let r = refineSteps { refinement.steps = r }
+                let codes = SampleGrid.reconstructionCodes(model: model, params: params, x: x, refinement: refinement, seed: seed)
+                let d = model.shape.latentDim
+                grid.appendRow((0..<count).map { Array(UnsafeBufferPointer(start: x.row($0), count: dim)) })
+                grid.appendRow(SampleGrid.decoderMeans(model: model, params: params, z: codes.initial.matrix(rows: count, cols: d)))
+                grid.appendRow(SampleGrid.decoderMeans(model: model, params: params, z: codes.refined.matrix(rows: count, cols: d)))
+            }
+            try PNGFile.writeGray(grid.render(), width: grid.pixelWidth, height: grid.pixelHeight, to: out)
+            print("wrote \(out): \(grid.pixelWidth)×\(grid.pixelHeight) pixels, \(rows) rows of prior samples"
+                  + (reconstructions > 0 ? ", \(reconstructions) reconstructions (data, λ₀, λ_k rows)" : ""))
+        } catch {
+            printError("error: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}

@@ -79,7 +79,7 @@ public struct RandomStream: Sendable {
     /// An integer uniform in 0..<bound (bound > 0), by rejection-free multiply-shift (bias < 2⁻³²
     /// for the bounds used here).
     public func index(_ counter: UInt64, below bound: Int) -> Int {
-        Int((bits(counter) >> 32) &* UInt64(bound) >> 32)
+        Int(((bits(counter) >> 32) &* UInt64(bound)) >> 32)
     }
 
     /// A Fisher–Yates permutation of 0..<count determined entirely by the stream.

@@ -71,7 +71,7 @@ struct ShardPlanTests {
         #expect(parameterChecksum(a) != parameterChecksum(b))
     }
 
-    @Test func configurationValidationNamesTheFlag() {
+    @Test func configurationValidationNamesTheFlag() throws {
         var c = TrainingConfiguration()
         #expect(throws: Never.self) { try c.validate() }
         c.k = -1

@@ -121,6 +121,7 @@ public final class Trainer {
         var orderEpoch = -1
         var badStreak = 0
         var gradientDumped = false
+        var trainingSeconds = 0.0, trainedExamples = 0
         var lastCheckpoint: String? = store.list().first?.path
 
         func checkpoint(epoch: Int) throws -> String? {
@@ -168,8 +169,11 @@ public final class Trainer {
                 x.row(i).update(from: shard.base + local * width, count: width)
             }
             let noise = NoiseSource(seed: config.seed, purpose: .trainingNoise, context: UInt64(epoch))
+            let stepStart = Date()
             let result = trainingStep.run(x: x, exampleIDs: ids, noise: noise, params: params, comm: comm,
                                           stopRequested: bsvi_stop_signal() != 0)
+            trainingSeconds += Date().timeIntervalSince(stepStart)
+            trainedExamples += config.batchSize
             if let dump = options.gradientDumpPath, comm.isRoot, !gradientDumped {
                 gradientDumped = true
                 try trainingStep.meanGradient().withUnsafeBytes { try Data($0).write(to: URL(fileURLWithPath: dump)) }
@@ -235,7 +239,8 @@ public final class Trainer {
             let finalPath = (runDir as NSString).appendingPathComponent("final.h5")
             try CheckpointFile.write(CheckpointFile.read(lastCheckpoint!), to: finalPath)
             try writeSummary(step: step, epoch: finalEpoch, params: params, finalEval: finalEval,
-                             seconds: Date().timeIntervalSince(runStart))
+                             seconds: Date().timeIntervalSince(runStart), trainingSeconds: trainingSeconds,
+                             trainedExamples: trainedExamples)
             say("done: \(step) steps; final checkpoint \(finalPath)")
         } else {
             _ = comm.allgather(parameterChecksum(params))
@@ -253,7 +258,8 @@ public final class Trainer {
         }
     }
 
-    func writeSummary(step: Int, epoch: Int, params: FloatBuffer, finalEval: EvaluationResult?, seconds: Double) throws {
+    func writeSummary(step: Int, epoch: Int, params: FloatBuffer, finalEval: EvaluationResult?, seconds: Double,
+                      trainingSeconds: Double, trainedExamples: Int) throws {
         let sums = comm.allgather(parameterChecksum(params))
         struct Summary: Codable {
             var steps: Int
@@ -261,10 +267,16 @@ public final class Trainer {
             var worldSize: Int
             var parameterChecksums: [String]
             var finalEvaluation: EvaluationResult?
+            /// Wall time of the whole run (including evaluation and checkpoints).
             var seconds: Double
+            /// Time spent in training steps of this process's run (resumed parts not included).
+            var trainingSeconds: Double
+            var trainingExamplesPerSecond: Double
         }
         let s = Summary(steps: step, epoch: epoch, worldSize: comm.size,
-                        parameterChecksums: sums.map { String(format: "%016llx", $0) }, finalEvaluation: finalEval, seconds: seconds)
+                        parameterChecksums: sums.map { String(format: "%016llx", $0) }, finalEvaluation: finalEval, seconds: seconds,
+                        trainingSeconds: trainingSeconds,
+                        trainingExamplesPerSecond: Double(trainedExamples) / max(trainingSeconds, 1e-9))
         let e = JSONEncoder()
         e.outputFormatting = [.prettyPrinted, .sortedKeys]
         try e.encode(s).write(to: URL(fileURLWithPath: (config.runDirectory as NSString).appendingPathComponent("summary.json")))

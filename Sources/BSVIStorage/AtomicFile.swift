@@ -29,7 +29,9 @@ public enum AtomicFile {
             try fsyncPath(folder, isDirectory: true)
         } catch {
             unlink(tmp)
-            throw error
+            let cause = (error as? StorageError).map { $0.problem } ?? "\(error)"
+            throw StorageError(file: path, problem: "could not be written: \(cause); any previous version is unchanged and the temporary file was removed",
+                               fix: "free disk space or choose a writable folder")
         }
     }
 

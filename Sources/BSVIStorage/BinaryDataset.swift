@@ -103,12 +103,18 @@ public enum BinaryDatasetWriter {
         }
     }
 
+    /// Rows per chunk: each chunk carries a Fletcher32 checksum, so a rank reading its shard
+    /// verifies every byte it reads, at most one chunk beyond its rows at each end.
+    public static let chunkRows = 1000
+
     public static func write(to path: String, splits: [Split], imageHeight: Int, imageWidth: Int, source: String,
                              extraIntAttributes: [String: Int64] = [:]) throws {
         try AtomicFile.write(to: path) { tmp in
             let f = try HDF5File.create(tmp)
             for s in splits {
-                try s.values.withUnsafeBufferPointer { try f.writeUInt8("/" + s.name.rawValue, $0, shape: [s.rows, s.width]) }
+                try s.values.withUnsafeBufferPointer {
+                    try f.writeUInt8("/" + s.name.rawValue, $0, shape: [s.rows, s.width], checksummedChunkRows: chunkRows)
+                }
             }
             try f.setAttribute("image_height", Int64(imageHeight))
             try f.setAttribute("image_width", Int64(imageWidth))

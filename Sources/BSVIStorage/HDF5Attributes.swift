@@ -34,13 +34,14 @@ extension HDF5File {
         try writeAttribute(name, on: object, type: bsvi_h5t_native_double(), dims: [], data: &v)
     }
 
-    /// A scalar fixed-length UTF-8 string (what h5py shows as bytes/str, h5dump as a quoted string).
+    /// A scalar variable-length UTF-8 string (h5py reads it as `str`, h5dump as a quoted string).
     public func setAttribute(_ name: String, on object: String = "/", _ value: String) throws {
-        var bytes = Array(value.utf8) + [0]
-        let type = Self.fixedStringType(max(bytes.count - 1, 1))
+        let type = Self.variableStringType()
         defer { H5Tclose(type) }
-        if bytes.count < 2 { bytes = [0, 0] }
-        try writeAttribute(name, on: object, type: type, dims: [], data: &bytes)
+        try value.withCString { cString in
+            var pointer: UnsafePointer<CChar>? = cString
+            try writeAttribute(name, on: object, type: type, dims: [], data: &pointer)
+        }
     }
 
     private func openAttribute(_ name: String, on object: String) throws -> hid_t {

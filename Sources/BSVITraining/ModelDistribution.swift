@@ -21,7 +21,7 @@ public enum ModelDistribution {
             }
         }
         header = comm.broadcast(string: header)
-        if header.hasPrefix("error:") { throw StartupError(message: String(header.dropFirst(6)), silent: !comm.isRoot) }
+        if header.hasPrefix("error:") { throw CollectiveError(message: String(header.dropFirst(6)), silent: !comm.isRoot) }
         let h = try JSONDecoder().decode(Header.self, from: Data(header.utf8))
         let model = VAEModel(shape: h.shape, piCount: h.piCount)
         var params = checkpoint?.parameters ?? [Float](repeating: 0, count: model.parameterCount)

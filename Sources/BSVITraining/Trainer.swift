@@ -17,6 +17,8 @@ public struct RunOptions {
     /// Writes the first step's averaged objective gradient (Float32, little endian, layout order).
     public var gradientDumpPath: String?
     public var progressInterval: TimeInterval = 10
+    /// Fault injection for the reliability tests (hidden flags).
+    public var faults = FaultInjection()
     public init() {}
 }
 
@@ -87,8 +89,8 @@ public final class Trainer {
         }
         startError = comm.broadcast(string: startError)
         if !startError.isEmpty {
-            if comm.isRoot { throw StartupError(message: startError) }
-            throw StartupError(message: startError, silent: true)
+            if comm.isRoot { throw CollectiveError(message: startError) }
+            throw CollectiveError(message: startError, silent: true)
         }
         comm.broadcast(params.base, count: params.count)
         comm.broadcast(adam.firstMoment.base, count: params.count)
@@ -171,7 +173,9 @@ public final class Trainer {
             let noise = NoiseSource(seed: config.seed, purpose: .trainingNoise, context: UInt64(epoch))
             let stepStart = Date()
             let result = trainingStep.run(x: x, exampleIDs: ids, noise: noise, params: params, comm: comm,
-                                          stopRequested: bsvi_stop_signal() != 0)
+                                          stopRequested: bsvi_stop_signal() != 0,
+                                          poison: options.faults.poisonsGradient(step: step, rank: comm.rank))
+            if options.faults.perturbsParameters(step: step, rank: comm.rank) { params[0] = params[0].nextUp }
             trainingSeconds += Date().timeIntervalSince(stepStart)
             trainedExamples += config.batchSize
             if let dump = options.gradientDumpPath, comm.isRoot, !gradientDumped {
@@ -190,7 +194,8 @@ public final class Trainer {
                 skippedTotal += 1
                 say("step \(step): non-finite loss or gradient on \(result.nonFiniteRanks) rank(s); skipped on all ranks (\(badStreak) in a row)")
                 if badStreak >= config.maxBadSteps {
-                    throw TrainingError.tooManyBadSteps(count: badStreak, lastCheckpoint: lastCheckpoint)
+                    let error = TrainingError.tooManyBadSteps(count: badStreak, lastCheckpoint: lastCheckpoint)
+                    throw CollectiveError(message: "\(error)", silent: !comm.isRoot)
                 }
             }
 
@@ -254,7 +259,10 @@ public final class Trainer {
         let sums = comm.allgather(parameterChecksum(params))
         let differing = sums.indices.filter { sums[$0] != sums[0] }
         if !differing.isEmpty {
-            throw TrainingError.ranksDiverged(detail: "rank(s) \(differing.map(String.init).joined(separator: ", ")) differ from rank 0")
+            let error = TrainingError.ranksDiverged(
+                detail: "the parameter checksums of rank(s) \(differing.map(String.init).joined(separator: ", ")) differ from rank 0's "
+                    + "(\(sums.map { String(format: "%016llx", $0) }.joined(separator: " ")))")
+            throw CollectiveError(message: "\(error)", silent: !comm.isRoot)
         }
     }
 
@@ -313,9 +321,10 @@ public final class Trainer {
     }
 }
 
-/// An error found by rank 0 while starting (bad checkpoint, unwritable run dir) and broadcast
-/// so that every rank stops together; only rank 0 reports it.
-public struct StartupError: Error, CustomStringConvertible {
+/// An error every rank learned together — found by rank 0 and broadcast (bad checkpoint,
+/// unwritable run dir), or decided from reduced values (too many non-finite steps, ranks
+/// diverged) — so every rank can stop cleanly; only rank 0 reports it.
+public struct CollectiveError: Error, CustomStringConvertible {
     public let message: String
     public var silent: Bool
     public init(message: String, silent: Bool = false) {

@@ -33,10 +33,12 @@ public final class TrainingStep {
         self.globalBatch = globalBatch
     }
 
+    /// `poison` (fault injection for tests) makes this rank's gradient NaN before the exchange.
     public func run(x: Matrix, exampleIDs: [Int], noise: NoiseSource, params: FloatBuffer, comm: Communicator,
-                    stopRequested: Bool) -> StepResult {
+                    stopRequested: Bool, poison: Bool = false) -> StepResult {
         exchange.reset()
         let stats = objective.accumulate(x: x, exampleIDs: exampleIDs, noise: noise, params: params, grads: exchange.gradients)
+        if poison { exchange.gradients[0] = .nan }
         exchange.finishLocal(stats, stopRequested: stopRequested)
         let t = DispatchTime.now().uptimeNanoseconds
         exchange.allreduce(comm)

@@ -27,7 +27,12 @@ hid_t bsvi_h5t_native_uint8(void) { return H5T_NATIVE_UINT8; }
 hid_t bsvi_h5t_native_int64(void) { return H5T_NATIVE_INT64; }
 hid_t bsvi_h5t_c_s1(void) { return H5T_C_S1; }
 size_t bsvi_h5t_variable(void) { return H5T_VARIABLE; }
-void bsvi_h5_silence_errors(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+void bsvi_h5_silence_errors(void) {
+    /* No library shutdown at exit: every file we write is closed explicitly, and after a failed
+       close (disk full) HDF5's own atexit cleanup would retry the flush and crash. */
+    H5dont_atexit();
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
 
 static volatile sig_atomic_t stop_signal = 0;
 

@@ -16,13 +16,13 @@ var launchRank: Int {
 /// Runs a command body on a communicator and turns every error into one line on standard
 /// error (`rank r: …` under MPI) and a non-zero exit. Under MPI a failing rank aborts the
 /// whole job, so no other rank is left waiting in a collective; errors that every rank
-/// learned together (StartupError) end each rank cleanly instead.
+/// learned together (CollectiveError) end each rank cleanly instead.
 func runCollectively(_ comm: Communicator, _ body: () throws -> Void) -> Never {
     do {
         try body()
         comm.finalize()
         exit(0)
-    } catch let e as StartupError {
+    } catch let e as CollectiveError {
         if !e.silent { printError(comm.size > 1 ? "rank \(comm.rank): \(e)" : "error: \(e)") }
         comm.finalize()
         exit(1)

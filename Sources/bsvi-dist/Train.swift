@@ -74,6 +74,8 @@ struct Train: ParsableCommand {
     @Option(help: "Compare parameter checksums across ranks every N steps (0: off).") var consistencyEvery: Int = 1000
     @Option(help: "Abort the job if a collective has not completed in this many seconds (0: never).") var stallTimeout: Double = 300
     @Option(help: .hidden) var dumpGradient: String?
+    @Option(help: .hidden) var injectNan: [String] = []
+    @Option(help: .hidden) var injectDrift: [String] = []
 
     func configuration() throws -> TrainingConfiguration {
         var c = TrainingConfiguration()
@@ -105,6 +107,14 @@ struct Train: ParsableCommand {
         var options = RunOptions()
         options.resume = resume
         options.gradientDumpPath = dumpGradient
+        for spec in injectNan {
+            guard let f = FaultInjection.parse(spec) else { failBeforeStart(ValidationError("--inject-nan takes FIRST[-LAST]:RANK")) }
+            options.faults.nanGradients.append(f)
+        }
+        for spec in injectDrift {
+            guard let f = FaultInjection.parse(spec) else { failBeforeStart(ValidationError("--inject-drift takes STEP:RANK")) }
+            options.faults.parameterDrift.append((f.steps.lowerBound, f.rank))
+        }
         runCollectively(comm) {
             if data == nil { try ensureDefaultDataset(config.dataPath, comm: comm) }
             _ = try Trainer(config: config, options: options, comm: comm).run()
@@ -125,5 +135,5 @@ func ensureDefaultDataset(_ path: String, comm: Communicator) throws {
         }
     }
     problem = comm.broadcast(string: problem)
-    if !problem.isEmpty { throw StartupError(message: problem, silent: !comm.isRoot) }
+    if !problem.isEmpty { throw CollectiveError(message: problem, silent: !comm.isRoot) }
 }

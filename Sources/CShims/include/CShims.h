@@ -34,7 +34,8 @@ hid_t bsvi_h5t_native_uint8(void);
 hid_t bsvi_h5t_native_int64(void);
 hid_t bsvi_h5t_c_s1(void);
 size_t bsvi_h5t_variable(void);
-/// Turns off HDF5's automatic error-stack printing; callers report errors themselves.
+/// Turns off HDF5's automatic error-stack printing (callers report errors themselves) and its
+/// atexit shutdown. Call before any other HDF5 function.
 void bsvi_h5_silence_errors(void);
 
 // Signals: SIGTERM/SIGINT set a flag that the training loop turns into a collective stop.

@@ -21,7 +21,7 @@ public final class BinaryDataset {
     /// Number of rows and the row width of a split, after checking dtype and rank.
     public func shape(of split: DataSplit) throws -> (rows: Int, width: Int) {
         let name = "/" + split.rawValue
-        guard file.exists(name) else {
+        guard try file.exists(name) else {
             throw StorageError(file: path, object: name, problem: "split is missing",
                                fix: "the dataset needs /train, /valid and /test; rebuild it with `bsvi-dist prepare-data`")
         }

@@ -62,17 +62,17 @@ public enum CheckpointFile {
         func problem(_ object: String?, _ what: String, fix: String? = nil) -> StorageError {
             StorageError(file: path, object: object, problem: what, fix: fix)
         }
-        if f.hasAttribute("format") {
+        if try f.hasAttribute("format") {
             let format = try f.stringAttribute("format")
             guard format == Checkpoint.format else {
                 throw problem("/", "format is '\(format)', not '\(Checkpoint.format)'", fix: "pass a bsvi-dist checkpoint")
             }
         }
-        guard f.exists("/model") else {
+        guard try f.exists("/model") else {
             throw problem("/model", "not a bsvi-dist checkpoint: the /model group is missing",
                           fix: "pass a checkpoint written by bsvi-dist train (or in the layout of docs/checkpoint-format.md)")
         }
-        if f.hasAttribute("format_version") {
+        if try f.hasAttribute("format_version") {
             let version = try f.scalarInt64Attribute("format_version")
             guard version == Checkpoint.formatVersion else {
                 throw problem("/", "format_version is \(version); this build reads version \(Checkpoint.formatVersion)",
@@ -86,7 +86,7 @@ public enum CheckpointFile {
         guard let activation = Activation(rawValue: activationName) else {
             throw problem("/model", "unknown activation '\(activationName)'", fix: "use one of tanh, relu, softplus")
         }
-        if f.hasAttribute("likelihood", on: "/model") {
+        if try f.hasAttribute("likelihood", on: "/model") {
             let lik = try f.stringAttribute("likelihood", on: "/model")
             guard lik == "bernoulli" else { throw problem("/model", "likelihood '\(lik)' is not supported (only bernoulli)") }
         }
@@ -94,12 +94,12 @@ public enum CheckpointFile {
             throw problem("/model", "input_dim, latent_dim and hidden_dims must be positive (found \(inputDim), \(latentDim), \(hidden))")
         }
         let shape = ModelShape(inputDim: inputDim, latentDim: latentDim, hiddenDims: hidden, activation: activation)
-        let piCount = f.exists("/training/pi_logits") ? (try f.datasetInfo("/training/pi_logits")).count : 0
+        let piCount = try f.exists("/training/pi_logits") ? (try f.datasetInfo("/training/pi_logits")).count : 0
         let model = VAEModel(shape: shape, piCount: piCount)
         var params = [Float](repeating: 0, count: model.parameterCount)
         for t in model.layout.tensors {
             let name = Checkpoint.datasetPath(for: t.name)
-            guard f.exists(name) else {
+            guard try f.exists(name) else {
                 throw problem(name, "dataset is missing (expected by input_dim/latent_dim/hidden_dims)")
             }
             let (values, fileShape) = try f.readFloats(name)
@@ -111,11 +111,11 @@ public enum CheckpointFile {
             }
             for i in 0..<t.count { params[t.offset + i] = values[i] }
         }
-        let step = f.hasAttribute("step") ? Int(try f.scalarInt64Attribute("step")) : 0
-        let epoch = f.hasAttribute("epoch") ? Int(try f.scalarInt64Attribute("epoch")) : 0
-        let method = f.hasAttribute("method") ? try f.stringAttribute("method") : "unknown"
+        let step = try f.hasAttribute("step") ? Int(try f.scalarInt64Attribute("step")) : 0
+        let epoch = try f.hasAttribute("epoch") ? Int(try f.scalarInt64Attribute("epoch")) : 0
+        let method = try f.hasAttribute("method") ? try f.stringAttribute("method") : "unknown"
         var training: TrainingState? = nil
-        if f.exists("/training") && f.hasAttribute("config", on: "/training") {
+        if try f.exists("/training") && f.hasAttribute("config", on: "/training") {
             let m = try f.readFloats("/training/adam_first_moment").values
             let v = try f.readFloats("/training/adam_second_moment").values
             guard m.count == model.parameterCount, v.count == model.parameterCount else {
@@ -130,13 +130,13 @@ public enum CheckpointFile {
                 worldSize: Int(try f.scalarInt64Attribute("world_size", on: "/training")),
                 adamStep: Int(try f.scalarInt64Attribute("adam_step", on: "/training")),
                 firstMoment: m, secondMoment: v,
-                skippedSteps: f.hasAttribute("skipped_steps", on: "/training") ? Int(try f.scalarInt64Attribute("skipped_steps", on: "/training")) : 0)
+                skippedSteps: try f.hasAttribute("skipped_steps", on: "/training") ? Int(try f.scalarInt64Attribute("skipped_steps", on: "/training")) : 0)
         } else if requireTrainingState {
             throw problem("/training", "the checkpoint holds only the model, not the optimizer state and configuration that --resume needs",
                           fix: "resume from a checkpoint written by bsvi-dist train, or start a new run")
         }
         var history: [MetricRecord] = []
-        if f.exists("/metrics/step") {
+        if try f.exists("/metrics/step") {
             let steps = try f.readInt64s("/metrics/step"), epochs = try f.readInt64s("/metrics/epoch")
             let splits = try f.readStrings("/metrics/split"), examples = try f.readInt64s("/metrics/examples")
             let samples = try f.readInt64s("/metrics/samples")

@@ -40,11 +40,11 @@ public struct CheckpointReport: Codable {
 public enum CheckpointInspector {
     public static func inspect(_ path: String) throws -> CheckpointReport {
         let f = try HDF5File.open(path)
-        let format = f.hasAttribute("format") ? try f.stringAttribute("format") : nil
+        let format = try f.hasAttribute("format") ? try f.stringAttribute("format") : nil
         if let format, format != Checkpoint.format {
             throw StorageError(file: path, object: "/", problem: "format is '\(format)', not a bsvi-dist checkpoint")
         }
-        guard f.exists("/model") else {
+        guard try f.exists("/model") else {
             throw StorageError(file: path, object: "/model", problem: "not a bsvi-dist checkpoint: the /model group is missing",
                                fix: "pass a checkpoint file (see docs/checkpoint-format.md)")
         }
@@ -72,7 +72,7 @@ public enum CheckpointInspector {
             let lse = logSumExp(a)
             pi = a.map { Foundation.exp($0 - lse) }
         }
-        let version = f.hasAttribute("format_version") ? Int(try f.scalarInt64Attribute("format_version")) : nil
+        let version = try f.hasAttribute("format_version") ? Int(try f.scalarInt64Attribute("format_version")) : nil
         return CheckpointReport(file: path, format: format, formatVersion: version, method: ckpt.method, step: ckpt.step,
                                 epoch: ckpt.epoch, model: ckpt.shape, worldSize: ckpt.training?.worldSize, seed: ckpt.training?.seed,
                                 adamStep: ckpt.training?.adamStep, skippedSteps: ckpt.training?.skippedSteps,

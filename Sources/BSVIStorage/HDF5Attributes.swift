@@ -3,12 +3,15 @@ import CShims
 
 /// Attributes on groups and datasets, addressed by object path ("/" is the root group).
 extension HDF5File {
-    public func hasAttribute(_ name: String, on object: String = "/") -> Bool {
-        exists(object) || object == "/" ? H5Aexists_by_name(id, object, name, bsvi_h5p_default()) > 0 : false
+    public func hasAttribute(_ name: String, on object: String = "/") throws -> Bool {
+        guard try object == "/" || exists(object) else { return false }
+        let found = H5Aexists_by_name(id, object, name, bsvi_h5p_default())
+        if found < 0 { throw fail(object, "cannot look up attribute '\(name)' (the file is corrupt)") }
+        return found > 0
     }
 
     private func writeAttribute(_ name: String, on object: String, type: hid_t, dims: [Int], data: UnsafeRawPointer) throws {
-        if hasAttribute(name, on: object) { H5Adelete_by_name(id, object, name, bsvi_h5p_default()) }
+        if try hasAttribute(name, on: object) { H5Adelete_by_name(id, object, name, bsvi_h5p_default()) }
         var d = dims.map { hsize_t($0) }
         let space = dims.isEmpty ? H5Screate(H5S_SCALAR) : H5Screate_simple(Int32(d.count), &d, nil)
         defer { H5Sclose(space) }
@@ -45,7 +48,7 @@ extension HDF5File {
     }
 
     private func openAttribute(_ name: String, on object: String) throws -> hid_t {
-        guard hasAttribute(name, on: object) else { throw fail(object, "attribute '\(name)' is missing") }
+        guard try hasAttribute(name, on: object) else { throw fail(object, "attribute '\(name)' is missing") }
         let a = H5Aopen_by_name(id, object, name, bsvi_h5p_default(), bsvi_h5p_default())
         guard a >= 0 else { throw fail(object, "cannot open attribute '\(name)'") }
         return a

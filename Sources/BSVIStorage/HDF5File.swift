@@ -3,7 +3,7 @@ import CShims
 import Foundation
 
 /// The HDF5 library prints its own error stack by default; we report errors ourselves.
-private let silenceHDF5Errors: Void = { bsvi_h5_silence_errors() }()
+private var silenceHDF5Errors: Void { bsvi_h5_silence_errors() }
 
 /// Element type classes the project reads and writes.
 public enum HDF5ElementType: Equatable, CustomStringConvertible, Sendable {
@@ -83,12 +83,16 @@ public final class HDF5File {
 
     // MARK: Structure
 
-    /// Whether an object exists at an absolute path ("/a/b/c"), checking each component.
-    public func exists(_ objectPath: String) -> Bool {
+    /// Whether an object exists at an absolute path ("/a/b/c"), checking each component. A
+    /// damaged link or group throws rather than reading as "absent", so a corrupt optional part
+    /// (e.g. /training) is never mistaken for a missing one.
+    public func exists(_ objectPath: String) throws -> Bool {
         var prefix = ""
         for part in objectPath.split(separator: "/") {
             prefix += "/" + part
-            if H5Lexists(id, prefix, bsvi_h5p_default()) <= 0 { return false }
+            let found = H5Lexists(id, prefix, bsvi_h5p_default())
+            if found < 0 { throw fail(prefix, "cannot look up the object (the file is corrupt)") }
+            if found == 0 { return false }
         }
         return true
     }
@@ -133,7 +137,7 @@ public final class HDF5File {
     }
 
     func openDataset(_ name: String) throws -> hid_t {
-        guard exists(name) else { throw fail(name, "dataset not found") }
+        guard try exists(name) else { throw fail(name, "dataset not found") }
         let d = H5Dopen2(id, name, bsvi_h5p_default())
         guard d >= 0 else { throw fail(name, "cannot open dataset (not a dataset, or the file is corrupt)") }
         return d

@@ -292,7 +292,7 @@ public final class Trainer {
 
     func loadResumeCheckpoint(_ resume: String, store: CheckpointStore) throws -> (Checkpoint, String) {
         if resume == "auto" {
-            guard let found = store.newestValid(warn: { self.say($0) }) else {
+            guard let found = store.newestValid(warn: { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }) else {
                 throw TrainingError.resume(file: store.folder, problem: "no valid checkpoint found",
                                            fix: "start without --resume, or point --run-dir at the run to continue")
             }

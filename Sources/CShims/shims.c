@@ -1,4 +1,5 @@
 #include "CShims.h"
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 
@@ -29,8 +30,11 @@ hid_t bsvi_h5t_c_s1(void) { return H5T_C_S1; }
 size_t bsvi_h5t_variable(void) { return H5T_VARIABLE; }
 void bsvi_h5_silence_errors(void) {
     /* No library shutdown at exit: every file we write is closed explicitly, and after a failed
-       close (disk full) HDF5's own atexit cleanup would retry the flush and crash. */
-    H5dont_atexit();
+       close (disk full) HDF5's own atexit cleanup would retry the flush and crash. Must come
+       before the library initializes, so the first call does it. */
+    static int first = 1;
+    if (first) { first = 0; H5dont_atexit(); }
+    /* The error-printing setting is per thread in some HDF5 builds: set it on every call. */
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
 }
 
@@ -41,13 +45,22 @@ static void on_stop_signal(int signal_number) {
 }
 
 void bsvi_install_stop_handlers(void) {
+    /* SIGTERM/SIGINT to a rank, and SIGUSR1/SIGUSR2, which Open MPI's mpirun forwards to every
+       rank (it aborts the job on SIGTERM/SIGINT instead of forwarding them). */
+    const int signals[] = {SIGTERM, SIGINT, SIGUSR1, SIGUSR2};
     struct sigaction action;
     memset(&action, 0, sizeof action);
     action.sa_handler = on_stop_signal;
     sigemptyset(&action.sa_mask);
     action.sa_flags = SA_RESTART;
-    sigaction(SIGTERM, &action, NULL);
-    sigaction(SIGINT, &action, NULL);
+    sigset_t unblock;
+    sigemptyset(&unblock);
+    for (unsigned i = 0; i < sizeof signals / sizeof signals[0]; i++) {
+        sigaction(signals[i], &action, NULL);
+        sigaddset(&unblock, signals[i]);
+    }
+    /* A process inherits its parent's blocked signals (e.g. from a thread pool); unblock ours. */
+    pthread_sigmask(SIG_UNBLOCK, &unblock, NULL);
 }
 
 int bsvi_stop_signal(void) { return stop_signal; }

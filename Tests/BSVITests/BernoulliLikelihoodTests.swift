@@ -28,6 +28,41 @@ struct BernoulliLikelihoodTests {
         #expect(r.error == [expectedError])
     }
 
+    @Test("extreme logits stay exact in the vectorized lanes and in the scalar tail", arguments: [16, 37, 64])
+    func extremeLogitsVectorized(count: Int) {
+        // Cycle through the four (x, ±1000) cases, and ±88..±90 around exp's clamping range.
+        let cases: [(x: Float, a: Float)] = [(1, 1000), (0, 1000), (1, -1000), (0, -1000), (1, 90), (0, -89), (1, -88), (0, 87)]
+        let x = (0..<count).map { cases[$0 % cases.count].x }
+        let a = (0..<count).map { cases[$0 % cases.count].a }
+        let r = Self.evaluate(x: x, logits: a)
+        let expected = Reference.bernoulliLogLikelihood(x: x.map(Double.init), logits: a.map(Double.init))
+        // Float32 summation of terms of size ~1000: a few ulps of the total.
+        let tolerance = 4 * Double(Float(expected).ulp) * Double(count).squareRoot()
+        #expect(r.logLikelihood.isFinite && r.fused.isFinite)
+        #expect(abs(Double(r.logLikelihood) - expected) <= tolerance, "\(r.logLikelihood) vs \(expected)")
+        #expect(abs(Double(r.fused) - expected) <= tolerance, "\(r.fused) vs \(expected)")
+        for d in 0..<count {
+            let e = Double(x[d]) - Reference.sigmoid(Double(a[d]))
+            #expect(abs(Double(r.error[d]) - e) <= 1e-7, "error \(d): \(r.error[d]) vs \(e)")
+        }
+    }
+
+    @Test("image-sized rows (784 pixels): both passes match Float64 within Float32 summation error")
+    func imageRows() {
+        var values = TestValues(seed: 22)
+        for _ in 0..<10 {
+            let x = values.bits(784)
+            let a = values.floats(784, -30, 30)
+            let r = Self.evaluate(x: x, logits: a)
+            let expected = Reference.bernoulliLogLikelihood(x: x.map(Double.init), logits: a.map(Double.init))
+            // 1e-6 nats per pixel (the documented bound of the product form) plus a few ulps of
+            // the total for the Float32 accumulation of 784 terms.
+            let tolerance = 1e-6 * 784 + 4 * Double(Float(expected).ulp)
+            #expect(abs(Double(r.logLikelihood) - expected) <= tolerance, "\(r.logLikelihood) vs \(expected)")
+            #expect(abs(Double(r.fused) - expected) <= tolerance, "\(r.fused) vs \(expected)")
+        }
+    }
+
     @Test("a row of mixed extreme logits sums exactly")
     func mixedRow() {
         let x: [Float] = [1, 0, 1, 0, 1, 0]
@@ -44,13 +79,14 @@ struct BernoulliLikelihoodTests {
     func ordinaryLogits() {
         var values = TestValues(seed: 21)
         for _ in 0..<20 {
-            let x = values.bits(12)
-            let a = values.floats(12, -25, 25)
+            // 40 = two 16-lane vectors and a scalar tail of 8.
+            let x = values.bits(40)
+            let a = values.floats(40, -25, 25)
             let r = Self.evaluate(x: x, logits: a)
             let expected = Reference.bernoulliLogLikelihood(x: x.map(Double.init), logits: a.map(Double.init))
             #expect(abs(Double(r.logLikelihood) - expected) <= 1e-5 * max(1, abs(expected)))
             #expect(abs(Double(r.fused) - Double(r.logLikelihood)) <= 1e-5 * max(1, abs(expected)))
-            for d in 0..<12 {
+            for d in 0..<40 {
                 let e = Double(x[d]) - Reference.sigmoid(Double(a[d]))
                 #expect(abs(Double(r.error[d]) - e) <= 1e-6)
                 // The error is the derivative of the log-likelihood w.r.t. the logit.

@@ -7,7 +7,7 @@ import Testing
 /// aliases the output).
 @Suite("MLP forward and backward passes")
 struct MLPGradientTests {
-    static let hiddenShapes: [[Int]] = [[5], [4, 3]]
+    static let hiddenShapes: [[Int]] = [[5], [4, 3], [18]]
     static let inputSize = 6
     static let outputSize = 3
     static let batch = 3

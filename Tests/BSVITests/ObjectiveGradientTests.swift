@@ -12,7 +12,7 @@ import Testing
 /// encoder gradient is ∇φ of the one-sample analytic-KL ELBO at λ₀ (elboInitialSum).
 @Suite("BatchObjective gradients")
 struct ObjectiveGradientTests {
-    static let shape = ModelShape(inputDim: 8, latentDim: 2, hiddenDims: [5], activation: .tanh)
+    static let shape = ModelShape(inputDim: 18, latentDim: 2, hiddenDims: [5], activation: .tanh)
     static let ids = [4, 9, 1]
     static let noise = NoiseSource(seed: 99, purpose: .trainingNoise, context: 1)
     /// Float32 analytic gradients vs exact Float64 differences: Float32 rounding is ~1e-5

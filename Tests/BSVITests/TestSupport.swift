@@ -249,3 +249,54 @@ func syntheticBinaryData(examples: Int, dimension: Int, prototypes: Int = 3, fli
     }
     return data
 }
+
+/// A model with a one-dimensional latent (input 4, hidden [3], latent 1), whose exact log p(x)
+/// is available by quadrature, and all 16 binary inputs as its data set. The encoder's
+/// log-variance output is pinned near 0.7 (σ² ≈ 2 > ½): with a bounded likelihood the
+/// importance weights w = p(x|z) N(z; 0, 1) / q(z) then have finite variance, so standard
+/// errors estimated from samples are meaningful.
+final class LatentOneModel {
+    let model: VAEModel
+    let params: FloatBuffer
+    let x: HostMatrix
+    let ids: [Int]
+
+    init(seed: UInt64, activation: Activation = .tanh) {
+        model = VAEModel(shape: ModelShape(inputDim: 4, latentDim: 1, hiddenDims: [3], activation: activation))
+        params = randomParameters(model: model, seed: seed, scale: 1.2)
+        let lastKernel = model.encoder.kernels[model.encoder.layerCount - 1]
+        let lastBias = model.encoder.biases[model.encoder.layerCount - 1]
+        for r in 0..<lastKernel.shape[0] { params[lastKernel.offset + r * 2 + 1] *= 0.1 }
+        params[lastBias.offset + 1] = 0.7
+        x = HostMatrix(rows: 16, cols: 4, values: (0..<16).flatMap { n in (0..<4).map { Float((n >> $0) & 1) } })
+        ids = Array(100..<116)
+    }
+
+    /// λ₀ = encoder(x) for every example (16 × 2).
+    func encoderLambda() -> HostMatrix {
+        let ws = MLPWorkspace(mlp: model.encoder, capacity: x.rows)
+        ws.forward(x.matrix, rows: 0..<x.rows, params: params)
+        let lambda = HostMatrix(rows: x.rows, cols: 2)
+        lambda.matrix.copy(from: ws.output)
+        return lambda
+    }
+
+    func exactLogMarginal(_ i: Int) -> Double {
+        Reference.exactLogMarginal(model: model, params: params.doubles, x: x.rowDouble(i))
+    }
+
+    /// Float64 importance weights from q(z; λ) with independent noise, to estimate the
+    /// relative variance var(w)/E[w]² that sets the standard error of log p̂.
+    func relativeWeightVariance(example i: Int, lambda: [Double], samples: Int, seed: UInt64) -> Double {
+        let stream = RandomStream(seed: seed, purpose: .sampling, 0xA11CE, UInt64(i))
+        var eps = [Float](repeating: 0, count: samples)
+        eps.withUnsafeMutableBufferPointer { stream.fillNormals($0.baseAddress!, count: samples) }
+        let p = params.doubles
+        let logW = eps.map { Reference.logWeight(model: model, params: p, x: x.rowDouble(i), lambda: lambda, eps: [Double($0)]) }
+        let m = logW.max()!
+        let w = logW.map { exp($0 - m) }
+        let mean = w.reduce(0, +) / Double(samples)
+        let variance = w.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(samples - 1)
+        return variance / (mean * mean)
+    }
+}

@@ -1,0 +1,76 @@
+import BSVI
+import Foundation
+import Testing
+
+/// The flat parameter layout of the VAE and its deterministic Glorot initialization.
+@Suite("VAE model layout and initialization")
+struct VAEModelLayoutTests {
+    @Test("encoder x → hidden → 2d, decoder d → reversed hidden → x, then π logits; tensors tile the vector")
+    func layout() {
+        let shape = ModelShape(inputDim: 12, latentDim: 3, hiddenDims: [7, 5], activation: .relu)
+        let model = VAEModel(shape: shape, piCount: 4)
+        #expect(model.encoder.sizes == [12, 7, 5, 6])
+        #expect(model.decoder.sizes == [3, 5, 7, 12])
+        let names = model.layout.tensors.map(\.name)
+        #expect(names == ["encoder/dense_0/kernel", "encoder/dense_0/bias", "encoder/dense_1/kernel", "encoder/dense_1/bias",
+                          "encoder/dense_2/kernel", "encoder/dense_2/bias", "decoder/dense_0/kernel", "decoder/dense_0/bias",
+                          "decoder/dense_1/kernel", "decoder/dense_1/bias", "decoder/dense_2/kernel", "decoder/dense_2/bias",
+                          "pi/logits"])
+        var offset = 0
+        for t in model.layout.tensors {
+            #expect(t.offset == offset, "\(t.name)")
+            offset += t.count
+        }
+        #expect(offset == model.parameterCount)
+        let expectedCount = (12 * 7 + 7) + (7 * 5 + 5) + (5 * 6 + 6) + (3 * 5 + 5) + (5 * 7 + 7) + (7 * 12 + 12) + 4
+        #expect(model.parameterCount == expectedCount)
+        #expect(model.layout.tensor(named: "decoder/dense_1/kernel")?.shape == [5, 7])
+        #expect(model.piLogits?.count == 4)
+        #expect(VAEModel(shape: shape).piLogits == nil)
+        #expect(model.encoder.multiplyAddsPerRow == 12 * 7 + 7 * 5 + 5 * 6)
+    }
+
+    @Test("piCount and rows per example follow the method")
+    func settingsShapes() {
+        let r = RefinementSettings(steps: 4, learningRate: 0.01, rule: .sgd)
+        #expect(ObjectiveSettings(method: .bsvi, k: 4, pi: .learned, refinement: r).piCount == 5)
+        #expect(ObjectiveSettings(method: .bsvi, k: 4, pi: .uniform, refinement: r).piCount == 0)
+        #expect(ObjectiveSettings(method: .svi, k: 4, pi: .learned, refinement: r).piCount == 0)
+        #expect(ObjectiveSettings(method: .bsvi, k: 4, refinement: r).rowsPerExample == 5)
+        #expect(ObjectiveSettings(method: .svi, k: 4, refinement: r).rowsPerExample == 5)
+        #expect(ObjectiveSettings(method: .iwae, k: 4, refinement: r).rowsPerExample == 4)
+        #expect(ObjectiveSettings(method: .vae, k: 4, vaeSamples: 2, refinement: r).rowsPerExample == 2)
+    }
+
+    @Test("Glorot-uniform kernels, zero biases and π logits, a pure function of the seed")
+    func initialization() {
+        let model = VAEModel(shape: ModelShape(inputDim: 40, latentDim: 4, hiddenDims: [30], activation: .tanh), piCount: 3)
+        let a = model.makeInitialParameters(seed: 7), b = model.makeInitialParameters(seed: 7)
+        let c = model.makeInitialParameters(seed: 8)
+        #expect(a.array == b.array)
+        #expect(a.array != c.array)
+        for mlp in [model.encoder, model.decoder] {
+            for l in 0..<mlp.layerCount {
+                let k = mlp.kernels[l]
+                let limit = (6.0 / Double(k.shape[0] + k.shape[1])).squareRoot()
+                let values = (0..<k.count).map { Double(a[k.offset + $0]) }
+                #expect(values.allSatisfy { abs($0) <= limit })
+                // Uniform(−limit, limit): mean 0, variance limit²/3, within 5 standard errors.
+                let n = Double(values.count)
+                let mean = values.reduce(0, +) / n
+                let variance = values.reduce(0) { $0 + $1 * $1 } / n
+                #expect(abs(mean) <= 5 * limit / (3 * n).squareRoot())
+                #expect(abs(variance - limit * limit / 3) <= 5 * limit * limit * (4.0 / 45 / n).squareRoot())
+                #expect((0..<mlp.biases[l].count).allSatisfy { a[mlp.biases[l].offset + $0] == 0 })
+            }
+        }
+        // Encoder and decoder layers of equal shape get different values.
+        let square = VAEModel(shape: ModelShape(inputDim: 10, latentDim: 5, hiddenDims: [10], activation: .tanh))
+        let s = square.makeInitialParameters(seed: 7)
+        let e0 = square.encoder.kernels[0], d1 = square.decoder.kernels[1]
+        #expect(e0.shape == d1.shape)
+        #expect((0..<e0.count).map { s[e0.offset + $0] } != (0..<d1.count).map { s[d1.offset + $0] })
+        let pi = model.piLogits!
+        #expect((0..<pi.count).allSatisfy { a[pi.offset + $0] == 0 })
+    }
+}

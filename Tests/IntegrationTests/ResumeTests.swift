@@ -1,0 +1,145 @@
+import BSVI
+import BSVIStorage
+import Foundation
+import Testing
+
+/// Resume is exact: a run split anywhere and resumed ends with the same bits as an
+/// uninterrupted run with the same flags and world size.
+@Suite("Resume", .serialized)
+struct ResumeTests {
+    struct Split: CustomStringConvertible, Sendable {
+        var ranks: Int
+        /// The first part stops in the middle of the first epoch, or at its end (N/2 of two epochs).
+        var midEpoch: Bool
+        func stopStep(_ stepsPerEpoch: Int) -> Int { midEpoch ? stepsPerEpoch / 2 + 1 : stepsPerEpoch }
+        var description: String { "P=\(ranks), " + (midEpoch ? "split mid-epoch" : "split at the epoch boundary (N/2)") }
+    }
+
+    static let splits = [Split(ranks: 1, midEpoch: false), Split(ranks: 1, midEpoch: true),
+                         Split(ranks: 2, midEpoch: false), Split(ranks: 2, midEpoch: true)]
+
+    @Test("N steps straight = K steps, then --resume auto with the same --max-steps N: identical parameters, Adam state and history",
+          arguments: splits)
+    func resumeIsBitExact(split: Split) throws {
+        let dir = try makeTemporaryDirectory(prefix: "resume\(split.ranks)")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let data = dir + "/toy.h5"
+        try writeToyDataset(data)
+        let perEpoch = CheckpointRun.stepsPerEpoch(ranks: split.ranks)
+        let total = 2 * perEpoch
+        let stop = split.stopStep(perEpoch)
+        try #require(stop > 0 && stop < total)
+        // Validation evaluations at each epoch end make the history part of the comparison.
+        func flags(_ run: String) -> [String] {
+            CheckpointRun.flags(data: data, runDir: run) + ["--eval-every", "1", "--eval-limit", "8"]
+        }
+
+        let straight = try CheckpointRun.train(ranks: split.ranks, flags(dir + "/straight") + ["--max-steps", "\(total)"])
+        #expect(straight.status == 0, "\(straight.stderr)")
+        let first = try CheckpointRun.train(ranks: split.ranks, flags(dir + "/split") + ["--max-steps", "\(stop)"])
+        #expect(first.status == 0, "\(first.stderr)")
+        let stopped = try CheckpointFile.read(dir + "/split/checkpoints/ckpt-\(stop).h5", requireTrainingState: true)
+        #expect(stopped.step == stop && stopped.epoch == stop / perEpoch)
+        #expect(stopped.training?.worldSize == split.ranks)
+        #expect(stopped.training?.adamStep == stop)
+
+        let second = try CheckpointRun.train(ranks: split.ranks, flags(dir + "/split") + ["--max-steps", "\(total)", "--resume", "auto"])
+        #expect(second.status == 0, "\(second.stdout)\n\(second.stderr)")
+        #expect(second.stdout.contains("resuming from \(dir)/split/checkpoints/ckpt-\(stop).h5 at step \(stop)"), "\(second.stdout)")
+        #expect(second.stdout.contains("\(total) steps in total"), "\(second.stdout)")
+        #expect(!second.stdout.contains("warning"), "\(second.stdout)")
+
+        let a = try CheckpointFile.read(dir + "/straight/final.h5", requireTrainingState: true)
+        let b = try CheckpointFile.read(dir + "/split/final.h5", requireTrainingState: true)
+        #expect(a.step == total)
+        CheckpointRun.expectIdenticalState(a, b, "\(split)")
+        // The history carries over: both validation evaluations, in order, with the same numbers.
+        #expect(a.history.map(\.step) == [perEpoch, total])
+        #expect(b.history.map(\.step) == a.history.map(\.step))
+        #expect(b.history.map(\.logLikelihood.bitPattern) == a.history.map(\.logLikelihood.bitPattern))
+        // The epoch-end checkpoint the straight run wrote after the split point is the same too.
+        if stop < perEpoch {
+            CheckpointRun.expectIdenticalState(try CheckpointFile.read(dir + "/straight/checkpoints/ckpt-\(perEpoch).h5"),
+                                               try CheckpointFile.read(dir + "/split/checkpoints/ckpt-\(perEpoch).h5"),
+                                               "\(split), epoch-end checkpoint")
+        }
+    }
+
+    @Test("a mid-epoch --checkpoint-every checkpoint resumed by path; --epochs counts the whole run")
+    func midEpochByPathAndEpochsCountTheWholeRun() throws {
+        let dir = try makeTemporaryDirectory(prefix: "midepoch")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let data = dir + "/toy.h5"
+        try writeToyDataset(data)
+        let perEpoch = CheckpointRun.stepsPerEpoch(ranks: 1)
+        let epochs = 2
+        let every = perEpoch / 2 - 1
+        try #require(every > 1 && perEpoch % every != 0)
+        // The first part stops after the second epoch began; the checkpoints it leaves are the
+        // newest --keep-checkpoints of those at multiples of `every` and at the epoch end.
+        let stop = 3 * every + 2
+        try #require(stop > perEpoch && stop < epochs * perEpoch)
+        func flags(_ run: String) -> [String] { CheckpointRun.flags(data: data, runDir: run) + ["--epochs", "\(epochs)"] }
+
+        let straight = try bsvi(flags(dir + "/straight"))
+        #expect(straight.status == 0, "\(straight.stderr)")
+        let first = try bsvi(flags(dir + "/first") + ["--max-steps", "\(stop)", "--checkpoint-every", "\(every)"])
+        #expect(first.status == 0, "\(first.stderr)")
+        let written = Set([every, 2 * every, 3 * every, perEpoch, stop].filter { $0 <= stop })
+        let kept = written.sorted(by: >).prefix(3).map { "ckpt-\($0).h5" }
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: dir + "/first/checkpoints")) == Set(kept))
+
+        // The mid-epoch one: not the newest, not at an epoch boundary.
+        let midEpoch = 3 * every
+        try #require(midEpoch % perEpoch != 0 && midEpoch < stop)
+        let path = dir + "/first/checkpoints/ckpt-\(midEpoch).h5"
+        let c = try CheckpointFile.read(path, requireTrainingState: true)
+        #expect(c.step == midEpoch && c.epoch == midEpoch / perEpoch)
+
+        // Resumed into a new run folder with the same --epochs and no --max-steps: it stops where
+        // the uninterrupted run stopped.
+        let second = try bsvi(flags(dir + "/second") + ["--resume", path])
+        #expect(second.status == 0, "\(second.stdout)\n\(second.stderr)")
+        #expect(second.stdout.contains("resuming from \(path) at step \(midEpoch)"), "\(second.stdout)")
+        let a = try CheckpointFile.read(dir + "/straight/final.h5", requireTrainingState: true)
+        let b = try CheckpointFile.read(dir + "/second/final.h5", requireTrainingState: true)
+        #expect(b.step == epochs * perEpoch && b.epoch == epochs)
+        CheckpointRun.expectIdenticalState(a, b, "mid-epoch resume by path")
+        let summary = try readJSON(dir + "/second/summary.json")
+        #expect(summary["steps"] as? Int == epochs * perEpoch)
+        // Only the resumed part's epoch rows are in the new folder's metrics.
+        let csv = try String(contentsOfFile: dir + "/second/metrics.csv", encoding: .utf8).split(separator: "\n")
+        #expect(csv.filter { $0.hasPrefix("train,") }.count == epochs - midEpoch / perEpoch)
+
+        // Resuming a finished run changes nothing.
+        let again = try bsvi(flags(dir + "/second") + ["--resume", "auto"])
+        #expect(again.status == 0, "\(again.stderr)")
+        CheckpointRun.expectIdenticalState(a, try CheckpointFile.read(dir + "/second/final.h5"), "resuming a finished run")
+    }
+
+    @Test("--resume refuses a checkpoint of a different run (world size, method flags) and an empty run folder")
+    func resumeRefusesOtherRuns() throws {
+        let dir = try makeTemporaryDirectory(prefix: "mismatch")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let data = dir + "/toy.h5"
+        try writeToyDataset(data)
+        let t = try mpirunBSVI(ranks: 2, CheckpointRun.flags(data: data, runDir: dir + "/p2") + ["--max-steps", "5"])
+        #expect(t.status == 0, "\(t.stderr)")
+        let path = dir + "/p2/final.h5"
+
+        let local = try bsvi(CheckpointRun.flags(data: data, runDir: dir + "/p1") + ["--max-steps", "10", "--resume", path])
+        #expect(local.status != 0 && !local.signaled)
+        #expect(local.stderr.contains("world size 2 vs 1"), "\(local.stderr)")
+
+        var other = CheckpointRun.flags(data: data, runDir: dir + "/k3") + ["--max-steps", "10", "--resume", path]
+        other[other.firstIndex(of: "--k")! + 1] = "3"
+        let k = try mpirunBSVI(ranks: 2, other)
+        #expect(k.status != 0)
+        #expect(k.stderr.contains("--k 2 vs 3"), "\(k.stderr)")
+        #expect(k.stderr.components(separatedBy: "cannot resume").count == 2, "only rank 0 reports: \(k.stderr)")
+
+        let empty = try bsvi(CheckpointRun.flags(data: data, runDir: dir + "/empty") + ["--max-steps", "10", "--resume", "auto"])
+        #expect(empty.status != 0)
+        #expect(empty.stderr.contains("no valid checkpoint"), "\(empty.stderr)")
+    }
+}

@@ -72,6 +72,7 @@ struct Evaluate: ParsableCommand {
                 "proposal": r.proposal, "refinement_steps": r.refinementSteps, "log_likelihood": r.logLikelihood,
                 "elbo": r.elbo, "elbo_refined": r.elboRefined, "amortization_gap": r.amortizationGap,
                 "ranks": ranks, "seconds": r.seconds,
+                "peak_resident_mib": ResidentMemory.peakMiB ?? -1,
             ]
             if gaps {
                 object["approximation_gap"] = approximationGap

@@ -33,6 +33,12 @@ func runCollectively(_ comm: Communicator, _ body: () throws -> Void) -> Never {
     }
 }
 
+/// The number of ranks mpirun started, readable before MPI is initialized (1 without mpirun).
+var launchWorldSize: Int {
+    let env = ProcessInfo.processInfo.environment
+    return Int(env["OMPI_COMM_WORLD_SIZE"] ?? env["PMIX_SIZE"] ?? "1") ?? 1
+}
+
 /// For errors found before MPI starts (flag validation): identical on every rank, so only
 /// rank 0 prints; each rank exits non-zero and mpirun reports the failure.
 func failBeforeStart(_ error: Error) -> Never {

@@ -59,6 +59,8 @@ struct BadInputTests {
         let nonBinary = try file("nonbinary.h5") { f in try twos.withUnsafeBufferPointer { try f.writeUInt8("/train", $0, shape: [96, 16]) } }
         expectCleanFailure(try train(nonBinary, dir), mentions: ["nonbinary.h5", "/train", "2 values are not 0/1", "first in row 5"],
                            runDir: dir + "/run")
+        let empty = try file("empty.h5") { f in try [UInt8]().withUnsafeBufferPointer { try f.writeUInt8("/train", $0, shape: [0, 16]) } }
+        expectCleanFailure(try train(empty, dir), mentions: ["empty.h5", "/train", "zero rows"], runDir: dir + "/run")
         let few = try file("few.h5") { f in try ones.withUnsafeBufferPointer { try f.writeUInt8("/train", UnsafeBufferPointer(rebasing: $0[0..<(4 * 16)]), shape: [4, 16]) } }
         expectCleanFailure(try train(few, dir), mentions: ["few.h5", "/train has 4 rows"], runDir: dir + "/run")
     }
@@ -83,6 +85,18 @@ struct BadInputTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try writeToyDataset(dir + "/toy.h5")
         expectCleanFailure(try train(dir + "/toy.h5", dir, flags), mentions: [mention], runDir: dir + "/run")
+    }
+
+    @Test("under mpirun a batch not divisible by the ranks is refused once, by rank 0, before MPI starts")
+    func batchNotDivisibleByRanks() throws {
+        let dir = try makeTemporaryDirectory(prefix: "bad")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try writeToyDataset(dir + "/toy.h5")
+        let r = try mpirunBSVI(ranks: 3, ["train", "--data", dir + "/toy.h5", "--run-dir", dir + "/run", "--batch-size", "16"] + tinyModel,
+                               timeout: 60)
+        #expect(r.status != 0 && !r.timedOut)
+        #expect(r.stderr.components(separatedBy: "16 is not divisible by the 3 ranks").count == 2, "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/run"))
     }
 
     @Test func runDirectoryIsAFile() throws {

@@ -125,12 +125,11 @@ public final class BatchObjective {
                 stats.elboInitialSum += elbo
             } else {
                 // IWAE: log (1/k) Σ w_s; gradient Σ ŵ_s ∇ log w_s.
-                var logW = [Float](repeating: 0, count: n)
-                for s in 0..<n { logW[s] = latents.logWeight[s * b + i] }
-                let lse = logSumExp(logW)
+                // Example i's log weights sit b apart in the workspace (one block per sample).
+                let lse = logSumExp(latents.logWeight.base + i, count: n, stride: b)
                 for s in 0..<n {
                     let r = s * b + i
-                    let wHat = exp(logW[s] - lse)
+                    let wHat = exp(latents.logWeight[r] - lse)
                     rowWeights[r] = wHat
                     accumulateReparameterized(row: r, lambdaRow: lamRow, weight: wHat, into: g,
                                               includePriorAndEntropy: true)

@@ -5,7 +5,7 @@ public struct BatchStatistics: Sendable, Equatable {
     public var examples = 0
     /// The method's training objective: vae ELBO, iwae bound, svi log w_k, bsvi log Σ π_j w_j.
     public var boundSum = 0.0
-    /// One-sample ELBO (analytic KL) at the encoder's λ₀.
+    /// ELBO (analytic KL) at the encoder's λ₀: one sample (svi, bsvi, iwae's first), n samples (vae).
     public var elboInitialSum = 0.0
     /// One-sample ELBO at the refined λ_k (svi, bsvi); equal to the λ₀ value otherwise.
     public var elboRefinedSum = 0.0

@@ -70,17 +70,22 @@ extension ObjectiveSettings {
     /// per row, and E₁ = those of the encoder's first layer,
     ///   encoder: E (forward) + E (weight gradients) + E − E₁ (back-propagation below the output)
     ///   vae (n samples), iwae (k): n·3G — forward, backward to z, weight gradients
-    ///   svi:  k·2G (forward + backward to z per step) + G (forward at λ_k) + G (weight gradients)
-    ///   bsvi: k·2G + G + (k+1)·G (weight gradients over the whole buffer)
+    ///   svi:  k·2G (forward + backward to z per step) + G (forward at λ_k) + B_k + G (weight gradients)
+    ///   bsvi: k·2G + G + B_k + (k+1)·G (weight gradients over the whole buffer)
+    /// where B_k = G − G₁ is the back-propagation at λ_k down to the first hidden layer, which its
+    /// hidden-layer weight gradients need (G₁: the decoder's first layer; B_0 = G, since step 0
+    /// also goes back to z for the encoder's gradient).
     public func usefulMultiplyAddsPerExample(model: VAEModel) -> Int {
         let e = model.encoder.multiplyAddsPerRow, g = model.decoder.multiplyAddsPerRow
         let e1 = model.encoder.sizes[0] * model.encoder.sizes[1]
+        let g1 = model.decoder.sizes[0] * model.decoder.sizes[1]
         let encoder = 3 * e - e1
+        let lastBackward = k == 0 ? g : g - g1
         switch method {
         case .vae: return encoder + vaeSamples * 3 * g
         case .iwae: return encoder + k * 3 * g
-        case .svi: return encoder + k * 2 * g + 2 * g
-        case .bsvi: return encoder + k * 2 * g + g + (k + 1) * g
+        case .svi: return encoder + k * 2 * g + g + lastBackward + g
+        case .bsvi: return encoder + k * 2 * g + g + lastBackward + (k + 1) * g
         }
     }
 }

@@ -7,8 +7,9 @@ public enum CheckpointFile {
     public static func write(_ c: Checkpoint, to path: String) throws {
         let model = c.model
         precondition(c.parameters.count == model.parameterCount, "checkpoint parameters do not match the layout")
-        guard c.parameters.allSatisfy({ $0.isFinite }) else {
-            throw StorageError(file: path, problem: "refusing to write a checkpoint with non-finite parameters")
+        guard c.parameters.allSatisfy({ $0.isFinite }),
+              c.training.map({ $0.firstMoment.allSatisfy { $0.isFinite } && $0.secondMoment.allSatisfy { $0.isFinite } }) ?? true else {
+            throw StorageError(file: path, problem: "refusing to write a checkpoint with non-finite parameters or optimizer state")
         }
         try AtomicFile.write(to: path) { tmp in
             let f = try HDF5File.create(tmp)

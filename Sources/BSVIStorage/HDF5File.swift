@@ -72,7 +72,9 @@ public final class HDF5File {
     public func close() throws {
         guard isOpen else { return }
         isOpen = false
-        if H5Fflush(id, H5F_SCOPE_GLOBAL) < 0 || H5Fclose(id) < 0 {
+        let flushed = H5Fflush(id, H5F_SCOPE_GLOBAL) >= 0
+        let closed = H5Fclose(id) >= 0
+        if !flushed || !closed {
             throw StorageError(file: path, problem: "flushing/closing the file failed (disk full?)")
         }
     }

@@ -42,6 +42,12 @@ public final class StepExchange {
     }
 
     public func allreduce(_ comm: Communicator) { comm.allreduceSum(buffer.base, count: buffer.count) }
+
+    public func reducedGradientIsFinite() -> Bool {
+        let g = buffer.base
+        for i in 0..<parameterCount where !g[i].isFinite { return false }
+        return true
+    }
 }
 
 /// FNV-1a over the bytes of the parameters: equal on all ranks iff they hold the same bits.

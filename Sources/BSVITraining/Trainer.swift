@@ -52,6 +52,9 @@ public final class Trainer {
         // Each rank holds only its own shard of /train, read (and validated) before anything is written.
         let shard = FloatBuffer(count: plan.shardSize * width)
         try dataset.readRows(.train, rows: plan.shardRows, into: shard.matrix(rows: plan.shardSize, cols: width))
+        // The evaluation splits are checked now, not after hours of training.
+        if config.evalEvery > 0 { try checkEvaluationSplit(.valid, of: dataset, width: width) }
+        if !config.skipFinalEval { try checkEvaluationSplit(.test, of: dataset, width: width) }
 
         var shape = config.modelShape
         shape.inputDim = width
@@ -69,6 +72,11 @@ public final class Trainer {
             do {
                 try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
                 store.removeStaleTemporaryFiles()
+                if options.resume == nil, let existing = store.list().first {
+                    throw TrainingError.invalidConfiguration(
+                        flag: "--run-dir", problem: "\(runDir) already holds checkpoints of an earlier run (newest \(existing.path)); "
+                            + "pass --resume auto to continue it, or choose a new --run-dir")
+                }
                 if let resume = options.resume {
                     let (ckpt, path) = try loadResumeCheckpoint(resume, store: store)
                     try checkCompatible(ckpt, path: path, model: model)
@@ -126,17 +134,19 @@ public final class Trainer {
         var trainingSeconds = 0.0, trainedExamples = 0
         var lastCheckpoint: String? = store.list().first?.path
 
-        func checkpoint(epoch: Int) throws -> String? {
-            guard comm.isRoot else { return nil }
+        var lastCheckpointStep = -1
+        var lastSaved: Checkpoint? = nil
+        func checkpoint(epoch: Int) throws {
+            guard comm.isRoot else { return }
             let c = Checkpoint(shape: model.shape, method: config.method.rawValue, step: step, epoch: epoch,
                                piCount: model.piLogits?.count ?? 0, parameters: params.array,
                                training: TrainingState(configJSON: config.jsonString(), seed: config.seed, worldSize: comm.size,
                                                        adamStep: adam.step, firstMoment: adam.firstMoment.array,
                                                        secondMoment: adam.secondMoment.array, skippedSteps: skippedTotal),
                                history: history)
-            let path = try store.save(c)
-            lastCheckpoint = path
-            return path
+            lastCheckpoint = try store.save(c)
+            lastCheckpointStep = step
+            lastSaved = c
         }
 
         func evaluate(_ split: DataSplit, epoch: Int) throws -> EvaluationResult {
@@ -192,7 +202,9 @@ public final class Trainer {
             } else {
                 badStreak += 1
                 skippedTotal += 1
-                say("step \(step): non-finite loss or gradient on \(result.nonFiniteRanks) rank(s); skipped on all ranks (\(badStreak) in a row)")
+                say("step \(step): non-finite loss or gradient "
+                    + (result.nonFiniteRanks > 0 ? "on \(result.nonFiniteRanks) rank(s)" : "after the allreduce (the sum overflowed)")
+                    + "; skipped on all ranks (\(badStreak) in a row)")
                 if badStreak >= config.maxBadSteps {
                     let error = TrainingError.tooManyBadSteps(count: badStreak, lastCheckpoint: lastCheckpoint)
                     throw CollectiveError(message: "\(error)", silent: !comm.isRoot)
@@ -225,7 +237,7 @@ public final class Trainer {
             let stopRequested = result.stopRequested
             if stopRequested || epochEnded || (config.checkpointEvery > 0 && step % config.checkpointEvery == 0) {
                 // The epoch a checkpoint names is the epoch its next step belongs to.
-                _ = try checkpoint(epoch: step / stepsPerEpoch)
+                try checkpoint(epoch: step / stepsPerEpoch)
             }
             if stopRequested {
                 let path = lastCheckpoint ?? "(none)"
@@ -235,27 +247,30 @@ public final class Trainer {
             }
         }
 
-        try checkConsistency(params)
+        let checksums = try checkConsistency(params)
         let finalEpoch = step / stepsPerEpoch
+        // Save the trained state before the (long) final evaluation, then again with its result.
+        if lastCheckpointStep != step { try checkpoint(epoch: finalEpoch) }
         var finalEval: EvaluationResult? = nil
-        if !config.skipFinalEval { finalEval = try evaluate(.test, epoch: finalEpoch) }
-        _ = try checkpoint(epoch: finalEpoch)
-        if comm.isRoot {
+        if !config.skipFinalEval {
+            finalEval = try evaluate(.test, epoch: finalEpoch)
+            try checkpoint(epoch: finalEpoch)
+        }
+        if comm.isRoot, let saved = lastSaved {
             let finalPath = (runDir as NSString).appendingPathComponent("final.h5")
-            try CheckpointFile.write(CheckpointFile.read(lastCheckpoint!), to: finalPath)
-            try writeSummary(step: step, epoch: finalEpoch, params: params, finalEval: finalEval,
+            try CheckpointFile.write(saved, to: finalPath)
+            try writeSummary(step: step, epoch: finalEpoch, checksums: checksums, finalEval: finalEval,
                              seconds: Date().timeIntervalSince(runStart), trainingSeconds: trainingSeconds,
                              trainedExamples: trainedExamples)
             say("done: \(step) steps; final checkpoint \(finalPath)")
-        } else {
-            _ = comm.allgather(parameterChecksum(params))
         }
         return .finished(step: step)
     }
 
     /// Compares parameter checksums across ranks (a collective: every rank calls it at the
     /// same steps) and stops the run if any rank disagrees with rank 0.
-    func checkConsistency(_ params: FloatBuffer) throws {
+    @discardableResult
+    func checkConsistency(_ params: FloatBuffer) throws -> [UInt64] {
         let sums = comm.allgather(parameterChecksum(params))
         let differing = sums.indices.filter { sums[$0] != sums[0] }
         if !differing.isEmpty {
@@ -264,11 +279,21 @@ public final class Trainer {
                     + "(\(sums.map { String(format: "%016llx", $0) }.joined(separator: " ")))")
             throw CollectiveError(message: "\(error)", silent: !comm.isRoot)
         }
+        return sums
     }
 
-    func writeSummary(step: Int, epoch: Int, params: FloatBuffer, finalEval: EvaluationResult?, seconds: Double,
+    /// A split the run will evaluate must exist and match the training rows' width.
+    func checkEvaluationSplit(_ split: DataSplit, of dataset: BinaryDataset, width: Int) throws {
+        let (_, w) = try dataset.shape(of: split)
+        guard w == width else {
+            throw TrainingError.data(file: dataset.path, problem: "/\(split.rawValue) rows have \(w) pixels but /train rows have \(width)",
+                                     fix: "use one dataset file whose splits have the same width")
+        }
+    }
+
+    /// rank 0 only: the run's summary, with the checksums every rank reported at the end.
+    func writeSummary(step: Int, epoch: Int, checksums sums: [UInt64], finalEval: EvaluationResult?, seconds: Double,
                       trainingSeconds: Double, trainedExamples: Int) throws {
-        let sums = comm.allgather(parameterChecksum(params))
         struct Summary: Codable {
             var steps: Int
             var epoch: Int
@@ -304,7 +329,11 @@ public final class Trainer {
     /// A resumed run must continue the same experiment on the same number of ranks.
     func checkCompatible(_ c: Checkpoint, path: String, model: VAEModel) throws {
         guard let t = c.training else { throw TrainingError.resume(file: path, problem: "no training state", fix: "start a new run") }
-        let saved = try TrainingConfiguration.fromJSON(t.configJSON)
+        let saved: TrainingConfiguration
+        do { saved = try TrainingConfiguration.fromJSON(t.configJSON) } catch {
+            throw TrainingError.resume(file: path, problem: "/training attribute 'config' is not a valid bsvi-dist configuration",
+                                       fix: "resume from a checkpoint written by this version of bsvi-dist")
+        }
         var differences: [String] = []
         if c.shape != model.shape { differences.append("model shape \(c.shape) vs \(model.shape)") }
         if saved.method != config.method { differences.append("--method \(saved.method.rawValue) vs \(config.method.rawValue)") }

@@ -44,10 +44,13 @@ public final class TrainingStep {
         exchange.allreduce(comm)
         allreduceNanoseconds &+= DispatchTime.now().uptimeNanoseconds &- t
         let bad = Int(exchange[.nonFiniteRanks])
-        if bad == 0 {
+        // Finite summands can still overflow in the sum; every rank sees the same reduced
+        // buffer, so this check is as collective as the flags.
+        let applied = bad == 0 && exchange.reducedGradientIsFinite()
+        if applied {
             adam.update(params, gradient: exchange.gradients.base, gradientScale: -1 / Float(globalBatch))
         }
-        return StepResult(applied: bad == 0, nonFiniteRanks: bad, stopRequested: exchange[.stopRequests] > 0,
+        return StepResult(applied: applied, nonFiniteRanks: bad, stopRequested: exchange[.stopRequests] > 0,
                           boundSum: Double(exchange[.boundSum]), elboInitialSum: Double(exchange[.elboInitialSum]),
                           elboRefinedSum: Double(exchange[.elboRefinedSum]), examples: Double(exchange[.examples]))
     }

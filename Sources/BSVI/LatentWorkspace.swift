@@ -56,30 +56,35 @@ public final class LatentWorkspace {
     /// leaves x − sigmoid(logits) as the output error. `lambda` row (r − rows.lowerBound) mod b
     /// is the proposal row r was drawn from; x row likewise.
     public func score(rows: Range<Int>, x: Matrix, lambda: Matrix, params: FloatBuffer) {
-        decoder.forward(z.rows(rows), rows: rows, params: params)
-        let b = x.rows, d = latentDim
-        let out = decoder.outputDelta
-        StepProfile.elementwise { for r in rows {
-            let i = (r - rows.lowerBound) % b
-            let lp = Bernoulli.logLikelihoodAndError(x: x.row(i), logitsToError: out.row(r), count: out.cols)
-            logLikelihood[r] = lp
-            logWeight[r] = lp + Gaussian.logStandardDensity(z.row(r), count: d)
-                - Gaussian.logDensityOfReparameterized(epsilon: epsilon.row(r), logVariance: lambda.row(i) + d, count: d)
-        } }
+        scoreRows(rows, x: x, lambda: lambda, params: params) { xRow, out in
+            Bernoulli.logLikelihoodAndError(x: xRow, logitsToError: out, count: self.decoder.mlp.outputSize)
+        }
     }
 
     /// Decoder forward and log w only (no gradients): the importance-sampling evaluator's pass.
     public func scoreLogWeights(rows: Range<Int>, x: Matrix, lambda: Matrix, params: FloatBuffer) {
+        scoreRows(rows, x: x, lambda: lambda, params: params) { xRow, out in
+            Bernoulli.logLikelihood(x: xRow, logits: out, count: self.decoder.mlp.outputSize)
+        }
+    }
+
+    /// The decoder pass plus, per row, log p(x|z) from `likelihood` and
+    /// log w = log p(x|z) + log N(z; 0, I) − log q(z; λ).
+    @inline(__always)
+    private func scoreRows(_ rows: Range<Int>, x: Matrix, lambda: Matrix, params: FloatBuffer,
+                           likelihood: (UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Float) {
         decoder.forward(z.rows(rows), rows: rows, params: params)
         let b = x.rows, d = latentDim
         let out = decoder.output
-        StepProfile.elementwise { for r in rows {
-            let i = (r - rows.lowerBound) % b
-            let lp = Bernoulli.logLikelihood(x: x.row(i), logits: out.row(r), count: out.cols)
-            logLikelihood[r] = lp
-            logWeight[r] = lp + Gaussian.logStandardDensity(z.row(r), count: d)
-                - Gaussian.logDensityOfReparameterized(epsilon: epsilon.row(r), logVariance: lambda.row(i) + d, count: d)
-        } }
+        StepProfile.elementwise {
+            for r in rows {
+                let i = (r - rows.lowerBound) % b
+                let lp = likelihood(x.row(i), out.row(r))
+                logLikelihood[r] = lp
+                logWeight[r] = lp + Gaussian.logStandardDensity(z.row(r), count: d)
+                    - Gaussian.logDensityOfReparameterized(epsilon: epsilon.row(r), logVariance: lambda.row(i) + d, count: d)
+            }
+        }
     }
 
     /// Back-propagates the output errors of `rows` through the decoder; with `toLatent`, also

@@ -281,14 +281,14 @@ public final class HDF5File {
     public func writeDoubles(_ name: String, _ values: [Double]) throws {
         try values.withUnsafeBytes {
             try write(name, shape: [values.count], fileType: H5T_IEEE_F64LE_g, memType: bsvi_h5t_native_double(),
-                      data: $0.baseAddress, checksummed: false)
+                      data: $0.baseAddress, checksummed: true)
         }
     }
 
     public func writeInt64s(_ name: String, _ values: [Int64]) throws {
         try values.withUnsafeBytes {
             try write(name, shape: [values.count], fileType: H5T_STD_I64LE_g, memType: bsvi_h5t_native_int64(),
-                      data: $0.baseAddress, checksummed: false)
+                      data: $0.baseAddress, checksummed: true)
         }
     }
 
@@ -299,15 +299,15 @@ public final class HDF5File {
                   data: values.baseAddress, checksummed: checksummedChunkRows != nil, chunkRows: checksummedChunkRows)
     }
 
-    /// A 1-D dataset of fixed-length UTF-8 strings.
+    /// A 1-D dataset of fixed-length, NUL-terminated UTF-8 strings (Fletcher32 checksummed).
     public func writeStrings(_ name: String, _ values: [String]) throws {
-        let width = max(1, values.map { $0.utf8.count }.max() ?? 1)
+        let width = (values.map { $0.utf8.count }.max() ?? 0) + 1
         var bytes = [UInt8](repeating: 0, count: width * values.count)
         for (i, v) in values.enumerated() { for (j, c) in v.utf8.enumerated() { bytes[i * width + j] = c } }
         let type = Self.fixedStringType(width)
         defer { H5Tclose(type) }
         try bytes.withUnsafeBytes {
-            try write(name, shape: [values.count], fileType: type, memType: type, data: $0.baseAddress, checksummed: false)
+            try write(name, shape: [values.count], fileType: type, memType: type, data: $0.baseAddress, checksummed: true)
         }
     }
 

@@ -113,7 +113,8 @@ public enum Benchmark {
             _ = sampler.evaluate(x: xi, exampleIDs: [i], seed: config.seed, params: params)
         }
         let evalElapsed = Double(comm.allgather(DispatchTime.now().uptimeNanoseconds - e0).max()!) * 1e-9
-        let samplesPerS = Double(evalExamples * evalSamples * comm.size) / evalElapsed
+        // With --eval-examples 0 the evaluation part is skipped and reported as 0.
+        let samplesPerS = evalExamples > 0 ? Double(evalExamples * evalSamples * comm.size) / evalElapsed : 0
         return BenchmarkReport(
             method: config.method.rawValue, k: config.k, pi: config.pi.rawValue, batchSize: config.batchSize, ranks: comm.size,
             steps: steps, dataSource: source, examplesPerS: examplesPerS, msPerStep: totalMs, gemmMsPerStep: gemmMs,
@@ -121,6 +122,6 @@ public enum Benchmark {
             allreduceMsPerStep: allreduceMs, allreduceBytes: step.exchange.buffer.count * 4,
             usefulMultiplyAddsPerExample: macs, gflops: gflops, gflopsPerRank: gflops / Double(comm.size), peakGflops: peak,
             peakFraction: gflops / Double(comm.size) / peak, evalSamples: evalSamples, evalSamplesPerS: samplesPerS,
-            evalSecondsFor10000Examples: 10_000 * Double(evalSamples) / samplesPerS)
+            evalSecondsFor10000Examples: samplesPerS > 0 ? 10_000 * Double(evalSamples) / samplesPerS : 0)
     }
 }

@@ -225,7 +225,7 @@ public final class Trainer {
             let epochEnded = step % stepsPerEpoch == 0
             if epochEnded {
                 let n = max(epochSums.examples, 1)
-                metrics?.recordEpoch(epoch: epoch, step: step, examples: Int(epochSums.examples), bound: epochSums.bound / n,
+                metrics?.recordEpoch(epoch: epoch + 1, step: step, examples: Int(epochSums.examples), bound: epochSums.bound / n,
                                      elbo: epochSums.elbo / n, elboRefined: epochSums.elboK / n, examplesPerSecond: rate,
                                      skippedSteps: skippedTotal, wallSeconds: Date().timeIntervalSince(runStart))
                 say(String(format: "epoch %d done: step %d, bound %.3f, ELBO(λ₀) %.3f, ELBO(λ_k) %.3f, %.0f examples/s, %d skipped steps",

@@ -49,12 +49,19 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
         ObjectiveSettings(method: method, k: k, vaeSamples: vaeSamples, pi: pi, refinement: refinement)
     }
 
-    /// Refinement used when evaluating ELBO(λ_k) (and the refined proposal): the training
-    /// rule, with at least one step so the amortization gap is always reported.
+    /// Refinement used when evaluating ELBO(λ_k) (and the refined proposal): the training rule
+    /// with the training's k steps for svi/bsvi (at least one, so the amortization gap is always
+    /// reported), and 5 steps for vae/iwae, whose k is not a number of steps.
     public var evaluationRefinement: RefinementSettings {
         var r = refinement
-        r.steps = max(k, 1)
+        r.steps = method == .svi || method == .bsvi ? max(k, 1) : 5
         return r
+    }
+
+    /// The evaluation refinement of the run that wrote a checkpoint (its stored configuration),
+    /// or of the default configuration for checkpoints written by other tools.
+    public static func evaluationRefinement(checkpointConfig json: String?) -> RefinementSettings {
+        (json.flatMap { try? fromJSON($0) } ?? TrainingConfiguration()).evaluationRefinement
     }
 
     public var modelShape: ModelShape {

@@ -7,21 +7,15 @@ MPI_Comm bsvi_mpi_comm_world(void) { return MPI_COMM_WORLD; }
 MPI_Datatype bsvi_mpi_float(void) { return MPI_FLOAT; }
 MPI_Datatype bsvi_mpi_double(void) { return MPI_DOUBLE; }
 MPI_Datatype bsvi_mpi_byte(void) { return MPI_BYTE; }
-MPI_Datatype bsvi_mpi_int64(void) { return MPI_INT64_T; }
 MPI_Op bsvi_mpi_sum(void) { return MPI_SUM; }
-MPI_Op bsvi_mpi_max(void) { return MPI_MAX; }
-MPI_Op bsvi_mpi_min(void) { return MPI_MIN; }
-MPI_Request bsvi_mpi_request_null(void) { return MPI_REQUEST_NULL; }
 
 hid_t bsvi_h5p_default(void) { return H5P_DEFAULT; }
 hid_t bsvi_h5s_all(void) { return H5S_ALL; }
-hid_t bsvi_h5e_default(void) { return H5E_DEFAULT; }
 hid_t bsvi_h5p_dataset_create(void) { return H5P_DATASET_CREATE; }
 hid_t bsvi_h5p_file_access(void) { return H5P_FILE_ACCESS; }
 unsigned bsvi_h5f_acc_rdonly(void) { return H5F_ACC_RDONLY; }
 unsigned bsvi_h5f_acc_rdwr(void) { return H5F_ACC_RDWR; }
 unsigned bsvi_h5f_acc_trunc(void) { return H5F_ACC_TRUNC; }
-unsigned bsvi_h5f_acc_excl(void) { return H5F_ACC_EXCL; }
 hid_t bsvi_h5t_native_float(void) { return H5T_NATIVE_FLOAT; }
 hid_t bsvi_h5t_native_double(void) { return H5T_NATIVE_DOUBLE; }
 hid_t bsvi_h5t_native_uint8(void) { return H5T_NATIVE_UINT8; }
@@ -64,5 +58,4 @@ void bsvi_install_stop_handlers(void) {
 }
 
 int bsvi_stop_signal(void) { return stop_signal; }
-void bsvi_request_stop_for_testing(int signal_number) { stop_signal = signal_number; }
 void *bsvi_mpi_in_place(void) { return MPI_IN_PLACE; }

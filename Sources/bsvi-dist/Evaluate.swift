@@ -17,7 +17,7 @@ struct Evaluate: ParsableCommand {
     @Option(help: "Importance samples K per example.") var samples: Int = 5000
     @Option(help: "Evaluate only the first N rows (0: all).") var limit: Int = 0
     @Option(help: "Importance-sampling proposal: encoder (λ₀) or refined (λ_k).") var proposal: Proposal = .encoder
-    @Option(help: "SVI steps for ELBO(λ_k) and the refined proposal (default: the checkpoint's k, at least 1; else 5).") var refineSteps: Int?
+    @Option(help: "SVI steps for ELBO(λ_k) and the refined proposal (default: the checkpoint's k for svi/bsvi, at least 1; otherwise 5).") var refineSteps: Int?
     @Option(help: "SVI step size (default: the checkpoint's).") var sviLr: Float?
     @Option(help: "SVI rule (default: the checkpoint's).") var sviRule: RefinementRule?
     @Option(help: "Seed of the evaluation noise.") var seed: UInt64 = 1
@@ -41,10 +41,7 @@ struct Evaluate: ParsableCommand {
         runCollectively(comm) {
             let ckpt = try ModelDistribution.load(checkpoint, comm: comm)
             let dataset = try BinaryDataset(path: data)
-            var refinement = RefinementSettings(steps: 5, learningRate: 0.02, rule: .adam)
-            if let json = ckpt.training?.configJSON, let trained = try? TrainingConfiguration.fromJSON(json) {
-                refinement = trained.evaluationRefinement
-            }
+            var refinement = TrainingConfiguration.evaluationRefinement(checkpointConfig: ckpt.training?.configJSON)
             if let r = refineSteps { refinement.steps = r }
             if gaps { refinement.steps = gapSteps }
             if let l = sviLr { refinement.learningRate = l }

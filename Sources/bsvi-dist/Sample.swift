@@ -17,7 +17,7 @@ struct Sample: ParsableCommand {
     var reconstructions: Int = 0
     @Option(help: "Dataset for --reconstructions.") var data: String = "data/fashion-mnist.h5"
     @Option(help: "Split for --reconstructions.") var split: DataSplit = .test
-    @Option(help: "SVI steps for the refined reconstructions (default: the checkpoint's k, at least 1; else 5).") var refineSteps: Int?
+    @Option(help: "SVI steps for the refined reconstructions (default: the checkpoint's k for svi/bsvi, at least 1; otherwise 5).") var refineSteps: Int?
     @Option(help: "Image height × width as HxW (default: from --data, else a square).") var imageSize: String?
     @Option(help: "Seed of the prior samples.") var seed: UInt64 = 1
 
@@ -63,8 +63,7 @@ struct Sample: ParsableCommand {
                 let count = min(reconstructions, n)
                 let xb = try ds.readAll(split, rows: 0..<count)
                 let x = xb.matrix(rows: count, cols: dim)
-                var refinement = RefinementSettings(steps: 5, learningRate: 0.02, rule: .adam)
-                if let json = ckpt.training?.configJSON, let c = try? TrainingConfiguration.fromJSON(json) { refinement = c.evaluationRefinement }
+                var refinement = TrainingConfiguration.evaluationRefinement(checkpointConfig: ckpt.training?.configJSON)
                 if let r = refineSteps { refinement.steps = r }
                 let codes = SampleGrid.reconstructionCodes(model: model, params: params, x: x, refinement: refinement, seed: seed)
                 let d = model.shape.latentDim

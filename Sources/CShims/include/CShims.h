@@ -11,23 +11,17 @@ MPI_Comm bsvi_mpi_comm_world(void);
 MPI_Datatype bsvi_mpi_float(void);
 MPI_Datatype bsvi_mpi_double(void);
 MPI_Datatype bsvi_mpi_byte(void);
-MPI_Datatype bsvi_mpi_int64(void);
 MPI_Op bsvi_mpi_sum(void);
-MPI_Op bsvi_mpi_max(void);
-MPI_Op bsvi_mpi_min(void);
-MPI_Request bsvi_mpi_request_null(void);
 void *bsvi_mpi_in_place(void);
 
 // HDF5
 hid_t bsvi_h5p_default(void);
 hid_t bsvi_h5s_all(void);
-hid_t bsvi_h5e_default(void);
 hid_t bsvi_h5p_dataset_create(void);
 hid_t bsvi_h5p_file_access(void);
 unsigned bsvi_h5f_acc_rdonly(void);
 unsigned bsvi_h5f_acc_rdwr(void);
 unsigned bsvi_h5f_acc_trunc(void);
-unsigned bsvi_h5f_acc_excl(void);
 hid_t bsvi_h5t_native_float(void);
 hid_t bsvi_h5t_native_double(void);
 hid_t bsvi_h5t_native_uint8(void);
@@ -41,6 +35,5 @@ void bsvi_h5_silence_errors(void);
 // Signals: SIGTERM/SIGINT set a flag that the training loop turns into a collective stop.
 void bsvi_install_stop_handlers(void);
 int bsvi_stop_signal(void);  // 0, or the number of the first stop signal received
-void bsvi_request_stop_for_testing(int signal_number);
 
 #endif

@@ -13,22 +13,25 @@ extension Activation: ExpressibleByArgument {}
 extension Proposal: ExpressibleByArgument {}
 extension DataSplit: ExpressibleByArgument {}
 
+/// Flag defaults are those of TrainingConfiguration, the one place they are set.
+private let defaults = TrainingConfiguration()
+
 /// The flags that define a training run (shared by `train` and `bench`).
 struct ModelAndMethodOptions: ParsableArguments {
-    @Option(help: "Training method: vae, iwae, svi or bsvi.") var method: TrainingMethod = .bsvi
-    @Option(help: "iwae: importance samples; svi/bsvi: SVI refinement steps.") var k: Int = 5
-    @Option(help: "vae: Monte Carlo samples of the ELBO.") var vaeSamples: Int = 1
-    @Option(help: "bsvi mixture weights over the buffer: uniform, last or learned.") var pi: PiMode = .uniform
-    @Option(help: "SVI refinement step size η.") var sviLr: Float = 0.02
-    @Option(help: "SVI update rule: sgd, momentum or adam.") var sviRule: RefinementRule = .adam
-    @Option(help: "Heavy-ball momentum (momentum rule) or β₁ (adam rule).") var sviMomentum: Float = 0.9
-    @Option(help: "Per-example gradient-norm clip for SVI (0: off).") var sviClip: Float = 0
-    @Option(help: "Hidden layer widths, comma separated (encoder order).") var hidden: String = "200,200"
-    @Option(help: "Latent dimension.") var latent: Int = 50
-    @Option(help: "Hidden activation: tanh, relu or softplus.") var activation: Activation = .tanh
-    @Option(help: "Global batch size (split evenly across ranks).") var batchSize: Int = 100
-    @Option(help: "Adam learning rate for the model.") var lr: Float = 1e-3
-    @Option(help: "Random seed (initialization, data order, noise).") var seed: UInt64 = 1
+    @Option(help: "Training method: vae, iwae, svi or bsvi.") var method: TrainingMethod = defaults.method
+    @Option(help: "iwae: importance samples; svi/bsvi: SVI refinement steps.") var k: Int = defaults.k
+    @Option(help: "vae: Monte Carlo samples of the ELBO.") var vaeSamples: Int = defaults.vaeSamples
+    @Option(help: "bsvi mixture weights over the buffer: uniform, last or learned.") var pi: PiMode = defaults.pi
+    @Option(help: "SVI refinement step size η.") var sviLr: Float = defaults.sviLearningRate
+    @Option(help: "SVI update rule: sgd, momentum or adam.") var sviRule: RefinementRule = defaults.sviRule
+    @Option(help: "Heavy-ball momentum (momentum rule) or β₁ (adam rule).") var sviMomentum: Float = defaults.sviMomentum
+    @Option(help: "Per-example gradient-norm clip for SVI (0: off).") var sviClip: Float = defaults.sviClip
+    @Option(help: "Hidden layer widths, comma separated (encoder order).") var hidden: String = defaults.hiddenDims.map(String.init).joined(separator: ",")
+    @Option(help: "Latent dimension.") var latent: Int = defaults.latentDim
+    @Option(help: "Hidden activation: tanh, relu or softplus.") var activation: Activation = defaults.activation
+    @Option(help: "Global batch size (split evenly across ranks).") var batchSize: Int = defaults.batchSize
+    @Option(help: "Adam learning rate for the model.") var lr: Float = defaults.learningRate
+    @Option(help: "Random seed (initialization, data order, noise).") var seed: UInt64 = defaults.seed
 
     func apply(to c: inout TrainingConfiguration) throws {
         c.method = method
@@ -59,19 +62,19 @@ struct Train: ParsableCommand {
     @Option(help: "Dataset (HDF5 with /train, /valid, /test). Default: data/fashion-mnist.h5, prepared from Debian's dataset-fashion-mnist if missing.")
     var data: String?
     @OptionGroup var model: ModelAndMethodOptions
-    @Option(help: "Number of epochs (counted over the whole run, including resumed parts).") var epochs: Int = 10
-    @Option(help: "Stop after this many steps in total (0: no limit).") var maxSteps: Int = 0
-    @Option(help: "Folder for metrics.csv, checkpoints/ and final.h5.") var runDir: String = "runs/default"
-    @Option(help: "Evaluate on the validation split every N epochs (0: only the final test evaluation).") var evalEvery: Int = 0
-    @Option(help: "Importance samples K per example for log-likelihood evaluation.") var evalSamples: Int = 5000
-    @Option(help: "Evaluate only the first N rows of a split (0: all).") var evalLimit: Int = 0
-    @Option(help: "Proposal for importance sampling: encoder (λ₀) or refined (λ_k).") var evalProposal: Proposal = .encoder
+    @Option(help: "Number of epochs (counted over the whole run, including resumed parts).") var epochs: Int = defaults.epochs
+    @Option(help: "Stop after this many steps in total (0: no limit).") var maxSteps: Int = defaults.maxSteps
+    @Option(help: "Folder for metrics.csv, checkpoints/ and final.h5.") var runDir: String = defaults.runDirectory
+    @Option(help: "Evaluate on the validation split every N epochs (0: only the final test evaluation).") var evalEvery: Int = defaults.evalEvery
+    @Option(help: "Importance samples K per example for log-likelihood evaluation.") var evalSamples: Int = defaults.evalSamples
+    @Option(help: "Evaluate only the first N rows of a split (0: all).") var evalLimit: Int = defaults.evalLimit
+    @Option(help: "Proposal for importance sampling: encoder (λ₀) or refined (λ_k).") var evalProposal: Proposal = defaults.evalProposal
     @Flag(help: "Skip the final test-split evaluation.") var noFinalEval = false
-    @Option(help: "Also write a checkpoint every N steps (0: only at epoch ends and at the end).") var checkpointEvery: Int = 0
-    @Option(help: "How many checkpoints to keep in <run-dir>/checkpoints.") var keepCheckpoints: Int = 3
+    @Option(help: "Also write a checkpoint every N steps (0: only at epoch ends and at the end).") var checkpointEvery: Int = defaults.checkpointEvery
+    @Option(help: "How many checkpoints to keep in <run-dir>/checkpoints.") var keepCheckpoints: Int = defaults.keepCheckpoints
     @Option(help: "Continue from 'auto' (newest valid checkpoint in --run-dir) or a checkpoint path.") var resume: String?
-    @Option(help: "Stop after this many consecutive non-finite steps.") var maxBadSteps: Int = 20
-    @Option(help: "Compare parameter checksums across ranks every N steps (0: off).") var consistencyEvery: Int = 1000
+    @Option(help: "Stop after this many consecutive non-finite steps.") var maxBadSteps: Int = defaults.maxBadSteps
+    @Option(help: "Compare parameter checksums across ranks every N steps (0: off).") var consistencyEvery: Int = defaults.consistencyEvery
     @Option(help: "Abort the job if a collective has not completed in this many seconds (0: never).") var stallTimeout: Double = 300
     @Option(help: .hidden) var dumpGradient: String?
     @Option(help: .hidden) var injectNan: [String] = []

@@ -12,6 +12,18 @@ func binaryPath() throws -> String {
     return p
 }
 
+/// This process's environment plus what Open MPI needs here (root, one BLAS thread per rank,
+/// ranks that yield while waiting) and `extra`, as scripts/mpi-env sets it.
+func testEnvironment(_ extra: [String: String] = [:]) -> [String: String] {
+    var env = ProcessInfo.processInfo.environment
+    env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+    env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+    env["OPENBLAS_NUM_THREADS"] = "1"
+    env["OMPI_MCA_mpi_yield_when_idle"] = "1"
+    for (k, v) in extra { env[k] = v }
+    return env
+}
+
 struct CommandResult {
     var status: Int32
     var stdout: String
@@ -33,13 +45,7 @@ func runCommand(_ executable: String, _ arguments: [String], timeout: TimeInterv
     let p = Process()
     p.executableURL = URL(fileURLWithPath: executable)
     p.arguments = arguments
-    var env = ProcessInfo.processInfo.environment
-    env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
-    env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-    env["OPENBLAS_NUM_THREADS"] = "1"
-    env["OMPI_MCA_mpi_yield_when_idle"] = "1"
-    for (k, v) in environment { env[k] = v }
-    p.environment = env
+    p.environment = testEnvironment(environment)
     if let directory { p.currentDirectoryURL = URL(fileURLWithPath: directory) }
     p.standardOutput = FileHandle(forWritingAtPath: outPath)
     p.standardError = FileHandle(forWritingAtPath: errPath)

@@ -38,9 +38,7 @@ struct FaultToleranceTests {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: mpirunPath())
         p.arguments = args
-        var env = ProcessInfo.processInfo.environment
-        env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"; env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"; env["OPENBLAS_NUM_THREADS"] = "1"
-        p.environment = env
+        p.environment = testEnvironment()
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
         let ended = DispatchSemaphore(value: 0)

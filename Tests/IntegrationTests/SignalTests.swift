@@ -19,13 +19,7 @@ final class BackgroundCommand {
         FileManager.default.createFile(atPath: folder + "/stderr", contents: nil)
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
-        env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-        env["OPENBLAS_NUM_THREADS"] = "1"
-        env["OMPI_MCA_mpi_yield_when_idle"] = "1"
-        for (k, v) in environment { env[k] = v }
-        process.environment = env
+        process.environment = testEnvironment(environment)
         process.standardOutput = FileHandle(forWritingAtPath: folder + "/stdout")
         process.standardError = FileHandle(forWritingAtPath: folder + "/stderr")
         process.standardInput = FileHandle.nullDevice

@@ -10,7 +10,7 @@ func printError(_ s: String) {
 /// This process's rank as mpirun announced it, readable before MPI is initialized.
 var launchRank: Int {
     let env = ProcessInfo.processInfo.environment
-    return Int(env["OMPI_COMM_WORLD_RANK"] ?? env["PMIX_RANK"] ?? "0") ?? 0
+    return Int(env["OMPI_COMM_WORLD_RANK"] ?? env["PMIX_RANK"] ?? env["PMI_RANK"] ?? "0") ?? 0
 }
 
 /// Runs a command body on a communicator and turns every error into one line on standard
@@ -36,7 +36,7 @@ func runCollectively(_ comm: Communicator, _ body: () throws -> Void) -> Never {
 /// The number of ranks mpirun started, readable before MPI is initialized (1 without mpirun).
 var launchWorldSize: Int {
     let env = ProcessInfo.processInfo.environment
-    return Int(env["OMPI_COMM_WORLD_SIZE"] ?? env["PMIX_SIZE"] ?? "1") ?? 1
+    return Int(env["OMPI_COMM_WORLD_SIZE"] ?? env["PMIX_SIZE"] ?? env["PMI_SIZE"] ?? "1") ?? 1
 }
 
 /// For errors found before MPI starts (flag validation): identical on every rank, so only

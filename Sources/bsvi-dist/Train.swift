@@ -42,7 +42,7 @@ struct ModelAndMethodOptions: ParsableArguments {
         c.sviRule = sviRule
         c.sviMomentum = sviMomentum
         c.sviClip = sviClip
-        let widths = hidden.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        let widths = hidden.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !widths.isEmpty, widths.allSatisfy({ $0 != nil }) else {
             throw TrainingError.invalidConfiguration(flag: "--hidden", problem: "'\(hidden)' is not a comma-separated list of widths, e.g. 200,200")
         }

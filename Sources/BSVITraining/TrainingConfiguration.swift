@@ -10,7 +10,7 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
     public var k: Int = 5
     public var vaeSamples: Int = 1
     public var pi: PiMode = .uniform
-    public var sviLearningRate: Float = 0.02
+    public var sviLearningRate: Float = 0.05
     public var sviRule: RefinementRule = .adam
     public var sviMomentum: Float = 0.9
     public var sviClip: Float = 0

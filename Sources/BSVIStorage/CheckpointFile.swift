@@ -4,7 +4,8 @@ import Foundation
 /// Writes and reads checkpoints. Writes are atomic (AtomicFile); reads validate everything
 /// a later computation relies on and name the file, object and problem when something is off.
 public enum CheckpointFile {
-    public static func write(_ c: Checkpoint, to path: String) throws {
+    /// `midWrite` runs after the model datasets are written (fault injection for tests).
+    public static func write(_ c: Checkpoint, to path: String, midWrite: (() -> Void)? = nil) throws {
         let model = c.model
         precondition(c.parameters.count == model.parameterCount, "checkpoint parameters do not match the layout")
         guard c.parameters.allSatisfy({ $0.isFinite }),
@@ -30,6 +31,7 @@ public enum CheckpointFile {
                     try f.writeFloats(Checkpoint.datasetPath(for: t.name), slice, shape: t.shape)
                 }
             }
+            midWrite?()
             if let s = c.training {
                 try f.createGroup("/training")
                 try f.setAttribute("config", on: "/training", s.configJSON)

@@ -32,10 +32,11 @@ public struct CheckpointStore {
         }
     }
 
-    public func save(_ checkpoint: Checkpoint) throws -> String {
+    /// `midWrite` runs half-way through writing the file (fault injection for tests).
+    public func save(_ checkpoint: Checkpoint, midWrite: (() -> Void)? = nil) throws -> String {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let p = path(step: checkpoint.step)
-        try CheckpointFile.write(checkpoint, to: p)
+        try CheckpointFile.write(checkpoint, to: p, midWrite: midWrite)
         // The file just written always stays (a stray or damaged file with a higher step must not
         // push it out); of the others, the newest keep − 1 stay.
         for old in list().filter({ $0.path != p }).dropFirst(keep - 1) { try? FileManager.default.removeItem(atPath: old.path) }

@@ -1,11 +1,17 @@
 /// Deliberate faults for the reliability tests, set by hidden `train` flags
-/// (`--inject-nan STEP:RANK`, `--inject-drift STEP:RANK`). Steps count from 0 (the step about to
+/// (`--inject-nan STEP:RANK`, `--inject-drift STEP:RANK`, `--inject-stop-during evaluation|checkpoint`). Steps count from 0 (the step about to
 /// run); an empty value injects nothing, which is the default.
 public struct FaultInjection: Sendable {
     /// (step range, rank) pairs whose gradient is made NaN before the allreduce.
     public var nanGradients: [(steps: ClosedRange<Int>, rank: Int)] = []
     /// (step, rank) pairs whose parameters are nudged by one ulp after the step (a silent drift).
     public var parameterDrift: [(step: Int, rank: Int)] = []
+    /// Rank 0 sends itself SIGTERM in the middle of its first evaluation or checkpoint write.
+    public var stopSignalDuring: Phase? = nil
+
+    public enum Phase: String, Sendable {
+        case evaluation, checkpoint
+    }
 
     public init() {}
 

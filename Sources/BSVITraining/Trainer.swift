@@ -134,6 +134,15 @@ public final class Trainer {
         var trainingSeconds = 0.0, trainedExamples = 0
         var lastCheckpoint: String? = store.list().first?.path
 
+        // Fault injection: the first time rank 0 reaches `phase`, it signals itself.
+        var injectedStop = false
+        func injectStop(during phase: FaultInjection.Phase) -> (() -> Void)? {
+            guard comm.isRoot, options.faults.stopSignalDuring == phase, !injectedStop else { return nil }
+            return {
+                injectedStop = true
+                kill(getpid(), SIGTERM)
+            }
+        }
         var lastCheckpointStep = -1
         var lastSaved: Checkpoint? = nil
         func checkpoint(epoch: Int) throws {
@@ -144,7 +153,7 @@ public final class Trainer {
                                                        adamStep: adam.step, firstMoment: adam.firstMoment.array,
                                                        secondMoment: adam.secondMoment.array, skippedSteps: skippedTotal),
                                history: history)
-            lastCheckpoint = try store.save(c)
+            lastCheckpoint = try store.save(c, midWrite: injectStop(during: .checkpoint))
             lastCheckpointStep = step
             lastSaved = c
         }
@@ -155,6 +164,7 @@ public final class Trainer {
                 samples: config.evalSamples, refinement: config.evaluationRefinement, proposal: config.evalProposal,
                 seed: config.seed,
                 progress: { [progress] done, total in
+                    injectStop(during: .evaluation)?()
                     progress.update("evaluating \(split.rawValue): \(done)/\(total) examples", fraction: Double(done) / Double(max(total, 1)))
                 })
             history.append(MetricRecord(step: step, epoch: epoch, split: split.rawValue, examples: r.examples, samples: r.samples,

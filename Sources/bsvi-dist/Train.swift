@@ -79,6 +79,7 @@ struct Train: ParsableCommand {
     @Option(help: .hidden) var dumpGradient: String?
     @Option(help: .hidden) var injectNan: [String] = []
     @Option(help: .hidden) var injectDrift: [String] = []
+    @Option(help: .hidden) var injectStopDuring: String?
 
     func configuration() throws -> TrainingConfiguration {
         var c = TrainingConfiguration()
@@ -118,6 +119,10 @@ struct Train: ParsableCommand {
         for spec in injectNan {
             guard let f = FaultInjection.parse(spec) else { failBeforeStart(ValidationError("--inject-nan takes FIRST[-LAST]:RANK")) }
             options.faults.nanGradients.append(f)
+        }
+        if let phase = injectStopDuring {
+            guard let p = FaultInjection.Phase(rawValue: phase) else { failBeforeStart(ValidationError("--inject-stop-during takes evaluation or checkpoint")) }
+            options.faults.stopSignalDuring = p
         }
         for spec in injectDrift {
             guard let f = FaultInjection.parse(spec) else { failBeforeStart(ValidationError("--inject-drift takes STEP:RANK")) }

@@ -145,4 +145,29 @@ struct FaultToleranceTests {
         #expect(!kept.isEmpty)
         for n in kept { _ = try CheckpointFile.read(mount + "/run/checkpoints/" + n, requireTrainingState: true) }
     }
+
+    @Test("SIGTERM during an evaluation or a checkpoint write: that work completes, all ranks stop after the next step with a checkpoint, exit 0",
+          arguments: ["evaluation", "checkpoint"])
+    func stopSignalDuringEvaluationOrCheckpoint(phase: String) throws {
+        let dir = try makeTemporaryDirectory(prefix: "stop-\(phase)")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try writeToyDataset(dir + "/toy.h5")
+        let run = dir + "/run"
+        // 96 rows, batch 8: 12 steps per epoch; the first evaluation and checkpoint come at step 12.
+        let r = try mpirunBSVI(ranks: 2, flags(dir + "/toy.h5", run)
+                               + ["--epochs", "5", "--eval-every", "1", "--inject-stop-during", phase], timeout: 120)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("stop requested (signal): all ranks stopped after step 13"), "\(r.stdout)")
+        #expect(r.stdout.contains("--resume auto"))
+        // The evaluation finished and was recorded; the checkpoint being written when the signal
+        // came is complete and valid, and so is the stop checkpoint.
+        let metrics = try String(contentsOfFile: run + "/metrics.csv", encoding: .utf8)
+        #expect(metrics.split(separator: "\n").filter { $0.hasPrefix("eval,1,12,valid") }.count == 1, "\(metrics)")
+        let interrupted = try CheckpointFile.read(run + "/checkpoints/ckpt-12.h5", requireTrainingState: true)
+        #expect(interrupted.step == 12 && interrupted.history.count == 1)
+        let stop = try CheckpointFile.read(run + "/checkpoints/ckpt-13.h5", requireTrainingState: true)
+        #expect(stop.step == 13)
+        #expect(!FileManager.default.fileExists(atPath: run + "/final.h5"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: run + "/checkpoints").filter { $0.contains(".tmp-") }.isEmpty)
+    }
 }

@@ -62,50 +62,10 @@ public final class Trainer {
         let params = FloatBuffer(count: model.parameterCount)
         let adam = Adam(parameterCount: model.parameterCount, learningRate: config.learningRate)
         let store = CheckpointStore(runDirectory: runDir, keep: config.keepCheckpoints)
-        var history: [MetricRecord] = []
-        var step = 0
-        var skippedTotal = 0
-
-        // Rank 0 builds or loads the state; every rank receives it (including Adam's moments).
-        var startError = ""
-        if comm.isRoot {
-            do {
-                try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
-                store.removeStaleTemporaryFiles()
-                if options.resume == nil, let existing = store.list().first {
-                    throw TrainingError.invalidConfiguration(
-                        flag: "--run-dir", problem: "\(runDir) already holds checkpoints of an earlier run (newest \(existing.path)); "
-                            + "pass --resume auto to continue it, or choose a new --run-dir")
-                }
-                if let resume = options.resume {
-                    let (ckpt, path) = try loadResumeCheckpoint(resume, store: store)
-                    try checkCompatible(ckpt, path: path, model: model)
-                    params.copy(from: ckpt.parameters)
-                    adam.firstMoment.copy(from: ckpt.training!.firstMoment)
-                    adam.secondMoment.copy(from: ckpt.training!.secondMoment)
-                    adam.step = ckpt.training!.adamStep
-                    step = ckpt.step
-                    skippedTotal = ckpt.training!.skippedSteps
-                    history = ckpt.history
-                    say("resuming from \(path) at step \(step)")
-                } else {
-                    params.copy(from: model.makeInitialParameters(seed: config.seed))
-                }
-            } catch {
-                startError = "\(error)"
-            }
-        }
-        startError = comm.broadcast(string: startError)
-        if !startError.isEmpty {
-            if comm.isRoot { throw CollectiveError(message: startError) }
-            throw CollectiveError(message: startError, silent: true)
-        }
-        comm.broadcast(params.base, count: params.count)
-        comm.broadcast(adam.firstMoment.base, count: params.count)
-        comm.broadcast(adam.secondMoment.base, count: params.count)
-        var counters = [Int64(step), Int64(adam.step), Int64(skippedTotal)]
-        counters.withUnsafeMutableBytes { comm.broadcast($0.baseAddress!, byteCount: 24, root: 0) }
-        step = Int(counters[0]); adam.step = Int(counters[1]); skippedTotal = Int(counters[2])
+        let start = try establishInitialState(model: model, params: params, adam: adam, store: store)
+        var history = start.history
+        var step = start.step
+        var skippedTotal = start.skippedSteps
 
         let metrics = comm.isRoot ? try MetricsLog(path: (runDir as NSString).appendingPathComponent("metrics.csv")) : nil
 
@@ -275,6 +235,53 @@ public final class Trainer {
             say("done: \(step) steps; final checkpoint \(finalPath)")
         }
         return .finished(step: step)
+    }
+
+    /// Where the run starts: rank 0 creates the run folder and builds the initial parameters from
+    /// the seed or loads --resume; every rank then receives parameters, Adam's moments and the
+    /// step counters. A problem rank 0 meets is broadcast so that every rank stops together.
+    func establishInitialState(model: VAEModel, params: FloatBuffer, adam: Adam, store: CheckpointStore) throws
+        -> (step: Int, skippedSteps: Int, history: [MetricRecord]) {
+        var history: [MetricRecord] = []
+        var step = 0
+        var skippedTotal = 0
+        var startError = ""
+        if comm.isRoot {
+            do {
+                try FileManager.default.createDirectory(atPath: config.runDirectory, withIntermediateDirectories: true)
+                store.removeStaleTemporaryFiles()
+                if let resume = options.resume {
+                    let (ckpt, path) = try loadResumeCheckpoint(resume, store: store)
+                    try checkCompatible(ckpt, path: path, model: model)
+                    params.copy(from: ckpt.parameters)
+                    adam.firstMoment.copy(from: ckpt.training!.firstMoment)
+                    adam.secondMoment.copy(from: ckpt.training!.secondMoment)
+                    adam.step = ckpt.training!.adamStep
+                    step = ckpt.step
+                    skippedTotal = ckpt.training!.skippedSteps
+                    history = ckpt.history
+                    say("resuming from \(path) at step \(step)")
+                } else if let existing = store.list().first {
+                    throw TrainingError.invalidConfiguration(
+                        flag: "--run-dir", problem: "\(config.runDirectory) already holds checkpoints of an earlier run (newest \(existing.path)); "
+                            + "pass --resume auto to continue it, or choose a new --run-dir")
+                } else {
+                    params.copy(from: model.makeInitialParameters(seed: config.seed))
+                }
+            } catch {
+                startError = "\(error)"
+            }
+        }
+        startError = comm.broadcast(string: startError)
+        if !startError.isEmpty { throw CollectiveError(message: startError, silent: !comm.isRoot) }
+        comm.broadcast(params.base, count: params.count)
+        comm.broadcast(adam.firstMoment.base, count: params.count)
+        comm.broadcast(adam.secondMoment.base, count: params.count)
+        var counters = [Int64(step), Int64(adam.step), Int64(skippedTotal)]
+        counters.withUnsafeMutableBytes { comm.broadcast($0.baseAddress!, byteCount: 24, root: 0) }
+        adam.step = Int(counters[1])
+        // Only rank 0 holds the history; it alone writes checkpoints and metrics.
+        return (Int(counters[0]), Int(counters[2]), history)
     }
 
     /// Compares parameter checksums across ranks (a collective: every rank calls it at the

@@ -3,19 +3,32 @@ import BSVIParallel
 import BSVIStorage
 import Foundation
 
-/// Rank 0 reads a checkpoint (validated) and every rank receives the model shape and
-/// parameters; a read error on rank 0 stops every rank together.
+/// A checkpoint's model as every rank needs it for evaluation.
+public struct DistributedModel {
+    public let model: VAEModel
+    public let parameters: [Float]
+    /// The stored training configuration (JSON), if the checkpoint has one.
+    public let configJSON: String?
+}
+
+/// Rank 0 reads a checkpoint (validated) and every rank receives the model shape, parameters
+/// and configuration; a read error on rank 0 stops every rank together.
 public enum ModelDistribution {
-    public static func load(_ path: String, comm: Communicator) throws -> Checkpoint {
+    struct Header: Codable {
+        var shape: ModelShape
+        var piCount: Int
+        var configJSON: String?
+    }
+
+    public static func load(_ path: String, comm: Communicator) throws -> DistributedModel {
         var header = ""
-        var checkpoint: Checkpoint? = nil
+        var parameters: [Float] = []
         if comm.isRoot {
             do {
                 let c = try CheckpointFile.read(path)
-                checkpoint = c
-                let h = Header(shape: c.shape, piCount: c.piCount, method: c.method, step: c.step, epoch: c.epoch,
-                               configJSON: c.training?.configJSON)
-                header = String(decoding: try JSONEncoder().encode(h), as: UTF8.self)
+                parameters = c.parameters
+                header = String(decoding: try JSONEncoder().encode(Header(shape: c.shape, piCount: c.piCount,
+                                                                          configJSON: c.training?.configJSON)), as: UTF8.self)
             } catch {
                 header = "error:\(error)"
             }
@@ -24,23 +37,8 @@ public enum ModelDistribution {
         if header.hasPrefix("error:") { throw CollectiveError(message: String(header.dropFirst(6)), silent: !comm.isRoot) }
         let h = try JSONDecoder().decode(Header.self, from: Data(header.utf8))
         let model = VAEModel(shape: h.shape, piCount: h.piCount)
-        var params = checkpoint?.parameters ?? [Float](repeating: 0, count: model.parameterCount)
-        params.withUnsafeMutableBytes { comm.broadcast($0.baseAddress!, byteCount: $0.count, root: 0) }
-        if let c = checkpoint { return c }
-        var training: TrainingState? = nil
-        if let json = h.configJSON {
-            training = TrainingState(configJSON: json, seed: 0, worldSize: 0, adamStep: 0, firstMoment: [], secondMoment: [], skippedSteps: 0)
-        }
-        return Checkpoint(shape: h.shape, method: h.method, step: h.step, epoch: h.epoch, piCount: h.piCount, parameters: params,
-                          training: training, history: [])
-    }
-
-    struct Header: Codable {
-        var shape: ModelShape
-        var piCount: Int
-        var method: String
-        var step: Int
-        var epoch: Int
-        var configJSON: String?
+        if !comm.isRoot { parameters = [Float](repeating: 0, count: model.parameterCount) }
+        parameters.withUnsafeMutableBytes { comm.broadcast($0.baseAddress!, byteCount: $0.count, root: 0) }
+        return DistributedModel(model: model, parameters: parameters, configJSON: h.configJSON)
     }
 }

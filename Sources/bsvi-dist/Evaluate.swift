@@ -41,7 +41,7 @@ struct Evaluate: ParsableCommand {
         runCollectively(comm) {
             let ckpt = try ModelDistribution.load(checkpoint, comm: comm)
             let dataset = try BinaryDataset(path: data)
-            var refinement = TrainingConfiguration.evaluationRefinement(checkpointConfig: ckpt.training?.configJSON)
+            var refinement = TrainingConfiguration.evaluationRefinement(checkpointConfig: ckpt.configJSON)
             if let r = refineSteps { refinement.steps = r }
             if gaps { refinement.steps = gapSteps }
             if let l = sviLr { refinement.learningRate = l }

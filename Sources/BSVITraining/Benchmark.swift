@@ -50,11 +50,8 @@ public enum Benchmark {
 
     public static func run(config: TrainingConfiguration, steps: Int, warmup: Int, evalSamples: Int, evalExamples: Int,
                            comm: Communicator) throws -> BenchmarkReport {
-        let plan = ShardPlan(totalRows: config.batchSize, worldSize: comm.size, rank: comm.rank, globalBatch: config.batchSize)
-        guard config.batchSize % comm.size == 0 else {
-            throw TrainingError.invalidConfiguration(flag: "--batch-size", problem: "\(config.batchSize) is not divisible by \(comm.size) ranks")
-        }
-        let b = plan.localBatch
+        try ShardPlan.checkBatchSplits(config.batchSize, across: comm.size)
+        let b = config.batchSize / comm.size
         // Real rows when the default dataset exists, else random binary rows of MNIST's shape.
         var width = 784
         var source = "random binary rows (784 pixels)"

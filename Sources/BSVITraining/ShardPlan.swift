@@ -27,10 +27,7 @@ public struct ShardPlan: Equatable, Sendable {
 
     /// Checks that the batch splits evenly and that every rank has at least one batch.
     public func validate(dataPath: String) throws {
-        guard globalBatch % worldSize == 0 else {
-            throw TrainingError.invalidConfiguration(
-                flag: "--batch-size", problem: "\(globalBatch) is not divisible by the \(worldSize) ranks; use a multiple of \(worldSize)")
-        }
+        try Self.checkBatchSplits(globalBatch, across: worldSize)
         guard stepsPerEpoch >= 1 else {
             throw TrainingError.data(file: dataPath,
                                      problem: "/train has \(totalRows) rows, fewer than \(worldSize) ranks × \(localBatch) rows per rank batch",
@@ -41,6 +38,14 @@ public struct ShardPlan: Equatable, Sendable {
     /// Shard-local row indices of every batch of `epoch`, in visiting order.
     public func epochOrder(seed: UInt64, epoch: Int) -> [Int] {
         RandomStream(seed: seed, purpose: .shuffle, UInt64(epoch), UInt64(rank)).permutation(count: shardSize)
+    }
+
+    /// The global batch must split evenly across the ranks.
+    public static func checkBatchSplits(_ globalBatch: Int, across worldSize: Int) throws {
+        guard globalBatch % worldSize == 0 else {
+            throw TrainingError.invalidConfiguration(
+                flag: "--batch-size", problem: "\(globalBatch) is not divisible by the \(worldSize) ranks; use a multiple of \(worldSize)")
+        }
     }
 
     /// Split rows for evaluation: rank r gets a contiguous range; the first N mod P ranks get

@@ -99,10 +99,7 @@ struct Train: ParsableCommand {
         c.consistencyEvery = consistencyEvery
         try c.validate()
         // Checked here too (the trainer checks again) so that every rank finds it before MPI starts.
-        if c.batchSize % launchWorldSize != 0 {
-            throw TrainingError.invalidConfiguration(
-                flag: "--batch-size", problem: "\(c.batchSize) is not divisible by the \(launchWorldSize) ranks; use a multiple of \(launchWorldSize)")
-        }
+        try ShardPlan.checkBatchSplits(c.batchSize, across: launchWorldSize)
         return c
     }
 

@@ -29,8 +29,10 @@ let package = Package(
         .systemLibrary(name: "CPNG", pkgConfig: "libpng16", providers: [.apt(["libpng-dev"])]),
         // Getters for the C macros Swift cannot import, plus the async-signal-safe stop flag.
         .target(name: "CShims", dependencies: ["CMPI", "CHDF5"]),
+        // The SVI loop's small-batch matrix products (AVX2+FMA, chosen at run time).
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"], .when(configuration: .release))]),
 
-        .target(name: "BSVI", dependencies: ["CBLAS"], swiftSettings: numericsFlags),
+        .target(name: "BSVI", dependencies: ["CBLAS", "CKernels"], swiftSettings: numericsFlags),
         .target(name: "BSVIParallel", dependencies: ["CMPI", "CShims"]),
         .target(name: "BSVIStorage", dependencies: ["BSVI", "CHDF5", "CShims", "CZlib", "CPNG"]),
         .target(name: "BSVITraining", dependencies: ["BSVI", "BSVIParallel", "BSVIStorage", "CShims"],

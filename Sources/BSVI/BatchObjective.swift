@@ -73,6 +73,7 @@ public final class BatchObjective {
         let b = x.rows
         precondition(b <= batchCapacity && exampleIDs.count == b && x.cols == model.shape.inputDim,
                      "batch shape does not match the objective's workspace")
+        latents.useParameters(params)
         encoder.forward(x, rows: 0..<b, params: params)
         let lam = lambda.rows(0..<b)
         lam.copy(from: encoder.output.rows(0..<b))

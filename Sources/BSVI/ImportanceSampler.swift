@@ -96,6 +96,7 @@ public final class ImportanceSampler {
         let noise = NoiseSource(seed: seed, purpose: .evaluationRefinementNoise, context: 0)
         let b = x.rows
         let grad = stepGradient.rows(0..<b)
+        if refinement.steps > 0 { refineLatents.useParameters(params) }
         refiner.reset()
         for j in 0..<refinement.steps {
             refineLatents.draw(lambda: lambda, start: 0, slot: j, exampleIDs: ids, noise: noise)

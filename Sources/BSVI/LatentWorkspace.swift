@@ -6,6 +6,8 @@ import Foundation
 /// example r mod b of a batch of b.
 public final class LatentWorkspace {
     public let decoder: MLPWorkspace
+    /// The decoder's Wᵀ for `backward`; see `useParameters`.
+    public let decoderTransposed: TransposedKernels
     public let latentDim: Int
     public let capacity: Int
     public let epsilon: Matrix
@@ -17,6 +19,7 @@ public final class LatentWorkspace {
 
     public init(model: VAEModel, capacity: Int) {
         decoder = MLPWorkspace(mlp: model.decoder, capacity: capacity)
+        decoderTransposed = TransposedKernels(mlp: model.decoder)
         latentDim = model.shape.latentDim
         self.capacity = capacity
         let e = FloatBuffer(count: capacity * latentDim)
@@ -90,8 +93,15 @@ public final class LatentWorkspace {
     /// Back-propagates the output errors of `rows` through the decoder; with `toLatent`, also
     /// fills dz = ∂log p(x|z)/∂z for those rows.
     public func backward(rows: Range<Int>, params: FloatBuffer, toLatent: Bool) {
-        decoder.backward(rows: rows, params: params, inputGradient: toLatent ? dz.rows(rows) : nil)
+        decoder.backward(rows: rows, params: params, inputGradient: toLatent ? dz.rows(rows) : nil,
+                         transposed: decoderTransposed)
     }
+
+    /// Takes the decoder's transposed kernels from `params`. Call on entry to every batch
+    /// (the parameters may have changed since the last one); until then `backward` with
+    /// another buffer falls back to BLAS, so a missed call costs speed, never correctness
+    /// — except when the *same* buffer was changed in place, hence "every batch".
+    public func useParameters(_ params: FloatBuffer) { decoderTransposed.update(from: params) }
 
     /// The reparameterized one-sample gradient of ELBO(λ) = E_q[log p(x|z)] − KL(q‖p) with
     /// analytic KL, for the b rows starting at `start`, into `gradient` (b × 2d):

@@ -1,3 +1,5 @@
+import CKernels
+
 /// A multilayer perceptron y = f(…f(x·W₀ + b₀)…)·W_L + b_L: hidden layers apply the
 /// activation, the output layer is linear. Kernels are [in, out] so a row-major batch of
 /// inputs multiplies from the left. Weights live in a flat parameter vector; gradients
@@ -90,9 +92,7 @@ public final class MLPWorkspace {
         var x = input
         for l in 0..<mlp.layerCount {
             let y = outputs[l].rows(rows)
-            let bias = params.base + mlp.biases[l].offset
-            StepProfile.elementwise { for r in 0..<y.rows { y.row(r).update(from: bias, count: y.cols) } }
-            gemm(x, mlp.kernel(l, in: params), into: y, beta: 1)
+            multiply(x, mlp.kernel(l, in: params), into: y, addingToEveryRow: params.base + mlp.biases[l].offset)
             if l < mlp.layerCount - 1 { StepProfile.elementwise { mlp.activation.apply(y.base, count: y.count) } }
             x = y
         }
@@ -100,17 +100,26 @@ public final class MLPWorkspace {
 
     /// Back-propagates the output error (already in `outputDelta`) for `rows` through the
     /// hidden layers, and, if `inputGradient` is given, to the input: inputGradient = δ₀·W₀ᵀ.
-    public func backward(rows: Range<Int>, params: FloatBuffer, inputGradient: Matrix?) {
+    /// `transposed`, when it holds these `params`' kernels, turns each δ·Wᵀ into a `multiply`
+    /// with the stored Wᵀ (the fast path of the SVI loop); otherwise BLAS transposes W.
+    public func backward(rows: Range<Int>, params: FloatBuffer, inputGradient: Matrix?,
+                         transposed: TransposedKernels? = nil) {
+        let t = transposed.flatMap { $0.holds(params) ? $0 : nil }
+        func propagate(_ l: Int, into below: Matrix) {
+            if let t {
+                multiply(deltas[l].rows(rows), t.kernel(l), into: below)
+            } else {
+                gemm(deltas[l].rows(rows), mlp.kernel(l, in: params), transposeB: true, into: below)
+            }
+        }
         for l in stride(from: mlp.layerCount - 1, to: 0, by: -1) {
             let below = deltas[l - 1].rows(rows)
-            gemm(deltas[l].rows(rows), mlp.kernel(l, in: params), transposeB: true, into: below)
+            propagate(l, into: below)
             StepProfile.elementwise {
                 mlp.activation.multiplyByDerivative(below.base, output: outputs[l - 1].rows(rows).base, count: below.count)
             }
         }
-        if let g = inputGradient {
-            gemm(deltas[0].rows(rows), mlp.kernel(0, in: params), transposeB: true, into: g)
-        }
+        if let g = inputGradient { propagate(0, into: g) }
     }
 
     /// Multiplies every stored error of row r (all layers) by weight[r − rows.lowerBound];
@@ -146,5 +155,36 @@ public final class MLPWorkspace {
             }
             x = outputs[l].rows(rows)
         }
+    }
+}
+
+/// Wᵀ (out × in, row-major) of every kernel of an MLP, so back-propagation's δ·Wᵀ is a plain
+/// row-major product that `multiply` can run without packing. Owners call `update(from:)`
+/// whenever the parameters may have changed (the objective and the evaluator do it on entry
+/// to each batch); one transpose per training step replaces the copies BLAS would make in
+/// each of the k SVI steps.
+public final class TransposedKernels {
+    public let mlp: MLP
+    private let buffers: [FloatBuffer]
+    /// The parameter buffer the transposes were taken from (identity, not contents).
+    private var source: UnsafeMutablePointer<Float>?
+
+    public init(mlp: MLP) {
+        self.mlp = mlp
+        buffers = (0..<mlp.layerCount).map { FloatBuffer(count: mlp.sizes[$0] * mlp.sizes[$0 + 1]) }
+    }
+
+    /// Whether these are the transposes of `params` (as of the last `update`).
+    public func holds(_ params: FloatBuffer) -> Bool { source == params.base }
+
+    /// Layer l's Wᵀ: sizes[l+1] × sizes[l].
+    public func kernel(_ l: Int) -> Matrix { buffers[l].matrix(rows: mlp.sizes[l + 1], cols: mlp.sizes[l]) }
+
+    public func update(from params: FloatBuffer) {
+        for l in 0..<mlp.layerCount {
+            let w = mlp.kernel(l, in: params)
+            bsvi_transpose(Int32(w.rows), Int32(w.cols), w.base, Int32(w.cols), buffers[l].base, Int32(w.rows))
+        }
+        source = params.base
     }
 }

@@ -156,6 +156,20 @@ public enum VectorMath {
         for j in 0..<n { p[j] = v[j] }
     }
 
+    /// Whether all `count` floats are finite. One multiply-add per element and no branch:
+    /// x·0 is ±0 for finite x and NaN for ±∞ or NaN, and a NaN survives the running sum.
+    public static func allFinite(_ p: UnsafePointer<Float>, count: Int) -> Bool {
+        var sum = FloatVector(repeating: 0)
+        var i = 0
+        while i + width <= count {
+            sum += load(p + i) * 0
+            i += width
+        }
+        var tail: Float = 0
+        while i < count { tail += p[i] * 0; i += 1 }
+        return (sum.sum() + tail) == 0
+    }
+
     /// Applies `f` to `count` floats in place, 16 at a time; the tail goes through a padded vector.
     @inline(__always)
     public static func map(_ p: UnsafeMutablePointer<Float>, count: Int, _ f: (FloatVector) -> FloatVector) {

@@ -34,20 +34,14 @@ public final class StepExchange {
         self[.elboInitialSum] = Float(stats.elboInitialSum)
         self[.elboRefinedSum] = Float(stats.elboRefinedSum)
         self[.examples] = Float(stats.examples)
-        var finite = stats.boundSum.isFinite
-        let g = buffer.base
-        for i in 0..<parameterCount where !g[i].isFinite { finite = false; break }
+        let finite = stats.boundSum.isFinite && VectorMath.allFinite(buffer.base, count: parameterCount)
         self[.nonFiniteRanks] = finite ? 0 : 1
         self[.stopRequests] = stopRequested ? 1 : 0
     }
 
     public func allreduce(_ comm: Communicator) { comm.allreduceSum(buffer.base, count: buffer.count) }
 
-    public func reducedGradientIsFinite() -> Bool {
-        let g = buffer.base
-        for i in 0..<parameterCount where !g[i].isFinite { return false }
-        return true
-    }
+    public func reducedGradientIsFinite() -> Bool { VectorMath.allFinite(buffer.base, count: parameterCount) }
 }
 
 /// FNV-1a over the bytes of the parameters: equal on all ranks iff they hold the same bits.

@@ -1,0 +1,124 @@
+import BSVI
+import Foundation
+import Testing
+
+/// `multiply` (the small-batch AVX2 kernel where the CPU has it, BLAS otherwise), the
+/// transposed kernels the SVI loop back-propagates through, and the finiteness scan of the
+/// step exchange, each against a plain Float64 reference.
+@Suite("Matrix products and transposes")
+struct MatrixProductTests {
+    static func buffer(_ values: [Float]) -> FloatBuffer { FloatBuffer(values) }
+
+    /// C = A·B (+ bias) for every edge of the kernel: 1–13 rows (blocks of 6 plus tails), widths
+    /// that are and are not multiples of 16, odd inner sizes; C's padding must stay untouched.
+    @Test("multiply equals the Float64 product, with and without bias",
+          arguments: [(1, 1, 1), (6, 16, 16), (7, 17, 3), (13, 50, 31), (50, 200, 50), (12, 33, 200), (100, 49, 784)])
+    func product(m: Int, k: Int, n: Int) {
+        var values = TestValues(seed: UInt64(m * 1_000_000 + k * 1000 + n))
+        let a = Self.buffer(values.floats(m * k, -1, 1))
+        let b = Self.buffer(values.floats(k * n, -1, 1))
+        let bias = Self.buffer(values.floats(n, -1, 1))
+        for useBias in [false, true] {
+            // One sentinel row after C: a store past the last row or column would land there.
+            let c = FloatBuffer(count: (m + 1) * n)
+            for i in 0..<c.count { c[i] = .nan }
+            multiply(a.matrix(rows: m, cols: k), b.matrix(rows: k, cols: n), into: c.matrix(rows: m, cols: n),
+                     addingToEveryRow: useBias ? UnsafePointer(bias.base) : nil)
+            var worst = 0.0
+            for i in 0..<m {
+                for j in 0..<n {
+                    var s = useBias ? Double(bias[j]) : 0
+                    for p in 0..<k { s += Double(a[i * k + p]) * Double(b[p * n + j]) }
+                    // Float32 accumulation of k products of magnitude ≤ 1.
+                    worst = max(worst, abs(Double(c[i * n + j]) - s) / (Double(k).squareRoot() + 1))
+                }
+            }
+            #expect(worst < 1e-6, "m=\(m) k=\(k) n=\(n) bias=\(useBias): scaled error \(worst)")
+            for j in 0..<n { #expect(c[m * n + j].isNaN, "wrote past C's last row at column \(j)") }
+        }
+    }
+
+    @Test("transpose is exact for tile-aligned and ragged shapes",
+          arguments: [(1, 1), (8, 8), (9, 17), (50, 200), (200, 784), (23, 5)])
+    func transpose(rows: Int, cols: Int) {
+        var values = TestValues(seed: UInt64(rows * 1000 + cols))
+        let mlp = MLPForTranspose.make(rows: rows, cols: cols)
+        let params = Self.buffer(values.floats(mlp.layout.count, -2, 2))
+        let t = TransposedKernels(mlp: mlp.mlp)
+        #expect(!t.holds(params))
+        t.update(from: params)
+        #expect(t.holds(params))
+        let w = params.matrix(rows: rows, cols: cols, offset: mlp.mlp.kernels[0].offset)
+        let wt = t.kernel(0)
+        #expect(wt.rows == cols && wt.cols == rows)
+        var mismatches = 0
+        withExtendedLifetime(params) {
+            for i in 0..<rows { for j in 0..<cols where wt[j, i] != w[i, j] { mismatches += 1 } }
+        }
+        #expect(mismatches == 0)
+    }
+
+    /// Back-propagation through the stored Wᵀ must give what BLAS gives from W itself, and a
+    /// TransposedKernels taken from another buffer must not be used.
+    @Test("backward through TransposedKernels equals backward through BLAS")
+    func backwardPaths() {
+        var values = TestValues(seed: 7)
+        var layout = ParameterLayout()
+        let mlp = MLP(prefix: "decoder", sizes: [5, 23, 40, 37], activation: .tanh, layout: &layout)
+        let params = Self.buffer(values.floats(layout.count, -0.5, 0.5))
+        let other = Self.buffer(values.floats(layout.count, -0.5, 0.5))
+        let rows = 9
+        let inputBuffer = Self.buffer(values.floats(rows * 5, -1, 1))
+        let input = inputBuffer.matrix(rows: rows, cols: 5)
+        let error = values.floats(rows * 37, -1, 1)
+
+        func run(_ transposed: TransposedKernels?) -> [Float] {
+            let work = MLPWorkspace(mlp: mlp, capacity: rows)
+            work.forward(input, rows: 0..<rows, params: params)
+            for i in 0..<error.count { work.outputDelta.base[i] = error[i] }
+            let dx = FloatBuffer(count: rows * 5)
+            work.backward(rows: 0..<rows, params: params, inputGradient: dx.matrix(rows: rows, cols: 5),
+                          transposed: transposed)
+            return dx.array + work.deltas[0].array + work.deltas[1].array
+        }
+        // Matrix is a view: the buffers behind `input` must outlive every run.
+        defer { withExtendedLifetime(inputBuffer) {} }
+        let reference = run(nil)
+        let fresh = TransposedKernels(mlp: mlp)
+        fresh.update(from: params)
+        let viaTranspose = run(fresh)
+        let worst = zip(reference, viaTranspose).map { abs($0 - $1) }.max() ?? .nan
+        #expect(worst < 1e-5, "largest difference \(worst)")
+        let stale = TransposedKernels(mlp: mlp)
+        stale.update(from: other)
+        #expect(run(stale) == reference, "kernels of another buffer were used")
+    }
+
+    @Test("allFinite finds one NaN or ±∞ anywhere, including the tail", arguments: [1, 15, 16, 17, 100, 1001])
+    func finiteness(count: Int) {
+        let p = FloatBuffer(count: count)
+        for i in 0..<count { p[i] = Float(i) * 1e30 - 3e32 }
+        #expect(VectorMath.allFinite(p.base, count: count))
+        for position in Set([0, count / 2, count - 1]) {
+            for bad in [Float.nan, .infinity, -.infinity] {
+                let saved = p[position]
+                p[position] = bad
+                #expect(!VectorMath.allFinite(p.base, count: count), "\(bad) at \(position) of \(count)")
+                p[position] = saved
+            }
+        }
+        p[count - 1] = .greatestFiniteMagnitude
+        #expect(VectorMath.allFinite(p.base, count: count), "a large finite value is finite")
+    }
+}
+
+/// A one-layer MLP whose kernel is rows × cols, to exercise TransposedKernels on any shape.
+private struct MLPForTranspose {
+    let mlp: MLP
+    let layout: ParameterLayout
+    static func make(rows: Int, cols: Int) -> MLPForTranspose {
+        var layout = ParameterLayout()
+        let mlp = MLP(prefix: "t", sizes: [rows, cols], activation: .tanh, layout: &layout)
+        return MLPForTranspose(mlp: mlp, layout: layout)
+    }
+}

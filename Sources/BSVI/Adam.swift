@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// Adam (Kingma & Ba) on a flat parameter vector, minimizing: p ← p − lr · m̂ / (√v̂ + ε).
@@ -29,22 +30,7 @@ public final class Adam {
         let c1 = 1 - Float(pow(Double(beta1), Double(step)))
         let c2 = 1 - Float(pow(Double(beta2), Double(step)))
         let stepSize = learningRate / c1
-        let m = firstMoment.base, v = secondMoment.base, p = params.base
-        let b1 = beta1, b2 = beta2, eps = epsilon
-        let inverseC2 = 1 / c2
-        var i = 0
-        let n = params.count
-        // 16 lanes at a time (the pointers are distinct buffers, which the compiler cannot prove).
-        while i < n {
-            let lanes = min(VectorMath.width, n - i)
-            let g = VectorMath.load(gradient + i, count: lanes) * gradientScale
-            let mv = b1 * VectorMath.load(m + i, count: lanes) + (1 - b1) * g
-            let vv = b2 * VectorMath.load(v + i, count: lanes) + (1 - b2) * g * g
-            let pv = VectorMath.load(p + i, count: lanes) - stepSize * mv / ((vv * inverseC2).squareRoot() + eps)
-            VectorMath.store(mv, m + i, count: lanes)
-            VectorMath.store(vv, v + i, count: lanes)
-            VectorMath.store(pv, p + i, count: lanes)
-            i += VectorMath.width
-        }
+        bsvi_adam_update(params.count, params.base, firstMoment.base, secondMoment.base, gradient, gradientScale,
+                         beta1, beta2, stepSize, 1 / c2, epsilon)
     }
 }

@@ -1,4 +1,8 @@
-/// An owned, zero-initialized, 64-byte-aligned block of Float32s. The numerics keep all
+import CKernels
+import Foundation
+
+/// An owned, zero-initialized, 64-byte-aligned block of Float32s (on 2 MiB huge pages when
+/// large; see bsvi_allocate_floats). The numerics keep all
 /// parameters, gradients and workspaces in these so the step loop never allocates.
 public final class FloatBuffer {
     public let count: Int
@@ -7,8 +11,7 @@ public final class FloatBuffer {
     public init(count: Int) {
         precondition(count >= 0, "FloatBuffer count must be non-negative")
         self.count = count
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.stride,
-                                                   alignment: 64)
+        let raw = bsvi_allocate_floats(max(count, 1))!
         base = raw.bindMemory(to: Float.self, capacity: max(count, 1))
         base.initialize(repeating: 0, count: max(count, 1))
     }
@@ -18,7 +21,7 @@ public final class FloatBuffer {
         for i in 0..<values.count { base[i] = values[i] }
     }
 
-    deinit { UnsafeMutableRawPointer(base).deallocate() }
+    deinit { free(base) }
 
     public subscript(i: Int) -> Float {
         get { base[i] }

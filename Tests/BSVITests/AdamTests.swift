@@ -61,6 +61,33 @@ struct AdamTests {
         #expect(adam.step == 3)
     }
 
+    /// The vectorized update (8 lanes, plus the tail) rounds every operation as the scalar
+    /// Float32 formula does: the results are bit-identical, so no CPU path changes a run.
+    @Test("a long vector matches the scalar Float32 formula bit for bit", arguments: [1, 7, 8, 1001])
+    func vectorizedMatchesScalar(count: Int) {
+        var values = TestValues(seed: UInt64(count))
+        let start = values.floats(count, -1, 1)
+        let gradients = (0..<3).map { _ in values.floats(count, -5, 5) }
+        let params = FloatBuffer(start)
+        let adam = Adam(parameterCount: count, learningRate: 0.01)
+        var p = start, m = [Float](repeating: 0, count: count), v = m
+        let b1: Float = 0.9, b2: Float = 0.999, eps: Float = 1e-8, scale: Float = -0.3
+        for (t, g) in gradients.enumerated() {
+            g.withUnsafeBufferPointer { adam.update(params, gradient: $0.baseAddress!, gradientScale: scale) }
+            let c1 = 1 - Float(pow(Double(b1), Double(t + 1))), c2 = 1 - Float(pow(Double(b2), Double(t + 1)))
+            let stepSize = 0.01 / c1, inverseC2 = 1 / c2
+            for i in 0..<count {
+                let gi = g[i] * scale
+                m[i] = b1 * m[i] + (1 - b1) * gi
+                v[i] = b2 * v[i] + (1 - b2) * gi * gi
+                p[i] = p[i] - stepSize * m[i] / ((v[i] * inverseC2).squareRoot() + eps)
+            }
+        }
+        #expect(params.array == p)
+        #expect(adam.firstMoment.array == m)
+        #expect(adam.secondMoment.array == v)
+    }
+
     @Test("minimizes an ill-conditioned quadratic")
     func minimizesQuadratic() {
         // f(p) = Σ a_i (p_i − t_i)², curvatures over four orders of magnitude.

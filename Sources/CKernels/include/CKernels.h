@@ -1,7 +1,8 @@
 #ifndef BSVI_CKERNELS_H
 #define BSVI_CKERNELS_H
 
-/// 1 when this CPU runs bsvi_sgemm_nn's AVX2+FMA kernel, 0 when callers must use BLAS.
+/// 1 when this CPU runs the AVX2+FMA kernels (bsvi_sgemm_nn; the others pick their own path),
+/// 0 when callers must use BLAS instead of bsvi_sgemm_nn.
 int bsvi_sgemm_nn_available(void);
 
 /// C = A·B (+ bias in every row when bias is non-NULL), all row-major Float32:
@@ -14,5 +15,15 @@ void bsvi_sgemm_nn(int m, int k, int n, const float *a, int lda, const float *b,
 
 /// dst (cols×rows, row stride ldd) = srcᵀ for src rows×cols (row stride lds).
 void bsvi_transpose(int rows, int cols, const float *src, int lds, float *dst, int ldd);
+
+/// One Adam step on n parameters (minimizing), g = gradient·gradient_scale:
+/// m ← β₁m + (1−β₁)g,  v ← β₂v + (1−β₂)g²,  p ← p − step_size·m / (√(v·inverse_c2) + ε).
+/// The four arrays must not overlap.
+void bsvi_adam_update(long n, float *p, float *m, float *v, const float *gradient, float gradient_scale,
+                      float beta1, float beta2, float step_size, float inverse_c2, float epsilon);
+
+/// Uninitialized memory for `count` floats, 64-byte aligned; from 1 MiB up 2 MiB-aligned and advised
+/// onto transparent huge pages. Release with free(). NULL when out of memory.
+void *bsvi_allocate_floats(long count);
 
 #endif

@@ -63,6 +63,21 @@ struct BernoulliLikelihoodTests {
         }
     }
 
+    /// Logits at 0 make every factor of the evaluation's per-lane product 1 + e⁰ = 2: without
+    /// folding the product into the sum every 64 vectors, 2^(D/16) overflows from D ≈ 2048.
+    @Test("long rows (up to 40,000 pixels) do not overflow the product form", arguments: [2048, 5000, 40_000])
+    func longRows(count: Int) {
+        var values = TestValues(seed: UInt64(count))
+        let x = values.bits(count)
+        for a in [[Float](repeating: 0, count: count), values.floats(count, -0.5, 0.5)] {
+            let r = Self.evaluate(x: x, logits: a)
+            let expected = Reference.bernoulliLogLikelihood(x: x.map(Double.init), logits: a.map(Double.init))
+            let tolerance = 1e-6 * Double(count) + 4 * Double(Float(expected).ulp)
+            #expect(r.logLikelihood.isFinite)
+            #expect(abs(Double(r.logLikelihood) - expected) <= tolerance, "\(r.logLikelihood) vs \(expected)")
+        }
+    }
+
     @Test("a row of mixed extreme logits sums exactly")
     func mixedRow() {
         let x: [Float] = [1, 0, 1, 0, 1, 0]

@@ -1,4 +1,4 @@
-/// Vectorized elementary functions on 16 Float32 lanes (AVX2: two registers per vector),
+/// Vectorized elementary functions on 16 Float32 lanes (one AVX-512 or two AVX2 registers per vector),
 /// after Cephes' single-precision algorithms: range reduction plus short polynomials.
 /// Accuracy (checked in BSVITests/VectorMathTests against Foundation over dense sweeps):
 ///   exp     relative error ≤ 2e-7 on [−87, 88]; inputs below −87.3 give e^−87.3 ≈ 1.2e-38

@@ -11,7 +11,9 @@ public final class FloatBuffer {
     public init(count: Int) {
         precondition(count >= 0, "FloatBuffer count must be non-negative")
         self.count = count
-        let raw = bsvi_allocate_floats(max(count, 1))!
+        guard let raw = bsvi_allocate_floats(max(count, 1)) else {
+            fatalError("out of memory allocating \(count) floats (\(count * 4 / 1_048_576) MiB)")
+        }
         base = raw.bindMemory(to: Float.self, capacity: max(count, 1))
         base.initialize(repeating: 0, count: max(count, 1))
     }

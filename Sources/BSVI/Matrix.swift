@@ -67,11 +67,14 @@ public func gemm(_ a: Matrix, transposeA: Bool = false, _ b: Matrix, transposeB:
 /// per call as BLAS does: for the SVI loop's 50–100-row products with a weight matrix that is
 /// 5–15 % faster, and equal to BLAS for large row counts (docs/benchmarks.md). Elsewhere it is
 /// cblas_sgemm with the bias copied into C first.
-public func multiply(_ a: Matrix, _ b: Matrix, into c: Matrix, addingToEveryRow bias: UnsafePointer<Float>? = nil) {
+/// `useKernel: false` forces the BLAS path (tests compare the two).
+public func multiply(_ a: Matrix, _ b: Matrix, into c: Matrix, addingToEveryRow bias: UnsafePointer<Float>? = nil,
+                     useKernel: Bool = smallBatchKernelAvailable) {
     precondition(a.cols == b.rows && c.rows == a.rows && c.cols == b.cols,
                  "multiply shape mismatch: (\(a.rows)x\(a.cols)) · (\(b.rows)x\(b.cols)) into (\(c.rows)x\(c.cols))")
+    precondition(!useKernel || smallBatchKernelAvailable, "the AVX2 kernel is not available on this CPU")
     if c.rows == 0 || c.cols == 0 { return }
-    if smallBatchKernelAvailable {
+    if useKernel {
         StepProfile.gemm {
             bsvi_sgemm_nn(Int32(a.rows), Int32(a.cols), Int32(b.cols), a.base, Int32(a.cols), b.base, Int32(b.cols),
                           c.base, Int32(c.cols), bias)

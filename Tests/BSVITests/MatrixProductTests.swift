@@ -11,30 +11,33 @@ struct MatrixProductTests {
 
     /// C = A·B (+ bias) for every edge of the kernel: 1–13 rows (blocks of 6 plus tails), widths
     /// that are and are not multiples of 16, odd inner sizes; C's padding must stay untouched.
-    @Test("multiply equals the Float64 product, with and without bias",
+    @Test("multiply (kernel and BLAS paths) equals the Float64 product, with and without bias",
           arguments: [(1, 1, 1), (6, 16, 16), (7, 17, 3), (13, 50, 31), (50, 200, 50), (12, 33, 200), (100, 49, 784)])
     func product(m: Int, k: Int, n: Int) {
         var values = TestValues(seed: UInt64(m * 1_000_000 + k * 1000 + n))
         let a = Self.buffer(values.floats(m * k, -1, 1))
         let b = Self.buffer(values.floats(k * n, -1, 1))
         let bias = Self.buffer(values.floats(n, -1, 1))
-        for useBias in [false, true] {
-            // One sentinel row after C: a store past the last row or column would land there.
-            let c = FloatBuffer(count: (m + 1) * n)
-            for i in 0..<c.count { c[i] = .nan }
-            multiply(a.matrix(rows: m, cols: k), b.matrix(rows: k, cols: n), into: c.matrix(rows: m, cols: n),
-                     addingToEveryRow: useBias ? UnsafePointer(bias.base) : nil)
-            var worst = 0.0
-            for i in 0..<m {
-                for j in 0..<n {
-                    var s = useBias ? Double(bias[j]) : 0
-                    for p in 0..<k { s += Double(a[i * k + p]) * Double(b[p * n + j]) }
-                    // Float32 accumulation of k products of magnitude ≤ 1.
-                    worst = max(worst, abs(Double(c[i * n + j]) - s) / (Double(k).squareRoot() + 1))
+        let paths = smallBatchKernelAvailable ? [true, false] : [false]
+        for useKernel in paths {
+            for useBias in [false, true] {
+                // One sentinel row after C: a store past the last row or column would land there.
+                let c = FloatBuffer(count: (m + 1) * n)
+                for i in 0..<c.count { c[i] = .nan }
+                multiply(a.matrix(rows: m, cols: k), b.matrix(rows: k, cols: n), into: c.matrix(rows: m, cols: n),
+                         addingToEveryRow: useBias ? UnsafePointer(bias.base) : nil, useKernel: useKernel)
+                var worst = 0.0
+                for i in 0..<m {
+                    for j in 0..<n {
+                        var s = useBias ? Double(bias[j]) : 0
+                        for p in 0..<k { s += Double(a[i * k + p]) * Double(b[p * n + j]) }
+                        // Float32 accumulation of k products of magnitude ≤ 1.
+                        worst = max(worst, abs(Double(c[i * n + j]) - s) / (Double(k).squareRoot() + 1))
+                    }
                 }
+                #expect(worst < 1e-6, "m=\(m) k=\(k) n=\(n) bias=\(useBias) kernel=\(useKernel): scaled error \(worst)")
+                for j in 0..<n { #expect(c[m * n + j].isNaN, "wrote past C's last row at column \(j)") }
             }
-            #expect(worst < 1e-6, "m=\(m) k=\(k) n=\(n) bias=\(useBias): scaled error \(worst)")
-            for j in 0..<n { #expect(c[m * n + j].isNaN, "wrote past C's last row at column \(j)") }
         }
     }
 

@@ -90,7 +90,7 @@ public func multiply(_ a: Matrix, _ b: Matrix, into c: Matrix, addingToEveryRow 
 }
 
 /// Whether `multiply` runs the AVX2+FMA kernel on this CPU (checked once).
-public let smallBatchKernelAvailable = bsvi_sgemm_nn_available() == 1
+public let smallBatchKernelAvailable = bsvi_avx2_fma_available() == 1
 
 /// Sets the OpenBLAS thread count (one thread per MPI rank is what the trainer wants).
 public func setBLASThreads(_ count: Int) { openblas_set_num_threads(Int32(count)) }

@@ -35,7 +35,7 @@ adam_baseline(long n, float *restrict p, float *restrict m, float *restrict v, c
 void bsvi_adam_update(long n, float *p, float *m, float *v, const float *gradient, float gradient_scale,
                       float beta1, float beta2, float step_size, float inverse_c2, float epsilon) {
 #if defined(__x86_64__) || defined(__i386__)
-    if (bsvi_sgemm_nn_available()) {
+    if (bsvi_avx2_fma_available()) {
         adam_avx2(n, p, m, v, gradient, gradient_scale, beta1, beta2, step_size, inverse_c2, epsilon);
         return;
     }

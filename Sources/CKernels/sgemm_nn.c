@@ -11,7 +11,7 @@
 
 #define KERNEL_TARGET __attribute__((target("avx2,fma")))
 
-int bsvi_sgemm_nn_available(void) {
+int bsvi_avx2_fma_available(void) {
     static int cached = -1;
     if (cached < 0) {
         __builtin_cpu_init();
@@ -126,14 +126,14 @@ KERNEL_TARGET static void transpose_avx(int rows, int cols, const float *src, in
 }
 
 void bsvi_transpose(int rows, int cols, const float *src, int lds, float *dst, int ldd) {
-    if (bsvi_sgemm_nn_available()) { transpose_avx(rows, cols, src, lds, dst, ldd); return; }
+    if (bsvi_avx2_fma_available()) { transpose_avx(rows, cols, src, lds, dst, ldd); return; }
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < cols; j++) dst[(long)j * ldd + i] = src[(long)i * lds + j];
 }
 
 #else
 
-int bsvi_sgemm_nn_available(void) { return 0; }
+int bsvi_avx2_fma_available(void) { return 0; }
 
 void bsvi_transpose(int rows, int cols, const float *src, int lds, float *dst, int ldd) {
     for (int i = 0; i < rows; i++)

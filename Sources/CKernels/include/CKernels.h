@@ -1,15 +1,16 @@
 #ifndef BSVI_CKERNELS_H
 #define BSVI_CKERNELS_H
 
-/// 1 when this CPU runs the AVX2+FMA kernels (bsvi_sgemm_nn; the others pick their own path),
-/// 0 when callers must use BLAS instead of bsvi_sgemm_nn.
-int bsvi_sgemm_nn_available(void);
+/// 1 when this CPU has AVX2 and FMA: bsvi_sgemm_nn may be called, and the transpose and Adam
+/// take their AVX2 paths. 0: callers use BLAS instead of bsvi_sgemm_nn (the others fall back
+/// to portable C by themselves).
+int bsvi_avx2_fma_available(void);
 
 /// C = A·B (+ bias in every row when bias is non-NULL), all row-major Float32:
 /// A is m×k (row stride lda), B is k×n (row stride ldb), C is m×n (row stride ldc), bias has n.
 /// Made for the small-m products of the SVI loop (m = a batch of 50–100 rows, B a weight
 /// matrix): B is read in place in 16-column strips, so unlike a BLAS call nothing is packed
-/// per call. Only call when bsvi_sgemm_nn_available() is 1.
+/// per call. Only call when bsvi_avx2_fma_available() is 1.
 void bsvi_sgemm_nn(int m, int k, int n, const float *a, int lda, const float *b, int ldb,
                    float *c, int ldc, const float *bias);
 

@@ -7,14 +7,14 @@ import Foundation
 // default there; -Ounchecked removes overflow/bounds traps from the numeric kernels only.
 // The SIMD kernels (16-lane Float vectors) compile for the build machine's vector ISA (the
 // binary is built where it runs): one 512-bit register per vector on AMD CPUs with AVX-512
-// (Zen 4/5: full-rate, and LLVM's znver tuning keeps 512-bit vectors whole; element-wise work
-// takes 40 % less time than with AVX2, docs/benchmarks.md), AVX2+FMA elsewhere on x86-64,
-// baseline otherwise. Intel AVX-512 parts get the Skylake-AVX512 target, whose tuning keeps
-// vectors at 256 bits (no frequency drop).
+// (Zen 4/5 run 512-bit FMAs at full rate and clock; element-wise work takes 40 % less time
+// than with AVX2, docs/benchmarks.md), AVX2+FMA on other x86-64 CPUs — including Intel
+// AVX-512 parts, where 512-bit code can lower the clock and we have not measured it —
+// baseline otherwise.
 let cpuInfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
 func cpuHas(_ flags: String...) -> Bool { flags.allSatisfy { cpuInfo.contains(" \($0)") } }
 let vectorCPU: String? =
-    cpuHas("avx512f", "avx512bw", "avx512dq", "avx512vl") ? (cpuInfo.contains("AuthenticAMD") ? "znver4" : "skylake-avx512")
+    cpuHas("avx512f", "avx512bw", "avx512dq", "avx512vl") && cpuInfo.contains("AuthenticAMD") ? "znver4"
     : cpuHas("avx2", "fma") ? "haswell" : nil
 let vectorISA: [String] = vectorCPU.map { ["-target-cpu", $0] } ?? []
 let numericsFlags: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"] + vectorISA, .when(configuration: .release))]

@@ -26,6 +26,7 @@ public final class Adam {
     /// One update with the loss gradient `gradient` scaled by `gradientScale` (e.g. −1/B to
     /// turn a summed objective gradient into a mean loss gradient).
     public func update(_ params: FloatBuffer, gradient: UnsafePointer<Float>, gradientScale: Float = 1) {
+        precondition(params.count == firstMoment.count, "Adam state has \(firstMoment.count) entries, parameters \(params.count)")
         step += 1
         let c1 = 1 - Float(pow(Double(beta1), Double(step)))
         let c2 = 1 - Float(pow(Double(beta2), Double(step)))

@@ -166,8 +166,9 @@ public final class MLPWorkspace {
 public final class TransposedKernels {
     public let mlp: MLP
     private let buffers: [FloatBuffer]
-    /// The parameter buffer the transposes were taken from (identity, not contents).
-    private var source: UnsafeMutablePointer<Float>?
+    /// The parameter buffer the transposes were taken from (identity, not contents). Weak, so a
+    /// new buffer allocated at a freed one's address can never pass for it.
+    private weak var source: FloatBuffer?
 
     public init(mlp: MLP) {
         self.mlp = mlp
@@ -175,7 +176,7 @@ public final class TransposedKernels {
     }
 
     /// Whether these are the transposes of `params` (as of the last `update`).
-    public func holds(_ params: FloatBuffer) -> Bool { source == params.base }
+    public func holds(_ params: FloatBuffer) -> Bool { source === params }
 
     /// Layer l's Wᵀ: sizes[l+1] × sizes[l].
     public func kernel(_ l: Int) -> Matrix { buffers[l].matrix(rows: mlp.sizes[l + 1], cols: mlp.sizes[l]) }
@@ -185,6 +186,6 @@ public final class TransposedKernels {
             let w = mlp.kernel(l, in: params)
             bsvi_transpose(Int32(w.rows), Int32(w.cols), w.base, Int32(w.cols), buffers[l].base, Int32(w.rows))
         }
-        source = params.base
+        source = params
     }
 }

@@ -6,6 +6,13 @@
 // reused by every 6-row block, so it stays in cache).
 #include "CKernels.h"
 
+// dst[j][i] = src[i][j] for rows [r0, r1) and columns [c0, c1) of src: the portable transpose,
+// and the AVX one's ragged edges.
+static void transpose_scalar(int r0, int r1, int c0, int c1, const float *src, int lds, float *dst, int ldd) {
+    for (int i = r0; i < r1; i++)
+        for (int j = c0; j < c1; j++) dst[(long)j * ldd + i] = src[(long)i * lds + j];
+}
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
@@ -118,27 +125,14 @@ KERNEL_TARGET static void transpose_avx(int rows, int cols, const float *src, in
                 _mm256_storeu_ps(dst + (long)(j + q + 4) * ldd + i, _mm256_permute2f128_ps(r[q], r[q + 4], 0x31));
             }
         }
-        for (; j < cols; j++)
-            for (int q = 0; q < 8; q++) dst[(long)j * ldd + i + q] = src[(long)(i + q) * lds + j];
+        transpose_scalar(i, i + 8, j, cols, src, lds, dst, ldd);
     }
-    for (; i < rows; i++)
-        for (int j = 0; j < cols; j++) dst[(long)j * ldd + i] = src[(long)i * lds + j];
-}
-
-void bsvi_transpose(int rows, int cols, const float *src, int lds, float *dst, int ldd) {
-    if (bsvi_avx2_fma_available()) { transpose_avx(rows, cols, src, lds, dst, ldd); return; }
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < cols; j++) dst[(long)j * ldd + i] = src[(long)i * lds + j];
+    transpose_scalar(i, rows, 0, cols, src, lds, dst, ldd);
 }
 
 #else
 
 int bsvi_avx2_fma_available(void) { return 0; }
-
-void bsvi_transpose(int rows, int cols, const float *src, int lds, float *dst, int ldd) {
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < cols; j++) dst[(long)j * ldd + i] = src[(long)i * lds + j];
-}
 
 void bsvi_sgemm_nn(int m, int k, int n, const float *a, int lda, const float *b, int ldb,
                    float *c, int ldc, const float *bias) {
@@ -146,3 +140,13 @@ void bsvi_sgemm_nn(int m, int k, int n, const float *a, int lda, const float *b,
 }
 
 #endif
+
+void bsvi_transpose(int rows, int cols, const float *src, int lds, float *dst, int ldd) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (bsvi_avx2_fma_available()) {
+        transpose_avx(rows, cols, src, lds, dst, ldd);
+        return;
+    }
+#endif
+    transpose_scalar(0, rows, 0, cols, src, lds, dst, ldd);
+}

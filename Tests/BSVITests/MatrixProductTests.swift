@@ -7,8 +7,6 @@ import Testing
 /// step exchange, each against a plain Float64 reference.
 @Suite("Matrix products and transposes")
 struct MatrixProductTests {
-    static func buffer(_ values: [Float]) -> FloatBuffer { FloatBuffer(values) }
-
     /// C = A·B (+ bias) for every edge of the kernel: 1–13 rows (blocks of 6 plus every tail 1–5), widths
     /// that are and are not multiples of 16, odd inner sizes; C's padding must stay untouched.
     @Test("multiply (kernel and BLAS paths) equals the Float64 product, with and without bias",
@@ -16,9 +14,9 @@ struct MatrixProductTests {
                       (50, 200, 50), (12, 33, 200), (100, 49, 784)])
     func product(m: Int, k: Int, n: Int) {
         var values = TestValues(seed: UInt64(m * 1_000_000 + k * 1000 + n))
-        let a = Self.buffer(values.floats(m * k, -1, 1))
-        let b = Self.buffer(values.floats(k * n, -1, 1))
-        let bias = Self.buffer(values.floats(n, -1, 1))
+        let a = FloatBuffer(values.floats(m * k, -1, 1))
+        let b = FloatBuffer(values.floats(k * n, -1, 1))
+        let bias = FloatBuffer(values.floats(n, -1, 1))
         let paths = smallBatchKernelAvailable ? [true, false] : [false]
         for useKernel in paths {
             for useBias in [false, true] {
@@ -49,7 +47,7 @@ struct MatrixProductTests {
     func transpose(rows: Int, cols: Int) {
         var values = TestValues(seed: UInt64(rows * 1000 + cols))
         let mlp = MLPForTranspose.make(rows: rows, cols: cols)
-        let params = Self.buffer(values.floats(mlp.layout.count, -2, 2))
+        let params = FloatBuffer(values.floats(mlp.layout.count, -2, 2))
         let t = TransposedKernels(mlp: mlp.mlp)
         #expect(!t.holds(params))
         t.update(from: params)
@@ -71,10 +69,10 @@ struct MatrixProductTests {
         var values = TestValues(seed: 7)
         var layout = ParameterLayout()
         let mlp = MLP(prefix: "decoder", sizes: [5, 23, 40, 37], activation: .tanh, layout: &layout)
-        let params = Self.buffer(values.floats(layout.count, -0.5, 0.5))
-        let other = Self.buffer(values.floats(layout.count, -0.5, 0.5))
+        let params = FloatBuffer(values.floats(layout.count, -0.5, 0.5))
+        let other = FloatBuffer(values.floats(layout.count, -0.5, 0.5))
         let rows = 9
-        let inputBuffer = Self.buffer(values.floats(rows * 5, -1, 1))
+        let inputBuffer = FloatBuffer(values.floats(rows * 5, -1, 1))
         let input = inputBuffer.matrix(rows: rows, cols: 5)
         let error = values.floats(rows * 37, -1, 1)
 

@@ -1,23 +1,12 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-import Foundation
-
 // Release builds are what users and benchmarks run: whole-module optimization is on by
 // default there; -Ounchecked removes overflow/bounds traps from the numeric kernels only.
-// The SIMD kernels (16-lane Float vectors) compile for the build machine's vector ISA (the
-// binary is built where it runs): one 512-bit register per vector on AMD CPUs with AVX-512
-// (Zen 4/5 run 512-bit FMAs at full rate and clock; element-wise work takes 40 % less time
-// than with AVX2, docs/benchmarks.md), AVX2+FMA on other x86-64 CPUs — including Intel
-// AVX-512 parts, where 512-bit code can lower the clock and we have not measured it —
-// baseline otherwise.
-let cpuInfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
-func cpuHas(_ flags: String...) -> Bool { flags.allSatisfy { cpuInfo.contains(" \($0)") } }
-let vectorCPU: String? =
-    cpuHas("avx512f", "avx512bw", "avx512dq", "avx512vl") && cpuInfo.contains("AuthenticAMD") ? "znver4"
-    : cpuHas("avx2", "fma") ? "haswell" : nil
-let vectorISA: [String] = vectorCPU.map { ["-target-cpu", $0] } ?? []
-let numericsFlags: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"] + vectorISA, .when(configuration: .release))]
+// Nothing is compiled for the build machine's CPU: the hot kernels live in CKernels, one
+// variant per instruction set (AVX-512, AVX2+FMA, portable), chosen at run time, so one binary
+// runs, and runs fast, on every x86-64 CPU.
+let numericsFlags: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
 
 let package = Package(
     name: "bsvi-dist",
@@ -37,7 +26,7 @@ let package = Package(
         .systemLibrary(name: "CPNG", pkgConfig: "libpng16", providers: [.apt(["libpng-dev"])]),
         // Getters for the C macros Swift cannot import, plus the async-signal-safe stop flag.
         .target(name: "CShims", dependencies: ["CMPI", "CHDF5"]),
-        // The SVI loop's small-batch matrix products (AVX2+FMA, chosen at run time).
+        // The hot kernels, one variant per instruction set, chosen at run time (include/CKernels.h).
         // Optimized in every configuration, so debug-built tests check the vectorized code that
         // ships; -fno-math-errno lets sqrt vectorize (Adam's v is never negative).
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]),

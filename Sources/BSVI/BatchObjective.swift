@@ -140,8 +140,7 @@ public final class BatchObjective {
             }
         }
         stats.elboRefinedSum = stats.elboInitialSum
-        latents.decoder.scaleDeltas(rows: all) { rowWeights[$0] }
-        latents.decoder.accumulateWeightGradients(input: latents.z.rows(all), rows: all, grads: grads)
+        latents.decoder.accumulateWeightGradients(input: latents.z.rows(all), rows: all, grads: grads, rowWeights: rowWeights.base)
         return stats
     }
 
@@ -164,7 +163,7 @@ public final class BatchObjective {
 
     private func refinedObjective(x: Matrix, ids: [Int], noise: NoiseSource, params: FloatBuffer,
                                   grads: FloatBuffer) -> BatchStatistics {
-        let b = x.rows, d = model.shape.latentDim, k = settings.k
+        let b = x.rows, k = settings.k
         let lam = lambda.rows(0..<b)
         let stepGrad = stepGradient.rows(0..<b)
         refiner.reset()
@@ -172,9 +171,7 @@ public final class BatchObjective {
             let block = (j * b)..<((j + 1) * b)
             latents.draw(lambda: lam, start: block.lowerBound, slot: j, exampleIDs: ids, noise: noise)
             latents.score(rows: block, x: x, lambda: lam, params: params)
-            for i in 0..<b {
-                klPerRow[block.lowerBound + i] = Gaussian.klToStandard(mean: lam.row(i), logVariance: lam.row(i) + d, count: d)
-            }
+            StepProfile.elementwise { Gaussian.klToStandard(lambda: lam, into: klPerRow.base + block.lowerBound) }
             // Steps before the last need ∂/∂z to move λ; step 0 also gives the encoder's ELBO gradient.
             let needsLatentGradient = j < k || j == 0
             latents.backward(rows: block, params: params, toLatent: needsLatentGradient)
@@ -212,8 +209,7 @@ public final class BatchObjective {
             }
         }
         let all = 0..<((k + 1) * b)
-        latents.decoder.scaleDeltas(rows: all) { rowWeights[$0] }
-        latents.decoder.accumulateWeightGradients(input: latents.z.rows(all), rows: all, grads: grads)
+        latents.decoder.accumulateWeightGradients(input: latents.z.rows(all), rows: all, grads: grads, rowWeights: rowWeights.base)
         return stats
     }
 

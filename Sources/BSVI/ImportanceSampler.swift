@@ -43,6 +43,7 @@ public final class ImportanceSampler {
     private let lambdaInitial: Matrix
     private let lambdaRefined: Matrix
     private let stepGradient: Matrix
+    private let kl: FloatBuffer
     private let storage: [FloatBuffer]
 
     public init(model: VAEModel, samples: Int, batchCapacity: Int, refinement: RefinementSettings,
@@ -66,6 +67,7 @@ public final class ImportanceSampler {
         lambdaInitial = a.matrix(rows: batchCapacity, cols: 2 * d)
         lambdaRefined = r.matrix(rows: batchCapacity, cols: 2 * d)
         stepGradient = g.matrix(rows: batchCapacity, cols: 2 * d)
+        kl = FloatBuffer(count: batchCapacity)
         storage = [a, r, g]
     }
 
@@ -128,7 +130,7 @@ public final class ImportanceSampler {
 
     /// Σ over examples of the ELBO with analytic KL, E_q[log p(x|z)] by `elboSamples` draws.
     public func monteCarloELBO(x: Matrix, ids: [Int], lambda: Matrix, noise: NoiseSource, params: FloatBuffer) -> Double {
-        let b = x.rows, d = model.shape.latentDim
+        let b = x.rows
         var total = 0.0
         var start = 0
         while start < elboSamples {
@@ -139,9 +141,8 @@ public final class ImportanceSampler {
             start += n
         }
         total /= Double(elboSamples)
-        for i in 0..<b {
-            total -= Double(Gaussian.klToStandard(mean: lambda.row(i), logVariance: lambda.row(i) + d, count: d))
-        }
+        Gaussian.klToStandard(lambda: lambda, into: kl.base)
+        for i in 0..<b { total -= Double(kl[i]) }
         return total
     }
 }

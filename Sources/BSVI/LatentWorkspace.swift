@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// Decoder-side state for up to `capacity` latent rows: noise ε, samples z = μ + σ ⊙ ε, the
@@ -15,6 +16,8 @@ public final class LatentWorkspace {
     public let dz: Matrix
     public let logLikelihood: FloatBuffer
     public let logWeight: FloatBuffer
+    /// The noise stream key of each example of the current draw.
+    private var streamKeys: [UInt64]
     private let storage: [FloatBuffer]
 
     public init(model: VAEModel, capacity: Int) {
@@ -30,28 +33,20 @@ public final class LatentWorkspace {
         dz = g.matrix(rows: capacity, cols: latentDim)
         logLikelihood = FloatBuffer(count: capacity)
         logWeight = FloatBuffer(count: capacity)
+        streamKeys = [UInt64](repeating: 0, count: capacity)
         storage = [e, zb, g]
     }
 
     /// Draws slot `slot` of each example's noise into rows `start ..< start + b` and sets
     /// z = μ + exp(ℓ/2) ⊙ ε for the proposal rows of `lambda` (b × 2d: μ then ℓ).
     public func draw(lambda: Matrix, start: Int, slot: Int, exampleIDs: [Int], noise: NoiseSource) {
+        precondition(exampleIDs.count == lambda.rows && start + lambda.rows <= capacity, "draw outside the workspace")
         StepProfile.elementwise {
             let d = latentDim
             let countersPerDraw = UInt64(RandomStream.countersNeeded(forNormals: d))
-            for i in 0..<lambda.rows {
-                let r = start + i
-                let eps = epsilon.row(r), zr = z.row(r), lam = lambda.row(i)
-                noise.stream(example: exampleIDs[i]).fillNormals(eps, count: d, counterOffset: UInt64(slot) * countersPerDraw)
-                var c = 0
-                while c < d {
-                    let n = min(VectorMath.width, d - c)
-                    let sigma = VectorMath.exp(VectorMath.load(lam + d + c, count: n) * 0.5)
-                    let zv = VectorMath.load(lam + c, count: n) + sigma * VectorMath.load(eps + c, count: n)
-                    VectorMath.store(zv, zr + c, count: n)
-                    c += VectorMath.width
-                }
-            }
+            for i in 0..<lambda.rows { streamKeys[i] = noise.stream(example: exampleIDs[i]).key }
+            bsvi_draw_latents(Int32(lambda.rows), Int32(d), streamKeys, UInt64(slot) * countersPerDraw, lambda.base,
+                              Int32(lambda.cols), epsilon.row(start), z.row(start))
         }
     }
 
@@ -59,35 +54,27 @@ public final class LatentWorkspace {
     /// leaves x − sigmoid(logits) as the output error. `lambda` row (r − rows.lowerBound) mod b
     /// is the proposal row r was drawn from; x row likewise.
     public func score(rows: Range<Int>, x: Matrix, lambda: Matrix, params: FloatBuffer) {
-        scoreRows(rows, x: x, lambda: lambda, params: params) { xRow, out in
-            Bernoulli.logLikelihoodAndError(x: xRow, logitsToError: out, count: self.decoder.mlp.outputSize)
+        decoder.forward(z.rows(rows), rows: rows, params: params)
+        StepProfile.elementwise {
+            Bernoulli.logLikelihoodAndError(x: x, logitsToError: decoder.output.rows(rows), into: logLikelihood.base + rows.lowerBound)
+            scoreLogWeights(rows, lambda: lambda)
         }
     }
 
     /// Decoder forward and log w only (no gradients): the importance-sampling evaluator's pass.
     public func scoreLogWeights(rows: Range<Int>, x: Matrix, lambda: Matrix, params: FloatBuffer) {
-        scoreRows(rows, x: x, lambda: lambda, params: params) { xRow, out in
-            Bernoulli.logLikelihood(x: xRow, logits: out, count: self.decoder.mlp.outputSize)
+        decoder.forward(z.rows(rows), rows: rows, params: params)
+        StepProfile.elementwise {
+            Bernoulli.logLikelihood(x: x, logits: decoder.output.rows(rows), into: logLikelihood.base + rows.lowerBound)
+            scoreLogWeights(rows, lambda: lambda)
         }
     }
 
-    /// The decoder pass plus, per row, log p(x|z) from `likelihood` and
-    /// log w = log p(x|z) + log N(z; 0, I) − log q(z; λ).
-    @inline(__always)
-    private func scoreRows(_ rows: Range<Int>, x: Matrix, lambda: Matrix, params: FloatBuffer,
-                           likelihood: (UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Float) {
-        decoder.forward(z.rows(rows), rows: rows, params: params)
-        let b = x.rows, d = latentDim
-        let out = decoder.output
-        StepProfile.elementwise {
-            for r in rows {
-                let i = (r - rows.lowerBound) % b
-                let lp = likelihood(x.row(i), out.row(r))
-                logLikelihood[r] = lp
-                logWeight[r] = lp + Gaussian.logStandardDensity(z.row(r), count: d)
-                    - Gaussian.logDensityOfReparameterized(epsilon: epsilon.row(r), logVariance: lambda.row(i) + d, count: d)
-            }
-        }
+    /// log w = log p(x|z) + log N(z; 0, I) − log q(z; λ) for `rows`, from their log p(x|z).
+    private func scoreLogWeights(_ rows: Range<Int>, lambda: Matrix) {
+        bsvi_log_weights(Int32(rows.count), Int32(latentDim), z.row(rows.lowerBound), epsilon.row(rows.lowerBound),
+                         lambda.base, Int32(lambda.cols), Int32(lambda.rows), logLikelihood.base + rows.lowerBound,
+                         logWeight.base + rows.lowerBound)
     }
 
     /// Back-propagates the output errors of `rows` through the decoder; with `toLatent`, also
@@ -107,24 +94,10 @@ public final class LatentWorkspace {
     /// analytic KL, for the b rows starting at `start`, into `gradient` (b × 2d):
     /// ∂/∂μ = dz − μ,  ∂/∂ℓ = ½ dz ⊙ ε ⊙ exp(ℓ/2) − ½ (exp ℓ − 1).
     public func elboGradient(start: Int, lambda: Matrix, into gradient: Matrix) {
-        StepProfile.elementwise { elboGradientUnprofiled(start: start, lambda: lambda, into: gradient) }
-    }
-
-    private func elboGradientUnprofiled(start: Int, lambda: Matrix, into gradient: Matrix) {
-        let d = latentDim
-        for i in 0..<lambda.rows {
-            let r = start + i
-            let lam = lambda.row(i), g = gradient.row(i), dzr = dz.row(r), eps = epsilon.row(r)
-            var c = 0
-            while c < d {
-                let n = min(VectorMath.width, d - c)
-                let mu = VectorMath.load(lam + c, count: n), dzv = VectorMath.load(dzr + c, count: n)
-                let sigma = VectorMath.exp(VectorMath.load(lam + d + c, count: n) * 0.5)
-                VectorMath.store(dzv - mu, g + c, count: n)
-                let gEll = 0.5 * dzv * VectorMath.load(eps + c, count: n) * sigma - 0.5 * (sigma * sigma - 1)
-                VectorMath.store(gEll, g + d + c, count: n)
-                c += VectorMath.width
-            }
+        precondition(gradient.rows == lambda.rows && start + lambda.rows <= capacity, "gradient outside the workspace")
+        StepProfile.elementwise {
+            bsvi_elbo_gradient(Int32(lambda.rows), Int32(latentDim), lambda.base, Int32(lambda.cols), dz.row(start),
+                               epsilon.row(start), gradient.base, Int32(gradient.cols))
         }
     }
 }

@@ -122,40 +122,24 @@ public final class MLPWorkspace {
         if let g = inputGradient { propagate(0, into: g) }
     }
 
-    /// Multiplies every stored error of row r (all layers) by weight[r − rows.lowerBound];
-    /// by linearity this turns later weight gradients into weighted sums over rows.
-    public func scaleDeltas(rows: Range<Int>, by weight: (Int) -> Float) {
-        StepProfile.elementwise { scaleDeltasUnprofiled(rows: rows, by: weight) }
-    }
-
-    private func scaleDeltasUnprofiled(rows: Range<Int>, by weight: (Int) -> Float) {
-        for l in 0..<mlp.layerCount {
-            let d = deltas[l]
-            for r in rows {
-                let w = weight(r - rows.lowerBound)
-                let p = d.row(r)
-                for c in 0..<d.cols { p[c] *= w }
-            }
-        }
-    }
-
-    /// grads += Σ_rows input_lᵀ · δ_l for every layer: one gemm per layer over all `rows`.
-    public func accumulateWeightGradients(input: Matrix, rows: Range<Int>, grads: FloatBuffer) {
+    /// grads += Σ_rows w_r · input_lᵀ · δ_l for every layer (w = `rowWeights`, one per row of
+    /// `rows`, or 1), bias gradients included: one product per layer over all `rows`. By linearity
+    /// of back-propagation in the output error, weighting the rows here is the same as weighting
+    /// the output errors before the backward pass; the stored errors are not modified.
+    public func accumulateWeightGradients(input: Matrix, rows: Range<Int>, grads: FloatBuffer,
+                                          rowWeights: UnsafePointer<Float>? = nil) {
         precondition(input.rows == rows.count && input.cols == mlp.inputSize, "MLP input shape mismatch")
         var x = input
         for l in 0..<mlp.layerCount {
-            let d = deltas[l].rows(rows)
-            gemm(x, transposeA: true, d, into: mlp.kernel(l, in: grads), beta: 1)
-            let gb = grads.base + mlp.biases[l].offset
-            StepProfile.elementwise {
-                for r in 0..<d.rows {
-                    let p = d.row(r)
-                    for c in 0..<d.cols { gb[c] += p[c] }
-                }
-            }
+            accumulateTransposedProduct(x, deltas[l].rows(rows), into: mlp.kernel(l, in: grads),
+                                        biasGradient: grads.base + mlp.biases[l].offset, rowWeights: rowWeights,
+                                        scratch: KernelPath.activeHasProducts ? nil : weightedInputScratch)
             x = outputs[l].rows(rows)
         }
     }
+
+    /// The portable path's weighted copy of a layer input (BLAS cannot weight rows by itself).
+    private lazy var weightedInputScratch = FloatBuffer(count: capacity * mlp.sizes.dropLast().max()!)
 }
 
 /// Wᵀ (out × in, row-major) of every kernel of an MLP, so back-propagation's δ·Wᵀ is a plain

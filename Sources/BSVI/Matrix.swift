@@ -62,17 +62,16 @@ public func gemm(_ a: Matrix, transposeA: Bool = false, _ b: Matrix, transposeB:
     }
 }
 
-/// C = A·B, plus `bias` (c.cols values) added to every row when given. Where the CPU has
-/// AVX2+FMA this runs bsvi_sgemm_nn, which reads B in place instead of packing both operands
-/// per call as BLAS does: for the SVI loop's 50–100-row products with a weight matrix that is
-/// 5–15 % faster, and equal to BLAS for large row counts (docs/benchmarks.md). Elsewhere it is
-/// cblas_sgemm with the bias copied into C first.
+/// C = A·B, plus `bias` (c.cols values) added to every row when given. On the AVX2 and
+/// AVX-512 kernel paths this is bsvi_sgemm_nn, which reads B in place instead of packing both
+/// operands per call as BLAS does (the SVI loop's products have 50–500 rows and a weight
+/// matrix); on the portable path it is cblas_sgemm with the bias copied into C first.
 /// `useKernel: false` forces the BLAS path (tests compare the two).
 public func multiply(_ a: Matrix, _ b: Matrix, into c: Matrix, addingToEveryRow bias: UnsafePointer<Float>? = nil,
-                     useKernel: Bool = smallBatchKernelAvailable) {
+                     useKernel: Bool = KernelPath.activeHasProducts) {
     precondition(a.cols == b.rows && c.rows == a.rows && c.cols == b.cols,
                  "multiply shape mismatch: (\(a.rows)x\(a.cols)) · (\(b.rows)x\(b.cols)) into (\(c.rows)x\(c.cols))")
-    precondition(!useKernel || smallBatchKernelAvailable, "the AVX2 kernel is not available on this CPU")
+    precondition(!useKernel || KernelPath.activeHasProducts, "the \(KernelPath.active) path has no product kernels")
     if c.rows == 0 || c.cols == 0 { return }
     if useKernel {
         StepProfile.gemm {
@@ -89,8 +88,53 @@ public func multiply(_ a: Matrix, _ b: Matrix, into c: Matrix, addingToEveryRow 
     }
 }
 
-/// Whether `multiply` runs the AVX2+FMA kernel on this CPU (checked once).
-public let smallBatchKernelAvailable = bsvi_avx2_fma_available() == 1
+/// Weight gradients: C += Σ_r w_r · A[r]ᵀ · B[r] over the rows of A (rows × C.rows) and B
+/// (rows × C.cols), w = `rowWeights` (rows values) or 1; with `biasGradient` (C.cols values) also
+/// biasGradient += Σ_r w_r · B[r]. A and B are not modified. On the kernel paths this is
+/// bsvi_sgemm_tn_accumulate, which applies the weights on the fly; on the portable path the
+/// weighted rows of A go through `scratch` (at least A's size; allocated here if nil) into
+/// cblas_sgemm, and the bias gradient is a gemv.
+public func accumulateTransposedProduct(_ a: Matrix, _ b: Matrix, into c: Matrix, biasGradient: UnsafeMutablePointer<Float>?,
+                                        rowWeights: UnsafePointer<Float>?, scratch: FloatBuffer? = nil,
+                                        useKernel: Bool = KernelPath.activeHasProducts) {
+    precondition(a.rows == b.rows && c.rows == a.cols && c.cols == b.cols,
+                 "transposed product shape mismatch: (\(a.rows)x\(a.cols))ᵀ · (\(b.rows)x\(b.cols)) into (\(c.rows)x\(c.cols))")
+    precondition(!useKernel || KernelPath.activeHasProducts, "the \(KernelPath.active) path has no product kernels")
+    if a.rows == 0 || c.count == 0 { return }
+    if useKernel {
+        StepProfile.gemm {
+            bsvi_sgemm_tn_accumulate(Int32(c.rows), Int32(c.cols), Int32(a.rows), a.base, Int32(a.cols), b.base, Int32(b.cols),
+                                     c.base, Int32(c.cols), biasGradient, rowWeights)
+        }
+        return
+    }
+    var weighted: FloatBuffer? = nil
+    var left = a
+    if let rowWeights {
+        let buffer = scratch.flatMap { $0.count >= a.count ? $0 : nil } ?? FloatBuffer(count: a.count)
+        left = buffer.matrix(rows: a.rows, cols: a.cols)
+        for r in 0..<a.rows {
+            let w = rowWeights[r], source = a.row(r), target = left.row(r)
+            for j in 0..<a.cols { target[j] = source[j] * w }
+        }
+        weighted = buffer
+    }
+    withExtendedLifetime(weighted) {
+        gemm(left, transposeA: true, b, into: c, beta: 1)
+        guard let biasGradient else { return }
+        StepProfile.gemm {
+            if let rowWeights {
+                cblas_sgemv(CblasRowMajor, CblasTrans, Int32(b.rows), Int32(b.cols), 1, b.base, Int32(b.cols),
+                            rowWeights, 1, 1, biasGradient, 1)
+            } else {
+                for r in 0..<b.rows {
+                    let p = b.row(r)
+                    for j in 0..<b.cols { biasGradient[j] += p[j] }
+                }
+            }
+        }
+    }
+}
 
 /// Sets the OpenBLAS thread count (one thread per MPI rank is what the trainer wants).
 public func setBLASThreads(_ count: Int) { openblas_set_num_threads(Int32(count)) }

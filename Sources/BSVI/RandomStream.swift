@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// What a random stream is used for; part of its key so that streams never overlap.
@@ -49,31 +50,10 @@ public struct RandomStream: Sendable {
     /// Box–Muller in Float32: counter c gives u₁ (its top 23 bits) and u₂ (23 low bits), both
     /// in (0, 1); normal j of a block of 32 is r·cos(2πu₂) of pair j for j < 16 and r·sin of pair
     /// j − 16 otherwise, r = √(−2 ln u₁). The same (stream, offset, count) always gives the
-    /// same numbers; |z| ≤ 5.8 by construction (u₁ ≥ 2⁻²⁴).
+    /// same numbers, bit for bit on every kernel path (no contraction in the kernel); |z| ≤ 5.8 by
+    /// construction (u₁ ≥ 2⁻²⁴).
     public func fillNormals(_ out: UnsafeMutablePointer<Float>, count: Int, counterOffset: UInt64 = 0) {
-        let lanes = SIMD16<UInt64>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
-        var produced = 0
-        var counter = counterOffset
-        while produced < count {
-            var z = (lanes &+ (counter &+ 1)) &* Self.golden &+ key
-            z = (z ^ (z &>> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z &>> 27)) &* 0x94D0_49BB_1331_11EB
-            z = z ^ (z &>> 31)
-            let high = SIMD16<UInt32>(truncatingIfNeeded: z &>> 41)
-            let low = SIMD16<UInt32>(truncatingIfNeeded: z) & 0x007F_FFFF
-            // 1 + m·2⁻²³ from the bits, minus 1, plus half an ulp: uniform in (0, 1).
-            let u1 = unsafeBitCast(high | 0x3F80_0000, to: FloatVector.self) - (1 - 0x1p-24)
-            let u2 = unsafeBitCast(low | 0x3F80_0000, to: FloatVector.self) - (1 - 0x1p-24)
-            let r = (VectorMath.log(u1) * -2).squareRoot()
-            let (c, s) = VectorMath.cosSinTwoPi(u2)
-            let first = r * c, second = r * s
-            let n1 = min(16, count - produced)
-            for j in 0..<n1 { out[produced + j] = first[j] }
-            let n2 = min(16, count - produced - n1)
-            for j in 0..<max(n2, 0) { out[produced + 16 + j] = second[j] }
-            produced += 32
-            counter += 16
-        }
+        bsvi_fill_normals(key, counterOffset, out, count)
     }
 
     /// An integer uniform in 0..<bound (bound > 0), by rejection-free multiply-shift (bias < 2⁻³²

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// Per-example gradient ascent on the variational parameters λ = (μ, ℓ) of a batch, each row
@@ -25,36 +26,20 @@ public final class SVIRefiner {
     /// λ ← λ + update(g) for every row; `step` counts from 1 (Adam's bias correction).
     /// Clipping rescales `gradient` in place.
     public func apply(gradient: Matrix, to lambda: Matrix, step: Int) {
-        let eta = settings.learningRate, beta = settings.momentum
-        let beta2: Float = 0.999, adamEpsilon: Float = 1e-8
+        precondition(gradient.rows == lambda.rows && lambda.cols == width && gradient.cols == width
+                     && lambda.rows * width <= first.count, "refinement shapes")
+        let beta = settings.momentum, beta2: Float = 0.999
         let correction1 = 1 - pow(beta, Float(step)), correction2 = 1 - pow(beta2, Float(step))
-        for i in 0..<lambda.rows {
-            let g = gradient.row(i), lam = lambda.row(i)
-            if settings.clipNorm > 0 {
-                var sq: Float = 0
-                for c in 0..<width { sq += g[c] * g[c] }
-                let norm = sq.squareRoot()
-                if norm > settings.clipNorm {
-                    let scale = settings.clipNorm / norm
-                    for c in 0..<width { g[c] *= scale }
-                }
-            }
-            let m = first.base + i * width, v = second.base + i * width
-            switch settings.rule {
-            case .sgd:
-                for c in 0..<width { lam[c] += eta * g[c] }
-            case .momentum:
-                for c in 0..<width {
-                    m[c] = beta * m[c] + g[c]
-                    lam[c] += eta * m[c]
-                }
-            case .adam:
-                for c in 0..<width {
-                    m[c] = beta * m[c] + (1 - beta) * g[c]
-                    v[c] = beta2 * v[c] + (1 - beta2) * g[c] * g[c]
-                    lam[c] += eta * (m[c] / correction1) / ((v[c] / correction2).squareRoot() + adamEpsilon)
-                }
-            }
+        let rule: bsvi_refine_rule
+        switch settings.rule {
+        case .sgd: rule = BSVI_REFINE_SGD
+        case .momentum: rule = BSVI_REFINE_MOMENTUM
+        case .adam: rule = BSVI_REFINE_ADAM
+        }
+        StepProfile.elementwise {
+            bsvi_refine_step(rule, Int32(lambda.rows), Int32(width), lambda.base, Int32(lambda.cols), gradient.base,
+                             Int32(gradient.cols), first.base, second.base, settings.learningRate, beta, beta2, 1e-8,
+                             correction1, correction2, settings.clipNorm)
         }
     }
 }

@@ -34,14 +34,14 @@ public final class StepExchange {
         self[.elboInitialSum] = Float(stats.elboInitialSum)
         self[.elboRefinedSum] = Float(stats.elboRefinedSum)
         self[.examples] = Float(stats.examples)
-        let finite = stats.boundSum.isFinite && VectorMath.allFinite(buffer.base, count: parameterCount)
+        let finite = stats.boundSum.isFinite && allFinite(buffer.base, count: parameterCount)
         self[.nonFiniteRanks] = finite ? 0 : 1
         self[.stopRequests] = stopRequested ? 1 : 0
     }
 
     public func allreduce(_ comm: Communicator) { comm.allreduceSum(buffer.base, count: buffer.count) }
 
-    public func reducedGradientIsFinite() -> Bool { VectorMath.allFinite(buffer.base, count: parameterCount) }
+    public func reducedGradientIsFinite() -> Bool { allFinite(buffer.base, count: parameterCount) }
 }
 
 /// FNV-1a over the bytes of the parameters: equal on all ranks iff they hold the same bits.

@@ -12,4 +12,11 @@ struct BSVIDist: ParsableCommand {
             """,
         subcommands: [Train.self, Evaluate.self, Inspect.self, PrepareData.self, Bench.self, Sample.self],
         defaultSubcommand: Train.self)
+
+    /// The kernel path and OpenBLAS's core are settled before anything else runs (and before
+    /// MPI starts): the OpenBLAS correction may re-execute the process.
+    static func main() {
+        Startup.prepare()
+        main(nil)
+    }
 }

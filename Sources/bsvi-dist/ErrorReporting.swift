@@ -45,3 +45,8 @@ func failBeforeStart(_ error: Error) -> Never {
     if launchRank == 0 { printError("error: \(error)") }
     exit(2)
 }
+
+/// Exit statuses (sysexits.h).
+enum ExitStatus {
+    static let usage: Int32 = 64
+}

@@ -2,39 +2,63 @@ import BSVI
 import Foundation
 import Testing
 
-/// log p(x|a) = Σ x a − softplus(a) and its error x − sigmoid(a), for extreme and ordinary logits.
+/// log p(x|a) = Σ x a − softplus(a) and its error x − sigmoid(a), for extreme and ordinary
+/// logits, on every kernel path. (The kernels' e^−|a| is clamped at e^−87.3 ≈ 1.2e-38, so a
+/// term that is exactly 0 in real arithmetic may come out as ±1.2e-38.)
 @Suite("Bernoulli likelihood")
 struct BernoulliLikelihoodTests {
-    static func evaluate(x: [Float], logits: [Float]) -> (logLikelihood: Float, fused: Float, error: [Float]) {
-        var errors = logits
-        let ll = x.withUnsafeBufferPointer { xp in
-            logits.withUnsafeBufferPointer { Bernoulli.logLikelihood(x: xp.baseAddress!, logits: $0.baseAddress!, count: x.count) }
+    static let clampedExp = 1.3e-38
+
+    /// Both kernels on one row: the evaluation's log-likelihood, the fused one and the error.
+    static func evaluate(x: [Float], logits: [Float], path: KernelPath) -> (logLikelihood: Float, fused: Float, error: [Float]) {
+        let xs = HostMatrix(rows: 1, cols: x.count, values: x)
+        let a = HostMatrix(rows: 1, cols: logits.count, values: logits)
+        var ll: Float = .nan, fused: Float = .nan
+        onPath(path) {
+            Bernoulli.logLikelihood(x: xs.matrix, logits: a.matrix, into: &ll)
+            Bernoulli.logLikelihoodAndError(x: xs.matrix, logitsToError: a.matrix, into: &fused)
         }
-        let fused = x.withUnsafeBufferPointer { xp in
-            errors.withUnsafeMutableBufferPointer {
-                Bernoulli.logLikelihoodAndError(x: xp.baseAddress!, logitsToError: $0.baseAddress!, count: x.count)
+        return (ll, fused, a.row(0))
+    }
+
+    @Test("several rows against one x row (row r reads x row r mod b), on every path", arguments: KernelPath.supported)
+    func rowsCycleThroughX(path: KernelPath) {
+        var values = TestValues(seed: 23)
+        let b = 3, rows = 7, width = 50
+        let x = HostMatrix(rows: b, cols: width, values: values.bits(b * width))
+        let a = HostMatrix(rows: rows, cols: width, values: values.floats(rows * width, -8, 8))
+        let original = (0..<rows).map { a.rowDouble($0) }
+        var ll = [Float](repeating: .nan, count: rows), fused = ll
+        onPath(path) {
+            Bernoulli.logLikelihood(x: x.matrix, logits: a.matrix, into: &ll)
+            Bernoulli.logLikelihoodAndError(x: x.matrix, logitsToError: a.matrix, into: &fused)
+        }
+        for r in 0..<rows {
+            let expected = Reference.bernoulliLogLikelihood(x: x.rowDouble(r % b), logits: original[r])
+            #expect(abs(Double(ll[r]) - expected) <= 1e-5 * max(1, abs(expected)), "row \(r)")
+            #expect(abs(Double(fused[r]) - expected) <= 1e-5 * max(1, abs(expected)), "row \(r)")
+            for c in 0..<width {
+                #expect(abs(Double(a[r, c]) - (x.rowDouble(r % b)[c] - Reference.sigmoid(original[r][c]))) <= 1e-6)
             }
         }
-        return (ll, fused, errors)
     }
 
-    @Test("logits ±1000 give exact, finite log-likelihoods and errors",
-          arguments: [(Float(1), Float(1000), Float(0), Float(0)), (0, 1000, -1000, -1),
-                      (1, -1000, -1000, 1), (0, -1000, 0, 0)])
-    func extremeLogits(x: Float, a: Float, expected: Float, expectedError: Float) {
-        let r = Self.evaluate(x: [x], logits: [a])
-        #expect(r.logLikelihood == expected)
-        #expect(r.fused == expected)
-        #expect(r.error == [expectedError])
+    @Test("logits ±1000 give exact, finite log-likelihoods and errors", arguments: KernelPath.supported,
+          [(Float(1), Float(1000), Float(0), Float(0)), (0, 1000, -1000, -1), (1, -1000, -1000, 1), (0, -1000, 0, 0)])
+    func extremeLogits(path: KernelPath, values: (x: Float, a: Float, expected: Float, expectedError: Float)) {
+        let r = Self.evaluate(x: [values.x], logits: [values.a], path: path)
+        #expect(abs(Double(r.logLikelihood - values.expected)) <= Self.clampedExp)
+        #expect(abs(Double(r.fused - values.expected)) <= Self.clampedExp)
+        #expect(abs(Double(r.error[0] - values.expectedError)) <= Self.clampedExp)
     }
 
-    @Test("extreme logits stay exact in the vectorized lanes and in the scalar tail", arguments: [16, 37, 64])
-    func extremeLogitsVectorized(count: Int) {
+    @Test("extreme logits stay exact in full vectors and in the partial last vector", arguments: KernelPath.supported, [16, 37, 64])
+    func extremeLogitsVectorized(path: KernelPath, count: Int) {
         // Cycle through the four (x, ±1000) cases, and ±88..±90 around exp's clamping range.
         let cases: [(x: Float, a: Float)] = [(1, 1000), (0, 1000), (1, -1000), (0, -1000), (1, 90), (0, -89), (1, -88), (0, 87)]
         let x = (0..<count).map { cases[$0 % cases.count].x }
         let a = (0..<count).map { cases[$0 % cases.count].a }
-        let r = Self.evaluate(x: x, logits: a)
+        let r = Self.evaluate(x: x, logits: a, path: path)
         let expected = Reference.bernoulliLogLikelihood(x: x.map(Double.init), logits: a.map(Double.init))
         // Float32 summation of terms of size ~1000: a few ulps of the total.
         let tolerance = 4 * Double(Float(expected).ulp) * Double(count).squareRoot()
@@ -47,13 +71,13 @@ struct BernoulliLikelihoodTests {
         }
     }
 
-    @Test("image-sized rows (784 pixels): both passes match Float64 within Float32 summation error")
-    func imageRows() {
+    @Test("image-sized rows (784 pixels): both passes match Float64 within Float32 summation error", arguments: KernelPath.supported)
+    func imageRows(path: KernelPath) {
         var values = TestValues(seed: 22)
         for _ in 0..<10 {
             let x = values.bits(784)
             let a = values.floats(784, -30, 30)
-            let r = Self.evaluate(x: x, logits: a)
+            let r = Self.evaluate(x: x, logits: a, path: path)
             let expected = Reference.bernoulliLogLikelihood(x: x.map(Double.init), logits: a.map(Double.init))
             // 1e-6 nats per pixel (the documented bound of the product form) plus a few ulps of
             // the total for the Float32 accumulation of 784 terms.
@@ -65,12 +89,12 @@ struct BernoulliLikelihoodTests {
 
     /// Logits at 0 make every factor of the evaluation's per-lane product 1 + e⁰ = 2: without
     /// folding the product into the sum every 64 vectors, 2^(D/16) overflows from D ≈ 2048.
-    @Test("long rows (up to 40,000 pixels) do not overflow the product form", arguments: [2048, 5000, 40_000])
-    func longRows(count: Int) {
+    @Test("long rows (up to 40,000 pixels) do not overflow the product form", arguments: KernelPath.supported, [2048, 5000, 40_000])
+    func longRows(path: KernelPath, count: Int) {
         var values = TestValues(seed: UInt64(count))
         let x = values.bits(count)
         for a in [[Float](repeating: 0, count: count), values.floats(count, -0.5, 0.5)] {
-            let r = Self.evaluate(x: x, logits: a)
+            let r = Self.evaluate(x: x, logits: a, path: path)
             let expected = Reference.bernoulliLogLikelihood(x: x.map(Double.init), logits: a.map(Double.init))
             let tolerance = 1e-6 * Double(count) + 4 * Double(Float(expected).ulp)
             #expect(r.logLikelihood.isFinite)
@@ -78,26 +102,29 @@ struct BernoulliLikelihoodTests {
         }
     }
 
-    @Test("a row of mixed extreme logits sums exactly")
-    func mixedRow() {
+    @Test("a row of mixed extreme logits sums exactly", arguments: KernelPath.supported)
+    func mixedRow(path: KernelPath) {
         let x: [Float] = [1, 0, 1, 0, 1, 0]
         let a: [Float] = [1000, 1000, -1000, -1000, 0, 0]
-        let r = Self.evaluate(x: x, logits: a)
+        let r = Self.evaluate(x: x, logits: a, path: path)
         let expected = -2000 - 2 * log(2.0)
         #expect(r.logLikelihood.isFinite && r.fused.isFinite)
         #expect(abs(Double(r.logLikelihood) - expected) <= 2 * Double(Float(expected).ulp))
         #expect(abs(Double(r.fused) - expected) <= 2 * Double(Float(expected).ulp))
-        #expect(r.error == [0, -1, 1, 0, 0.5, -0.5])
+        for (e, expectedError) in zip(r.error, [Float(0), -1, 1, 0, 0.5, -0.5]) {
+            #expect(abs(Double(e - expectedError)) <= Self.clampedExp)
+        }
     }
 
-    @Test("ordinary logits: log-likelihood and error match the Float64 formulas; the fused pass agrees")
-    func ordinaryLogits() {
+    @Test("ordinary logits: log-likelihood and error match the Float64 formulas; the fused pass agrees",
+          arguments: KernelPath.supported)
+    func ordinaryLogits(path: KernelPath) {
         var values = TestValues(seed: 21)
         for _ in 0..<20 {
-            // 40 = two 16-lane vectors and a scalar tail of 8.
+            // 40 = two 16-lane vectors and a partial vector of 8.
             let x = values.bits(40)
             let a = values.floats(40, -25, 25)
-            let r = Self.evaluate(x: x, logits: a)
+            let r = Self.evaluate(x: x, logits: a, path: path)
             let expected = Reference.bernoulliLogLikelihood(x: x.map(Double.init), logits: a.map(Double.init))
             #expect(abs(Double(r.logLikelihood) - expected) <= 1e-5 * max(1, abs(expected)))
             #expect(abs(Double(r.fused) - Double(r.logLikelihood)) <= 1e-5 * max(1, abs(expected)))

@@ -2,52 +2,44 @@ import BSVI
 import Foundation
 import Testing
 
-/// Diagonal-Gaussian log densities and the analytic KL to N(0, I).
+/// The Gaussian parts of the log weight, and the analytic KL to N(0, I).
 @Suite("Diagonal Gaussian densities")
 struct GaussianTests {
-    static func density(_ z: [Float], mean: [Float], logVariance: [Float]) -> Float {
-        z.withUnsafeBufferPointer { zp in mean.withUnsafeBufferPointer { mp in logVariance.withUnsafeBufferPointer { lp in
-            Gaussian.logDensity(zp.baseAddress!, mean: mp.baseAddress!, logVariance: lp.baseAddress!, count: z.count)
-        } } }
-    }
-
-    @Test("log densities match the Float64 formula; the reparameterized form equals the general one")
-    func densities() {
-        var values = TestValues(seed: 31)
-        for _ in 0..<20 {
-            let d = 3
-            let mu = values.floats(d, -2, 2), ell = values.floats(d, -3, 1), eps = values.floats(d, -2.5, 2.5)
-            let z = (0..<d).map { mu[$0] + exp(0.5 * ell[$0]) * eps[$0] }
-            var expected = 0.0, expectedStandard = 0.0
-            for c in 0..<d {
-                let sd = exp(0.5 * Double(ell[c]))
-                let u = (Double(z[c]) - Double(mu[c])) / sd
-                expected += -0.5 * log(2 * Double.pi) - log(sd) - 0.5 * u * u
-                expectedStandard += -0.5 * log(2 * Double.pi) - 0.5 * Double(z[c]) * Double(z[c])
-            }
-            let general = Self.density(z, mean: mu, logVariance: ell)
-            let reparameterized = eps.withUnsafeBufferPointer { ep in ell.withUnsafeBufferPointer {
-                Gaussian.logDensityOfReparameterized(epsilon: ep.baseAddress!, logVariance: $0.baseAddress!, count: d)
-            } }
-            let standard = z.withUnsafeBufferPointer { Gaussian.logStandardDensity($0.baseAddress!, count: d) }
-            #expect(abs(Double(general) - expected) <= 1e-4 * max(1, abs(expected)))
-            #expect(abs(Double(reparameterized) - expected) <= 1e-4 * max(1, abs(expected)))
-            #expect(abs(Double(standard) - expectedStandard) <= 1e-5 * max(1, abs(expectedStandard)))
+    /// log w = log p(x|z) + log N(z; 0, I) − log N(z; μ, e^ℓ) of the latent workspace, for one
+    /// example of a 3-pixel model with a 1-dimensional latent, against Float64.
+    static func logWeight(lambda: [Float], slot: Int, path: KernelPath) -> (kernel: Double, reference: Double) {
+        let model = VAEModel(shape: ModelShape(inputDim: 3, latentDim: 1, hiddenDims: [2], activation: .tanh))
+        let params = randomParameters(model: model, seed: 3)
+        let x = HostMatrix(rows: 1, cols: 3, values: [1, 0, 1])
+        let lam = HostMatrix(rows: 1, cols: 2, values: lambda)
+        let latents = LatentWorkspace(model: model, capacity: 1)
+        let noise = NoiseSource(seed: 9, purpose: .sampling, context: 0)
+        onPath(path) {
+            latents.useParameters(params)
+            latents.draw(lambda: lam.matrix, start: 0, slot: slot, exampleIDs: [0], noise: noise)
+            latents.scoreLogWeights(rows: 0..<1, x: x.matrix, lambda: lam.matrix, params: params)
         }
-        // The reparameterized form stays exact when σ is tiny (z − μ would lose every digit).
-        let tiny: [Float] = [-60], eps: [Float] = [1.5]
-        let v = eps.withUnsafeBufferPointer { ep in tiny.withUnsafeBufferPointer {
-            Gaussian.logDensityOfReparameterized(epsilon: ep.baseAddress!, logVariance: $0.baseAddress!, count: 1)
-        } }
-        #expect(abs(Double(v) - (-0.5 * (log(2 * Double.pi) - 60 + 2.25))) <= 1e-5)
+        let eps = [Double(latents.epsilon[0, 0])]
+        let reference = Reference.logWeight(model: model, params: params.doubles, x: x.rowDouble(0), lambda: lam.rowDouble(0), eps: eps)
+        return (Double(latents.logWeight[0]), reference)
     }
 
-    @Test("KL to the standard normal: analytic value, zero at the prior, Monte Carlo agreement")
-    func klToStandard() {
+    @Test("log w is written through ε, so it stays exact when σ is tiny (z − μ would lose every digit)",
+          arguments: KernelPath.supported)
+    func logWeightForTinySigma(path: KernelPath) {
+        for (ell, slot) in [(Float(-60), 0), (-60, 1), (0.3, 2), (-8, 3)] {
+            let r = Self.logWeight(lambda: [0.7, ell], slot: slot, path: path)
+            #expect(abs(r.kernel - r.reference) <= 1e-5 * max(1, abs(r.reference)), "ℓ = \(ell): \(r.kernel) vs \(r.reference)")
+        }
+    }
+
+    @Test("KL to the standard normal: analytic value, zero at the prior, Monte Carlo agreement", arguments: KernelPath.supported)
+    func klToStandard(path: KernelPath) {
         func kl(_ mu: [Float], _ ell: [Float]) -> Float {
-            mu.withUnsafeBufferPointer { m in ell.withUnsafeBufferPointer {
-                Gaussian.klToStandard(mean: m.baseAddress!, logVariance: $0.baseAddress!, count: mu.count)
-            } }
+            let row = HostMatrix(rows: 1, cols: 2 * mu.count, values: mu + ell)
+            var out: Float = .nan
+            onPath(path) { Gaussian.klToStandard(lambda: row.matrix, into: &out) }
+            return out
         }
         #expect(kl([0, 0], [0, 0]) == 0)
         let mu: [Float] = [0.5, -1.2], ell: [Float] = [-0.7, 0.4]

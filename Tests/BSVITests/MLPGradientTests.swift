@@ -138,8 +138,8 @@ struct MLPGradientTests {
         #expect(cmp.worst <= Self.tolerance, "\(cmp)")
     }
 
-    @Test("scaleDeltas turns the weight gradient into a row-weighted sum", arguments: Activation.allCases)
-    func scaledDeltas(activation: Activation) {
+    @Test("row weights turn the weight gradient into a row-weighted sum", arguments: Activation.allCases)
+    func weightedRows(activation: Activation) {
         let s = Self.setup(activation, hidden: [4, 3], seed: 41)
         let rowWeights: [Double] = [0.25, -1.5, 2]
         let ws = MLPWorkspace(mlp: s.mlp, capacity: Self.capacity)
@@ -148,9 +148,9 @@ struct MLPGradientTests {
             for o in 0..<Self.outputSize { ws.outputDelta[Self.rows.lowerBound + r, o] = Float(s.c[r * Self.outputSize + o]) }
         }
         ws.backward(rows: Self.rows, params: s.params, inputGradient: nil)
-        ws.scaleDeltas(rows: Self.rows) { Float(rowWeights[$0]) }
         let grads = FloatBuffer(count: s.params.count)
-        ws.accumulateWeightGradients(input: s.input.matrix, rows: Self.rows, grads: grads)
+        let weights = FloatBuffer(rowWeights.map(Float.init))
+        ws.accumulateWeightGradients(input: s.input.matrix, rows: Self.rows, grads: grads, rowWeights: weights.base)
 
         let p0 = s.params.doubles, x = Self.inputRows(s)
         var cmp = GradientComparison()

@@ -2,29 +2,38 @@ import BSVI
 import Foundation
 import Testing
 
-/// `multiply` (the small-batch AVX2 kernel where the CPU has it, BLAS otherwise), the
+/// `multiply` and `accumulateTransposedProduct` (each kernel path's own products, and BLAS), the
 /// transposed kernels the SVI loop back-propagates through, and the finiteness scan of the
-/// step exchange, each against a plain Float64 reference.
+/// step exchange, each against a plain Float64 reference, on every kernel path.
 @Suite("Matrix products and transposes")
 struct MatrixProductTests {
-    /// C = A·B (+ bias) for every edge of the kernel: 1–13 rows (blocks of 6 plus every tail 1–5), widths
-    /// that are and are not multiples of 16, odd inner sizes; C's padding must stay untouched.
-    @Test("multiply (kernel and BLAS paths) equals the Float64 product, with and without bias",
-          arguments: [(1, 1, 1), (2, 3, 5), (3, 8, 17), (5, 4, 16), (6, 16, 16), (7, 17, 3), (11, 9, 40), (13, 50, 31),
-                      (50, 200, 50), (12, 33, 200), (100, 49, 784)])
-    func product(m: Int, k: Int, n: Int) {
+    /// Shapes for every edge of the kernels: 1–25 rows (register blocks of up to 12 or 6 rows, split
+    /// evenly, and every remainder), widths below, at and above the 16- and 32-column strips, inner
+    /// sizes below, at and above the 256-deep chunks.
+    static let shapes = [(1, 1, 1), (2, 3, 5), (3, 8, 17), (5, 4, 16), (6, 16, 16), (7, 17, 3), (11, 9, 40), (13, 50, 31),
+                         (25, 257, 33), (50, 200, 50), (12, 33, 200), (100, 49, 784), (24, 600, 48)]
+
+    /// The product paths a kernel path offers: its own kernel (if any) and BLAS.
+    static func usesKernel(on path: KernelPath) -> [Bool] { onPath(path) { KernelPath.activeHasProducts } ? [true, false] : [false] }
+
+    /// C = A·B (+ bias); C's padding (a sentinel row after C) must stay untouched.
+    @Test("multiply (kernel and BLAS) equals the Float64 product, with and without bias",
+          arguments: KernelPath.supported, shapes)
+    func product(path: KernelPath, shape: (m: Int, k: Int, n: Int)) {
+        let (m, k, n) = shape
         var values = TestValues(seed: UInt64(m * 1_000_000 + k * 1000 + n))
         let a = FloatBuffer(values.floats(m * k, -1, 1))
         let b = FloatBuffer(values.floats(k * n, -1, 1))
         let bias = FloatBuffer(values.floats(n, -1, 1))
-        let paths = smallBatchKernelAvailable ? [true, false] : [false]
-        for useKernel in paths {
+        for useKernel in Self.usesKernel(on: path) {
             for useBias in [false, true] {
                 // One sentinel row after C: a store past the last row or column would land there.
                 let c = FloatBuffer(count: (m + 1) * n)
                 for i in 0..<c.count { c[i] = .nan }
-                multiply(a.matrix(rows: m, cols: k), b.matrix(rows: k, cols: n), into: c.matrix(rows: m, cols: n),
-                         addingToEveryRow: useBias ? UnsafePointer(bias.base) : nil, useKernel: useKernel)
+                onPath(path) {
+                    multiply(a.matrix(rows: m, cols: k), b.matrix(rows: k, cols: n), into: c.matrix(rows: m, cols: n),
+                             addingToEveryRow: useBias ? UnsafePointer(bias.base) : nil, useKernel: useKernel)
+                }
                 var worst = 0.0
                 for i in 0..<m {
                     for j in 0..<n {
@@ -42,15 +51,57 @@ struct MatrixProductTests {
         }
     }
 
+    /// C += Σ_r w_r A[r]ᵀ B[r] and the bias gradient Σ_r w_r B[r], with and without row weights
+    /// (including zero and denormal-sized weights), accumulating onto what C already holds.
+    @Test("accumulateTransposedProduct (kernel and BLAS) equals the Float64 weighted sum",
+          arguments: KernelPath.supported, shapes)
+    func transposedProduct(path: KernelPath, shape: (m: Int, rows: Int, n: Int)) {
+        let (m, rows, n) = shape
+        var values = TestValues(seed: UInt64(m * 7_000_000 + rows * 1000 + n))
+        let a = FloatBuffer(values.floats(rows * m, -1, 1))
+        let b = FloatBuffer(values.floats(rows * n, -1, 1))
+        let start = values.floats(m * n, -1, 1), biasStart = values.floats(n, -1, 1)
+        let weights = FloatBuffer((0..<rows).map { r in r % 5 == 0 ? 0 : r % 7 == 0 ? 1e-39 : Float(values.uniform(0, 2)) })
+        for useKernel in Self.usesKernel(on: path) {
+            for weighted in [false, true] {
+                let c = FloatBuffer(count: (m + 1) * n), bias = FloatBuffer(count: n + 1)
+                for i in 0..<c.count { c[i] = i < m * n ? start[i] : .nan }
+                for j in 0...n { bias[j] = j < n ? biasStart[j] : .nan }
+                onPath(path) {
+                    accumulateTransposedProduct(a.matrix(rows: rows, cols: m), b.matrix(rows: rows, cols: n),
+                                                into: c.matrix(rows: m, cols: n), biasGradient: bias.base,
+                                                rowWeights: weighted ? UnsafePointer(weights.base) : nil, useKernel: useKernel)
+                }
+                var worst = 0.0
+                for j in 0..<n {
+                    var g = Double(biasStart[j])
+                    for r in 0..<rows { g += (weighted ? Double(weights[r]) : 1) * Double(b[r * n + j]) }
+                    let e = abs(Double(bias[j]) - g) / (Double(rows).squareRoot() + 1)
+                    if !(e <= worst) { worst = e }
+                    for i in 0..<m {
+                        var s = Double(start[i * n + j])
+                        for r in 0..<rows { s += (weighted ? Double(weights[r]) : 1) * Double(a[r * m + i]) * Double(b[r * n + j]) }
+                        let e = abs(Double(c[i * n + j]) - s) / (Double(rows).squareRoot() + 1)
+                        if !(e <= worst) { worst = e }
+                    }
+                }
+                #expect(worst < 2e-6, "m=\(m) rows=\(rows) n=\(n) weighted=\(weighted) kernel=\(useKernel): scaled error \(worst)")
+                for j in 0..<n { #expect(c[m * n + j].isNaN, "wrote past C's last row at column \(j)") }
+                #expect(bias[n].isNaN, "wrote past the bias gradient")
+            }
+        }
+    }
+
     @Test("transpose is exact for tile-aligned and ragged shapes",
-          arguments: [(1, 1), (8, 8), (9, 17), (50, 200), (200, 784), (23, 5)])
-    func transpose(rows: Int, cols: Int) {
+          arguments: KernelPath.supported, [(1, 1), (8, 8), (9, 17), (50, 200), (200, 784), (23, 5)])
+    func transpose(path: KernelPath, shape: (rows: Int, cols: Int)) {
+        let (rows, cols) = shape
         var values = TestValues(seed: UInt64(rows * 1000 + cols))
         let mlp = MLPForTranspose.make(rows: rows, cols: cols)
         let params = FloatBuffer(values.floats(mlp.layout.count, -2, 2))
         let t = TransposedKernels(mlp: mlp.mlp)
         #expect(!t.holds(params))
-        t.update(from: params)
+        onPath(path) { t.update(from: params) }
         #expect(t.holds(params))
         let w = params.matrix(rows: rows, cols: cols, offset: mlp.mlp.kernels[0].offset)
         let wt = t.kernel(0)
@@ -64,8 +115,8 @@ struct MatrixProductTests {
 
     /// Back-propagation through the stored Wᵀ must give what BLAS gives from W itself, and a
     /// TransposedKernels taken from another buffer must not be used.
-    @Test("backward through TransposedKernels equals backward through BLAS")
-    func backwardPaths() {
+    @Test("backward through TransposedKernels equals backward through BLAS", arguments: KernelPath.supported)
+    func backwardPaths(path: KernelPath) {
         var values = TestValues(seed: 7)
         var layout = ParameterLayout()
         let mlp = MLP(prefix: "decoder", sizes: [5, 23, 40, 37], activation: .tanh, layout: &layout)
@@ -76,7 +127,8 @@ struct MatrixProductTests {
         let input = inputBuffer.matrix(rows: rows, cols: 5)
         let error = values.floats(rows * 37, -1, 1)
 
-        func run(_ transposed: TransposedKernels?) -> [Float] {
+        func run(_ transposed: TransposedKernels?) -> [Float] { onPath(path) { runOnPath(transposed) } }
+        func runOnPath(_ transposed: TransposedKernels?) -> [Float] {
             let work = MLPWorkspace(mlp: mlp, capacity: rows)
             work.forward(input, rows: 0..<rows, params: params)
             for i in 0..<error.count { work.outputDelta.base[i] = error[i] }
@@ -89,7 +141,7 @@ struct MatrixProductTests {
         defer { withExtendedLifetime(inputBuffer) {} }
         let reference = run(nil)
         let fresh = TransposedKernels(mlp: mlp)
-        fresh.update(from: params)
+        onPath(path) { fresh.update(from: params) }
         let viaTranspose = run(fresh)
         let worst = zip(reference, viaTranspose).map { abs($0 - $1) }.max() ?? .nan
         #expect(worst < 1e-5, "largest difference \(worst)")
@@ -98,21 +150,23 @@ struct MatrixProductTests {
         #expect(run(stale) == reference, "kernels of another buffer were used")
     }
 
-    @Test("allFinite finds one NaN or ±∞ anywhere, including the tail", arguments: [1, 15, 16, 17, 100, 1001])
-    func finiteness(count: Int) {
+    @Test("allFinite finds one NaN or ±∞ anywhere, including the tail", arguments: KernelPath.supported, [1, 15, 16, 17, 100, 1001])
+    func finiteness(path: KernelPath, count: Int) {
         let p = FloatBuffer(count: count)
         for i in 0..<count { p[i] = Float(i) * 1e30 - 3e32 }
-        #expect(VectorMath.allFinite(p.base, count: count))
+        p[0] = 1e-40  // denormals are finite (with or without flushing)
+        func allFinite(_ p: UnsafePointer<Float>, count: Int) -> Bool { onPath(path) { BSVI.allFinite(p, count: count) } }
+        #expect(allFinite(p.base, count: count))
         for position in Set([0, count / 2, count - 1]) {
             for bad in [Float.nan, .infinity, -.infinity] {
                 let saved = p[position]
                 p[position] = bad
-                #expect(!VectorMath.allFinite(p.base, count: count), "\(bad) at \(position) of \(count)")
+                #expect(!allFinite(p.base, count: count), "\(bad) at \(position) of \(count)")
                 p[position] = saved
             }
         }
         p[count - 1] = .greatestFiniteMagnitude
-        #expect(VectorMath.allFinite(p.base, count: count), "a large finite value is finite")
+        #expect(allFinite(p.base, count: count), "a large finite value is finite")
     }
 }
 

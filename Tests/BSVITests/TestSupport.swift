@@ -300,3 +300,12 @@ final class LatentOneModel {
         return variance / (mean * mean)
     }
 }
+
+/// Runs `body` with `path`'s kernels on this thread (the kernel path is chosen per thread), then
+/// restores the thread's previous path. Only for paths in `KernelPath.supported`.
+func onPath<T>(_ path: KernelPath, _ body: () throws -> T) rethrows -> T {
+    let previous = KernelPath.active
+    try! KernelPath.select(path)
+    defer { try! KernelPath.select(previous) }
+    return try body()
+}

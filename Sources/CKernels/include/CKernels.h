@@ -1,30 +1,170 @@
 #ifndef BSVI_CKERNELS_H
 #define BSVI_CKERNELS_H
 
-/// 1 when this CPU has AVX2 and FMA: bsvi_sgemm_nn may be called, and the transpose and Adam
-/// take their AVX2 paths. 0: callers use BLAS instead of bsvi_sgemm_nn (the others fall back
-/// to portable C by themselves).
-int bsvi_avx2_fma_available(void);
+// The hot kernels of the numerics, one implementation per instruction set, chosen at run time.
+//
+// Every kernel exists as an AVX-512 variant, an AVX2+FMA variant and a portable one (plain C
+// compiled for the baseline of the target, e.g. SSE2 on x86-64); the matrix products exist as
+// AVX-512 and AVX2 variants and the portable path leaves them to BLAS. The variant is chosen
+// once, before the first call: BSVI_KERNELS=avx512|avx2|portable if set (and the CPU can run
+// it), otherwise the widest the CPU and the operating system support (CPUID + XGETBV).
+// Nothing here depends on the machine the program was built on.
+//
+// Floating point: the AVX2 and AVX-512 variants perform the same operations in the same order
+// on every element (16-lane vectors, fused multiply-adds where the source has a*b + c, sums in
+// a fixed order), so they give identical bits. The portable variant has no FMA and differs by
+// rounding. Random numbers (bsvi_fill_normals) and Adam are computed without contraction and
+// are bit-identical on all three paths.
 
-/// C = A·B (+ bias in every row when bias is non-NULL), all row-major Float32:
-/// A is m×k (row stride lda), B is k×n (row stride ldb), C is m×n (row stride ldc), bias has n.
-/// Made for the small-m products of the SVI loop (m = a batch of 50–100 rows, B a weight
-/// matrix): B is read in place in 16-column strips, so unlike a BLAS call nothing is packed
-/// per call. Only call when bsvi_avx2_fma_available() is 1.
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// MARK: Instruction sets
+
+typedef enum {
+    BSVI_ISA_PORTABLE = 0,
+    BSVI_ISA_AVX2 = 1,    // AVX2 + FMA (Haswell, Zen and later)
+    BSVI_ISA_AVX512 = 2,  // AVX-512 F/BW/DQ/VL (Skylake-SP, Ice Lake, Sapphire Rapids, Zen 4 and later)
+} bsvi_isa;
+
+/// Whether this CPU and OS can run `isa`'s kernels (CPUID feature bits, and XGETBV for the
+/// OS saving the YMM/ZMM and opmask registers).
+int bsvi_cpu_supports(bsvi_isa isa);
+/// The widest instruction set bsvi_cpu_supports.
+bsvi_isa bsvi_cpu_best_isa(void);
+/// The CPU's brand string (CPUID 0x80000002–4), trimmed; "unknown" where there is none.
+const char *bsvi_cpu_model_name(void);
+/// Whether the CPU has AVX-512 BF16 (OpenBLAS's Cooperlake core uses it).
+int bsvi_cpu_has_avx512_bf16(void);
+/// 1 for GenuineIntel, 2 for AuthenticAMD, 0 otherwise.
+int bsvi_cpu_vendor(void);
+
+/// Parses "avx512", "avx2" or "portable". Returns 0 and sets *isa, or -1 for any other text.
+int bsvi_isa_parse(const char *name, bsvi_isa *isa);
+const char *bsvi_isa_name(bsvi_isa isa);
+
+/// Makes `isa`'s kernels the active ones on the calling thread (each thread starts from the
+/// default below). Returns 0, or -1 (nothing changed) when the CPU cannot run them.
+int bsvi_kernels_select(bsvi_isa isa);
+/// The calling thread's instruction set (on first use: BSVI_KERNELS if valid and supported, else the best).
+bsvi_isa bsvi_kernels_active(void);
+/// Whether the active path has its own matrix products (bsvi_sgemm_nn, bsvi_sgemm_tn_accumulate);
+/// 0 on the portable path, whose callers use BLAS.
+int bsvi_kernels_have_products(void);
+
+/// The core's peak single-precision FMA throughput in GFLOP/s: independent fused multiply-adds
+/// on registers only (no memory), at `isa`'s vector width, for about `seconds` of wall time.
+/// The portable variant times separate multiplies and adds (no FMA in the baseline).
+double bsvi_fma_peak_gflops(bsvi_isa isa, double seconds);
+
+// MARK: Matrix products (row-major Float32; only when bsvi_kernels_have_products())
+
+/// C = A·B (+ bias added to every row when bias is non-NULL). A is m×k (row stride lda), B is
+/// k×n (ldb), C is m×n (ldc). B is read in place, in strips of 32 (AVX-512) or 16 (AVX2)
+/// columns, nothing is packed: made for the SVI loop's products of 50–500 rows with a weight
+/// matrix. Each C element is bias (or 0) plus Σ_p a_ip·b_pj accumulated by FMAs in order p = 0…k−1,
+/// so a row's result does not depend on m or on the other rows.
 void bsvi_sgemm_nn(int m, int k, int n, const float *a, int lda, const float *b, int ldb,
                    float *c, int ldc, const float *bias);
 
-/// dst (cols×rows, row stride ldd) = srcᵀ for src rows×cols (row stride lds).
+/// Weight gradients: C (m×n) += Σ_r w_r · A[r, 0..<m]ᵀ · B[r, 0..<n] over r = 0..<rows, with A
+/// rows×m (row stride lda) and B rows×n (ldb); w = row_weights, or 1 when NULL. When bias_gradient
+/// is non-NULL it also gets bias_gradient[j] += Σ_r w_r · B[r, j]. Sums run over r in order.
+void bsvi_sgemm_tn_accumulate(int m, int n, int rows, const float *a, int lda, const float *b, int ldb,
+                              float *c, int ldc, float *bias_gradient, const float *row_weights);
+
+/// dst (cols×rows, row stride ldd) = srcᵀ for src rows×cols (row stride lds). Exact.
 void bsvi_transpose(int rows, int cols, const float *src, int lds, float *dst, int ldd);
+
+// MARK: Element-wise passes
+
+typedef enum { BSVI_ACTIVATION_TANH = 0, BSVI_ACTIVATION_RELU = 1, BSVI_ACTIVATION_SOFTPLUS = 2 } bsvi_activation;
+
+/// x ← f(x) for `count` values.
+void bsvi_activation_forward(bsvi_activation f, float *x, long count);
+/// delta ← delta · f'(pre), written through the output y = f(pre).
+void bsvi_activation_backward(bsvi_activation f, float *delta, const float *y, long count);
+
+/// Bernoulli log-likelihood and its error, for `rows` rows of `cols` logits (row stride ldl):
+/// log_likelihood[r] = Σ_c x·a − softplus(a), and the logits are overwritten by x − sigmoid(a).
+/// Row r reads x row (r mod x_rows) (row stride ldx).
+void bsvi_bernoulli_score(int rows, int cols, const float *x, int ldx, int x_rows, float *logits, int ldl,
+                          float *log_likelihood);
+/// The same log-likelihood without the error (evaluation): logits are left unchanged.
+void bsvi_bernoulli_log_likelihood(int rows, int cols, const float *x, int ldx, int x_rows, const float *logits,
+                                   int ldl, float *log_likelihood);
+
+/// log w = log p(x|z) + log N(z; 0, I) − log N(z; μ, exp ℓ) for `rows` rows of d latents, with
+/// z = μ + exp(ℓ/2)·ε (so log q is written through ε and stays exact for tiny σ). Row r uses
+/// proposal row (r mod lambda_rows) of lambda (μ then ℓ, row stride ldl).
+void bsvi_log_weights(int rows, int d, const float *z, const float *epsilon, const float *lambda, int ldl,
+                      int lambda_rows, const float *log_likelihood, float *log_weight);
+
+/// Row i: ε = the standard normals of stream keys[i] from counter `counter_offset`, and
+/// z = μ + exp(ℓ/2)·ε for proposal row i of lambda (μ then ℓ, row stride ldl). ε and z are rows×d.
+void bsvi_draw_latents(int rows, int d, const uint64_t *keys, uint64_t counter_offset, const float *lambda, int ldl,
+                       float *epsilon, float *z);
+
+/// The reparameterized one-sample gradient of ELBO(λ) with analytic KL for `rows` rows:
+/// ∂/∂μ = dz − μ, ∂/∂ℓ = ½·dz·ε·exp(ℓ/2) − ½·(exp ℓ − 1); lambda and gradient rows are 2d wide.
+void bsvi_elbo_gradient(int rows, int d, const float *lambda, int ldl, const float *dz, const float *epsilon,
+                        float *gradient, int ldg);
+
+/// kl[i] = KL(N(μ_i, exp ℓ_i) ‖ N(0, I)) = ½ Σ (exp ℓ + μ² − 1 − ℓ) for `rows` proposal rows.
+void bsvi_kl_to_standard(int rows, int d, const float *lambda, int ldl, float *kl);
+
+typedef enum { BSVI_REFINE_SGD = 0, BSVI_REFINE_MOMENTUM = 1, BSVI_REFINE_ADAM = 2 } bsvi_refine_rule;
+
+/// One SVI ascent step on `rows` rows of `width` variational parameters, each row with its own
+/// optimizer state m, v (rows×width) and, when clip > 0, its gradient rescaled in place to norm ≤ clip:
+/// sgd λ += η·g; momentum m = β·m + g, λ += η·m; adam m = β·m + (1−β)·g, v = β₂·v + (1−β₂)·g²,
+/// λ += η·(m/c1)/(√(v/c2) + ε). `lambda` and `gradient` have row strides ldl and ldg.
+void bsvi_refine_step(bsvi_refine_rule rule, int rows, int width, float *lambda, int ldl, float *gradient, int ldg,
+                      float *m, float *v, float eta, float beta, float beta2, float epsilon, float c1, float c2,
+                      float clip);
 
 /// One Adam step on n parameters (minimizing), g = gradient·gradient_scale:
 /// m ← β₁m + (1−β₁)g,  v ← β₂v + (1−β₂)g²,  p ← p − step_size·m / (√(v·inverse_c2) + ε).
-/// The four arrays must not overlap.
+/// The four arrays must not overlap. No contraction: bit-identical on every path.
 void bsvi_adam_update(long n, float *p, float *m, float *v, const float *gradient, float gradient_scale,
                       float beta1, float beta2, float step_size, float inverse_c2, float epsilon);
+
+/// 1 when all `count` floats are finite (no NaN, no ±∞).
+int bsvi_all_finite(const float *x, long count);
+
+/// Standard normals from a counter-based stream (SplitMix64 finalizer of key + (counter+1)·φ):
+/// counter c gives u₁ (its top 23 bits) and u₂ (low 23 bits), both in (0, 1); normal j of a block of
+/// 32 is r·cos(2πu₂) of pair j for j < 16 and r·sin of pair j − 16 otherwise, r = √(−2 ln u₁).
+/// Bit-identical on every path (no contraction).
+void bsvi_fill_normals(uint64_t key, uint64_t counter_offset, float *out, long count);
+
+/// The elementary functions the kernels are built from, over arrays (for tests and reuse).
+typedef enum {
+    BSVI_FUNCTION_EXP = 0,        // e^x, inputs clamped to [−87.3, 88.7]
+    BSVI_FUNCTION_LOG = 1,        // ln x for positive normal x
+    BSVI_FUNCTION_LOG1P_UNIT = 2, // ln(1 + x) for x in [0, 1]
+    BSVI_FUNCTION_TANH = 3,
+    BSVI_FUNCTION_SOFTPLUS = 4,   // max(x, 0) + ln(1 + e^−|x|)
+    BSVI_FUNCTION_COS_2PI = 5,    // cos 2πx (the sampler's, no contraction)
+    BSVI_FUNCTION_SIN_2PI = 6,    // sin 2πx (the sampler's, no contraction)
+    BSVI_FUNCTION_SIGMOID = 7,
+} bsvi_function;
+void bsvi_elementary(bsvi_function f, const float *in, float *out, long count);
+
+/// Sets FTZ and DAZ in the calling thread's MXCSR (denormal results flushed to zero, denormal
+/// inputs read as zero), for code outside the kernels (BLAS). The kernels set them for themselves.
+void bsvi_flush_denormals_on_this_thread(void);
+
+// MARK: Memory
 
 /// Uninitialized memory for `count` floats, 64-byte aligned; from 1 MiB up 2 MiB-aligned and advised
 /// onto transparent huge pages. Release with free(). NULL when out of memory.
 void *bsvi_allocate_floats(long count);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -1,0 +1,90 @@
+import CKernels
+
+/// Which implementation of the hot kernels runs: AVX-512, AVX2+FMA or portable C (plus BLAS for
+/// the matrix products). Chosen at run time from what the CPU and OS support (CPUID, XGETBV),
+/// or forced with `BSVI_KERNELS=avx512|avx2|portable`; never by the machine that built the binary.
+public enum KernelPath: String, CaseIterable, Sendable {
+    case portable, avx2, avx512
+
+    var isa: bsvi_isa {
+        switch self {
+        case .portable: return BSVI_ISA_PORTABLE
+        case .avx2: return BSVI_ISA_AVX2
+        case .avx512: return BSVI_ISA_AVX512
+        }
+    }
+
+    init(_ isa: bsvi_isa) {
+        switch isa {
+        case BSVI_ISA_AVX512: self = .avx512
+        case BSVI_ISA_AVX2: self = .avx2
+        default: self = .portable
+        }
+    }
+
+    /// The environment variable that forces a path.
+    public static let environmentVariable = "BSVI_KERNELS"
+
+    /// Whether this CPU (and its OS) can run the path.
+    public var isSupported: Bool { bsvi_cpu_supports(isa) != 0 }
+
+    /// The paths this machine can run, widest last.
+    public static var supported: [KernelPath] { allCases.filter(\.isSupported) }
+
+    /// The widest path this machine can run.
+    public static var best: KernelPath { KernelPath(bsvi_cpu_best_isa()) }
+
+    /// The path the kernels use now.
+    public static var active: KernelPath { KernelPath(bsvi_kernels_active()) }
+
+    /// Whether the active path has its own matrix products (otherwise they run on BLAS).
+    public static var activeHasProducts: Bool { bsvi_kernels_have_products() != 0 }
+
+    /// Makes `path` the active one (tests run the numerics on every supported path).
+    public static func select(_ path: KernelPath) throws {
+        guard bsvi_kernels_select(path.isa) == 0 else { throw KernelPathError.unsupported(path, cpu: cpuModel) }
+    }
+
+    /// Runs `body` with `path` active, then restores the previous path.
+    public static func with<T>(_ path: KernelPath, _ body: () throws -> T) throws -> T {
+        let previous = active
+        try select(path)
+        defer { try? select(previous) }
+        return try body()
+    }
+
+    /// The start-up choice: `BSVI_KERNELS` when set (refused if unknown or unsupported here),
+    /// otherwise the best path. Returns the path now active.
+    @discardableResult
+    public static func configure(environment: [String: String]) throws -> KernelPath {
+        guard let requested = environment[environmentVariable], !requested.isEmpty else {
+            try select(best)
+            return best
+        }
+        guard let path = KernelPath(rawValue: requested) else { throw KernelPathError.unknown(requested) }
+        try select(path)
+        return path
+    }
+
+    /// The CPU's brand string (CPUID), e.g. "Intel(R) Xeon(R) Processor".
+    public static var cpuModel: String { String(cString: bsvi_cpu_model_name()) }
+
+    /// The core's single-precision FMA peak in GFLOP/s at this path's vector width: a
+    /// register-only loop of independent fused multiply-adds, run for about `seconds`.
+    public func fmaPeakGigaflops(seconds: Double = 0.25) -> Double { bsvi_fma_peak_gflops(isa, seconds) }
+}
+
+public enum KernelPathError: Error, CustomStringConvertible, Equatable {
+    case unknown(String)
+    case unsupported(KernelPath, cpu: String)
+
+    public var description: String {
+        switch self {
+        case .unknown(let value):
+            return "\(KernelPath.environmentVariable)=\(value) is not a kernel path; use avx512, avx2 or portable, or unset it to pick the best for this CPU"
+        case .unsupported(let path, let cpu):
+            return "\(KernelPath.environmentVariable)=\(path.rawValue): this CPU (\(cpu)) cannot run the \(path.rawValue) kernels; "
+                + "it supports \(KernelPath.supported.map(\.rawValue).joined(separator: ", ")) (unset \(KernelPath.environmentVariable) to pick the best)"
+        }
+    }
+}

@@ -1,0 +1,143 @@
+import CBLAS
+import CKernels
+
+/// Which OpenBLAS core (kernel family) the library runs, and whether it fits the CPU.
+///
+/// OpenBLAS picks its core once, when it is loaded, from CPUID — and Debian's 0.3.21 does not
+/// know every CPU: on a Sapphire/Emerald Rapids Xeon it falls back to "Prescott" (SSE3), a
+/// quarter of the speed it could have. `OPENBLAS_CORETYPE` overrides the choice but is read only
+/// at load time, so the program corrects a fallback by re-executing itself with it set (see
+/// `OpenBLASStartup`) — after a self-check of the candidate core's products.
+public enum OpenBLASCore {
+    /// The core OpenBLAS is running, e.g. "Cooperlake", "Haswell", "Prescott".
+    public static var current: String { String(cString: openblas_get_corename()) }
+
+    /// Instruction-set tiers of OpenBLAS's x86-64 cores (what their kernels use).
+    public enum Tier: Int, Comparable, Sendable {
+        case sse = 0, avx, avx2, avx512
+        public static func < (a: Tier, b: Tier) -> Bool { a.rawValue < b.rawValue }
+    }
+
+    public static func tier(ofCore name: String) -> Tier {
+        switch name.lowercased() {
+        case "skylakex", "cooperlake", "sapphirerapids": return .avx512
+        case "haswell", "zen": return .avx2
+        case "sandybridge", "bulldozer", "piledriver", "steamroller", "excavator": return .avx
+        default: return .sse
+        }
+    }
+
+    /// What the CPU can run, as far as the choice of an OpenBLAS core is concerned.
+    public struct CPU: Sendable, Equatable {
+        public var avx512: Bool
+        public var avx512BF16: Bool
+        public var avx2: Bool
+        public var isAMD: Bool
+
+        public init(avx512: Bool, avx512BF16: Bool, avx2: Bool, isAMD: Bool) {
+            self.avx512 = avx512
+            self.avx512BF16 = avx512BF16
+            self.avx2 = avx2
+            self.isAMD = isAMD
+        }
+
+        /// This machine (CPUID and XGETBV, as for the project's own kernels).
+        public static var this: CPU {
+            CPU(avx512: bsvi_cpu_supports(BSVI_ISA_AVX512) != 0, avx512BF16: bsvi_cpu_has_avx512_bf16() != 0,
+                avx2: bsvi_cpu_supports(BSVI_ISA_AVX2) != 0, isAMD: bsvi_cpu_vendor() == 2)
+        }
+
+        /// The OpenBLAS core made for the widest instruction set this CPU has, or nil below AVX2.
+        public var bestCore: String? {
+            if avx512 { return avx512BF16 ? "Cooperlake" : "SkylakeX" }
+            if avx2 { return isAMD ? "Zen" : "Haswell" }
+            return nil
+        }
+    }
+
+    /// Compares OpenBLAS's products with the project's own on the shapes of a training step
+    /// (the encoder's and decoder's forward, back-propagation and weight-gradient products, at 1
+    /// and 100 rows), relative to the size of the sums. Returns a description of the first
+    /// mismatch, or nil when every product agrees to Float32 rounding. `product` is the BLAS
+    /// under test (cblas_sgemm by default; the tests pass broken ones).
+    public static func selfCheckFailure(product: (_ transposeA: Bool, _ m: Int, _ n: Int, _ k: Int,
+                                                  _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                                                  _ c: UnsafeMutablePointer<Float>) -> Void = blasProduct) -> String? {
+        let shapes: [(transposeA: Bool, m: Int, n: Int, k: Int)] = [
+            (false, 100, 784, 200), (false, 100, 200, 784), (false, 1, 200, 50), (false, 37, 100, 200),
+            (true, 200, 784, 100), (true, 50, 200, 300), (true, 784, 200, 17),
+        ]
+        for s in shapes {
+            let a = checkValues(count: s.m * s.k, salt: 1), b = checkValues(count: s.k * s.n, salt: 2)
+            var c = [Float](repeating: .nan, count: s.m * s.n)
+            a.withUnsafeBufferPointer { ap in
+                b.withUnsafeBufferPointer { bp in
+                    c.withUnsafeMutableBufferPointer { product(s.transposeA, s.m, s.n, s.k, ap.baseAddress!, bp.baseAddress!, $0.baseAddress!) }
+                }
+            }
+            // Float64 reference; A is m×k, or k×m when transposed.
+            for i in 0..<s.m {
+                for j in 0..<s.n {
+                    var sum = 0.0, magnitude = 0.0
+                    for p in 0..<s.k {
+                        let x = Double(s.transposeA ? a[p * s.m + i] : a[i * s.k + p]) * Double(b[p * s.n + j])
+                        sum += x
+                        magnitude += abs(x)
+                    }
+                    let error = abs(Double(c[i * s.n + j]) - sum)
+                    // Float32 accumulation of k terms: a few ulps of the magnitude per √k.
+                    guard error <= 1e-6 * magnitude * Double(s.k).squareRoot() + 1e-30 else {
+                        return "sgemm\(s.transposeA ? " (Aᵀ)" : "") \(s.m)×\(s.k)·\(s.k)×\(s.n): element (\(i), \(j)) is \(c[i * s.n + j]), expected \(sum)"
+                    }
+                }
+            }
+        }
+        return nil
+    }
+
+    /// cblas_sgemm, row-major: C (m×n) = op(A)·B with B k×n.
+    public static func blasProduct(transposeA: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Float>,
+                                   b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) {
+        cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), 1,
+                    a, Int32(transposeA ? m : k), b, Int32(n), 0, c, Int32(n))
+    }
+
+    /// Deterministic values in [−1, 1) with a few exact zeros and large magnitudes mixed in.
+    static func checkValues(count: Int, salt: UInt64) -> [Float] {
+        let stream = RandomStream(seed: 0x0B1A5, purpose: .sampling, salt)
+        return (0..<count).map { i in
+            let u = stream.uniform(UInt64(i))
+            return i % 97 == 0 ? 0 : Float(2 * u - 1) * (i % 31 == 0 ? 1000 : 1)
+        }
+    }
+}
+
+/// The start-up decision about OpenBLAS's core, as a pure function of what the process sees
+/// (so each branch is testable without re-executing anything).
+public enum OpenBLASStartup: Equatable, Sendable {
+    /// Leave OpenBLAS as it is (the core fits, the user chose one, or there is nothing better).
+    case keep
+    /// Re-execute with OPENBLAS_CORETYPE = core (and the candidate marker), to be self-checked.
+    case reexecute(core: String)
+    /// This process runs a candidate core: self-check it, keep it if it passes, otherwise
+    /// re-execute without it (and remember it was rejected).
+    case verifyCandidate(core: String)
+
+    /// Set by the program when it re-executes with a candidate core.
+    public static let candidateVariable = "BSVI_OPENBLAS_CANDIDATE"
+    /// Set by the program when a candidate failed its self-check, so it is not tried again.
+    public static let rejectedVariable = "BSVI_OPENBLAS_REJECTED"
+    public static let coreTypeVariable = "OPENBLAS_CORETYPE"
+
+    public static func decide(currentCore: String, cpu: OpenBLASCore.CPU, environment: [String: String]) -> OpenBLASStartup {
+        if let candidate = environment[candidateVariable], environment[coreTypeVariable] == candidate {
+            return .verifyCandidate(core: candidate)
+        }
+        // A user's own OPENBLAS_CORETYPE is respected.
+        if environment[coreTypeVariable] != nil { return .keep }
+        guard let best = cpu.bestCore,
+              OpenBLASCore.tier(ofCore: currentCore) < OpenBLASCore.tier(ofCore: best),
+              environment[rejectedVariable] != best else { return .keep }
+        return .reexecute(core: best)
+    }
+}

@@ -1,0 +1,231 @@
+// The AVX2+FMA kernels: 16-lane vectors in two YMM registers, masked loads and stores for
+// ragged edges, and register-blocked products of up to 6 rows × 16 columns (12 accumulators).
+// Every C element goes through the same operations in the same order as in the AVX-512
+// variant, so the two give identical bits.
+#include "kernel_table.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#pragma clang attribute push(__attribute__((target("avx2,fma,bmi2"))), apply_to = function)
+
+typedef float vf16 __attribute__((ext_vector_type(16)));
+typedef float vf8 __attribute__((ext_vector_type(8)));
+
+/// Lane masks for the first n of 8 lanes (n may be ≤ 0 or ≥ 8).
+static inline __attribute__((always_inline)) __m256i lane_mask8(int n) {
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lanes);
+}
+
+static inline __attribute__((always_inline)) vf16 load_partial(const float *p, int n) {
+    const vf8 lo = (vf8)_mm256_maskload_ps(p, lane_mask8(n));
+    const vf8 hi = (vf8)_mm256_maskload_ps(p + 8, lane_mask8(n - 8));
+    return __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+}
+
+static inline void store_partial(vf16 v, float *p, int n) {
+    _mm256_maskstore_ps(p, lane_mask8(n), (__m256)__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7));
+    _mm256_maskstore_ps(p + 8, lane_mask8(n - 8), (__m256)__builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15));
+}
+
+#include "elementwise.inc"
+#include "transpose.inc"
+
+// MARK: Products
+
+#define MR 6    // rows of C per register block: 6 × 2 vectors = 12 of the 16 YMM registers
+#define NR 16   // columns of C per strip (two vectors)
+#define KC 256  // inner-dimension chunk (as in the AVX-512 variant: the order of the sums is the same)
+
+enum { START_ZERO, START_BIAS, START_FROM_C };
+
+static inline __attribute__((always_inline)) __m256 masked_load(const float *p, __m256i mask) { return _mm256_maskload_ps(p, mask); }
+
+static inline __attribute__((always_inline)) void
+nn_block(const int R, const int V, const int kc, const float *a, const long lda, const float *b, const long ldb,
+         float *c, const long ldc, const __m256i m0, const __m256i m1, const int start, const float *bias) {
+    __m256 acc0[MR], acc1[MR];
+    if (start == START_FROM_C) {
+        for (int r = 0; r < R; r++) {
+            acc0[r] = masked_load(c + r * ldc, m0);
+            if (V == 2) acc1[r] = masked_load(c + r * ldc + 8, m1);
+        }
+    } else {
+        const __m256 s0 = start == START_BIAS ? masked_load(bias, m0) : _mm256_setzero_ps();
+        const __m256 s1 = start == START_BIAS && V == 2 ? masked_load(bias + 8, m1) : _mm256_setzero_ps();
+        for (int r = 0; r < R; r++) {
+            acc0[r] = s0;
+            acc1[r] = s1;
+        }
+    }
+    for (int p = 0; p < kc; p++) {
+        const __m256 b0 = masked_load(b + p * ldb, m0);
+        const __m256 b1 = V == 2 ? masked_load(b + p * ldb + 8, m1) : b0;
+        for (int r = 0; r < R; r++) {
+            const __m256 x = _mm256_broadcast_ss(a + r * lda + p);
+            acc0[r] = _mm256_fmadd_ps(x, b0, acc0[r]);
+            if (V == 2) acc1[r] = _mm256_fmadd_ps(x, b1, acc1[r]);
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        _mm256_maskstore_ps(c + r * ldc, m0, acc0[r]);
+        if (V == 2) _mm256_maskstore_ps(c + r * ldc + 8, m1, acc1[r]);
+    }
+}
+
+static inline __attribute__((always_inline)) void
+tn_block(const int R, const int V, const int weighted, const int kc, const float *a, const long lda, const float *b,
+         const long ldb, const float *w, float *c, const long ldc, const __m256i m0, const __m256i m1) {
+    __m256 acc0[MR], acc1[MR];
+    for (int r = 0; r < R; r++) {
+        acc0[r] = masked_load(c + r * ldc, m0);
+        if (V == 2) acc1[r] = masked_load(c + r * ldc + 8, m1);
+    }
+    for (int p = 0; p < kc; p++) {
+        __m256 b0 = masked_load(b + p * ldb, m0);
+        __m256 b1 = V == 2 ? masked_load(b + p * ldb + 8, m1) : b0;
+        if (weighted) {
+            const __m256 wp = _mm256_broadcast_ss(w + p);
+            b0 = _mm256_mul_ps(b0, wp);
+            b1 = _mm256_mul_ps(b1, wp);
+        }
+        for (int r = 0; r < R; r++) {
+            const __m256 x = _mm256_broadcast_ss(a + p * lda + r);
+            acc0[r] = _mm256_fmadd_ps(x, b0, acc0[r]);
+            if (V == 2) acc1[r] = _mm256_fmadd_ps(x, b1, acc1[r]);
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        _mm256_maskstore_ps(c + r * ldc, m0, acc0[r]);
+        if (V == 2) _mm256_maskstore_ps(c + r * ldc + 8, m1, acc1[r]);
+    }
+}
+
+static void bias_gradient_strip(const int V, const int kc, const float *b, const long ldb, const float *w, float *g,
+                                const __m256i m0, const __m256i m1) {
+    __m256 g0 = masked_load(g, m0), g1 = masked_load(g + 8, m1);
+    for (int p = 0; p < kc; p++) {
+        __m256 b0 = masked_load(b + p * ldb, m0);
+        __m256 b1 = masked_load(b + p * ldb + 8, m1);
+        if (w) {
+            const __m256 wp = _mm256_broadcast_ss(w + p);
+            b0 = _mm256_mul_ps(b0, wp);
+            b1 = _mm256_mul_ps(b1, wp);
+        }
+        g0 = _mm256_add_ps(g0, b0);
+        if (V == 2) g1 = _mm256_add_ps(g1, b1);
+    }
+    _mm256_maskstore_ps(g, m0, g0);
+    if (V == 2) _mm256_maskstore_ps(g + 8, m1, g1);
+}
+
+#define NN_CASE(R)                                                                                   \
+    case R:                                                                                          \
+        if (V == 2) nn_block(R, 2, kc, a, lda, b, ldb, c, ldc, m0, m1, start, bias);                 \
+        else nn_block(R, 1, kc, a, lda, b, ldb, c, ldc, m0, m1, start, bias);                        \
+        break;
+
+static void nn_dispatch(int R, int V, int kc, const float *a, long lda, const float *b, long ldb, float *c, long ldc,
+                        __m256i m0, __m256i m1, int start, const float *bias) {
+    switch (R) { NN_CASE(1) NN_CASE(2) NN_CASE(3) NN_CASE(4) NN_CASE(5) NN_CASE(6) }
+}
+
+#define TN_CASE(R)                                                                                   \
+    case R:                                                                                          \
+        if (w) {                                                                                     \
+            if (V == 2) tn_block(R, 2, 1, kc, a, lda, b, ldb, w, c, ldc, m0, m1);                    \
+            else tn_block(R, 1, 1, kc, a, lda, b, ldb, w, c, ldc, m0, m1);                           \
+        } else {                                                                                     \
+            if (V == 2) tn_block(R, 2, 0, kc, a, lda, b, ldb, w, c, ldc, m0, m1);                    \
+            else tn_block(R, 1, 0, kc, a, lda, b, ldb, w, c, ldc, m0, m1);                           \
+        }                                                                                            \
+        break;
+
+static void tn_dispatch(int R, int V, int kc, const float *a, long lda, const float *b, long ldb, const float *w,
+                        float *c, long ldc, __m256i m0, __m256i m1) {
+    switch (R) { TN_CASE(1) TN_CASE(2) TN_CASE(3) TN_CASE(4) TN_CASE(5) TN_CASE(6) }
+}
+
+static void sgemm_nn(int m, int k, int n, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
+                     const float *bias) {
+    if (m <= 0 || n <= 0) return;
+    const int blocks = (m + MR - 1) / MR;
+    int k0 = 0;
+    do {
+        const int kc = k - k0 < KC ? k - k0 : KC;
+        const int start = k0 > 0 ? START_FROM_C : bias ? START_BIAS : START_ZERO;
+        for (int j = 0; j < n; j += NR) {
+            const int width = n - j < NR ? n - j : NR;
+            const __m256i m0 = lane_mask8(width), m1 = lane_mask8(width - 8);
+            const int V = width > 8 ? 2 : 1;
+            int row = 0;
+            for (int blk = 0; blk < blocks; blk++) {
+                const int R = (m - row) / (blocks - blk);
+                nn_dispatch(R, V, kc, a + (long)row * lda + k0, lda, b + (long)k0 * ldb + j, ldb, c + (long)row * ldc + j,
+                            ldc, m0, m1, start, bias ? bias + j : 0);
+                row += R;
+            }
+        }
+        k0 += kc;
+    } while (k0 < k);
+}
+
+static void sgemm_tn_accumulate(int m, int n, int rows, const float *a, int lda, const float *b, int ldb, float *c,
+                                int ldc, float *bias_gradient, const float *row_weights) {
+    if (m <= 0 || n <= 0) return;
+    const int blocks = (m + MR - 1) / MR;
+    for (int r0 = 0; r0 < rows; r0 += KC) {
+        const int kc = rows - r0 < KC ? rows - r0 : KC;
+        const float *w = row_weights ? row_weights + r0 : 0;
+        for (int j = 0; j < n; j += NR) {
+            const int width = n - j < NR ? n - j : NR;
+            const __m256i m0 = lane_mask8(width), m1 = lane_mask8(width - 8);
+            const int V = width > 8 ? 2 : 1;
+            const float *bj = b + (long)r0 * ldb + j;
+            if (bias_gradient) bias_gradient_strip(V, kc, bj, ldb, w, bias_gradient + j, m0, m1);
+            int row = 0;
+            for (int blk = 0; blk < blocks; blk++) {
+                const int R = (m - row) / (blocks - blk);
+                tn_dispatch(R, V, kc, a + (long)r0 * lda + row, lda, bj, ldb, w, c + (long)row * ldc + j, ldc, m0, m1);
+                row += R;
+            }
+        }
+    }
+}
+
+static double fma_peak_gflops(double seconds) {
+    __m256 acc[12];
+    for (int i = 0; i < 12; i++) acc[i] = _mm256_set1_ps((float)i);
+    const __m256 x = _mm256_set1_ps(0.999999f), y = _mm256_set1_ps(1e-7f);
+    long iterations = 0, batch = 1 << 16;
+    const double t0 = bsvi_seconds_now();
+    double elapsed;
+    do {
+        for (long it = 0; it < batch; it++) {
+            for (int i = 0; i < 12; i++) acc[i] = _mm256_fmadd_ps(acc[i], x, y);
+            __asm__ volatile("" : "+x"(acc[0]), "+x"(acc[1]), "+x"(acc[2]), "+x"(acc[3]));
+        }
+        iterations += batch;
+        elapsed = bsvi_seconds_now() - t0;
+    } while (elapsed < seconds);
+    float lanes[8], sink = 0;
+    for (int i = 0; i < 12; i++) {
+        _mm256_storeu_ps(lanes, acc[i]);
+        for (int j = 0; j < 8; j++) sink += lanes[j];
+    }
+    __asm__ volatile("" : : "x"(sink));
+    return (double)iterations * 12 * 8 * 2 / elapsed * 1e-9;
+}
+
+#pragma clang attribute pop
+
+const bsvi_kernel_table bsvi_kernels_avx2 = {
+    .isa = BSVI_ISA_AVX2,
+    .sgemm_nn = sgemm_nn,
+    .sgemm_tn_accumulate = sgemm_tn_accumulate,
+    .transpose = transpose_avx,
+    .fma_peak_gflops = fma_peak_gflops,
+    ELEMENTWISE_TABLE_ENTRIES,
+};
+#endif

@@ -1,0 +1,223 @@
+// The AVX-512 kernels: 16-lane vectors in one ZMM register, masked loads and stores for ragged
+// edges, and register-blocked products of up to 12 rows × 32 columns (24 accumulators).
+#include "kernel_table.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,bmi2"))), apply_to = function)
+
+static inline __attribute__((always_inline)) __mmask16 lane_mask(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
+
+typedef float vf16 __attribute__((ext_vector_type(16)));
+static inline __attribute__((always_inline)) vf16 load_partial(const float *p, int n) { return (vf16)_mm512_maskz_loadu_ps(lane_mask(n), p); }
+static inline void store_partial(vf16 v, float *p, int n) { _mm512_mask_storeu_ps(p, lane_mask(n), (__m512)v); }
+
+#include "elementwise.inc"
+#include "transpose.inc"
+
+// MARK: Products
+
+#define MR 12   // rows of C per register block: 12 × 2 vectors = 24 of the 32 ZMM registers
+#define NR 32   // columns of C per strip (two vectors)
+#define KC 256  // inner-dimension chunk: a 256×32 strip of B (32 KiB) stays in L1 across row blocks
+
+enum { START_ZERO, START_BIAS, START_FROM_C };
+
+/// C[0..R)[strip] = start + Σ_p A(r, p)·B[p][strip] for p in [0, kc), A(r, p) = a[r·lda + p].
+/// R ≤ MR and V (1 or 2 vectors) are constants after inlining, so the accumulators live in registers.
+static inline __attribute__((always_inline)) void
+nn_block(const int R, const int V, const int kc, const float *a, const long lda, const float *b, const long ldb,
+         float *c, const long ldc, const __mmask16 m0, const __mmask16 m1, const int start, const float *bias) {
+    __m512 acc0[MR], acc1[MR];
+    if (start == START_FROM_C) {
+        for (int r = 0; r < R; r++) {
+            acc0[r] = _mm512_maskz_loadu_ps(m0, c + r * ldc);
+            if (V == 2) acc1[r] = _mm512_maskz_loadu_ps(m1, c + r * ldc + 16);
+        }
+    } else {
+        const __m512 s0 = start == START_BIAS ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
+        const __m512 s1 = start == START_BIAS && V == 2 ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
+        for (int r = 0; r < R; r++) {
+            acc0[r] = s0;
+            acc1[r] = s1;
+        }
+    }
+    for (int p = 0; p < kc; p++) {
+        const __m512 b0 = _mm512_maskz_loadu_ps(m0, b + p * ldb);
+        const __m512 b1 = V == 2 ? _mm512_maskz_loadu_ps(m1, b + p * ldb + 16) : b0;
+        for (int r = 0; r < R; r++) {
+            const __m512 x = _mm512_set1_ps(a[r * lda + p]);
+            acc0[r] = _mm512_fmadd_ps(x, b0, acc0[r]);
+            if (V == 2) acc1[r] = _mm512_fmadd_ps(x, b1, acc1[r]);
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        _mm512_mask_storeu_ps(c + r * ldc, m0, acc0[r]);
+        if (V == 2) _mm512_mask_storeu_ps(c + r * ldc + 16, m1, acc1[r]);
+    }
+}
+
+/// C[0..R)[strip] += Σ_p w_p·A(p, r)·B[p][strip] for p in [0, kc), A(p, r) = a[p·lda + r]
+/// (w_p = 1 without weights). The weighted B row is formed once and shared by the R rows.
+static inline __attribute__((always_inline)) void
+tn_block(const int R, const int V, const int weighted, const int kc, const float *a, const long lda, const float *b,
+         const long ldb, const float *w, float *c, const long ldc, const __mmask16 m0, const __mmask16 m1) {
+    __m512 acc0[MR], acc1[MR];
+    for (int r = 0; r < R; r++) {
+        acc0[r] = _mm512_maskz_loadu_ps(m0, c + r * ldc);
+        if (V == 2) acc1[r] = _mm512_maskz_loadu_ps(m1, c + r * ldc + 16);
+    }
+    for (int p = 0; p < kc; p++) {
+        __m512 b0 = _mm512_maskz_loadu_ps(m0, b + p * ldb);
+        __m512 b1 = V == 2 ? _mm512_maskz_loadu_ps(m1, b + p * ldb + 16) : b0;
+        if (weighted) {
+            const __m512 wp = _mm512_set1_ps(w[p]);
+            b0 = _mm512_mul_ps(b0, wp);
+            b1 = _mm512_mul_ps(b1, wp);
+        }
+        for (int r = 0; r < R; r++) {
+            const __m512 x = _mm512_set1_ps(a[p * lda + r]);
+            acc0[r] = _mm512_fmadd_ps(x, b0, acc0[r]);
+            if (V == 2) acc1[r] = _mm512_fmadd_ps(x, b1, acc1[r]);
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        _mm512_mask_storeu_ps(c + r * ldc, m0, acc0[r]);
+        if (V == 2) _mm512_mask_storeu_ps(c + r * ldc + 16, m1, acc1[r]);
+    }
+}
+
+/// bias_gradient[strip] += Σ_p w_p·B[p][strip], in the same operations as tn_block's weighted B.
+static void bias_gradient_strip(const int V, const int kc, const float *b, const long ldb, const float *w,
+                                float *g, const __mmask16 m0, const __mmask16 m1) {
+    __m512 g0 = _mm512_maskz_loadu_ps(m0, g), g1 = _mm512_maskz_loadu_ps(m1, g + 16);
+    for (int p = 0; p < kc; p++) {
+        __m512 b0 = _mm512_maskz_loadu_ps(m0, b + p * ldb);
+        __m512 b1 = _mm512_maskz_loadu_ps(m1, b + p * ldb + 16);
+        if (w) {
+            const __m512 wp = _mm512_set1_ps(w[p]);
+            b0 = _mm512_mul_ps(b0, wp);
+            b1 = _mm512_mul_ps(b1, wp);
+        }
+        g0 = _mm512_add_ps(g0, b0);
+        if (V == 2) g1 = _mm512_add_ps(g1, b1);
+    }
+    _mm512_mask_storeu_ps(g, m0, g0);
+    if (V == 2) _mm512_mask_storeu_ps(g + 16, m1, g1);
+}
+
+#define NN_CASE(R)                                                                                   \
+    case R:                                                                                          \
+        if (V == 2) nn_block(R, 2, kc, a, lda, b, ldb, c, ldc, m0, m1, start, bias);                 \
+        else nn_block(R, 1, kc, a, lda, b, ldb, c, ldc, m0, m1, start, bias);                        \
+        break;
+
+static void nn_dispatch(int R, int V, int kc, const float *a, long lda, const float *b, long ldb, float *c, long ldc,
+                        __mmask16 m0, __mmask16 m1, int start, const float *bias) {
+    switch (R) {
+        NN_CASE(1) NN_CASE(2) NN_CASE(3) NN_CASE(4) NN_CASE(5) NN_CASE(6)
+        NN_CASE(7) NN_CASE(8) NN_CASE(9) NN_CASE(10) NN_CASE(11) NN_CASE(12)
+    }
+}
+
+#define TN_CASE(R)                                                                                   \
+    case R:                                                                                          \
+        if (w) {                                                                                     \
+            if (V == 2) tn_block(R, 2, 1, kc, a, lda, b, ldb, w, c, ldc, m0, m1);                    \
+            else tn_block(R, 1, 1, kc, a, lda, b, ldb, w, c, ldc, m0, m1);                           \
+        } else {                                                                                     \
+            if (V == 2) tn_block(R, 2, 0, kc, a, lda, b, ldb, w, c, ldc, m0, m1);                    \
+            else tn_block(R, 1, 0, kc, a, lda, b, ldb, w, c, ldc, m0, m1);                           \
+        }                                                                                            \
+        break;
+
+static void tn_dispatch(int R, int V, int kc, const float *a, long lda, const float *b, long ldb, const float *w,
+                        float *c, long ldc, __mmask16 m0, __mmask16 m1) {
+    switch (R) {
+        TN_CASE(1) TN_CASE(2) TN_CASE(3) TN_CASE(4) TN_CASE(5) TN_CASE(6)
+        TN_CASE(7) TN_CASE(8) TN_CASE(9) TN_CASE(10) TN_CASE(11) TN_CASE(12)
+    }
+}
+
+static void sgemm_nn(int m, int k, int n, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
+                     const float *bias) {
+    if (m <= 0 || n <= 0) return;
+    const int blocks = (m + MR - 1) / MR;
+    int k0 = 0;
+    do {  // at least once, so k = 0 gives C = bias (or 0)
+        const int kc = k - k0 < KC ? k - k0 : KC;
+        const int start = k0 > 0 ? START_FROM_C : bias ? START_BIAS : START_ZERO;
+        for (int j = 0; j < n; j += NR) {
+            const int width = n - j < NR ? n - j : NR;
+            const __mmask16 m0 = lane_mask(width), m1 = lane_mask(width > 16 ? width - 16 : 0);
+            const int V = width > 16 ? 2 : 1;
+            // Row blocks of nearly equal size (never a lone short block at the end).
+            int row = 0;
+            for (int blk = 0; blk < blocks; blk++) {
+                const int R = (m - row) / (blocks - blk);
+                nn_dispatch(R, V, kc, a + (long)row * lda + k0, lda, b + (long)k0 * ldb + j, ldb, c + (long)row * ldc + j,
+                            ldc, m0, m1, start, bias ? bias + j : 0);
+                row += R;
+            }
+        }
+        k0 += kc;
+    } while (k0 < k);
+}
+
+static void sgemm_tn_accumulate(int m, int n, int rows, const float *a, int lda, const float *b, int ldb, float *c,
+                                int ldc, float *bias_gradient, const float *row_weights) {
+    if (m <= 0 || n <= 0) return;
+    const int blocks = (m + MR - 1) / MR;
+    for (int r0 = 0; r0 < rows; r0 += KC) {
+        const int kc = rows - r0 < KC ? rows - r0 : KC;
+        const float *w = row_weights ? row_weights + r0 : 0;
+        for (int j = 0; j < n; j += NR) {
+            const int width = n - j < NR ? n - j : NR;
+            const __mmask16 m0 = lane_mask(width), m1 = lane_mask(width > 16 ? width - 16 : 0);
+            const int V = width > 16 ? 2 : 1;
+            const float *bj = b + (long)r0 * ldb + j;
+            if (bias_gradient) bias_gradient_strip(V, kc, bj, ldb, w, bias_gradient + j, m0, m1);
+            int row = 0;
+            for (int blk = 0; blk < blocks; blk++) {
+                const int R = (m - row) / (blocks - blk);
+                tn_dispatch(R, V, kc, a + (long)r0 * lda + row, lda, bj, ldb, w, c + (long)row * ldc + j, ldc, m0, m1);
+                row += R;
+            }
+        }
+    }
+}
+
+/// 24 independent FMA chains on registers: enough to cover the FMA latency on both ports.
+static double fma_peak_gflops(double seconds) {
+    __m512 acc[24];
+    for (int i = 0; i < 24; i++) acc[i] = _mm512_set1_ps((float)i);
+    const __m512 x = _mm512_set1_ps(0.999999f), y = _mm512_set1_ps(1e-7f);
+    long iterations = 0, batch = 1 << 16;
+    const double t0 = bsvi_seconds_now();
+    double elapsed;
+    do {
+        for (long it = 0; it < batch; it++) {
+            for (int i = 0; i < 24; i++) acc[i] = _mm512_fmadd_ps(acc[i], x, y);
+            __asm__ volatile("" : "+v"(acc[0]), "+v"(acc[1]), "+v"(acc[2]), "+v"(acc[3]));
+        }
+        iterations += batch;
+        elapsed = bsvi_seconds_now() - t0;
+    } while (elapsed < seconds);
+    float sink = 0;
+    for (int i = 0; i < 24; i++) sink += _mm512_reduce_add_ps(acc[i]);
+    __asm__ volatile("" : : "x"(sink));
+    return (double)iterations * 24 * 16 * 2 / elapsed * 1e-9;
+}
+
+#pragma clang attribute pop
+
+const bsvi_kernel_table bsvi_kernels_avx512 = {
+    .isa = BSVI_ISA_AVX512,
+    .sgemm_nn = sgemm_nn,
+    .sgemm_tn_accumulate = sgemm_tn_accumulate,
+    .transpose = transpose_avx,
+    .fma_peak_gflops = fma_peak_gflops,
+    ELEMENTWISE_TABLE_ENTRIES,
+};
+#endif

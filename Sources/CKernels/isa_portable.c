@@ -1,0 +1,55 @@
+// The portable kernels: the same element-wise code compiled for the target's baseline (SSE2 on
+// x86-64, so a 16-lane vector is four XMM registers). No matrix products of its own: callers use
+// BLAS, which picks its own kernels for old CPUs.
+#include "kernel_table.h"
+
+typedef float vf16 __attribute__((ext_vector_type(16)));
+
+static inline __attribute__((always_inline)) vf16 load_partial(const float *p, int n) {
+    vf16 v = 0.0f;
+    for (int i = 0; i < n && i < 16; i++) v[i] = p[i];
+    return v;
+}
+
+static inline void store_partial(vf16 v, float *p, int n) {
+    for (int i = 0; i < n && i < 16; i++) p[i] = v[i];
+}
+
+#include "elementwise.inc"
+
+static void transpose(int rows, int cols, const float *src, int lds, float *dst, int ldd) {
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < cols; j++) dst[(long)j * ldd + i] = src[(long)i * lds + j];
+}
+
+/// Separate multiplies and adds on 16-lane vectors (the baseline has no FMA): 16 independent
+/// chains, each one multiply and one add (2 flops per lane) per iteration.
+static double fma_peak_gflops(double seconds) {
+    vf16 acc[8];
+    for (int i = 0; i < 8; i++) acc[i] = (float)i;
+    const vf16 x = 0.999999f, y = 1e-7f;
+    long iterations = 0, batch = 1 << 16;
+    const double t0 = bsvi_seconds_now();
+    double elapsed;
+    do {
+        for (long it = 0; it < batch; it++) {
+#pragma clang fp contract(off)
+            for (int i = 0; i < 8; i++) acc[i] = acc[i] * x + y;
+        }
+        iterations += batch;
+        elapsed = bsvi_seconds_now() - t0;
+    } while (elapsed < seconds);
+    float sink = 0;
+    for (int i = 0; i < 8; i++) sink += hsum(acc[i]);
+    __asm__ volatile("" : : "r"(&sink) : "memory");
+    return (double)iterations * 8 * 16 * 2 / elapsed * 1e-9;
+}
+
+const bsvi_kernel_table bsvi_kernels_portable = {
+    .isa = BSVI_ISA_PORTABLE,
+    .sgemm_nn = 0,
+    .sgemm_tn_accumulate = 0,
+    .transpose = transpose,
+    .fma_peak_gflops = fma_peak_gflops,
+    ELEMENTWISE_TABLE_ENTRIES,
+};

@@ -1,0 +1,49 @@
+// The kernels of one instruction set, as a table of function pointers (kernel_dispatch.c
+// picks one table; the public functions of CKernels.h call through it).
+#ifndef BSVI_KERNEL_TABLE_H
+#define BSVI_KERNEL_TABLE_H
+
+#include "CKernels.h"
+
+typedef struct {
+    bsvi_isa isa;
+    // NULL on the portable path: callers use BLAS.
+    void (*sgemm_nn)(int m, int k, int n, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
+                     const float *bias);
+    void (*sgemm_tn_accumulate)(int m, int n, int rows, const float *a, int lda, const float *b, int ldb, float *c,
+                                int ldc, float *bias_gradient, const float *row_weights);
+    void (*transpose)(int rows, int cols, const float *src, int lds, float *dst, int ldd);
+    void (*activation_forward)(bsvi_activation f, float *x, long count);
+    void (*activation_backward)(bsvi_activation f, float *delta, const float *y, long count);
+    void (*bernoulli_score)(int rows, int cols, const float *x, int ldx, int x_rows, float *logits, int ldl,
+                            float *log_likelihood);
+    void (*bernoulli_log_likelihood)(int rows, int cols, const float *x, int ldx, int x_rows, const float *logits,
+                                     int ldl, float *log_likelihood);
+    void (*log_weights)(int rows, int d, const float *z, const float *epsilon, const float *lambda, int ldl,
+                        int lambda_rows, const float *log_likelihood, float *log_weight);
+    void (*draw_latents)(int rows, int d, const uint64_t *keys, uint64_t counter_offset, const float *lambda,
+                         int ldl, float *epsilon, float *z);
+    void (*elbo_gradient)(int rows, int d, const float *lambda, int ldl, const float *dz, const float *epsilon,
+                          float *gradient, int ldg);
+    void (*kl_to_standard)(int rows, int d, const float *lambda, int ldl, float *kl);
+    void (*refine_step)(bsvi_refine_rule rule, int rows, int width, float *lambda, int ldl, float *gradient, int ldg,
+                        float *m, float *v, float eta, float beta, float beta2, float epsilon, float c1, float c2,
+                        float clip);
+    void (*adam_update)(long n, float *p, float *m, float *v, const float *gradient, float gradient_scale,
+                        float beta1, float beta2, float step_size, float inverse_c2, float epsilon);
+    int (*all_finite)(const float *x, long count);
+    void (*fill_normals)(uint64_t key, uint64_t counter_offset, float *out, long count);
+    void (*elementary)(bsvi_function f, const float *in, float *out, long count);
+    double (*fma_peak_gflops)(double seconds);
+} bsvi_kernel_table;
+
+extern const bsvi_kernel_table bsvi_kernels_portable;
+#if defined(__x86_64__)
+extern const bsvi_kernel_table bsvi_kernels_avx2;
+extern const bsvi_kernel_table bsvi_kernels_avx512;
+#endif
+
+/// Monotonic wall time in seconds (for the FMA peak loops).
+double bsvi_seconds_now(void);
+
+#endif

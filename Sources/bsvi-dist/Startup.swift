@@ -1,0 +1,64 @@
+import BSVI
+import CKernels
+import Foundation
+
+/// What every subcommand needs before MPI starts and before the first BLAS call: the kernel
+/// path (BSVI_KERNELS or the CPU's best), an OpenBLAS core that fits the CPU, and denormals
+/// flushed to zero for the BLAS calls too (the kernels flush for themselves).
+enum Startup {
+    static func prepare() {
+        let environment = ProcessInfo.processInfo.environment
+        do {
+            try KernelPath.configure(environment: environment)
+        } catch {
+            // Identical on every rank: only rank 0 prints; every rank exits with a usage error.
+            if launchRank == 0 { printError("error: \(error)") }
+            exit(ExitStatus.usage)
+        }
+        configureOpenBLAS(environment: environment)
+        flushDenormalsToZero()
+    }
+
+    /// Corrects an OpenBLAS core older than the CPU (OpenBLASStartup). Re-executes this same
+    /// program with the same arguments; every rank of an MPI job does the same on its own,
+    /// before MPI_Init.
+    static func configureOpenBLAS(environment: [String: String]) {
+        let current = OpenBLASCore.current
+        switch OpenBLASStartup.decide(currentCore: current, cpu: .this, environment: environment) {
+        case .keep:
+            return
+        case .reexecute(let core):
+            setenv(OpenBLASStartup.coreTypeVariable, core, 1)
+            setenv(OpenBLASStartup.candidateVariable, core, 1)
+            reexecute(reason: "OpenBLAS core \(core) instead of \(current)")
+        case .verifyCandidate(let core):
+            unsetenv(OpenBLASStartup.candidateVariable)
+            guard let failure = OpenBLASCore.selfCheckFailure() else { return }
+            if launchRank == 0 {
+                printError("warning: OpenBLAS's \(core) core failed the start-up self-check (\(failure)); using OpenBLAS's own choice. "
+                           + "Set OPENBLAS_CORETYPE to choose a core yourself.")
+            }
+            unsetenv(OpenBLASStartup.coreTypeVariable)
+            setenv(OpenBLASStartup.rejectedVariable, core, 1)
+            reexecute(reason: "OpenBLAS's default core")
+        }
+    }
+
+    /// Replaces this process with a fresh copy of itself (same pid, arguments and, but for what
+    /// the caller changed, environment). Returns only if that fails, with a warning.
+    static func reexecute(reason: String) {
+        var arguments = CommandLine.arguments.map { strdup($0) }
+        arguments.append(nil)
+        execv("/proc/self/exe", arguments)
+        if launchRank == 0 { printError("warning: could not restart with \(reason) (\(String(cString: strerror(errno)))); continuing") }
+        for p in arguments { free(p) }
+    }
+
+    /// FTZ and DAZ on this thread (the only one that computes): products that meet a denormal
+    /// operand would otherwise take microcode assists, ~100× slower.
+    static func flushDenormalsToZero() {
+        #if arch(x86_64)
+        bsvi_flush_denormals_on_this_thread()
+        #endif
+    }
+}

@@ -1,0 +1,111 @@
+import BSVI
+import Foundation
+import Testing
+
+/// The run-time choice of kernels, and the paths agreeing on identical inputs: a whole bsvi
+/// objective (encoder, SVI refinement, buffer weights, every gradient) and the importance-
+/// sampling evaluator, computed on each path this machine has.
+///
+/// Stated tolerances: the AVX2 and AVX-512 paths perform the same operations in the same order
+/// on every value and must agree bit for bit. The portable path has no FMA and leaves the products
+/// to BLAS (another summation order): its gradients must agree within 2e-5 of the largest entry
+/// of each tensor, its sums within 1e-6 relative, and its log-likelihoods within 5e-5 nats (measured on
+/// this test's inputs, 2026-12-01: 4e-6, 2e-8 and 7e-6).
+@Suite("Kernel paths")
+struct KernelPathTests {
+    @Test("BSVI_KERNELS: unset picks the best path; a known path is used; unknown text is refused")
+    func configureFromEnvironment() throws {
+        let previous = KernelPath.active
+        defer { try? KernelPath.select(previous) }
+        #expect(try KernelPath.configure(environment: [:]) == KernelPath.best)
+        for path in KernelPath.supported {
+            #expect(try KernelPath.configure(environment: ["BSVI_KERNELS": path.rawValue]) == path)
+            #expect(KernelPath.active == path)
+        }
+        #expect(throws: KernelPathError.unknown("sse9")) { try KernelPath.configure(environment: ["BSVI_KERNELS": "sse9"]) }
+        #expect(KernelPath.supported.contains(.portable))
+        #expect(KernelPath.supported.last == KernelPath.best)
+    }
+
+    @Test("a path the CPU lacks is refused with a message naming the CPU and what it supports")
+    func unsupportedPathIsRefused() {
+        let message = "\(KernelPathError.unsupported(.avx512, cpu: "Old CPU"))"
+        #expect(message.contains("BSVI_KERNELS=avx512") && message.contains("Old CPU") && message.contains("portable"))
+        for path in KernelPath.allCases where !path.isSupported {
+            #expect(throws: KernelPathError.unsupported(path, cpu: KernelPath.cpuModel)) { try KernelPath.select(path) }
+        }
+    }
+
+    @Test("the FMA peak loop reports a positive rate on every path, widest not below narrowest")
+    func fmaPeak() {
+        let rates = KernelPath.supported.map { $0.fmaPeakGigaflops(seconds: 0.02) }
+        #expect(rates.allSatisfy { $0 > 0.1 })
+    }
+
+    /// One bsvi objective (784-pixel model, k = 4, learned π) on `path`.
+    static func objective(on path: KernelPath, rule: RefinementRule) -> (stats: BatchStatistics, gradient: [Float], model: VAEModel) {
+        let settings = ObjectiveSettings(method: .bsvi, k: 4, pi: .learned,
+                                         refinement: RefinementSettings(steps: 4, learningRate: rule == .adam ? 0.05 : 0.002, rule: rule))
+        let model = VAEModel(shape: ModelShape(inputDim: 784, latentDim: 50, hiddenDims: [200, 200], activation: .tanh),
+                             piCount: settings.piCount)
+        let params = model.makeInitialParameters(seed: 4)
+        var values = TestValues(seed: 12)
+        let b = 21
+        let x = HostMatrix(rows: b, cols: 784, values: values.bits(b * 784, probabilityOfOne: 0.3))
+        let grads = FloatBuffer(count: model.parameterCount)
+        let stats = onPath(path) {
+            BatchObjective(model: model, settings: settings, batchCapacity: b)
+                .accumulate(x: x.matrix, exampleIDs: Array(100..<(100 + b)), noise: NoiseSource(seed: 5, purpose: .trainingNoise, context: 2),
+                            params: params, grads: grads)
+        }
+        return (stats, grads.array, model)
+    }
+
+    @Test("AVX2 and AVX-512 give the same bits for a whole bsvi objective (sgd and adam refinement)",
+          arguments: [RefinementRule.sgd, .adam])
+    func vectorPathsAgreeExactly(rule: RefinementRule) throws {
+        try #require(KernelPath.avx512.isSupported && KernelPath.avx2.isSupported, "needs a CPU with AVX-512")
+        let a = Self.objective(on: .avx2, rule: rule), b = Self.objective(on: .avx512, rule: rule)
+        #expect(a.stats == b.stats)
+        let differing = zip(a.gradient, b.gradient).filter { $0.bitPattern != $1.bitPattern }.count
+        #expect(differing == 0, "\(differing) of \(a.gradient.count) gradient entries differ")
+    }
+
+    @Test("the portable path agrees with the widest one within the stated tolerance")
+    func portableAgrees() throws {
+        try #require(KernelPath.best != .portable, "only one path on this CPU")
+        let wide = Self.objective(on: .best, rule: .sgd), portable = Self.objective(on: .portable, rule: .sgd)
+        for (a, b) in [(wide.stats.boundSum, portable.stats.boundSum), (wide.stats.elboInitialSum, portable.stats.elboInitialSum),
+                       (wide.stats.elboRefinedSum, portable.stats.elboRefinedSum)] {
+            #expect(abs(a - b) <= 1e-6 * abs(a), "\(a) vs \(b)")
+            if ProcessInfo.processInfo.environment["BSVI_TEST_VERBOSE"] != nil { print("[paths] sums: \(abs(a - b) / abs(a))") }
+        }
+        for tensor in wide.model.layout.tensors {
+            let range = tensor.offset..<(tensor.offset + tensor.count)
+            let scale = range.map { abs(wide.gradient[$0]) }.max() ?? 0
+            let worst = range.map { abs(wide.gradient[$0] - portable.gradient[$0]) }.max() ?? 0
+            #expect(worst <= 2e-5 * scale, "\(tensor.name): largest difference \(worst), largest entry \(scale)")
+            if ProcessInfo.processInfo.environment["BSVI_TEST_VERBOSE"] != nil { print("[paths] \(tensor.name): \(worst / scale)") }
+        }
+    }
+
+    @Test("the importance-sampled log-likelihood agrees across paths within 5e-5 nats")
+    func evaluationAgrees() {
+        let model = VAEModel(shape: ModelShape(inputDim: 784, latentDim: 50, hiddenDims: [200, 200], activation: .tanh))
+        let params = model.makeInitialParameters(seed: 8)
+        var values = TestValues(seed: 13)
+        let x = HostMatrix(rows: 1, cols: 784, values: values.bits(784, probabilityOfOne: 0.3))
+        let results = KernelPath.supported.map { path in
+            onPath(path) {
+                ImportanceSampler(model: model, samples: 300, batchCapacity: 1,
+                                  refinement: RefinementSettings(steps: 2, learningRate: 0.002, rule: .sgd), chunk: 128)
+                    .evaluate(x: x.matrix, exampleIDs: [7], seed: 3, params: params)
+            }
+        }
+        if ProcessInfo.processInfo.environment["BSVI_TEST_VERBOSE"] != nil { print("[paths] log-likelihoods: \(results.map(\.logLikelihoodSum))") }
+        for r in results.dropFirst() {
+            #expect(abs(r.logLikelihoodSum - results[0].logLikelihoodSum) <= 5e-5, "\(r.logLikelihoodSum) vs \(results[0].logLikelihoodSum)")
+            #expect(abs(r.elboRefinedSum - results[0].elboRefinedSum) <= 1e-6 * abs(results[0].elboRefinedSum))
+        }
+    }
+}

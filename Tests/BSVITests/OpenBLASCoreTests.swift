@@ -1,0 +1,71 @@
+import BSVI
+import Testing
+
+/// The start-up correction of OpenBLAS's core: which core fits a CPU, when the program
+/// re-executes itself, and the self-check that stands between a candidate core and its use.
+@Suite("OpenBLAS core selection")
+struct OpenBLASCoreTests {
+    static let intelAVX512 = OpenBLASCore.CPU(avx512: true, avx512BF16: true, avx2: true, isAMD: false)
+    static let skylake = OpenBLASCore.CPU(avx512: true, avx512BF16: false, avx2: true, isAMD: false)
+    static let zen3 = OpenBLASCore.CPU(avx512: false, avx512BF16: false, avx2: true, isAMD: true)
+    static let old = OpenBLASCore.CPU(avx512: false, avx512BF16: false, avx2: false, isAMD: false)
+
+    @Test("the best core for each kind of CPU, and the tiers of OpenBLAS's core names")
+    func bestCore() {
+        #expect(Self.intelAVX512.bestCore == "Cooperlake")
+        #expect(Self.skylake.bestCore == "SkylakeX")
+        #expect(Self.zen3.bestCore == "Zen")
+        #expect(OpenBLASCore.CPU(avx512: false, avx512BF16: false, avx2: true, isAMD: false).bestCore == "Haswell")
+        #expect(Self.old.bestCore == nil)
+        #expect(OpenBLASCore.tier(ofCore: "Prescott") == .sse)
+        #expect(OpenBLASCore.tier(ofCore: "Sandybridge") == .avx)
+        #expect(OpenBLASCore.tier(ofCore: "Zen") == .avx2)
+        #expect(OpenBLASCore.tier(ofCore: "COOPERLAKE") == .avx512)
+    }
+
+    @Test("a fallback to an older core is corrected by re-executing with the CPU's core")
+    func fallbackIsCorrected() {
+        #expect(OpenBLASStartup.decide(currentCore: "Prescott", cpu: Self.intelAVX512, environment: [:]) == .reexecute(core: "Cooperlake"))
+        #expect(OpenBLASStartup.decide(currentCore: "Haswell", cpu: Self.skylake, environment: [:]) == .reexecute(core: "SkylakeX"))
+        #expect(OpenBLASStartup.decide(currentCore: "Sandybridge", cpu: Self.zen3, environment: [:]) == .reexecute(core: "Zen"))
+    }
+
+    @Test("a fitting core, an old CPU, a user's OPENBLAS_CORETYPE and a rejected candidate are left alone")
+    func leftAlone() {
+        #expect(OpenBLASStartup.decide(currentCore: "Cooperlake", cpu: Self.intelAVX512, environment: [:]) == .keep)
+        #expect(OpenBLASStartup.decide(currentCore: "SkylakeX", cpu: Self.intelAVX512, environment: [:]) == .keep)
+        #expect(OpenBLASStartup.decide(currentCore: "Prescott", cpu: Self.old, environment: [:]) == .keep)
+        #expect(OpenBLASStartup.decide(currentCore: "Prescott", cpu: Self.intelAVX512, environment: ["OPENBLAS_CORETYPE": "Haswell"]) == .keep)
+        #expect(OpenBLASStartup.decide(currentCore: "Prescott", cpu: Self.intelAVX512,
+                                       environment: ["BSVI_OPENBLAS_REJECTED": "Cooperlake"]) == .keep)
+    }
+
+    @Test("the re-executed process verifies the candidate it was started with")
+    func candidateIsVerified() {
+        let env = ["OPENBLAS_CORETYPE": "Cooperlake", "BSVI_OPENBLAS_CANDIDATE": "Cooperlake"]
+        #expect(OpenBLASStartup.decide(currentCore: "Cooperlake", cpu: Self.intelAVX512, environment: env) == .verifyCandidate(core: "Cooperlake"))
+        // A user who changed OPENBLAS_CORETYPE afterwards is respected, not verified.
+        #expect(OpenBLASStartup.decide(currentCore: "Haswell", cpu: Self.intelAVX512,
+                                       environment: ["OPENBLAS_CORETYPE": "Haswell", "BSVI_OPENBLAS_CANDIDATE": "Cooperlake"]) == .keep)
+    }
+
+    @Test("the self-check passes this machine's BLAS and fails products that are wrong anywhere")
+    func selfCheck() {
+        #expect(OpenBLASCore.selfCheckFailure() == nil)
+        // One wrong element in the last row of the Aᵀ products only.
+        let wrongTransposed = OpenBLASCore.selfCheckFailure { transposeA, m, n, k, a, b, c in
+            OpenBLASCore.blasProduct(transposeA: transposeA, m: m, n: n, k: k, a: a, b: b, c: c)
+            if transposeA { c[m * n - 1] += 0.01 * (abs(c[m * n - 1]) + 1) }
+        }
+        #expect(wrongTransposed?.contains("Aᵀ") == true)
+        // Products that drop the last term of every sum (an off-by-one in k).
+        let shortSums = OpenBLASCore.selfCheckFailure { transposeA, m, n, k, a, b, c in
+            if transposeA {
+                OpenBLASCore.blasProduct(transposeA: true, m: m, n: n, k: k - 1, a: a, b: b, c: c)
+            } else {
+                for i in 0..<m { for j in 0..<n { c[i * n + j] = (0..<(k - 1)).reduce(0) { $0 + a[i * k + $1] * b[$1 * n + j] } } }
+            }
+        }
+        #expect(shortSums != nil)
+    }
+}

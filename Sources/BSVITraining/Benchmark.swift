@@ -4,10 +4,16 @@ import BSVIStorage
 import Foundation
 
 /// `bsvi-dist bench`: the real training step (TrainingStep) on data of the real shape, timed
-/// and split into matrix products, element-wise work, refinement bookkeeping and allreduce,
-/// against this machine's single-core sgemm peak measured in the same run; plus the
-/// importance-sampling evaluator's throughput.
+/// and split into matrix products, element-wise work, refinement bookkeeping and allreduce; the
+/// useful work rate against the core's FMA peak (a register-only loop at the active kernel
+/// path's vector width, measured in the same run — the hardware, not a library, is the
+/// yardstick); OpenBLAS's sgemm rate on its own; and the importance-sampling evaluator's throughput.
 public struct BenchmarkReport: Codable {
+    public var cpuModel: String
+    /// The kernel path in use: avx512, avx2 or portable.
+    public var kernelIsa: String
+    /// The OpenBLAS core in use (after the start-up correction).
+    public var blasCore: String
     public var method: String
     public var k: Int
     public var pi: String
@@ -25,17 +31,24 @@ public struct BenchmarkReport: Codable {
     public var usefulMultiplyAddsPerExample: Int
     public var gflops: Double
     public var gflopsPerRank: Double
-    public var peakGflops: Double
+    /// Single-precision FMA peak of one core at the kernel path's vector width (GFLOP/s).
+    public var fmaPeakGflops: Double
+    /// Useful FLOP/s per rank ÷ FMA peak (≤ 1 by construction).
     public var peakFraction: Double
+    /// OpenBLAS's one-thread sgemm rate on 1024² matrices (GFLOP/s), for comparison only.
+    public var blasGflops: Double
     public var evalSamples: Int
     public var evalSamplesPerS: Double
+    /// The evaluator's decoder products per rank (GFLOP/s) and their fraction of the FMA peak.
+    public var evalGflopsPerRank: Double
+    public var evalPeakFraction: Double
     /// Projected wall time of K = evalSamples on a 10,000-example split with these ranks.
     public var evalSecondsFor10000Examples: Double
 }
 
 public enum Benchmark {
-    /// Best of several large square sgemms on one core, in GFLOP/s.
-    public static func measureSgemmPeak(size n: Int = 1024, repeats: Int = 8) -> Double {
+    /// OpenBLAS: best of several large square sgemms on one core, in GFLOP/s.
+    public static func measureBLASRate(size n: Int = 1024, repeats: Int = 8) -> Double {
         let a = FloatBuffer(count: n * n), b = FloatBuffer(count: n * n), c = FloatBuffer(count: n * n)
         for i in 0..<(n * n) { a[i] = Float(i % 7) * 0.1; b[i] = Float(i % 5) * 0.1 }
         let am = a.matrix(rows: n, cols: n), bm = b.matrix(rows: n, cols: n), cm = c.matrix(rows: n, cols: n)
@@ -75,7 +88,8 @@ public enum Benchmark {
         let params = model.makeInitialParameters(seed: config.seed)
         let adam = Adam(parameterCount: model.parameterCount, learningRate: config.learningRate)
         let step = TrainingStep(model: model, settings: config.objective, localBatch: b, globalBatch: config.batchSize, adam: adam)
-        let peak = measureSgemmPeak()
+        let fmaPeak = KernelPath.active.fmaPeakGigaflops()
+        let blasRate = measureBLASRate()
 
         func oneStep(_ i: Int) {
             _ = step.run(x: x, exampleIDs: ids, noise: NoiseSource(seed: config.seed, purpose: .trainingNoise, context: UInt64(i)),
@@ -112,13 +126,16 @@ public enum Benchmark {
         let evalElapsed = Double(comm.allgather(DispatchTime.now().uptimeNanoseconds - e0).max()!) * 1e-9
         // With --eval-examples 0 the evaluation part is skipped and reported as 0.
         let samplesPerS = evalExamples > 0 ? Double(evalExamples * evalSamples * comm.size) / evalElapsed : 0
+        let evalGflopsPerRank = samplesPerS / Double(comm.size) * Double(model.decoder.multiplyAddsPerRow) * 2 / 1e9
         return BenchmarkReport(
+            cpuModel: KernelPath.cpuModel, kernelIsa: KernelPath.active.rawValue, blasCore: OpenBLASCore.current,
             method: config.method.rawValue, k: config.k, pi: config.pi.rawValue, batchSize: config.batchSize, ranks: comm.size,
             steps: steps, dataSource: source, examplesPerS: examplesPerS, msPerStep: totalMs, gemmMsPerStep: gemmMs,
             elementwiseMsPerStep: elementMs, bookkeepingMsPerStep: max(0, totalMs - gemmMs - elementMs - allreduceMs),
             allreduceMsPerStep: allreduceMs, allreduceBytes: step.exchange.buffer.count * 4,
-            usefulMultiplyAddsPerExample: macs, gflops: gflops, gflopsPerRank: gflops / Double(comm.size), peakGflops: peak,
-            peakFraction: gflops / Double(comm.size) / peak, evalSamples: evalSamples, evalSamplesPerS: samplesPerS,
+            usefulMultiplyAddsPerExample: macs, gflops: gflops, gflopsPerRank: gflops / Double(comm.size), fmaPeakGflops: fmaPeak,
+            peakFraction: gflops / Double(comm.size) / fmaPeak, blasGflops: blasRate, evalSamples: evalSamples,
+            evalSamplesPerS: samplesPerS, evalGflopsPerRank: evalGflopsPerRank, evalPeakFraction: evalGflopsPerRank / fmaPeak,
             evalSecondsFor10000Examples: samplesPerS > 0 ? 10_000 * Double(evalSamples) / samplesPerS : 0)
     }
 }

@@ -41,15 +41,19 @@ struct Bench: ParsableCommand {
             }
             print(String(format: """
                 %@ k=%d%@ batch %d on %d rank(s), %d steps (data: %@)
+                  machine           %@; kernels %@; OpenBLAS core %@
                   examples/s        %.0f
                   ms/step           %.2f   = gemm %.2f + element-wise %.2f + refinement bookkeeping %.2f + allreduce %.2f (%d bytes)
                   useful work       %.2f M multiply-adds/example → %.1f GFLOP/s (%.1f per rank)
-                  sgemm peak        %.1f GFLOP/s per core → %.0f%% of peak
-                  evaluation        %.0f importance samples/s (K=%d) → %.0f s for 10,000 examples
+                  FMA peak          %.1f GFLOP/s per core (%@ register loop) → %.0f%% of peak
+                  OpenBLAS sgemm    %.1f GFLOP/s (1024², one thread; not the yardstick)
+                  evaluation        %.0f importance samples/s (K=%d) → %.0f s for 10,000 examples; decoder %.1f GFLOP/s per rank, %.0f%% of peak
                 """, r.method, r.k, r.method == "bsvi" ? " π=\(r.pi)" : "", r.batchSize, r.ranks, r.steps, r.dataSource,
+                r.cpuModel, r.kernelIsa, r.blasCore,
                 r.examplesPerS, r.msPerStep, r.gemmMsPerStep, r.elementwiseMsPerStep, r.bookkeepingMsPerStep, r.allreduceMsPerStep,
-                r.allreduceBytes, Double(r.usefulMultiplyAddsPerExample) / 1e6, r.gflops, r.gflopsPerRank, r.peakGflops,
-                100 * r.peakFraction, r.evalSamplesPerS, r.evalSamples, r.evalSecondsFor10000Examples))
+                r.allreduceBytes, Double(r.usefulMultiplyAddsPerExample) / 1e6, r.gflops, r.gflopsPerRank, r.fmaPeakGflops,
+                r.kernelIsa, 100 * r.peakFraction, r.blasGflops, r.evalSamplesPerS, r.evalSamples, r.evalSecondsFor10000Examples,
+                r.evalGflopsPerRank, 100 * r.evalPeakFraction))
         }
     }
 }

@@ -1,0 +1,30 @@
+import ArgumentParser
+import BSVI
+import Foundation
+
+struct CPUInfo: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cpu",
+        abstract: "Show the CPU, the kernel paths it can run, the one in use, and OpenBLAS's core.")
+
+    @Flag(help: "Print one JSON object.") var json = false
+    @Flag(help: "Also measure the FMA peak of each kernel path (about a second).") var peak = false
+
+    func run() throws {
+        let supported = KernelPath.supported
+        let peaks = peak ? supported.map { $0.fmaPeakGigaflops(seconds: 0.3) } : []
+        if json {
+            var object: [String: Any] = [
+                "cpu_model": KernelPath.cpuModel, "kernel_paths": supported.map(\.rawValue),
+                "kernel_isa": KernelPath.active.rawValue, "blas_core": OpenBLASCore.current,
+            ]
+            if peak { object["fma_peak_gflops"] = Dictionary(uniqueKeysWithValues: zip(supported.map(\.rawValue), peaks)) }
+            print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+            return
+        }
+        print("CPU             \(KernelPath.cpuModel)")
+        print("kernel paths    \(supported.map(\.rawValue).joined(separator: ", ")) (in use: \(KernelPath.active.rawValue); set BSVI_KERNELS to choose)")
+        print("OpenBLAS core   \(OpenBLASCore.current)")
+        for (path, rate) in zip(supported, peaks) { print(String(format: "FMA peak        %@ %.1f GFLOP/s per core", path.rawValue, rate)) }
+    }
+}

@@ -1,0 +1,71 @@
+import BSVI
+import BSVIStorage
+import Foundation
+import Testing
+
+/// The binary chooses its kernels and OpenBLAS's core at start-up, from the CPU it runs on.
+@Suite("Kernel path and OpenBLAS core at start-up")
+struct KernelSelectionTests {
+    static func cpuInfo(environment: [String: String] = [:]) throws -> [String: Any] {
+        let r = try runCommand(try binaryPath(), ["cpu", "--json"], environment: environment)
+        #expect(r.status == 0, "\(r.stderr)")
+        return try parseJSONLine(r.stdout)
+    }
+
+    @Test("BSVI_KERNELS picks each path the CPU has; unset picks the best")
+    func environmentPicksThePath() throws {
+        let info = try Self.cpuInfo()
+        let paths = try #require(info["kernel_paths"] as? [String])
+        #expect(paths.contains("portable"))
+        #expect(info["kernel_isa"] as? String == paths.last)
+        for path in paths { #expect(try Self.cpuInfo(environment: ["BSVI_KERNELS": path])["kernel_isa"] as? String == path) }
+    }
+
+    @Test("an unknown BSVI_KERNELS value is refused with exit 64 and a message naming the variable and the choices")
+    func unknownPathIsRefused() throws {
+        for command in [["cpu"], ["train", "--epochs", "1"]] {
+            let r = try runCommand(try binaryPath(), command, environment: ["BSVI_KERNELS": "avx1024"])
+            #expect(r.status == 64)
+            #expect(r.stderr.contains("BSVI_KERNELS=avx1024") && r.stderr.contains("avx512, avx2 or portable"), "\(r.stderr)")
+        }
+    }
+
+    @Test("OpenBLAS runs a core of the CPU's own tier (a fallback is corrected); a user's OPENBLAS_CORETYPE is kept")
+    func openBLASCore() throws {
+        let core = try #require(try Self.cpuInfo()["blas_core"] as? String)
+        if let best = OpenBLASCore.CPU.this.bestCore {
+            #expect(OpenBLASCore.tier(ofCore: core) == OpenBLASCore.tier(ofCore: best), "OpenBLAS runs \(core) on a CPU for \(best)")
+        }
+        #expect(try Self.cpuInfo(environment: ["OPENBLAS_CORETYPE": "Prescott"])["blas_core"] as? String == "Prescott")
+    }
+
+    @Test("under mpirun every rank corrects OpenBLAS the same way and the job runs")
+    func openBLASCoreUnderMPI() throws {
+        let r = try mpirunBSVI(ranks: 2, ["bench", "--steps", "2", "--warmup", "0", "--eval-examples", "0", "--json",
+                                          "--hidden", "16", "--latent", "4"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let report = try parseJSONLine(r.stdout)
+        let core = try #require(report["blas_core"] as? String)
+        if let best = OpenBLASCore.CPU.this.bestCore { #expect(OpenBLASCore.tier(ofCore: core) == OpenBLASCore.tier(ofCore: best)) }
+        #expect((report["peak_fraction"] as? Double).map { $0 > 0 && $0 <= 1 } == true)
+    }
+
+    @Test("training on the AVX2 and the AVX-512 path gives bit-identical parameters")
+    func vectorPathsTrainIdentically() throws {
+        try #require(KernelPath.avx512.isSupported, "needs a CPU with AVX-512")
+        let dir = try makeTemporaryDirectory(prefix: "paths")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try writeToyDataset(dir + "/toy.h5", width: 40)
+        var parameters: [[Float]] = []
+        for path in ["avx2", "avx512"] {
+            let run = dir + "/" + path
+            let r = try runCommand(try binaryPath(), ["train", "--data", dir + "/toy.h5", "--run-dir", run, "--batch-size", "16",
+                                                      "--epochs", "3", "--hidden", "24", "--latent", "5", "--k", "3",
+                                                      "--no-final-eval"], environment: ["BSVI_KERNELS": path])
+            #expect(r.status == 0, "\(r.stderr)")
+            parameters.append(try CheckpointFile.read(run + "/final.h5").parameters)
+        }
+        #expect(parameters[0].count > 0)
+        #expect(parameters[0].map(\.bitPattern) == parameters[1].map(\.bitPattern))
+    }
+}

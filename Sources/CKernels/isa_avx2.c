@@ -3,6 +3,7 @@
 // Every C element goes through the same operations in the same order as in the AVX-512
 // variant, so the two give identical bits.
 #include "kernel_table.h"
+#include <string.h>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -74,24 +75,21 @@ nn_block(const int R, const int V, const int kc, const float *a, const long lda,
     }
 }
 
+/// C[0..R)[strip] += Σ_p A(p, r)·B'[p][strip] over a packed panel of A (ap[p·R + r]) and a packed,
+/// already weighted strip of B (bp[p·16 + j]).
 static inline __attribute__((always_inline)) void
-tn_block(const int R, const int V, const int weighted, const int kc, const float *a, const long lda, const float *b,
-         const long ldb, const float *w, float *c, const long ldc, const __m256i m0, const __m256i m1) {
+tn_block(const int R, const int V, const int kc, const float *ap, const float *bp, float *c, const long ldc,
+         const __m256i m0, const __m256i m1) {
     __m256 acc0[MR], acc1[MR];
     for (int r = 0; r < R; r++) {
         acc0[r] = masked_load(c + r * ldc, m0);
         if (V == 2) acc1[r] = masked_load(c + r * ldc + 8, m1);
     }
     for (int p = 0; p < kc; p++) {
-        __m256 b0 = masked_load(b + p * ldb, m0);
-        __m256 b1 = V == 2 ? masked_load(b + p * ldb + 8, m1) : b0;
-        if (weighted) {
-            const __m256 wp = _mm256_broadcast_ss(w + p);
-            b0 = _mm256_mul_ps(b0, wp);
-            b1 = _mm256_mul_ps(b1, wp);
-        }
+        const __m256 b0 = _mm256_load_ps(bp + p * NR);
+        const __m256 b1 = V == 2 ? _mm256_load_ps(bp + p * NR + 8) : b0;
         for (int r = 0; r < R; r++) {
-            const __m256 x = _mm256_broadcast_ss(a + p * lda + r);
+            const __m256 x = _mm256_broadcast_ss(ap + p * R + r);
             acc0[r] = _mm256_fmadd_ps(x, b0, acc0[r]);
             if (V == 2) acc1[r] = _mm256_fmadd_ps(x, b1, acc1[r]);
         }
@@ -102,9 +100,11 @@ tn_block(const int R, const int V, const int weighted, const int kc, const float
     }
 }
 
-static void bias_gradient_strip(const int V, const int kc, const float *b, const long ldb, const float *w, float *g,
+/// Packs rows [0, kc) of a 16-column strip of B, times the row weights w (when given), into
+/// bp[p·16 + j] (zeros beyond the strip's width), adding them to the strip's bias gradient g.
+static void pack_weighted_strip(const int kc, const float *b, const long ldb, const float *w, float *bp, float *g,
                                 const __m256i m0, const __m256i m1) {
-    __m256 g0 = masked_load(g, m0), g1 = masked_load(g + 8, m1);
+    __m256 g0 = g ? masked_load(g, m0) : _mm256_setzero_ps(), g1 = g ? masked_load(g + 8, m1) : _mm256_setzero_ps();
     for (int p = 0; p < kc; p++) {
         __m256 b0 = masked_load(b + p * ldb, m0);
         __m256 b1 = masked_load(b + p * ldb + 8, m1);
@@ -113,11 +113,15 @@ static void bias_gradient_strip(const int V, const int kc, const float *b, const
             b0 = _mm256_mul_ps(b0, wp);
             b1 = _mm256_mul_ps(b1, wp);
         }
+        _mm256_store_ps(bp + p * NR, b0);
+        _mm256_store_ps(bp + p * NR + 8, b1);
         g0 = _mm256_add_ps(g0, b0);
-        if (V == 2) g1 = _mm256_add_ps(g1, b1);
+        g1 = _mm256_add_ps(g1, b1);
     }
-    _mm256_maskstore_ps(g, m0, g0);
-    if (V == 2) _mm256_maskstore_ps(g + 8, m1, g1);
+    if (g) {
+        _mm256_maskstore_ps(g, m0, g0);
+        _mm256_maskstore_ps(g + 8, m1, g1);
+    }
 }
 
 #define NN_CASE(R)                                                                                   \
@@ -133,17 +137,12 @@ static void nn_dispatch(int R, int V, int kc, const float *a, long lda, const fl
 
 #define TN_CASE(R)                                                                                   \
     case R:                                                                                          \
-        if (w) {                                                                                     \
-            if (V == 2) tn_block(R, 2, 1, kc, a, lda, b, ldb, w, c, ldc, m0, m1);                    \
-            else tn_block(R, 1, 1, kc, a, lda, b, ldb, w, c, ldc, m0, m1);                           \
-        } else {                                                                                     \
-            if (V == 2) tn_block(R, 2, 0, kc, a, lda, b, ldb, w, c, ldc, m0, m1);                    \
-            else tn_block(R, 1, 0, kc, a, lda, b, ldb, w, c, ldc, m0, m1);                           \
-        }                                                                                            \
+        if (V == 2) tn_block(R, 2, kc, ap, bp, c, ldc, m0, m1);                                      \
+        else tn_block(R, 1, kc, ap, bp, c, ldc, m0, m1);                                             \
         break;
 
-static void tn_dispatch(int R, int V, int kc, const float *a, long lda, const float *b, long ldb, const float *w,
-                        float *c, long ldc, __m256i m0, __m256i m1) {
+static void tn_dispatch(int R, int V, int kc, const float *ap, const float *bp, float *c, long ldc, __m256i m0,
+                        __m256i m1) {
     switch (R) { TN_CASE(1) TN_CASE(2) TN_CASE(3) TN_CASE(4) TN_CASE(5) TN_CASE(6) }
 }
 
@@ -175,19 +174,26 @@ static void sgemm_tn_accumulate(int m, int n, int rows, const float *a, int lda,
                                 int ldc, float *bias_gradient, const float *row_weights) {
     if (m <= 0 || n <= 0) return;
     const int blocks = (m + MR - 1) / MR;
+    float *ap = bsvi_scratch_or_abort(BSVI_SCRATCH_PACKED_A, (long)KC * m);
+    float *bp = bsvi_scratch_or_abort(BSVI_SCRATCH_PACKED_B, (long)KC * NR);
     for (int r0 = 0; r0 < rows; r0 += KC) {
         const int kc = rows - r0 < KC ? rows - r0 : KC;
-        const float *w = row_weights ? row_weights + r0 : 0;
+        int row = 0;
+        for (int blk = 0; blk < blocks; blk++) {
+            const int R = (m - row) / (blocks - blk);
+            for (int p = 0; p < kc; p++) memcpy(ap + (long)row * kc + p * R, a + (long)(r0 + p) * lda + row, sizeof(float) * R);
+            row += R;
+        }
         for (int j = 0; j < n; j += NR) {
             const int width = n - j < NR ? n - j : NR;
             const __m256i m0 = lane_mask8(width), m1 = lane_mask8(width - 8);
             const int V = width > 8 ? 2 : 1;
-            const float *bj = b + (long)r0 * ldb + j;
-            if (bias_gradient) bias_gradient_strip(V, kc, bj, ldb, w, bias_gradient + j, m0, m1);
-            int row = 0;
+            pack_weighted_strip(kc, b + (long)r0 * ldb + j, ldb, row_weights ? row_weights + r0 : 0, bp,
+                                bias_gradient ? bias_gradient + j : 0, m0, m1);
+            row = 0;
             for (int blk = 0; blk < blocks; blk++) {
                 const int R = (m - row) / (blocks - blk);
-                tn_dispatch(R, V, kc, a + (long)r0 * lda + row, lda, bj, ldb, w, c + (long)row * ldc + j, ldc, m0, m1);
+                tn_dispatch(R, V, kc, ap + (long)row * kc, bp, c + (long)row * ldc + j, ldc, m0, m1);
                 row += R;
             }
         }

@@ -1,6 +1,7 @@
 // The AVX-512 kernels: 16-lane vectors in one ZMM register, masked loads and stores for ragged
 // edges, and register-blocked products of up to 12 rows × 32 columns (24 accumulators).
 #include "kernel_table.h"
+#include <string.h>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -58,26 +59,21 @@ nn_block(const int R, const int V, const int kc, const float *a, const long lda,
     }
 }
 
-/// C[0..R)[strip] += Σ_p w_p·A(p, r)·B[p][strip] for p in [0, kc), A(p, r) = a[p·lda + r]
-/// (w_p = 1 without weights). The weighted B row is formed once and shared by the R rows.
+/// C[0..R)[strip] += Σ_p A(p, r)·B'[p][strip] over a packed panel of A (ap[p·R + r]) and a packed,
+/// already weighted strip of B (bp[p·32 + j]): both contiguous, so every load hits L1.
 static inline __attribute__((always_inline)) void
-tn_block(const int R, const int V, const int weighted, const int kc, const float *a, const long lda, const float *b,
-         const long ldb, const float *w, float *c, const long ldc, const __mmask16 m0, const __mmask16 m1) {
+tn_block(const int R, const int V, const int kc, const float *ap, const float *bp, float *c, const long ldc,
+         const __mmask16 m0, const __mmask16 m1) {
     __m512 acc0[MR], acc1[MR];
     for (int r = 0; r < R; r++) {
         acc0[r] = _mm512_maskz_loadu_ps(m0, c + r * ldc);
         if (V == 2) acc1[r] = _mm512_maskz_loadu_ps(m1, c + r * ldc + 16);
     }
     for (int p = 0; p < kc; p++) {
-        __m512 b0 = _mm512_maskz_loadu_ps(m0, b + p * ldb);
-        __m512 b1 = V == 2 ? _mm512_maskz_loadu_ps(m1, b + p * ldb + 16) : b0;
-        if (weighted) {
-            const __m512 wp = _mm512_set1_ps(w[p]);
-            b0 = _mm512_mul_ps(b0, wp);
-            b1 = _mm512_mul_ps(b1, wp);
-        }
+        const __m512 b0 = _mm512_load_ps(bp + p * NR);
+        const __m512 b1 = V == 2 ? _mm512_load_ps(bp + p * NR + 16) : b0;
         for (int r = 0; r < R; r++) {
-            const __m512 x = _mm512_set1_ps(a[p * lda + r]);
+            const __m512 x = _mm512_set1_ps(ap[p * R + r]);
             acc0[r] = _mm512_fmadd_ps(x, b0, acc0[r]);
             if (V == 2) acc1[r] = _mm512_fmadd_ps(x, b1, acc1[r]);
         }
@@ -88,10 +84,13 @@ tn_block(const int R, const int V, const int weighted, const int kc, const float
     }
 }
 
-/// bias_gradient[strip] += Σ_p w_p·B[p][strip], in the same operations as tn_block's weighted B.
-static void bias_gradient_strip(const int V, const int kc, const float *b, const long ldb, const float *w,
-                                float *g, const __mmask16 m0, const __mmask16 m1) {
-    __m512 g0 = _mm512_maskz_loadu_ps(m0, g), g1 = _mm512_maskz_loadu_ps(m1, g + 16);
+/// Packs rows [0, kc) of a 32-column strip of B, times the row weights w (when given), into
+/// bp[p·32 + j] (zeros beyond the strip's width), and adds the weighted rows to the strip's
+/// bias gradient g (when given) in row order.
+static void pack_weighted_strip(const int kc, const float *b, const long ldb, const float *w, float *bp, float *g,
+                                const __mmask16 m0, const __mmask16 m1) {
+    __m512 g0 = g ? _mm512_maskz_loadu_ps(m0, g) : _mm512_setzero_ps();
+    __m512 g1 = g ? _mm512_maskz_loadu_ps(m1, g + 16) : _mm512_setzero_ps();
     for (int p = 0; p < kc; p++) {
         __m512 b0 = _mm512_maskz_loadu_ps(m0, b + p * ldb);
         __m512 b1 = _mm512_maskz_loadu_ps(m1, b + p * ldb + 16);
@@ -100,11 +99,15 @@ static void bias_gradient_strip(const int V, const int kc, const float *b, const
             b0 = _mm512_mul_ps(b0, wp);
             b1 = _mm512_mul_ps(b1, wp);
         }
+        _mm512_store_ps(bp + p * NR, b0);
+        _mm512_store_ps(bp + p * NR + 16, b1);
         g0 = _mm512_add_ps(g0, b0);
-        if (V == 2) g1 = _mm512_add_ps(g1, b1);
+        g1 = _mm512_add_ps(g1, b1);
     }
-    _mm512_mask_storeu_ps(g, m0, g0);
-    if (V == 2) _mm512_mask_storeu_ps(g + 16, m1, g1);
+    if (g) {
+        _mm512_mask_storeu_ps(g, m0, g0);
+        _mm512_mask_storeu_ps(g + 16, m1, g1);
+    }
 }
 
 #define NN_CASE(R)                                                                                   \
@@ -123,17 +126,12 @@ static void nn_dispatch(int R, int V, int kc, const float *a, long lda, const fl
 
 #define TN_CASE(R)                                                                                   \
     case R:                                                                                          \
-        if (w) {                                                                                     \
-            if (V == 2) tn_block(R, 2, 1, kc, a, lda, b, ldb, w, c, ldc, m0, m1);                    \
-            else tn_block(R, 1, 1, kc, a, lda, b, ldb, w, c, ldc, m0, m1);                           \
-        } else {                                                                                     \
-            if (V == 2) tn_block(R, 2, 0, kc, a, lda, b, ldb, w, c, ldc, m0, m1);                    \
-            else tn_block(R, 1, 0, kc, a, lda, b, ldb, w, c, ldc, m0, m1);                           \
-        }                                                                                            \
+        if (V == 2) tn_block(R, 2, kc, ap, bp, c, ldc, m0, m1);                                      \
+        else tn_block(R, 1, kc, ap, bp, c, ldc, m0, m1);                                             \
         break;
 
-static void tn_dispatch(int R, int V, int kc, const float *a, long lda, const float *b, long ldb, const float *w,
-                        float *c, long ldc, __mmask16 m0, __mmask16 m1) {
+static void tn_dispatch(int R, int V, int kc, const float *ap, const float *bp, float *c, long ldc, __mmask16 m0,
+                        __mmask16 m1) {
     switch (R) {
         TN_CASE(1) TN_CASE(2) TN_CASE(3) TN_CASE(4) TN_CASE(5) TN_CASE(6)
         TN_CASE(7) TN_CASE(8) TN_CASE(9) TN_CASE(10) TN_CASE(11) TN_CASE(12)
@@ -169,19 +167,27 @@ static void sgemm_tn_accumulate(int m, int n, int rows, const float *a, int lda,
                                 int ldc, float *bias_gradient, const float *row_weights) {
     if (m <= 0 || n <= 0) return;
     const int blocks = (m + MR - 1) / MR;
+    float *ap = bsvi_scratch_or_abort(BSVI_SCRATCH_PACKED_A, (long)KC * m);
+    float *bp = bsvi_scratch_or_abort(BSVI_SCRATCH_PACKED_B, (long)KC * NR);
     for (int r0 = 0; r0 < rows; r0 += KC) {
         const int kc = rows - r0 < KC ? rows - r0 : KC;
-        const float *w = row_weights ? row_weights + r0 : 0;
+        // A's rows [r0, r0 + kc) as one panel per row block: panel of rows [row, row + R) at ap + row·kc.
+        int row = 0;
+        for (int blk = 0; blk < blocks; blk++) {
+            const int R = (m - row) / (blocks - blk);
+            for (int p = 0; p < kc; p++) memcpy(ap + (long)row * kc + p * R, a + (long)(r0 + p) * lda + row, sizeof(float) * R);
+            row += R;
+        }
         for (int j = 0; j < n; j += NR) {
             const int width = n - j < NR ? n - j : NR;
             const __mmask16 m0 = lane_mask(width), m1 = lane_mask(width > 16 ? width - 16 : 0);
             const int V = width > 16 ? 2 : 1;
-            const float *bj = b + (long)r0 * ldb + j;
-            if (bias_gradient) bias_gradient_strip(V, kc, bj, ldb, w, bias_gradient + j, m0, m1);
-            int row = 0;
+            pack_weighted_strip(kc, b + (long)r0 * ldb + j, ldb, row_weights ? row_weights + r0 : 0, bp,
+                                bias_gradient ? bias_gradient + j : 0, m0, m1);
+            row = 0;
             for (int blk = 0; blk < blocks; blk++) {
                 const int R = (m - row) / (blocks - blk);
-                tn_dispatch(R, V, kc, a + (long)r0 * lda + row, lda, bj, ldb, w, c + (long)row * ldc + j, ldc, m0, m1);
+                tn_dispatch(R, V, kc, ap + (long)row * kc, bp, c + (long)row * ldc + j, ldc, m0, m1);
                 row += R;
             }
         }

@@ -1,5 +1,6 @@
 // The active kernel table and the public entry points that call through it.
 #include "kernel_table.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 #if defined(__x86_64__)
@@ -67,6 +68,27 @@ void bsvi_flush_denormals_on_this_thread(void) {
 #if defined(__x86_64__)
     _mm_setcsr(_mm_getcsr() | FLUSH_DENORMALS);
 #endif
+}
+
+float *bsvi_scratch(int slot, long count) {
+    static _Thread_local float *buffers[BSVI_SCRATCH_SLOTS];
+    static _Thread_local long capacity[BSVI_SCRATCH_SLOTS];
+    if (count > capacity[slot]) {
+        free(buffers[slot]);
+        const long rounded = (count + 4095) & ~4095L;
+        buffers[slot] = bsvi_allocate_floats(rounded);
+        capacity[slot] = buffers[slot] ? rounded : 0;
+    }
+    return buffers[slot];
+}
+
+float *bsvi_scratch_or_abort(int slot, long count) {
+    float *p = bsvi_scratch(slot, count);
+    if (!p) {
+        fprintf(stderr, "bsvi-dist: out of memory allocating a %ld-float scratch buffer for a matrix product\n", count);
+        abort();
+    }
+    return p;
 }
 
 double bsvi_seconds_now(void) {

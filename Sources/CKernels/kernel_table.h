@@ -46,4 +46,11 @@ extern const bsvi_kernel_table bsvi_kernels_avx512;
 /// Monotonic wall time in seconds (for the FMA peak loops).
 double bsvi_seconds_now(void);
 
+/// A 64-byte-aligned scratch buffer of at least `count` floats, one per (thread, slot), kept and
+/// grown as needed (the products pack their operands into it). NULL when out of memory.
+float *bsvi_scratch(int slot, long count);
+enum { BSVI_SCRATCH_PACKED_A = 0, BSVI_SCRATCH_PACKED_B = 1, BSVI_SCRATCH_SLOTS = 2 };
+/// bsvi_scratch, or a message on standard error and abort() when memory is exhausted.
+float *bsvi_scratch_or_abort(int slot, long count);
+
 #endif

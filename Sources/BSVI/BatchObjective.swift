@@ -33,6 +33,10 @@ public final class BatchObjective {
     public let settings: ObjectiveSettings
     public let batchCapacity: Int
     public let encoder: MLPWorkspace
+    /// The encoder's Wᵀ above its input layer, taken on entry to every batch: back-propagation
+    /// then runs on the kernel path's own products, so a step never calls BLAS on the vector
+    /// paths (and AVX2 and AVX-512 give the same bits whatever OpenBLAS core a machine has).
+    private let encoderTransposed: TransposedKernels
     public let latents: LatentWorkspace
     public let refiner: SVIRefiner
     /// The current proposal λ (b × 2d) and the ELBO gradient of the current SVI step.
@@ -52,6 +56,7 @@ public final class BatchObjective {
         let d = model.shape.latentDim
         let rows = batchCapacity * settings.rowsPerExample
         encoder = MLPWorkspace(mlp: model.encoder, capacity: batchCapacity)
+        encoderTransposed = TransposedKernels(mlp: model.encoder, firstLayer: 1)
         latents = LatentWorkspace(model: model, capacity: rows)
         refiner = SVIRefiner(settings: settings.refinement, batchCapacity: batchCapacity, latentDim: d)
         let l = FloatBuffer(count: batchCapacity * 2 * d)
@@ -74,6 +79,7 @@ public final class BatchObjective {
         precondition(b <= batchCapacity && exampleIDs.count == b && x.cols == model.shape.inputDim,
                      "batch shape does not match the objective's workspace")
         latents.useParameters(params)
+        encoderTransposed.update(from: params)
         encoder.forward(x, rows: 0..<b, params: params)
         let lam = lambda.rows(0..<b)
         lam.copy(from: encoder.output.rows(0..<b))
@@ -85,7 +91,7 @@ public final class BatchObjective {
             stats = refinedObjective(x: x, ids: exampleIDs, noise: noise, params: params, grads: grads)
         }
         encoder.outputDelta.rows(0..<b).copy(from: encoderGradient.rows(0..<b))
-        encoder.backward(rows: 0..<b, params: params, inputGradient: nil)
+        encoder.backward(rows: 0..<b, params: params, inputGradient: nil, transposed: encoderTransposed)
         encoder.accumulateWeightGradients(input: x, rows: 0..<b, grads: grads)
         stats.examples = b
         return stats

@@ -106,7 +106,7 @@ public final class MLPWorkspace {
                          transposed: TransposedKernels? = nil) {
         let t = transposed.flatMap { $0.holds(params) ? $0 : nil }
         func propagate(_ l: Int, into below: Matrix) {
-            if let t {
+            if let t, l >= t.firstLayer {
                 multiply(deltas[l].rows(rows), t.kernel(l), into: below)
             } else {
                 gemm(deltas[l].rows(rows), mlp.kernel(l, in: params), transposeB: true, into: below)
@@ -149,26 +149,31 @@ public final class MLPWorkspace {
 /// each of the k SVI steps.
 public final class TransposedKernels {
     public let mlp: MLP
-    private let buffers: [FloatBuffer]
+    /// The first layer transposed: 1 when nothing is back-propagated to the MLP's input (the
+    /// encoder), so its largest kernel is never copied.
+    public let firstLayer: Int
+    private let buffers: [FloatBuffer?]
     /// The parameter buffer the transposes were taken from (identity, not contents). Weak, so a
     /// new buffer allocated at a freed one's address can never pass for it.
     private weak var source: FloatBuffer?
 
-    public init(mlp: MLP) {
+    public init(mlp: MLP, firstLayer: Int = 0) {
+        precondition(firstLayer >= 0 && firstLayer < mlp.layerCount)
         self.mlp = mlp
-        buffers = (0..<mlp.layerCount).map { FloatBuffer(count: mlp.sizes[$0] * mlp.sizes[$0 + 1]) }
+        self.firstLayer = firstLayer
+        buffers = (0..<mlp.layerCount).map { $0 >= firstLayer ? FloatBuffer(count: mlp.sizes[$0] * mlp.sizes[$0 + 1]) : nil }
     }
 
     /// Whether these are the transposes of `params` (as of the last `update`).
     public func holds(_ params: FloatBuffer) -> Bool { source === params }
 
-    /// Layer l's Wᵀ: sizes[l+1] × sizes[l].
-    public func kernel(_ l: Int) -> Matrix { buffers[l].matrix(rows: mlp.sizes[l + 1], cols: mlp.sizes[l]) }
+    /// Layer l's Wᵀ: sizes[l+1] × sizes[l], for l ≥ firstLayer.
+    public func kernel(_ l: Int) -> Matrix { buffers[l]!.matrix(rows: mlp.sizes[l + 1], cols: mlp.sizes[l]) }
 
     public func update(from params: FloatBuffer) {
-        for l in 0..<mlp.layerCount {
+        for l in firstLayer..<mlp.layerCount {
             let w = mlp.kernel(l, in: params)
-            bsvi_transpose(Int32(w.rows), Int32(w.cols), w.base, Int32(w.cols), buffers[l].base, Int32(w.rows))
+            bsvi_transpose(Int32(w.rows), Int32(w.cols), w.base, Int32(w.cols), buffers[l]!.base, Int32(w.rows))
         }
         source = params
     }

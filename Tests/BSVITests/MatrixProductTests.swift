@@ -145,6 +145,11 @@ struct MatrixProductTests {
         let viaTranspose = run(fresh)
         let worst = zip(reference, viaTranspose).map { abs($0 - $1) }.max() ?? .nan
         #expect(worst < 1e-5, "largest difference \(worst)")
+        // Transposes from layer 1 up (the encoder's: nothing goes back to its input); layer 0 falls back to BLAS.
+        let upper = TransposedKernels(mlp: mlp, firstLayer: 1)
+        onPath(path) { upper.update(from: params) }
+        let worstUpper = zip(reference, run(upper)).map { abs($0 - $1) }.max() ?? .nan
+        #expect(worstUpper < 1e-5, "largest difference \(worstUpper) with transposes from layer 1")
         let stale = TransposedKernels(mlp: mlp)
         stale.update(from: other)
         #expect(run(stale) == reference, "kernels of another buffer were used")

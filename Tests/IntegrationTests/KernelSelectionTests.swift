@@ -69,3 +69,48 @@ struct KernelSelectionTests {
         #expect(parameters[0].map(\.bitPattern) == parameters[1].map(\.bitPattern))
     }
 }
+
+/// The same binary on older and other CPUs, emulated by qemu-user (Debian's qemu-user): nothing
+/// in it was compiled for the machine that built it.
+@Suite("One binary on every x86-64 CPU (qemu-user)")
+struct EmulatedCPUTests {
+    static let qemu = "/usr/bin/qemu-x86_64"
+
+    static func run(cpu: String?, _ arguments: [String], environment: [String: String] = [:]) throws -> CommandResult {
+        if let cpu { return try runCommand(qemu, ["-cpu", cpu, try binaryPath()] + arguments, environment: environment) }
+        return try runCommand(try binaryPath(), arguments, environment: environment)
+    }
+
+    static func train(cpu: String?, data: String, runDir: String, environment: [String: String] = [:]) throws -> [Float] {
+        let r = try run(cpu: cpu, ["train", "--data", data, "--run-dir", runDir, "--batch-size", "16", "--epochs", "2",
+                                   "--hidden", "24", "--latent", "5", "--k", "3", "--no-final-eval"], environment: environment)
+        #expect(r.status == 0 && !r.signaled, "\(r.stderr.suffix(400))")
+        return try CheckpointFile.read(runDir + "/final.h5").parameters
+    }
+
+    @Test("a CPU without AVX (Westmere) runs the portable kernels and trains; an AVX2-only CPU (Haswell) runs the AVX2 kernels")
+    func olderCPUs() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.qemu), "qemu-user is not installed")
+        let westmere = try parseJSONLine(try Self.run(cpu: "Westmere", ["cpu", "--json"]).stdout)
+        #expect(westmere["kernel_isa"] as? String == "portable")
+        #expect((westmere["kernel_paths"] as? [String]) == ["portable"])
+        let haswell = try parseJSONLine(try Self.run(cpu: "Haswell", ["cpu", "--json"]).stdout)
+        #expect(haswell["kernel_isa"] as? String == "avx2")
+        // Forcing a path the emulated CPU lacks is refused, not a SIGILL.
+        let refused = try Self.run(cpu: "Westmere", ["cpu"], environment: ["BSVI_KERNELS": "avx2"])
+        #expect(refused.status == 64 && !refused.signaled && refused.stderr.contains("cannot run the avx2 kernels"), "\(refused.stderr)")
+
+        let dir = try makeTemporaryDirectory(prefix: "qemu")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try writeToyDataset(dir + "/toy.h5", width: 40)
+        let portable = try Self.train(cpu: "Westmere", data: dir + "/toy.h5", runDir: dir + "/westmere")
+        #expect(portable.allSatisfy(\.isFinite) && portable.count > 0)
+        // A training step never calls BLAS on the vector paths, so an emulated Haswell (AVX2, its own
+        // OpenBLAS core) trains bit for bit like this machine's widest path.
+        if KernelPath.best != .portable {
+            let emulated = try Self.train(cpu: "Haswell", data: dir + "/toy.h5", runDir: dir + "/haswell")
+            let native = try Self.train(cpu: nil, data: dir + "/toy.h5", runDir: dir + "/native")
+            #expect(emulated.map(\.bitPattern) == native.map(\.bitPattern))
+        }
+    }
+}

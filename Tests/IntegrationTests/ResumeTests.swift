@@ -25,7 +25,7 @@ struct ResumeTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let data = dir + "/toy.h5"
         try writeToyDataset(data)
-        let perEpoch = CheckpointRun.stepsPerEpoch(ranks: split.ranks)
+        let perEpoch = CheckpointRun.stepsPerEpoch()
         let total = 2 * perEpoch
         let stop = split.stopStep(perEpoch)
         try #require(stop > 0 && stop < total)
@@ -71,7 +71,7 @@ struct ResumeTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let data = dir + "/toy.h5"
         try writeToyDataset(data)
-        let perEpoch = CheckpointRun.stepsPerEpoch(ranks: 1)
+        let perEpoch = CheckpointRun.stepsPerEpoch()
         let epochs = 2
         let every = perEpoch / 2 - 1
         try #require(every > 1 && perEpoch % every != 0)

@@ -86,8 +86,9 @@ public final class Trainer {
         if comm.isRoot {
             let perRank = config.batchSize % comm.size == 0 ? "\(b)" : "\(config.batchSize / comm.size)–\(config.batchSize / comm.size + 1)"
             say("bsvi-dist: \(config.method.rawValue) k=\(config.k)\(config.method == .bsvi ? " pi=\(config.pi.rawValue)" : "") on \(comm.size) rank(s), "
-                + "\(trainRows) training rows in one global order (\(plan.droppedRowsPerEpoch) left out per epoch: the partial last batch), "
-                + "batch \(config.batchSize) (\(perRank) per rank), \(stepsPerEpoch) steps/epoch, \(totalSteps) steps in total")
+                + "\(trainRows) training rows in one global order"
+                + (plan.droppedRowsPerEpoch > 0 ? " (the last \(plan.droppedRowsPerEpoch) of each epoch, a partial batch, are left out)" : "")
+                + ", batch \(config.batchSize) (\(perRank) per rank), \(stepsPerEpoch) steps/epoch, \(totalSteps) steps in total")
         }
 
         let runStart = Date()

@@ -51,7 +51,7 @@ public enum Benchmark {
     public static func run(config: TrainingConfiguration, steps: Int, warmup: Int, evalSamples: Int, evalExamples: Int,
                            comm: Communicator) throws -> BenchmarkReport {
         try ShardPlan.checkBatchSplits(config.batchSize, across: comm.size)
-        let b = ShardPlan(totalRows: 0, worldSize: comm.size, rank: comm.rank, globalBatch: config.batchSize).localBatch
+        let b = ShardPlan.balancedPart(of: config.batchSize, parts: comm.size, index: comm.rank).count
         // Real rows when the default dataset exists, else random binary rows of MNIST's shape.
         var width = 784
         var source = "random binary rows (784 pixels)"

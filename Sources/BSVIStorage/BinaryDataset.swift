@@ -7,8 +7,8 @@ public enum DataSplit: String, CaseIterable, Codable, Sendable {
 }
 
 /// A read-only binarized dataset: `/train`, `/valid`, `/test`, each uint8 [N, D] of 0/1.
-/// Any contiguous row range of a split can be read (an HDF5 hyperslab), so each rank reads
-/// only its own shard. Every read validates the values.
+/// A contiguous row range (an HDF5 hyperslab) or any set of rows (chunk by chunk) can be read,
+/// so each rank reads only the rows it trains on. Every read validates the values.
 public final class BinaryDataset {
     public let path: String
     private let file: HDF5File
@@ -55,22 +55,101 @@ public final class BinaryDataset {
         var bytes = [UInt8](repeating: 0, count: rows.count * width)
         try bytes.withUnsafeMutableBufferPointer {
             try file.readUInt8Rows(name, rows: rows, width: width, into: $0.baseAddress!)
+            try checkBinary($0.baseAddress!, rows: rows.count, width: width, split: split) { rows.lowerBound + $0 }
         }
-        var bad = 0
-        var firstBadRow = -1
-        for i in 0..<bytes.count {
-            let v = bytes[i]
-            if v > 1 {
-                bad += 1
-                if firstBadRow < 0 { firstBadRow = rows.lowerBound + i / width }
+        for i in 0..<bytes.count { out.base[i] = Float(bytes[i]) }
+    }
+
+    /// What a chunk-wise read cost (the I/O figures of docs/distributed.md).
+    public struct ReadStatistics: Equatable, Sendable {
+        public var rows = 0
+        /// Blocks (chunks) read, each once.
+        public var blocks = 0
+        /// Bytes HDF5 read and verified: whole blocks, not only the rows kept.
+        public var bytesRead = 0
+        public init() {}
+    }
+
+    /// Reads the rows `rows` (strictly ascending) of `split` into `out` as their stored bytes:
+    /// row `rows[i]` lands at `out + i·width`. The split is read block by block — a block is one
+    /// HDF5 chunk, the unit HDF5 reads and checksums anyway — each block at most once and only if
+    /// it holds a wanted row, through one block-sized buffer: memory is the output plus one
+    /// chunk, however the rows are spread. Values other than 0/1 are rejected as by
+    /// `readRows(_:rows:into:)`.
+    @discardableResult
+    public func readRows(_ split: DataSplit, ascending rows: [Int], into out: UnsafeMutablePointer<UInt8>) throws -> ReadStatistics {
+        let (n, width) = try shape(of: split)
+        let reader = try HDF5RowReader(file: file, name: "/" + split.rawValue, chunkCacheBytes: 0)
+        let blockRows = Self.blockRows(reader)
+        let block = UnsafeMutablePointer<UInt8>.allocate(capacity: blockRows * width)
+        defer { block.deallocate() }
+        var stats = ReadStatistics()
+        var loaded = -1
+        var previous = -1
+        for (i, row) in rows.enumerated() {
+            precondition(row > previous, "rows must be strictly ascending")
+            previous = row
+            guard row < n else {
+                throw StorageError(file: path, object: "/" + split.rawValue, problem: "row \(row) is outside the split's \(n) rows")
             }
-            out.base[i] = Float(v)
+            if row / blockRows != loaded {
+                loaded = row / blockRows
+                let range = (loaded * blockRows)..<min(n, (loaded + 1) * blockRows)
+                try reader.read(range, into: block)
+                stats.blocks += 1
+                stats.bytesRead += range.count * width
+            }
+            (out + i * width).update(from: block + (row - loaded * blockRows) * width, count: width)
         }
-        if bad > 0 {
-            throw StorageError(file: path, object: name,
-                               problem: "\(bad) values are not 0/1 (first in row \(firstBadRow))",
-                               fix: "binarize the data, e.g. with `bsvi-dist prepare-data`")
+        stats.rows = rows.count
+        try checkBinary(out, rows: rows.count, width: width, split: split) { rows[$0] }
+        return stats
+    }
+
+    /// Checks that rows `rows` of `split` hold only 0/1, reading them block by block through one
+    /// block-sized buffer (nothing is kept).
+    public func validateRows(_ split: DataSplit, rows: Range<Int>) throws {
+        let (n, width) = try shape(of: split)
+        let reader = try HDF5RowReader(file: file, name: "/" + split.rawValue, chunkCacheBytes: 0)
+        guard rows.lowerBound >= 0 && rows.upperBound <= n else {
+            throw StorageError(file: path, object: "/" + split.rawValue,
+                               problem: "rows \(rows.lowerBound)..<\(rows.upperBound) are outside the split's \(n) rows")
         }
+        let blockRows = Self.blockRows(reader)
+        let block = UnsafeMutablePointer<UInt8>.allocate(capacity: blockRows * width)
+        defer { block.deallocate() }
+        var start = rows.lowerBound
+        while start < rows.upperBound {
+            // Block-aligned pieces, so every chunk is read once.
+            let end = min(rows.upperBound, (start / blockRows + 1) * blockRows)
+            try reader.read(start..<end, into: block)
+            try checkBinary(block, rows: end - start, width: width, split: split) { [start] in start + $0 }
+            start = end
+        }
+    }
+
+    /// Rows per block of a chunk-wise read: one chunk of a chunked split; about 1 MiB of rows of
+    /// a contiguous one.
+    static func blockRows(_ reader: HDF5RowReader) -> Int {
+        reader.chunkRows ?? max(1, (1 << 20) / max(reader.width, 1))
+    }
+
+    /// Throws, naming the count and the first offending row, if any of `rows` × `width` bytes is
+    /// not 0 or 1; `rowID` maps a row of the buffer to its row in the split.
+    func checkBinary(_ bytes: UnsafePointer<UInt8>, rows: Int, width: Int, split: DataSplit, rowID: (Int) -> Int) throws {
+        // A value above 1 has a bit other than bit 0 set: one OR over the buffer finds it.
+        var any: UInt8 = 0
+        for i in 0..<(rows * width) { any |= bytes[i] }
+        guard any & 0xFE != 0 else { return }
+        var bad = 0
+        var firstBad = -1
+        for i in 0..<(rows * width) where bytes[i] > 1 {
+            bad += 1
+            if firstBad < 0 { firstBad = i }
+        }
+        throw StorageError(file: path, object: "/" + split.rawValue,
+                           problem: "\(bad) values are not 0/1 (first in row \(rowID(firstBad / width)))",
+                           fix: "binarize the data, e.g. with `bsvi-dist prepare-data`")
     }
 
     /// Reads rows of a split (all by default) into a new buffer of rows × width Float32s; keep
@@ -103,8 +182,9 @@ public enum BinaryDatasetWriter {
         }
     }
 
-    /// Rows per chunk: each chunk carries a Fletcher32 checksum, so a rank reading its shard
-    /// verifies every byte it reads, at most one chunk beyond its rows at each end.
+    /// Rows per chunk: each chunk carries a Fletcher32 checksum, verified whenever it is read. A
+    /// chunk is also the unit of every read, so 1000 rows (784 KB at 784 pixels) keeps a
+    /// chunk-wise reader's buffer small while each read is large enough to be efficient.
     public static let chunkRows = 1000
 
     public static func write(to path: String, splits: [Split], imageHeight: Int, imageWidth: Int, source: String,

@@ -225,20 +225,9 @@ public final class HDF5File {
 
     /// Reads rows `rows` of a 2-D uint8 dataset of width `width` via a hyperslab selection.
     public func readUInt8Rows(_ name: String, rows: Range<Int>, width: Int, into out: UnsafeMutablePointer<UInt8>) throws {
-        let d = try openDataset(name)
-        defer { H5Dclose(d) }
-        let fileSpace = H5Dget_space(d)
-        defer { H5Sclose(fileSpace) }
-        var start: [hsize_t] = [hsize_t(rows.lowerBound), 0]
-        var count: [hsize_t] = [hsize_t(rows.count), hsize_t(width)]
-        guard H5Sselect_hyperslab(fileSpace, H5S_SELECT_SET, &start, nil, &count, nil) >= 0 else {
-            throw fail(name, "cannot select rows \(rows.lowerBound)..<\(rows.upperBound)")
-        }
-        let memSpace = H5Screate_simple(2, &count, nil)
-        defer { H5Sclose(memSpace) }
-        guard H5Dread(d, bsvi_h5t_native_uint8(), memSpace, fileSpace, bsvi_h5p_default(), out) >= 0 else {
-            throw fail(name, "reading rows \(rows.lowerBound)..<\(rows.upperBound) failed (truncated or corrupt file)")
-        }
+        let reader = try HDF5RowReader(file: self, name: name)
+        precondition(reader.width == width, "row width mismatch")
+        try reader.read(rows, into: out)
     }
 
     /// Writes a dataset. `checksummed` stores it chunked (whole dataset, or `chunkRows` rows per

@@ -64,7 +64,7 @@ public enum Benchmark {
     public static func run(config: TrainingConfiguration, steps: Int, warmup: Int, evalSamples: Int, evalExamples: Int,
                            comm: Communicator) throws -> BenchmarkReport {
         try ShardPlan.checkBatchSplits(config.batchSize, across: comm.size)
-        let b = config.batchSize / comm.size
+        let b = ShardPlan.balancedPart(of: config.batchSize, parts: comm.size, index: comm.rank).count
         // Real rows when the default dataset exists, else random binary rows of MNIST's shape.
         var width = 784
         var source = "random binary rows (784 pixels)"

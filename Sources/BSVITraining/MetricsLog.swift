@@ -1,25 +1,42 @@
 import Foundation
 
-/// <run-dir>/metrics.csv, appended by rank 0: one `train` row per epoch and one `eval` row per
-/// evaluation. Resumed runs append to the same file.
+/// <run-dir>/metrics.csv, appended by rank 0: one `train` row per epoch, one `eval` row per
+/// evaluation and one `resume` row each time a run continues from a checkpoint. Every row
+/// names the number of ranks that produced it (`ranks`), so a run continued on another
+/// allocation shows where its world size changed. Resumed runs append to the same file.
 public final class MetricsLog {
-    public static let header = "kind,epoch,step,split,examples,samples,bound,log_likelihood,elbo,elbo_refined,amortization_gap,examples_per_s,skipped_steps,wall_seconds,resident_mib"
+    public static let header = "kind,epoch,step,split,examples,samples,bound,log_likelihood,elbo,elbo_refined,amortization_gap,examples_per_s,skipped_steps,wall_seconds,resident_mib,ranks"
+    /// The header before the `ranks` column; such files gain the column (empty in old rows) when a run resumes into them.
+    static let headerWithoutRanks = "kind,epoch,step,split,examples,samples,bound,log_likelihood,elbo,elbo_refined,amortization_gap,examples_per_s,skipped_steps,wall_seconds,resident_mib"
     public let path: String
+    let worldSize: Int
 
-    public init(path: String) throws {
+    public init(path: String, worldSize: Int) throws {
         self.path = path
-        if !FileManager.default.fileExists(atPath: path) {
-            guard FileManager.default.createFile(atPath: path, contents: Data((Self.header + "\n").utf8)) else {
-                throw TrainingError.invalidConfiguration(flag: "--run-dir", problem: "cannot create \(path); check that the folder is writable")
-            }
+        self.worldSize = worldSize
+        func cannotWrite() -> TrainingError {
+            .invalidConfiguration(flag: "--run-dir", problem: "cannot create \(path); check that the folder is writable")
         }
+        if !FileManager.default.fileExists(atPath: path) {
+            guard FileManager.default.createFile(atPath: path, contents: Data((Self.header + "\n").utf8)) else { throw cannotWrite() }
+        } else if let text = try? String(contentsOfFile: path, encoding: .utf8), text.hasPrefix(Self.headerWithoutRanks + "\n") {
+            let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+            let migrated = [Self.header] + lines.dropFirst().map { $0.isEmpty ? "" : $0 + "," }
+            do { try migrated.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8) } catch { throw cannotWrite() }
+        }
+    }
+
+    /// Data rows (not the header) in a metrics.csv; 0 if there is no such file.
+    public static func recordCount(atPath path: String) -> Int {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return 0 }
+        return max(0, text.split(separator: "\n").count - 1)
     }
 
     private func append(_ fields: [String]) {
         guard let h = FileHandle(forWritingAtPath: path) else { return }
         defer { try? h.close() }
         h.seekToEndOfFile()
-        h.write(Data((fields.joined(separator: ",") + "\n").utf8))
+        h.write(Data(((fields + ["\(worldSize)"]).joined(separator: ",") + "\n").utf8))
     }
 
     private static func f(_ x: Double) -> String { String(format: "%.6f", x) }
@@ -39,5 +56,12 @@ public final class MetricsLog {
                 Self.f(r.elbo), Self.f(r.elboRefined), Self.f(r.amortizationGap),
                 String(format: "%.1f", Double(r.examples) / max(r.seconds, 1e-9)), "\(skippedSteps)", String(format: "%.3f", wallSeconds),
                 Self.residentField()])
+    }
+
+    /// A run continues at `step` (the epoch it belongs to) on this log's world size; the
+    /// checkpoint was written by `previousWorldSize` ranks (in `split`, e.g. "from 4 ranks").
+    public func recordResume(epoch: Int, step: Int, skippedSteps: Int, previousWorldSize: Int) {
+        append(["resume", "\(epoch)", "\(step)", "from \(previousWorldSize) ranks", "", "", "", "", "", "", "", "", "\(skippedSteps)",
+                "0.000", Self.residentField()])
     }
 }

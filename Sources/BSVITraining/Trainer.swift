@@ -49,9 +49,11 @@ public final class Trainer {
         let (trainRows, width) = try dataset.shape(of: .train)
         let plan = ShardPlan(totalRows: trainRows, worldSize: comm.size, rank: comm.rank, globalBatch: config.batchSize)
         try plan.validate(dataPath: config.dataPath)
-        // Each rank holds only its own shard of /train, read (and validated) before anything is written.
-        let shard = FloatBuffer(count: plan.shardSize * width)
-        try dataset.readRows(.train, rows: plan.shardRows, into: shard.matrix(rows: plan.shardSize, cols: width))
+        // Each rank checks a contiguous 1/P of /train now, so a bad value stops the run before
+        // anything is written, whichever epoch would first use it.
+        try dataset.validateRows(.train, rows: ShardPlan.evaluationRows(count: trainRows, worldSize: comm.size, rank: comm.rank))
+        // The rows this rank trains on, read epoch by epoch (≈ N/P rows held, not N).
+        let epochRows = EpochRows(plan: plan, width: width)
         // The evaluation splits are checked now, not after hours of training.
         if config.evalEvery > 0 { try checkEvaluationSplit(.valid, of: dataset, width: width) }
         if !config.skipFinalEval { try checkEvaluationSplit(.test, of: dataset, width: width) }
@@ -67,7 +69,10 @@ public final class Trainer {
         var step = start.step
         var skippedTotal = start.skippedSteps
 
-        let metrics = comm.isRoot ? try MetricsLog(path: (runDir as NSString).appendingPathComponent("metrics.csv")) : nil
+        let metrics = comm.isRoot ? try MetricsLog(path: (runDir as NSString).appendingPathComponent("metrics.csv"), worldSize: comm.size) : nil
+        if let resumed = start.resumedFromWorldSize {
+            metrics?.recordResume(epoch: step / plan.stepsPerEpoch, step: step, skippedSteps: skippedTotal, previousWorldSize: resumed)
+        }
 
         let b = plan.localBatch
         let xBuffer = FloatBuffer(count: b * width)
@@ -79,16 +84,16 @@ public final class Trainer {
         let totalSteps = min(config.epochs > 0 ? config.epochs * stepsPerEpoch : Int.max,
                              config.maxSteps > 0 ? config.maxSteps : Int.max)
         if comm.isRoot {
+            let perRank = config.batchSize % comm.size == 0 ? "\(b)" : "\(config.batchSize / comm.size)–\(config.batchSize / comm.size + 1)"
             say("bsvi-dist: \(config.method.rawValue) k=\(config.k)\(config.method == .bsvi ? " pi=\(config.pi.rawValue)" : "") on \(comm.size) rank(s), "
-                + "\(trainRows) training rows (\(plan.shardSize) per rank, \(plan.unusedTailRows) tail rows unused), "
-                + "batch \(config.batchSize) (\(b) per rank), \(stepsPerEpoch) steps/epoch, \(totalSteps) steps in total")
+                + "\(trainRows) training rows in one global order"
+                + (plan.droppedRowsPerEpoch > 0 ? " (the last \(plan.droppedRowsPerEpoch) of each epoch, a partial batch, are left out)" : "")
+                + ", batch \(config.batchSize) (\(perRank) per rank), \(stepsPerEpoch) steps/epoch, \(totalSteps) steps in total")
         }
 
         let runStart = Date()
         var epochStart = Date()
         var epochSums = (bound: 0.0, elbo: 0.0, elboK: 0.0, examples: 0.0)
-        var order: [Int] = []
-        var orderEpoch = -1
         var badStreak = 0
         var gradientDumped = false
         var trainingSeconds = 0.0, trainedExamples = 0
@@ -139,17 +144,12 @@ public final class Trainer {
 
         while step < totalSteps {
             let epoch = step / stepsPerEpoch, t = step % stepsPerEpoch
-            if orderEpoch != epoch {
-                order = plan.epochOrder(seed: config.seed, epoch: epoch)
-                orderEpoch = epoch
+            if epochRows.epoch != epoch {
                 epochStart = Date()
                 epochSums = (0, 0, 0, 0)
+                try epochRows.load(epoch: epoch, seed: config.seed, from: dataset)
             }
-            for i in 0..<b {
-                let local = order[t * b + i]
-                ids[i] = plan.shardRows.lowerBound + local
-                x.row(i).update(from: shard.base + local * width, count: width)
-            }
+            epochRows.fill(step: t, x: x, exampleIDs: &ids)
             let noise = NoiseSource(seed: config.seed, purpose: .trainingNoise, context: UInt64(epoch))
             let stepStart = Date()
             let result = trainingStep.run(x: x, exampleIDs: ids, noise: noise, params: params, comm: comm,
@@ -231,7 +231,7 @@ public final class Trainer {
             try CheckpointFile.write(saved, to: finalPath)
             try writeSummary(step: step, epoch: finalEpoch, checksums: checksums, finalEval: finalEval,
                              seconds: Date().timeIntervalSince(runStart), trainingSeconds: trainingSeconds,
-                             trainedExamples: trainedExamples)
+                             trainedExamples: trainedExamples, epochRows: epochRows)
             say("done: \(step) steps; final checkpoint \(finalPath)")
         }
         return .finished(step: step)
@@ -240,9 +240,11 @@ public final class Trainer {
     /// Where the run starts: rank 0 creates the run folder and builds the initial parameters from
     /// the seed or loads --resume; every rank then receives parameters, Adam's moments and the
     /// step counters. A problem rank 0 meets is broadcast so that every rank stops together.
+    /// `resumedFromWorldSize` (rank 0 only) is the world size that wrote the checkpoint resumed from.
     func establishInitialState(model: VAEModel, params: FloatBuffer, adam: Adam, store: CheckpointStore) throws
-        -> (step: Int, skippedSteps: Int, history: [MetricRecord]) {
+        -> (step: Int, skippedSteps: Int, history: [MetricRecord], resumedFromWorldSize: Int?) {
         var history: [MetricRecord] = []
+        var resumedFromWorldSize: Int? = nil
         var step = 0
         var skippedTotal = 0
         var startError = ""
@@ -250,8 +252,13 @@ public final class Trainer {
             do {
                 try FileManager.default.createDirectory(atPath: config.runDirectory, withIntermediateDirectories: true)
                 store.removeStaleTemporaryFiles()
-                if let resume = options.resume {
-                    let (ckpt, path) = try loadResumeCheckpoint(resume, store: store)
+                let folder = RunFolder(path: config.runDirectory, store: store)
+                if options.resume == "auto" && folder.neverStarted {
+                    // One command serves the first submission of a batch job and every requeue.
+                    say("--resume auto: \(config.runDirectory) holds no checkpoint and no metrics yet; starting a new run")
+                    params.copy(from: model.makeInitialParameters(seed: config.seed))
+                } else if let resume = options.resume {
+                    let (ckpt, path) = try loadResumeCheckpoint(resume, store: store, folder: folder)
                     try checkCompatible(ckpt, path: path, model: model)
                     params.copy(from: ckpt.parameters)
                     adam.firstMoment.copy(from: ckpt.training!.firstMoment)
@@ -260,7 +267,10 @@ public final class Trainer {
                     step = ckpt.step
                     skippedTotal = ckpt.training!.skippedSteps
                     history = ckpt.history
-                    say("resuming from \(path) at step \(step)")
+                    let writers = ckpt.training!.worldSize
+                    resumedFromWorldSize = writers
+                    say("resuming from \(path) at step \(step)"
+                        + (writers == comm.size ? "" : " (written by \(writers) rank(s), continuing on \(comm.size): the same global data order)"))
                 } else if let existing = store.list().first {
                     throw TrainingError.invalidConfiguration(
                         flag: "--run-dir", problem: "\(config.runDirectory) already holds checkpoints of an earlier run (newest \(existing.path)); "
@@ -281,7 +291,7 @@ public final class Trainer {
         counters.withUnsafeMutableBytes { comm.broadcast($0.baseAddress!, byteCount: 24, root: 0) }
         adam.step = Int(counters[1])
         // Only rank 0 holds the history; it alone writes checkpoints and metrics.
-        return (Int(counters[0]), Int(counters[2]), history)
+        return (Int(counters[0]), Int(counters[2]), history, resumedFromWorldSize)
     }
 
     /// Compares parameter checksums across ranks (a collective: every rank calls it at the
@@ -310,7 +320,7 @@ public final class Trainer {
 
     /// rank 0 only: the run's summary, with the checksums every rank reported at the end.
     func writeSummary(step: Int, epoch: Int, checksums sums: [UInt64], finalEval: EvaluationResult?, seconds: Double,
-                      trainingSeconds: Double, trainedExamples: Int) throws {
+                      trainingSeconds: Double, trainedExamples: Int, epochRows: EpochRows) throws {
         struct Summary: Codable {
             var steps: Int
             var epoch: Int
@@ -322,28 +332,42 @@ public final class Trainer {
             /// Time spent in training steps of this process's run (resumed parts not included).
             var trainingSeconds: Double
             var trainingExamplesPerSecond: Double
+            /// Rank 0's reads of its epoch rows from /train in this process: time, rows kept,
+            /// chunks and bytes read (whole chunks), over `dataReadEpochs` epoch loads.
+            var dataReadSeconds: Double
+            var dataReadEpochs: Int
+            var dataReadRows: Int
+            var dataReadChunks: Int
+            var dataReadBytes: Int
         }
         let s = Summary(steps: step, epoch: epoch, worldSize: comm.size,
                         parameterChecksums: sums.map { String(format: "%016llx", $0) }, finalEvaluation: finalEval, seconds: seconds,
                         trainingSeconds: trainingSeconds,
-                        trainingExamplesPerSecond: Double(trainedExamples) / max(trainingSeconds, 1e-9))
+                        trainingExamplesPerSecond: Double(trainedExamples) / max(trainingSeconds, 1e-9),
+                        dataReadSeconds: epochRows.readSeconds, dataReadEpochs: epochRows.loads,
+                        dataReadRows: epochRows.readStatistics.rows, dataReadChunks: epochRows.readStatistics.blocks,
+                        dataReadBytes: epochRows.readStatistics.bytesRead)
         let e = JSONEncoder()
         e.outputFormatting = [.prettyPrinted, .sortedKeys]
         try e.encode(s).write(to: URL(fileURLWithPath: (config.runDirectory as NSString).appendingPathComponent("summary.json")))
     }
 
-    func loadResumeCheckpoint(_ resume: String, store: CheckpointStore) throws -> (Checkpoint, String) {
+    func loadResumeCheckpoint(_ resume: String, store: CheckpointStore, folder: RunFolder) throws -> (Checkpoint, String) {
         if resume == "auto" {
             guard let found = store.newestValid(warn: { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }) else {
-                throw TrainingError.resume(file: store.folder, problem: "no valid checkpoint found",
-                                           fix: "start without --resume, or point --run-dir at the run to continue")
+                // Something of an earlier run is there (else the run would start fresh): starting
+                // over could discard its results, so a person decides.
+                throw TrainingError.resume(file: store.folder,
+                                           problem: "no readable checkpoint found, but the run folder holds an earlier run (\(folder.earlierRunEvidence))",
+                                           fix: "resume from a checkpoint file with --resume PATH, or move \(config.runDirectory) away and start again")
             }
             return found
         }
         return (try CheckpointFile.read(resume, requireTrainingState: true), resume)
     }
 
-    /// A resumed run must continue the same experiment on the same number of ranks.
+    /// A resumed run must continue the same experiment; the number of ranks may change (the data
+    /// order and the update do not depend on it).
     func checkCompatible(_ c: Checkpoint, path: String, model: VAEModel) throws {
         guard let t = c.training else { throw TrainingError.resume(file: path, problem: "no training state", fix: "start a new run") }
         let saved: TrainingConfiguration
@@ -358,11 +382,10 @@ public final class Trainer {
         if saved.pi != config.pi { differences.append("--pi \(saved.pi.rawValue) vs \(config.pi.rawValue)") }
         if saved.batchSize != config.batchSize { differences.append("--batch-size \(saved.batchSize) vs \(config.batchSize)") }
         if saved.seed != config.seed { differences.append("--seed \(saved.seed) vs \(config.seed)") }
-        if t.worldSize != comm.size { differences.append("world size \(t.worldSize) vs \(comm.size)") }
         if c.parameters.count != model.parameterCount { differences.append("parameter count \(c.parameters.count) vs \(model.parameterCount)") }
         if !differences.isEmpty {
             throw TrainingError.resume(file: path, problem: "the checkpoint was written by a different run: " + differences.joined(separator: "; "),
-                                       fix: "resume with the original flags and number of ranks, or start a new --run-dir")
+                                       fix: "resume with the original flags, or start a new --run-dir")
         }
     }
 }

@@ -7,7 +7,7 @@ struct BSVIDist: ParsableCommand {
         abstract: "Train VAEs with Buffered Stochastic Variational Inference on one process or many MPI ranks.",
         discussion: """
             Without a subcommand, `bsvi-dist` trains (same as `bsvi-dist train`).
-            Under mpirun every rank trains on its own shard and gradients are allreduced:
+            Under mpirun every rank takes a slice of each global batch and gradients are allreduced:
               mpirun -np 2 bsvi-dist --epochs 5
             """,
         subcommands: [Train.self, Evaluate.self, Inspect.self, PrepareData.self, Bench.self, Sample.self, CPUInfo.self],

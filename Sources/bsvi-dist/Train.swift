@@ -29,7 +29,7 @@ struct ModelAndMethodOptions: ParsableArguments {
     @Option(help: "Hidden layer widths, comma separated (encoder order).") var hidden: String = defaults.hiddenDims.map(String.init).joined(separator: ",")
     @Option(help: "Latent dimension.") var latent: Int = defaults.latentDim
     @Option(help: "Hidden activation: tanh, relu or softplus.") var activation: Activation = defaults.activation
-    @Option(help: "Global batch size (split evenly across ranks).") var batchSize: Int = defaults.batchSize
+    @Option(help: "Global batch size, split across the ranks (slices differ by at most one example; at least one per rank).") var batchSize: Int = defaults.batchSize
     @Option(help: "Adam learning rate for the model.") var lr: Float = defaults.learningRate
     @Option(help: "Random seed (initialization, data order, noise).") var seed: UInt64 = defaults.seed
 
@@ -72,7 +72,7 @@ struct Train: ParsableCommand {
     @Flag(help: "Skip the final test-split evaluation.") var noFinalEval = false
     @Option(help: "Also write a checkpoint every N steps (0: only at epoch ends and at the end).") var checkpointEvery: Int = defaults.checkpointEvery
     @Option(help: "How many checkpoints to keep in <run-dir>/checkpoints.") var keepCheckpoints: Int = defaults.keepCheckpoints
-    @Option(help: "Continue from 'auto' (newest valid checkpoint in --run-dir) or a checkpoint path.") var resume: String?
+    @Option(help: "Continue from 'auto' (newest valid checkpoint in --run-dir; a folder with no run yet starts fresh) or a checkpoint path. Any number of ranks ≤ --batch-size may continue.") var resume: String?
     @Option(help: "Stop after this many consecutive non-finite steps.") var maxBadSteps: Int = defaults.maxBadSteps
     @Option(help: "Compare parameter checksums across ranks every N steps (0: off).") var consistencyEvery: Int = defaults.consistencyEvery
     @Option(help: "Abort the job if a collective has not completed in this many seconds (0: never).") var stallTimeout: Double = 300

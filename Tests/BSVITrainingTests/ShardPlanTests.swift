@@ -4,32 +4,55 @@ import Testing
 
 @Suite("Sharding and step protocol")
 struct ShardPlanTests {
-    @Test("shards are contiguous, disjoint, equal-sized; steps per epoch are equal on every rank",
-          arguments: [(50_000, 1, 100), (50_000, 2, 100), (50_003, 4, 100), (96, 8, 16), (1000, 3, 30)])
-    func shards(rows: Int, ranks: Int, batch: Int) throws {
-        var covered = Set<Int>()
-        var steps = Set<Int>()
-        for r in 0..<ranks {
-            let p = ShardPlan(totalRows: rows, worldSize: ranks, rank: r, globalBatch: batch)
-            try p.validate(dataPath: "x.h5")
-            #expect(p.shardRows.count == rows / ranks)
-            #expect(covered.isDisjoint(with: p.shardRows))
-            covered.formUnion(p.shardRows)
-            steps.insert(p.stepsPerEpoch)
-            #expect(p.localBatch * ranks == batch)
-            // The epoch order is a permutation of the shard, different across epochs.
-            let o0 = p.epochOrder(seed: 3, epoch: 0), o1 = p.epochOrder(seed: 3, epoch: 1)
-            #expect(o0.sorted() == Array(0..<p.shardSize))
-            #expect(o0 != o1 || p.shardSize < 3)
+    @Test("global batch t of an epoch is the same rows for every P; rank slices are contiguous and differ by at most one row",
+          arguments: [(50_000, 100), (50_003, 100), (96, 16), (96, 10), (1000, 30)])
+    func globalOrder(rows: Int, batch: Int) throws {
+        for epoch in [0, 1] {
+            let permutation = ShardPlan.epochPermutation(totalRows: rows, seed: 3, epoch: epoch)
+            #expect(permutation.sorted() == Array(0..<rows))
+            for ranks in [1, 2, 3, 4, 7, 8] where ranks <= batch {
+                let plans = (0..<ranks).map { ShardPlan(totalRows: rows, worldSize: ranks, rank: $0, globalBatch: batch) }
+                let perRank = try plans.map { p -> [Int] in
+                    try p.validate(dataPath: "x.h5")
+                    return p.epochRows(seed: 3, epoch: epoch)
+                }
+                #expect(Set(plans.map(\.stepsPerEpoch)) == [rows / batch])
+                let sizes = plans.map(\.localBatch)
+                #expect(sizes.reduce(0, +) == batch && sizes.max()! - sizes.min()! <= 1 && sizes == sizes.sorted(by: >))
+                for t in 0..<(rows / batch) {
+                    // Rank 0's slice, then rank 1's, …: exactly positions [tB, (t+1)B) of the permutation.
+                    let step = plans.indices.flatMap { r in perRank[r][(t * sizes[r])..<((t + 1) * sizes[r])] }
+                    #expect(step == Array(permutation[(t * batch)..<((t + 1) * batch)]), "P=\(ranks), epoch \(epoch), step \(t)")
+                }
+                // Each rank holds about N/P rows, each row at most once, and no two ranks share one.
+                #expect(perRank.map(\.count) == plans.map(\.rowsPerEpoch))
+                #expect(Set(perRank.joined()).count == perRank.joined().count)
+                #expect(perRank.joined().count == rows - plans[0].droppedRowsPerEpoch)
+            }
         }
-        #expect(steps.count == 1)
-        #expect(covered == Set(0..<(ranks * (rows / ranks))))
-        #expect(rows - covered.count == ShardPlan(totalRows: rows, worldSize: ranks, rank: 0, globalBatch: batch).unusedTailRows)
     }
 
-    @Test func rejectsIndivisibleBatchAndTooFewRows() {
-        #expect(throws: TrainingError.self) {
-            try ShardPlan(totalRows: 1000, worldSize: 3, rank: 0, globalBatch: 100).validate(dataPath: "d.h5")
+    @Test("every epoch has its own order, and the rows of the dropped partial batch change from epoch to epoch")
+    func epochsDiffer() {
+        let p = ShardPlan(totalRows: 96, worldSize: 1, rank: 0, globalBatch: 10)
+        #expect(p.droppedRowsPerEpoch == 6)
+        let orders = (0..<4).map { p.epochRows(seed: 3, epoch: $0) }
+        #expect(Set(orders).count == 4)
+        let dropped = orders.map { Set(0..<96).subtracting($0) }
+        #expect(dropped.allSatisfy { $0.count == 6 } && Set(dropped).count == 4)
+        // The seed changes the order too.
+        #expect(p.epochRows(seed: 4, epoch: 0) != orders[0])
+    }
+
+    @Test func rejectsBatchSmallerThanRanksAndTooFewRows() throws {
+        // Any batch of at least P rows splits, divisible or not.
+        try ShardPlan(totalRows: 1000, worldSize: 3, rank: 0, globalBatch: 100).validate(dataPath: "d.h5")
+        try ShardPlan(totalRows: 1000, worldSize: 8, rank: 7, globalBatch: 8).validate(dataPath: "d.h5")
+        do {
+            try ShardPlan(totalRows: 1000, worldSize: 8, rank: 0, globalBatch: 6).validate(dataPath: "d.h5")
+            Issue.record("expected an error")
+        } catch {
+            #expect("\(error)".contains("--batch-size") && "\(error)".contains("6 is smaller than the 8 ranks"), "\(error)")
         }
         do {
             try ShardPlan(totalRows: 10, worldSize: 4, rank: 0, globalBatch: 16).validate(dataPath: "d.h5")

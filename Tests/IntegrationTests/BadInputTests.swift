@@ -87,15 +87,16 @@ struct BadInputTests {
         expectCleanFailure(try train(dir + "/toy.h5", dir, flags), mentions: [mention], runDir: dir + "/run")
     }
 
-    @Test("under mpirun a batch not divisible by the ranks is refused once, by rank 0, before MPI starts")
-    func batchNotDivisibleByRanks() throws {
+    @Test("under mpirun a batch smaller than the number of ranks is refused once, by rank 0, before MPI starts")
+    func batchSmallerThanRanks() throws {
         let dir = try makeTemporaryDirectory(prefix: "bad")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try writeToyDataset(dir + "/toy.h5")
-        let r = try mpirunBSVI(ranks: 3, ["train", "--data", dir + "/toy.h5", "--run-dir", dir + "/run", "--batch-size", "16"] + tinyModel,
+        let r = try mpirunBSVI(ranks: 3, ["train", "--data", dir + "/toy.h5", "--run-dir", dir + "/run", "--batch-size", "2"] + tinyModel,
                                timeout: 60)
         #expect(r.status != 0 && !r.timedOut)
-        #expect(r.stderr.components(separatedBy: "16 is not divisible by the 3 ranks").count == 2, "\(r.stderr)")
+        #expect(r.stderr.components(separatedBy: "invalid --batch-size: 2 is smaller than the 3 ranks").count == 2, "\(r.stderr)")
+        #expect(r.stderr.contains("use --batch-size 3 or more"), "\(r.stderr)")
         #expect(!FileManager.default.fileExists(atPath: dir + "/run"))
     }
 

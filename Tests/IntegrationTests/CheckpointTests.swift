@@ -14,8 +14,8 @@ enum CheckpointRun {
             + tinyModel + ["--method", "bsvi", "--k", "2", "--pi", "learned"]
     }
 
-    /// Steps per epoch as DESIGN.md §5 defines them: each rank takes ⌊(N/P)/(B/P)⌋ batches.
-    static func stepsPerEpoch(trainRows: Int = toyTrainRows, ranks: Int) -> Int { (trainRows / ranks) / (batch / ranks) }
+    /// Steps per epoch as DESIGN.md §5 defines them: ⌊N/B⌋ global batches, whatever the number of ranks.
+    static func stepsPerEpoch(trainRows: Int = toyTrainRows) -> Int { trainRows / batch }
 
     /// `bsvi-dist` without mpirun for one rank (local mode), `mpirun -np P` otherwise.
     static func train(ranks: Int, _ arguments: [String]) throws -> CommandResult {
@@ -87,7 +87,7 @@ struct CheckpointTests {
         let data = dir + "/toy.h5"
         try writeToyDataset(data)
         let run = dir + "/run", straight = dir + "/straight"
-        let perEpoch = CheckpointRun.stepsPerEpoch(ranks: 1)
+        let perEpoch = CheckpointRun.stepsPerEpoch()
         let total = 2 * perEpoch
 
         let first = try bsvi(CheckpointRun.flags(data: data, runDir: run) + ["--max-steps", "\(perEpoch)"])
@@ -131,7 +131,7 @@ struct CheckpointTests {
         let data = dir + "/toy.h5"
         try writeToyDataset(data)
         let run = dir + "/run"
-        let perEpoch = CheckpointRun.stepsPerEpoch(ranks: 1)
+        let perEpoch = CheckpointRun.stepsPerEpoch()
         let flags = CheckpointRun.flags(data: data, runDir: run) + ["--keep-checkpoints", "1"]
         let first = try bsvi(flags + ["--max-steps", "\(perEpoch)"])
         #expect(first.status == 0, "\(first.stderr)")
@@ -191,7 +191,7 @@ struct CheckpointTests {
         #expect(t.status == 0, "\(t.stderr)")
         let path = run + "/final.h5"
         let c = try CheckpointFile.read(path, requireTrainingState: true)
-        let perEpoch = CheckpointRun.stepsPerEpoch(ranks: 1)
+        let perEpoch = CheckpointRun.stepsPerEpoch()
         #expect(c.step == 2 * perEpoch && c.epoch == 2)
         #expect(c.history.map(\.split) == ["valid", "valid", "test"])
         #expect(c.history.map(\.step) == [perEpoch, 2 * perEpoch, 2 * perEpoch])

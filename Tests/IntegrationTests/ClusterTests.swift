@@ -70,7 +70,7 @@ struct ClusterTests {
         // Rank 0 alone writes: the run folder holds one set of outputs, each written once.
         let files = try FileManager.default.contentsOfDirectory(atPath: clusterRun).sorted()
         #expect(files == ["checkpoints", "final.h5", "metrics.csv", "summary.json"])
-        let stepsPerEpoch = (96 / 4) / (Self.globalBatch / 4)
+        let stepsPerEpoch = 96 / Self.globalBatch
         let checkpoints = try FileManager.default.contentsOfDirectory(atPath: clusterRun + "/checkpoints")
         #expect(Set(checkpoints) == ["ckpt-\(stepsPerEpoch).h5", "ckpt-\(2 * stepsPerEpoch).h5"])
         let metrics = try String(contentsOfFile: clusterRun + "/metrics.csv", encoding: .utf8).split(separator: "\n")

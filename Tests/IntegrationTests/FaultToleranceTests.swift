@@ -13,7 +13,8 @@ struct FaultToleranceTests {
     func failingRankAbortsTheJob() throws {
         let dir = try makeTemporaryDirectory(prefix: "rankfail")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        // Rows 48…95 (rank 1's shard with P = 2) hold a value 7: only rank 1 fails.
+        // Row 60 holds a value 7. At start each rank checks a contiguous half of /train (rows
+        // 48…95 are rank 1's with P = 2), so rank 1 alone finds it, before any step.
         var values = [UInt8](repeating: 0, count: 96 * 16)
         for r in 0..<96 { for c in 0..<16 { values[r * 16 + c] = UInt8((r + c) % 2) } }
         values[60 * 16 + 2] = 7

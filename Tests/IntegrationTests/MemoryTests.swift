@@ -39,9 +39,10 @@ struct MemoryTests {
         let r = try bsvi(["train", "--data", dir + "/toy.h5", "--run-dir", dir + "/run", "--batch-size", "8", "--epochs", "30",
                           "--no-final-eval", "--eval-every", "5", "--eval-samples", "20"] + Array(tinyModel.prefix(4)))
         try #require(r.status == 0, "\(r.stderr)")
-        let rows = try String(contentsOfFile: dir + "/run/metrics.csv", encoding: .utf8).split(separator: "\n")
-            .filter { $0.hasPrefix("train,") }.map { $0.split(separator: ",", omittingEmptySubsequences: false) }
-        let resident = rows.compactMap { Double($0.last!) }
+        let lines = try String(contentsOfFile: dir + "/run/metrics.csv", encoding: .utf8).split(separator: "\n")
+        let column = try #require(lines.first?.split(separator: ",").firstIndex(of: "resident_mib"))
+        let rows = lines.filter { $0.hasPrefix("train,") }.map { $0.split(separator: ",", omittingEmptySubsequences: false) }
+        let resident = rows.compactMap { Double($0[column]) }
         try #require(resident.count == 30)
         // After the first epochs have warmed every workspace, 1,500 more steps (and 5 evaluations,
         // 30 checkpoints) add nothing that stays.

@@ -1,5 +1,6 @@
 import BSVI
 import BSVIStorage
+import BSVITraining
 import Foundation
 import Testing
 
@@ -25,7 +26,7 @@ struct ResumeTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let data = dir + "/toy.h5"
         try writeToyDataset(data)
-        let perEpoch = CheckpointRun.stepsPerEpoch(ranks: split.ranks)
+        let perEpoch = CheckpointRun.stepsPerEpoch()
         let total = 2 * perEpoch
         let stop = split.stopStep(perEpoch)
         try #require(stop > 0 && stop < total)
@@ -71,7 +72,7 @@ struct ResumeTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let data = dir + "/toy.h5"
         try writeToyDataset(data)
-        let perEpoch = CheckpointRun.stepsPerEpoch(ranks: 1)
+        let perEpoch = CheckpointRun.stepsPerEpoch()
         let epochs = 2
         let every = perEpoch / 2 - 1
         try #require(every > 1 && perEpoch % every != 0)
@@ -117,7 +118,7 @@ struct ResumeTests {
         CheckpointRun.expectIdenticalState(a, try CheckpointFile.read(dir + "/second/final.h5"), "resuming a finished run")
     }
 
-    @Test("--resume refuses a checkpoint of a different run (world size, method flags) and an empty run folder")
+    @Test("--resume refuses a checkpoint of a different run (method flags), whatever the world size")
     func resumeRefusesOtherRuns() throws {
         let dir = try makeTemporaryDirectory(prefix: "mismatch")
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -127,19 +128,76 @@ struct ResumeTests {
         #expect(t.status == 0, "\(t.stderr)")
         let path = dir + "/p2/final.h5"
 
-        let local = try bsvi(CheckpointRun.flags(data: data, runDir: dir + "/p1") + ["--max-steps", "10", "--resume", path])
-        #expect(local.status != 0 && !local.signaled)
-        #expect(local.stderr.contains("world size 2 vs 1"), "\(local.stderr)")
-
         var other = CheckpointRun.flags(data: data, runDir: dir + "/k3") + ["--max-steps", "10", "--resume", path]
         other[other.firstIndex(of: "--k")! + 1] = "3"
-        let k = try mpirunBSVI(ranks: 2, other)
-        #expect(k.status != 0)
-        #expect(k.stderr.contains("--k 2 vs 3"), "\(k.stderr)")
-        #expect(k.stderr.components(separatedBy: "cannot resume").count == 2, "only rank 0 reports: \(k.stderr)")
+        other[other.firstIndex(of: "--seed")! + 1] = "12"
+        for ranks in [2, 3] {
+            let k = try mpirunBSVI(ranks: ranks, other)
+            #expect(k.status != 0)
+            #expect(k.stderr.contains("--k 2 vs 3") && k.stderr.contains("--seed 11 vs 12"), "\(k.stderr)")
+            #expect(!k.stderr.contains("world size"), "the world size may change: \(k.stderr)")
+            #expect(k.stderr.components(separatedBy: "cannot resume").count == 2, "only rank 0 reports: \(k.stderr)")
+        }
+    }
 
-        let empty = try bsvi(CheckpointRun.flags(data: data, runDir: dir + "/empty") + ["--max-steps", "10", "--resume", "auto"])
-        #expect(empty.status != 0)
-        #expect(empty.stderr.contains("no valid checkpoint"), "\(empty.stderr)")
+    @Test("--resume auto on a run folder that does not exist, or that never recorded anything, starts a fresh run and says so")
+    func resumeAutoStartsANewRun() throws {
+        let dir = try makeTemporaryDirectory(prefix: "autofresh")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let data = dir + "/toy.h5"
+        try writeToyDataset(data)
+        let fresh = try bsvi(CheckpointRun.flags(data: data, runDir: dir + "/plain") + ["--max-steps", "5"])
+        try #require(fresh.status == 0, "\(fresh.stderr)")
+        let expected = try CheckpointFile.read(dir + "/plain/final.h5", requireTrainingState: true)
+
+        // A folder that is not there yet (the first submission of a batch job), and one holding
+        // only what a job scheduler or a run stopped before its first checkpoint leaves:
+        // its log file and a metrics.csv with just the header.
+        let created = dir + "/created"
+        try FileManager.default.createDirectory(atPath: created, withIntermediateDirectories: true)
+        try "job log\n".write(toFile: created + "/slurm-1.out", atomically: true, encoding: .utf8)
+        try (MetricsLog.header + "\n").write(toFile: created + "/metrics.csv", atomically: true, encoding: .utf8)
+        for run in [dir + "/new/run", created] {
+            let r = try bsvi(CheckpointRun.flags(data: data, runDir: run) + ["--max-steps", "5", "--resume", "auto"])
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(r.stdout.contains("--resume auto: \(run) holds no checkpoint and no metrics yet; starting a new run"), "\(r.stdout)")
+            #expect(!r.stdout.contains("resuming from"))
+            // Started from the seed: the same state as a run without --resume.
+            CheckpointRun.expectIdenticalState(expected, try CheckpointFile.read(run + "/final.h5", requireTrainingState: true), run)
+        }
+        #expect(try String(contentsOfFile: created + "/slurm-1.out", encoding: .utf8) == "job log\n")
+    }
+
+    @Test("--resume auto on a folder with metrics but no readable checkpoint is refused, naming the folder, and nothing there changes")
+    func resumeAutoRefusesARunWithoutCheckpoint() throws {
+        let dir = try makeTemporaryDirectory(prefix: "autorefuse")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let data = dir + "/toy.h5"
+        try writeToyDataset(data)
+        let run = dir + "/run"
+        let perEpoch = CheckpointRun.stepsPerEpoch()
+        let first = try bsvi(CheckpointRun.flags(data: data, runDir: run) + ["--max-steps", "\(perEpoch)"])
+        try #require(first.status == 0, "\(first.stderr)")
+        let metricsBefore = try String(contentsOfFile: run + "/metrics.csv", encoding: .utf8)
+        try #require(MetricsLog.recordCount(atPath: run + "/metrics.csv") == 1)
+
+        // The checkpoints were lost: metrics only.
+        try FileManager.default.removeItem(atPath: run + "/checkpoints")
+        try FileManager.default.removeItem(atPath: run + "/final.h5")
+        let lost = try bsvi(CheckpointRun.flags(data: data, runDir: run) + ["--max-steps", "\(2 * perEpoch)", "--resume", "auto"])
+        #expect(lost.status != 0 && !lost.signaled)
+        #expect(lost.stderr.contains("cannot resume from \(run)/checkpoints: no readable checkpoint found")
+                && lost.stderr.contains("metrics.csv with 1 row(s)") && lost.stderr.contains("--resume PATH"), "\(lost.stderr)")
+        #expect(try String(contentsOfFile: run + "/metrics.csv", encoding: .utf8) == metricsBefore)
+        #expect(!FileManager.default.fileExists(atPath: run + "/checkpoints"))
+
+        // A damaged checkpoint and no metrics: refused too (there was a run), with a warning for the file.
+        let damaged = dir + "/damaged"
+        try FileManager.default.createDirectory(atPath: damaged + "/checkpoints", withIntermediateDirectories: true)
+        try "not hdf5".write(toFile: damaged + "/checkpoints/ckpt-12.h5", atomically: true, encoding: .utf8)
+        let r = try bsvi(CheckpointRun.flags(data: data, runDir: damaged) + ["--max-steps", "5", "--resume", "auto"])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("skipping unreadable checkpoint") && r.stderr.contains("1 unreadable checkpoint file(s)"), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: damaged + "/metrics.csv"))
     }
 }

@@ -1,0 +1,48 @@
+import BSVITraining
+import Foundation
+import Testing
+
+@Suite("metrics.csv")
+struct MetricsLogTests {
+    func scratchFile() throws -> String {
+        let dir = NSTemporaryDirectory() + "bsvi-metrics-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir + "/metrics.csv"
+    }
+
+    func rows(_ path: String) throws -> [[String]] {
+        try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
+            .map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+    }
+
+    @Test("every row names its world size; a resume row records the change")
+    func ranksColumnAndResumeRow() throws {
+        let path = try scratchFile()
+        defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
+        try MetricsLog(path: path, worldSize: 4)
+            .recordEpoch(epoch: 1, step: 9, examples: 90, bound: -1, elbo: -1, elboRefined: -1, examplesPerSecond: 1, skippedSteps: 0, wallSeconds: 1)
+        let resumed = try MetricsLog(path: path, worldSize: 2)
+        resumed.recordResume(epoch: 1, step: 12, skippedSteps: 0, previousWorldSize: 4)
+        let r = try rows(path)
+        let header = r[0]
+        #expect(header.last == "ranks" && r.allSatisfy { $0.count == header.count }, "\(r)")
+        #expect(r[1][0] == "train" && r[1].last == "4")
+        #expect(r[2][0] == "resume" && r[2][header.firstIndex(of: "step")!] == "12"
+                && r[2][header.firstIndex(of: "split")!] == "from 4 ranks" && r[2].last == "2")
+        #expect(MetricsLog.recordCount(atPath: path) == 2)
+        #expect(MetricsLog.recordCount(atPath: path + ".absent") == 0)
+    }
+
+    @Test("a metrics.csv written before the ranks column gains it (empty in its old rows) when a run resumes into it")
+    func oldFileGainsTheColumn() throws {
+        let path = try scratchFile()
+        defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
+        let oldHeader = MetricsLog.header.split(separator: ",").dropLast().joined(separator: ",")
+        let oldRow = "train,1,500,train,50000,,-100.0,,-100.0,-100.0,0.0,1000.0,0,10.0,80.0"
+        try (oldHeader + "\n" + oldRow + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        try MetricsLog(path: path, worldSize: 3).recordResume(epoch: 1, step: 500, skippedSteps: 0, previousWorldSize: 2)
+        let r = try rows(path)
+        #expect(r.map { $0.joined(separator: ",") } == [MetricsLog.header, oldRow + ",", r[2].joined(separator: ",")])
+        #expect(r.allSatisfy { $0.count == r[0].count } && r[2].last == "3")
+    }
+}

@@ -88,14 +88,16 @@ public enum Benchmark {
         let params = model.makeInitialParameters(seed: config.seed)
         let adam = Adam(parameterCount: model.parameterCount, learningRate: config.learningRate)
         let step = TrainingStep(model: model, settings: config.objective, localBatch: b, globalBatch: config.batchSize, adam: adam)
-        let fmaPeak = KernelPath.active.fmaPeakGigaflops()
-        let blasRate = measureBLASRate()
 
         func oneStep(_ i: Int) {
             _ = step.run(x: x, exampleIDs: ids, noise: NoiseSource(seed: config.seed, purpose: .trainingNoise, context: UInt64(i)),
                          params: params, comm: comm, stopRequested: false)
         }
         for i in 0..<warmup { oneStep(i) }
+        // The yardsticks after the warm-up: by then OpenBLAS's idle pool threads (if the
+        // environment gave it any) have stopped spinning and no longer share the core.
+        let fmaPeak = KernelPath.active.fmaPeakGigaflops()
+        let blasRate = measureBLASRate()
         comm.barrier()
         StepProfile.reset()
         StepProfile.enabled = true

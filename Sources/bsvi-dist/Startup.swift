@@ -15,6 +15,9 @@ enum Startup {
             if launchRank == 0 { printError("error: \(error)") }
             exit(ExitStatus.usage)
         }
+        // One BLAS thread per process (ranks take the cores), before the self-check's products, so
+        // that OpenBLAS never wakes its thread pool (whose idle threads spin on sched_yield).
+        setBLASThreads(1)
         configureOpenBLAS(environment: environment)
         flushDenormalsToZero()
     }

@@ -92,8 +92,8 @@ public final class MLPWorkspace {
         var x = input
         for l in 0..<mlp.layerCount {
             let y = outputs[l].rows(rows)
-            multiply(x, mlp.kernel(l, in: params), into: y, addingToEveryRow: params.base + mlp.biases[l].offset)
-            if l < mlp.layerCount - 1 { StepProfile.elementwise { mlp.activation.apply(y.base, count: y.count) } }
+            multiply(x, mlp.kernel(l, in: params), into: y, addingToEveryRow: params.base + mlp.biases[l].offset,
+                     then: l < mlp.layerCount - 1 ? mlp.activation : nil)
             x = y
         }
     }

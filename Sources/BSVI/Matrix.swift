@@ -62,13 +62,14 @@ public func gemm(_ a: Matrix, transposeA: Bool = false, _ b: Matrix, transposeB:
     }
 }
 
-/// C = A·B, plus `bias` (c.cols values) added to every row when given. On the AVX2 and
-/// AVX-512 kernel paths this is bsvi_sgemm_nn, which reads B in place instead of packing both
-/// operands per call as BLAS does (the SVI loop's products have 50–500 rows and a weight
-/// matrix); on the portable path it is cblas_sgemm with the bias copied into C first.
+/// C = f(A·B + bias): `bias` (c.cols values) added to every row when given, then the
+/// `activation` f when given. On the AVX2 and AVX-512 kernel paths this is bsvi_sgemm_nn,
+/// which reads B in place instead of packing both operands per call as BLAS does (the SVI loop's
+/// products have 50–500 rows and a weight matrix) and applies f in registers before storing C;
+/// on the portable path it is cblas_sgemm with the bias copied into C first, then a pass of f.
 /// `useKernel: false` forces the BLAS path (tests compare the two).
 public func multiply(_ a: Matrix, _ b: Matrix, into c: Matrix, addingToEveryRow bias: UnsafePointer<Float>? = nil,
-                     useKernel: Bool = KernelPath.activeHasProducts) {
+                     then activation: Activation? = nil, useKernel: Bool = KernelPath.activeHasProducts) {
     precondition(a.cols == b.rows && c.rows == a.rows && c.cols == b.cols,
                  "multiply shape mismatch: (\(a.rows)x\(a.cols)) · (\(b.rows)x\(b.cols)) into (\(c.rows)x\(c.cols))")
     precondition(!useKernel || KernelPath.activeHasProducts, "the \(KernelPath.active) path has no product kernels")
@@ -76,7 +77,7 @@ public func multiply(_ a: Matrix, _ b: Matrix, into c: Matrix, addingToEveryRow 
     if useKernel {
         StepProfile.gemm {
             bsvi_sgemm_nn(Int32(a.rows), Int32(a.cols), Int32(b.cols), a.base, Int32(a.cols), b.base, Int32(b.cols),
-                          c.base, Int32(c.cols), bias)
+                          c.base, Int32(c.cols), bias, activation?.kernel ?? BSVI_ACTIVATION_NONE)
         }
         return
     }
@@ -86,6 +87,7 @@ public func multiply(_ a: Matrix, _ b: Matrix, into c: Matrix, addingToEveryRow 
     } else {
         gemm(a, b, into: c)
     }
+    if let activation { StepProfile.elementwise { activation.apply(c.base, count: c.count) } }
 }
 
 /// Weight gradients: C += Σ_r w_r · A[r]ᵀ · B[r] over the rows of A (rows × C.rows) and B

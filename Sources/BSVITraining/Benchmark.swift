@@ -118,7 +118,7 @@ public enum Benchmark {
 
         // Evaluation: K importance samples per example, as DistributedEvaluation runs it.
         let sampler = ImportanceSampler(model: model, samples: evalSamples, batchCapacity: 1,
-                                        refinement: config.evaluationRefinement, proposal: .encoder, chunk: 500)
+                                        refinement: config.evaluationRefinement, proposal: .encoder, chunk: Int(ProcessInfo.processInfo.environment["CHUNK"] ?? "500")!)
         comm.barrier()
         let e0 = DispatchTime.now().uptimeNanoseconds
         for i in 0..<evalExamples {

@@ -45,12 +45,13 @@ static inline __attribute__((always_inline)) __m256 masked_load(const float *p, 
 
 static inline __attribute__((always_inline)) void
 nn_block(const int R, const int V, const int kc, const float *a, const long lda, const float *b, const long ldb,
-         float *c, const long ldc, const __m256i m0, const __m256i m1, const int start, const float *bias) {
+         float *c, const long ldc, const __m256i m0, const __m256i m1, const int start, const float *bias,
+         const bsvi_activation activation) {
     __m256 acc0[MR], acc1[MR];
     if (start == START_FROM_C) {
         for (int r = 0; r < R; r++) {
             acc0[r] = masked_load(c + r * ldc, m0);
-            if (V == 2) acc1[r] = masked_load(c + r * ldc + 8, m1);
+            acc1[r] = V == 2 ? masked_load(c + r * ldc + 8, m1) : _mm256_setzero_ps();
         }
     } else {
         const __m256 s0 = start == START_BIAS ? masked_load(bias, m0) : _mm256_setzero_ps();
@@ -67,6 +68,15 @@ nn_block(const int R, const int V, const int kc, const float *a, const long lda,
             const __m256 x = _mm256_broadcast_ss(a + r * lda + p);
             acc0[r] = _mm256_fmadd_ps(x, b0, acc0[r]);
             if (V == 2) acc1[r] = _mm256_fmadd_ps(x, b1, acc1[r]);
+        }
+    }
+    if (activation != BSVI_ACTIVATION_NONE) {
+        // The 16-lane element-wise code on the two halves of each row's strip.
+        for (int r = 0; r < R; r++) {
+            const vf y = activate(activation, __builtin_shufflevector((vf8)acc0[r], (vf8)acc1[r], 0, 1, 2, 3, 4, 5, 6, 7, 8, 9,
+                                                                      10, 11, 12, 13, 14, 15));
+            acc0[r] = (__m256)__builtin_shufflevector(y, y, 0, 1, 2, 3, 4, 5, 6, 7);
+            acc1[r] = (__m256)__builtin_shufflevector(y, y, 8, 9, 10, 11, 12, 13, 14, 15);
         }
     }
     for (int r = 0; r < R; r++) {
@@ -126,12 +136,12 @@ static void pack_weighted_strip(const int kc, const float *b, const long ldb, co
 
 #define NN_CASE(R)                                                                                   \
     case R:                                                                                          \
-        if (V == 2) nn_block(R, 2, kc, a, lda, b, ldb, c, ldc, m0, m1, start, bias);                 \
-        else nn_block(R, 1, kc, a, lda, b, ldb, c, ldc, m0, m1, start, bias);                        \
+        if (V == 2) nn_block(R, 2, kc, a, lda, b, ldb, c, ldc, m0, m1, start, bias, activation);     \
+        else nn_block(R, 1, kc, a, lda, b, ldb, c, ldc, m0, m1, start, bias, activation);            \
         break;
 
 static void nn_dispatch(int R, int V, int kc, const float *a, long lda, const float *b, long ldb, float *c, long ldc,
-                        __m256i m0, __m256i m1, int start, const float *bias) {
+                        __m256i m0, __m256i m1, int start, const float *bias, bsvi_activation activation) {
     switch (R) { NN_CASE(1) NN_CASE(2) NN_CASE(3) NN_CASE(4) NN_CASE(5) NN_CASE(6) }
 }
 
@@ -147,13 +157,14 @@ static void tn_dispatch(int R, int V, int kc, const float *ap, const float *bp, 
 }
 
 static void sgemm_nn(int m, int k, int n, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
-                     const float *bias) {
+                     const float *bias, bsvi_activation activation) {
     if (m <= 0 || n <= 0) return;
     const int blocks = (m + MR - 1) / MR;
     int k0 = 0;
     do {
         const int kc = k - k0 < KC ? k - k0 : KC;
         const int start = k0 > 0 ? START_FROM_C : bias ? START_BIAS : START_ZERO;
+        const bsvi_activation f = k0 + kc == k ? activation : BSVI_ACTIVATION_NONE;  // after the last chunk
         for (int j = 0; j < n; j += NR) {
             const int width = n - j < NR ? n - j : NR;
             const __m256i m0 = lane_mask8(width), m1 = lane_mask8(width - 8);
@@ -162,7 +173,7 @@ static void sgemm_nn(int m, int k, int n, const float *a, int lda, const float *
             for (int blk = 0; blk < blocks; blk++) {
                 const int R = (m - row) / (blocks - blk);
                 nn_dispatch(R, V, kc, a + (long)row * lda + k0, lda, b + (long)k0 * ldb + j, ldb, c + (long)row * ldc + j,
-                            ldc, m0, m1, start, bias ? bias + j : 0);
+                            ldc, m0, m1, start, bias ? bias + j : 0, f);
                 row += R;
             }
         }

@@ -29,12 +29,13 @@ enum { START_ZERO, START_BIAS, START_FROM_C };
 /// R ≤ MR and V (1 or 2 vectors) are constants after inlining, so the accumulators live in registers.
 static inline __attribute__((always_inline)) void
 nn_block(const int R, const int V, const int kc, const float *a, const long lda, const float *b, const long ldb,
-         float *c, const long ldc, const __mmask16 m0, const __mmask16 m1, const int start, const float *bias) {
+         float *c, const long ldc, const __mmask16 m0, const __mmask16 m1, const int start, const float *bias,
+         const bsvi_activation activation) {
     __m512 acc0[MR], acc1[MR];
     if (start == START_FROM_C) {
         for (int r = 0; r < R; r++) {
             acc0[r] = _mm512_maskz_loadu_ps(m0, c + r * ldc);
-            if (V == 2) acc1[r] = _mm512_maskz_loadu_ps(m1, c + r * ldc + 16);
+            acc1[r] = V == 2 ? _mm512_maskz_loadu_ps(m1, c + r * ldc + 16) : _mm512_setzero_ps();
         }
     } else {
         const __m512 s0 = start == START_BIAS ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
@@ -51,6 +52,12 @@ nn_block(const int R, const int V, const int kc, const float *a, const long lda,
             const __m512 x = _mm512_set1_ps(a[r * lda + p]);
             acc0[r] = _mm512_fmadd_ps(x, b0, acc0[r]);
             if (V == 2) acc1[r] = _mm512_fmadd_ps(x, b1, acc1[r]);
+        }
+    }
+    if (activation != BSVI_ACTIVATION_NONE) {
+        for (int r = 0; r < R; r++) {
+            acc0[r] = (__m512)activate(activation, (vf)acc0[r]);
+            if (V == 2) acc1[r] = (__m512)activate(activation, (vf)acc1[r]);
         }
     }
     for (int r = 0; r < R; r++) {
@@ -112,12 +119,12 @@ static void pack_weighted_strip(const int kc, const float *b, const long ldb, co
 
 #define NN_CASE(R)                                                                                   \
     case R:                                                                                          \
-        if (V == 2) nn_block(R, 2, kc, a, lda, b, ldb, c, ldc, m0, m1, start, bias);                 \
-        else nn_block(R, 1, kc, a, lda, b, ldb, c, ldc, m0, m1, start, bias);                        \
+        if (V == 2) nn_block(R, 2, kc, a, lda, b, ldb, c, ldc, m0, m1, start, bias, activation);     \
+        else nn_block(R, 1, kc, a, lda, b, ldb, c, ldc, m0, m1, start, bias, activation);            \
         break;
 
 static void nn_dispatch(int R, int V, int kc, const float *a, long lda, const float *b, long ldb, float *c, long ldc,
-                        __mmask16 m0, __mmask16 m1, int start, const float *bias) {
+                        __mmask16 m0, __mmask16 m1, int start, const float *bias, bsvi_activation activation) {
     switch (R) {
         NN_CASE(1) NN_CASE(2) NN_CASE(3) NN_CASE(4) NN_CASE(5) NN_CASE(6)
         NN_CASE(7) NN_CASE(8) NN_CASE(9) NN_CASE(10) NN_CASE(11) NN_CASE(12)
@@ -139,13 +146,14 @@ static void tn_dispatch(int R, int V, int kc, const float *ap, const float *bp, 
 }
 
 static void sgemm_nn(int m, int k, int n, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
-                     const float *bias) {
+                     const float *bias, bsvi_activation activation) {
     if (m <= 0 || n <= 0) return;
     const int blocks = (m + MR - 1) / MR;
     int k0 = 0;
     do {  // at least once, so k = 0 gives C = bias (or 0)
         const int kc = k - k0 < KC ? k - k0 : KC;
         const int start = k0 > 0 ? START_FROM_C : bias ? START_BIAS : START_ZERO;
+        const bsvi_activation f = k0 + kc == k ? activation : BSVI_ACTIVATION_NONE;  // after the last chunk
         for (int j = 0; j < n; j += NR) {
             const int width = n - j < NR ? n - j : NR;
             const __mmask16 m0 = lane_mask(width), m1 = lane_mask(width > 16 ? width - 16 : 0);
@@ -155,7 +163,7 @@ static void sgemm_nn(int m, int k, int n, const float *a, int lda, const float *
             for (int blk = 0; blk < blocks; blk++) {
                 const int R = (m - row) / (blocks - blk);
                 nn_dispatch(R, V, kc, a + (long)row * lda + k0, lda, b + (long)k0 * ldb + j, ldb, c + (long)row * ldc + j,
-                            ldc, m0, m1, start, bias ? bias + j : 0);
+                            ldc, m0, m1, start, bias ? bias + j : 0, f);
                 row += R;
             }
         }

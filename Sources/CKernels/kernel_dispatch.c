@@ -103,8 +103,8 @@ double bsvi_fma_peak_gflops(bsvi_isa isa, double seconds) {
 }
 
 void bsvi_sgemm_nn(int m, int k, int n, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
-                   const float *bias) {
-    FLUSHING(active()->sgemm_nn(m, k, n, a, lda, b, ldb, c, ldc, bias));
+                   const float *bias, bsvi_activation activation) {
+    FLUSHING(active()->sgemm_nn(m, k, n, a, lda, b, ldb, c, ldc, bias, activation));
 }
 
 void bsvi_sgemm_tn_accumulate(int m, int n, int rows, const float *a, int lda, const float *b, int ldb, float *c,

@@ -9,7 +9,7 @@ typedef struct {
     bsvi_isa isa;
     // NULL on the portable path: callers use BLAS.
     void (*sgemm_nn)(int m, int k, int n, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
-                     const float *bias);
+                     const float *bias, bsvi_activation activation);
     void (*sgemm_tn_accumulate)(int m, int n, int rows, const float *a, int lda, const float *b, int ldb, float *c,
                                 int ldc, float *bias_gradient, const float *row_weights);
     void (*transpose)(int rows, int cols, const float *src, int lds, float *dst, int ldd);

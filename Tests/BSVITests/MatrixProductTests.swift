@@ -16,8 +16,8 @@ struct MatrixProductTests {
     /// The product paths a kernel path offers: its own kernel (if any) and BLAS.
     static func usesKernel(on path: KernelPath) -> [Bool] { onPath(path) { KernelPath.activeHasProducts } ? [true, false] : [false] }
 
-    /// C = A·B (+ bias); C's padding (a sentinel row after C) must stay untouched.
-    @Test("multiply (kernel and BLAS) equals the Float64 product, with and without bias",
+    /// C = f(A·B + bias); C's padding (a sentinel row after C) must stay untouched.
+    @Test("multiply (kernel and BLAS) equals the Float64 product, with and without bias and fused activation",
           arguments: KernelPath.supported, shapes)
     func product(path: KernelPath, shape: (m: Int, k: Int, n: Int)) {
         let (m, k, n) = shape
@@ -26,26 +26,27 @@ struct MatrixProductTests {
         let b = FloatBuffer(values.floats(k * n, -1, 1))
         let bias = FloatBuffer(values.floats(n, -1, 1))
         for useKernel in Self.usesKernel(on: path) {
-            for useBias in [false, true] {
+            for (useBias, activation) in [(false, nil), (true, nil), (true, .tanh), (false, .relu), (true, .softplus)] as [(Bool, Activation?)] {
                 // One sentinel row after C: a store past the last row or column would land there.
                 let c = FloatBuffer(count: (m + 1) * n)
                 for i in 0..<c.count { c[i] = .nan }
                 onPath(path) {
                     multiply(a.matrix(rows: m, cols: k), b.matrix(rows: k, cols: n), into: c.matrix(rows: m, cols: n),
-                             addingToEveryRow: useBias ? UnsafePointer(bias.base) : nil, useKernel: useKernel)
+                             addingToEveryRow: useBias ? UnsafePointer(bias.base) : nil, then: activation, useKernel: useKernel)
                 }
                 var worst = 0.0
                 for i in 0..<m {
                     for j in 0..<n {
                         var s = useBias ? Double(bias[j]) : 0
                         for p in 0..<k { s += Double(a[i * k + p]) * Double(b[p * n + j]) }
+                        if let activation { s = Reference.activation(activation, s) }  // f' ≤ 1: errors do not grow
                         // Float32 accumulation of k products of magnitude ≤ 1.
                         // `!(e <= worst)` also catches NaN: an unwritten cell still holds the NaN fill.
                         let e = abs(Double(c[i * n + j]) - s) / (Double(k).squareRoot() + 1)
                         if !(e <= worst) { worst = e }
                     }
                 }
-                #expect(worst < 1e-6, "m=\(m) k=\(k) n=\(n) bias=\(useBias) kernel=\(useKernel): scaled error \(worst)")
+                #expect(worst < 1e-6, "m=\(m) k=\(k) n=\(n) bias=\(useBias) f=\(String(describing: activation)) kernel=\(useKernel): scaled error \(worst)")
                 for j in 0..<n { #expect(c[m * n + j].isNaN, "wrote past C's last row at column \(j)") }
             }
         }

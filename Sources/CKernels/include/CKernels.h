@@ -62,13 +62,21 @@ double bsvi_fma_peak_gflops(bsvi_isa isa, double seconds);
 
 // MARK: Matrix products (row-major Float32; only when bsvi_kernels_have_products())
 
-/// C = A·B (+ bias added to every row when bias is non-NULL). A is m×k (row stride lda), B is
+typedef enum {
+    BSVI_ACTIVATION_NONE = -1,
+    BSVI_ACTIVATION_TANH = 0,
+    BSVI_ACTIVATION_RELU = 1,
+    BSVI_ACTIVATION_SOFTPLUS = 2,
+} bsvi_activation;
+
+/// C = f(A·B + bias) (bias added to every row when non-NULL; f the activation, or none for
+/// BSVI_ACTIVATION_NONE, applied in registers before C is stored). A is m×k (row stride lda), B is
 /// k×n (ldb), C is m×n (ldc). B is read in place, in strips of 32 (AVX-512) or 16 (AVX2)
 /// columns, nothing is packed: made for the SVI loop's products of 50–500 rows with a weight
 /// matrix. Each C element is bias (or 0) plus Σ_p a_ip·b_pj accumulated by FMAs in order p = 0…k−1,
 /// so a row's result does not depend on m or on the other rows.
 void bsvi_sgemm_nn(int m, int k, int n, const float *a, int lda, const float *b, int ldb,
-                   float *c, int ldc, const float *bias);
+                   float *c, int ldc, const float *bias, bsvi_activation activation);
 
 /// Weight gradients: C (m×n) += Σ_r w_r · A[r, 0..<m]ᵀ · B[r, 0..<n] over r = 0..<rows, with A
 /// rows×m (row stride lda) and B rows×n (ldb); w = row_weights, or 1 when NULL. When bias_gradient
@@ -81,7 +89,6 @@ void bsvi_transpose(int rows, int cols, const float *src, int lds, float *dst, i
 
 // MARK: Element-wise passes
 
-typedef enum { BSVI_ACTIVATION_TANH = 0, BSVI_ACTIVATION_RELU = 1, BSVI_ACTIVATION_SOFTPLUS = 2 } bsvi_activation;
 
 /// x ← f(x) for `count` values.
 void bsvi_activation_forward(bsvi_activation f, float *x, long count);

@@ -35,6 +35,8 @@ let package = Package(
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng16", providers: [.apt(["libpng-dev"])]),
+        // NumPy .npz archives are zip files (members stored or deflated).
+        .systemLibrary(name: "CZip", pkgConfig: "libzip", providers: [.apt(["libzip-dev"])]),
         // Getters for the C macros Swift cannot import, plus the async-signal-safe stop flag.
         .target(name: "CShims", dependencies: ["CMPI", "CHDF5"]),
         // The SVI loop's small-batch matrix products (AVX2+FMA, chosen at run time).
@@ -44,7 +46,7 @@ let package = Package(
 
         .target(name: "BSVI", dependencies: ["CBLAS", "CKernels"], swiftSettings: numericsFlags),
         .target(name: "BSVIParallel", dependencies: ["CMPI", "CShims"]),
-        .target(name: "BSVIStorage", dependencies: ["BSVI", "CHDF5", "CShims", "CZlib", "CPNG"]),
+        .target(name: "BSVIStorage", dependencies: ["BSVI", "CHDF5", "CShims", "CZlib", "CPNG", "CZip"]),
         .target(name: "BSVITraining", dependencies: ["BSVI", "BSVIParallel", "BSVIStorage", "CShims"],
                 swiftSettings: numericsFlags),
         .executableTarget(name: "bsvi-dist", dependencies: [

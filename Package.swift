@@ -54,11 +54,13 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
+        // Writers of input files (IDX, .amat, .npy, .npz, gzip) shared by the tests of prepare-data.
+        .target(name: "DataFixtures", dependencies: ["CZlib", "CZip"], path: "Tests/DataFixtures"),
         .testTarget(name: "BSVITests", dependencies: ["BSVI"]),
-        .testTarget(name: "BSVIStorageTests", dependencies: ["BSVIStorage", "BSVI", "CHDF5", "CShims"]),
+        .testTarget(name: "BSVIStorageTests", dependencies: ["BSVIStorage", "BSVI", "CHDF5", "CShims", "DataFixtures"]),
         .testTarget(name: "BSVIParallelTests", dependencies: ["BSVIParallel"]),
         .testTarget(name: "BSVITrainingTests", dependencies: ["BSVITraining", "BSVIStorage", "BSVIParallel", "BSVI"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["BSVITraining", "BSVIStorage", "BSVIParallel", "BSVI"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["BSVITraining", "BSVIStorage", "BSVIParallel", "BSVI", "DataFixtures"]),
     ],
     swiftLanguageModes: [.v5]
 )

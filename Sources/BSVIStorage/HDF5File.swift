@@ -157,6 +157,7 @@ public final class HDF5File {
         }
         if cls == H5T_FLOAT { return size == 4 ? .float32 : size == 8 ? .float64 : .other("float\(size * 8)") }
         if cls == H5T_STRING { return .string }
+        if cls == H5T_ENUM { return .other("enum\(size * 8)") }
         return .other("type class \(cls.rawValue)")
     }
 
@@ -238,7 +239,7 @@ public final class HDF5File {
         let memSpace = H5Screate_simple(2, &count, nil)
         defer { H5Sclose(memSpace) }
         guard H5Dread(d, bsvi_h5t_native_uint8(), memSpace, fileSpace, bsvi_h5p_default(), out) >= 0 else {
-            throw fail(name, "reading rows \(rows.lowerBound)..<\(rows.upperBound) failed (truncated or corrupt file)")
+            throw fail(name, "reading rows \(rows.lowerBound)..<\(rows.upperBound) failed (checksum mismatch, or a truncated or corrupt file)")
         }
     }
 

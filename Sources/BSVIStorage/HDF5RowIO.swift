@@ -30,7 +30,8 @@ extension HDF5File {
     }
 
     /// Reads rows `rows` (along the first dimension, all of every other dimension) of a numeric
-    /// dataset of any rank, converted by HDF5 to Float64, into `out`.
+    /// dataset of any rank, converted by HDF5 to Float64, into `out`. One-byte enums (h5py's
+    /// bool) have no conversion to numbers in HDF5: their stored values are read as they are.
     public func readRowsAsDoubles(_ name: String, rows: Range<Int>, into out: UnsafeMutablePointer<Double>) throws {
         let d = try openDataset(name)
         defer { H5Dclose(d) }
@@ -49,8 +50,18 @@ extension HDF5File {
         }
         let memSpace = H5Screate_simple(Int32(rank), &count, nil)
         defer { H5Sclose(memSpace) }
-        guard H5Dread(d, bsvi_h5t_native_double(), memSpace, fileSpace, bsvi_h5p_default(), out) >= 0 else {
-            throw fail(name, "reading rows \(rows.lowerBound)..<\(rows.upperBound) failed (checksum mismatch, or a truncated or corrupt file)")
+        let fileType = H5Dget_type(d)
+        defer { H5Tclose(fileType) }
+        let failed = fail(name, "reading rows \(rows.lowerBound)..<\(rows.upperBound) failed (checksum mismatch, or a truncated or corrupt file)")
+        if H5Tget_class(fileType) == H5T_ENUM && H5Tget_size(fileType) == 1 {
+            let values = count.reduce(1) { $0 * Int($1) }
+            let memType = H5Tget_native_type(fileType, H5T_DIR_ASCEND)
+            defer { H5Tclose(memType) }
+            var bytes = [Int8](repeating: 0, count: values)
+            guard H5Dread(d, memType, memSpace, fileSpace, bsvi_h5p_default(), &bytes) >= 0 else { throw failed }
+            for i in 0..<values { out[i] = Double(bytes[i]) }
+            return
         }
+        guard H5Dread(d, bsvi_h5t_native_double(), memSpace, fileSpace, bsvi_h5p_default(), out) >= 0 else { throw failed }
     }
 }

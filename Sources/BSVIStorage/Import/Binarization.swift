@@ -52,15 +52,15 @@ public enum StoredBinarization: Equatable, Sendable, CustomStringConvertible {
 }
 
 /// Turns one input row into the stored bytes of a split. Intensity = value / 255 for 0–255
-/// inputs and value for [0, 1] inputs — except when every input is 0/1, where the value is
-/// the bit itself whatever the element type.
+/// inputs and value for [0, 1] inputs — except for an input whose values are all 0/1, where
+/// the value is the bit itself whatever the element type (a uint8 array of 0/1 is binary
+/// data, not a nearly black image).
 struct PixelConverter {
     let stored: StoredBinarization
-    let inputIsBinary: Bool
 
-    func convert(_ row: UnsafePointer<Double>, width: Int, range: ValueRange, split: DataSplit, rowIndex: Int,
+    func convert(_ row: UnsafePointer<Double>, width: Int, input: InputSurvey, split: DataSplit, rowIndex: Int,
                  into out: UnsafeMutablePointer<UInt8>) {
-        let scale = inputIsBinary ? 1 : range.maximum
+        let scale = input.isBinary ? 1 : input.range.maximum
         switch stored {
         case .none:
             for c in 0..<width { out[c] = row[c] == 1 ? 1 : 0 }

@@ -79,7 +79,9 @@ final class GzipFileInput: ByteInput {
 
     private func gzipError() -> StorageError {
         var code: Int32 = 0
-        let message = gzerror(handle, &code).map { String(cString: $0) } ?? "unknown error"
+        var message = gzerror(handle, &code).map { String(cString: $0) } ?? "unknown error"
+        // zlib puts the path in front of its message; ours already starts with it.
+        if message.hasPrefix(location.file + ": ") { message.removeFirst(location.file.count + 2) }
         if code == Z_ERRNO {
             return location.error("reading failed: \(String(cString: strerror(errno)))", kind: .ioError)
         }

@@ -63,10 +63,10 @@ public enum DatasetImporter {
         do {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         } catch {
-            throw StorageError(file: output, problem: "cannot create the folder \(folder): \(error.localizedDescription)",
-                               fix: "choose a writable location", kind: .cannotCreateOutput)
+            throw StorageError(file: output, problem: "cannot create the folder \(folder)",
+                               fix: "choose a location where you can write", kind: .cannotCreateOutput)
         }
-        let converter = PixelConverter(stored: binarization, inputIsBinary: inputIsBinary)
+        let converter = PixelConverter(stored: binarization)
         try AtomicFile.write(to: output) { tmp in
             let writer = try DatasetFileWriter(path: tmp)
             let trainSplit = try writer.split(.train, rows: trainRows, width: train.width)
@@ -110,7 +110,7 @@ public enum DatasetImporter {
                     while splits[target].nextRow == splits[target].rows { target += 1 }
                     let split = splits[target]
                     try split.appendRow { out in
-                        converter.convert(b.baseAddress! + i * width, width: width, range: input.range, split: split.split,
+                        converter.convert(b.baseAddress! + i * width, width: width, input: input, split: split.split,
                                           rowIndex: split.nextRow, into: out)
                     }
                 }

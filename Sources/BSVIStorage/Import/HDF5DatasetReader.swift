@@ -1,6 +1,6 @@
 /// A numeric dataset anywhere in an HDF5 file (`--train FILE:/path/in/file`), N×D or N×H×W,
 /// read a hyperslab of rows at a time. uint8 and other integer types hold intensities 0–255;
-/// float32 and float64 hold intensities in [0, 1].
+/// float32 and float64 hold intensities in [0, 1], and so does h5py's bool (a one-byte enum).
 final class HDF5DatasetReader: RowReader {
     let location: InputLocation
     let width: Int
@@ -25,13 +25,13 @@ final class HDF5DatasetReader: RowReader {
             let info = try file.datasetInfo(name)
             switch info.elementType {
             case .uint8, .int64: range = .byte
-            case .float32, .float64: range = .unit
+            case .float32, .float64, .other("enum8"): range = .unit  // enum8: h5py's bool
             case .other(let type) where type.hasPrefix("int") || type.hasPrefix("uint"): range = .byte
             default:
                 throw location.error("element type \(info.elementType) is not read; pixels must be integers 0–255 or floats in [0, 1]",
                                      fix: "store the images as uint8 (0–255) or float32 (0–1)")
             }
-            elementType = info.elementType.description
+            elementType = info.elementType == .other("enum8") ? "bool (enum)" : info.elementType.description
             let layout = try rowLayout(of: info.shape, at: location)
             guard layout.width > 0 else { throw location.error("rows hold no values (shape \(info.shape))") }
             width = layout.width

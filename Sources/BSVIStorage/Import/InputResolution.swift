@@ -85,7 +85,7 @@ private struct InputFinder {
                         fix: "pass the file alone; FILE:KEY is for .npz and HDF5 files")
         }
         if !format.holdsNamedArrays || key != nil { return InputSpec(format: format, file: file, key: key) }
-        guard let spec = try namedArray(split, in: file, format: format) else {
+        guard let spec = try namedArray(split, in: file, format: format, orSoleArray: true) else {
             let held = try Self.arrays(in: file, format: format).joined(separator: ", ")
             throw StorageError(file: file, problem: "holds no array named \(Self.keys(split, format).joined(separator: " or ")) (it holds: \(held))",
                                fix: "name the array: --\(split.rawValue) \(file):KEY", kind: .missingInput)
@@ -93,14 +93,14 @@ private struct InputFinder {
         return spec
     }
 
-    /// The array for `split` in an .npz/HDF5 file: under its usual name, or — for /train —
-    /// the only array of a file that holds one.
-    func namedArray(_ split: DataSplit, in file: String, format: ImportFormat) throws -> InputSpec? {
+    /// The array for `split` in an .npz/HDF5 file under its usual name or, for a file named
+    /// for this split alone (`orSoleArray`), the only array of a file that holds one.
+    func namedArray(_ split: DataSplit, in file: String, format: ImportFormat, orSoleArray: Bool = false) throws -> InputSpec? {
         let arrays = try Self.arrays(in: file, format: format)
         for key in Self.keys(split, format) where arrays.contains(key) {
             return InputSpec(format: format, file: file, key: key)
         }
-        if split == .train && arrays.count == 1 { return InputSpec(format: format, file: file, key: arrays[0]) }
+        if orSoleArray && arrays.count == 1 { return InputSpec(format: format, file: file, key: arrays[0]) }
         return nil
     }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BSVIStorage
+import BSVITraining
 import Foundation
 
 struct PrepareData: ParsableCommand {
@@ -65,7 +66,8 @@ struct PrepareData: ParsableCommand {
         request.force = force
         do {
             let summary = try DatasetImporter.run(request, progress: ImportProgress { printError($0) })
-            print(summary.description)
+            // The peak shows that memory is bounded by a chunk of rows, not by the input's size.
+            print(summary.description + (ResidentMemory.peakMiB.map { String(format: "; peak memory %.0f MiB", $0) } ?? ""))
         } catch {
             throw failure(error, fallback: .ioError)
         }

@@ -26,7 +26,7 @@ struct ResolvedInputs {
             return
         }
         let finder = InputFinder(request: request)
-        train = try finder.spec(for: .train, named: request.train)!
+        train = try finder.spec(for: .train, named: request.train)!  // never nil: a missing --train throws
         var valid = try finder.spec(for: .valid, named: request.valid)
         var test = try finder.spec(for: .test, named: request.test)
         // An .npz or HDF5 training file may hold the other splits too, under the usual names.

@@ -24,6 +24,8 @@ let package = Package(
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng16", providers: [.apt(["libpng-dev"])]),
+        // NumPy .npz archives are zip files (members stored or deflated).
+        .systemLibrary(name: "CZip", pkgConfig: "libzip", providers: [.apt(["libzip-dev"])]),
         // Getters for the C macros Swift cannot import, plus the async-signal-safe stop flag.
         .target(name: "CShims", dependencies: ["CMPI", "CHDF5"]),
         // The hot kernels, one variant per instruction set, chosen at run time (include/CKernels.h).
@@ -33,7 +35,7 @@ let package = Package(
 
         .target(name: "BSVI", dependencies: ["CBLAS", "CKernels"], swiftSettings: numericsFlags),
         .target(name: "BSVIParallel", dependencies: ["CMPI", "CShims"]),
-        .target(name: "BSVIStorage", dependencies: ["BSVI", "CHDF5", "CShims", "CZlib", "CPNG"]),
+        .target(name: "BSVIStorage", dependencies: ["BSVI", "CHDF5", "CShims", "CZlib", "CPNG", "CZip"]),
         .target(name: "BSVITraining", dependencies: ["BSVI", "BSVIParallel", "BSVIStorage", "CShims"],
                 swiftSettings: numericsFlags),
         .executableTarget(name: "bsvi-dist", dependencies: [
@@ -41,11 +43,13 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
+        // Writers of input files (IDX, .amat, .npy, .npz, gzip) shared by the tests of prepare-data.
+        .target(name: "DataFixtures", dependencies: ["CZlib", "CZip"], path: "Tests/DataFixtures"),
         .testTarget(name: "BSVITests", dependencies: ["BSVI"]),
-        .testTarget(name: "BSVIStorageTests", dependencies: ["BSVIStorage", "BSVI", "CHDF5", "CShims"]),
+        .testTarget(name: "BSVIStorageTests", dependencies: ["BSVIStorage", "BSVI", "CHDF5", "CShims", "DataFixtures"]),
         .testTarget(name: "BSVIParallelTests", dependencies: ["BSVIParallel"]),
         .testTarget(name: "BSVITrainingTests", dependencies: ["BSVITraining", "BSVIStorage", "BSVIParallel", "BSVI"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["BSVITraining", "BSVIStorage", "BSVIParallel", "BSVI"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["BSVITraining", "BSVIStorage", "BSVIParallel", "BSVI", "DataFixtures"]),
     ],
     swiftLanguageModes: [.v5]
 )

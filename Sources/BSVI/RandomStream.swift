@@ -10,6 +10,8 @@ public enum RandomPurpose: UInt64, Sendable {
     case evaluationRefinementNoise = 5
     case binarization = 6
     case sampling = 7
+    /// The per-epoch binary images of a dynamically binarized training split.
+    case dynamicBinarization = 8
 }
 
 /// A counter-based random stream: every number is a pure function of (seed, purpose, keys,

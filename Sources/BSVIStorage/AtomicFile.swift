@@ -6,6 +6,10 @@ import Glibc
 /// Crash-safe replacement of a file: write a temp file in the same folder, fsync it, rename
 /// it over the destination, fsync the folder. At any moment the destination is either the
 /// old complete file or the new complete file; a failure removes the temp file.
+///
+/// A body that streams its input into the file (prepare-data) may fail because of the input;
+/// such errors (kind usage, badData or missingInput) are passed on as they are, so the user
+/// reads what is wrong with the input, not that the output could not be written.
 public enum AtomicFile {
     /// The temp name used for `path` (same folder, hidden, with the writer's pid).
     public static func temporaryPath(for path: String) -> String {
@@ -17,7 +21,7 @@ public enum AtomicFile {
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDir), isDir.boolValue else {
-            throw StorageError(file: path, problem: "folder \(folder) does not exist", fix: "create it first")
+            throw StorageError(file: path, problem: "folder \(folder) does not exist", fix: "create it first", kind: .cannotCreateOutput)
         }
         let tmp = temporaryPath(for: path)
         do {
@@ -29,9 +33,14 @@ public enum AtomicFile {
             try fsyncPath(folder, isDirectory: true)
         } catch {
             unlink(tmp)
-            let cause = (error as? StorageError).map { $0.problem } ?? "\(error)"
+            let storageError = error as? StorageError
+            switch storageError?.kind {
+            case .usage?, .badData?, .missingInput?: throw error
+            default: break
+            }
+            let cause = storageError.map { $0.problem } ?? "\(error)"
             throw StorageError(file: path, problem: "could not be written: \(cause); any previous version is unchanged and the temporary file was removed",
-                               fix: "free disk space or choose a writable folder")
+                               fix: "free disk space or choose a writable folder", kind: storageError?.kind ?? .ioError)
         }
     }
 

@@ -9,6 +9,9 @@ public enum DataSplit: String, CaseIterable, Codable, Sendable {
 /// A read-only binarized dataset: `/train`, `/valid`, `/test`, each uint8 [N, D] of 0/1.
 /// A contiguous row range (an HDF5 hyperslab) or any set of rows (chunk by chunk) can be read,
 /// so each rank reads only the rows it trains on. Every read validates the values.
+/// In a dataset prepared with `--binarize dynamic` (attribute `binarization` = "dynamic"), /train
+/// holds intensities 0–255 instead, read with `readIntensityRows` and turned into a fresh binary
+/// image per epoch by `DynamicBinarization.draw`; /valid and /test are binary as always.
 public final class BinaryDataset {
     public let path: String
     private let file: HDF5File
@@ -147,9 +150,36 @@ public final class BinaryDataset {
             bad += 1
             if firstBad < 0 { firstBad = i }
         }
-        throw StorageError(file: path, object: "/" + split.rawValue,
+        throw isDynamic && split == .train
+            ? StorageError(file: path, object: "/" + split.rawValue,
+                           problem: "holds intensities 0–255 for dynamic binarization (binarization = \"dynamic\"), which this version of the trainer does not draw yet",
+                           fix: "prepare the data with --binarize auto or bernoulli for now", kind: .badData)
+            : StorageError(file: path, object: "/" + split.rawValue,
                            problem: "\(bad) values are not 0/1 (first in row \(rowID(firstBad / width)))",
-                           fix: "binarize the data, e.g. with `bsvi-dist prepare-data`")
+                           fix: "binarize the data, e.g. with `bsvi-dist prepare-data`", kind: .badData)
+    }
+
+    /// The `binarization` root attribute ("none", "bernoulli", "threshold", "dynamic"); nil in
+    /// files written before it existed (they are Bernoulli-binarized Fashion-MNIST).
+    public var binarization: String? { stringAttribute("binarization") }
+
+    /// Whether /train holds intensities for dynamic binarization.
+    public var isDynamic: Bool { binarization == "dynamic" }
+
+    /// Reads rows `rows` of the intensity split of a dynamic dataset (/train) as stored, uint8
+    /// 0–255, into `out` (rows.count × width bytes). Other splits hold binary values; reading
+    /// them as intensities is refused.
+    public func readIntensityRows(_ split: DataSplit, rows: Range<Int>, into out: UnsafeMutablePointer<UInt8>) throws {
+        let (n, width) = try shape(of: split)
+        let name = "/" + split.rawValue
+        guard isDynamic && split == .train else {
+            throw StorageError(file: path, object: name, problem: "holds binary values, not intensities (binarization = \(binarization ?? "not recorded"))",
+                               fix: "read it with readRows; only /train of a --binarize dynamic dataset holds intensities")
+        }
+        guard rows.lowerBound >= 0 && rows.upperBound <= n else {
+            throw StorageError(file: path, object: name, problem: "rows \(rows.lowerBound)..<\(rows.upperBound) are outside the split's \(n) rows")
+        }
+        try file.readUInt8Rows(name, rows: rows, width: width, into: out)
     }
 
     /// Reads rows of a split (all by default) into a new buffer of rows × width Float32s; keep

@@ -39,15 +39,15 @@ public final class HDF5File {
     public static func open(_ path: String, writable: Bool = false) throws -> HDF5File {
         _ = silenceHDF5Errors
         guard FileManager.default.fileExists(atPath: path) else {
-            throw StorageError(file: path, problem: "file not found", fix: "check the path")
+            throw StorageError(file: path, problem: "file not found", fix: "check the path", kind: .missingInput)
         }
         guard H5Fis_hdf5(path) > 0 else {
             throw StorageError(file: path, problem: "not an HDF5 file (or truncated/corrupt)",
-                               fix: "pass a file written by bsvi-dist or another HDF5 tool")
+                               fix: "pass a file written by bsvi-dist or another HDF5 tool", kind: .badData)
         }
         let id = H5Fopen(path, writable ? bsvi_h5f_acc_rdwr() : bsvi_h5f_acc_rdonly(), bsvi_h5p_default())
         guard id >= 0 else {
-            throw StorageError(file: path, problem: "HDF5 could not open the file (truncated or corrupt)")
+            throw StorageError(file: path, problem: "HDF5 could not open the file (truncated or corrupt)", kind: .badData)
         }
         return HDF5File(path: path, id: id)
     }
@@ -63,7 +63,8 @@ public final class HDF5File {
         H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_V110)
         let id = H5Fcreate(path, bsvi_h5f_acc_trunc(), bsvi_h5p_default(), fapl)
         guard id >= 0 else {
-            throw StorageError(file: path, problem: "cannot create the file", fix: "check that the folder exists and is writable")
+            throw StorageError(file: path, problem: "cannot create the file", fix: "check that the folder exists and is writable",
+                               kind: .cannotCreateOutput)
         }
         return HDF5File(path: path, id: id)
     }
@@ -156,6 +157,7 @@ public final class HDF5File {
         }
         if cls == H5T_FLOAT { return size == 4 ? .float32 : size == 8 ? .float64 : .other("float\(size * 8)") }
         if cls == H5T_STRING { return .string }
+        if cls == H5T_ENUM { return .other("enum\(size * 8)") }
         return .other("type class \(cls.rawValue)")
     }
 

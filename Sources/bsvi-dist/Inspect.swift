@@ -3,25 +3,64 @@ import BSVIStorage
 import Foundation
 
 struct Inspect: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show what a checkpoint holds and verify its checksums.")
+    static let configuration = CommandConfiguration(
+        abstract: "Describe a dataset (splits, rows, binarization, fraction of ones) or a checkpoint, reading every chunk so its checksums are verified.")
 
-    @Argument(help: "Checkpoint file.") var checkpoint: String
+    @Argument(help: "A dataset (/train, /valid, /test) or a checkpoint file.") var file: String
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
-        let report: CheckpointReport
         do {
-            report = try CheckpointInspector.inspect(checkpoint)
+            if try DatasetInspector.isDataset(file) {
+                try describeDataset(DatasetInspector.inspect(file))
+            } else {
+                try describeCheckpoint(CheckpointInspector.inspect(file))
+            }
+        } catch let e as ExitCode {
+            throw e
         } catch {
-            printError("error: \(error)")
-            throw ExitCode(1)
+            throw failure(error, fallback: .badData)
         }
+    }
+
+    func encoder() -> JSONEncoder {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        e.keyEncodingStrategy = .convertToSnakeCase
+        e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return e
+    }
+
+    func describeDataset(_ r: DatasetReport) throws {
         if json {
-            let e = JSONEncoder()
-            e.outputFormatting = [.prettyPrinted, .sortedKeys]
-            e.keyEncodingStrategy = .convertToSnakeCase
-            e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-            print(String(decoding: try e.encode(report), as: UTF8.self))
+            print(String(decoding: try encoder().encode(r), as: UTF8.self))
+        } else {
+            print("dataset         \(r.file)")
+            print("source          \(r.source ?? "(not recorded)")")
+            var binarization = r.binarization ?? "(not recorded)"
+            if let seed = r.binarizationSeed { binarization += " (seed \(seed))" }
+            if let t = r.binarizationThreshold { binarization += " (intensity > \(t))" }
+            print("binarization    \(binarization)")
+            print("image shape     \(r.imageHeight.map(String.init) ?? "?")×\(r.imageWidth.map(String.init) ?? "?")")
+            print("checksums       \(r.checksumsVerified ? "Fletcher32 verified on every chunk of every split" : "not every split carries checksums (read OK)")")
+            print("")
+            var rows = [["split", "rows", "width", "holds", "fraction of ones", "checksummed"]]
+            for s in r.splits {
+                rows.append([s.name, "\(s.rows)", "\(s.width)", s.holds + (s.nonBinaryValues > 0 ? " (\(s.nonBinaryValues) NOT 0/1)" : ""),
+                             String(format: "%.4f", s.fractionOfOnes) + (s.holds == "intensities" ? " (expected per draw)" : ""),
+                             s.checksummed ? "yes" : "no"])
+            }
+            printTable(rows)
+        }
+        if !r.problems.isEmpty {
+            printError("error: \(r.file): not a usable dataset: \(r.problems.joined(separator: "; ")) (rebuild it with `bsvi-dist prepare-data`)")
+            throw ExitCode(FailureKind.badData.rawValue)
+        }
+    }
+
+    func describeCheckpoint(_ report: CheckpointReport) throws {
+        if json {
+            print(String(decoding: try encoder().encode(report), as: UTF8.self))
             return
         }
         let r = report
@@ -40,17 +79,13 @@ struct Inspect: ParsableCommand {
         }
         print("checksums       \(r.checksumsVerified ? "Fletcher32 verified on every parameter dataset" : "not all parameter datasets carry checksums (read OK)")")
         print("")
-        let header = ["parameter", "shape", "count", "mean", "std", "min", "max", "finite"]
-        var rows = [header]
+        var rows = [["parameter", "shape", "count", "mean", "std", "min", "max", "finite"]]
         for p in r.parameters {
             rows.append([p.name, "[" + p.shape.map(String.init).joined(separator: ", ") + "]", "\(p.count)",
                          String(format: "%.4g", p.mean), String(format: "%.4g", p.std), String(format: "%.4g", p.min),
                          String(format: "%.4g", p.max), p.finite ? "yes" : "NO"])
         }
-        let widths = (0..<header.count).map { c in rows.map { $0[c].count }.max()! }
-        for row in rows {
-            print(row.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }.joined(separator: "  "))
-        }
+        printTable(rows)
         if let pi = r.pi {
             print("\nlearned π       " + pi.map { String(format: "%.4f", $0) }.joined(separator: " "))
         }
@@ -58,6 +93,15 @@ struct Inspect: ParsableCommand {
         for h in r.history {
             print(String(format: "  step %6d epoch %3d %-5@ n=%-6d K=%-5d log p(x) %.4f  ELBO %.4f  ELBO(λ_k) %.4f",
                          h.step, h.epoch, h.split, h.examples, h.samples, h.logLikelihood, h.elbo, h.elboRefined))
+        }
+    }
+
+    /// Columns padded to their widest cell.
+    func printTable(_ rows: [[String]]) {
+        let widths = (0..<rows[0].count).map { c in rows.map { $0[c].count }.max()! }
+        for row in rows {
+            let line = row.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }.joined(separator: "  ")
+            print(line.replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression))
         }
     }
 }

@@ -247,13 +247,14 @@ struct CheckpointTests {
         #expect(pi.count == 3 && abs(pi.reduce(0, +) - 1) < 1e-9)
     }
 
-    @Test("inspect refuses non-checkpoint files with a clear error and a non-zero status",
-          arguments: ["text", "empty", "dataset", "truncated", "missing"])
+    @Test("inspect refuses files that are neither checkpoints nor datasets with a clear error and the sysexits status",
+          arguments: ["text", "empty", "other HDF5", "truncated", "missing"])
     func inspectRefuses(kind: String) throws {
         let dir = try makeTemporaryDirectory(prefix: "refuse")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = dir + "/input.h5"
         var expected = ""
+        var status: Int32 = 65
         switch kind {
         case "text":
             try Data("step,epoch\n1,2\n".utf8).write(to: URL(fileURLWithPath: path))
@@ -261,8 +262,10 @@ struct CheckpointTests {
         case "empty":
             try Data().write(to: URL(fileURLWithPath: path))
             expected = "not an HDF5 file"
-        case "dataset":
-            try writeToyDataset(path)
+        case "other HDF5":
+            let f = try HDF5File.create(path)
+            try f.writeDoubles("/numbers", [1, 2, 3])
+            try f.close()
             expected = "not a bsvi-dist checkpoint"
         case "truncated":
             let data = dir + "/toy.h5"
@@ -274,10 +277,11 @@ struct CheckpointTests {
             expected = "truncated"
         default:
             expected = "not found"
+            status = 66
         }
         for args in [["inspect", path], ["inspect", path, "--json"]] {
             let r = try bsvi(args)
-            #expect(r.status == 1 && !r.signaled && !r.timedOut, "\(kind) \(args): status \(r.status) \(r.stderr)")
+            #expect(r.status == status && !r.signaled && !r.timedOut, "\(kind) \(args): status \(r.status) \(r.stderr)")
             #expect(r.stderr.hasPrefix("error: \(path)"), "\(kind): \(r.stderr)")
             #expect(r.stderr.contains(expected), "\(kind): \(r.stderr)")
             #expect(r.stdout.isEmpty, "\(kind): \(r.stdout)")

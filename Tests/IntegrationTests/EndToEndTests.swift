@@ -12,31 +12,32 @@ func writeIDX(_ path: String, count: Int, height: Int, width: Int, pixel: (Int, 
 
 @Suite("End to end, single process")
 struct EndToEndTests {
-    @Test("prepare-data converts IDX files into the dataset layout with the 50,000/rest/test split")
+    @Test("prepare-data's default (fashion-mnist) reads the IDX folder: the last 10,000 training images become /valid")
     func prepareData() throws {
         let dir = try makeTemporaryDirectory(prefix: "prep")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        // 50,010 training images of 4×4: the last 10 become /valid.
-        try writeIDX(dir + "/train-images-idx3-ubyte", count: 50_010, height: 4, width: 4) { i, p in UInt8((i * 7 + p * 31) % 256) }
+        // 10,050 training images of 4×4: the last 10,000 become /valid (Fashion-MNIST: 50,000 / 10,000).
+        try writeIDX(dir + "/train-images-idx3-ubyte", count: 10_050, height: 4, width: 4) { i, p in UInt8((i * 7 + p * 31) % 256) }
         try writeIDX(dir + "/t10k-images-idx3-ubyte", count: 12, height: 4, width: 4) { _, p in p < 8 ? 255 : 0 }
         let out = dir + "/data.h5"
         let r = try bsvi(["prepare-data", "--source", dir, "--output", out])
         #expect(r.status == 0, "\(r.stderr)")
         let ds = try BinaryDataset(path: out)
-        #expect(try ds.shape(of: .train) == (50_000, 16))
-        #expect(try ds.shape(of: .valid) == (10, 16))
+        #expect(try ds.shape(of: .train) == (50, 16))
+        #expect(try ds.shape(of: .valid) == (10_000, 16))
         #expect(try ds.shape(of: .test) == (12, 16))
         #expect(ds.intAttribute("image_height") == 4 && ds.intAttribute("image_width") == 4)
+        #expect(ds.binarization == "bernoulli" && ds.intAttribute("binarization_seed") == 20190411)
         // Pixels of intensity 255 are always 1 and of intensity 0 always 0.
         let testRows = try ds.readAll(.test)
         let test = testRows.matrix(rows: 12, cols: 16)
         for i in 0..<12 { for p in 0..<16 { #expect(test[i, p] == (p < 8 ? 1 : 0)) } }
         // Refuses to overwrite without --force.
         let again = try bsvi(["prepare-data", "--source", dir, "--output", out])
-        #expect(again.status != 0 && again.stderr.contains("--force"))
+        #expect(again.status == 73 && again.stderr.contains("--force"))
         // A missing source names the file and the Debian package.
         let missing = try bsvi(["prepare-data", "--source", dir + "/nowhere", "--output", dir + "/x.h5"])
-        #expect(missing.status != 0 && missing.stderr.contains("dataset-fashion-mnist"))
+        #expect(missing.status == 66 && missing.stderr.contains("dataset-fashion-mnist"))
         #expect(!FileManager.default.fileExists(atPath: dir + "/x.h5"))
     }
 

@@ -1,0 +1,104 @@
+import Foundation
+
+/// Everything `bsvi-dist inspect` shows about a dataset file, as plain values (printable as
+/// text or as one JSON object).
+public struct DatasetReport: Codable {
+    public struct Split: Codable {
+        public var name: String
+        public var rows: Int
+        public var width: Int
+        /// "binary" (0/1) or "intensities" (0–255, the /train of a dynamic dataset).
+        public var holds: String
+        /// Binary splits: the fraction of pixels that are 1. Intensity splits: the mean
+        /// intensity / 255, the expected fraction of ones of each epoch's draw.
+        public var fractionOfOnes: Double
+        /// Values other than 0/1 in a binary split (the trainer refuses the file if any).
+        public var nonBinaryValues: Int
+        public var checksummed: Bool
+    }
+    public var file: String
+    public var kind = "dataset"
+    public var source: String?
+    public var binarization: String?
+    public var binarizationSeed: Int64?
+    public var binarizationThreshold: Double?
+    public var imageHeight: Int?
+    public var imageWidth: Int?
+    public var splits: [Split]
+    /// true when every split carries a Fletcher32 checksum; every chunk was read, so HDF5
+    /// verified each one (a mismatch fails the read).
+    public var checksumsVerified: Bool
+    /// What makes the file unusable for training (missing splits, wrong types, other values
+    /// than 0/1, widths that differ); empty for a good file.
+    public var problems: [String]
+}
+
+public enum DatasetInspector {
+    /// Whether an HDF5 file is a dataset (it has /train) rather than a checkpoint (/model).
+    public static func isDataset(_ path: String) throws -> Bool {
+        let f = try HDF5File.open(path)
+        return try f.exists("/train") && !f.exists("/model")
+    }
+
+    /// Reads every row of every split (so each chunk's Fletcher32 checksum is verified) and
+    /// describes the file. A failed read throws; problems the trainer would refuse are listed.
+    public static func inspect(_ path: String) throws -> DatasetReport {
+        let f = try HDF5File.open(path)
+        func attribute<T>(_ read: () throws -> T, _ name: String) -> T? { (try? f.hasAttribute(name)) == true ? try? read() : nil }
+        let binarization = attribute({ try f.stringAttribute("binarization") }, "binarization")
+        var report = DatasetReport(
+            file: path, source: attribute({ try f.stringAttribute("source") }, "source"), binarization: binarization,
+            binarizationSeed: attribute({ try f.scalarInt64Attribute("binarization_seed") }, "binarization_seed"),
+            binarizationThreshold: attribute({ try f.doubleAttribute("binarization_threshold") }, "binarization_threshold"),
+            imageHeight: attribute({ Int(try f.scalarInt64Attribute("image_height")) }, "image_height"),
+            imageWidth: attribute({ Int(try f.scalarInt64Attribute("image_width")) }, "image_width"),
+            splits: [], checksumsVerified: true, problems: [])
+        for split in DataSplit.allCases {
+            let name = "/" + split.rawValue
+            guard try f.exists(name) else {
+                report.problems.append("\(name) is missing")
+                report.checksumsVerified = false
+                continue
+            }
+            let info = try f.datasetInfo(name)
+            guard info.elementType == .uint8, info.shape.count == 2, info.shape[0] > 0, info.shape[1] > 0 else {
+                report.problems.append("\(name) is \(info.elementType) of shape \(info.shape), expected uint8 [rows > 0, pixels > 0]")
+                report.checksumsVerified = false
+                continue
+            }
+            let (rows, width) = (info.shape[0], info.shape[1])
+            let intensities = split == .train && binarization == "dynamic"
+            var sum = 0, ones = 0, nonBinary = 0
+            let chunk = BinaryDatasetWriter.chunkRows
+            var bytes = [UInt8](repeating: 0, count: min(chunk, rows) * width)
+            for start in stride(from: 0, to: rows, by: chunk) {
+                let n = min(chunk, rows - start)
+                do {
+                    try bytes.withUnsafeMutableBufferPointer {
+                        try f.readUInt8Rows(name, rows: start..<(start + n), width: width, into: $0.baseAddress!)
+                    }
+                } catch let e as StorageError {
+                    throw e.classified(as: .badData)
+                }
+                for i in 0..<(n * width) {
+                    let v = Int(bytes[i])
+                    sum += v
+                    if v == 1 { ones += 1 } else if v > 1 { nonBinary += 1 }
+                }
+            }
+            if !intensities && nonBinary > 0 { report.problems.append("\(name) holds \(nonBinary) values that are not 0/1") }
+            let total = Double(rows * width)
+            report.splits.append(.init(name: split.rawValue, rows: rows, width: width, holds: intensities ? "intensities" : "binary",
+                                       fractionOfOnes: intensities ? Double(sum) / 255 / total : Double(ones) / total,
+                                       nonBinaryValues: intensities ? 0 : nonBinary, checksummed: info.hasFletcher32))
+            report.checksumsVerified = report.checksumsVerified && info.hasFletcher32
+        }
+        if Set(report.splits.map(\.width)).count > 1 {
+            report.problems.append("splits have different widths: " + report.splits.map { "\($0.name) \($0.width)" }.joined(separator: ", "))
+        }
+        if let h = report.imageHeight, let w = report.imageWidth, let width = report.splits.first?.width, h * w != width {
+            report.problems.append("image_height × image_width = \(h)×\(w) does not match the \(width) pixels of a row")
+        }
+        return report
+    }
+}

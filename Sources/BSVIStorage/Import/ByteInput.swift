@@ -1,0 +1,90 @@
+import CZlib
+import Foundation
+
+/// A sequential source of bytes: a file (gzip-compressed or plain) or a member of a zip archive.
+protocol ByteInput: AnyObject {
+    var location: InputLocation { get }
+    /// Reads up to `count` bytes, fewer only at the end of the input; throws on corrupt data.
+    func read(into buffer: UnsafeMutableRawPointer, count: Int) throws -> Int
+}
+
+extension ByteInput {
+    /// Reads exactly `count` bytes, or throws a truncation error phrased by `what`.
+    func readExactly(into buffer: UnsafeMutableRawPointer, count: Int, what: @autoclosure () -> String) throws {
+        let got = try read(into: buffer, count: count)
+        if got < count {
+            throw location.error("the file ends early: \(what()) needs \(count) bytes, found \(got)",
+                                 fix: "the file is truncated; download or write it again")
+        }
+    }
+
+    func readBytes(_ count: Int, what: @autoclosure () -> String) throws -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
+        try bytes.withUnsafeMutableBytes { try readExactly(into: $0.baseAddress!, count: count, what: what()) }
+        return bytes
+    }
+
+    /// Whether the input is exhausted. Reading to the end also makes zlib and libzip verify the
+    /// stream's CRC, so a corrupt last block is caught here rather than ignored.
+    func isAtEnd() throws -> Bool {
+        var byte: UInt8 = 0
+        return try read(into: &byte, count: 1) == 0
+    }
+}
+
+/// A file read through zlib, which passes plain files through unchanged and decompresses gzip
+/// ones (MNIST and its relatives are distributed as .gz).
+final class GzipFileInput: ByteInput {
+    let location: InputLocation
+    private let handle: gzFile
+
+    init(path: String) throws {
+        location = InputLocation(file: path)
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw location.error("file not found", fix: "check the path", kind: .missingInput)
+        }
+        guard !isDirectory.boolValue else {
+            throw location.error("is a folder, not a file", fix: "name the file itself", kind: .missingInput)
+        }
+        guard let handle = gzopen(path, "rb") else {
+            throw location.error("cannot open the file: \(String(cString: strerror(errno)))", fix: "check its permissions",
+                                 kind: .missingInput)
+        }
+        gzbuffer(handle, 1 << 20)
+        self.handle = handle
+    }
+
+    deinit { gzclose(handle) }
+
+    func read(into buffer: UnsafeMutableRawPointer, count: Int) throws -> Int {
+        var got = 0
+        while got < count {
+            let n = gzread(handle, buffer + got, UInt32(min(count - got, 1 << 30)))
+            if n < 0 { throw gzipError() }
+            if n == 0 { break }
+            got += Int(n)
+        }
+        if got < count {
+            // A short read is the end of the data, unless the gzip stream itself was cut off.
+            var code: Int32 = 0
+            _ = gzerror(handle, &code)
+            if code == Z_BUF_ERROR {
+                throw location.error("the gzip stream ends early (truncated file)", fix: "download the file again")
+            }
+            if code != Z_OK && code != Z_STREAM_END { throw gzipError() }
+        }
+        return got
+    }
+
+    private func gzipError() -> StorageError {
+        var code: Int32 = 0
+        var message = gzerror(handle, &code).map { String(cString: $0) } ?? "unknown error"
+        // zlib puts the path in front of its message; ours already starts with it.
+        if message.hasPrefix(location.file + ": ") { message.removeFirst(location.file.count + 2) }
+        if code == Z_ERRNO {
+            return location.error("reading failed: \(String(cString: strerror(errno)))", kind: .ioError)
+        }
+        return location.error("corrupt gzip data (zlib: \(message))", fix: "download the file again")
+    }
+}

@@ -1,0 +1,78 @@
+import Foundation
+
+/// IDX files (LeCun's MNIST format, also used by Fashion-MNIST, KMNIST and EMNIST), plain or
+/// gzip-compressed: a big-endian header — two zero bytes, the element type (0x08 = ubyte), the
+/// number of dimensions — then one 32-bit size per dimension, then the values. Image files are
+/// N×H×W (magic 0x00000803); N×D (0x00000802) is accepted too. EMNIST stores each image
+/// transposed; that changes pictures drawn by `sample`, not training (see docs/data.md).
+final class IDXReader: RowReader {
+    let location: InputLocation
+    let width: Int
+    let imageShape: ImageShape?
+    let declaredRows: Int?
+    let range = ValueRange.byte
+    let elementType = "uint8"
+    private let input: ByteInput
+    private var rowsRead = 0
+    private var scratch: [UInt8] = []
+
+    init(path: String) throws {
+        input = try GzipFileInput(path: path)
+        location = input.location
+        let magic = try input.readBytes(4, what: "the IDX header")
+        let magicValue = magic.reduce(0) { $0 << 8 | UInt32($1) }
+        func hex(_ v: UInt32) -> String { String(format: "0x%08x", v) }
+        guard magic[0] == 0 && magic[1] == 0 else {
+            throw location.error("not an IDX file: magic number \(hex(magicValue)), expected 0x00000803 (ubyte images)",
+                                 fix: "pass the images file, e.g. train-images-idx3-ubyte.gz")
+        }
+        guard magic[2] == 0x08 else {
+            throw location.error("IDX element type 0x\(String(magic[2], radix: 16)) (magic \(hex(magicValue))); only ubyte (0x08) images are read",
+                                 fix: "pass an idx3-ubyte image file")
+        }
+        let rank = Int(magic[3])
+        guard rank != 1 else {
+            throw location.error("is an IDX label file (magic 0x00000801, one value per example), not images",
+                                 fix: "pass the images file (…-images-idx3-ubyte), not the labels file")
+        }
+        guard rank == 2 || rank == 3 else {
+            throw location.error("IDX file with \(rank) dimensions (magic \(hex(magicValue))); expected images, magic 0x00000803",
+                                 fix: "pass an idx3-ubyte image file")
+        }
+        let sizes = try input.readBytes(4 * rank, what: "the IDX dimension sizes")
+        let dims = (0..<rank).map { i in sizes[(4 * i)..<(4 * i + 4)].reduce(0) { $0 << 8 | Int($1) } }
+        let layout = try rowLayout(of: dims, at: location)
+        guard layout.width > 0 else {
+            throw location.error("IDX images of \(dims.dropFirst().map(String.init).joined(separator: "×")) pixels hold nothing")
+        }
+        width = layout.width
+        imageShape = layout.image
+        declaredRows = layout.rows
+    }
+
+    func describeRow(_ index: Int) -> String { "row \(index)" }
+
+    func read(upTo maxRows: Int, into out: UnsafeMutablePointer<Double>) throws -> Int {
+        let total = declaredRows!
+        let n = min(maxRows, total - rowsRead)
+        if n == 0 {
+            if rowsRead == total, try !input.isAtEnd() {
+                rowsRead += 1  // report trailing bytes once
+                throw location.error("the file holds bytes after the \(total) images its header declares",
+                                     fix: "check that this is an unmodified IDX image file")
+            }
+            return 0
+        }
+        let bytes = n * width
+        if scratch.count < bytes { scratch = [UInt8](repeating: 0, count: bytes) }
+        let got = try scratch.withUnsafeMutableBytes { try input.read(into: $0.baseAddress!, count: bytes) }
+        guard got == bytes else {
+            let complete = rowsRead + got / width
+            throw location.error("the file ends early: the header declares \(total) images of \(width) pixels, the data stops after \(complete)",
+                                 fix: "the file is truncated; download it again")
+        }
+        for i in 0..<bytes { out[i] = Double(scratch[i]) }
+        rowsRead += n
+        return n
+    }
+}

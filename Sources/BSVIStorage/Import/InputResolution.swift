@@ -1,0 +1,145 @@
+import Foundation
+
+/// The input arrays of an import, found from the request's flags: which file (and which
+/// array in it) becomes /train, /valid and /test. /valid may be nil: the last rows of the
+/// training input are used then.
+struct ResolvedInputs {
+    var train: InputSpec
+    var valid: InputSpec?
+    var test: InputSpec
+
+    /// Finds the inputs, or throws a StorageError naming the file and the flag that fixes it.
+    init(_ request: DataImportRequest) throws {
+        if request.isFashionMNIST {
+            let folder = request.sourceFolder ?? FashionMNISTImporter.defaultSourceFolder
+            func find(_ base: String) throws -> InputSpec {
+                for name in [base + ".gz", base] where FileManager.default.fileExists(atPath: folder + "/" + name) {
+                    return InputSpec(format: .fashionMNIST, file: folder + "/" + name)
+                }
+                throw StorageError(file: "\(folder)/\(base)[.gz]", problem: "file not found",
+                                   fix: "install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist) or pass --source",
+                                   kind: .missingInput)
+            }
+            train = try find("train-images-idx3-ubyte")
+            valid = nil
+            test = try find("t10k-images-idx3-ubyte")
+            return
+        }
+        let finder = InputFinder(request: request)
+        train = try finder.spec(for: .train, named: request.train)!  // never nil: a missing --train throws
+        var valid = try finder.spec(for: .valid, named: request.valid)
+        var test = try finder.spec(for: .test, named: request.test)
+        // An .npz or HDF5 training file may hold the other splits too, under the usual names.
+        if valid == nil && request.validFromTrain == nil { valid = try finder.companion(.valid, of: train) }
+        if test == nil { test = try finder.companion(.test, of: train) }
+        guard let test else {
+            throw StorageError(file: train.description, problem: "no test split: nothing names one",
+                               fix: "pass --test FILE (the split the final evaluation reports on)", kind: .missingInput)
+        }
+        self.valid = valid
+        self.test = test
+    }
+}
+
+/// Turns the text of --train/--valid/--test (or, without it, a conventional name in --source)
+/// into an InputSpec: path, format, and for .npz/HDF5 the array's key.
+private struct InputFinder {
+    let request: DataImportRequest
+
+    /// Conventional file-name endings per format and split, for finding files in --source.
+    static func conventionalEndings(_ format: ImportFormat, _ split: DataSplit) -> [String] {
+        switch (format, split) {
+        case (.idx, .train): return ["train-images-idx3-ubyte", "train-images.idx3-ubyte"]
+        case (.idx, .test): return ["t10k-images-idx3-ubyte", "t10k-images.idx3-ubyte", "test-images-idx3-ubyte"]
+        case (.amat, _): return ["_\(split.rawValue).amat", "-\(split.rawValue).amat"]
+        case (.npy, _): return ["\(split.rawValue).npy"]
+        default: return []
+        }
+    }
+
+    func usage(_ flag: String, _ problem: String, fix: String) -> StorageError {
+        StorageError(file: flag, problem: problem, fix: fix, kind: .usage)
+    }
+
+    /// The input for `split`: from its flag, else found in --source; nil when neither names one
+    /// (a missing --train is an error, a missing --valid or --test is resolved by the caller).
+    func spec(for split: DataSplit, named text: String?) throws -> InputSpec? {
+        guard let text else {
+            if let found = try findInSource(split) { return found }
+            if split == .train {
+                throw usage("--train", "no training input named",
+                            fix: "pass --train FILE (with --format, or a name ending .amat, .npy, .npz, .h5 or -ubyte[.gz])")
+            }
+            return nil
+        }
+        let named = InputSpec.splitKey(text)
+        var file = named.file
+        let key = named.key
+        if let folder = request.sourceFolder, !file.hasPrefix("/") { file = folder + "/" + file }
+        guard let format = request.format ?? ImportFormat.inferred(fromFileName: file) else {
+            throw usage("--\(split.rawValue)", "cannot tell the format of \(file) from its name",
+                        fix: "pass --format idx, amat, npy, npz or hdf5")
+        }
+        if let key, !format.holdsNamedArrays {
+            throw usage("--\(split.rawValue)", "\(file) is a \(format.rawValue) file, which holds one array, so ':\(key)' names nothing",
+                        fix: "pass the file alone; FILE:KEY is for .npz and HDF5 files")
+        }
+        if !format.holdsNamedArrays || key != nil { return InputSpec(format: format, file: file, key: key) }
+        guard let spec = try namedArray(split, in: file, format: format, orSoleArray: true) else {
+            let held = try Self.arrays(in: file, format: format).joined(separator: ", ")
+            throw StorageError(file: file, problem: "holds no array named \(Self.keys(split, format).joined(separator: " or ")) (it holds: \(held))",
+                               fix: "name the array: --\(split.rawValue) \(file):KEY", kind: .missingInput)
+        }
+        return spec
+    }
+
+    /// The array for `split` in an .npz/HDF5 file under its usual name or, for a file named
+    /// for this split alone (`orSoleArray`), the only array of a file that holds one.
+    func namedArray(_ split: DataSplit, in file: String, format: ImportFormat, orSoleArray: Bool = false) throws -> InputSpec? {
+        let arrays = try Self.arrays(in: file, format: format)
+        for key in Self.keys(split, format) where arrays.contains(key) {
+            return InputSpec(format: format, file: file, key: key)
+        }
+        if orSoleArray && arrays.count == 1 { return InputSpec(format: format, file: file, key: arrays[0]) }
+        return nil
+    }
+
+    /// /valid or /test from the training file when it holds several arrays under the usual names.
+    func companion(_ split: DataSplit, of train: InputSpec) throws -> InputSpec? {
+        guard train.format.holdsNamedArrays else { return nil }
+        return try namedArray(split, in: train.file, format: train.format)
+    }
+
+    static func keys(_ split: DataSplit, _ format: ImportFormat) -> [String] {
+        [split.rawValue, "x_" + split.rawValue].map { format == .hdf5 ? "/" + $0 : $0 }
+    }
+
+    static func arrays(in file: String, format: ImportFormat) throws -> [String] {
+        if format == .npz { return try NPZArchive(path: file).keys }
+        do {
+            return try HDF5File.open(file).children(of: "/").map { "/" + $0 }
+        } catch let e as StorageError {
+            throw e.classified(as: .badData)
+        }
+    }
+
+    /// A file in --source whose name ends in a conventional way for this format and split.
+    func findInSource(_ split: DataSplit) throws -> InputSpec? {
+        guard let folder = request.sourceFolder, let format = request.format else { return nil }
+        let endings = Self.conventionalEndings(format, split)
+        guard !endings.isEmpty else { return nil }
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+        // A gzipped and a plain copy of the same file count once (the .gz is read).
+        var matches: [String: String] = [:]
+        for name in names.sorted() {
+            let plain = name.hasSuffix(".gz") ? String(name.dropLast(3)) : name
+            guard endings.contains(where: plain.hasSuffix) else { continue }
+            if matches[plain] == nil || name.hasSuffix(".gz") { matches[plain] = name }
+        }
+        guard matches.count <= 1 else {
+            throw usage("--source", "\(folder) holds several \(split.rawValue) files: \(matches.values.sorted().joined(separator: ", "))",
+                        fix: "choose one with --\(split.rawValue) FILE")
+        }
+        return matches.values.first.map { InputSpec(format: format, file: folder + "/" + $0) }
+    }
+}

@@ -80,7 +80,7 @@ final class HDF5RowReader {
         guard memSpace >= 0 else { throw file.fail(name, "cannot create a memory dataspace") }
         defer { H5Sclose(memSpace) }
         guard H5Dread(dataset, bsvi_h5t_native_uint8(), memSpace, fileSpace, bsvi_h5p_default(), out) >= 0 else {
-            throw file.fail(name, "reading rows \(range.lowerBound)..<\(range.upperBound) failed (truncated or corrupt file)")
+            throw file.fail(name, "reading rows \(range.lowerBound)..<\(range.upperBound) failed (checksum mismatch, or a truncated or corrupt file)")
         }
     }
 }

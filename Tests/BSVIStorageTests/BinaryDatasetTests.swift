@@ -75,7 +75,7 @@ struct BinaryDatasetTests {
         try Self.writeChunked(dir + "/d.h5", rows: n, values: values)
         let dataset = try BinaryDataset(path: dir + "/d.h5")
         #expect(throws: StorageError(file: dir + "/d.h5", object: "/train", problem: "2 values are not 0/1 (first in row \(badRow))",
-                                     fix: "binarize the data, e.g. with `bsvi-dist prepare-data`")) {
+                                     fix: "binarize the data, e.g. with `bsvi-dist prepare-data`", kind: .badData)) {
             try Self.read(dataset, [5, badRow, badRow + 10, 2000])
         }
         // Rows of the same chunk that are fine read fine: only the rows kept are checked.

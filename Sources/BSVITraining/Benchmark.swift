@@ -39,7 +39,8 @@ public struct BenchmarkReport: Codable {
     public var blasGflops: Double
     public var evalSamples: Int
     public var evalSamplesPerS: Double
-    /// The evaluator's decoder products per rank (GFLOP/s) and their fraction of the FMA peak.
+    /// The evaluator's useful work per rank (GFLOP/s: encoder, importance and ELBO samples
+    /// through the decoder, refinement steps) and its fraction of the FMA peak.
     public var evalGflopsPerRank: Double
     public var evalPeakFraction: Double
     /// Projected wall time of K = evalSamples on a 10,000-example split with these ranks.
@@ -118,7 +119,7 @@ public enum Benchmark {
 
         // Evaluation: K importance samples per example, as DistributedEvaluation runs it.
         let sampler = ImportanceSampler(model: model, samples: evalSamples, batchCapacity: 1,
-                                        refinement: config.evaluationRefinement, proposal: .encoder, chunk: Int(ProcessInfo.processInfo.environment["CHUNK"] ?? "500")!)
+                                        refinement: config.evaluationRefinement, proposal: .encoder, chunk: 500)
         comm.barrier()
         let e0 = DispatchTime.now().uptimeNanoseconds
         for i in 0..<evalExamples {
@@ -128,7 +129,12 @@ public enum Benchmark {
         let evalElapsed = Double(comm.allgather(DispatchTime.now().uptimeNanoseconds - e0).max()!) * 1e-9
         // With --eval-examples 0 the evaluation part is skipped and reported as 0.
         let samplesPerS = evalExamples > 0 ? Double(evalExamples * evalSamples * comm.size) / evalElapsed : 0
-        let evalGflopsPerRank = samplesPerS / Double(comm.size) * Double(model.decoder.multiplyAddsPerRow) * 2 / 1e9
+        // The evaluator's work per example: the encoder, K importance samples and 2 × elboSamples
+        // ELBO samples through the decoder, and the refinement's steps (forward and back to z).
+        let g = Double(model.decoder.multiplyAddsPerRow)
+        let evalMultiplyAdds = Double(model.encoder.multiplyAddsPerRow)
+            + Double(evalSamples + 2 * sampler.elboSamples) * g + Double(2 * sampler.refinement.steps) * g
+        let evalGflopsPerRank = samplesPerS / Double(evalSamples * comm.size) * evalMultiplyAdds * 2 / 1e9
         return BenchmarkReport(
             cpuModel: KernelPath.cpuModel, kernelIsa: KernelPath.active.rawValue, blasCore: OpenBLASCore.current,
             method: config.method.rawValue, k: config.k, pi: config.pi.rawValue, batchSize: config.batchSize, ranks: comm.size,

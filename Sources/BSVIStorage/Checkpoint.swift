@@ -35,9 +35,12 @@ public struct TrainingState: Equatable, Sendable {
     public var firstMoment: [Float]
     public var secondMoment: [Float]
     public var skippedSteps: Int
+    /// The run's continuations (step, world sizes, schedule settings changed) as JSON; nil in
+    /// checkpoints written before it was recorded.
+    public var resumesJSON: String?
 
     public init(configJSON: String, seed: UInt64, worldSize: Int, adamStep: Int, firstMoment: [Float],
-                secondMoment: [Float], skippedSteps: Int) {
+                secondMoment: [Float], skippedSteps: Int, resumesJSON: String? = nil) {
         self.configJSON = configJSON
         self.seed = seed
         self.worldSize = worldSize
@@ -45,6 +48,7 @@ public struct TrainingState: Equatable, Sendable {
         self.firstMoment = firstMoment
         self.secondMoment = secondMoment
         self.skippedSteps = skippedSteps
+        self.resumesJSON = resumesJSON
     }
 }
 

@@ -39,6 +39,7 @@ public enum CheckpointFile {
                 try f.setAttribute("world_size", on: "/training", Int64(s.worldSize))
                 try f.setAttribute("adam_step", on: "/training", Int64(s.adamStep))
                 try f.setAttribute("skipped_steps", on: "/training", Int64(s.skippedSteps))
+                if let resumes = s.resumesJSON { try f.setAttribute("resumes", on: "/training", resumes) }
                 try f.setAttribute("parameter_order", on: "/training",
                                    model.layout.tensors.map { Checkpoint.datasetPath(for: $0.name) }.joined(separator: ","))
                 try f.writeFloats("/training/adam_first_moment", s.firstMoment, shape: [s.firstMoment.count])
@@ -133,7 +134,8 @@ public enum CheckpointFile {
                 worldSize: Int(try f.scalarInt64Attribute("world_size", on: "/training")),
                 adamStep: Int(try f.scalarInt64Attribute("adam_step", on: "/training")),
                 firstMoment: m, secondMoment: v,
-                skippedSteps: try f.hasAttribute("skipped_steps", on: "/training") ? Int(try f.scalarInt64Attribute("skipped_steps", on: "/training")) : 0)
+                skippedSteps: try f.hasAttribute("skipped_steps", on: "/training") ? Int(try f.scalarInt64Attribute("skipped_steps", on: "/training")) : 0,
+                resumesJSON: try f.hasAttribute("resumes", on: "/training") ? try f.stringAttribute("resumes", on: "/training") : nil)
         } else if requireTrainingState {
             throw problem("/training", "the checkpoint holds only the model, not the optimizer state and configuration that --resume needs",
                           fix: "resume from a checkpoint written by bsvi-dist train, or start a new run")

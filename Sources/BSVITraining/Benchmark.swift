@@ -62,36 +62,34 @@ public enum Benchmark {
         return 2 * Double(n * n * n) / best / 1e9
     }
 
-    public static func run(config: TrainingConfiguration, steps: Int, warmup: Int, evalSamples: Int, evalExamples: Int,
+    public static func run(config: RunConfiguration, steps: Int, warmup: Int, evalSamples: Int, evalExamples: Int,
                            comm: Communicator) throws -> BenchmarkReport {
-        try ShardPlan.checkBatchSplits(config.batchSize, across: comm.size)
-        let b = ShardPlan.balancedPart(of: config.batchSize, parts: comm.size, index: comm.rank).count
+        try ShardPlan.checkBatchSplits(config.optimizer.batchSize, across: comm.size)
+        let b = ShardPlan.balancedPart(of: config.optimizer.batchSize, parts: comm.size, index: comm.rank).count
         // Real rows when the default dataset exists, else random binary rows of MNIST's shape.
         var width = 784
         var source = "random binary rows (784 pixels)"
         var rowsBuffer: FloatBuffer
-        if FileManager.default.fileExists(atPath: config.dataPath), let ds = try? BinaryDataset(path: config.dataPath) {
+        if FileManager.default.fileExists(atPath: config.files.dataPath), let ds = try? BinaryDataset(path: config.files.dataPath) {
             let (n, w) = try ds.shape(of: .train)
             width = w
             let start = min(comm.rank * b, max(n - b, 0))
             rowsBuffer = try ds.readAll(.train, rows: start..<(start + b))
-            source = config.dataPath
+            source = config.files.dataPath
         } else {
             rowsBuffer = FloatBuffer(count: b * width)
-            let s = RandomStream(seed: config.seed, purpose: .sampling, UInt64(comm.rank))
+            let s = RandomStream(seed: config.optimizer.seed, purpose: .sampling, UInt64(comm.rank))
             for i in 0..<(b * width) { rowsBuffer[i] = s.uniform(UInt64(i)) < 0.3 ? 1 : 0 }
         }
         let x = rowsBuffer.matrix(rows: b, cols: width)
         let ids = (0..<b).map { comm.rank * b + $0 }
-        var shape = config.modelShape
-        shape.inputDim = width
-        let model = VAEModel(shape: shape, piCount: config.objective.piCount)
-        let params = model.makeInitialParameters(seed: config.seed)
-        let adam = Adam(parameterCount: model.parameterCount, learningRate: config.learningRate)
-        let step = TrainingStep(model: model, settings: config.objective, localBatch: b, globalBatch: config.batchSize, adam: adam)
+        let model = VAEModel(shape: config.model.shape(inputDim: width), piCount: config.objective.settings.piCount)
+        let params = model.makeInitialParameters(seed: config.optimizer.seed)
+        let adam = Adam(parameterCount: model.parameterCount, learningRate: config.optimizer.learningRate)
+        let step = TrainingStep(model: model, settings: config.objective.settings, localBatch: b, globalBatch: config.optimizer.batchSize, adam: adam)
 
         func oneStep(_ i: Int) {
-            _ = step.run(x: x, exampleIDs: ids, noise: NoiseSource(seed: config.seed, purpose: .trainingNoise, context: UInt64(i)),
+            _ = step.run(x: x, exampleIDs: ids, noise: NoiseSource(seed: config.optimizer.seed, purpose: .trainingNoise, context: UInt64(i)),
                          params: params, comm: comm, stopRequested: false)
         }
         for i in 0..<warmup { oneStep(i) }
@@ -113,18 +111,18 @@ public enum Benchmark {
         let gemmMs = Double(StepProfile.gemmNanoseconds) * 1e-6 * perStep
         let elementMs = Double(StepProfile.elementwiseNanoseconds) * 1e-6 * perStep
         let allreduceMs = Double(step.allreduceNanoseconds - allreduceBefore) * 1e-6 * perStep
-        let examplesPerS = Double(steps * config.batchSize) / maxElapsed
-        let macs = config.objective.usefulMultiplyAddsPerExample(model: model)
+        let examplesPerS = Double(steps * config.optimizer.batchSize) / maxElapsed
+        let macs = config.objective.settings.usefulMultiplyAddsPerExample(model: model)
         let gflops = examplesPerS * Double(macs) * 2 / 1e9
 
         // Evaluation: K importance samples per example, as DistributedEvaluation runs it.
         let sampler = ImportanceSampler(model: model, samples: evalSamples, batchCapacity: 1,
-                                        refinement: config.evaluationRefinement, proposal: .encoder, chunk: 500)
+                                        refinement: config.objective.evaluationRefinement, proposal: .encoder, chunk: 500)
         comm.barrier()
         let e0 = DispatchTime.now().uptimeNanoseconds
         for i in 0..<evalExamples {
             let xi = x.rows((i % b)..<(i % b + 1))
-            _ = sampler.evaluate(x: xi, exampleIDs: [i], seed: config.seed, params: params)
+            _ = sampler.evaluate(x: xi, exampleIDs: [i], seed: config.optimizer.seed, params: params)
         }
         let evalElapsed = Double(comm.allgather(DispatchTime.now().uptimeNanoseconds - e0).max()!) * 1e-9
         // With --eval-examples 0 the evaluation part is skipped and reported as 0.
@@ -137,7 +135,7 @@ public enum Benchmark {
         let evalGflopsPerRank = samplesPerS / Double(evalSamples * comm.size) * evalMultiplyAdds * 2 / 1e9
         return BenchmarkReport(
             cpuModel: KernelPath.cpuModel, kernelIsa: KernelPath.active.rawValue, blasCore: OpenBLASCore.current,
-            method: config.method.rawValue, k: config.k, pi: config.pi.rawValue, batchSize: config.batchSize, ranks: comm.size,
+            method: config.objective.method.rawValue, k: config.objective.k, pi: config.objective.pi.rawValue, batchSize: config.optimizer.batchSize, ranks: comm.size,
             steps: steps, dataSource: source, examplesPerS: examplesPerS, msPerStep: totalMs, gemmMsPerStep: gemmMs,
             elementwiseMsPerStep: elementMs, bookkeepingMsPerStep: max(0, totalMs - gemmMs - elementMs - allreduceMs),
             allreduceMsPerStep: allreduceMs, allreduceBytes: step.exchange.buffer.count * 4,

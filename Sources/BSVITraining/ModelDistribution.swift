@@ -12,7 +12,7 @@ public struct DistributedModel {
 }
 
 /// Rank 0 reads a checkpoint (validated) and every rank receives the model shape, parameters
-/// and configuration; a read error on rank 0 stops every rank together.
+/// and configuration; a read error on rank 0 stops every rank together, with its exit status.
 public enum ModelDistribution {
     struct Header: Codable {
         var shape: ModelShape
@@ -21,24 +21,15 @@ public enum ModelDistribution {
     }
 
     public static func load(_ path: String, comm: Communicator) throws -> DistributedModel {
-        var header = ""
         var parameters: [Float] = []
-        if comm.isRoot {
-            do {
-                let c = try CheckpointFile.read(path)
-                parameters = c.parameters
-                header = String(decoding: try JSONEncoder().encode(Header(shape: c.shape, piCount: c.piCount,
-                                                                          configJSON: c.training?.configJSON)), as: UTF8.self)
-            } catch {
-                header = "error:\(error)"
-            }
+        let header = try comm.rootDecides { () throws -> Header in
+            let c = try CheckpointFile.read(path)
+            parameters = c.parameters
+            return Header(shape: c.shape, piCount: c.piCount, configJSON: c.training?.configJSON)
         }
-        header = comm.broadcast(string: header)
-        if header.hasPrefix("error:") { throw CollectiveError(message: String(header.dropFirst(6)), silent: !comm.isRoot) }
-        let h = try JSONDecoder().decode(Header.self, from: Data(header.utf8))
-        let model = VAEModel(shape: h.shape, piCount: h.piCount)
+        let model = VAEModel(shape: header.shape, piCount: header.piCount)
         if !comm.isRoot { parameters = [Float](repeating: 0, count: model.parameterCount) }
         parameters.withUnsafeMutableBytes { comm.broadcast($0.baseAddress!, byteCount: $0.count, root: 0) }
-        return DistributedModel(model: model, parameters: parameters, configJSON: h.configJSON)
+        return DistributedModel(model: model, parameters: parameters, configJSON: header.configJSON)
     }
 }

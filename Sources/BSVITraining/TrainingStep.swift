@@ -33,13 +33,24 @@ public final class TrainingStep {
         self.globalBatch = globalBatch
     }
 
-    /// `poison` (fault injection for tests) makes this rank's gradient NaN before the exchange.
+    /// Both phases of a step.
     public func run(x: Matrix, exampleIDs: [Int], noise: NoiseSource, params: FloatBuffer, comm: Communicator,
-                    stopRequested: Bool, poison: Bool = false) -> StepResult {
+                    stopRequested: Bool) -> StepResult {
+        computeLocal(x: x, exampleIDs: exampleIDs, noise: noise, params: params)
+        return exchangeAndUpdate(params: params, comm: comm, stopRequested: stopRequested)
+    }
+
+    /// This rank's part: the objective's gradient and sums over its examples, into the exchange.
+    public func computeLocal(x: Matrix, exampleIDs: [Int], noise: NoiseSource, params: FloatBuffer) {
         exchange.reset()
-        let stats = objective.accumulate(x: x, exampleIDs: exampleIDs, noise: noise, params: params, grads: exchange.gradients)
-        if poison { exchange.gradients[0] = .nan }
-        exchange.finishLocal(stats, stopRequested: stopRequested)
+        localStatistics = objective.accumulate(x: x, exampleIDs: exampleIDs, noise: noise, params: params, grads: exchange.gradients)
+    }
+
+    private var localStatistics = BatchStatistics()
+
+    /// The collective part: flags, one allreduce, and the same update (or the same skip) on every rank.
+    public func exchangeAndUpdate(params: FloatBuffer, comm: Communicator, stopRequested: Bool) -> StepResult {
+        exchange.finishLocal(localStatistics, stopRequested: stopRequested)
         let t = DispatchTime.now().uptimeNanoseconds
         exchange.allreduce(comm)
         allreduceNanoseconds &+= DispatchTime.now().uptimeNanoseconds &- t

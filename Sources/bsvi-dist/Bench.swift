@@ -8,25 +8,28 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmark the real training step and the evaluator; under mpirun, includes the allreduce.")
 
-    @OptionGroup var model: ModelAndMethodOptions
+    @OptionGroup(title: "Model") var model: ModelOptions
+    @OptionGroup(title: "Objective") var objective: ObjectiveOptions
+    @OptionGroup(title: "Optimizer") var optimizer: OptimizerOptions
     @Option(help: "Timed steps.") var steps: Int = 50
     @Option(help: "Untimed warm-up steps.") var warmup: Int = 5
     @Option(help: "Importance samples per example for the evaluation benchmark.") var evalSamples: Int = 5000
     @Option(help: "Examples per rank for the evaluation benchmark (0: skip).") var evalExamples: Int = 4
-    @Option(help: "Dataset for real rows (random binary rows if the file is missing).") var data: String = "data/fashion-mnist.h5"
+    @Option(help: "Dataset for real rows (random binary rows if the file is missing).") var data: String = RunConfiguration.defaultDataPath
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
-        var config = TrainingConfiguration()
-        config.dataPath = data
+        var config = RunConfiguration()
+        config.files.dataPath = data
         do {
-            try model.apply(to: &config)
+            config.model = try model.section()
+            config.objective = objective.section
+            config.optimizer = optimizer.section
             try config.validate()
             guard steps >= 1, warmup >= 0, evalSamples >= 1, evalExamples >= 0 else {
                 throw ValidationError("--steps ≥ 1, --warmup ≥ 0, --eval-samples ≥ 1, --eval-examples ≥ 0")
             }
         } catch { failBeforeStart(error) }
-        setBLASThreads(1)
         let comm = makeCommunicator()
         runCollectively(comm) {
             let r = try Benchmark.run(config: config, steps: steps, warmup: warmup, evalSamples: evalSamples,

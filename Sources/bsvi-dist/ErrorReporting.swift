@@ -1,3 +1,4 @@
+import ArgumentParser
 import BSVIParallel
 import BSVITraining
 import Foundation
@@ -13,10 +14,22 @@ var launchRank: Int {
     return Int(env["OMPI_COMM_WORLD_RANK"] ?? env["PMIX_RANK"] ?? env["PMI_RANK"] ?? "0") ?? 0
 }
 
+/// The number of ranks mpirun started, readable before MPI is initialized (1 without mpirun).
+var launchWorldSize: Int {
+    let env = ProcessInfo.processInfo.environment
+    return Int(env["OMPI_COMM_WORLD_SIZE"] ?? env["PMIX_SIZE"] ?? env["PMI_SIZE"] ?? "1") ?? 1
+}
+
+/// The exit status (sysexits.h, README "Exit status") of an error that ends a command.
+func exitStatus(for error: Error) -> Int32 {
+    if error is ValidationError { return ExitStatus.usage.rawValue }
+    return ExitStatus(for: error).rawValue
+}
+
 /// Runs a command body on a communicator and turns every error into one line on standard
-/// error (`rank r: …` under MPI) and a non-zero exit. Under MPI a failing rank aborts the
-/// whole job, so no other rank is left waiting in a collective; errors that every rank
-/// learned together (CollectiveError) end each rank cleanly instead.
+/// error (`rank r: …` under MPI) and its exit status. Errors every rank learned together
+/// (CollectiveError, an interrupted evaluation) end each rank cleanly, reported by rank 0;
+/// under MPI any other error aborts the whole job, so no rank is left waiting in a collective.
 func runCollectively(_ comm: Communicator, _ body: () throws -> Void) -> Never {
     do {
         try body()
@@ -25,28 +38,29 @@ func runCollectively(_ comm: Communicator, _ body: () throws -> Void) -> Never {
     } catch let e as CollectiveError {
         if !e.silent { printError(comm.size > 1 ? "rank \(comm.rank): \(e)" : "error: \(e)") }
         comm.finalize()
-        exit(1)
+        exit(e.exitStatus.rawValue)
+    } catch let e as EvaluationInterrupted {
+        if comm.isRoot { printError("error: \(e)") }
+        comm.finalize()
+        exit(e.exitStatus.rawValue)
     } catch {
         printError(comm.size > 1 ? "rank \(comm.rank): \(error)" : "error: \(error)")
-        if comm.size > 1 { comm.abort(code: 1) }
-        exit(1)
+        let status = exitStatus(for: error)
+        if comm.size > 1 { comm.abort(code: status) }
+        exit(status)
     }
 }
 
-/// The number of ranks mpirun started, readable before MPI is initialized (1 without mpirun).
-var launchWorldSize: Int {
-    let env = ProcessInfo.processInfo.environment
-    return Int(env["OMPI_COMM_WORLD_SIZE"] ?? env["PMIX_SIZE"] ?? env["PMI_SIZE"] ?? "1") ?? 1
-}
-
 /// For errors found before MPI starts (flag validation): identical on every rank, so only
-/// rank 0 prints; each rank exits non-zero and mpirun reports the failure.
+/// rank 0 prints; each rank exits with the error's status and mpirun reports the failure.
 func failBeforeStart(_ error: Error) -> Never {
     if launchRank == 0 { printError("error: \(error)") }
-    exit(2)
+    exit(exitStatus(for: error))
 }
 
-/// Exit statuses (sysexits.h).
-enum ExitStatus {
-    static let usage: Int32 = 64
+/// For the single-process commands (inspect, sample, prepare-data): the error on one line and
+/// its status to throw.
+func failure(_ error: Error) -> ExitCode {
+    printError("error: \(error)")
+    return ExitCode(exitStatus(for: error))
 }

@@ -12,7 +12,7 @@ struct Evaluate: ParsableCommand {
         abstract: "Importance-sampled log-likelihood, ELBO(λ₀) and ELBO after refinement of a checkpoint; runs under mpirun too.")
 
     @Argument(help: "Checkpoint file (only the model part is needed).") var checkpoint: String
-    @Option(help: "Dataset file.") var data: String = "data/fashion-mnist.h5"
+    @Option(help: "Dataset file.") var data: String = RunConfiguration.defaultDataPath
     @Option(help: "Split: test, valid or train (repeat the option for several splits).") var split: [DataSplit] = [.test]
     @Option(help: "Importance samples K per example.") var samples: Int = 5000
     @Option(help: "Evaluate only the first N rows (0: all).") var limit: Int = 0
@@ -36,12 +36,13 @@ struct Evaluate: ParsableCommand {
     }
 
     func run() throws {
-        setBLASThreads(1)
+        // A signal abandons the evaluation on every rank within a few examples (exit 75).
+        bsvi_install_stop_handlers()
         let comm = makeCommunicator(stallTimeout: stallTimeout)
         runCollectively(comm) {
             let ckpt = try ModelDistribution.load(checkpoint, comm: comm)
             let dataset = try BinaryDataset(path: data)
-            var refinement = TrainingConfiguration.evaluationRefinement(checkpointConfig: ckpt.configJSON)
+            var refinement = RunConfiguration.evaluationRefinement(checkpointConfig: ckpt.configJSON)
             if let r = refineSteps { refinement.steps = r }
             if gaps { refinement.steps = gapSteps }
             if let l = sviLr { refinement.learningRate = l }
@@ -51,7 +52,7 @@ struct Evaluate: ParsableCommand {
             for split in split {
                 let r = try DistributedEvaluation.run(
                     comm: comm, dataset: dataset, split: split, limit: limit, model: ckpt.model, params: params, samples: samples,
-                    refinement: refinement, proposal: proposal, seed: seed,
+                    refinement: refinement, proposal: proposal, seed: seed, stopRequested: { bsvi_stop_signal() != 0 },
                     progress: { done, total in progress.update("evaluating \(split.rawValue): \(done)/\(total)", fraction: Double(done) / Double(max(total, 1))) })
                 if comm.isRoot { try report(r, refinement: refinement, ranks: comm.size, progress: progress) }
             }

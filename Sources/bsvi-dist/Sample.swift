@@ -15,7 +15,7 @@ struct Sample: ParsableCommand {
     @Option(help: "Grid columns.") var columns: Int = 10
     @Option(help: "Also show N data images, their reconstruction from λ₀ and from the refined λ_k (three rows each).")
     var reconstructions: Int = 0
-    @Option(help: "Dataset for --reconstructions.") var data: String = "data/fashion-mnist.h5"
+    @Option(help: "Dataset for --reconstructions.") var data: String = RunConfiguration.defaultDataPath
     @Option(help: "Split for --reconstructions.") var split: DataSplit = .test
     @Option(help: "SVI steps for the refined reconstructions (default: the checkpoint's k for svi/bsvi, at least 1; otherwise 5).") var refineSteps: Int?
     @Option(help: "Image height × width as HxW (default: from --data, else a square).") var imageSize: String?
@@ -63,7 +63,7 @@ struct Sample: ParsableCommand {
                 let count = min(reconstructions, n)
                 let xb = try ds.readAll(split, rows: 0..<count)
                 let x = xb.matrix(rows: count, cols: dim)
-                var refinement = TrainingConfiguration.evaluationRefinement(checkpointConfig: ckpt.training?.configJSON)
+                var refinement = RunConfiguration.evaluationRefinement(checkpointConfig: ckpt.training?.configJSON)
                 if let r = refineSteps { refinement.steps = r }
                 let codes = SampleGrid.reconstructionCodes(model: model, params: params, x: x, refinement: refinement, seed: seed)
                 let d = model.shape.latentDim
@@ -75,8 +75,7 @@ struct Sample: ParsableCommand {
             print("wrote \(out): \(grid.pixelWidth)×\(grid.pixelHeight) pixels, \(rows) rows of prior samples"
                   + (reconstructions > 0 ? ", \(reconstructions) reconstructions (data, λ₀, λ_k rows)" : ""))
         } catch {
-            printError("error: \(error)")
-            throw ExitCode(1)
+            throw failure(error)
         }
     }
 }

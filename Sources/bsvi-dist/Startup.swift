@@ -1,4 +1,5 @@
 import BSVI
+import BSVITraining
 import CKernels
 import Foundation
 
@@ -13,7 +14,7 @@ enum Startup {
         } catch {
             // Identical on every rank: only rank 0 prints; every rank exits with a usage error.
             if launchRank == 0 { printError("error: \(error)") }
-            exit(ExitStatus.usage)
+            exit(ExitStatus.usage.rawValue)
         }
         // One BLAS thread per process (ranks take the cores), before the self-check's products, so
         // that OpenBLAS never wakes its thread pool (whose idle threads spin on sched_yield).

@@ -19,22 +19,20 @@ struct MPITests {
     /// computed in this process over the first global batch of the epoch's order — the union of
     /// the ranks' examples whatever P is.
     func referenceGradient(data: String) throws -> [Float] {
-        var config = TrainingConfiguration()
-        config.method = .bsvi; config.k = 3; config.pi = .learned
-        config.hiddenDims = [8]; config.latentDim = 2; config.batchSize = Self.globalBatch; config.seed = 5
+        var objective = ObjectiveSection()
+        objective.method = .bsvi; objective.k = 3; objective.pi = .learned
         let ds = try BinaryDataset(path: data)
         let (n, width) = try ds.shape(of: .train)
         let all = try ds.readAll(.train)
         let ids = Array(ShardPlan.epochPermutation(totalRows: n, seed: 5, epoch: 0).prefix(Self.globalBatch))
         let model = VAEModel(shape: ModelShape(inputDim: width, latentDim: 2, hiddenDims: [8], activation: .tanh),
-                             piCount: config.objective.piCount)
+                             piCount: objective.settings.piCount)
         let params = model.makeInitialParameters(seed: 5)
         let xb = FloatBuffer(count: ids.count * width)
         let x = xb.matrix(rows: ids.count, cols: width)
         for (i, id) in ids.enumerated() { x.row(i).update(from: all.base + id * width, count: width) }
         let grads = FloatBuffer(count: model.parameterCount)
-        let objective = BatchObjective(model: model, settings: config.objective, batchCapacity: ids.count)
-        objective.accumulate(x: x, exampleIDs: ids, noise: NoiseSource(seed: 5, purpose: .trainingNoise, context: 0),
+        BatchObjective(model: model, settings: objective.settings, batchCapacity: ids.count).accumulate(x: x, exampleIDs: ids, noise: NoiseSource(seed: 5, purpose: .trainingNoise, context: 0),
                              params: params, grads: grads)
         return grads.array.map { $0 / Float(Self.globalBatch) }
     }

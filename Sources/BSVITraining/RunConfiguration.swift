@@ -1,0 +1,237 @@
+import BSVI
+import Foundation
+
+/// Everything that defines a training run, in the sections the command line groups its flags
+/// by (one option group per section). Stored as JSON (snake_case) in every checkpoint, so a
+/// resumed run can check that it continues the same experiment (`ConfigurationField`).
+public struct RunConfiguration: Codable, Equatable, Sendable {
+    public var model = ModelSection()
+    public var objective = ObjectiveSection()
+    public var optimizer = OptimizerSection()
+    public var schedule = ScheduleSection()
+    public var evaluation = EvaluationSection()
+    public var files = FilesSection()
+
+    public init() {}
+
+    /// The data file the program prepares from Debian's dataset-fashion-mnist when --data is not given.
+    public static let defaultDataPath = "data/fashion-mnist.h5"
+}
+
+/// The networks: encoder x → hidden → (μ, log σ²), decoder z → reversed hidden → logits.
+public struct ModelSection: Codable, Equatable, Sendable {
+    /// Hidden widths in encoder order; the decoder uses them reversed.
+    public var hiddenDims: [Int] = [200, 200]
+    public var latentDim: Int = 50
+    public var activation: Activation = .tanh
+    public init() {}
+
+    /// The shape for rows of `inputDim` pixels.
+    public func shape(inputDim: Int) -> ModelShape {
+        ModelShape(inputDim: inputDim, latentDim: latentDim, hiddenDims: hiddenDims, activation: activation)
+    }
+}
+
+/// The method and its objective (DESIGN.md §2), including the per-example SVI refinement.
+public struct ObjectiveSection: Codable, Equatable, Sendable {
+    public var method: TrainingMethod = .bsvi
+    /// iwae: importance samples; svi/bsvi: refinement steps.
+    public var k: Int = 5
+    /// vae: Monte Carlo samples of the ELBO.
+    public var vaeSamples: Int = 1
+    public var pi: PiMode = .uniform
+    public var sviRule: RefinementRule = .adam
+    public var sviLearningRate: Float = 0.05
+    public var sviMomentum: Float = 0.9
+    public var sviClip: Float = 0
+    public init() {}
+
+    /// Whether the method refines each example's λ (svi, bsvi).
+    public var refines: Bool { method == .svi || method == .bsvi }
+
+    public var refinement: RefinementSettings {
+        RefinementSettings(steps: refines ? k : 0, learningRate: sviLearningRate, rule: sviRule, momentum: sviMomentum, clipNorm: sviClip)
+    }
+
+    public var settings: ObjectiveSettings {
+        ObjectiveSettings(method: method, k: k, vaeSamples: vaeSamples, pi: pi, refinement: refinement)
+    }
+
+    /// Refinement used when evaluating ELBO(λ_k) (and the refined proposal): the training rule
+    /// with the training's k steps for svi/bsvi (at least one, so the amortization gap is always
+    /// reported), and 5 steps for vae/iwae, whose k is not a number of steps.
+    public var evaluationRefinement: RefinementSettings {
+        var r = refinement
+        r.steps = refines ? max(k, 1) : 5
+        return r
+    }
+}
+
+/// The model's optimizer and the examples each step sees.
+public struct OptimizerSection: Codable, Equatable, Sendable {
+    /// Global batch: split across ranks in slices that differ by at most one example.
+    public var batchSize: Int = 100
+    /// Adam step size for encoder, decoder (and π logits).
+    public var learningRate: Float = 1e-3
+    /// Initialization, data order and all noise.
+    public var seed: UInt64 = 1
+    public init() {}
+}
+
+/// How long the run goes and when it checkpoints and checks itself.
+public struct ScheduleSection: Codable, Equatable, Sendable {
+    public var epochs: Int = 10
+    /// Stop after this many optimizer steps in total (0: no limit).
+    public var maxSteps: Int = 0
+    /// Also checkpoint every N steps (0: only at epoch ends and at the end).
+    public var checkpointEvery: Int = 0
+    public var keepCheckpoints: Int = 3
+    /// Stop after this many consecutive non-finite steps.
+    public var maxBadSteps: Int = 20
+    /// Compare parameter checksums across ranks every N steps (0: off).
+    public var consistencyEvery: Int = 1000
+    /// Abort the job if a collective makes no progress for this many seconds (0: never).
+    public var stallTimeout: Double = 300
+    public init() {}
+}
+
+/// Importance-sampled evaluation during and after training.
+public struct EvaluationSection: Codable, Equatable, Sendable {
+    /// Validation evaluation every N epochs (0: none; the final test evaluation always runs).
+    public var every: Int = 0
+    public var samples: Int = 5000
+    /// Evaluate only the first N rows of a split (0: all rows).
+    public var limit: Int = 0
+    public var proposal: Proposal = .encoder
+    /// Skip the final test-split evaluation.
+    public var skipFinal: Bool = false
+    public init() {}
+}
+
+/// Where the run reads and writes.
+public struct FilesSection: Codable, Equatable, Sendable {
+    public var dataPath: String = RunConfiguration.defaultDataPath
+    public var runDirectory: String = "runs/default"
+    public init() {}
+}
+
+extension RunConfiguration {
+    /// Checks the flags that do not need the data or the world size.
+    public func validate() throws {
+        func bad(_ flag: String, _ problem: String) -> TrainingError { .invalidConfiguration(flag: flag, problem: problem) }
+        let o = objective, s = schedule, e = evaluation
+        if o.k < 0 { throw bad("--k", "must be ≥ 0, got \(o.k)") }
+        if o.method == .iwae && o.k < 1 { throw bad("--k", "iwae needs at least 1 sample, got \(o.k)") }
+        if o.vaeSamples < 1 { throw bad("--vae-samples", "must be ≥ 1, got \(o.vaeSamples)") }
+        if !(o.sviLearningRate >= 0) { throw bad("--svi-lr", "must be ≥ 0, got \(o.sviLearningRate)") }
+        if !(o.sviClip >= 0) { throw bad("--svi-clip", "must be ≥ 0 (0 disables clipping), got \(o.sviClip)") }
+        if !(o.sviMomentum >= 0 && o.sviMomentum < 1) { throw bad("--svi-momentum", "must be in [0, 1), got \(o.sviMomentum)") }
+        if model.latentDim < 1 { throw bad("--latent", "must be ≥ 1, got \(model.latentDim)") }
+        if model.hiddenDims.contains(where: { $0 < 1 }) { throw bad("--hidden", "widths must be ≥ 1, got \(model.hiddenDims)") }
+        if optimizer.batchSize < 1 { throw bad("--batch-size", "must be ≥ 1, got \(optimizer.batchSize)") }
+        if !(optimizer.learningRate > 0) { throw bad("--lr", "must be > 0, got \(optimizer.learningRate)") }
+        if s.epochs < 0 { throw bad("--epochs", "must be ≥ 0, got \(s.epochs)") }
+        if s.maxSteps < 0 { throw bad("--max-steps", "must be ≥ 0 (0: no limit), got \(s.maxSteps)") }
+        if s.epochs == 0 && s.maxSteps == 0 { throw bad("--epochs", "give --epochs or --max-steps > 0") }
+        if s.checkpointEvery < 0 { throw bad("--checkpoint-every", "must be ≥ 0, got \(s.checkpointEvery)") }
+        if s.keepCheckpoints < 1 { throw bad("--keep-checkpoints", "must be ≥ 1, got \(s.keepCheckpoints)") }
+        if s.maxBadSteps < 1 { throw bad("--max-bad-steps", "must be ≥ 1, got \(s.maxBadSteps)") }
+        if s.consistencyEvery < 0 { throw bad("--consistency-every", "must be ≥ 0, got \(s.consistencyEvery)") }
+        if !(s.stallTimeout >= 0) { throw bad("--stall-timeout", "must be ≥ 0 (0: off), got \(s.stallTimeout)") }
+        if e.samples < 1 { throw bad("--eval-samples", "must be ≥ 1, got \(e.samples)") }
+        if e.every < 0 { throw bad("--eval-every", "must be ≥ 0, got \(e.every)") }
+        if e.limit < 0 { throw bad("--eval-limit", "must be ≥ 0, got \(e.limit)") }
+    }
+
+    /// The configuration as stored in checkpoints: JSON, sections as objects, snake_case keys.
+    public func jsonString() -> String {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        e.keyEncodingStrategy = .convertToSnakeCase
+        return String(decoding: try! e.encode(self), as: UTF8.self)
+    }
+
+    /// Reads a stored configuration: this layout, or the flat camelCase one of checkpoints
+    /// written before the sections existed (2026-11 and earlier), so old checkpoints still load.
+    public static func fromJSON(_ s: String) throws -> RunConfiguration {
+        let d = JSONDecoder()
+        d.keyDecodingStrategy = .convertFromSnakeCase
+        do {
+            return try d.decode(RunConfiguration.self, from: Data(s.utf8))
+        } catch {
+            guard let legacy = try? JSONDecoder().decode(FlatConfiguration.self, from: Data(s.utf8)) else { throw error }
+            return legacy.sections
+        }
+    }
+
+    /// The evaluation refinement of the run that wrote a checkpoint (its stored configuration),
+    /// or of the default configuration for checkpoints written by other tools.
+    public static func evaluationRefinement(checkpointConfig json: String?) -> RefinementSettings {
+        (json.flatMap { try? fromJSON($0) } ?? RunConfiguration()).objective.evaluationRefinement
+    }
+}
+
+/// The single flat configuration of checkpoints written before the sections (read only). Fields
+/// added along the way are optional; a missing one takes today's default.
+private struct FlatConfiguration: Decodable {
+    var dataPath: String?
+    var method: TrainingMethod
+    var k: Int?
+    var vaeSamples: Int?
+    var pi: PiMode?
+    var sviLearningRate: Float?
+    var sviRule: RefinementRule?
+    var sviMomentum: Float?
+    var sviClip: Float?
+    var hiddenDims: [Int]?
+    var latentDim: Int?
+    var activation: Activation?
+    var batchSize: Int?
+    var learningRate: Float?
+    var epochs: Int?
+    var maxSteps: Int?
+    var seed: UInt64?
+    var runDirectory: String?
+    var evalEvery: Int?
+    var evalSamples: Int?
+    var evalLimit: Int?
+    var evalProposal: Proposal?
+    var skipFinalEval: Bool?
+    var checkpointEvery: Int?
+    var keepCheckpoints: Int?
+    var maxBadSteps: Int?
+    var consistencyEvery: Int?
+
+    var sections: RunConfiguration {
+        var c = RunConfiguration()
+        func take<T>(_ value: T?, _ target: inout T) { if let value { target = value } }
+        take(hiddenDims, &c.model.hiddenDims)
+        take(latentDim, &c.model.latentDim)
+        take(activation, &c.model.activation)
+        c.objective.method = method
+        take(k, &c.objective.k)
+        take(vaeSamples, &c.objective.vaeSamples)
+        take(pi, &c.objective.pi)
+        take(sviRule, &c.objective.sviRule)
+        take(sviLearningRate, &c.objective.sviLearningRate)
+        take(sviMomentum, &c.objective.sviMomentum)
+        take(sviClip, &c.objective.sviClip)
+        take(batchSize, &c.optimizer.batchSize)
+        take(learningRate, &c.optimizer.learningRate)
+        take(seed, &c.optimizer.seed)
+        take(epochs, &c.schedule.epochs)
+        take(maxSteps, &c.schedule.maxSteps)
+        take(checkpointEvery, &c.schedule.checkpointEvery)
+        take(keepCheckpoints, &c.schedule.keepCheckpoints)
+        take(maxBadSteps, &c.schedule.maxBadSteps)
+        take(consistencyEvery, &c.schedule.consistencyEvery)
+        take(evalEvery, &c.evaluation.every)
+        take(evalSamples, &c.evaluation.samples)
+        take(evalLimit, &c.evaluation.limit)
+        take(evalProposal, &c.evaluation.proposal)
+        take(skipFinalEval, &c.evaluation.skipFinal)
+        take(dataPath, &c.files.dataPath)
+        take(runDirectory, &c.files.runDirectory)
+        return c
+    }
+}

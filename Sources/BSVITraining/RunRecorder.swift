@@ -1,0 +1,162 @@
+import BSVI
+import BSVIStorage
+import Foundation
+
+/// Rank 0's side of a run: what it prints, metrics.csv, checkpoints, final.h5 and summary.json.
+/// On the other ranks every method does nothing (they compute, rank 0 records).
+final class RunRecorder {
+    let isRoot: Bool
+    let config: RunConfiguration
+    let worldSize: Int
+    let progress: ProgressReporter
+    let store: CheckpointStore
+    private var metrics: MetricsLog?
+    private let faults: RunFaults
+
+    init(config: RunConfiguration, worldSize: Int, isRoot: Bool, progressInterval: TimeInterval, faults: RunFaults) {
+        self.isRoot = isRoot
+        self.config = config
+        self.worldSize = worldSize
+        self.faults = faults
+        progress = ProgressReporter(enabled: isRoot, interval: progressInterval)
+        store = CheckpointStore(runDirectory: config.files.runDirectory, keep: config.schedule.keepCheckpoints)
+    }
+
+    /// Rank 0, once the run folder exists: opens (or continues) metrics.csv.
+    func openMetrics() throws {
+        metrics = try MetricsLog(path: Self.path(config, "metrics.csv"), worldSize: worldSize)
+    }
+
+    static func path(_ config: RunConfiguration, _ name: String) -> String {
+        (config.files.runDirectory as NSString).appendingPathComponent(name)
+    }
+
+    func say(_ s: String) { progress.line(s) }
+
+    func announce(trainRows: Int, plan: ShardPlan, schedule: TrainingSchedule) {
+        let o = config.objective, b = config.optimizer.batchSize
+        let perRank = b % worldSize == 0 ? "\(b / worldSize)" : "\(b / worldSize)–\(b / worldSize + 1)"
+        say("bsvi-dist: \(o.method.rawValue) k=\(o.k)\(o.method == .bsvi ? " pi=\(o.pi.rawValue)" : "") on \(worldSize) rank(s), "
+            + "\(trainRows) training rows in one global order"
+            + (plan.droppedRowsPerEpoch > 0 ? " (the last \(plan.droppedRowsPerEpoch) of each epoch, a partial batch, are left out)" : "")
+            + ", batch \(b) (\(perRank) per rank), \(schedule.stepsPerEpoch) steps/epoch, \(schedule.totalSteps) steps in total")
+    }
+
+    func resumed(from path: String, at step: Int, record: ResumeRecord, epoch: Int, skippedSteps: Int) {
+        say("resuming from \(path) at step \(step)"
+            + (record.previousWorldSize == worldSize ? "" : " (written by \(record.previousWorldSize) rank(s), continuing on \(worldSize): the same global data order)"))
+        for change in record.scheduleChanges { say("  schedule setting changed on resume: \(change)") }
+        metrics?.recordResume(epoch: epoch, step: step, skippedSteps: skippedSteps, previousWorldSize: record.previousWorldSize)
+    }
+
+    func stepDone(_ state: RunState, schedule: TrainingSchedule) {
+        let epoch = schedule.epoch(ofStep: state.step - 1)
+        progress.update(String(format: "epoch %d step %d/%d (%d/%d in epoch) bound %.3f %.0f ex/s",
+                               epoch + 1, state.step, schedule.totalSteps, state.step - epoch * schedule.stepsPerEpoch,
+                               schedule.stepsPerEpoch, state.epochSums.meanBound, state.epochExamplesPerSecond),
+                        fraction: Double(state.step) / Double(schedule.totalSteps))
+    }
+
+    func skipped(_ result: StepResult, state: RunState) {
+        say("step \(state.step): non-finite loss or gradient "
+            + (result.nonFiniteRanks > 0 ? "on \(result.nonFiniteRanks) rank(s)" : "after the allreduce (the sum overflowed)")
+            + "; skipped on all ranks (\(state.badStreak) in a row)")
+    }
+
+    func epochDone(_ epoch: Int, state: RunState) {
+        let s = state.epochSums, rate = state.epochExamplesPerSecond
+        metrics?.recordEpoch(epoch: epoch, step: state.step, examples: Int(s.examples), bound: s.meanBound, elbo: s.meanELBO,
+                             elboRefined: s.meanRefinedELBO, examplesPerSecond: rate, skippedSteps: state.skippedSteps,
+                             wallSeconds: Date().timeIntervalSince(state.runStart))
+        say(String(format: "epoch %d done: step %d, bound %.3f, ELBO(λ₀) %.3f, ELBO(λ_k) %.3f, %.0f examples/s, %d skipped steps",
+                   epoch, state.step, s.meanBound, s.meanELBO, s.meanRefinedELBO, rate, state.skippedSteps))
+    }
+
+    func evaluationProgress(_ split: DataSplit, done: Int, total: Int) {
+        progress.update("evaluating \(split.rawValue): \(done)/\(total) examples", fraction: Double(done) / Double(max(total, 1)))
+    }
+
+    func evaluated(_ r: EvaluationResult, epoch: Int, state: inout RunState) {
+        state.history.append(MetricRecord(step: state.step, epoch: epoch, split: r.split, examples: r.examples, samples: r.samples,
+                                          logLikelihood: r.logLikelihood, elbo: r.elbo, elboRefined: r.elboRefined))
+        metrics?.recordEvaluation(r, epoch: epoch, step: state.step, skippedSteps: state.skippedSteps,
+                                  wallSeconds: Date().timeIntervalSince(state.runStart))
+        say(String(format: "eval %@ (epoch %d, step %d): log p(x) ≈ %.3f nats (K=%d, %d examples), ELBO(λ₀) %.3f, ELBO(λ_%d) %.3f, gap %.3f [%.1fs]",
+                   r.split, epoch, state.step, r.logLikelihood, r.samples, r.examples, r.elbo, r.refinementSteps,
+                   r.elboRefined, r.amortizationGap, r.seconds))
+    }
+
+    /// Writes the checkpoint of the state as it is (rank 0; atomically, see CheckpointStore).
+    func checkpoint(_ state: inout RunState, epoch: Int, model: VAEModel, params: FloatBuffer, adam: Adam) throws {
+        guard isRoot else { return }
+        let resumes = String(decoding: try JSONEncoder.snakeCase.encode(state.resumes), as: UTF8.self)
+        let c = Checkpoint(shape: model.shape, method: config.objective.method.rawValue, step: state.step, epoch: epoch,
+                           piCount: model.piLogits?.count ?? 0, parameters: params.array,
+                           training: TrainingState(configJSON: config.jsonString(), seed: config.optimizer.seed, worldSize: worldSize,
+                                                   adamStep: adam.step, firstMoment: adam.firstMoment.array,
+                                                   secondMoment: adam.secondMoment.array, skippedSteps: state.skippedSteps,
+                                                   resumesJSON: resumes),
+                           history: state.history)
+        let path = try store.save(c, midWrite: { [faults] in faults.during(.checkpoint, rank: 0) })
+        state.lastCheckpoint = SavedCheckpoint(step: state.step, path: path, contents: c)
+    }
+
+    func stopped(_ state: RunState) {
+        say("stop requested (signal): all ranks stopped after step \(state.step); checkpoint \(state.lastCheckpoint?.path ?? "(none)"). "
+            + "Resume with the same command plus --resume auto")
+    }
+
+    /// final.h5 (the last checkpoint) and summary.json.
+    func finished(_ state: RunState, epoch: Int, checksums: [UInt64], finalEvaluation: EvaluationResult?, epochRows: EpochRows) throws {
+        guard isRoot, let last = state.lastCheckpoint else { return }
+        let finalPath = Self.path(config, "final.h5")
+        try CheckpointFile.write(last.contents, to: finalPath)
+        let summary = RunSummary(
+            steps: state.step, epoch: epoch, worldSize: worldSize, parameterChecksums: checksums.map { String(format: "%016llx", $0) },
+            finalEvaluation: finalEvaluation, seconds: Date().timeIntervalSince(state.runStart), trainingSeconds: state.trainingSeconds,
+            trainingExamplesPerSecond: Double(state.trainedExamples) / max(state.trainingSeconds, 1e-9),
+            dataReadSeconds: epochRows.readSeconds, dataReadEpochs: epochRows.loads, dataReadRows: epochRows.readStatistics.rows,
+            dataReadChunks: epochRows.readStatistics.blocks, dataReadBytes: epochRows.readStatistics.bytesRead, resumes: state.resumes)
+        let e = JSONEncoder.snakeCase
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let summaryPath = Self.path(config, "summary.json")
+        do { try e.encode(summary).write(to: URL(fileURLWithPath: summaryPath)) } catch {
+            throw TrainingError.cannotWrite(file: summaryPath, problem: "cannot write the run summary: \(error.localizedDescription)")
+        }
+        say("done: \(state.step) steps; final checkpoint \(finalPath)")
+    }
+}
+
+/// <run-dir>/summary.json (snake_case keys).
+struct RunSummary: Codable {
+    var steps: Int
+    var epoch: Int
+    var worldSize: Int
+    /// Every rank's parameter checksum at the end (all equal).
+    var parameterChecksums: [String]
+    var finalEvaluation: EvaluationResult?
+    /// Wall time of this process's run (including evaluation and checkpoints).
+    var seconds: Double
+    /// Time in training steps of this process's run (resumed parts not included).
+    var trainingSeconds: Double
+    var trainingExamplesPerSecond: Double
+    /// Rank 0's reads of its epoch rows from /train in this process: time, rows kept, chunks and
+    /// bytes read (whole chunks), over `dataReadEpochs` epoch loads.
+    var dataReadSeconds: Double
+    var dataReadEpochs: Int
+    var dataReadRows: Int
+    var dataReadChunks: Int
+    var dataReadBytes: Int
+    /// The run's continuations: step, world sizes and schedule settings changed.
+    var resumes: [ResumeRecord]
+}
+
+extension JSONEncoder {
+    /// The encoder of every JSON file the program writes: snake_case keys.
+    static var snakeCase: JSONEncoder {
+        let e = JSONEncoder()
+        e.keyEncodingStrategy = .convertToSnakeCase
+        e.outputFormatting = [.sortedKeys]
+        return e
+    }
+}

@@ -1,0 +1,91 @@
+import BSVIStorage
+import Foundation
+
+/// Where a run stands: everything the loop changes as it goes. Identical on every rank except
+/// `history` and `lastCheckpoint`, which only rank 0 (the one that writes files) keeps.
+struct RunState {
+    /// Steps completed (global, the same on every rank).
+    var step: Int
+    var skippedSteps: Int
+    /// Consecutive skipped steps so far.
+    var badStreak = 0
+    /// Evaluation results carried by every checkpoint.
+    var history: [MetricRecord]
+    /// Each continuation of the run: where, on how many ranks, and which schedule settings changed.
+    var resumes: [ResumeRecord]
+    /// Training sums of the current epoch's applied steps.
+    var epochSums = EpochSums()
+    var epochStart = Date()
+    let runStart = Date()
+    /// Rank 0: the newest checkpoint written by this process (its step, file and contents, for final.h5).
+    var lastCheckpoint: SavedCheckpoint? {
+        didSet { lastCheckpointPath = lastCheckpoint?.path ?? lastCheckpointPath }
+    }
+    /// Rank 0: the newest good checkpoint of the run (this process's, or the one it resumed from).
+    var lastCheckpointPath: String?
+    /// Time in training steps, and examples trained, in this process.
+    var trainingSeconds = 0.0
+    var trainedExamples = 0
+
+    init(step: Int, skippedSteps: Int, history: [MetricRecord], resumes: [ResumeRecord]) {
+        self.step = step
+        self.skippedSteps = skippedSteps
+        self.history = history
+        self.resumes = resumes
+    }
+
+    /// Folds one step's result in: its sums (applied steps only) and the non-finite streak.
+    mutating func record(_ result: StepResult, examples: Int, seconds: Double) {
+        step += 1
+        trainingSeconds += seconds
+        trainedExamples += examples
+        if result.applied {
+            badStreak = 0
+            epochSums.add(result)
+        } else {
+            badStreak += 1
+            skippedSteps += 1
+        }
+    }
+
+    mutating func startEpoch() {
+        epochSums = EpochSums()
+        epochStart = Date()
+    }
+
+    var epochExamplesPerSecond: Double { epochSums.examples / max(Date().timeIntervalSince(epochStart), 1e-9) }
+}
+
+/// The sums of one epoch's training steps (means per example on demand).
+struct EpochSums {
+    var examples = 0.0
+    var bound = 0.0
+    var elboInitial = 0.0
+    var elboRefined = 0.0
+
+    mutating func add(_ r: StepResult) {
+        examples += r.examples
+        bound += r.boundSum
+        elboInitial += r.elboInitialSum
+        elboRefined += r.elboRefinedSum
+    }
+
+    var meanBound: Double { bound / max(examples, 1) }
+    var meanELBO: Double { elboInitial / max(examples, 1) }
+    var meanRefinedELBO: Double { elboRefined / max(examples, 1) }
+}
+
+/// A checkpoint rank 0 wrote: where and what.
+struct SavedCheckpoint {
+    let step: Int
+    let path: String
+    let contents: Checkpoint
+}
+
+/// One continuation of a run from a checkpoint (recorded in the checkpoint and summary.json).
+public struct ResumeRecord: Codable, Equatable, Sendable {
+    public var step: Int
+    public var worldSize: Int
+    public var previousWorldSize: Int
+    public var scheduleChanges: [SettingChange]
+}

@@ -1,0 +1,66 @@
+import BSVI
+import BSVIParallel
+import BSVIStorage
+import Foundation
+
+/// What a run trains with, built and checked before anything is written: the dataset and this
+/// rank's plan of it, the model, parameters and optimizer, the step and its input buffers.
+final class TrainingSetup {
+    let dataset: BinaryDataset
+    let trainRows: Int
+    let plan: ShardPlan
+    let schedule: TrainingSchedule
+    let epochRows: EpochRows
+    let model: VAEModel
+    let params: FloatBuffer
+    let adam: Adam
+    let step: TrainingStep
+    /// The current step's rows (localBatch × width) and their global row ids.
+    let x: Matrix
+    var exampleIDs: [Int]
+    private let xBuffer: FloatBuffer
+
+    init(config: RunConfiguration, comm: Communicator) throws {
+        dataset = try BinaryDataset(path: config.files.dataPath)
+        let (rows, width) = try dataset.shape(of: .train)
+        trainRows = rows
+        plan = ShardPlan(totalRows: rows, worldSize: comm.size, rank: comm.rank, globalBatch: config.optimizer.batchSize)
+        try plan.validate(dataPath: config.files.dataPath)
+        schedule = TrainingSchedule(stepsPerEpoch: plan.stepsPerEpoch, schedule: config.schedule, evaluation: config.evaluation)
+        // Each rank checks a contiguous 1/P of /train now, so a bad value stops the run before
+        // anything is written, whichever epoch would first use it.
+        try dataset.validateRows(.train, rows: ShardPlan.evaluationRows(count: rows, worldSize: comm.size, rank: comm.rank))
+        // The evaluation splits are checked now, not after hours of training.
+        if config.evaluation.every > 0 { try Self.checkEvaluationSplit(.valid, of: dataset, width: width) }
+        if !config.evaluation.skipFinal { try Self.checkEvaluationSplit(.test, of: dataset, width: width) }
+        // The rows this rank trains on, read epoch by epoch (≈ N/P rows held, not N).
+        epochRows = EpochRows(plan: plan, width: width)
+        model = VAEModel(shape: config.model.shape(inputDim: width), piCount: config.objective.settings.piCount)
+        params = FloatBuffer(count: model.parameterCount)
+        adam = Adam(parameterCount: model.parameterCount, learningRate: config.optimizer.learningRate)
+        step = TrainingStep(model: model, settings: config.objective.settings, localBatch: plan.localBatch,
+                            globalBatch: config.optimizer.batchSize, adam: adam)
+        xBuffer = FloatBuffer(count: plan.localBatch * width)
+        x = xBuffer.matrix(rows: plan.localBatch, cols: width)
+        exampleIDs = [Int](repeating: 0, count: plan.localBatch)
+    }
+
+    /// Loads the rows of step `step` (reading the epoch's rows first when it starts one).
+    /// Returns true when `step` starts an epoch (or the run's first step of one).
+    func loadRows(forStep step: Int, seed: UInt64) throws -> Bool {
+        let epoch = schedule.epoch(ofStep: step)
+        let newEpoch = epochRows.epoch != epoch
+        if newEpoch { try epochRows.load(epoch: epoch, seed: seed, from: dataset) }
+        epochRows.fill(step: schedule.positionInEpoch(ofStep: step), x: x, exampleIDs: &exampleIDs)
+        return newEpoch
+    }
+
+    /// A split the run will evaluate must exist and match the training rows' width.
+    static func checkEvaluationSplit(_ split: DataSplit, of dataset: BinaryDataset, width: Int) throws {
+        let (_, w) = try dataset.shape(of: split)
+        guard w == width else {
+            throw TrainingError.data(file: dataset.path, problem: "/\(split.rawValue) rows have \(w) pixels but /train rows have \(width)",
+                                     fix: "use one dataset file whose splits have the same width")
+        }
+    }
+}

@@ -1,0 +1,128 @@
+import ArgumentParser
+import BSVI
+import BSVITraining
+
+extension TrainingMethod: ExpressibleByArgument {}
+extension PiMode: ExpressibleByArgument {}
+extension RefinementRule: ExpressibleByArgument {}
+extension Activation: ExpressibleByArgument {}
+extension Proposal: ExpressibleByArgument {}
+
+// One option group per section of RunConfiguration: a flag is declared once, with the
+// section's default, and maps onto exactly one setting.
+
+struct ModelOptions: ParsableArguments {
+    private static let d = ModelSection()
+    @Option(help: "Hidden layer widths, comma separated (encoder order; the decoder mirrors them).")
+    var hidden: String = d.hiddenDims.map(String.init).joined(separator: ",")
+    @Option(help: "Latent dimension.") var latent: Int = d.latentDim
+    @Option(help: "Hidden activation: tanh, relu or softplus.") var activation: Activation = d.activation
+
+    func section() throws -> ModelSection {
+        var s = ModelSection()
+        let widths = hidden.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !widths.isEmpty, widths.allSatisfy({ $0 != nil }) else {
+            throw TrainingError.invalidConfiguration(flag: "--hidden", problem: "'\(hidden)' is not a comma-separated list of widths, e.g. 200,200")
+        }
+        s.hiddenDims = widths.map { $0! }
+        s.latentDim = latent
+        s.activation = activation
+        return s
+    }
+}
+
+struct ObjectiveOptions: ParsableArguments {
+    private static let d = ObjectiveSection()
+    @Option(help: "Training method: vae, iwae, svi or bsvi.") var method: TrainingMethod = d.method
+    @Option(help: "iwae: importance samples; svi/bsvi: SVI refinement steps.") var k: Int = d.k
+    @Option(help: "vae: Monte Carlo samples of the ELBO.") var vaeSamples: Int = d.vaeSamples
+    @Option(help: "bsvi mixture weights over the buffer: uniform, last or learned.") var pi: PiMode = d.pi
+    @Option(help: "SVI update rule: sgd, momentum or adam.") var sviRule: RefinementRule = d.sviRule
+    @Option(help: "SVI refinement step size η.") var sviLr: Float = d.sviLearningRate
+    @Option(help: "Heavy-ball momentum (momentum rule) or β₁ (adam rule).") var sviMomentum: Float = d.sviMomentum
+    @Option(help: "Per-example gradient-norm clip for SVI (0: off).") var sviClip: Float = d.sviClip
+
+    var section: ObjectiveSection {
+        var s = ObjectiveSection()
+        s.method = method
+        s.k = k
+        s.vaeSamples = vaeSamples
+        s.pi = pi
+        s.sviRule = sviRule
+        s.sviLearningRate = sviLr
+        s.sviMomentum = sviMomentum
+        s.sviClip = sviClip
+        return s
+    }
+}
+
+struct OptimizerOptions: ParsableArguments {
+    private static let d = OptimizerSection()
+    @Option(help: "Global batch size (split across ranks; any number of ranks up to the batch size).") var batchSize: Int = d.batchSize
+    @Option(help: "Adam learning rate for the model (may change on --resume).") var lr: Float = d.learningRate
+    @Option(help: "Random seed (initialization, data order, noise).") var seed: UInt64 = d.seed
+
+    var section: OptimizerSection {
+        var s = OptimizerSection()
+        s.batchSize = batchSize
+        s.learningRate = lr
+        s.seed = seed
+        return s
+    }
+}
+
+struct ScheduleOptions: ParsableArguments {
+    private static let d = ScheduleSection()
+    @Option(help: "Number of epochs (counted over the whole run, including resumed parts).") var epochs: Int = d.epochs
+    @Option(help: "Stop after this many steps in total (0: no limit).") var maxSteps: Int = d.maxSteps
+    @Option(help: "Also write a checkpoint every N steps (0: only at epoch ends and at the end).") var checkpointEvery: Int = d.checkpointEvery
+    @Option(help: "How many checkpoints to keep in <run-dir>/checkpoints.") var keepCheckpoints: Int = d.keepCheckpoints
+    @Option(help: "Stop after this many consecutive non-finite steps.") var maxBadSteps: Int = d.maxBadSteps
+    @Option(help: "Compare parameter checksums across ranks every N steps (0: off).") var consistencyEvery: Int = d.consistencyEvery
+    @Option(help: "Abort the job if a collective has not completed in this many seconds (0: never).") var stallTimeout: Double = d.stallTimeout
+
+    var section: ScheduleSection {
+        var s = ScheduleSection()
+        s.epochs = epochs
+        s.maxSteps = maxSteps
+        s.checkpointEvery = checkpointEvery
+        s.keepCheckpoints = keepCheckpoints
+        s.maxBadSteps = maxBadSteps
+        s.consistencyEvery = consistencyEvery
+        s.stallTimeout = stallTimeout
+        return s
+    }
+}
+
+struct EvaluationOptions: ParsableArguments {
+    private static let d = EvaluationSection()
+    @Option(help: "Evaluate on the validation split every N epochs (0: only the final test evaluation).") var evalEvery: Int = d.every
+    @Option(help: "Importance samples K per example for log-likelihood evaluation.") var evalSamples: Int = d.samples
+    @Option(help: "Evaluate only the first N rows of a split (0: all).") var evalLimit: Int = d.limit
+    @Option(help: "Proposal for importance sampling: encoder (λ₀) or refined (λ_k).") var evalProposal: Proposal = d.proposal
+    @Flag(help: "Skip the final test-split evaluation.") var noFinalEval = false
+
+    var section: EvaluationSection {
+        var s = EvaluationSection()
+        s.every = evalEvery
+        s.samples = evalSamples
+        s.limit = evalLimit
+        s.proposal = evalProposal
+        s.skipFinal = noFinalEval
+        return s
+    }
+}
+
+struct FileOptions: ParsableArguments {
+    @Option(help: "Dataset (HDF5 with /train, /valid, /test). Default: \(RunConfiguration.defaultDataPath), prepared from Debian's dataset-fashion-mnist if missing.")
+    var data: String?
+    @Option(help: "Folder for metrics.csv, checkpoints/, final.h5 and summary.json (one run at a time).")
+    var runDir: String = FilesSection().runDirectory
+
+    var section: FilesSection {
+        var s = FilesSection()
+        s.dataPath = data ?? RunConfiguration.defaultDataPath
+        s.runDirectory = runDir
+        return s
+    }
+}

@@ -4,8 +4,8 @@ import Foundation
 import Testing
 
 /// The latent codes behind `bsvi-dist sample`'s reconstruction rows.
-@Suite("Sample grid: reconstruction codes")
-struct SampleGridTests {
+@Suite("Sample grid: golden reconstruction codes")
+struct SampleGridGoldenTests {
     static let model = VAEModel(shape: ModelShape(inputDim: 16, latentDim: 3, hiddenDims: [8], activation: .tanh))
     static let refinement = RefinementSettings(steps: 5, learningRate: 0.05, rule: .sgd)
 

@@ -38,10 +38,10 @@ public final class BatchObjective {
     /// paths (and AVX2 and AVX-512 give the same bits whatever OpenBLAS core a machine has).
     private let encoderTransposed: TransposedKernels
     public let latents: LatentWorkspace
-    public let refiner: SVIRefiner
-    /// The current proposal λ (b × 2d) and the ELBO gradient of the current SVI step.
+    /// svi and bsvi: the k SVI steps, every step's sample a block of `latents`; nil for vae and iwae.
+    public let refinement: SVIRefinement?
+    /// The current proposal λ (b × 2d).
     private let lambda: Matrix
-    private let stepGradient: Matrix
     /// ∂objective/∂λ₀, back-propagated into the encoder.
     private let encoderGradient: Matrix
     private let klPerRow: FloatBuffer
@@ -58,16 +58,22 @@ public final class BatchObjective {
         encoder = MLPWorkspace(mlp: model.encoder, capacity: batchCapacity)
         encoderTransposed = TransposedKernels(mlp: model.encoder, firstLayer: 1)
         latents = LatentWorkspace(model: model, capacity: rows)
-        refiner = SVIRefiner(settings: settings.refinement, batchCapacity: batchCapacity, latentDim: d)
+        switch settings.method {
+        case .vae, .iwae:
+            refinement = nil
+        case .svi, .bsvi:
+            // The objective's k is the number of steps (settings.refinement supplies the rule).
+            var kSteps = settings.refinement
+            kSteps.steps = settings.k
+            refinement = SVIRefinement(settings: kSteps, buffer: latents, batchCapacity: batchCapacity)
+        }
         let l = FloatBuffer(count: batchCapacity * 2 * d)
-        let g = FloatBuffer(count: batchCapacity * 2 * d)
         let e = FloatBuffer(count: batchCapacity * 2 * d)
         lambda = l.matrix(rows: batchCapacity, cols: 2 * d)
-        stepGradient = g.matrix(rows: batchCapacity, cols: 2 * d)
         encoderGradient = e.matrix(rows: batchCapacity, cols: 2 * d)
         klPerRow = FloatBuffer(count: rows)
         rowWeights = FloatBuffer(count: rows)
-        storage = [l, g, e]
+        storage = [l, e]
     }
 
     /// The method's objective for the examples `x` (b × D, b ≤ capacity) with ids `exampleIDs`;
@@ -170,22 +176,10 @@ public final class BatchObjective {
     private func refinedObjective(x: Matrix, ids: [Int], noise: NoiseSource, params: FloatBuffer,
                                   grads: FloatBuffer) -> BatchStatistics {
         let b = x.rows, k = settings.k
-        let lam = lambda.rows(0..<b)
-        let stepGrad = stepGradient.rows(0..<b)
-        refiner.reset()
-        for j in 0...k {
-            let block = (j * b)..<((j + 1) * b)
-            latents.draw(lambda: lam, start: block.lowerBound, slot: j, exampleIDs: ids, noise: noise)
-            latents.score(rows: block, x: x, lambda: lam, params: params)
-            StepProfile.elementwise { Gaussian.klToStandard(lambda: lam, into: klPerRow.base + block.lowerBound) }
-            // Steps before the last need ∂/∂z to move λ; step 0 also gives the encoder's ELBO gradient.
-            let needsLatentGradient = j < k || j == 0
-            latents.backward(rows: block, params: params, toLatent: needsLatentGradient)
-            if needsLatentGradient {
-                latents.elboGradient(start: block.lowerBound, lambda: lam, into: stepGrad)
-                if j == 0 { encoderGradient.rows(0..<b).copy(from: stepGrad) }
-                if j < k { refiner.apply(gradient: stepGrad, to: lam, step: j + 1) }
-            }
+        // Each step's sample stays in its block; its KL and, at λ₀, the encoder's gradient are taken as the run passes.
+        refinement!.run(lambda.rows(0..<b), x: x, ids: ids, noise: noise, params: params) { step in
+            StepProfile.elementwise { Gaussian.klToStandard(lambda: step.lambda, into: klPerRow.base + step.rows.lowerBound) }
+            if step.index == 0, let gradient = step.elboGradient { encoderGradient.rows(0..<b).copy(from: gradient) }
         }
         var stats = BatchStatistics()
         let last = (k * b)..<((k + 1) * b)

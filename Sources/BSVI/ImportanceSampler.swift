@@ -27,7 +27,8 @@ public struct EvaluationSums: Sendable, Equatable {
 
 /// log p̂(x) = logsumexp_s log w_s − log S with S samples from q(z; λ), processed `chunk`
 /// samples at a time (memory independent of S) and accumulated in Float64; plus Monte Carlo
-/// ELBOs (analytic KL) at λ₀ and at the refined λ_k.
+/// ELBOs (analytic KL) at λ₀ and at the refined λ_k (`SVIRefinement` on the evaluation's own
+/// refinement noise, `NoiseSource.evaluationRefinement`).
 public final class ImportanceSampler {
     public let model: VAEModel
     public let samples: Int
@@ -38,11 +39,9 @@ public final class ImportanceSampler {
     public let proposal: Proposal
     private let encoder: MLPWorkspace
     private let latents: LatentWorkspace
-    private let refineLatents: LatentWorkspace
-    private let refiner: SVIRefiner
+    private let refiner: SVIRefinement
     private let lambdaInitial: Matrix
     private let lambdaRefined: Matrix
-    private let stepGradient: Matrix
     private let kl: FloatBuffer
     private let storage: [FloatBuffer]
 
@@ -59,16 +58,13 @@ public final class ImportanceSampler {
         let d = model.shape.latentDim
         encoder = MLPWorkspace(mlp: model.encoder, capacity: batchCapacity)
         latents = LatentWorkspace(model: model, capacity: self.chunk * batchCapacity)
-        refineLatents = LatentWorkspace(model: model, capacity: batchCapacity)
-        refiner = SVIRefiner(settings: refinement, batchCapacity: batchCapacity, latentDim: d)
+        refiner = SVIRefinement(model: model, settings: refinement, batchCapacity: batchCapacity)
         let a = FloatBuffer(count: batchCapacity * 2 * d)
         let r = FloatBuffer(count: batchCapacity * 2 * d)
-        let g = FloatBuffer(count: batchCapacity * 2 * d)
         lambdaInitial = a.matrix(rows: batchCapacity, cols: 2 * d)
         lambdaRefined = r.matrix(rows: batchCapacity, cols: 2 * d)
-        stepGradient = g.matrix(rows: batchCapacity, cols: 2 * d)
         kl = FloatBuffer(count: batchCapacity)
-        storage = [a, r, g]
+        storage = [a, r]
     }
 
     /// Evaluates the examples `x` (b × D) with ids `exampleIDs`.
@@ -79,7 +75,7 @@ public final class ImportanceSampler {
         let lam0 = lambdaInitial.rows(0..<b), lamK = lambdaRefined.rows(0..<b)
         lam0.copy(from: encoder.output.rows(0..<b))
         lamK.copy(from: lam0)
-        refine(lamK, x: x, ids: exampleIDs, seed: seed, params: params)
+        refiner.run(lamK, x: x, ids: exampleIDs, noise: .evaluationRefinement(seed: seed), params: params)
 
         let sampleNoise = NoiseSource(seed: seed, purpose: .evaluationNoise, context: 0)
         let elboNoise = NoiseSource(seed: seed, purpose: .evaluationNoise, context: 1)
@@ -91,22 +87,6 @@ public final class ImportanceSampler {
         sums.elboInitialSum = monteCarloELBO(x: x, ids: exampleIDs, lambda: lam0, noise: elboNoise, params: params)
         sums.elboRefinedSum = monteCarloELBO(x: x, ids: exampleIDs, lambda: lamK, noise: elboNoise, params: params)
         return sums
-    }
-
-    /// Runs the refinement's k steps on `lambda` in place (decoder fixed).
-    public func refine(_ lambda: Matrix, x: Matrix, ids: [Int], seed: UInt64, params: FloatBuffer) {
-        let noise = NoiseSource(seed: seed, purpose: .evaluationRefinementNoise, context: 0)
-        let b = x.rows
-        let grad = stepGradient.rows(0..<b)
-        if refinement.steps > 0 { refineLatents.useParameters(params) }
-        refiner.reset()
-        for j in 0..<refinement.steps {
-            refineLatents.draw(lambda: lambda, start: 0, slot: j, exampleIDs: ids, noise: noise)
-            refineLatents.score(rows: 0..<b, x: x, lambda: lambda, params: params)
-            refineLatents.backward(rows: 0..<b, params: params, toLatent: true)
-            refineLatents.elboGradient(start: 0, lambda: lambda, into: grad)
-            refiner.apply(gradient: grad, to: lambda, step: j + 1)
-        }
     }
 
     /// Per-example log p̂(x) with `samples` draws from q(z; lambda), chunk by chunk.

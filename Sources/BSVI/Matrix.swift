@@ -55,6 +55,7 @@ public func gemm(_ a: Matrix, transposeA: Bool = false, _ b: Matrix, transposeB:
         if beta == 0 { c.fill(0) } else if beta != 1 { for i in 0..<c.count { c.base[i] *= beta } }
         return
     }
+    MultiplyAddCount.record(m: m, k: k, n: n)
     StepProfile.gemm {
         cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), alpha, a.base, Int32(a.cols), b.base, Int32(b.cols),
@@ -75,6 +76,7 @@ public func multiply(_ a: Matrix, _ b: Matrix, into c: Matrix, addingToEveryRow 
     precondition(!useKernel || KernelPath.activeHasProducts, "the \(KernelPath.active) path has no product kernels")
     if c.rows == 0 || c.cols == 0 { return }
     if useKernel {
+        MultiplyAddCount.record(m: a.rows, k: a.cols, n: b.cols)
         StepProfile.gemm {
             bsvi_sgemm_nn(Int32(a.rows), Int32(a.cols), Int32(b.cols), a.base, Int32(a.cols), b.base, Int32(b.cols),
                           c.base, Int32(c.cols), bias, activation?.kernel ?? BSVI_ACTIVATION_NONE)
@@ -104,6 +106,7 @@ public func accumulateTransposedProduct(_ a: Matrix, _ b: Matrix, into c: Matrix
     precondition(!useKernel || KernelPath.activeHasProducts, "the \(KernelPath.active) path has no product kernels")
     if a.rows == 0 || c.count == 0 { return }
     if useKernel {
+        MultiplyAddCount.record(m: c.rows, k: a.rows, n: c.cols)
         StepProfile.gemm {
             bsvi_sgemm_tn_accumulate(Int32(c.rows), Int32(c.cols), Int32(a.rows), a.base, Int32(a.cols), b.base, Int32(b.cols),
                                      c.base, Int32(c.cols), biasGradient, rowWeights)

@@ -3,7 +3,8 @@ import Foundation
 
 /// Per-example gradient ascent on the variational parameters λ = (μ, ℓ) of a batch, each row
 /// following its own gradient with its own optimizer state (sgd, heavy-ball momentum or Adam)
-/// and an optional per-example gradient-norm clip.
+/// and an optional per-example gradient-norm clip: the update rule of one step of the loop in
+/// `SVIRefinement`.
 public final class SVIRefiner {
     public let settings: RefinementSettings
     private let first: FloatBuffer

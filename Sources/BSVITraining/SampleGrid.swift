@@ -68,8 +68,8 @@ public struct SampleGrid {
         lam.copy(from: encoder.output.rows(0..<n))
         let initial = FloatBuffer(count: n * d), refined = FloatBuffer(count: n * d)
         for i in 0..<n { (initial.base + i * d).update(from: lam.row(i), count: d) }
-        let sampler = ImportanceSampler(model: model, samples: 1, batchCapacity: n, refinement: refinement)
-        sampler.refine(lam, x: x, ids: Array(0..<n), seed: seed, params: params)
+        SVIRefinement(model: model, settings: refinement, batchCapacity: n)
+            .run(lam, x: x, ids: Array(0..<n), noise: .evaluationRefinement(seed: seed), params: params)
         for i in 0..<n { (refined.base + i * d).update(from: lam.row(i), count: d) }
         return (initial, refined)
     }

@@ -3,7 +3,7 @@ import Foundation
 import Testing
 
 /// Identities of the svi and bsvi objectives on the same samples: the per-step log weights
-/// log w_j are recomputed here with a hand-driven SVI run (LatentWorkspace + SVIRefiner), and
+/// log w_j are recomputed here with the evaluation's SVI run on the training noise, and
 /// the bsvi bound is checked for each π, for k = 0, for Jensen's inequality, and for the
 /// unbiasedness of its weight Σ_j π_j w_j, which is what makes it a lower bound on log p(x).
 @Suite("BSVI bound identities")
@@ -35,26 +35,28 @@ struct BSVIBoundTests {
                                         params: params, grads: FloatBuffer(count: model.parameterCount))
         }
 
-        /// log w_ij, log p(x_i|z_ij) − KL(λ_ij) for j = 0…k by running the refinement by hand.
+        /// log w_ij, log p(x_i|z_ij) − KL(λ_ij) for j = 0…k: the evaluation's run (its own rows,
+        /// every step in rows 0..<b) on the objective's noise, then one sample at its final λ_k —
+        /// the objective keeps the same samples in blocks of its buffer.
         func manualRun() -> (logWeights: [[Double]], elbos: [[Double]]) {
             let b = x.rows, d = model.shape.latentDim
             let encoder = MLPWorkspace(mlp: model.encoder, capacity: b)
             encoder.forward(x.matrix, rows: 0..<b, params: params)
             let lambda = HostMatrix(rows: b, cols: 2 * d)
             lambda.matrix.copy(from: encoder.output)
-            let latents = LatentWorkspace(model: model, capacity: b)
-            let refiner = SVIRefiner(settings: refinement, batchCapacity: b, latentDim: d)
-            let gradient = HostMatrix(rows: b, cols: 2 * d)
+            var steps = refinement
+            steps.steps = k
+            let svi = SVIRefinement(model: model, settings: steps, batchCapacity: b)
+            let latents = svi.latents
             var logWeights: [[Double]] = [], elbos: [[Double]] = []
-            for j in 0...k {
-                latents.draw(lambda: lambda.matrix, start: 0, slot: j, exampleIDs: BSVIBoundTests.ids, noise: BSVIBoundTests.noise)
-                latents.score(rows: 0..<b, x: x.matrix, lambda: lambda.matrix, params: params)
+            func record() {
                 logWeights.append((0..<b).map { Double(latents.logWeight[$0]) })
                 elbos.append((0..<b).map { Double(latents.logLikelihood[$0]) - Reference.kl(lambda.rowDouble($0)) })
-                latents.backward(rows: 0..<b, params: params, toLatent: true)
-                latents.elboGradient(start: 0, lambda: lambda.matrix, into: gradient.matrix)
-                if j < k { refiner.apply(gradient: gradient.matrix, to: lambda.matrix, step: j + 1) }
             }
+            svi.run(lambda.matrix, x: x.matrix, ids: BSVIBoundTests.ids, noise: BSVIBoundTests.noise, params: params) { _ in record() }
+            latents.draw(lambda: lambda.matrix, start: 0, slot: k, exampleIDs: BSVIBoundTests.ids, noise: BSVIBoundTests.noise)
+            latents.score(rows: 0..<b, x: x.matrix, lambda: lambda.matrix, params: params)
+            record()
             return (logWeights, elbos)
         }
     }

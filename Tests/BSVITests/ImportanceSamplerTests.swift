@@ -142,7 +142,8 @@ struct ImportanceSamplerTests {
 
         let lambda0 = m.encoderLambda()
         let lambdaK = HostMatrix(rows: 16, cols: 2, values: lambda0.buffer.array)
-        sampler.refine(lambdaK.matrix, x: m.x.matrix, ids: m.ids, seed: seed, params: m.params)
+        SVIRefinement(model: m.model, settings: refinement, batchCapacity: 16)
+            .run(lambdaK.matrix, x: m.x.matrix, ids: m.ids, noise: .evaluationRefinement(seed: seed), params: m.params)
         #expect(lambdaK.buffer.array != lambda0.buffer.array, "refinement moved λ")
         let sampleNoise = NoiseSource(seed: seed, purpose: .evaluationNoise, context: 0)
         let elboNoise = NoiseSource(seed: seed, purpose: .evaluationNoise, context: 1)
@@ -158,29 +159,5 @@ struct ImportanceSamplerTests {
         // A valid estimate of Σ log p(x) either way: within a generous 1 nat of the exact sum.
         let exact = (0..<16).reduce(0.0) { $0 + m.exactLogMarginal($1) }
         #expect(abs(sums.logLikelihoodSum - exact) <= 1, "estimate \(sums.logLikelihoodSum) vs exact \(exact)")
-    }
-
-    @Test("the refinement in evaluation follows the SVI recurrence on the ELBO gradient")
-    func refineMatchesManualSteps() {
-        let m = LatentOneModel(seed: 7)
-        let seed: UInt64 = 3
-        let refinement = RefinementSettings(steps: 3, learningRate: 0.1, rule: .momentum, momentum: 0.5)
-        let sampler = ImportanceSampler(model: m.model, samples: 1, batchCapacity: 16, refinement: refinement)
-        let lambda = m.encoderLambda()
-        let manual = HostMatrix(rows: 16, cols: 2, values: lambda.buffer.array)
-        sampler.refine(lambda.matrix, x: m.x.matrix, ids: m.ids, seed: seed, params: m.params)
-
-        let latents = LatentWorkspace(model: m.model, capacity: 16)
-        let refiner = SVIRefiner(settings: refinement, batchCapacity: 16, latentDim: 1)
-        let gradient = HostMatrix(rows: 16, cols: 2)
-        let noise = NoiseSource(seed: seed, purpose: .evaluationRefinementNoise, context: 0)
-        for j in 0..<3 {
-            latents.draw(lambda: manual.matrix, start: 0, slot: j, exampleIDs: m.ids, noise: noise)
-            latents.score(rows: 0..<16, x: m.x.matrix, lambda: manual.matrix, params: m.params)
-            latents.backward(rows: 0..<16, params: m.params, toLatent: true)
-            latents.elboGradient(start: 0, lambda: manual.matrix, into: gradient.matrix)
-            refiner.apply(gradient: gradient.matrix, to: manual.matrix, step: j + 1)
-        }
-        for i in 0..<16 { for c in 0..<2 { #expect(abs(lambda[i, c] - manual[i, c]) <= 1e-6 * max(1, abs(manual[i, c]))) } }
     }
 }

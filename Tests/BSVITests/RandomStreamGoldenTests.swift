@@ -10,11 +10,6 @@ import Testing
 struct RandomStreamGoldenTests {
     static let stream = RandomStream(seed: 42, purpose: .trainingNoise, 3, 5, 7)
 
-    /// FNV-1a over the bit patterns of `values`.
-    static func fingerprint(_ values: [Float]) -> UInt64 {
-        values.reduce(0xcbf2_9ce4_8422_2325) { ($0 ^ UInt64($1.bitPattern)) &* 0x100_0000_01b3 }
-    }
-
     static func normals(count: Int, counterOffset: UInt64, path: KernelPath) -> [Float] {
         var out = [Float](repeating: .nan, count: count)
         onPath(path) { out.withUnsafeMutableBufferPointer { stream.fillNormals($0.baseAddress!, count: count, counterOffset: counterOffset) } }
@@ -36,8 +31,8 @@ struct RandomStreamGoldenTests {
         let long = Self.normals(count: 1000, counterOffset: 16, path: path)
         #expect(long[0..<8].map(\.bitPattern) == [0xbf3b_cc30, 0xbf61_cf7a, 0x3d9f_1646, 0x3d03_038c, 0xbf9a_b10b, 0x3fea_506d, 0x3fe8_154a, 0xbf1a_9eaf])
         #expect(long[32..<36].map(\.bitPattern) == [0x3f36_12ea, 0x3fe0_36f0, 0x3f59_e2b2, 0x3e04_841c])
-        #expect(Self.fingerprint(long) == 0xf9a1_43f2_3a8d_32f8)
+        #expect(fingerprint(long) == 0xf9a1_43f2_3a8d_32f8)
         // A latent row of 50: one full block of 32 and a partial one.
-        #expect(Self.fingerprint(Self.normals(count: 50, counterOffset: 0, path: path)) == 0x9b60_b38d_d3db_9983)
+        #expect(fingerprint(Self.normals(count: 50, counterOffset: 0, path: path)) == 0x9b60_b38d_d3db_9983)
     }
 }

@@ -89,7 +89,8 @@ struct RefinementImprovesELBOTests {
         let lambda0 = HostMatrix(rows: n, cols: 4)
         lambda0.matrix.copy(from: encoder.output)
         let lambdaK = HostMatrix(rows: n, cols: 4, values: lambda0.buffer.array)
-        sampler.refine(lambdaK.matrix, x: t.data.matrix, ids: t.ids, seed: 5, params: params)
+        SVIRefinement(model: t.model, settings: refinement, batchCapacity: n)
+            .run(lambdaK.matrix, x: t.data.matrix, ids: t.ids, noise: .evaluationRefinement(seed: 5), params: params)
 
         // Per-example ELBOs, each with 60 samples and the same noise at λ₀ and λ_k.
         let noise = NoiseSource(seed: 6, purpose: .evaluationNoise, context: 1)

@@ -301,6 +301,11 @@ final class LatentOneModel {
     }
 }
 
+/// FNV-1a over the bit patterns of `values` (one 32-bit word a step): the golden tests' fingerprint.
+func fingerprint(_ values: [Float]) -> UInt64 {
+    values.reduce(0xcbf2_9ce4_8422_2325) { ($0 ^ UInt64($1.bitPattern)) &* 0x100_0000_01b3 }
+}
+
 /// Runs `body` with `path`'s kernels on this thread (the kernel path is chosen per thread), then
 /// restores the thread's previous path. Only for paths in `KernelPath.supported`.
 func onPath<T>(_ path: KernelPath, _ body: () throws -> T) rethrows -> T {

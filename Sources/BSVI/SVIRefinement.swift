@@ -1,0 +1,100 @@
+/// The SVI refinement of DESIGN.md §2, written once for training (svi, bsvi), evaluation
+/// (ELBO(λ_k), the refined proposal, the --gaps diagnostics) and sampling: from the encoder's
+/// λ₀, k steps λ_{j+1} = λ_j + update(g_j) of each example's own λ with the decoder fixed, where
+/// g_j is the one-sample reparameterized gradient of ELBO(λ_j) on noise slot j and `SVIRefiner`
+/// applies the update rule (sgd, momentum or Adam; optional clip).
+///
+/// The two uses differ only in what they keep of the samples (`Mode`). A caller that needs more
+/// than λ_k — training's KL per step, the encoder's gradient, the buffer's rows — reads it from
+/// each `Step` as the run passes.
+public final class SVIRefinement {
+    public enum Mode {
+        /// Training: samples z_0 … z_k at λ_0 … λ_k, z_j in block j (workspace rows j·b ..< (j+1)·b)
+        /// where it stays with its log w and decoder errors — the bsvi buffer and the rows of the
+        /// decoder's weight gradients. The final λ_k is sampled too (not moved), and the ELBO
+        /// gradient at λ₀ is computed even when k = 0: it is the encoder's.
+        case buffer
+        /// Evaluation and sampling: only the final λ_k is wanted; every step reuses rows 0 ..< b
+        /// of a workspace of the refinement's own, and λ_k is not sampled.
+        case lambdaOnly
+    }
+
+    /// What a caller sees of λ_j as the run passes it (before λ_j moves).
+    public struct Step {
+        public let index: Int
+        /// The workspace rows of z_j ~ q(z; λ_j): its ε, z, log p(x|z), log w and decoder errors.
+        public let rows: Range<Int>
+        /// λ_j (b × 2d). Read it in the hook; the run moves it afterwards.
+        public let lambda: Matrix
+        /// The one-sample ∇ELBO(λ_j) (b × 2d), nil where it is not needed (the final λ_k, k > 0).
+        /// The update clips it in place after the hook.
+        public let elboGradient: Matrix?
+    }
+
+    public let settings: RefinementSettings
+    public let mode: Mode
+    /// The decoder-side state of the samples (see `Mode` for the rows).
+    public let latents: LatentWorkspace
+    public let batchCapacity: Int
+    private let updateRule: SVIRefiner
+    private let gradient: Matrix
+    private let gradientStorage: FloatBuffer
+
+    /// Training: fills the caller's workspace (capacity ≥ b·(steps+1)) block by block. The
+    /// caller owns the workspace and calls `latents.useParameters` on entry to every batch.
+    public convenience init(settings: RefinementSettings, buffer latents: LatentWorkspace, batchCapacity: Int) {
+        precondition(latents.capacity >= batchCapacity * (settings.steps + 1), "the buffer needs a block per step")
+        self.init(settings: settings, mode: .buffer, latents: latents, batchCapacity: batchCapacity)
+    }
+
+    /// Evaluation and sampling: a workspace of b rows of its own, whose decoder transposes the
+    /// run refreshes from `params` on every call.
+    public convenience init(model: VAEModel, settings: RefinementSettings, batchCapacity: Int) {
+        self.init(settings: settings, mode: .lambdaOnly, latents: LatentWorkspace(model: model, capacity: batchCapacity),
+                  batchCapacity: batchCapacity)
+    }
+
+    private init(settings: RefinementSettings, mode: Mode, latents: LatentWorkspace, batchCapacity: Int) {
+        self.settings = settings
+        self.mode = mode
+        self.latents = latents
+        self.batchCapacity = batchCapacity
+        let width = 2 * latents.latentDim
+        updateRule = SVIRefiner(settings: settings, batchCapacity: batchCapacity, latentDim: latents.latentDim)
+        gradientStorage = FloatBuffer(count: batchCapacity * width)
+        gradient = gradientStorage.matrix(rows: batchCapacity, cols: width)
+    }
+
+    /// Refines `lambda` (b × 2d: μ then log σ², one row per example of `x`) in place, calling
+    /// `onStep` at each λ_j. Noise slot j of each example's stream in `noise` drives step j.
+    public func run(_ lambda: Matrix, x: Matrix, ids: [Int], noise: NoiseSource, params: FloatBuffer,
+                    onStep: (Step) -> Void = { _ in }) {
+        let b = lambda.rows, k = settings.steps
+        precondition(b <= batchCapacity && x.rows == b && ids.count == b && lambda.cols == gradient.cols,
+                     "refinement batch does not match its workspace")
+        let sampled = mode == .buffer ? k + 1 : k
+        guard sampled > 0 else { return }
+        if mode == .lambdaOnly { latents.useParameters(params) }
+        let g = gradient.rows(0..<b)
+        updateRule.reset()
+        for j in 0..<sampled {
+            let rows = mode == .buffer ? (j * b)..<((j + 1) * b) : 0..<b
+            latents.draw(lambda: lambda, start: rows.lowerBound, slot: j, exampleIDs: ids, noise: noise)
+            latents.score(rows: rows, x: x, lambda: lambda, params: params)
+            // A step from λ_j needs ∂/∂z; so does λ₀ (the encoder's gradient in training). The
+            // buffer's last block is still back-propagated: its weight gradients need the errors.
+            let needsGradient = j < k || j == 0
+            latents.backward(rows: rows, params: params, toLatent: needsGradient)
+            if needsGradient { latents.elboGradient(start: rows.lowerBound, lambda: lambda, into: g) }
+            onStep(Step(index: j, rows: rows, lambda: lambda, elboGradient: needsGradient ? g : nil))
+            if j < k { updateRule.apply(gradient: g, to: lambda, step: j + 1) }
+        }
+    }
+}
+
+extension NoiseSource {
+    /// The noise of the refinement in evaluation, --gaps and sampling (training's is its epoch's).
+    public static func evaluationRefinement(seed: UInt64) -> NoiseSource {
+        NoiseSource(seed: seed, purpose: .evaluationRefinementNoise, context: 0)
+    }
+}

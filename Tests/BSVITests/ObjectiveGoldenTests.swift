@@ -1,0 +1,154 @@
+import BSVI
+import Foundation
+import Testing
+
+/// Golden values of the objectives and the evaluator on fixed inputs: one bsvi batch with
+/// learned π, one svi batch, and one evaluation with the refined proposal. They are the
+/// bit-exact regression anchor of the numerics (a resumed run continues from the same bits only
+/// if a step computes the same bits), and the proof that a refactor changed nothing: every
+/// statistical and finite-difference test would pass a change of summation order or of the
+/// refinement's noise slots, these would not.
+///
+/// Recorded once, 2026-12-01, from the code as it was before the refinement loop was made one
+/// routine (commit e0473de), by printing the values this file computes. The AVX2 and AVX-512
+/// paths give the same bits (one golden); the portable path leaves the products to OpenBLAS,
+/// whose rounding depends on the OpenBLAS core, so its golden holds only on the core it was
+/// recorded with (`GoldenPaths`).
+@Suite("Objectives and evaluation: golden values")
+struct ObjectiveGoldenTests {
+    static let shape = ModelShape(inputDim: 24, latentDim: 3, hiddenDims: [10, 7], activation: .tanh)
+    static let ids = [4, 17, 2, 31, 9]
+    static let noise = NoiseSource(seed: 11, purpose: .trainingNoise, context: 2)
+
+    static func data() -> HostMatrix {
+        var values = TestValues(seed: 21)
+        return HostMatrix(rows: ids.count, cols: shape.inputDim, values: values.bits(ids.count * shape.inputDim, probabilityOfOne: 0.4))
+    }
+
+    /// What one batch of an objective produced, as exact numbers.
+    struct ObjectiveResult: Equatable, CustomStringConvertible {
+        var gradientFingerprint: UInt64
+        var boundSum: Double
+        var elboInitialSum: Double
+        var elboRefinedSum: Double
+        /// The gradient at `GoldenIndex.sampled` (first encoder weight, last decoder bias, every π logit).
+        var sampledGradient: [Float]
+
+        var description: String {
+            "ObjectiveResult(gradientFingerprint: 0x\(String(gradientFingerprint, radix: 16)), boundSum: \(boundSum), "
+                + "elboInitialSum: \(elboInitialSum), elboRefinedSum: \(elboRefinedSum), sampledGradient: \(sampledGradient))"
+        }
+    }
+
+    static func sampledIndices(_ model: VAEModel) -> [Int] {
+        let lastBias = model.decoder.biases[model.decoder.layerCount - 1]
+        let pi = model.piLogits.map { Array($0.offset..<($0.offset + $0.count)) } ?? []
+        return [model.encoder.kernels[0].offset, lastBias.offset + lastBias.count - 1] + pi
+    }
+
+    static func objective(_ settings: ObjectiveSettings, on path: KernelPath) -> ObjectiveResult {
+        let model = VAEModel(shape: shape, piCount: settings.piCount)
+        let params = randomParameters(model: model, seed: 13, scale: 0.6)
+        let x = data()
+        let grads = FloatBuffer(count: model.parameterCount)
+        let stats = onPath(path) {
+            BatchObjective(model: model, settings: settings, batchCapacity: 8)
+                .accumulate(x: x.matrix, exampleIDs: ids, noise: noise, params: params, grads: grads)
+        }
+        return ObjectiveResult(gradientFingerprint: fingerprint(grads.array), boundSum: stats.boundSum,
+                               elboInitialSum: stats.elboInitialSum, elboRefinedSum: stats.elboRefinedSum,
+                               sampledGradient: sampledIndices(model).map { grads[$0] })
+    }
+
+    static let bsvi = ObjectiveSettings(method: .bsvi, k: 3, pi: .learned,
+                                        refinement: RefinementSettings(steps: 3, learningRate: 0.05, rule: .adam, momentum: 0.9, clipNorm: 4))
+    static let svi = ObjectiveSettings(method: .svi, k: 2,
+                                       refinement: RefinementSettings(steps: 2, learningRate: 0.02, rule: .momentum, momentum: 0.7))
+
+    static let bsviGolden: [GoldenPaths.Kind: ObjectiveResult] = [
+        .vector: ObjectiveResult(gradientFingerprint: 0x6916eebc4cc8eed5, boundSum: -98.79488182067871,
+                                 elboInitialSum: -104.84033364057541, elboRefinedSum: -99.43937700986862,
+                                 sampledGradient: [-0.14474997, -0.46571794, -0.69569033, -0.7988068, 0.71395046, 0.78054917]),
+        .portable: ObjectiveResult(gradientFingerprint: 0x3bf82ea272820b03, boundSum: -98.79487800598145,
+                                   elboInitialSum: -104.84033077955246, elboRefinedSum: -99.43937629461288,
+                                   sampledGradient: [-0.14474988, -0.46571553, -0.6956907, -0.7988077, 0.71394974, 0.78054833]),
+    ]
+    static let sviGolden: [GoldenPaths.Kind: ObjectiveResult] = [
+        .vector: ObjectiveResult(gradientFingerprint: 0xe1f71dc5ce633af6, boundSum: -100.01125717163086,
+                                 elboInitialSum: -104.84033364057541, elboRefinedSum: -103.11473900079727,
+                                 sampledGradient: [-0.14474997, -0.5109087]),
+        .portable: ObjectiveResult(gradientFingerprint: 0xa3e783b5ed0ceb87, boundSum: -100.01125717163086,
+                                   elboInitialSum: -104.84033077955246, elboRefinedSum: -103.11474007368088,
+                                   sampledGradient: [-0.14474988, -0.5109087]),
+    ]
+
+    @Test("bsvi with learned π (k = 3, Adam-style refinement with a clip): gradient and sums", arguments: GoldenPaths.testable)
+    func bsviBatch(path: KernelPath) {
+        let result = Self.objective(Self.bsvi, on: path)
+        GoldenPaths.record("bsvi \(path)", result)
+        #expect(result == Self.bsviGolden[GoldenPaths.kind(path)])
+    }
+
+    @Test("svi (k = 2, momentum refinement): gradient and sums", arguments: GoldenPaths.testable)
+    func sviBatch(path: KernelPath) {
+        let result = Self.objective(Self.svi, on: path)
+        GoldenPaths.record("svi \(path)", result)
+        #expect(result == Self.sviGolden[GoldenPaths.kind(path)])
+    }
+
+    /// What one evaluation produced, as exact numbers.
+    struct EvaluationResult: Equatable, CustomStringConvertible {
+        var logLikelihoodSum: Double
+        var elboInitialSum: Double
+        var elboRefinedSum: Double
+
+        var description: String {
+            "EvaluationResult(logLikelihoodSum: \(logLikelihoodSum), elboInitialSum: \(elboInitialSum), elboRefinedSum: \(elboRefinedSum))"
+        }
+    }
+
+    static let evaluationGolden: [GoldenPaths.Kind: EvaluationResult] = [
+        .vector: EvaluationResult(logLikelihoodSum: -91.69121686666753, elboInitialSum: -98.74043567975362,
+                                  elboRefinedSum: -94.09631511237886),
+        .portable: EvaluationResult(logLikelihoodSum: -91.69121568694386, elboInitialSum: -98.74043647448222,
+                                    elboRefinedSum: -94.09631456600295),
+    ]
+
+    @Test("evaluation from the refined proposal (4 momentum steps): log p̂, ELBO(λ₀), ELBO(λ_k)", arguments: GoldenPaths.testable)
+    func evaluation(path: KernelPath) {
+        let model = VAEModel(shape: Self.shape)
+        let params = randomParameters(model: model, seed: 14, scale: 0.6)
+        let x = Self.data()
+        let sampler = ImportanceSampler(model: model, samples: 30, batchCapacity: Self.ids.count,
+                                        refinement: RefinementSettings(steps: 4, learningRate: 0.05, rule: .momentum, momentum: 0.8),
+                                        proposal: .refined, chunk: 7, elboSamples: 9)
+        let sums = onPath(path) { sampler.evaluate(x: x.matrix, exampleIDs: Self.ids, seed: 15, params: params) }
+        let result = EvaluationResult(logLikelihoodSum: sums.logLikelihoodSum, elboInitialSum: sums.elboInitialSum,
+                                      elboRefinedSum: sums.elboRefinedSum)
+        GoldenPaths.record("evaluation \(path)", result)
+        #expect(sums.examples == Self.ids.count)
+        #expect(result == Self.evaluationGolden[GoldenPaths.kind(path)])
+    }
+}
+
+/// Which golden a kernel path is held to, and on which paths the golden tests run.
+enum GoldenPaths {
+    enum Kind: Hashable { case vector, portable }
+
+    static func kind(_ path: KernelPath) -> Kind { path == .portable ? .portable : .vector }
+
+    /// The OpenBLAS core the portable goldens were recorded with (this machine's, 2026-12-01).
+    static let portableRecordedOnCore = "Prescott"
+
+    /// Every supported path; the portable one only on the OpenBLAS core its golden was recorded with.
+    static var testable: [KernelPath] {
+        KernelPath.supported.filter { $0 != .portable || OpenBLASCore.current == portableRecordedOnCore || recording }
+    }
+
+    /// BSVI_RECORD_GOLDEN set: print what the golden tests compute (how the goldens were recorded).
+    static var recording: Bool { ProcessInfo.processInfo.environment["BSVI_RECORD_GOLDEN"] != nil }
+
+    static func record(_ label: String, _ value: Any) {
+        if recording { print("[golden] \(label) (OpenBLAS core \(OpenBLASCore.current)): \(value)") }
+    }
+}

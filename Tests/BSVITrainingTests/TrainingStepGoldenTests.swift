@@ -1,0 +1,84 @@
+import BSVI
+import BSVIParallel
+import BSVITraining
+import Foundation
+import Testing
+
+/// Golden values of one fixed-seed training step (bsvi, learned π, Adam): the reduced gradient
+/// and the parameters after the update. This is the bit-exact regression anchor for resume
+/// across versions — a checkpoint resumes into the same trajectory only if a step computes the
+/// same bits — and would catch any change of the objective, the refinement, the exchange or Adam
+/// that every tolerance-based test lets through.
+///
+/// Recorded once, 2026-12-01, from the code as it was before the refinement loop was made one
+/// routine (commit e0473de), by printing the values this file computes (BSVI_RECORD_GOLDEN=1).
+@Suite("Training step: golden values")
+struct TrainingStepGoldenTests {
+    static let shape = ModelShape(inputDim: 30, latentDim: 4, hiddenDims: [12, 9], activation: .tanh)
+    static let settings = ObjectiveSettings(method: .bsvi, k: 3, pi: .learned,
+                                            refinement: RefinementSettings(steps: 3, learningRate: 0.02, rule: .adam, momentum: 0.9, clipNorm: 5))
+    static let batch = 6
+
+    struct Result: Equatable, CustomStringConvertible {
+        var gradientFingerprint: UInt64
+        var parameterFingerprint: UInt64
+        var boundSum: Double
+        var elboInitialSum: Double
+        var elboRefinedSum: Double
+        /// The summed gradient of the π logits.
+        var piGradient: [Float]
+        /// The parameters after the update at the first encoder weight, the last decoder bias and the π logits.
+        var sampledParameters: [Float]
+
+        var description: String {
+            "Result(gradientFingerprint: 0x\(String(gradientFingerprint, radix: 16)), parameterFingerprint: 0x\(String(parameterFingerprint, radix: 16)), "
+                + "boundSum: \(boundSum), elboInitialSum: \(elboInitialSum), elboRefinedSum: \(elboRefinedSum), "
+                + "piGradient: \(piGradient), sampledParameters: \(sampledParameters))"
+        }
+    }
+
+    static let golden: [GoldenPaths.Kind: Result] = [
+        .vector: Result(gradientFingerprint: 0x38b3127e0f34e3c9, parameterFingerprint: 0xba684fc0426cfa06,
+                        boundSum: -127.97067260742188, elboInitialSum: -131.72683715820312, elboRefinedSum: -130.73397827148438,
+                        piGradient: [-0.3456836, 0.84104264, 0.13904573, -0.63440686],
+                        sampledParameters: [-0.16592914, -0.0030000003, -0.0029999993, 0.0029999998, 0.002999999, -0.0029999996]),
+        .portable: Result(gradientFingerprint: 0x8060e2a4966cb32f, parameterFingerprint: 0x8ae25189fe512f40,
+                          boundSum: -127.97067260742188, elboInitialSum: -131.72683715820312, elboRefinedSum: -130.73397827148438,
+                          piGradient: [-0.34568468, 0.84104264, 0.13904794, -0.63440686],
+                          sampledParameters: [-0.16592914, -0.003, -0.0029999996, 0.0029999998, 0.0029999989, -0.0029999996]),
+    ]
+
+    static func step(on path: KernelPath) -> (result: Result, applied: Bool, examples: Double, adamStep: Int) {
+        let model = VAEModel(shape: shape, piCount: settings.piCount)
+        let params = model.makeInitialParameters(seed: 31)
+        // Fixed binary data from a stream of its own.
+        let data = RandomStream(seed: 32, purpose: .sampling, 1)
+        let x = FloatBuffer((0..<(batch * shape.inputDim)).map { data.uniform(UInt64($0)) < 0.35 ? 1 : 0 })
+        let ids = [7, 40, 3, 12, 25, 0]
+        let step = TrainingStep(model: model, settings: settings, localBatch: batch, globalBatch: batch,
+                                adam: Adam(parameterCount: model.parameterCount, learningRate: 0.003))
+        let stepResult = onPath(path) {
+            step.run(x: x.matrix(rows: batch, cols: shape.inputDim), exampleIDs: ids,
+                     noise: NoiseSource(seed: 33, purpose: .trainingNoise, context: 1), params: params,
+                     comm: LocalCommunicator(), stopRequested: false)
+        }
+        let gradient = (0..<model.parameterCount).map { step.exchange.gradients[$0] }
+        let pi = model.piLogits!
+        let lastBias = model.decoder.biases[model.decoder.layerCount - 1]
+        let sampled = [model.encoder.kernels[0].offset, lastBias.offset + lastBias.count - 1] + Array(pi.offset..<(pi.offset + pi.count))
+        let result = Result(gradientFingerprint: fingerprint(gradient), parameterFingerprint: fingerprint(params.array),
+                            boundSum: stepResult.boundSum, elboInitialSum: stepResult.elboInitialSum,
+                            elboRefinedSum: stepResult.elboRefinedSum, piGradient: Array(gradient[pi.offset..<(pi.offset + pi.count)]),
+                            sampledParameters: sampled.map { params[$0] })
+        return (result, stepResult.applied, stepResult.examples, step.adam.step)
+    }
+
+    @Test("one bsvi step with learned π on LocalCommunicator: gradient, sums and parameters after Adam",
+          arguments: GoldenPaths.testable)
+    func oneStep(path: KernelPath) {
+        let (result, applied, examples, adamStep) = Self.step(on: path)
+        GoldenPaths.record("training step \(path)", result)
+        #expect(applied && examples == Double(Self.batch) && adamStep == 1)
+        #expect(result == Self.golden[GoldenPaths.kind(path)])
+    }
+}

@@ -21,10 +21,10 @@ extension MetricsLog {
         removeStaleTemporaryFiles()
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-            throw StorageError(file: path, problem: "cannot be read to remove the rows after step \(step): \(error.localizedDescription)",
+            throw StorageError(file: path, problem: "cannot be read to remove the rows after step \(step): \(systemReason(error))",
                                fix: "check the file's permissions, or move it away to start a new one", kind: .ioError)
         }
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: true)
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: true)
         guard let header = lines.first else { return 0 }
         let columns = header.split(separator: ",", omittingEmptySubsequences: false)
         guard let kind = columns.firstIndex(of: "kind"), let stepColumn = columns.firstIndex(of: "step"),
@@ -32,20 +32,22 @@ extension MetricsLog {
             throw StorageError(file: path, problem: "the header has no kind, step and split columns, so the rows after step \(step) cannot be found",
                                fix: "move the file away; the run starts a new one", kind: .badData)
         }
-        lines.removeFirst()
+        var rows = lines.dropFirst()
+        let rowsBefore = rows.count
         let endsCleanly = text.hasSuffix("\n")
-        if !endsCleanly, let last = lines.last, last.split(separator: ",", omittingEmptySubsequences: false).count != columns.count {
-            lines.removeLast()  // torn by a crash mid-append
+        if !endsCleanly, let last = rows.last, last.split(separator: ",", omittingEmptySubsequences: false).count != columns.count {
+            rows.removeLast()  // torn by a crash mid-append
         }
         let recordedHere = Set(history.filter { $0.step == step }.map(\.split))
-        let kept = lines.filter { line in
-            let fields = line.split(separator: ",", omittingEmptySubsequences: false)
+        let kept = rows.filter { row in
+            let fields = row.split(separator: ",", omittingEmptySubsequences: false)
             // A row we cannot read is left alone: it is not ours to judge.
             guard fields.count > max(kind, stepColumn, split), let rowStep = Int(fields[stepColumn]) else { return true }
             if rowStep > step { return false }
             return !(rowStep == step && fields[kind] == "eval" && !recordedHere.contains(String(fields[split])))
         }
-        let removed = text.split(separator: "\n", omittingEmptySubsequences: true).count - 1 - kept.count
+        let removed = rowsBefore - kept.count
+        // A file without its last newline is rewritten even so, or the next row would join that line.
         guard removed > 0 || !endsCleanly else { return 0 }
         let bytes = Array(([header] + kept).map { $0 + "\n" }.joined().utf8)
         try AtomicFile.write(to: path) { temporary in

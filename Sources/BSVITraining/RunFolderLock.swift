@@ -40,7 +40,7 @@ public final class RunFolderLock {
         do {
             try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
         } catch {
-            throw RunFolderLockError.cannotCreate(lockFile: path, problem: "the folder \(runDirectory) cannot be created (\(error.localizedDescription))")
+            throw RunFolderLockError.cannotCreate(lockFile: path, problem: "the folder \(runDirectory) cannot be created: \(systemReason(error))")
         }
         // O_CLOEXEC: a child this process starts must not inherit the lock and keep it after we exit.
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)

@@ -107,6 +107,7 @@ struct RunFolderLockTests {
         let error = #expect(throws: RunFolderLockError.self) { _ = try Self.acquire(base + "/file/run", warnings: &warnings) }
         guard case .cannotCreate(let file, _)? = error else { Issue.record("\(String(describing: error))"); return }
         #expect(file == base + "/file/run/.lock")
+        #expect("\(error!)".contains("Not a directory"), "\(error!)")
     }
 
     /// The child's side of `liveHolderIsRefusedAndSIGKILLFreesIt`: takes the lock, says so with a

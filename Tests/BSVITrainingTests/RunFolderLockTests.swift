@@ -1,0 +1,187 @@
+@testable import BSVITraining
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The lock on real files and processes: one holder at a time, a kernel lock other processes
+/// see, released by release(), by deinit and by the holder's death (SIGKILL).
+@Suite("run folder lock")
+struct RunFolderLockTests {
+    static func scratchFolder() throws -> String {
+        let dir = NSTemporaryDirectory() + "bsvi-lock-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    static func lockFileText(_ run: String) -> String {
+        (try? String(contentsOfFile: run + "/" + RunFolderLock.fileName, encoding: .utf8)) ?? ""
+    }
+
+    /// Takes `run`'s lock, writing each warning to `warnings`.
+    static func acquire(_ run: String, warnings: inout [String]) throws -> RunFolderLock {
+        var collected: [String] = []
+        defer { warnings += collected }
+        return try RunFolderLock.acquire(runDirectory: run, warn: { collected.append($0) })
+    }
+
+    @Test("one holder at a time: a second acquire is refused naming the holder; after release the folder is free again")
+    func acquireRefuseRelease() throws {
+        let base = try Self.scratchFolder()
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let run = base + "/nested/run"  // created by acquire
+        var warnings: [String] = []
+        let first = try Self.acquire(run, warnings: &warnings)
+        #expect(warnings.isEmpty && first.path == run + "/.lock")
+        #expect(RunFolderLockHolder(fileContents: Self.lockFileText(run)) == first.holder)
+        #expect(first.holder.pid == getpid())
+
+        let refusal = #expect(throws: RunFolderLockError.self) { _ = try Self.acquire(run, warnings: &warnings) }
+        #expect(refusal == .heldByAnotherRun(lockFile: first.path, holder: first.holder))
+        let message = refusal.map { "\($0)" } ?? ""
+        #expect(message.contains("pid \(getpid()) on host \(first.holder.host), since ") && message.contains("--run-dir"), "\(message)")
+
+        first.release()
+        #expect(Self.lockFileText(run).isEmpty, "a clean release empties the file")
+        let second = try Self.acquire(run, warnings: &warnings)
+        #expect(warnings.isEmpty, "\(warnings)")
+        second.release()
+        second.release()  // a second release does nothing
+    }
+
+    @Test("a lock the program lets go of without release() (an error unwinding the run) is released by deinit")
+    func deinitReleases() throws {
+        let run = try Self.scratchFolder()
+        defer { try? FileManager.default.removeItem(atPath: run) }
+        var warnings: [String] = []
+        do { _ = try Self.acquire(run, warnings: &warnings) }
+        #expect(Self.lockFileText(run).isEmpty)
+        try Self.acquire(run, warnings: &warnings).release()
+        #expect(warnings.isEmpty, "\(warnings)")
+    }
+
+    @Test("a lock file left by a dead process on this host (a child started and reaped) is taken over with a warning naming it")
+    func staleLockOfDeadPidIsTakenOver() throws {
+        let run = try Self.scratchFolder()
+        defer { try? FileManager.default.removeItem(atPath: run) }
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: "/bin/sh")
+        child.arguments = ["-c", "exit 0"]
+        try child.run()
+        child.waitUntilExit()
+        let dead = RunFolderLockHolder(host: RunFolderLockHolder.current().host, pid: child.processIdentifier,
+                                       since: Date(timeIntervalSince1970: 1_700_000_000))
+        try dead.fileContents.write(toFile: run + "/.lock", atomically: false, encoding: .utf8)
+
+        var warnings: [String] = []
+        let lock = try Self.acquire(run, warnings: &warnings)
+        defer { lock.release() }
+        #expect(warnings.count == 1 && warnings[0].contains("pid \(child.processIdentifier) on host \(dead.host)")
+                && warnings[0].contains("2023-11-14T22:13:20Z") && warnings[0].contains("no longer running"), "\(warnings)")
+        #expect(RunFolderLockHolder(fileContents: Self.lockFileText(run)) == lock.holder)
+    }
+
+    @Test("a lock file naming a run on another host is refused, and the file is left as it was")
+    func otherHostIsRefused() throws {
+        let run = try Self.scratchFolder()
+        defer { try? FileManager.default.removeItem(atPath: run) }
+        let away = RunFolderLockHolder(host: "not-" + RunFolderLockHolder.current().host, pid: 4242, since: Date())
+        try away.fileContents.write(toFile: run + "/.lock", atomically: false, encoding: .utf8)
+        var warnings: [String] = []
+        let refusal = #expect(throws: RunFolderLockError.self) { _ = try Self.acquire(run, warnings: &warnings) }
+        #expect(refusal == .leftByRunOnAnotherHost(lockFile: run + "/.lock", holder: away))
+        #expect(Self.lockFileText(run) == away.fileContents)
+        // Deleting the file, as the message says, frees the folder.
+        try FileManager.default.removeItem(atPath: run + "/.lock")
+        try Self.acquire(run, warnings: &warnings).release()
+        #expect(warnings.isEmpty)
+    }
+
+    @Test("a run folder that cannot be created is refused naming the lock file")
+    func cannotCreate() throws {
+        let base = try Self.scratchFolder()
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        #expect(FileManager.default.createFile(atPath: base + "/file", contents: Data()))
+        var warnings: [String] = []
+        let error = #expect(throws: RunFolderLockError.self) { _ = try Self.acquire(base + "/file/run", warnings: &warnings) }
+        guard case .cannotCreate(let file, _)? = error else { Issue.record("\(String(describing: error))"); return }
+        #expect(file == base + "/file/run/.lock")
+        #expect("\(error!)".contains("Not a directory"), "\(error!)")
+    }
+
+    /// The child's side of `liveHolderIsRefusedAndSIGKILLFreesIt`: takes the lock, says so with a
+    /// file and waits to be killed (SIGALRM ends it if the test never does).
+    static func holdUntilKilled(_ run: String) async -> ExitTest.Result? {
+        await #expect(processExitsWith: .signal(SIGKILL)) { [run] in
+            let lock = try RunFolderLock.acquire(runDirectory: run, warn: { _ in })
+            _ = FileManager.default.createFile(atPath: run + "/holding", contents: Data())
+            alarm(120)
+            withExtendedLifetime(lock) { while true { pause() } }
+        }
+    }
+
+    @Test("a lock held by another live process is refused naming it; SIGKILL to the holder frees it, taken over with a warning")
+    func liveHolderIsRefusedAndSIGKILLFreesIt() async throws {
+        let run = try Self.scratchFolder()
+        defer { try? FileManager.default.removeItem(atPath: run) }
+        async let childResult = Self.holdUntilKilled(run)
+        // A bounded poll for the child's "holding" file (the child needs a process start first).
+        let deadline = Date().addingTimeInterval(120)
+        while !FileManager.default.fileExists(atPath: run + "/holding") && Date() < deadline { usleep(20_000) }
+        let holder = RunFolderLockHolder(fileContents: Self.lockFileText(run))
+        defer { if let pid = holder?.pid { kill(pid, SIGKILL) } }  // never leave the child behind
+        let child = try #require(holder, "the child did not take the lock")
+        #expect(child.pid != getpid() && child.host == RunFolderLockHolder.current().host)
+
+        var warnings: [String] = []
+        let refusal = #expect(throws: RunFolderLockError.self) { _ = try Self.acquire(run, warnings: &warnings) }
+        #expect(refusal == .heldByAnotherRun(lockFile: run + "/.lock", holder: child))
+        #expect(refusal.map { "\($0)" }?.contains("pid \(child.pid) on host \(child.host)") == true)
+
+        kill(child.pid, SIGKILL)
+        _ = await childResult  // reaped: its lock is gone with it
+        let lock = try Self.acquire(run, warnings: &warnings)
+        defer { lock.release() }
+        #expect(warnings.count == 1 && warnings[0].contains("pid \(child.pid) on host \(child.host)")
+                && warnings[0].contains("no longer running"), "\(warnings)")
+    }
+
+    @Test("the lock is the flock(2) lock the flock tool sees, and a child process does not inherit it",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/flock")))
+    func kernelLockSeenByFlockAndNotInherited() throws {
+        let run = try Self.scratchFolder()
+        defer { try? FileManager.default.removeItem(atPath: run) }
+        func flockCanTake() throws -> Bool {
+            let probe = Process()
+            probe.executableURL = URL(fileURLWithPath: "/usr/bin/flock")
+            probe.arguments = ["--nonblock", "--conflict-exit-code", "75", run + "/.lock", "true"]
+            try probe.run()
+            probe.waitUntilExit()
+            return probe.terminationStatus == 0
+        }
+        var warnings: [String] = []
+        let lock = try Self.acquire(run, warnings: &warnings)
+        #expect(try !flockCanTake())
+        // A child started while the lock is held, alive after the release: posix_spawn with no
+        // file actions passes on every descriptor not marked close-on-exec.
+        var fds: [Int32] = [0, 0]
+        try #require(pipe(&fds) == 0)
+        var actions: posix_spawn_file_actions_t = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, fds[0], 0)
+        posix_spawn_file_actions_addclose(&actions, fds[0])
+        posix_spawn_file_actions_addclose(&actions, fds[1])
+        var pid: pid_t = 0
+        let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/cat"), nil]
+        defer { argv.forEach { free($0) } }
+        try #require(posix_spawn(&pid, "/bin/cat", &actions, nil, argv, environ) == 0)
+        close(fds[0])
+        lock.release()
+        #expect(try flockCanTake(), "the child kept the lock")
+        close(fds[1])  // cat reads end of file and exits
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+    }
+}

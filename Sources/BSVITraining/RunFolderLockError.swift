@@ -2,7 +2,7 @@ import BSVIStorage
 
 /// Why a run may not use its run folder. Every case is sysexits' EX_CANTCREAT (73): the run
 /// cannot create its outputs there.
-public enum RunFolderLockError: Error, Equatable, CustomStringConvertible {
+public enum RunFolderLockError: Error, Equatable, CustomStringConvertible, ExitStatusCarrying {
     /// Another live process holds the folder's lock (`holder` is nil if it has not written its
     /// name yet, or is not bsvi-dist).
     case heldByAnotherRun(lockFile: String, holder: RunFolderLockHolder?)
@@ -14,6 +14,7 @@ public enum RunFolderLockError: Error, Equatable, CustomStringConvertible {
     case cannotCreate(lockFile: String, problem: String)
 
     public var failureKind: FailureKind { .cannotCreateOutput }
+    public var exitStatus: ExitStatus { .cannotCreateOutput }
 
     public var description: String {
         switch self {

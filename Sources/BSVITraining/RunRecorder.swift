@@ -33,6 +33,13 @@ final class RunRecorder {
 
     func say(_ s: String) { progress.line(s) }
 
+    /// On resume: metrics.csv without the rows of the steps after the checkpoint.
+    func discardMetrics(after step: Int, history: [MetricRecord]) throws {
+        guard let metrics else { return }
+        let removed = try metrics.discardRows(after: step, history: history)
+        if removed > 0 { say("metrics.csv: removed \(removed) row(s) after step \(step), written after the checkpoint resumed from") }
+    }
+
     func announce(trainRows: Int, plan: ShardPlan, schedule: TrainingSchedule) {
         let o = config.objective, b = config.optimizer.batchSize
         let perRank = b % worldSize == 0 ? "\(b / worldSize)" : "\(b / worldSize)–\(b / worldSize + 1)"

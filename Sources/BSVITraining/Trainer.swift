@@ -32,6 +32,8 @@ public final class Trainer {
     public let config: RunConfiguration
     public let options: RunOptions
     let comm: Communicator
+    /// Rank 0's hold on the run folder for the life of the run (one run per folder).
+    private var folderLock: RunFolderLock?
 
     public init(config: RunConfiguration, options: RunOptions = RunOptions(), comm: Communicator) {
         self.config = config
@@ -45,6 +47,7 @@ public final class Trainer {
         let setup = try TrainingSetup(config: config, comm: comm)
         let recorder = RunRecorder(config: config, worldSize: comm.size, isRoot: comm.isRoot,
                                        progressInterval: options.progressInterval, faults: options.faults)
+        defer { folderLock?.release() }
         var state = try begin(setup, recorder)
         recorder.announce(trainRows: setup.trainRows, plan: setup.plan, schedule: setup.schedule)
         while state.step < setup.schedule.totalSteps {
@@ -152,10 +155,16 @@ public final class Trainer {
     func begin(_ setup: TrainingSetup, _ recorder: RunRecorder) throws -> RunState {
         var history: [MetricRecord] = [], resumes: [ResumeRecord] = []
         let start = try comm.rootDecides { () throws -> RunStart in
+            // The lock comes first: nothing in the folder is touched while another run holds it.
+            folderLock = try RunFolderLock.acquire(runDirectory: config.files.runDirectory, warn: { recorder.say("warning: \($0)") })
             let start = try RunStart.decide(config: config, resumeFlag: options.resume, worldSize: comm.size, store: recorder.store,
                                             model: setup.model, params: setup.params, adam: setup.adam, history: &history,
                                             resumes: &resumes)
             try recorder.openMetrics()
+            if start.resume != nil {
+                // Rows of steps after the checkpoint were written by the run that stopped; they come again.
+                try recorder.discardMetrics(after: start.step, history: history)
+            }
             return start
         }
         comm.broadcast(setup.params.base, count: setup.params.count)

@@ -79,6 +79,19 @@ enum HDF5ErrorStack {
                 return 0
             }, slot))
         }
-        return reason
+        return reason.map(concise)
+    }
+
+    /// One line of what matters in an HDF5 description. The POSIX file driver's descriptions
+    /// span lines and list every argument ("file write failed: time = Tue Dec  1 …\n, filename
+    /// = '…', file descriptor = 4, errno = 28, error message = 'No space left on device', buf =
+    /// …"): those keep the operation and the system's message ("file write failed: No space
+    /// left on device"); any other description only has its whitespace collapsed.
+    static func concise(_ description: String) -> String {
+        let oneLine = description.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        guard let operationEnd = oneLine.range(of: ": time = "),
+              let messageStart = oneLine.range(of: "error message = '"),
+              let messageEnd = oneLine[messageStart.upperBound...].firstIndex(of: "'") else { return oneLine }
+        return oneLine[..<operationEnd.lowerBound] + ": " + oneLine[messageStart.upperBound..<messageEnd]
     }
 }

@@ -93,7 +93,7 @@ public final class HDF5File {
             ignoringFailure(close(handle))
             throw error
         }
-        try checked(object, "closing it failed (disk full?)") { try hdf5(close(handle), closeCall) }
+        try checked(object, "closing \(object) failed (disk full?)") { try hdf5(close(handle), closeCall) }
         return result
     }
 

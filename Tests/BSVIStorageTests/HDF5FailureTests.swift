@@ -1,4 +1,4 @@
-import BSVIStorage
+@testable import BSVIStorage
 import Foundation
 import Testing
 
@@ -92,5 +92,22 @@ struct HDF5FailureTests {
         // Nothing was written: the file reads as before.
         let again = try HDF5File.open(path)
         #expect(try again.children(of: "/") == ["counts"] && !again.hasAttribute("step"))
+    }
+}
+
+@Suite("HDF5 error descriptions")
+struct HDF5ErrorDescriptionTests {
+    @Test("the file driver's multi-line description becomes one line: the operation and the system's message")
+    func fileDriverDescriptionIsShortened() {
+        // What HDF5 1.10's POSIX driver recorded when a checkpoint write hit a full disk.
+        let recorded = """
+            file write failed: time = Tue Dec  1 14:59:45 2026
+            , filename = '/tmp/run/checkpoints/.ckpt-4.h5.tmp-19718', file descriptor = 4, errno = 28, \
+            error message = 'No space left on device', buf = 0x55861dadca5f, total write size = 149, \
+            bytes this sub-write = 149, bytes actually written = 18446744073709551615, offset = 0
+            """
+        #expect(HDF5ErrorStack.concise(recorded) == "file write failed: No space left on device")
+        #expect(HDF5ErrorStack.concise("data error detected by\n Fletcher32  checksum") == "data error detected by Fletcher32 checksum")
+        #expect(HDF5ErrorStack.concise("no write intent on file") == "no write intent on file")
     }
 }

@@ -26,30 +26,36 @@ let package = Package(
         .systemLibrary(name: "CPNG", pkgConfig: "libpng16", providers: [.apt(["libpng-dev"])]),
         // NumPy .npz archives are zip files (members stored or deflated).
         .systemLibrary(name: "CZip", pkgConfig: "libzip", providers: [.apt(["libzip-dev"])]),
-        // Getters for the C macros Swift cannot import, plus the async-signal-safe stop flag.
-        .target(name: "CShims", dependencies: ["CMPI", "CHDF5"]),
+        // One shim per C library (static inline getters for the macros Swift cannot import), so
+        // a module sees only the library it uses; and the async-signal-safe stop flag.
+        .target(name: "CMPIShims", dependencies: ["CMPI"]),
+        .target(name: "CHDF5Shims", dependencies: ["CHDF5"]),
+        .target(name: "CStopSignal"),
         // The hot kernels, one variant per instruction set, chosen at run time (include/CKernels.h).
         // Optimized in every configuration, so debug-built tests check the vectorized code that
         // ships; -fno-math-errno lets sqrt vectorize (Adam's v is never negative).
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]),
 
         .target(name: "BSVI", dependencies: ["CBLAS", "CKernels"], swiftSettings: numericsFlags),
-        .target(name: "BSVIParallel", dependencies: ["CMPI", "CShims"]),
-        .target(name: "BSVIStorage", dependencies: ["BSVI", "CHDF5", "CShims", "CZlib", "CPNG", "CZip"]),
-        .target(name: "BSVITraining", dependencies: ["BSVI", "BSVIParallel", "BSVIStorage", "CShims"],
+        .target(name: "BSVIParallel", dependencies: ["CMPI", "CMPIShims"]),
+        .target(name: "BSVIStorage", dependencies: ["BSVI", "CHDF5", "CHDF5Shims", "CZlib", "CPNG", "CZip"]),
+        .target(name: "BSVITraining", dependencies: ["BSVI", "BSVIParallel", "BSVIStorage", "CStopSignal"],
                 swiftSettings: numericsFlags),
         .executableTarget(name: "bsvi-dist", dependencies: [
-            "BSVITraining", "BSVIStorage", "BSVIParallel", "BSVI",
+            "BSVITraining", "BSVIStorage", "BSVIParallel", "BSVI", "CStopSignal",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         // Writers of input files (IDX, .amat, .npy, .npz, gzip) shared by the tests of prepare-data.
         .target(name: "DataFixtures", dependencies: ["CZlib", "CZip"], path: "Tests/DataFixtures"),
         .testTarget(name: "BSVITests", dependencies: ["BSVI"]),
-        .testTarget(name: "BSVIStorageTests", dependencies: ["BSVIStorage", "BSVI", "CHDF5", "CShims", "DataFixtures"]),
+        .testTarget(name: "BSVIStorageTests", dependencies: ["BSVIStorage", "BSVI", "CHDF5", "CHDF5Shims", "DataFixtures"]),
         .testTarget(name: "BSVIParallelTests", dependencies: ["BSVIParallel"]),
         .testTarget(name: "BSVITrainingTests", dependencies: ["BSVITraining", "BSVIStorage", "BSVIParallel", "BSVI"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["BSVITraining", "BSVIStorage", "BSVIParallel", "BSVI", "DataFixtures"]),
+        // Under mpirun, one rank makes a failing MPI call while the other waits (IntegrationTests).
+        .executableTarget(name: "MPIFailureProbe", dependencies: ["BSVIParallel"], path: "Tests/MPIFailureProbe"),
+        .testTarget(name: "IntegrationTests", dependencies: ["BSVITraining", "BSVIStorage", "BSVIParallel", "BSVI", "DataFixtures",
+                                                             "MPIFailureProbe"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -48,9 +48,12 @@ extension Communicator {
 }
 
 /// Whether this process was started by mpirun/srun (Open MPI or PMIx set these).
-public var launchedByMPI: Bool {
-    let env = ProcessInfo.processInfo.environment
-    return env["OMPI_COMM_WORLD_SIZE"] != nil || env["PMIX_RANK"] != nil || env["PMI_RANK"] != nil
+public var launchedByMPI: Bool { isMPILaunch(environment: ProcessInfo.processInfo.environment) }
+
+/// Whether `environment` is that of a rank started by Open MPI's mpirun, a PMIx launcher or
+/// srun with PMI.
+func isMPILaunch(environment env: [String: String]) -> Bool {
+    env["OMPI_COMM_WORLD_SIZE"] != nil || env["PMIX_RANK"] != nil || env["PMI_RANK"] != nil
 }
 
 /// The communicator for this process: MPI under mpirun, otherwise the local single process

@@ -1,10 +1,16 @@
 import CMPI
-import CShims
+import CMPIShims
 import Foundation
 
-/// MPI_COMM_WORLD through Open MPI. Initialized once per process; every call is checked
-/// (Open MPI's default error handler aborts the job on failure, which is what we want:
-/// no rank is left waiting in a collective).
+/// MPI_COMM_WORLD through Open MPI. Initialized once per process.
+///
+/// Every MPI call is checked through `mpi(_:_:)`: the communicator's error handler is
+/// MPI_ERRORS_RETURN, so a failing call returns its code instead of aborting inside the
+/// library. A failure is fatal to the job: MPI's state after a failed collective is undefined
+/// and the other ranks may be waiting inside it, so the rank prints `rank r: MPI_Allreduce
+/// failed: …` (the call and MPI_Error_string) and ends every rank with MPI_Abort — the same
+/// path as any other error of a rank (DESIGN.md §5) and as the stall watchdog. The collectives
+/// therefore stay non-throwing: no caller can catch a failure and carry on alone.
 public final class MPICommunicator: Communicator {
     public let rank: Int
     public let size: Int
@@ -12,75 +18,119 @@ public final class MPICommunicator: Communicator {
     private var finalized = false
     private var watchdog: StallWatchdog?
 
+    /// The exit status of a job ended by a failed MPI call (that of any failing rank).
+    public static let failureExitCode: Int32 = 1
+    /// The exit status of a job ended by the stall watchdog.
+    public static let stallExitCode: Int32 = 3
+
     /// `stallTimeout` > 0 arms the stall watchdog for every collective.
     public init(stallTimeout: TimeInterval = 0) {
         var initialized: Int32 = 0
-        MPI_Initialized(&initialized)
-        if initialized == 0 { MPI_Init(nil, nil) }
+        Self.check(MPI_Initialized(&initialized), "MPI_Initialized", comm: nil, rank: nil)
+        if initialized == 0 { Self.check(MPI_Init(nil, nil), "MPI_Init", comm: nil, rank: nil) }
         comm = bsvi_mpi_comm_world()
+        // From here on failing calls return their code (until now the default handler aborted).
+        Self.check(MPI_Comm_set_errhandler(comm, bsvi_mpi_errors_return()), "MPI_Comm_set_errhandler", comm: comm, rank: nil)
         var r: Int32 = 0, s: Int32 = 0
-        MPI_Comm_rank(comm, &r)
-        MPI_Comm_size(comm, &s)
+        Self.check(MPI_Comm_rank(comm, &r), "MPI_Comm_rank", comm: comm, rank: nil)
+        Self.check(MPI_Comm_size(comm, &s), "MPI_Comm_size", comm: comm, rank: nil)
         rank = Int(r)
         size = Int(s)
         if stallTimeout > 0 {
             let rank = self.rank, comm = self.comm
             watchdog = StallWatchdog(timeout: stallTimeout) { message in
-                FileHandle.standardError.write(Data("rank \(rank): \(message)\n".utf8))
-                // MPI_Abort needs the runtime to reach mpirun; if the network is gone it may
-                // never return, so the process also ends itself shortly after.
-                Thread.detachNewThread {
-                    Thread.sleep(forTimeInterval: 5)
-                    _exit(3)
-                }
-                MPI_Abort(comm, 3)
-                _exit(3)
+                Self.abortJob(comm: comm, rank: rank, message: message, code: Self.stallExitCode)
             }
         }
     }
 
-    private func watched(_ what: @autoclosure () -> String, _ body: () -> Void) {
-        if let watchdog { watchdog.watch(what(), body) } else { body() }
-    }
+    // MARK: Collectives
 
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
-        watched("MPI_Allreduce of \(count) floats") {
-            MPI_Allreduce(bsvi_mpi_in_place(), buffer, Int32(count), bsvi_mpi_float(), bsvi_mpi_sum(), comm)
+        let n = checkedCount(count, "MPI_Allreduce")
+        collective("MPI_Allreduce of \(count) floats", "MPI_Allreduce") {
+            MPI_Allreduce(bsvi_mpi_in_place(), buffer, n, bsvi_mpi_float(), bsvi_mpi_sum(), comm)
         }
     }
 
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) {
-        watched("MPI_Allreduce of \(count) doubles") {
-            MPI_Allreduce(bsvi_mpi_in_place(), buffer, Int32(count), bsvi_mpi_double(), bsvi_mpi_sum(), comm)
+        let n = checkedCount(count, "MPI_Allreduce")
+        collective("MPI_Allreduce of \(count) doubles", "MPI_Allreduce") {
+            MPI_Allreduce(bsvi_mpi_in_place(), buffer, n, bsvi_mpi_double(), bsvi_mpi_sum(), comm)
         }
     }
 
     public func broadcast(_ buffer: UnsafeMutableRawPointer, byteCount: Int, root: Int) {
-        watched("MPI_Bcast of \(byteCount) bytes from rank \(root)") {
-            MPI_Bcast(buffer, Int32(byteCount), bsvi_mpi_byte(), Int32(root), comm)
+        let n = checkedCount(byteCount, "MPI_Bcast")
+        collective("MPI_Bcast of \(byteCount) bytes from rank \(root)", "MPI_Bcast") {
+            MPI_Bcast(buffer, n, bsvi_mpi_byte(), Int32(clamping: root), comm)
         }
     }
 
     public func allgather(_ value: UInt64) -> [UInt64] {
         var mine = value
         var all = [UInt64](repeating: 0, count: size)
-        watched("MPI_Allgather of parameter checksums") {
+        collective("MPI_Allgather of parameter checksums", "MPI_Allgather") {
             MPI_Allgather(&mine, 8, bsvi_mpi_byte(), &all, 8, bsvi_mpi_byte(), comm)
         }
         return all
     }
 
-    public func barrier() { watched("MPI_Barrier") { MPI_Barrier(comm) } }
+    public func barrier() { collective("MPI_Barrier", "MPI_Barrier") { MPI_Barrier(comm) } }
+
+    /// Runs one collective under the stall watchdog and checks its result.
+    private func collective(_ what: @autoclosure () -> String, _ call: StaticString, _ body: () -> Int32) {
+        let code = watchdog.map { $0.watch(what(), body) } ?? body()
+        Self.check(code, call, comm: comm, rank: rank)
+    }
+
+    /// `count` as the C int MPI takes; a count beyond it ends the job like a failed call.
+    private func checkedCount(_ count: Int, _ call: StaticString) -> Int32 {
+        do throws(MPICallError) {
+            return try mpiCount(count, call)
+        } catch {
+            Self.abortJob(comm: comm, rank: rank, message: "\(error)", code: Self.failureExitCode)
+        }
+    }
+
+    // MARK: Ending
 
     public func abort(code: Int32) -> Never {
         FileHandle.standardError.synchronizeFile()
-        MPI_Abort(comm, code)
+        // MPI_Abort ends this process too; should it return (it never does in Open MPI), exit.
+        _ = MPI_Abort(comm, code)
         exit(code)
     }
 
     public func finalize() {
         guard !finalized else { return }
         finalized = true
-        MPI_Finalize()
+        Self.check(MPI_Finalize(), "MPI_Finalize", comm: comm, rank: rank)
+    }
+
+    /// Checks one MPI call's result; a failure ends the job (`comm` is nil before MPI is
+    /// initialized, and `rank` before it is known).
+    private static func check(_ code: Int32, _ call: StaticString, comm: MPI_Comm?, rank: Int?) {
+        do throws(MPICallError) {
+            try mpi(code, call)
+        } catch {
+            abortJob(comm: comm, rank: rank, message: "\(error)", code: failureExitCode)
+        }
+    }
+
+    /// Prints `rank r: message` and ends every rank of the job (MPI_Abort). MPI_Abort needs the
+    /// runtime to reach mpirun; if the network is gone it may never return, so the process also
+    /// ends itself shortly after.
+    static func abortJob(comm: MPI_Comm?, rank: Int?, message: String, code: Int32) -> Never {
+        let rankText = rank.map(String.init) ?? ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_RANK"] ?? "?"
+        FileHandle.standardError.write(Data("rank \(rankText): \(message)\n".utf8))
+        guard let comm else { _exit(code) }
+        Thread.detachNewThread {
+            Thread.sleep(forTimeInterval: 5)
+            _exit(code)
+        }
+        // Its result cannot matter: it ends the job or, failing that, the line below does.
+        _ = MPI_Abort(comm, code)
+        _exit(code)
     }
 }

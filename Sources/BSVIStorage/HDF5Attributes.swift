@@ -1,24 +1,32 @@
 import CHDF5
-import CShims
+import CHDF5Shims
 
 /// Attributes on groups and datasets, addressed by object path ("/" is the root group).
 extension HDF5File {
     public func hasAttribute(_ name: String, on object: String = "/") throws -> Bool {
         guard try object == "/" || exists(object) else { return false }
-        let found = H5Aexists_by_name(id, object, name, bsvi_h5p_default())
-        if found < 0 { throw fail(object, "cannot look up attribute '\(name)' (the file is corrupt)") }
-        return found > 0
+        return try checked(object, "cannot look up attribute '\(name)' (the file is corrupt)") {
+            try hdf5(H5Aexists_by_name(id, object, name, bsvi_h5p_default()), "H5Aexists_by_name") > 0
+        }
     }
 
     private func writeAttribute(_ name: String, on object: String, type: hid_t, dims: [Int], data: UnsafeRawPointer) throws {
-        if try hasAttribute(name, on: object) { H5Adelete_by_name(id, object, name, bsvi_h5p_default()) }
-        var d = dims.map { hsize_t($0) }
-        let space = dims.isEmpty ? H5Screate(H5S_SCALAR) : H5Screate_simple(Int32(d.count), &d, nil)
-        defer { H5Sclose(space) }
-        let a = H5Acreate_by_name(id, object, name, type, space, bsvi_h5p_default(), bsvi_h5p_default(), bsvi_h5p_default())
-        guard a >= 0 else { throw fail(object, "cannot create attribute '\(name)'") }
-        defer { H5Aclose(a) }
-        guard H5Awrite(a, type, data) >= 0 else { throw fail(object, "cannot write attribute '\(name)'") }
+        if try hasAttribute(name, on: object) {
+            try checked(object, "cannot replace attribute '\(name)'") {
+                try hdf5(H5Adelete_by_name(id, object, name, bsvi_h5p_default()), "H5Adelete_by_name")
+            }
+        }
+        let attribute = try checked(object, "cannot create attribute '\(name)'") {
+            var d = dims.map { hsize_t($0) }
+            let space = dims.isEmpty ? try hdf5(H5Screate(H5S_SCALAR), "H5Screate")
+                                     : try hdf5(H5Screate_simple(Int32(d.count), &d, nil), "H5Screate_simple")
+            defer { ignoringFailure(H5Sclose(space)) }
+            return try hdf5(H5Acreate_by_name(id, object, name, type, space, bsvi_h5p_default(), bsvi_h5p_default(), bsvi_h5p_default()),
+                            "H5Acreate_by_name")
+        }
+        try closing(attribute, with: H5Aclose, "H5Aclose", object: object) { a in
+            try checked(object, "cannot write attribute '\(name)'") { try hdf5(H5Awrite(a, type, data), "H5Awrite") }
+        }
     }
 
     public func setAttribute(_ name: String, on object: String = "/", _ value: Int64) throws {
@@ -39,42 +47,45 @@ extension HDF5File {
 
     /// A scalar variable-length UTF-8 string (h5py reads it as `str`, h5dump as a quoted string).
     public func setAttribute(_ name: String, on object: String = "/", _ value: String) throws {
-        let type = Self.variableStringType()
-        defer { H5Tclose(type) }
+        let type = try checked(object, "cannot make a string type for attribute '\(name)'") { try Self.variableStringType() }
+        defer { ignoringFailure(H5Tclose(type)) }
         try value.withCString { cString in
             var pointer: UnsafePointer<CChar>? = cString
             try writeAttribute(name, on: object, type: type, dims: [], data: &pointer)
         }
     }
 
-    private func openAttribute(_ name: String, on object: String) throws -> hid_t {
+    /// Runs `body` with attribute `name` of `object` open (it must exist), and closes it.
+    private func withAttribute<T>(_ name: String, on object: String, _ body: (hid_t) throws -> T) throws -> T {
         guard try hasAttribute(name, on: object) else { throw fail(object, "attribute '\(name)' is missing") }
-        let a = H5Aopen_by_name(id, object, name, bsvi_h5p_default(), bsvi_h5p_default())
-        guard a >= 0 else { throw fail(object, "cannot open attribute '\(name)'") }
-        return a
+        let attribute = try checked(object, "cannot open attribute '\(name)'") {
+            try hdf5(H5Aopen_by_name(id, object, name, bsvi_h5p_default(), bsvi_h5p_default()), "H5Aopen_by_name")
+        }
+        return try closing(attribute, with: H5Aclose, "H5Aclose", object: object, body)
     }
 
-    private func attributeElementCount(_ a: hid_t) -> Int {
-        let space = H5Aget_space(a)
-        defer { H5Sclose(space) }
-        return Int(H5Sget_simple_extent_npoints(space))
+    /// How many values the attribute holds (1 for a scalar).
+    private static func elementCount(_ attribute: hid_t) throws(HDF5CallError) -> Int {
+        let space = try hdf5(H5Aget_space(attribute), "H5Aget_space")
+        defer { ignoringFailure(H5Sclose(space)) }
+        return Int(try hdf5(H5Sget_simple_extent_npoints(space), "H5Sget_simple_extent_npoints"))
     }
 
     /// Integer attribute (any integer or float type, converted), scalar or array.
     public func int64Attribute(_ name: String, on object: String = "/") throws -> [Int64] {
-        let a = try openAttribute(name, on: object)
-        defer { H5Aclose(a) }
-        let type = H5Aget_type(a)
-        defer { H5Tclose(type) }
-        let cls = H5Tget_class(type)
-        guard cls == H5T_INTEGER || cls == H5T_FLOAT else {
-            throw fail(object, "attribute '\(name)' should be an integer, found \(HDF5File.elementType(of: type))")
+        try withAttribute(name, on: object) { a in
+            try checked(object, "cannot read attribute '\(name)'") {
+                let type = try hdf5(H5Aget_type(a), "H5Aget_type")
+                defer { ignoringFailure(H5Tclose(type)) }
+                let typeClass = try hdf5(H5Tget_class(type), "H5Tget_class")
+                guard typeClass == H5T_INTEGER || typeClass == H5T_FLOAT else {
+                    throw fail(object, "attribute '\(name)' should be an integer, found \(try HDF5ElementType.of(type))")
+                }
+                var values = [Int64](repeating: 0, count: try Self.elementCount(a))
+                if !values.isEmpty { try hdf5(H5Aread(a, bsvi_h5t_native_int64(), &values), "H5Aread") }
+                return values
+            }
         }
-        var values = [Int64](repeating: 0, count: attributeElementCount(a))
-        guard values.isEmpty || H5Aread(a, bsvi_h5t_native_int64(), &values) >= 0 else {
-            throw fail(object, "cannot read attribute '\(name)'")
-        }
-        return values
     }
 
     public func scalarInt64Attribute(_ name: String, on object: String = "/") throws -> Int64 {
@@ -84,35 +95,43 @@ extension HDF5File {
     }
 
     public func doubleAttribute(_ name: String, on object: String = "/") throws -> Double {
-        let a = try openAttribute(name, on: object)
-        defer { H5Aclose(a) }
-        var v = 0.0
-        guard attributeElementCount(a) == 1, H5Aread(a, bsvi_h5t_native_double(), &v) >= 0 else {
-            throw fail(object, "attribute '\(name)' should be a single number")
+        try withAttribute(name, on: object) { a in
+            try checked(object, "cannot read attribute '\(name)'") {
+                let type = try hdf5(H5Aget_type(a), "H5Aget_type")
+                defer { ignoringFailure(H5Tclose(type)) }
+                let typeClass = try hdf5(H5Tget_class(type), "H5Tget_class")
+                guard typeClass == H5T_INTEGER || typeClass == H5T_FLOAT, try Self.elementCount(a) == 1 else {
+                    throw fail(object, "attribute '\(name)' should be a single number")
+                }
+                var v = 0.0
+                try hdf5(H5Aread(a, bsvi_h5t_native_double(), &v), "H5Aread")
+                return v
+            }
         }
-        return v
     }
 
     /// String attribute, fixed-length or variable-length (h5py writes the latter).
     public func stringAttribute(_ name: String, on object: String = "/") throws -> String {
-        let a = try openAttribute(name, on: object)
-        defer { H5Aclose(a) }
-        let type = H5Aget_type(a)
-        defer { H5Tclose(type) }
-        guard H5Tget_class(type) == H5T_STRING, attributeElementCount(a) == 1 else {
-            throw fail(object, "attribute '\(name)' should be a string")
+        try withAttribute(name, on: object) { a in
+            try checked(object, "cannot read attribute '\(name)'") {
+                let type = try hdf5(H5Aget_type(a), "H5Aget_type")
+                defer { ignoringFailure(H5Tclose(type)) }
+                guard try hdf5(H5Tget_class(type), "H5Tget_class") == H5T_STRING, try Self.elementCount(a) == 1 else {
+                    throw fail(object, "attribute '\(name)' should be a string")
+                }
+                if try hdf5(H5Tis_variable_str(type), "H5Tis_variable_str") > 0 {
+                    let memType = try Self.variableStringType()
+                    defer { ignoringFailure(H5Tclose(memType)) }
+                    var pointer: UnsafeMutablePointer<CChar>? = nil
+                    // HDF5 allocated the string; freeing memory cannot lose data.
+                    defer { ignoringFailure(H5free_memory(pointer)) }
+                    try hdf5(H5Aread(a, memType, &pointer), "H5Aread")
+                    return pointer.map { String(cString: $0) } ?? ""
+                }
+                var bytes = [UInt8](repeating: 0, count: try hdf5Size(H5Tget_size(type), "H5Tget_size") + 1)
+                try hdf5(H5Aread(a, type, &bytes), "H5Aread")
+                return String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
+            }
         }
-        if H5Tis_variable_str(type) > 0 {
-            let mem = Self.variableStringType()
-            defer { H5Tclose(mem) }
-            var ptr: UnsafeMutablePointer<CChar>? = nil
-            guard H5Aread(a, mem, &ptr) >= 0 else { throw fail(object, "cannot read attribute '\(name)'") }
-            defer { H5free_memory(ptr) }
-            return ptr.map { String(cString: $0) } ?? ""
-        }
-        let width = H5Tget_size(type)
-        var bytes = [UInt8](repeating: 0, count: width + 1)
-        guard H5Aread(a, type, &bytes) >= 0 else { throw fail(object, "cannot read attribute '\(name)'") }
-        return String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
     }
 }

@@ -1,7 +1,7 @@
 import BSVI
 import BSVIParallel
 import BSVIStorage
-import CShims
+import CStopSignal
 import Foundation
 
 /// How a run ended.

@@ -3,7 +3,6 @@ import BSVI
 import BSVIParallel
 import BSVIStorage
 import BSVITraining
-import CShims
 import Foundation
 
 struct Evaluate: ParsableCommand {

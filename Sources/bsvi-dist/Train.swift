@@ -3,7 +3,7 @@ import BSVI
 import BSVIParallel
 import BSVIStorage
 import BSVITraining
-import CShims
+import CStopSignal
 import Foundation
 
 struct Train: ParsableCommand {

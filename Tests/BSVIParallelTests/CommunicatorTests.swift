@@ -1,4 +1,4 @@
-import BSVIParallel
+@testable import BSVIParallel
 import Foundation
 import Testing
 
@@ -35,9 +35,16 @@ struct CommunicatorTests {
         #expect(message.contains("MPI_Allreduce of 7 floats") && message.contains("stall"))
     }
 
-    @Test func launchDetectionFollowsTheEnvironment() {
-        // Tests run outside mpirun unless CI does something unusual.
-        let env = ProcessInfo.processInfo.environment
-        #expect(launchedByMPI == (env["OMPI_COMM_WORLD_SIZE"] != nil || env["PMIX_RANK"] != nil || env["PMI_RANK"] != nil))
+    @Test("a rank started by mpirun, a PMIx launcher or srun is detected; Open MPI settings alone are not a launch")
+    func launchDetection() {
+        #expect(isMPILaunch(environment: ["OMPI_COMM_WORLD_SIZE": "2", "OMPI_COMM_WORLD_RANK": "1"]))
+        #expect(isMPILaunch(environment: ["PMIX_RANK": "0"]))
+        #expect(isMPILaunch(environment: ["PMI_RANK": "3", "PMI_SIZE": "4"]))
+        // What scripts/mpi-env exports in every shell, and a plain shell: one process, no MPI.
+        #expect(!isMPILaunch(environment: ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+                                           "OMPI_MCA_mpi_yield_when_idle": "1", "OPENBLAS_NUM_THREADS": "1"]))
+        #expect(!isMPILaunch(environment: ["PATH": "/usr/bin", "HOME": "/root"]))
+        // This test process was not started by mpirun, so it gets the local communicator.
+        #expect(makeCommunicator() is LocalCommunicator)
     }
 }

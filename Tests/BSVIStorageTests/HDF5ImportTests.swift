@@ -1,6 +1,6 @@
 import BSVIStorage
 import CHDF5
-import CShims
+import CHDF5Shims
 import DataFixtures
 import Foundation
 import Testing

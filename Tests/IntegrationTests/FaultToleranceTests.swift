@@ -140,6 +140,9 @@ struct FaultToleranceTests {
         let r = try bsvi(flags(dir + "/toy.h5", mount + "/run") + ["--epochs", "50", "--checkpoint-every", "2", "--no-final-eval"])
         #expect(r.status != 0 && !r.signaled)
         #expect(r.stderr.contains("ckpt-") && r.stderr.lowercased().contains("disk full"), "\(r.stderr)")
+        // One line naming the HDF5 call that failed and the system's reason.
+        let errorLines = r.stderr.split(separator: "\n").filter { !$0.isEmpty }
+        #expect(errorLines.count == 1 && errorLines[0].contains(" failed: file write failed: No space left on device"), "\(r.stderr)")
         let names = try FileManager.default.contentsOfDirectory(atPath: mount + "/run/checkpoints")
         #expect(names.filter { $0.contains(".tmp-") }.isEmpty, "temp files left: \(names)")
         let kept = names.filter { $0.hasPrefix("ckpt-") }

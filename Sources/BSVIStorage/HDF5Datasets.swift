@@ -1,0 +1,168 @@
+import CHDF5
+import CHDF5Shims
+
+/// Whole datasets: shape and type, typed reads (each checks the stored type first) and writes.
+extension HDF5File {
+    public struct DatasetInfo: Equatable, Sendable {
+        public let shape: [Int]
+        public let elementType: HDF5ElementType
+        public let hasFletcher32: Bool
+        public var count: Int { shape.reduce(1, *) }
+    }
+
+    // MARK: Opening
+
+    /// Opens dataset `name`; `access` is a dataset access property list. The caller closes it.
+    func openDataset(_ name: String, access: hid_t = bsvi_h5p_default()) throws -> hid_t {
+        guard try exists(name) else { throw fail(name, "dataset not found") }
+        return try checked(name, "cannot open dataset (not a dataset, or the file is corrupt)") {
+            try hdf5(H5Dopen2(id, name, access), "H5Dopen2")
+        }
+    }
+
+    /// Runs `body` with dataset `name` open, and closes it.
+    @discardableResult
+    func withDataset<T>(_ name: String, _ body: (hid_t) throws -> T) throws -> T {
+        try closing(openDataset(name), with: H5Dclose, "H5Dclose", object: name, body)
+    }
+
+    /// The extent of a simple dataspace, one entry a dimension.
+    static func extent(of space: hid_t) throws(HDF5CallError) -> [Int] {
+        let rank = Int(try hdf5(H5Sget_simple_extent_ndims(space), "H5Sget_simple_extent_ndims"))
+        var dims = [hsize_t](repeating: 0, count: max(rank, 1))
+        try hdf5(H5Sget_simple_extent_dims(space, &dims, nil), "H5Sget_simple_extent_dims")
+        return dims.prefix(rank).map { Int($0) }
+    }
+
+    // MARK: Reading
+
+    public func datasetInfo(_ name: String) throws -> DatasetInfo {
+        try withDataset(name) { d in
+            try checked(name, "cannot read the dataset's shape, type or storage filters") {
+                let space = try hdf5(H5Dget_space(d), "H5Dget_space")
+                defer { ignoringFailure(H5Sclose(space)) }
+                let type = try hdf5(H5Dget_type(d), "H5Dget_type")
+                defer { ignoringFailure(H5Tclose(type)) }
+                let creation = try hdf5(H5Dget_create_plist(d), "H5Dget_create_plist")
+                defer { ignoringFailure(H5Pclose(creation)) }
+                return DatasetInfo(shape: try Self.extent(of: space), elementType: try HDF5ElementType.of(type),
+                                   hasFletcher32: try Self.hasFletcher32(creation))
+            }
+        }
+    }
+
+    private static func hasFletcher32(_ creation: hid_t) throws(HDF5CallError) -> Bool {
+        let filters = try hdf5(H5Pget_nfilters(creation), "H5Pget_nfilters")
+        for i in 0..<UInt32(filters) {
+            var flags: UInt32 = 0, valueCount = 0, config: UInt32 = 0
+            var name = [CChar](repeating: 0, count: 64)
+            let filter = try hdf5(H5Pget_filter2(creation, i, &flags, &valueCount, nil, 64, &name, &config), "H5Pget_filter2")
+            if filter == H5Z_FILTER_FLETCHER32 { return true }
+        }
+        return false
+    }
+
+    /// The dataset's info, after checking that its element type is one `accepts` takes.
+    private func info(_ name: String, expecting expected: String, _ accepts: (HDF5ElementType) -> Bool) throws -> DatasetInfo {
+        let info = try datasetInfo(name)
+        guard accepts(info.elementType) else { throw fail(name, "expected \(expected) dataset, found \(info.elementType)") }
+        return info
+    }
+
+    /// Reads a whole dataset converted to `memType` into `out` (count elements).
+    func read(_ name: String, memType: hid_t, into out: UnsafeMutableRawPointer) throws {
+        try withDataset(name) { d in
+            try checked(name, "reading the data failed (checksum mismatch or corrupt file)") {
+                try hdf5(H5Dread(d, memType, bsvi_h5s_all(), bsvi_h5s_all(), bsvi_h5p_default(), out), "H5Dread")
+            }
+        }
+    }
+
+    public func readFloats(_ name: String) throws -> (values: [Float], shape: [Int]) {
+        let info = try info(name, expecting: "a float32", \.isFloat)
+        var values = [Float](repeating: 0, count: info.count)
+        if info.count > 0 { try values.withUnsafeMutableBytes { try read(name, memType: bsvi_h5t_native_float(), into: $0.baseAddress!) } }
+        return (values, info.shape)
+    }
+
+    public func readDoubles(_ name: String) throws -> [Double] {
+        let info = try info(name, expecting: "a float64", \.isFloat)
+        var values = [Double](repeating: 0, count: info.count)
+        if info.count > 0 { try values.withUnsafeMutableBytes { try read(name, memType: bsvi_h5t_native_double(), into: $0.baseAddress!) } }
+        return values
+    }
+
+    public func readInt64s(_ name: String) throws -> [Int64] {
+        let info = try info(name, expecting: "an int64", \.convertsExactlyToInt64)
+        var values = [Int64](repeating: 0, count: info.count)
+        if info.count > 0 { try values.withUnsafeMutableBytes { try read(name, memType: bsvi_h5t_native_int64(), into: $0.baseAddress!) } }
+        return values
+    }
+
+    /// Reads rows `rows` of a 2-D uint8 dataset of width `width` via a hyperslab selection.
+    public func readUInt8Rows(_ name: String, rows: Range<Int>, width: Int, into out: UnsafeMutablePointer<UInt8>) throws {
+        let reader = try HDF5RowReader(file: self, name: name)
+        precondition(reader.width == width, "row width mismatch")
+        try reader.read(rows, into: out)
+    }
+
+    // MARK: Writing
+
+    /// Writes a dataset. `checksummed` stores it chunked (whole dataset, or `chunkRows` rows per
+    /// chunk) with HDF5's Fletcher32 filter, verified on every read.
+    func write(_ name: String, shape: [Int], fileType: hid_t, memType: hid_t, data: UnsafeRawPointer?,
+               checksummed: Bool, chunkRows: Int? = nil) throws {
+        try createGroup(parentPath(of: name))
+        let dataset = try checked(name, "cannot create dataset") {
+            var dims = shape.map { hsize_t($0) }
+            let space = try hdf5(H5Screate_simple(Int32(dims.count), &dims, nil), "H5Screate_simple")
+            defer { ignoringFailure(H5Sclose(space)) }
+            let creation = try hdf5(H5Pcreate(bsvi_h5p_dataset_create()), "H5Pcreate")
+            defer { ignoringFailure(H5Pclose(creation)) }
+            if checksummed && shape.allSatisfy({ $0 > 0 }) {
+                var chunk = dims
+                if let rows = chunkRows { chunk[0] = hsize_t(min(rows, shape[0])) }
+                try hdf5(H5Pset_chunk(creation, Int32(chunk.count), &chunk), "H5Pset_chunk")
+                try hdf5(H5Pset_fletcher32(creation), "H5Pset_fletcher32")
+            }
+            return try hdf5(H5Dcreate2(id, name, fileType, space, bsvi_h5p_default(), creation, bsvi_h5p_default()), "H5Dcreate2")
+        }
+        try closing(dataset, with: H5Dclose, "H5Dclose", object: name) { d in
+            guard let data, shape.reduce(1, *) > 0 else { return }
+            try checked(name, "writing the data failed (disk full?)") {
+                try hdf5(H5Dwrite(d, memType, bsvi_h5s_all(), bsvi_h5s_all(), bsvi_h5p_default(), data), "H5Dwrite")
+            }
+        }
+    }
+
+    public func writeFloats(_ name: String, _ values: UnsafeBufferPointer<Float>, shape: [Int], checksummed: Bool = true) throws {
+        precondition(values.count == shape.reduce(1, *))
+        try write(name, shape: shape, fileType: bsvi_h5t_ieee_f32le(), memType: bsvi_h5t_native_float(),
+                  data: values.baseAddress, checksummed: checksummed)
+    }
+
+    public func writeFloats(_ name: String, _ values: [Float], shape: [Int], checksummed: Bool = true) throws {
+        try values.withUnsafeBufferPointer { try writeFloats(name, $0, shape: shape, checksummed: checksummed) }
+    }
+
+    public func writeDoubles(_ name: String, _ values: [Double]) throws {
+        try values.withUnsafeBytes {
+            try write(name, shape: [values.count], fileType: bsvi_h5t_ieee_f64le(), memType: bsvi_h5t_native_double(),
+                      data: $0.baseAddress, checksummed: true)
+        }
+    }
+
+    public func writeInt64s(_ name: String, _ values: [Int64]) throws {
+        try values.withUnsafeBytes {
+            try write(name, shape: [values.count], fileType: bsvi_h5t_std_i64le(), memType: bsvi_h5t_native_int64(),
+                      data: $0.baseAddress, checksummed: true)
+        }
+    }
+
+    /// A uint8 dataset; with `checksummedChunkRows`, chunked by that many rows with Fletcher32.
+    public func writeUInt8(_ name: String, _ values: UnsafeBufferPointer<UInt8>, shape: [Int],
+                           checksummedChunkRows: Int? = nil) throws {
+        try write(name, shape: shape, fileType: bsvi_h5t_std_u8le(), memType: bsvi_h5t_native_uint8(),
+                  data: values.baseAddress, checksummed: checksummedChunkRows != nil, chunkRows: checksummedChunkRows)
+    }
+}

@@ -18,10 +18,10 @@ public final class MPICommunicator: Communicator {
     private var finalized = false
     private var watchdog: StallWatchdog?
 
-    /// The exit status of a job ended by a failed MPI call (that of any failing rank).
-    public static let failureExitCode: Int32 = 1
-    /// The exit status of a job ended by the stall watchdog.
-    public static let stallExitCode: Int32 = 3
+    /// The exit status of a job ended by a failed MPI call, or by the stall watchdog: sysexits'
+    /// EX_IOERR (74), as for any communication that failed part way.
+    public static let failureExitCode: Int32 = 74
+    public static let stallExitCode: Int32 = 74
 
     /// `stallTimeout` > 0 arms the stall watchdog for every collective.
     public init(stallTimeout: TimeInterval = 0) {

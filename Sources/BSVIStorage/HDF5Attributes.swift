@@ -46,13 +46,16 @@ extension HDF5File {
     }
 
     /// A scalar variable-length UTF-8 string (h5py reads it as `str`, h5dump as a quoted string).
+    /// A scalar string attribute, stored as a fixed-length NUL-terminated UTF-8 string inside the
+    /// attribute itself. (Not variable-length: those live in the file's global heap, and HDF5
+    /// 1.10 crashes — a segmentation fault in H5HG_read — when it reads one whose heap reference
+    /// is damaged, which the corruption tests hit. Files written before 2026-12 hold
+    /// variable-length strings; `stringAttribute` reads both.)
     public func setAttribute(_ name: String, on object: String = "/", _ value: String) throws {
-        let type = try checked(object, "cannot make a string type for attribute '\(name)'") { try Self.variableStringType() }
+        let bytes = Array(value.utf8) + [0]
+        let type = try checked(object, "cannot make a string type for attribute '\(name)'") { try Self.fixedStringType(bytes.count) }
         defer { ignoringFailure(H5Tclose(type)) }
-        try value.withCString { cString in
-            var pointer: UnsafePointer<CChar>? = cString
-            try writeAttribute(name, on: object, type: type, dims: [], data: &pointer)
-        }
+        try bytes.withUnsafeBufferPointer { try writeAttribute(name, on: object, type: type, dims: [], data: $0.baseAddress!) }
     }
 
     /// Runs `body` with attribute `name` of `object` open (it must exist), and closes it.

@@ -3,6 +3,7 @@ import BSVI
 import BSVIParallel
 import BSVIStorage
 import BSVITraining
+import CStopSignal
 import Foundation
 
 struct Evaluate: ParsableCommand {

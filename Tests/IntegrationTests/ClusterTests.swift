@@ -69,7 +69,7 @@ struct ClusterTests {
         #expect(r.stdout.components(separatedBy: "; final checkpoint ").count == 2, "\(r.stdout)")
         // Rank 0 alone writes: the run folder holds one set of outputs, each written once.
         let files = try FileManager.default.contentsOfDirectory(atPath: clusterRun).sorted()
-        #expect(files == ["checkpoints", "final.h5", "metrics.csv", "summary.json"])
+        #expect(files == [".lock", "checkpoints", "final.h5", "metrics.csv", "summary.json"])
         let stepsPerEpoch = 96 / Self.globalBatch
         let checkpoints = try FileManager.default.contentsOfDirectory(atPath: clusterRun + "/checkpoints")
         #expect(Set(checkpoints) == ["ckpt-\(stepsPerEpoch).h5", "ckpt-\(2 * stepsPerEpoch).h5"])
@@ -77,8 +77,8 @@ struct ClusterTests {
         #expect(metrics.filter { $0.hasPrefix("train,") }.count == 2, "\(metrics)")
         #expect(metrics.filter { $0.hasPrefix("eval,") }.count == 1, "\(metrics)")
         let summary = try readJSON(clusterRun + "/summary.json")
-        #expect(summary["worldSize"] as? Int == 4)
-        let sums = try #require(summary["parameterChecksums"] as? [String])
+        #expect(summary["world_size"] as? Int == 4)
+        let sums = try #require(summary["parameter_checksums"] as? [String])
         #expect(sums.count == 4 && Set(sums).count == 1, "parameters differ across ranks: \(sums)")
         let final = try CheckpointFile.read(clusterRun + "/final.h5", requireTrainingState: true)
         #expect(final.step == 2 * stepsPerEpoch)
@@ -166,7 +166,7 @@ struct ClusterTests {
         try expectEndedWithValidCheckpoint(r, runDir: run)
         // A surviving rank's watchdog reported the stall (before TCP itself gave up).
         #expect(r.stderr.contains("stalled for") && r.stderr.contains("MPI_Allreduce"), "\(r.stderr)")
-        #expect(r.status == 3, "the watchdog's MPI_Abort code is 3: \(r.stderr)")
+        #expect(r.status == 74, "the watchdog's MPI_Abort code is 74 (EX_IOERR): \(r.stderr)")
     }
 
     @Test("a host cut off mid-run with the kernel's default TCP retries: mpirun's daemon keepalive (docs/cluster.md) ends the job within 2 minutes")

@@ -90,7 +90,7 @@ struct FaultToleranceTests {
         let lastTrain = try #require(metrics.split(separator: "\n").last { $0.hasPrefix("train,") })
         #expect(lastTrain.split(separator: ",", omittingEmptySubsequences: false)[12] == "2")
         let summary = try readJSON(dir + "/run/summary.json")
-        let sums = try #require(summary["parameterChecksums"] as? [String])
+        let sums = try #require(summary["parameter_checksums"] as? [String])
         #expect(Set(sums).count == 1)
         let ckpt = try CheckpointFile.read(dir + "/run/final.h5", requireTrainingState: true)
         #expect(ckpt.training?.skippedSteps == 2 && ckpt.training?.adamStep == ckpt.step - 2)
@@ -150,21 +150,20 @@ struct FaultToleranceTests {
         for n in kept { _ = try CheckpointFile.read(mount + "/run/checkpoints/" + n, requireTrainingState: true) }
     }
 
-    @Test("SIGTERM during an evaluation or a checkpoint write: that work completes, all ranks stop after the next step with a checkpoint, exit 0",
-          arguments: ["evaluation", "checkpoint"])
-    func stopSignalDuringEvaluationOrCheckpoint(phase: String) throws {
-        let dir = try makeTemporaryDirectory(prefix: "stop-\(phase)")
+    @Test("SIGTERM during a checkpoint write: the checkpoint completes, all ranks stop after the next step with a checkpoint, exit 0")
+    func stopSignalDuringCheckpoint() throws {
+        let dir = try makeTemporaryDirectory(prefix: "stop-checkpoint")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try writeToyDataset(dir + "/toy.h5")
         let run = dir + "/run"
         // 96 rows, batch 8: 12 steps per epoch; the first evaluation and checkpoint come at step 12.
         let r = try mpirunBSVI(ranks: 2, flags(dir + "/toy.h5", run)
-                               + ["--epochs", "5", "--eval-every", "1", "--inject-stop-during", phase], timeout: 120)
+                               + ["--epochs", "5", "--eval-every", "1", "--inject-stop-during", "checkpoint"], timeout: 120)
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("stop requested (signal): all ranks stopped after step 13"), "\(r.stdout)")
         #expect(r.stdout.contains("--resume auto"))
-        // The evaluation finished and was recorded; the checkpoint being written when the signal
-        // came is complete and valid, and so is the stop checkpoint.
+        // The evaluation before it was recorded; the checkpoint being written when the signal came
+        // is complete and valid, and so is the stop checkpoint.
         let metrics = try String(contentsOfFile: run + "/metrics.csv", encoding: .utf8)
         #expect(metrics.split(separator: "\n").filter { $0.hasPrefix("eval,1,12,valid") }.count == 1, "\(metrics)")
         let interrupted = try CheckpointFile.read(run + "/checkpoints/ckpt-12.h5", requireTrainingState: true)
@@ -173,5 +172,33 @@ struct FaultToleranceTests {
         #expect(stop.step == 13)
         #expect(!FileManager.default.fileExists(atPath: run + "/final.h5"))
         #expect(try FileManager.default.contentsOfDirectory(atPath: run + "/checkpoints").filter { $0.contains(".tmp-") }.isEmpty)
+    }
+
+    /// Issue 14: an evaluation (periodic or final) honours a stop within a bounded time. The ranks
+    /// agree on the stop flag every DistributedEvaluation.stopPollEvery examples and abandon it.
+    @Test("SIGTERM during an evaluation under mpirun: abandoned within a few examples, the stop checkpoint written, exit 0; resume finishes",
+          arguments: ["periodic", "final"])
+    func stopSignalDuringEvaluation(which: String) throws {
+        let dir = try makeTemporaryDirectory(prefix: "stop-eval-\(which)")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try writeToyDataset(dir + "/toy.h5", valid: 40, test: 40)
+        let run = dir + "/run"
+        // 96 rows, batch 8: 12 steps per epoch. Periodic: the validation evaluation after epoch 1;
+        // final: the test evaluation after the single epoch.
+        let schedule = which == "periodic" ? ["--epochs", "3", "--eval-every", "1"] : ["--epochs", "1"]
+        let r = try mpirunBSVI(ranks: 2, flags(dir + "/toy.h5", run) + schedule + ["--eval-samples", "2000", "--inject-stop-during", "evaluation"],
+                               timeout: 120)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("stopped by a signal while evaluating"), "\(r.stdout)")
+        #expect(r.stdout.contains("stop requested (signal): all ranks stopped after step 12"), "\(r.stdout)")
+        let stop = try CheckpointFile.read(run + "/checkpoints/ckpt-12.h5", requireTrainingState: true)
+        #expect(stop.step == 12 && stop.history.isEmpty, "the abandoned evaluation is not recorded")
+        let metrics = try String(contentsOfFile: run + "/metrics.csv", encoding: .utf8)
+        #expect(!metrics.contains("\neval,"), "\(metrics)")
+        #expect(!FileManager.default.fileExists(atPath: run + "/final.h5"))
+        // The same command plus --resume auto runs what is left and finishes.
+        let resumed = try mpirunBSVI(ranks: 2, flags(dir + "/toy.h5", run) + schedule + ["--eval-samples", "50", "--resume", "auto"], timeout: 120)
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect(FileManager.default.fileExists(atPath: run + "/final.h5"))
     }
 }

@@ -57,15 +57,15 @@ struct MPITests {
         #expect(r.stdout.contains("on \(ranks) rank(s)"))
         #expect(r.stderr.isEmpty, "\(r.stderr)")
         let files = try FileManager.default.contentsOfDirectory(atPath: run).sorted()
-        #expect(files == ["checkpoints", "final.h5", "metrics.csv", "summary.json"])
+        #expect(files == [".lock", "checkpoints", "final.h5", "metrics.csv", "summary.json"])
         let checkpoints = try FileManager.default.contentsOfDirectory(atPath: run + "/checkpoints")
         // 96 rows, batch 16: 6 steps an epoch for every P (3 ranks take slices of 6, 5, 5).
         let stepsPerEpoch = 96 / Self.globalBatch
         #expect(Set(checkpoints) == Set(["ckpt-\(stepsPerEpoch).h5", "ckpt-\(2 * stepsPerEpoch).h5"]))
         let summary = try readJSON(run + "/summary.json")
-        let sums = try #require(summary["parameterChecksums"] as? [String])
+        let sums = try #require(summary["parameter_checksums"] as? [String])
         #expect(sums.count == ranks && Set(sums).count == 1, "parameters differ across ranks: \(sums)")
-        let eval = try #require(summary["finalEvaluation"] as? [String: Any])
+        let eval = try #require(summary["final_evaluation"] as? [String: Any])
         #expect(eval["examples"] as? Int == 20)
         let metrics = try String(contentsOfFile: run + "/metrics.csv", encoding: .utf8)
         #expect(metrics.split(separator: "\n").filter { $0.hasPrefix("eval,") }.count == 1)

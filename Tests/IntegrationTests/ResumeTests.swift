@@ -131,10 +131,11 @@ struct ResumeTests {
         var other = CheckpointRun.flags(data: data, runDir: dir + "/k3") + ["--max-steps", "10", "--resume", path]
         other[other.firstIndex(of: "--k")! + 1] = "3"
         other[other.firstIndex(of: "--seed")! + 1] = "12"
+        other += ["--svi-lr", "0.01"]  // a setting the resume check once ignored
         for ranks in [2, 3] {
             let k = try mpirunBSVI(ranks: ranks, other)
-            #expect(k.status != 0)
-            #expect(k.stderr.contains("--k 2 vs 3") && k.stderr.contains("--seed 11 vs 12"), "\(k.stderr)")
+            #expect(k.status == 65)
+            #expect(k.stderr.contains("--k 2 → 3") && k.stderr.contains("--seed 11 → 12") && k.stderr.contains("--svi-lr 0.05 → 0.01"), "\(k.stderr)")
             #expect(!k.stderr.contains("world size"), "the world size may change: \(k.stderr)")
             #expect(k.stderr.components(separatedBy: "cannot resume").count == 2, "only rank 0 reports: \(k.stderr)")
         }

@@ -29,8 +29,8 @@ struct WorldSizeTests {
 
     static func finalLogLikelihood(_ runDir: String) throws -> Double {
         let summary = try readJSON(runDir + "/summary.json")
-        let eval = try #require(summary["finalEvaluation"] as? [String: Any])
-        return try #require(eval["logLikelihood"] as? Double)
+        let eval = try #require(summary["final_evaluation"] as? [String: Any])
+        return try #require(eval["log_likelihood"] as? Double)
     }
 
     /// Largest |Δ| allowed between any parameter of a P-rank run and the one-process run after

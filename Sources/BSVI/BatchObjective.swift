@@ -1,25 +1,5 @@
 import Foundation
 
-/// Sums over the examples of a batch (or of many batches, or of all ranks).
-public struct BatchStatistics: Sendable, Equatable {
-    public var examples = 0
-    /// The method's training objective: vae ELBO, iwae bound, svi log w_k, bsvi log Σ π_j w_j.
-    public var boundSum = 0.0
-    /// ELBO (analytic KL) at the encoder's λ₀: one sample (svi, bsvi, iwae's first), n samples (vae).
-    public var elboInitialSum = 0.0
-    /// One-sample ELBO at the refined λ_k (svi, bsvi); equal to the λ₀ value otherwise.
-    public var elboRefinedSum = 0.0
-
-    public init() {}
-
-    public mutating func add(_ other: BatchStatistics) {
-        examples += other.examples
-        boundSum += other.boundSum
-        elboInitialSum += other.elboInitialSum
-        elboRefinedSum += other.elboRefinedSum
-    }
-}
-
 /// Computes one method's objective on a batch and accumulates the gradient of its *sum over
 /// the batch's examples* (ascent direction) into a gradient vector of the model's layout.
 ///
@@ -80,7 +60,7 @@ public final class BatchObjective {
     /// adds ∇(Σ objective) to `grads` and returns the batch sums.
     @discardableResult
     public func accumulate(x: Matrix, exampleIDs: [Int], noise: NoiseSource, params: FloatBuffer,
-                           grads: FloatBuffer) -> BatchStatistics {
+                           grads: FloatBuffer) -> ObjectiveSums {
         let b = x.rows
         precondition(b <= batchCapacity && exampleIDs.count == b && x.cols == model.shape.inputDim,
                      "batch shape does not match the objective's workspace")
@@ -89,7 +69,7 @@ public final class BatchObjective {
         encoder.forward(x, rows: 0..<b, params: params)
         let lam = lambda.rows(0..<b)
         lam.copy(from: encoder.output.rows(0..<b))
-        var stats: BatchStatistics
+        var stats: ObjectiveSums
         switch settings.method {
         case .vae, .iwae:
             stats = sampledObjective(x: x, ids: exampleIDs, noise: noise, params: params, grads: grads)
@@ -106,14 +86,14 @@ public final class BatchObjective {
     // MARK: vae and iwae: n (or k) samples from q(z; λ₀), all rows in one decoder pass.
 
     private func sampledObjective(x: Matrix, ids: [Int], noise: NoiseSource, params: FloatBuffer,
-                                  grads: FloatBuffer) -> BatchStatistics {
+                                  grads: FloatBuffer) -> ObjectiveSums {
         let b = x.rows, d = model.shape.latentDim, n = settings.rowsPerExample
         let lam = lambda.rows(0..<b)
         for s in 0..<n { latents.draw(lambda: lam, start: s * b, slot: s, exampleIDs: ids, noise: noise) }
         let all = 0..<(n * b)
         latents.score(rows: all, x: x, lambda: lam, params: params)
         latents.backward(rows: all, params: params, toLatent: true)
-        var stats = BatchStatistics()
+        var stats = ObjectiveSums()
         let grad = encoderGradient.rows(0..<b)
         grad.fill(0)
         for i in 0..<b {
@@ -134,8 +114,8 @@ public final class BatchObjective {
                     g[d + c] -= 0.5 * (exp(lamRow[d + c]) - 1)
                 }
                 let elbo = meanLogLikelihood - Double(kl)
-                stats.boundSum += elbo
-                stats.elboInitialSum += elbo
+                stats.bound += elbo
+                stats.elboInitial += elbo
             } else {
                 // IWAE: log (1/k) Σ w_s; gradient Σ ŵ_s ∇ log w_s.
                 // Example i's log weights sit b apart in the workspace (one block per sample).
@@ -147,11 +127,11 @@ public final class BatchObjective {
                     accumulateReparameterized(row: r, lambdaRow: lamRow, weight: wHat, into: g,
                                               includePriorAndEntropy: true)
                 }
-                stats.boundSum += Double(lse) - log(Double(n))
-                stats.elboInitialSum += Double(latents.logLikelihood[i]) - Double(kl)
+                stats.bound += Double(lse) - log(Double(n))
+                stats.elboInitial += Double(latents.logLikelihood[i]) - Double(kl)
             }
         }
-        stats.elboRefinedSum = stats.elboInitialSum
+        stats.elboRefined = stats.elboInitial
         latents.decoder.accumulateWeightGradients(input: latents.z.rows(all), rows: all, grads: grads, rowWeights: rowWeights.base)
         return stats
     }
@@ -174,22 +154,22 @@ public final class BatchObjective {
     // MARK: svi and bsvi: k SVI steps, block j holding the sample at λ_j.
 
     private func refinedObjective(x: Matrix, ids: [Int], noise: NoiseSource, params: FloatBuffer,
-                                  grads: FloatBuffer) -> BatchStatistics {
+                                  grads: FloatBuffer) -> ObjectiveSums {
         let b = x.rows, k = settings.k
         // Each step's sample stays in its block; its KL and, at λ₀, the encoder's gradient are taken as the run passes.
         refinement!.run(lambda.rows(0..<b), x: x, ids: ids, noise: noise, params: params) { step in
             StepProfile.elementwise { Gaussian.klToStandard(lambda: step.lambda, into: klPerRow.base + step.rows.lowerBound) }
             if step.index == 0, let gradient = step.elboGradient { encoderGradient.rows(0..<b).copy(from: gradient) }
         }
-        var stats = BatchStatistics()
+        var stats = ObjectiveSums()
         let last = (k * b)..<((k + 1) * b)
         for i in 0..<b {
-            stats.elboInitialSum += Double(latents.logLikelihood[i]) - Double(klPerRow[i])
-            stats.elboRefinedSum += Double(latents.logLikelihood[k * b + i]) - Double(klPerRow[k * b + i])
+            stats.elboInitial += Double(latents.logLikelihood[i]) - Double(klPerRow[i])
+            stats.elboRefined += Double(latents.logLikelihood[k * b + i]) - Double(klPerRow[k * b + i])
         }
         if settings.method == .svi {
             // θ maximizes the one-sample objective at λ_k: log w_k (its θ-gradient is ∇θ log p(x|z_k)).
-            for i in 0..<b { stats.boundSum += Double(latents.logWeight[k * b + i]) }
+            for i in 0..<b { stats.bound += Double(latents.logWeight[k * b + i]) }
             latents.decoder.accumulateWeightGradients(input: latents.z.rows(last), rows: last, grads: grads)
             return stats
         }
@@ -201,7 +181,7 @@ public final class BatchObjective {
         for i in 0..<b {
             for j in 0...k { terms[j] = logPi[j] + latents.logWeight[j * b + i] }
             let lse = logSumExp(terms)
-            stats.boundSum += Double(lse)
+            stats.bound += Double(lse)
             for j in 0...k {
                 let wHat = logPi[j] == -.infinity ? 0 : exp(terms[j] - lse)
                 rowWeights[j * b + i] = wHat

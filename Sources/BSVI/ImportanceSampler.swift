@@ -8,23 +8,6 @@ public enum Proposal: String, CaseIterable, Codable, Sendable {
     case refined
 }
 
-/// Per-example sums of an evaluation pass (Float64), to be reduced across ranks.
-public struct EvaluationSums: Sendable, Equatable {
-    public var examples = 0
-    public var logLikelihoodSum = 0.0
-    public var elboInitialSum = 0.0
-    public var elboRefinedSum = 0.0
-
-    public init() {}
-
-    public mutating func add(_ o: EvaluationSums) {
-        examples += o.examples
-        logLikelihoodSum += o.logLikelihoodSum
-        elboInitialSum += o.elboInitialSum
-        elboRefinedSum += o.elboRefinedSum
-    }
-}
-
 /// log p̂(x) = logsumexp_s log w_s − log S with S samples from q(z; λ), processed `chunk`
 /// samples at a time (memory independent of S) and accumulated in Float64; plus Monte Carlo
 /// ELBOs (analytic KL) at λ₀ and at the refined λ_k (`SVIRefinement` on the evaluation's own
@@ -68,7 +51,7 @@ public final class ImportanceSampler {
     }
 
     /// Evaluates the examples `x` (b × D) with ids `exampleIDs`.
-    public func evaluate(x: Matrix, exampleIDs: [Int], seed: UInt64, params: FloatBuffer) -> EvaluationSums {
+    public func evaluate(x: Matrix, exampleIDs: [Int], seed: UInt64, params: FloatBuffer) -> ObjectiveSums {
         let b = x.rows
         precondition(b <= batchCapacity && exampleIDs.count == b)
         encoder.forward(x, rows: 0..<b, params: params)
@@ -79,13 +62,13 @@ public final class ImportanceSampler {
 
         let sampleNoise = NoiseSource(seed: seed, purpose: .evaluationNoise, context: 0)
         let elboNoise = NoiseSource(seed: seed, purpose: .evaluationNoise, context: 1)
-        var sums = EvaluationSums()
+        var sums = ObjectiveSums()
         sums.examples = b
         let logLik = importanceSampledLogLikelihood(x: x, ids: exampleIDs, lambda: proposal == .encoder ? lam0 : lamK,
                                                     noise: sampleNoise, params: params)
-        for v in logLik { sums.logLikelihoodSum += v }
-        sums.elboInitialSum = monteCarloELBO(x: x, ids: exampleIDs, lambda: lam0, noise: elboNoise, params: params)
-        sums.elboRefinedSum = monteCarloELBO(x: x, ids: exampleIDs, lambda: lamK, noise: elboNoise, params: params)
+        for v in logLik { sums.bound += v }
+        sums.elboInitial = monteCarloELBO(x: x, ids: exampleIDs, lambda: lam0, noise: elboNoise, params: params)
+        sums.elboRefined = monteCarloELBO(x: x, ids: exampleIDs, lambda: lamK, noise: elboNoise, params: params)
         return sums
     }
 

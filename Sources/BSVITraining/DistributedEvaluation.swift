@@ -19,6 +19,21 @@ public struct EvaluationResult: Codable, Equatable, Sendable {
     public var amortizationGap: Double { elboRefined - elbo }
 }
 
+extension EvaluationResult {
+    /// The means of a split's sums (all ranks' together).
+    public init(split: DataSplit, sums: ObjectiveSums, samples: Int, proposal: Proposal, refinementSteps: Int, seconds: Double) {
+        self.split = split.rawValue
+        examples = sums.examples
+        self.samples = samples
+        self.proposal = proposal.rawValue
+        self.refinementSteps = refinementSteps
+        logLikelihood = sums.mean(\.bound)
+        elbo = sums.mean(\.elboInitial)
+        elboRefined = sums.mean(\.elboRefined)
+        self.seconds = seconds
+    }
+}
+
 /// A stop signal arrived during an evaluation: every rank abandoned it after the same example.
 public struct EvaluationInterrupted: Error, CustomStringConvertible, ExitStatusCarrying {
     public let split: DataSplit
@@ -64,7 +79,7 @@ public enum DistributedEvaluation {
                                         refinement: refinement, proposal: proposal, chunk: sampleChunk)
         let xBuffer = FloatBuffer(count: width)
         let x = xBuffer.matrix(rows: 1, cols: width)
-        var sums = EvaluationSums()
+        var sums = ObjectiveSums()
         for position in 0..<positions {
             if position % stopPollEvery == 0 && position > 0 {
                 var flag = [stopRequested() ? 1.0 : 0.0]
@@ -79,12 +94,11 @@ public enum DistributedEvaluation {
             sums.add(sampler.evaluate(x: x, exampleIDs: [row], seed: seed, params: params))
             progress?(sums.examples * comm.size, total)
         }
-        var reduced = [Double(sums.examples), sums.logLikelihoodSum, sums.elboInitialSum, sums.elboRefinedSum]
-        comm.allreduceSum(&reduced)
-        let count = reduced[0]
-        return EvaluationResult(split: split.rawValue, examples: Int(count), samples: samples, proposal: proposal.rawValue,
-                                refinementSteps: refinement.steps, logLikelihood: reduced[1] / count,
-                                elbo: reduced[2] / count, elboRefined: reduced[3] / count,
+        var packed = [Double](repeating: 0, count: ObjectiveSums.packedCount)
+        packed.withUnsafeMutableBufferPointer { sums.pack(into: $0.baseAddress!) }
+        comm.allreduceSum(&packed)
+        let all = packed.withUnsafeBufferPointer { ObjectiveSums(unpacking: $0.baseAddress!) }
+        return EvaluationResult(split: split, sums: all, samples: samples, proposal: proposal, refinementSteps: refinement.steps,
                                 seconds: Date().timeIntervalSince(start))
     }
 }

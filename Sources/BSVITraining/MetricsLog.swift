@@ -1,3 +1,4 @@
+import BSVI
 import Foundation
 
 /// <run-dir>/metrics.csv, appended by rank 0: one `train` row per epoch, one `eval` row per
@@ -44,10 +45,11 @@ public final class MetricsLog {
     /// Rank 0's resident memory when the row is written (to show memory does not grow over epochs).
     private static func residentField() -> String { ResidentMemory.currentMiB.map { String(format: "%.1f", $0) } ?? "" }
 
-    public func recordEpoch(epoch: Int, step: Int, examples: Int, bound: Double, elbo: Double, elboRefined: Double,
-                            examplesPerSecond: Double, skippedSteps: Int, wallSeconds: Double) {
-        append(["train", "\(epoch)", "\(step)", "train", "\(examples)", "", Self.f(bound), "", Self.f(elbo), Self.f(elboRefined),
-                Self.f(elboRefined - elbo), String(format: "%.1f", examplesPerSecond), "\(skippedSteps)", String(format: "%.3f", wallSeconds),
+    /// An epoch's training sums, as means per example.
+    public func recordEpoch(epoch: Int, step: Int, sums: ObjectiveSums, examplesPerSecond: Double, skippedSteps: Int, wallSeconds: Double) {
+        let elbo = sums.mean(\.elboInitial), elboRefined = sums.mean(\.elboRefined)
+        append(["train", "\(epoch)", "\(step)", "train", "\(sums.examples)", "", Self.f(sums.mean(\.bound)), "", Self.f(elbo),
+                Self.f(elboRefined), Self.f(elboRefined - elbo), String(format: "%.1f", examplesPerSecond), "\(skippedSteps)", String(format: "%.3f", wallSeconds),
                 Self.residentField()])
     }
 

@@ -60,7 +60,7 @@ final class RunRecorder {
         let epoch = schedule.epoch(ofStep: state.step - 1)
         progress.update(String(format: "epoch %d step %d/%d (%d/%d in epoch) bound %.3f %.0f ex/s",
                                epoch + 1, state.step, schedule.totalSteps, state.step - epoch * schedule.stepsPerEpoch,
-                               schedule.stepsPerEpoch, state.epochSums.meanBound, state.epochExamplesPerSecond),
+                               schedule.stepsPerEpoch, state.epochSums.mean(\.bound), state.epochExamplesPerSecond),
                         fraction: Double(state.step) / Double(schedule.totalSteps))
     }
 
@@ -72,11 +72,10 @@ final class RunRecorder {
 
     func epochDone(_ epoch: Int, state: RunState) {
         let s = state.epochSums, rate = state.epochExamplesPerSecond
-        metrics?.recordEpoch(epoch: epoch, step: state.step, examples: Int(s.examples), bound: s.meanBound, elbo: s.meanELBO,
-                             elboRefined: s.meanRefinedELBO, examplesPerSecond: rate, skippedSteps: state.skippedSteps,
+        metrics?.recordEpoch(epoch: epoch, step: state.step, sums: s, examplesPerSecond: rate, skippedSteps: state.skippedSteps,
                              wallSeconds: Date().timeIntervalSince(state.runStart))
         say(String(format: "epoch %d done: step %d, bound %.3f, ELBO(λ₀) %.3f, ELBO(λ_k) %.3f, %.0f examples/s, %d skipped steps",
-                   epoch, state.step, s.meanBound, s.meanELBO, s.meanRefinedELBO, rate, state.skippedSteps))
+                   epoch, state.step, s.mean(\.bound), s.mean(\.elboInitial), s.mean(\.elboRefined), rate, state.skippedSteps))
     }
 
     func evaluationProgress(_ split: DataSplit, done: Int, total: Int) {

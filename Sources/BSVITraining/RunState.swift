@@ -1,3 +1,4 @@
+import BSVI
 import BSVIStorage
 import Foundation
 
@@ -14,7 +15,7 @@ struct RunState {
     /// Each continuation of the run: where, on how many ranks, and which schedule settings changed.
     var resumes: [ResumeRecord]
     /// Training sums of the current epoch's applied steps.
-    var epochSums = EpochSums()
+    var epochSums = ObjectiveSums()
     var epochStart = Date()
     let runStart = Date()
     /// Rank 0: the newest checkpoint written by this process (its step, file and contents, for final.h5).
@@ -41,7 +42,7 @@ struct RunState {
         trainedExamples += examples
         if result.applied {
             badStreak = 0
-            epochSums.add(result)
+            epochSums.add(result.sums)
         } else {
             badStreak += 1
             skippedSteps += 1
@@ -49,30 +50,11 @@ struct RunState {
     }
 
     mutating func startEpoch() {
-        epochSums = EpochSums()
+        epochSums = ObjectiveSums()
         epochStart = Date()
     }
 
-    var epochExamplesPerSecond: Double { epochSums.examples / max(Date().timeIntervalSince(epochStart), 1e-9) }
-}
-
-/// The sums of one epoch's training steps (means per example on demand).
-struct EpochSums {
-    var examples = 0.0
-    var bound = 0.0
-    var elboInitial = 0.0
-    var elboRefined = 0.0
-
-    mutating func add(_ r: StepResult) {
-        examples += r.examples
-        bound += r.boundSum
-        elboInitial += r.elboInitialSum
-        elboRefined += r.elboRefinedSum
-    }
-
-    var meanBound: Double { bound / max(examples, 1) }
-    var meanELBO: Double { elboInitial / max(examples, 1) }
-    var meanRefinedELBO: Double { elboRefined / max(examples, 1) }
+    var epochExamplesPerSecond: Double { Double(epochSums.examples) / max(Date().timeIntervalSince(epochStart), 1e-9) }
 }
 
 /// A checkpoint rank 0 wrote: where and what.

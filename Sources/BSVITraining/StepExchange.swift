@@ -2,11 +2,12 @@ import BSVI
 import BSVIParallel
 
 /// The one flat Float32 buffer each step allreduces: every gradient (encoder, decoder, π
-/// logits, in layout order) followed by the loss sums and the control flags. One collective a
-/// step keeps the ranks in lockstep and makes skip/stop decisions collective by construction.
+/// logits, in layout order), the step's ObjectiveSums in their packing, and the control flags.
+/// One collective a step keeps the ranks in lockstep and makes skip/stop decisions collective
+/// by construction.
 public final class StepExchange {
-    public enum Slot: Int, CaseIterable {
-        case boundSum, elboInitialSum, elboRefinedSum, examples, nonFiniteRanks, stopRequests
+    public enum Flag: Int, CaseIterable {
+        case nonFiniteRanks, stopRequests
     }
 
     public let parameterCount: Int
@@ -14,27 +15,29 @@ public final class StepExchange {
 
     public init(parameterCount: Int) {
         self.parameterCount = parameterCount
-        buffer = FloatBuffer(count: parameterCount + Slot.allCases.count)
+        buffer = FloatBuffer(count: parameterCount + ObjectiveSums.packedCount + Flag.allCases.count)
     }
+
+    private var sumsBase: UnsafeMutablePointer<Float> { buffer.base + parameterCount }
+
+    /// The sums part (this rank's before the allreduce, every rank's after).
+    public var sums: ObjectiveSums { ObjectiveSums(unpacking: sumsBase) }
 
     /// The gradient part, laid out like the parameters.
     public var gradients: FloatBuffer { buffer }
 
-    public subscript(slot: Slot) -> Float {
-        get { buffer[parameterCount + slot.rawValue] }
-        set { buffer[parameterCount + slot.rawValue] = newValue }
+    public subscript(flag: Flag) -> Float {
+        get { buffer[parameterCount + ObjectiveSums.packedCount + flag.rawValue] }
+        set { buffer[parameterCount + ObjectiveSums.packedCount + flag.rawValue] = newValue }
     }
 
     public func reset() { buffer.zero() }
 
     /// Fills the sums and flags after the local work; a rank flags itself if anything it is
     /// about to contribute is NaN or ±∞.
-    public func finishLocal(_ stats: BatchStatistics, stopRequested: Bool) {
-        self[.boundSum] = Float(stats.boundSum)
-        self[.elboInitialSum] = Float(stats.elboInitialSum)
-        self[.elboRefinedSum] = Float(stats.elboRefinedSum)
-        self[.examples] = Float(stats.examples)
-        let finite = stats.boundSum.isFinite && allFinite(buffer.base, count: parameterCount)
+    public func finishLocal(_ stats: ObjectiveSums, stopRequested: Bool) {
+        stats.pack(into: sumsBase)
+        let finite = stats.bound.isFinite && allFinite(buffer.base, count: parameterCount)
         self[.nonFiniteRanks] = finite ? 0 : 1
         self[.stopRequests] = stopRequested ? 1 : 0
     }

@@ -8,10 +8,8 @@ public struct StepResult {
     public var applied: Bool
     public var nonFiniteRanks: Int
     public var stopRequested: Bool
-    public var boundSum: Double
-    public var elboInitialSum: Double
-    public var elboRefinedSum: Double
-    public var examples: Double
+    /// Every rank's sums together.
+    public var sums: ObjectiveSums
 }
 
 /// One data-parallel step, shared by the trainer and `bsvi-dist bench`: local per-example
@@ -46,7 +44,7 @@ public final class TrainingStep {
         localStatistics = objective.accumulate(x: x, exampleIDs: exampleIDs, noise: noise, params: params, grads: exchange.gradients)
     }
 
-    private var localStatistics = BatchStatistics()
+    private var localStatistics = ObjectiveSums()
 
     /// The collective part: flags, one allreduce, and the same update (or the same skip) on every rank.
     public func exchangeAndUpdate(params: FloatBuffer, comm: Communicator, stopRequested: Bool) -> StepResult {
@@ -61,9 +59,7 @@ public final class TrainingStep {
         if applied {
             adam.update(params, gradient: exchange.gradients.base, gradientScale: -1 / Float(globalBatch))
         }
-        return StepResult(applied: applied, nonFiniteRanks: bad, stopRequested: exchange[.stopRequests] > 0,
-                          boundSum: Double(exchange[.boundSum]), elboInitialSum: Double(exchange[.elboInitialSum]),
-                          elboRefinedSum: Double(exchange[.elboRefinedSum]), examples: Double(exchange[.examples]))
+        return StepResult(applied: applied, nonFiniteRanks: bad, stopRequested: exchange[.stopRequests] > 0, sums: exchange.sums)
     }
 
     /// The last step's reduced objective gradient, averaged over the global batch.

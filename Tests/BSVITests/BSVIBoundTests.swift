@@ -28,7 +28,7 @@ struct BSVIBoundTests {
             x = HostMatrix(rows: 4, cols: 10, values: values.bits(40))
         }
 
-        func objective(_ method: TrainingMethod, pi: PiMode, k: Int? = nil) -> BatchStatistics {
+        func objective(_ method: TrainingMethod, pi: PiMode, k: Int? = nil) -> ObjectiveSums {
             let settings = ObjectiveSettings(method: method, k: k ?? self.k, pi: pi, refinement: refinement)
             let objective = BatchObjective(model: model, settings: settings, batchCapacity: 4)
             return objective.accumulate(x: x.matrix, exampleIDs: BSVIBoundTests.ids, noise: BSVIBoundTests.noise,
@@ -76,12 +76,12 @@ struct BSVIBoundTests {
         let svi = s.objective(.svi, pi: .uniform)
         let last = s.objective(.bsvi, pi: .last)
         let expected = logW[3].reduce(0, +)
-        #expect(Self.close(svi.boundSum, expected), "svi \(svi.boundSum) vs Σ log w_k \(expected)")
-        #expect(Self.close(last.boundSum, svi.boundSum), "bsvi(last) \(last.boundSum) vs svi \(svi.boundSum)")
+        #expect(Self.close(svi.bound, expected), "svi \(svi.bound) vs Σ log w_k \(expected)")
+        #expect(Self.close(last.bound, svi.bound), "bsvi(last) \(last.bound) vs svi \(svi.bound)")
         for stats in [svi, last] {
             #expect(stats.examples == 4)
-            #expect(Self.close(stats.elboInitialSum, elbos[0].reduce(0, +)))
-            #expect(Self.close(stats.elboRefinedSum, elbos[3].reduce(0, +)))
+            #expect(Self.close(stats.elboInitial, elbos[0].reduce(0, +)))
+            #expect(Self.close(stats.elboRefined, elbos[3].reduce(0, +)))
         }
         // The refinement actually moved λ (otherwise the identities above are weak).
         #expect(logW[3] != logW[0])
@@ -99,9 +99,9 @@ struct BSVIBoundTests {
             expected += Reference.logSumExp(column) - log(Double(k + 1))
             jensen += column.reduce(0, +) / Double(k + 1)
         }
-        #expect(Self.close(uniform.boundSum, expected), "bsvi(uniform) \(uniform.boundSum) vs \(expected)")
+        #expect(Self.close(uniform.bound, expected), "bsvi(uniform) \(uniform.bound) vs \(expected)")
         // Jensen: log of the mean weight ≥ mean of the log weights (strict: the weights differ).
-        #expect(uniform.boundSum > jensen)
+        #expect(uniform.bound > jensen)
 
         let learnedSetup = Setup(k: k, refinement: refinement, learnedPi: true)
         let t = learnedSetup.model.piLogits!
@@ -112,10 +112,10 @@ struct BSVIBoundTests {
         let lse = Reference.logSumExp(alpha)
         var expectedLearned = 0.0
         for i in 0..<4 { expectedLearned += Reference.logSumExp((0...k).map { alpha[$0] - lse + logWL[$0][i] }) }
-        #expect(Self.close(learned.boundSum, expectedLearned), "bsvi(learned) \(learned.boundSum) vs \(expectedLearned)")
+        #expect(Self.close(learned.bound, expectedLearned), "bsvi(learned) \(learned.bound) vs \(expectedLearned)")
         // With α = 0 the learned π is uniform.
         for j in 0...k { learnedSetup.params[t.offset + j] = 0 }
-        #expect(Self.close(learnedSetup.objective(.bsvi, pi: .learned).boundSum, expected))
+        #expect(Self.close(learnedSetup.objective(.bsvi, pi: .learned).bound, expected))
     }
 
     @Test("k = 0: every bsvi π and svi reduce to the one-sample log w₀ at λ₀", arguments: PiMode.allCases)
@@ -127,13 +127,13 @@ struct BSVIBoundTests {
         let bsvi = s.objective(.bsvi, pi: pi)
         let svi = s.objective(.svi, pi: .uniform)
         let expected = logW[0].reduce(0, +)
-        #expect(Self.close(bsvi.boundSum, expected))
-        #expect(Self.close(svi.boundSum, expected))
-        #expect(bsvi.elboInitialSum == bsvi.elboRefinedSum)
-        #expect(Self.close(bsvi.elboInitialSum, elbos[0].reduce(0, +)))
+        #expect(Self.close(bsvi.bound, expected))
+        #expect(Self.close(svi.bound, expected))
+        #expect(bsvi.elboInitial == bsvi.elboRefined)
+        #expect(Self.close(bsvi.elboInitial, elbos[0].reduce(0, +)))
         // iwae with one sample is the same estimator at λ₀ with the same noise slot.
         let iwae = s.objective(.iwae, pi: .uniform, k: 1)
-        #expect(Self.close(iwae.boundSum, expected))
+        #expect(Self.close(iwae.bound, expected))
     }
 
     @Test("E[Σ_j π_j w_j] = p(x): the bsvi weight is unbiased, so its log is a lower bound on average",
@@ -159,8 +159,8 @@ struct BSVIBoundTests {
             for t in 0..<trials {
                 let noise = NoiseSource(seed: 21, purpose: .trainingNoise, context: UInt64(t))
                 let stats = objective.accumulate(x: xi.matrix, exampleIDs: [ids[n]], noise: noise, params: m.params, grads: grads)
-                ratios.append(exp(stats.boundSum - exact[n]))
-                bounds.append(stats.boundSum - exact[n])
+                ratios.append(exp(stats.bound - exact[n]))
+                bounds.append(stats.bound - exact[n])
             }
             func meanAndSE(_ v: [Double]) -> (Double, Double) {
                 let mean = v.reduce(0, +) / Double(v.count)

@@ -28,15 +28,15 @@ struct ObjectiveGoldenTests {
     /// What one batch of an objective produced, as exact numbers.
     struct ObjectiveResult: Equatable, CustomStringConvertible {
         var gradientFingerprint: UInt64
-        var boundSum: Double
-        var elboInitialSum: Double
-        var elboRefinedSum: Double
+        var bound: Double
+        var elboInitial: Double
+        var elboRefined: Double
         /// The gradient at `GoldenIndex.sampled` (first encoder weight, last decoder bias, every π logit).
         var sampledGradient: [Float]
 
         var description: String {
-            "ObjectiveResult(gradientFingerprint: 0x\(String(gradientFingerprint, radix: 16)), boundSum: \(boundSum), "
-                + "elboInitialSum: \(elboInitialSum), elboRefinedSum: \(elboRefinedSum), sampledGradient: \(sampledGradient))"
+            "ObjectiveResult(gradientFingerprint: 0x\(String(gradientFingerprint, radix: 16)), bound: \(bound), "
+                + "elboInitial: \(elboInitial), elboRefined: \(elboRefined), sampledGradient: \(sampledGradient))"
         }
     }
 
@@ -55,8 +55,8 @@ struct ObjectiveGoldenTests {
             BatchObjective(model: model, settings: settings, batchCapacity: 8)
                 .accumulate(x: x.matrix, exampleIDs: ids, noise: noise, params: params, grads: grads)
         }
-        return ObjectiveResult(gradientFingerprint: fingerprint(grads.array), boundSum: stats.boundSum,
-                               elboInitialSum: stats.elboInitialSum, elboRefinedSum: stats.elboRefinedSum,
+        return ObjectiveResult(gradientFingerprint: fingerprint(grads.array), bound: stats.bound,
+                               elboInitial: stats.elboInitial, elboRefined: stats.elboRefined,
                                sampledGradient: sampledIndices(model).map { grads[$0] })
     }
 
@@ -66,19 +66,19 @@ struct ObjectiveGoldenTests {
                                        refinement: RefinementSettings(steps: 2, learningRate: 0.02, rule: .momentum, momentum: 0.7))
 
     static let bsviGolden: [GoldenPaths.Kind: ObjectiveResult] = [
-        .vector: ObjectiveResult(gradientFingerprint: 0x6916eebc4cc8eed5, boundSum: -98.79488182067871,
-                                 elboInitialSum: -104.84033364057541, elboRefinedSum: -99.43937700986862,
+        .vector: ObjectiveResult(gradientFingerprint: 0x6916eebc4cc8eed5, bound: -98.79488182067871,
+                                 elboInitial: -104.84033364057541, elboRefined: -99.43937700986862,
                                  sampledGradient: [-0.14474997, -0.46571794, -0.69569033, -0.7988068, 0.71395046, 0.78054917]),
-        .portable: ObjectiveResult(gradientFingerprint: 0x3bf82ea272820b03, boundSum: -98.79487800598145,
-                                   elboInitialSum: -104.84033077955246, elboRefinedSum: -99.43937629461288,
+        .portable: ObjectiveResult(gradientFingerprint: 0x3bf82ea272820b03, bound: -98.79487800598145,
+                                   elboInitial: -104.84033077955246, elboRefined: -99.43937629461288,
                                    sampledGradient: [-0.14474988, -0.46571553, -0.6956907, -0.7988077, 0.71394974, 0.78054833]),
     ]
     static let sviGolden: [GoldenPaths.Kind: ObjectiveResult] = [
-        .vector: ObjectiveResult(gradientFingerprint: 0xe1f71dc5ce633af6, boundSum: -100.01125717163086,
-                                 elboInitialSum: -104.84033364057541, elboRefinedSum: -103.11473900079727,
+        .vector: ObjectiveResult(gradientFingerprint: 0xe1f71dc5ce633af6, bound: -100.01125717163086,
+                                 elboInitial: -104.84033364057541, elboRefined: -103.11473900079727,
                                  sampledGradient: [-0.14474997, -0.5109087]),
-        .portable: ObjectiveResult(gradientFingerprint: 0xa3e783b5ed0ceb87, boundSum: -100.01125717163086,
-                                   elboInitialSum: -104.84033077955246, elboRefinedSum: -103.11474007368088,
+        .portable: ObjectiveResult(gradientFingerprint: 0xa3e783b5ed0ceb87, bound: -100.01125717163086,
+                                   elboInitial: -104.84033077955246, elboRefined: -103.11474007368088,
                                    sampledGradient: [-0.14474988, -0.5109087]),
     ]
 
@@ -98,20 +98,20 @@ struct ObjectiveGoldenTests {
 
     /// What one evaluation produced, as exact numbers.
     struct EvaluationResult: Equatable, CustomStringConvertible {
-        var logLikelihoodSum: Double
-        var elboInitialSum: Double
-        var elboRefinedSum: Double
+        var bound: Double
+        var elboInitial: Double
+        var elboRefined: Double
 
         var description: String {
-            "EvaluationResult(logLikelihoodSum: \(logLikelihoodSum), elboInitialSum: \(elboInitialSum), elboRefinedSum: \(elboRefinedSum))"
+            "EvaluationResult(bound: \(bound), elboInitial: \(elboInitial), elboRefined: \(elboRefined))"
         }
     }
 
     static let evaluationGolden: [GoldenPaths.Kind: EvaluationResult] = [
-        .vector: EvaluationResult(logLikelihoodSum: -91.69121686666753, elboInitialSum: -98.74043567975362,
-                                  elboRefinedSum: -94.09631511237886),
-        .portable: EvaluationResult(logLikelihoodSum: -91.69121568694386, elboInitialSum: -98.74043647448222,
-                                    elboRefinedSum: -94.09631456600295),
+        .vector: EvaluationResult(bound: -91.69121686666753, elboInitial: -98.74043567975362,
+                                  elboRefined: -94.09631511237886),
+        .portable: EvaluationResult(bound: -91.69121568694386, elboInitial: -98.74043647448222,
+                                    elboRefined: -94.09631456600295),
     ]
 
     @Test("evaluation from the refined proposal (4 momentum steps): log p̂, ELBO(λ₀), ELBO(λ_k)", arguments: GoldenPaths.testable)
@@ -123,8 +123,8 @@ struct ObjectiveGoldenTests {
                                         refinement: RefinementSettings(steps: 4, learningRate: 0.05, rule: .momentum, momentum: 0.8),
                                         proposal: .refined, chunk: 7, elboSamples: 9)
         let sums = onPath(path) { sampler.evaluate(x: x.matrix, exampleIDs: Self.ids, seed: 15, params: params) }
-        let result = EvaluationResult(logLikelihoodSum: sums.logLikelihoodSum, elboInitialSum: sums.elboInitialSum,
-                                      elboRefinedSum: sums.elboRefinedSum)
+        let result = EvaluationResult(bound: sums.bound, elboInitial: sums.elboInitial,
+                                      elboRefined: sums.elboRefined)
         GoldenPaths.record("evaluation \(path)", result)
         #expect(sums.examples == Self.ids.count)
         #expect(result == Self.evaluationGolden[GoldenPaths.kind(path)])

@@ -5,11 +5,11 @@ import Testing
 /// BatchObjective.accumulate against a Float64 re-implementation of each method's objective
 /// (DESIGN.md §2), with the noise ε read back from the objective's workspace.
 ///
-/// vae, iwae: boundSum is a deterministic function of all parameters for fixed noise, so the
+/// vae, iwae: bound is a deterministic function of all parameters for fixed noise, so the
 /// whole gradient must be its total derivative.
-/// svi, bsvi: the decoder gradient is ∇θ of boundSum with the refined samples z_j (and hence
-/// log p(z_j) − log q(z_j; λ_j)) held constant; π-logit gradients are ∂boundSum/∂α; the
-/// encoder gradient is ∇φ of the one-sample analytic-KL ELBO at λ₀ (elboInitialSum).
+/// svi, bsvi: the decoder gradient is ∇θ of bound with the refined samples z_j (and hence
+/// log p(z_j) − log q(z_j; λ_j)) held constant; π-logit gradients are ∂bound/∂α; the
+/// encoder gradient is ∇φ of the one-sample analytic-KL ELBO at λ₀ (elboInitial).
 @Suite("BatchObjective gradients")
 struct ObjectiveGradientTests {
     static let shape = ModelShape(inputDim: 18, latentDim: 2, hiddenDims: [5], activation: .tanh)
@@ -74,7 +74,7 @@ struct ObjectiveGradientTests {
             objective = BatchObjective(model: model, settings: settings, batchCapacity: 4)
         }
 
-        func run(params p: FloatBuffer? = nil) -> (BatchStatistics, FloatBuffer) {
+        func run(params p: FloatBuffer? = nil) -> (ObjectiveSums, FloatBuffer) {
             let grads = FloatBuffer(count: model.parameterCount)
             let stats = objective.accumulate(x: x.matrix, exampleIDs: ObjectiveGradientTests.ids,
                                              noise: ObjectiveGradientTests.noise, params: p ?? params, grads: grads)
@@ -160,7 +160,7 @@ struct ObjectiveGradientTests {
         }
     }
 
-    @Test("vae and iwae: boundSum and its gradient w.r.t. every parameter", arguments: sampledCases)
+    @Test("vae and iwae: bound and its gradient w.r.t. every parameter", arguments: sampledCases)
     func sampledObjective(testCase: Case) {
         let f = Fixture(settings: testCase.settings)
         let (stats, grads) = f.run()
@@ -170,15 +170,15 @@ struct ObjectiveGradientTests {
 
         let bound = f.sampledBound(p0, eps: eps)
         #expect(stats.examples == f.b)
-        #expect(abs(stats.boundSum - bound) <= 1e-4 * max(1, abs(bound)), "boundSum \(stats.boundSum) vs \(bound)")
+        #expect(abs(stats.bound - bound) <= 1e-4 * max(1, abs(bound)), "bound \(stats.bound) vs \(bound)")
         if testCase.settings.method == .vae {
             // vae reports its n-sample ELBO (the bound itself) as the ELBO at λ₀.
-            #expect(stats.elboInitialSum == stats.boundSum)
+            #expect(stats.elboInitial == stats.bound)
         } else {
             let elbo0 = f.initialELBO(p0, eps: eps[0])
-            #expect(abs(stats.elboInitialSum - elbo0) <= 1e-4 * max(1, abs(elbo0)))
+            #expect(abs(stats.elboInitial - elbo0) <= 1e-4 * max(1, abs(elbo0)))
         }
-        #expect(stats.elboRefinedSum == stats.elboInitialSum)
+        #expect(stats.elboRefined == stats.elboInitial)
 
         var cmp = GradientComparison()
         for i in 0..<p0.count {
@@ -190,7 +190,7 @@ struct ObjectiveGradientTests {
         #expect(cmp.worst <= Self.tolerance, "\(cmp)")
     }
 
-    @Test("vae and iwae: gradient matches Float32 differences of the library's own boundSum", arguments: sampledCases)
+    @Test("vae and iwae: gradient matches Float32 differences of the library's own bound", arguments: sampledCases)
     func sampledObjectiveEndToEnd(testCase: Case) {
         // No reference code involved: perturb a parameter, call accumulate again (same noise).
         let f = Fixture(settings: testCase.settings, seed: 2)
@@ -202,9 +202,9 @@ struct ObjectiveGradientTests {
         for i in coords {
             probe.copy(from: f.params)
             probe[i] = f.params[i] + h
-            let up = f.run(params: probe).0.boundSum
+            let up = f.run(params: probe).0.bound
             probe[i] = f.params[i] - h
-            let down = f.run(params: probe).0.boundSum
+            let down = f.run(params: probe).0.bound
             cmp.add(index: i, analytic: Double(grads[i]), reference: (up - down) / (2 * Double(h)))
         }
         cmp.report(#function)
@@ -239,9 +239,9 @@ struct ObjectiveGradientTests {
         }
 
         let bound = f.refinedBound(p0, z: z, densityTerms: c)
-        #expect(abs(stats.boundSum - bound) <= 1e-4 * max(1, abs(bound)), "boundSum \(stats.boundSum) vs \(bound)")
+        #expect(abs(stats.bound - bound) <= 1e-4 * max(1, abs(bound)), "bound \(stats.bound) vs \(bound)")
         let elbo0 = f.initialELBO(p0, eps: eps0)
-        #expect(abs(stats.elboInitialSum - elbo0) <= 1e-4 * max(1, abs(elbo0)))
+        #expect(abs(stats.elboInitial - elbo0) <= 1e-4 * max(1, abs(elbo0)))
 
         var decoderCmp = GradientComparison(), encoderCmp = GradientComparison(), piCmp = GradientComparison()
         for i in 0..<p0.count {
@@ -267,10 +267,10 @@ struct ObjectiveGradientTests {
         #expect(piCmp.worst <= Self.tolerance, "π logits: \(piCmp)")
     }
 
-    @Test("svi and bsvi with η = 0: decoder and π gradients match Float32 differences of the library's boundSum",
+    @Test("svi and bsvi with η = 0: decoder and π gradients match Float32 differences of the library's bound",
           arguments: refinedCases.filter { $0.settings.refinement.learningRate == 0 })
     func refinedObjectiveEndToEnd(testCase: Case) {
-        // With η = 0 every λ_j = λ₀, which does not depend on θ or α: boundSum is then a
+        // With η = 0 every λ_j = λ₀, which does not depend on θ or α: bound is then a
         // function of θ and α whose total derivative the objective must return.
         let f = Fixture(settings: testCase.settings, seed: 2)
         let (_, grads) = f.run()
@@ -282,9 +282,9 @@ struct ObjectiveGradientTests {
         for i in coords {
             probe.copy(from: f.params)
             probe[i] = f.params[i] + h
-            let up = f.run(params: probe).0.boundSum
+            let up = f.run(params: probe).0.bound
             probe[i] = f.params[i] - h
-            let down = f.run(params: probe).0.boundSum
+            let down = f.run(params: probe).0.bound
             cmp.add(index: i, analytic: Double(grads[i]), reference: (up - down) / (2 * Double(h)))
         }
         #expect(cmp.checked >= 30)
@@ -314,16 +314,16 @@ struct ObjectiveGradientTests {
         // The same examples as two batches ([1] then [0, 2]) into one gradient buffer: the noise
         // is keyed by example id, so the sums must agree with the single batch.
         let grads = FloatBuffer(count: f.model.parameterCount)
-        var split = BatchStatistics()
+        var split = ObjectiveSums()
         for part in [[1], [0, 2]] {
             let xs = HostMatrix(rows: part.count, cols: f.x.cols, values: part.flatMap { f.x.row($0) })
             split.add(f.objective.accumulate(x: xs.matrix, exampleIDs: part.map { Self.ids[$0] }, noise: Self.noise,
                                              params: f.params, grads: grads))
         }
         #expect(split.examples == whole.examples)
-        #expect(abs(split.boundSum - whole.boundSum) <= 1e-5 * max(1, abs(whole.boundSum)))
-        #expect(abs(split.elboInitialSum - whole.elboInitialSum) <= 1e-5 * max(1, abs(whole.elboInitialSum)))
-        #expect(abs(split.elboRefinedSum - whole.elboRefinedSum) <= 1e-5 * max(1, abs(whole.elboRefinedSum)))
+        #expect(abs(split.bound - whole.bound) <= 1e-5 * max(1, abs(whole.bound)))
+        #expect(abs(split.elboInitial - whole.elboInitial) <= 1e-5 * max(1, abs(whole.elboInitial)))
+        #expect(abs(split.elboRefined - whole.elboRefined) <= 1e-5 * max(1, abs(whole.elboRefined)))
         var worst: Float = 0
         for i in 0..<grads.count { worst = max(worst, abs(grads[i] - wholeGrads[i]) / max(1, abs(wholeGrads[i]))) }
         #expect(worst <= 1e-5)

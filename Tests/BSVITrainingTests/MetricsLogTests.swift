@@ -1,4 +1,5 @@
 import BSVITraining
+import BSVI
 import Foundation
 import Testing
 
@@ -20,7 +21,7 @@ struct MetricsLogTests {
         let path = try scratchFile()
         defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
         try MetricsLog(path: path, worldSize: 4)
-            .recordEpoch(epoch: 1, step: 9, examples: 90, bound: -1, elbo: -1, elboRefined: -1, examplesPerSecond: 1, skippedSteps: 0, wallSeconds: 1)
+            .recordEpoch(epoch: 1, step: 9, sums: ObjectiveSums(examples: 90, bound: -1.0 * 90, elboInitial: -1.0 * 90, elboRefined: -1.0 * 90), examplesPerSecond: 1, skippedSteps: 0, wallSeconds: 1)
         let resumed = try MetricsLog(path: path, worldSize: 2)
         resumed.recordResume(epoch: 1, step: 12, skippedSteps: 0, previousWorldSize: 4)
         let r = try rows(path)

@@ -1,5 +1,6 @@
 @testable import BSVITraining
 import BSVIStorage
+import BSVI
 import Foundation
 import Testing
 
@@ -41,7 +42,7 @@ struct MetricsResumeTests {
     static func logOfKilledRun() throws -> MetricsLog {
         let log = try MetricsLog(path: try scratchFile(), worldSize: 2)
         for epoch in 1...3 {
-            log.recordEpoch(epoch: epoch, step: 5 * epoch, examples: 50, bound: -100, elbo: -99, elboRefined: -98,
+            log.recordEpoch(epoch: epoch, step: 5 * epoch, sums: ObjectiveSums(examples: 50, bound: -100.0 * 50, elboInitial: -99.0 * 50, elboRefined: -98.0 * 50),
                             examplesPerSecond: 10, skippedSteps: 0, wallSeconds: Double(epoch))
             log.recordEvaluation(evaluation("valid"), epoch: epoch, step: 5 * epoch, skippedSteps: 0, wallSeconds: Double(epoch))
         }
@@ -59,7 +60,7 @@ struct MetricsResumeTests {
         log.recordResume(epoch: 2, step: 10, skippedSteps: 0, previousWorldSize: 2)
         #expect(try Self.rows(log.path) == ["train@5:train", "eval@5:valid", "train@10:train", "eval@10:valid", "resume@10:from 2 ranks"])
         // The run trains step 11 on: its rows come after the resume row, each step once.
-        log.recordEpoch(epoch: 3, step: 15, examples: 50, bound: -100, elbo: -99, elboRefined: -98,
+        log.recordEpoch(epoch: 3, step: 15, sums: ObjectiveSums(examples: 50, bound: -100.0 * 50, elboInitial: -99.0 * 50, elboRefined: -98.0 * 50),
                         examplesPerSecond: 10, skippedSteps: 0, wallSeconds: 3)
         #expect(try Self.rows(log.path).filter { $0.hasPrefix("train@15") }.count == 1)
     }

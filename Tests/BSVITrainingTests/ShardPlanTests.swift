@@ -73,16 +73,16 @@ struct ShardPlanTests {
 
     @Test func exchangeFlagsNonFiniteGradients() {
         let e = StepExchange(parameterCount: 5)
-        var stats = BatchStatistics()
-        stats.boundSum = -10
+        var stats = ObjectiveSums()
+        stats.bound = -10
         stats.examples = 2
         e.finishLocal(stats, stopRequested: false)
-        #expect(e[.nonFiniteRanks] == 0 && e[.stopRequests] == 0 && e[.examples] == 2 && e[.boundSum] == -10)
+        #expect(e[.nonFiniteRanks] == 0 && e[.stopRequests] == 0 && e.sums == stats)
         e.gradients[3] = .nan
         e.finishLocal(stats, stopRequested: true)
         #expect(e[.nonFiniteRanks] == 1 && e[.stopRequests] == 1)
         e.reset()
-        stats.boundSum = -.infinity
+        stats.bound = -.infinity
         e.finishLocal(stats, stopRequested: false)
         #expect(e[.nonFiniteRanks] == 1)
     }

@@ -22,9 +22,9 @@ struct TrainingStepGoldenTests {
     struct Result: Equatable, CustomStringConvertible {
         var gradientFingerprint: UInt64
         var parameterFingerprint: UInt64
-        var boundSum: Double
-        var elboInitialSum: Double
-        var elboRefinedSum: Double
+        var bound: Double
+        var elboInitial: Double
+        var elboRefined: Double
         /// The summed gradient of the π logits.
         var piGradient: [Float]
         /// The parameters after the update at the first encoder weight, the last decoder bias and the π logits.
@@ -32,18 +32,18 @@ struct TrainingStepGoldenTests {
 
         var description: String {
             "Result(gradientFingerprint: 0x\(String(gradientFingerprint, radix: 16)), parameterFingerprint: 0x\(String(parameterFingerprint, radix: 16)), "
-                + "boundSum: \(boundSum), elboInitialSum: \(elboInitialSum), elboRefinedSum: \(elboRefinedSum), "
+                + "bound: \(bound), elboInitial: \(elboInitial), elboRefined: \(elboRefined), "
                 + "piGradient: \(piGradient), sampledParameters: \(sampledParameters))"
         }
     }
 
     static let golden: [GoldenPaths.Kind: Result] = [
         .vector: Result(gradientFingerprint: 0x38b3127e0f34e3c9, parameterFingerprint: 0xba684fc0426cfa06,
-                        boundSum: -127.97067260742188, elboInitialSum: -131.72683715820312, elboRefinedSum: -130.73397827148438,
+                        bound: -127.97067260742188, elboInitial: -131.72683715820312, elboRefined: -130.73397827148438,
                         piGradient: [-0.3456836, 0.84104264, 0.13904573, -0.63440686],
                         sampledParameters: [-0.16592914, -0.0030000003, -0.0029999993, 0.0029999998, 0.002999999, -0.0029999996]),
         .portable: Result(gradientFingerprint: 0x8060e2a4966cb32f, parameterFingerprint: 0x8ae25189fe512f40,
-                          boundSum: -127.97067260742188, elboInitialSum: -131.72683715820312, elboRefinedSum: -130.73397827148438,
+                          bound: -127.97067260742188, elboInitial: -131.72683715820312, elboRefined: -130.73397827148438,
                           piGradient: [-0.34568468, 0.84104264, 0.13904794, -0.63440686],
                           sampledParameters: [-0.16592914, -0.003, -0.0029999996, 0.0029999998, 0.0029999989, -0.0029999996]),
     ]
@@ -67,10 +67,10 @@ struct TrainingStepGoldenTests {
         let lastBias = model.decoder.biases[model.decoder.layerCount - 1]
         let sampled = [model.encoder.kernels[0].offset, lastBias.offset + lastBias.count - 1] + Array(pi.offset..<(pi.offset + pi.count))
         let result = Result(gradientFingerprint: fingerprint(gradient), parameterFingerprint: fingerprint(params.array),
-                            boundSum: stepResult.boundSum, elboInitialSum: stepResult.elboInitialSum,
-                            elboRefinedSum: stepResult.elboRefinedSum, piGradient: Array(gradient[pi.offset..<(pi.offset + pi.count)]),
+                            bound: stepResult.sums.bound, elboInitial: stepResult.sums.elboInitial,
+                            elboRefined: stepResult.sums.elboRefined, piGradient: Array(gradient[pi.offset..<(pi.offset + pi.count)]),
                             sampledParameters: sampled.map { params[$0] })
-        return (result, stepResult.applied, stepResult.examples, step.adam.step)
+        return (result, stepResult.applied, Double(stepResult.sums.examples), step.adam.step)
     }
 
     @Test("one bsvi step with learned π on LocalCommunicator: gradient, sums and parameters after Adam",

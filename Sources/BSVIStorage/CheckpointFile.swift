@@ -62,51 +62,83 @@ public enum CheckpointFile {
     /// Reads a checkpoint. Only the model part (DESIGN.md §4) is required; training state and
     /// history are read when present. With `requireTrainingState`, a model-only file is an error.
     public static func read(_ path: String, requireTrainingState: Bool = false) throws -> Checkpoint {
-        let f = try HDF5File.open(path)
-        func problem(_ object: String?, _ what: String, fix: String? = nil) -> StorageError {
-            StorageError(file: path, object: object, problem: what, fix: fix)
+        let reader = CheckpointReader(file: try HDF5File.open(path), path: path)
+        try reader.checkFormat()
+        let shape = try reader.modelShape()
+        let piCount = try reader.file.exists("/training/pi_logits") ? (try reader.file.datasetInfo("/training/pi_logits")).count : 0
+        let model = VAEModel(shape: shape, piCount: piCount)
+        let f = reader.file
+        let training = try reader.trainingState(parameterCount: model.parameterCount)
+        if training == nil && requireTrainingState {
+            throw reader.problem("/training", "the checkpoint holds only the model, not the optimizer state and configuration that --resume needs",
+                                 fix: "resume from a checkpoint written by bsvi-dist train, or start a new run")
         }
-        if try f.hasAttribute("format") {
-            let format = try f.stringAttribute("format")
+        return Checkpoint(shape: shape, method: try f.hasAttribute("method") ? try f.stringAttribute("method") : "unknown",
+                          step: try f.hasAttribute("step") ? Int(try f.scalarInt64Attribute("step")) : 0,
+                          epoch: try f.hasAttribute("epoch") ? Int(try f.scalarInt64Attribute("epoch")) : 0,
+                          piCount: piCount, parameters: try reader.parameters(model), training: training,
+                          history: try reader.history())
+    }
+}
+
+/// The parts of reading a checkpoint, each validating what it reads (a problem names the file,
+/// the object and what is wrong).
+private struct CheckpointReader {
+    let file: HDF5File
+    let path: String
+
+    func problem(_ object: String?, _ what: String, fix: String? = nil) -> StorageError {
+        StorageError(file: path, object: object, problem: what, fix: fix)
+    }
+
+    /// `format` and `format_version` when present (model-only files of other tools may lack them); /model must exist.
+    func checkFormat() throws {
+        if try file.hasAttribute("format") {
+            let format = try file.stringAttribute("format")
             guard format == Checkpoint.format else {
                 throw problem("/", "format is '\(format)', not '\(Checkpoint.format)'", fix: "pass a bsvi-dist checkpoint")
             }
         }
-        guard try f.exists("/model") else {
+        guard try file.exists("/model") else {
             throw problem("/model", "not a bsvi-dist checkpoint: the /model group is missing",
                           fix: "pass a checkpoint written by bsvi-dist train (or in the layout of docs/checkpoint-format.md)")
         }
-        if try f.hasAttribute("format_version") {
-            let version = try f.scalarInt64Attribute("format_version")
+        if try file.hasAttribute("format_version") {
+            let version = try file.scalarInt64Attribute("format_version")
             guard version == Checkpoint.formatVersion else {
                 throw problem("/", "format_version is \(version); this build reads version \(Checkpoint.formatVersion)",
                               fix: "use the bsvi-dist version that wrote it")
             }
         }
-        let inputDim = Int(try f.scalarInt64Attribute("input_dim", on: "/model"))
-        let latentDim = Int(try f.scalarInt64Attribute("latent_dim", on: "/model"))
-        let hidden = try f.int64Attribute("hidden_dims", on: "/model").map { Int($0) }
-        let activationName = try f.stringAttribute("activation", on: "/model")
+    }
+
+    func modelShape() throws -> ModelShape {
+        let inputDim = Int(try file.scalarInt64Attribute("input_dim", on: "/model"))
+        let latentDim = Int(try file.scalarInt64Attribute("latent_dim", on: "/model"))
+        let hidden = try file.int64Attribute("hidden_dims", on: "/model").map { Int($0) }
+        let activationName = try file.stringAttribute("activation", on: "/model")
         guard let activation = Activation(rawValue: activationName) else {
             throw problem("/model", "unknown activation '\(activationName)'", fix: "use one of tanh, relu, softplus")
         }
-        if try f.hasAttribute("likelihood", on: "/model") {
-            let lik = try f.stringAttribute("likelihood", on: "/model")
+        if try file.hasAttribute("likelihood", on: "/model") {
+            let lik = try file.stringAttribute("likelihood", on: "/model")
             guard lik == "bernoulli" else { throw problem("/model", "likelihood '\(lik)' is not supported (only bernoulli)") }
         }
         guard inputDim > 0, latentDim > 0, hidden.allSatisfy({ $0 > 0 }) else {
             throw problem("/model", "input_dim, latent_dim and hidden_dims must be positive (found \(inputDim), \(latentDim), \(hidden))")
         }
-        let shape = ModelShape(inputDim: inputDim, latentDim: latentDim, hiddenDims: hidden, activation: activation)
-        let piCount = try f.exists("/training/pi_logits") ? (try f.datasetInfo("/training/pi_logits")).count : 0
-        let model = VAEModel(shape: shape, piCount: piCount)
+        return ModelShape(inputDim: inputDim, latentDim: latentDim, hiddenDims: hidden, activation: activation)
+    }
+
+    /// Every tensor of the model's layout, in layout order: present, of the implied shape, finite.
+    func parameters(_ model: VAEModel) throws -> [Float] {
         var params = [Float](repeating: 0, count: model.parameterCount)
         for t in model.layout.tensors {
             let name = Checkpoint.datasetPath(for: t.name)
-            guard try f.exists(name) else {
+            guard try file.exists(name) else {
                 throw problem(name, "dataset is missing (expected by input_dim/latent_dim/hidden_dims)")
             }
-            let (values, fileShape) = try f.readFloats(name)
+            let (values, fileShape) = try file.readFloats(name)
             guard fileShape == t.shape else {
                 throw problem(name, "shape \(fileShape) disagrees with the model attributes, which imply \(t.shape)")
             }
@@ -115,48 +147,47 @@ public enum CheckpointFile {
             }
             for i in 0..<t.count { params[t.offset + i] = values[i] }
         }
-        let step = try f.hasAttribute("step") ? Int(try f.scalarInt64Attribute("step")) : 0
-        let epoch = try f.hasAttribute("epoch") ? Int(try f.scalarInt64Attribute("epoch")) : 0
-        let method = try f.hasAttribute("method") ? try f.stringAttribute("method") : "unknown"
-        var training: TrainingState? = nil
-        if try f.exists("/training") && f.hasAttribute("config", on: "/training") {
-            let m = try f.readFloats("/training/adam_first_moment").values
-            let v = try f.readFloats("/training/adam_second_moment").values
-            guard m.count == model.parameterCount, v.count == model.parameterCount else {
-                throw problem("/training", "optimizer moments have \(m.count)/\(v.count) entries, the model has \(model.parameterCount) parameters")
-            }
-            guard m.allSatisfy({ $0.isFinite }), v.allSatisfy({ $0.isFinite }) else {
-                throw problem("/training", "optimizer moments contain non-finite values")
-            }
-            training = TrainingState(
-                configJSON: try f.stringAttribute("config", on: "/training"),
-                seed: UInt64(bitPattern: try f.scalarInt64Attribute("seed", on: "/training")),
-                worldSize: Int(try f.scalarInt64Attribute("world_size", on: "/training")),
-                adamStep: Int(try f.scalarInt64Attribute("adam_step", on: "/training")),
-                firstMoment: m, secondMoment: v,
-                skippedSteps: try f.hasAttribute("skipped_steps", on: "/training") ? Int(try f.scalarInt64Attribute("skipped_steps", on: "/training")) : 0,
-                resumesJSON: try f.hasAttribute("resumes", on: "/training") ? try f.stringAttribute("resumes", on: "/training") : nil)
-        } else if requireTrainingState {
-            throw problem("/training", "the checkpoint holds only the model, not the optimizer state and configuration that --resume needs",
-                          fix: "resume from a checkpoint written by bsvi-dist train, or start a new run")
+        return params
+    }
+
+    /// The optimizer state and configuration, or nil in a model-only file.
+    func trainingState(parameterCount: Int) throws -> TrainingState? {
+        guard try file.exists("/training"), try file.hasAttribute("config", on: "/training") else { return nil }
+        let m = try file.readFloats("/training/adam_first_moment").values
+        let v = try file.readFloats("/training/adam_second_moment").values
+        guard m.count == parameterCount, v.count == parameterCount else {
+            throw problem("/training", "optimizer moments have \(m.count)/\(v.count) entries, the model has \(parameterCount) parameters")
         }
-        var history: [MetricRecord] = []
-        if try f.exists("/metrics/step") {
-            let steps = try f.readInt64s("/metrics/step"), epochs = try f.readInt64s("/metrics/epoch")
-            let splits = try f.readStrings("/metrics/split"), examples = try f.readInt64s("/metrics/examples")
-            let samples = try f.readInt64s("/metrics/samples")
-            let ll = try f.readDoubles("/metrics/log_likelihood"), elbo = try f.readDoubles("/metrics/elbo")
-            let elboK = try f.readDoubles("/metrics/elbo_refined")
-            let n = steps.count
-            guard [epochs.count, splits.count, examples.count, samples.count, ll.count, elbo.count, elboK.count].allSatisfy({ $0 == n }) else {
-                throw problem("/metrics", "metric columns have different lengths")
-            }
-            history = (0..<n).map {
-                MetricRecord(step: Int(steps[$0]), epoch: Int(epochs[$0]), split: splits[$0], examples: Int(examples[$0]),
-                             samples: Int(samples[$0]), logLikelihood: ll[$0], elbo: elbo[$0], elboRefined: elboK[$0])
-            }
+        guard m.allSatisfy({ $0.isFinite }), v.allSatisfy({ $0.isFinite }) else {
+            throw problem("/training", "optimizer moments contain non-finite values")
         }
-        return Checkpoint(shape: shape, method: method, step: step, epoch: epoch, piCount: piCount, parameters: params,
-                          training: training, history: history)
+        func optionalInt(_ name: String) throws -> Int? {
+            try file.hasAttribute(name, on: "/training") ? Int(try file.scalarInt64Attribute(name, on: "/training")) : nil
+        }
+        return TrainingState(
+            configJSON: try file.stringAttribute("config", on: "/training"),
+            seed: UInt64(bitPattern: try file.scalarInt64Attribute("seed", on: "/training")),
+            worldSize: Int(try file.scalarInt64Attribute("world_size", on: "/training")),
+            adamStep: Int(try file.scalarInt64Attribute("adam_step", on: "/training")),
+            firstMoment: m, secondMoment: v, skippedSteps: try optionalInt("skipped_steps") ?? 0,
+            resumesJSON: try file.hasAttribute("resumes", on: "/training") ? try file.stringAttribute("resumes", on: "/training") : nil)
+    }
+
+    /// The evaluation history (/metrics), empty when absent.
+    func history() throws -> [MetricRecord] {
+        guard try file.exists("/metrics/step") else { return [] }
+        let steps = try file.readInt64s("/metrics/step"), epochs = try file.readInt64s("/metrics/epoch")
+        let splits = try file.readStrings("/metrics/split"), examples = try file.readInt64s("/metrics/examples")
+        let samples = try file.readInt64s("/metrics/samples")
+        let ll = try file.readDoubles("/metrics/log_likelihood"), elbo = try file.readDoubles("/metrics/elbo")
+        let elboK = try file.readDoubles("/metrics/elbo_refined")
+        let n = steps.count
+        guard [epochs.count, splits.count, examples.count, samples.count, ll.count, elbo.count, elboK.count].allSatisfy({ $0 == n }) else {
+            throw problem("/metrics", "metric columns have different lengths")
+        }
+        return (0..<n).map {
+            MetricRecord(step: Int(steps[$0]), epoch: Int(epochs[$0]), split: splits[$0], examples: Int(examples[$0]),
+                         samples: Int(samples[$0]), logLikelihood: ll[$0], elbo: elbo[$0], elboRefined: elboK[$0])
+        }
     }
 }

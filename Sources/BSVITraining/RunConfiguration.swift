@@ -1,4 +1,5 @@
 import BSVI
+import BSVIStorage
 import Foundation
 
 /// Everything that defines a training run, in the sections the command line groups its flags
@@ -15,7 +16,7 @@ public struct RunConfiguration: Codable, Equatable, Sendable {
     public init() {}
 
     /// The data file the program prepares from Debian's dataset-fashion-mnist when --data is not given.
-    public static let defaultDataPath = "data/fashion-mnist.h5"
+    public static let defaultDataPath = DataImportRequest.fashionMNISTOutput
 }
 
 /// The networks: encoder x → hidden → (μ, log σ²), decoder z → reversed hidden → logits.

@@ -12,14 +12,26 @@ func binaryPath() throws -> String {
     return p
 }
 
-/// This process's environment plus what Open MPI needs here (root, one BLAS thread per rank,
-/// ranks that yield while waiting) and `extra`, as scripts/mpi-env sets it.
+/// The variables scripts/mpi-env exports (root permission for Open MPI, one BLAS thread per
+/// rank, ranks that yield while waiting), read from the script itself so the two never differ.
+let mpiEnvironment: [String: String] = {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let script = (try? String(contentsOf: root.appendingPathComponent("scripts/mpi-env"), encoding: .utf8)) ?? ""
+    var variables: [String: String] = [:]
+    for line in script.split(separator: "\n") where line.hasPrefix("export ") {
+        for assignment in line.dropFirst(7).split(separator: " ") {
+            let parts = assignment.split(separator: "=", maxSplits: 1)
+            if parts.count == 2 { variables[String(parts[0])] = String(parts[1]) }
+        }
+    }
+    precondition(variables["OPENBLAS_NUM_THREADS"] != nil, "scripts/mpi-env was not found or exports nothing")
+    return variables
+}()
+
+/// This process's environment plus scripts/mpi-env's settings and `extra`.
 func testEnvironment(_ extra: [String: String] = [:]) -> [String: String] {
     var env = ProcessInfo.processInfo.environment
-    env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
-    env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-    env["OPENBLAS_NUM_THREADS"] = "1"
-    env["OMPI_MCA_mpi_yield_when_idle"] = "1"
+    for (k, v) in mpiEnvironment { env[k] = v }
     for (k, v) in extra { env[k] = v }
     return env
 }

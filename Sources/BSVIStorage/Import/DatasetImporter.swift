@@ -33,21 +33,7 @@ public enum DatasetImporter {
         let valid = try inputs.valid.map { try InputSurvey($0, progress: progress) }
         let test = try InputSurvey(inputs.test, progress: progress)
 
-        // Which rows of which input become each split.
-        let validRows: Int
-        let trainRows: Int
-        if let valid {
-            validRows = valid.rows
-            trainRows = train.rows
-        } else {
-            validRows = request.validFromTrain ?? DataImportRequest.defaultValidRows
-            guard validRows < train.rows else {
-                throw StorageError(file: inputs.train.description,
-                                   problem: "has \(train.rows) rows, so --valid-from-train \(validRows) would leave no training rows",
-                                   fix: "pass a smaller --valid-from-train, or a validation file with --valid", kind: .usage)
-            }
-            trainRows = train.rows - validRows
-        }
+        let (trainRows, validRows) = try Self.splitRows(request, inputs, train: train, valid: valid)
         for other in [valid, test].compactMap({ $0 }) where other.width != train.width {
             throw StorageError(file: other.spec.description,
                                problem: "rows have \(other.width) values, but the training rows (\(inputs.train)) have \(train.width)",
@@ -66,11 +52,41 @@ public enum DatasetImporter {
             throw StorageError(file: output, problem: "cannot create the folder \(folder)",
                                fix: "choose a location where you can write", kind: .cannotCreateOutput)
         }
+        try Self.write(output, train: train, valid: valid, test: test, rows: (trainRows, validRows),
+                       imageShape: imageShape, binarization: binarization, source: source, progress: progress)
+        return ImportSummary(output: output, rows: [.train: trainRows, .valid: validRows, .test: test.rows], width: train.width,
+                             imageShape: imageShape, binarization: binarization, source: source)
+    }
+
+    /// How many training rows become /train and how many /valid: all of a validation input, or
+    /// the last --valid-from-train rows of the training input.
+    static func splitRows(_ request: DataImportRequest, _ inputs: ResolvedInputs, train: InputSurvey,
+                          valid: InputSurvey?) throws -> (train: Int, valid: Int) {
+        if let valid { return (train.rows, valid.rows) }
+        let validRows = request.validFromTrain ?? DataImportRequest.defaultValidRows
+        guard validRows < train.rows else {
+            throw StorageError(file: inputs.train.description,
+                               problem: "has \(train.rows) rows, so --valid-from-train \(validRows) would leave no training rows",
+                               fix: "pass a smaller --valid-from-train, or a validation file with --valid", kind: .usage)
+        }
+        return (train.rows - validRows, validRows)
+    }
+
+    /// The output file, written whole into a temp file that replaces `output` only when complete.
+    static func write(_ output: String, train: InputSurvey, valid: InputSurvey?, test: InputSurvey, rows: (train: Int, valid: Int),
+                      imageShape: ImageShape, binarization: StoredBinarization, source: String, progress: ImportProgress) throws {
+        let folder = URL(fileURLWithPath: output).deletingLastPathComponent().path
+        do {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        } catch {
+            throw StorageError(file: output, problem: "cannot create the folder \(folder)",
+                               fix: "choose a location where you can write", kind: .cannotCreateOutput)
+        }
         let converter = PixelConverter(stored: binarization)
         try AtomicFile.write(to: output) { tmp in
             let writer = try DatasetFileWriter(path: tmp)
-            let trainSplit = try writer.split(.train, rows: trainRows, width: train.width)
-            let validSplit = try writer.split(.valid, rows: validRows, width: train.width)
+            let trainSplit = try writer.split(.train, rows: rows.train, width: train.width)
+            let validSplit = try writer.split(.valid, rows: rows.valid, width: train.width)
             let testSplit = try writer.split(.test, rows: test.rows, width: train.width)
             // The training input fills /train, then (without a validation input) /valid.
             try convert(train, into: valid == nil ? [trainSplit, validSplit] : [trainSplit], converter, progress)
@@ -88,8 +104,6 @@ public enum DatasetImporter {
             }
             try writer.close()
         }
-        return ImportSummary(output: output, rows: [.train: trainRows, .valid: validRows, .test: test.rows], width: train.width,
-                             imageShape: imageShape, binarization: binarization, source: source)
     }
 
     /// The second pass: the input's rows, converted, fill `splits` in order.

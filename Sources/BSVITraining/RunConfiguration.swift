@@ -147,7 +147,7 @@ extension RunConfiguration {
     /// The configuration as stored in checkpoints: JSON, sections as objects, snake_case keys.
     public func jsonString() -> String {
         let e = JSONEncoder()
-        e.outputFormatting = [.sortedKeys]
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         e.keyEncodingStrategy = .convertToSnakeCase
         return String(decoding: try! e.encode(self), as: UTF8.self)
     }

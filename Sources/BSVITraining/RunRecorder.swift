@@ -124,7 +124,7 @@ final class RunRecorder {
             dataReadSeconds: epochRows.readSeconds, dataReadEpochs: epochRows.loads, dataReadRows: epochRows.readStatistics.rows,
             dataReadChunks: epochRows.readStatistics.blocks, dataReadBytes: epochRows.readStatistics.bytesRead, resumes: state.resumes)
         let e = JSONEncoder.snakeCase
-        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         let summaryPath = Self.path(config, "summary.json")
         do { try e.encode(summary).write(to: URL(fileURLWithPath: summaryPath)) } catch {
             throw TrainingError.cannotWrite(file: summaryPath, problem: "cannot write the run summary: \(error.localizedDescription)")
@@ -162,7 +162,7 @@ extension JSONEncoder {
     static var snakeCase: JSONEncoder {
         let e = JSONEncoder()
         e.keyEncodingStrategy = .convertToSnakeCase
-        e.outputFormatting = [.sortedKeys]
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return e
     }
 }

@@ -2,11 +2,12 @@ import BSVIStorage
 import Foundation
 import Testing
 
-/// scripts/reproduce --quick end to end on a toy dataset: every row of the comparison is
-/// produced and every picture decodes with the expected size.
+/// scripts/reproduce --quick end to end on a toy dataset: every phase runs, results.json holds
+/// every sweep point, run and test comparison, and the page's numbers are the ones in
+/// results.json (nothing on the page is typed by hand).
 @Suite("Reproduce script", .serialized)
 struct ReproduceTests {
-    @Test func quickReproduceProducesEveryRowAndPicture() throws {
+    @Test func quickCampaignWritesThePageFromItsOwnRuns() throws {
         let dir = try makeTemporaryDirectory(prefix: "repro")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try writeToyDataset(dir + "/toy.h5", train: 400, valid: 40, test: 30)
@@ -14,29 +15,74 @@ struct ReproduceTests {
         let out = dir + "/out"
         var env = ["BSVI_DIST_BINARY": try binaryPath()]
         env["PATH"] = ProcessInfo.processInfo.environment["PATH"]
-        let r = try runCommand("/bin/bash", [root + "/scripts/reproduce", "--quick", "--no-build", "--data", dir + "/toy.h5",
-                                             "--out", out, "--image-size", "4x4", "--ranks", "2"],
-                               timeout: 600, environment: env, directory: root)
-        #expect(r.status == 0, "\(r.stdout)\n\(r.stderr)")
-        let table = try String(contentsOfFile: out + "/table.md", encoding: .utf8)
-        for run in ["vae", "iwae", "svi", "bsvi-uniform", "bsvi-last", "bsvi-learned", "sweep-bsvi-uniform-lr0.05"] {
-            let row = try #require(table.split(separator: "\n").first { $0.hasPrefix("| \(run) |") }, "no row for \(run):\n\(table)")
-            let cells = row.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
-            // Every non-sweep row has a finite test log-likelihood; every row a validation one.
-            if !run.hasPrefix("sweep") { #expect(Double(cells[5]) != nil, "\(row)") }
-            #expect(Double(cells[9]) != nil, "\(row)")
+        let r = try runCommand("/usr/bin/env", ["python3", root + "/scripts/reproduce", "--quick", "--no-build", "--data", dir + "/toy.h5",
+                                                "--out", out, "--ranks", "2"],
+                               timeout: 900, environment: env, directory: root)
+        try #require(r.status == 0, "\(r.stdout)\n\(r.stderr)")
+
+        let results = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/results.json"))) as? [String: Any])
+        // The sweep covers every update rule for both methods, each method's best is one of its points.
+        let sweep = try #require(results["sweep"] as? [[String: Any]])
+        for method in ["svi", "bsvi"] {
+            for rule in ["sgd", "momentum", "adam"] {
+                let points = sweep.filter { $0["method"] as? String == method && $0["rule"] as? String == rule }
+                #expect(points.count >= 2, "sweep of \(method)/\(rule): \(points)")
+                #expect(points.allSatisfy { ($0["valid"] as? Double)?.isFinite == true })
+            }
         }
-        // bsvi with π = last optimizes svi's objective on the same samples: identical results.
-        func cells(_ run: String) -> [String] {
-            table.split(separator: "\n").first { $0.hasPrefix("| \(run) |") }!.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+        let best = try #require(results["best"] as? [String: [String: Any]])
+        for method in ["svi", "bsvi"] {
+            let b = try #require(best[method])
+            #expect(sweep.contains { $0["method"] as? String == method && $0["rule"] as? String == b["rule"] as? String && $0["lr"] as? Double == b["lr"] as? Double })
         }
-        #expect(cells("bsvi-last")[5...9] == cells("svi")[5...9])
-        // Sample grids: 4 rows of prior samples + 3 rows (data, λ₀, λ_k) of 10 reconstructions, 4×4 tiles.
-        for name in ["svi", "bsvi-uniform", "bsvi-last", "bsvi-learned"] {
-            let png = try PNGFile.readGray(out + "/samples-\(name).png")
+        #expect((results["pi_sweep"] as? [Any])?.count == 3)
+
+        // compare: the difference is the difference of the two means, per seed.
+        let test = try #require(results["test"] as? [String: Any])
+        let compare = try #require(test["compare"] as? [String: Any])
+        var differences: [Double] = []
+        for seed in ["1", "2"] {
+            let c = try #require(compare[seed] as? [String: Any], "no compare for seed \(seed): \(compare.keys)")
+            let d = try #require(c["difference"] as? Double), a = try #require(c["a_log_likelihood"] as? Double)
+            let b = try #require(c["b_log_likelihood"] as? Double)
+            #expect(abs(d - (a - b)) <= 1e-9 * max(1, abs(a)))
+            #expect(c["examples"] as? Int == 30)
+            differences.append(d)
+        }
+        let eval = try #require(test["eval"] as? [String: [String: [String: Any]]])
+        for name in ["svi-equal-compute", "iwae", "vae"] {
+            #expect(eval[name]?.values.allSatisfy { ($0["log_likelihood"] as? Double)?.isFinite == true } == true, "\(name): \(String(describing: eval[name]))")
+        }
+
+        // The page: every placeholder filled, the per-seed rows and the paired mean are results.json's numbers.
+        let page = try String(contentsOfFile: out + "/results.md", encoding: .utf8)
+        #expect(!page.contains("{") && !page.contains("}"), "unfilled placeholder in the page")
+        for (i, seed) in ["1", "2"].enumerated() {
+            let c = compare[seed] as! [String: Any]
+            let row = "| \(seed) " + String(format: "| %.2f | %.2f | %+.2f ± %.2f |", c["a_log_likelihood"] as! Double,
+                             c["b_log_likelihood"] as! Double, differences[i], c["difference_se"] as! Double)
+            #expect(page.contains(row), "no per-seed row \(row)")
+        }
+        let mean = (differences[0] + differences[1]) / 2
+        #expect(page.contains(String(format: "%+.2f ±", mean)), "paired mean \(mean) not on the page")
+
+        // Figures: the validation curves and the sweep (matplotlib), and the sample grids:
+        // 4 rows of prior samples + 3 rows (data, λ₀, λ_k) of 10 reconstructions, 4×4 tiles.
+        for figure in ["validation-curves", "sweep"] {
+            let size = try pngSize(out + "/images/\(figure).png")
+            #expect(size.width >= 600 && size.height >= 300, "\(figure): \(size)")
+        }
+        for name in ["svi", "bsvi"] {
+            let png = try PNGFile.readGray(out + "/images/samples-\(name).png")
             #expect(png.width == 10 * 5 + 1 && png.height == 7 * 5 + 1)
         }
-        let curves = try PNGFile.readGray(out + "/curves.png")
-        #expect(curves.width == 1200 && curves.height == 450)
+    }
+
+    /// Width and height from a PNG's IHDR chunk (any colour type).
+    private func pngSize(_ path: String) throws -> (width: Int, height: Int) {
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        try #require(bytes.count > 24 && bytes[0..<8] == [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A], "\(path) is not a PNG")
+        func be32(_ i: Int) -> Int { bytes[i..<i + 4].reduce(0) { $0 << 8 | Int($1) } }
+        return (be32(16), be32(20))
     }
 }

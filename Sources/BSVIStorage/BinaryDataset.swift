@@ -10,15 +10,29 @@ public enum DataSplit: String, CaseIterable, Codable, Sendable {
 /// A contiguous row range (an HDF5 hyperslab) or any set of rows (chunk by chunk) can be read,
 /// so each rank reads only the rows it trains on. Every read validates the values.
 /// In a dataset prepared with `--binarize dynamic` (attribute `binarization` = "dynamic"), /train
-/// holds intensities 0–255 instead, read with `readIntensityRows` and turned into a fresh binary
-/// image per epoch by `DynamicBinarization.draw`; /valid and /test are binary as always.
+/// holds intensities 0–255 instead (`values(of:)`), read with `readIntensityRows`
+/// (BinaryDataset+Intensities.swift) and turned into a fresh binary image per epoch by
+/// `DynamicBinarization.draw`; /valid and /test are binary as always.
 public final class BinaryDataset {
     public let path: String
-    private let file: HDF5File
+    let file: HDF5File
+    /// The `binarization` root attribute ("none", "bernoulli", "threshold", "dynamic"); nil in
+    /// files written before it existed (they are Bernoulli-binarized Fashion-MNIST). Read once at
+    /// opening: it decides how every read of /train is checked.
+    public let binarization: String?
 
     public init(path: String) throws {
         self.path = path
         file = try HDF5File.open(path)
+        binarization = try? file.stringAttribute("binarization")
+    }
+
+    /// Whether /train holds intensities for dynamic binarization.
+    public var isDynamic: Bool { binarization == "dynamic" }
+
+    /// What the values of `split` mean: intensities for /train of a dynamic dataset, else 0/1.
+    public func values(of split: DataSplit) -> SplitValues {
+        split == .train && isDynamic ? .intensities : .binary
     }
 
     /// Number of rows and the row width of a split, after checking dtype and rank.
@@ -49,6 +63,7 @@ public final class BinaryDataset {
     /// Reads rows `rows` of `split` as Float32 0/1 into `out` (rows.count × width), rejecting
     /// any value other than 0 or 1 with the count and the first offending row.
     public func readRows(_ split: DataSplit, rows: Range<Int>, into out: Matrix) throws {
+        try requireBinary(split)
         let (n, width) = try shape(of: split)
         let name = "/" + split.rawValue
         precondition(out.rows == rows.count && out.cols == width, "row buffer shape mismatch")
@@ -81,6 +96,16 @@ public final class BinaryDataset {
     /// `readRows(_:rows:into:)`.
     @discardableResult
     public func readRows(_ split: DataSplit, ascending rows: [Int], into out: UnsafeMutablePointer<UInt8>) throws -> ReadStatistics {
+        try requireBinary(split)
+        let (stats, width) = try gatherRows(split, ascending: rows, into: out)
+        try checkBinary(out, rows: rows.count, width: width, split: split) { rows[$0] }
+        return stats
+    }
+
+    /// The chunk-wise read of `readRows(_:ascending:into:)` without any check of the values;
+    /// returns what it cost and the row width.
+    func gatherRows(_ split: DataSplit, ascending rows: [Int], into out: UnsafeMutablePointer<UInt8>) throws
+        -> (stats: ReadStatistics, width: Int) {
         let (n, width) = try shape(of: split)
         let reader = try HDF5RowReader(file: file, name: "/" + split.rawValue, chunkCacheBytes: 0)
         let blockRows = Self.blockRows(reader)
@@ -105,12 +130,13 @@ public final class BinaryDataset {
             (out + i * width).update(from: block + (row - loaded * blockRows) * width, count: width)
         }
         stats.rows = rows.count
-        try checkBinary(out, rows: rows.count, width: width, split: split) { rows[$0] }
-        return stats
+        return (stats, width)
     }
 
-    /// Checks that rows `rows` of `split` hold only 0/1, reading them block by block through one
-    /// block-sized buffer (nothing is kept).
+    /// Checks rows `rows` of `split` (the start-up check of /train): reads them block by block
+    /// through one block-sized buffer, nothing kept, so every chunk's Fletcher32 checksum is
+    /// verified, and rejects values other than 0/1 in a binary split. Intensities (/train of a
+    /// dynamic dataset) are 0–255 by construction: any uint8 is one.
     public func validateRows(_ split: DataSplit, rows: Range<Int>) throws {
         let (n, width) = try shape(of: split)
         let reader = try HDF5RowReader(file: file, name: "/" + split.rawValue, chunkCacheBytes: 0)
@@ -126,7 +152,9 @@ public final class BinaryDataset {
             // Block-aligned pieces, so every chunk is read once.
             let end = min(rows.upperBound, (start / blockRows + 1) * blockRows)
             try reader.read(start..<end, into: block)
-            try checkBinary(block, rows: end - start, width: width, split: split) { [start] in start + $0 }
+            if values(of: split) == .binary {
+                try checkBinary(block, rows: end - start, width: width, split: split) { [start] in start + $0 }
+            }
             start = end
         }
     }
@@ -150,36 +178,20 @@ public final class BinaryDataset {
             bad += 1
             if firstBad < 0 { firstBad = i }
         }
-        throw isDynamic && split == .train
-            ? StorageError(file: path, object: "/" + split.rawValue,
-                           problem: "holds intensities 0–255 for dynamic binarization (binarization = \"dynamic\"), which this version of the trainer does not draw yet",
-                           fix: "prepare the data with --binarize auto or bernoulli for now", kind: .badData)
-            : StorageError(file: path, object: "/" + split.rawValue,
+        throw StorageError(file: path, object: "/" + split.rawValue,
                            problem: "\(bad) values are not 0/1 (first in row \(rowID(firstBad / width)))",
                            fix: "binarize the data, e.g. with `bsvi-dist prepare-data`", kind: .badData)
     }
 
-    /// The `binarization` root attribute ("none", "bernoulli", "threshold", "dynamic"); nil in
-    /// files written before it existed (they are Bernoulli-binarized Fashion-MNIST).
-    public var binarization: String? { stringAttribute("binarization") }
-
-    /// Whether /train holds intensities for dynamic binarization.
-    public var isDynamic: Bool { binarization == "dynamic" }
-
-    /// Reads rows `rows` of the intensity split of a dynamic dataset (/train) as stored, uint8
-    /// 0–255, into `out` (rows.count × width bytes). Other splits hold binary values; reading
-    /// them as intensities is refused.
-    public func readIntensityRows(_ split: DataSplit, rows: Range<Int>, into out: UnsafeMutablePointer<UInt8>) throws {
-        let (n, width) = try shape(of: split)
-        let name = "/" + split.rawValue
-        guard isDynamic && split == .train else {
-            throw StorageError(file: path, object: name, problem: "holds binary values, not intensities (binarization = \(binarization ?? "not recorded"))",
-                               fix: "read it with readRows; only /train of a --binarize dynamic dataset holds intensities")
-        }
-        guard rows.lowerBound >= 0 && rows.upperBound <= n else {
-            throw StorageError(file: path, object: name, problem: "rows \(rows.lowerBound)..<\(rows.upperBound) are outside the split's \(n) rows")
-        }
-        try file.readUInt8Rows(name, rows: rows, width: width, into: out)
+    /// Refuses a binary read of a split that holds intensities, before reading anything: a
+    /// dynamic /train has no fixed binary image (an all-0/1 one would otherwise pass the check).
+    func requireBinary(_ split: DataSplit) throws {
+        guard values(of: split) == .intensities else { return }
+        throw StorageError(file: path, object: "/" + split.rawValue,
+                           problem: "holds intensities 0–255 for dynamic binarization (binarization = \"dynamic\"), not binary images; "
+                               + "training draws a fresh binary image from them every epoch",
+                           fix: "for fixed binary images use /valid or /test, or prepare the data with --binarize auto or bernoulli",
+                           kind: .badData)
     }
 
     /// Reads rows of a split (all by default) into a new buffer of rows × width Float32s; keep

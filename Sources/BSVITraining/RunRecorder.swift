@@ -40,11 +40,12 @@ final class RunRecorder {
         if removed > 0 { say("metrics.csv: removed \(removed) row(s) after step \(step), written after the checkpoint resumed from") }
     }
 
-    func announce(trainRows: Int, plan: ShardPlan, schedule: TrainingSchedule) {
+    func announce(trainRows: Int, values: SplitValues, plan: ShardPlan, schedule: TrainingSchedule) {
         let o = config.objective, b = config.optimizer.batchSize
         let perRank = b % worldSize == 0 ? "\(b / worldSize)" : "\(b / worldSize)–\(b / worldSize + 1)"
         say("bsvi-dist: \(o.method.rawValue) k=\(o.k)\(o.method == .bsvi ? " pi=\(o.pi.rawValue)" : "") on \(worldSize) rank(s), "
             + "\(trainRows) training rows in one global order"
+            + (values == .intensities ? " (dynamic binarization: a fresh binary image of every row each epoch)" : "")
             + (plan.droppedRowsPerEpoch > 0 ? " (the last \(plan.droppedRowsPerEpoch) of each epoch, a partial batch, are left out)" : "")
             + ", batch \(b) (\(perRank) per rank), \(schedule.stepsPerEpoch) steps/epoch, \(schedule.totalSteps) steps in total")
     }

@@ -49,7 +49,7 @@ public final class Trainer {
                                        progressInterval: options.progressInterval, faults: options.faults)
         defer { folderLock?.release() }
         var state = try begin(setup, recorder)
-        recorder.announce(trainRows: setup.trainRows, plan: setup.plan, schedule: setup.schedule)
+        recorder.announce(trainRows: setup.trainRows, values: setup.epochRows.values, plan: setup.plan, schedule: setup.schedule)
         while state.step < setup.schedule.totalSteps {
             let result = try trainOneStep(&state, setup, recorder)
             let next = setup.schedule.afterStep(completed: state.step, stopRequested: result.stopRequested)

@@ -27,14 +27,16 @@ final class TrainingSetup {
         plan = ShardPlan(totalRows: rows, worldSize: comm.size, rank: comm.rank, globalBatch: config.optimizer.batchSize)
         try plan.validate(dataPath: config.files.dataPath)
         schedule = TrainingSchedule(stepsPerEpoch: plan.stepsPerEpoch, schedule: config.schedule, evaluation: config.evaluation)
-        // Each rank checks a contiguous 1/P of /train now, so a bad value stops the run before
-        // anything is written, whichever epoch would first use it.
+        // Each rank checks a contiguous 1/P of /train now (every chunk's checksum, and 0/1 values
+        // unless /train holds intensities), so a bad value stops the run before anything is
+        // written, whichever epoch would first use it.
         try dataset.validateRows(.train, rows: ShardPlan.evaluationRows(count: rows, worldSize: comm.size, rank: comm.rank))
         // The evaluation splits are checked now, not after hours of training.
         if config.evaluation.every > 0 { try Self.checkEvaluationSplit(.valid, of: dataset, width: width) }
         if !config.evaluation.skipFinal { try Self.checkEvaluationSplit(.test, of: dataset, width: width) }
-        // The rows this rank trains on, read epoch by epoch (≈ N/P rows held, not N).
-        epochRows = EpochRows(plan: plan, width: width)
+        // The rows this rank trains on, read epoch by epoch (≈ N/P rows held, not N); drawn
+        // afresh every epoch when /train holds intensities (dynamic binarization).
+        epochRows = EpochRows(plan: plan, width: width, values: dataset.values(of: .train))
         model = VAEModel(shape: config.model.shape(inputDim: width), piCount: config.objective.settings.piCount)
         params = FloatBuffer(count: model.parameterCount)
         adam = Adam(parameterCount: model.parameterCount, learningRate: config.optimizer.learningRate)

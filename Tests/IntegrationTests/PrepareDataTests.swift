@@ -184,27 +184,6 @@ struct PrepareDataTests {
         #expect(e.status == 0, "\(e.stderr)")
     }
 
-    @Test("a dynamic-binarization dataset is refused by this version's trainer with a message saying so; nothing is written")
-    func dynamicRefusedByTrainer() throws {
-        let dir = try makeTemporaryDirectory(prefix: "prep-dynamic")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let gray = DataFixtures.pseudoRandomBytes(60 * 16, seed: 4)
-        try DataFixtures.write(dir + "/g.npy", DataFixtures.npy(gray.map(Double.init), shape: [60, 4, 4], type: .uint8))
-        let p = try bsvi(["prepare-data", "--train", dir + "/g.npy", "--test", dir + "/g.npy", "--valid-from-train", "10",
-                          "--binarize", "dynamic", "--output", dir + "/dyn.h5"])
-        #expect(p.status == 0, "\(p.stderr)")
-        let i = try bsvi(["inspect", dir + "/dyn.h5", "--json"])
-        #expect(i.status == 0, "\(i.stderr)")
-        let j = try #require(try JSONSerialization.jsonObject(with: Data(i.stdout.utf8)) as? [String: Any])
-        #expect(j["binarization"] as? String == "dynamic")
-        let splits = try #require(j["splits"] as? [[String: Any]])
-        #expect(splits.map { $0["holds"] as? String } == ["intensities", "binary", "binary"])
-        let t = try bsvi(["train", "--data", dir + "/dyn.h5", "--run-dir", dir + "/run", "--batch-size", "10", "--max-steps", "2"] + tinyModel)
-        #expect(t.status != 0 && !t.signaled)
-        #expect(t.stderr.contains("dyn.h5") && t.stderr.contains("/train") && t.stderr.contains("dynamic binarization"), "\(t.stderr)")
-        #expect(!FileManager.default.fileExists(atPath: dir + "/run/final.h5"))
-    }
-
     @Test("inspect describes a dataset (text and --json), verifying every chunk; an unusable dataset exits 65, a missing file 66")
     func inspectDataset() throws {
         let dir = try makeTemporaryDirectory(prefix: "prep-inspect")

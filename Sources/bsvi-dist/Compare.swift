@@ -10,10 +10,10 @@ struct Compare: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Paired comparison of two checkpoints: log p̂_A(x) − log p̂_B(x) on the same examples with common random numbers, mean ± standard error; runs under mpirun too.",
         discussion: """
-            Both checkpoints are evaluated on the same rows with the same seed. Evaluation noise is keyed by
-            (seed, example id), so models with the same latent size draw the same ε for every example and
-            sample (common random numbers). With different latent sizes the comparison is still paired by
-            example but the noise cannot be shared; a warning says so and the JSON has
+            Both checkpoints are evaluated on the same rows with the same seed. Evaluation noise is keyed by \
+            (seed, example id), so models with the same latent size draw the same ε for every example and \
+            sample (common random numbers). With different latent sizes the comparison is still paired by \
+            example but the noise cannot be shared; a warning says so and the JSON has \
             "common_random_numbers": false. See docs/evaluation.md.
             """)
 

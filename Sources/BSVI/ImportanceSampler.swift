@@ -50,8 +50,9 @@ public final class ImportanceSampler {
         storage = [a, r]
     }
 
-    /// Evaluates the examples `x` (b × D) with ids `exampleIDs`.
-    public func evaluate(x: Matrix, exampleIDs: [Int], seed: UInt64, params: FloatBuffer) -> ObjectiveSums {
+    /// Evaluates the examples `x` (b × D) with ids `exampleIDs`: each example's log p̂(x), the
+    /// diagnostics of its importance weights, ELBO(λ₀) and ELBO(λ_k).
+    public func evaluate(x: Matrix, exampleIDs: [Int], seed: UInt64, params: FloatBuffer) -> [ExampleEvaluation] {
         let b = x.rows
         precondition(b <= batchCapacity && exampleIDs.count == b)
         encoder.forward(x, rows: 0..<b, params: params)
@@ -62,19 +63,23 @@ public final class ImportanceSampler {
 
         let sampleNoise = NoiseSource(seed: seed, purpose: .evaluationNoise, context: 0)
         let elboNoise = NoiseSource(seed: seed, purpose: .evaluationNoise, context: 1)
-        var sums = ObjectiveSums()
-        sums.examples = b
-        let logLik = importanceSampledLogLikelihood(x: x, ids: exampleIDs, lambda: proposal == .encoder ? lam0 : lamK,
-                                                    noise: sampleNoise, params: params)
-        for v in logLik { sums.bound += v }
-        sums.elboInitial = monteCarloELBO(x: x, ids: exampleIDs, lambda: lam0, noise: elboNoise, params: params)
-        sums.elboRefined = monteCarloELBO(x: x, ids: exampleIDs, lambda: lamK, noise: elboNoise, params: params)
-        return sums
+        let estimates = importanceSampledEstimates(x: x, ids: exampleIDs, lambda: proposal == .encoder ? lam0 : lamK,
+                                                   noise: sampleNoise, params: params)
+        let elboInitial = monteCarloELBOs(x: x, ids: exampleIDs, lambda: lam0, noise: elboNoise, params: params)
+        let elboRefined = monteCarloELBOs(x: x, ids: exampleIDs, lambda: lamK, noise: elboNoise, params: params)
+        return (0..<b).map { ExampleEvaluation(estimate: estimates[$0], elboInitial: elboInitial[$0], elboRefined: elboRefined[$0]) }
     }
 
     /// Per-example log p̂(x) with `samples` draws from q(z; lambda), chunk by chunk.
     public func importanceSampledLogLikelihood(x: Matrix, ids: [Int], lambda: Matrix, noise: NoiseSource,
                                                params: FloatBuffer) -> [Double] {
+        importanceSampledEstimates(x: x, ids: ids, lambda: lambda, noise: noise, params: params).map(\.logLikelihood)
+    }
+
+    /// Per-example log p̂(x) and weight diagnostics with `samples` draws from q(z; lambda), chunk
+    /// by chunk; one streaming accumulator per example, no per-sample memory beyond a chunk.
+    public func importanceSampledEstimates(x: Matrix, ids: [Int], lambda: Matrix, noise: NoiseSource,
+                                           params: FloatBuffer) -> [ImportanceEstimate] {
         let b = x.rows
         var acc = [LogSumExpAccumulator](repeating: LogSumExpAccumulator(), count: b)
         var start = 0
@@ -87,25 +92,29 @@ public final class ImportanceSampler {
             }
             start += n
         }
-        let logS = log(Double(samples))
-        return acc.map { $0.value - logS }
+        return acc.map { ImportanceEstimate($0, samples: samples) }
     }
 
-    /// Σ over examples of the ELBO with analytic KL, E_q[log p(x|z)] by `elboSamples` draws.
+    /// Σ over examples of the ELBO (see `monteCarloELBOs`).
     public func monteCarloELBO(x: Matrix, ids: [Int], lambda: Matrix, noise: NoiseSource, params: FloatBuffer) -> Double {
+        monteCarloELBOs(x: x, ids: ids, lambda: lambda, noise: noise, params: params).reduce(0, +)
+    }
+
+    /// Each example's ELBO with analytic KL, E_q[log p(x|z)] by `elboSamples` draws.
+    public func monteCarloELBOs(x: Matrix, ids: [Int], lambda: Matrix, noise: NoiseSource, params: FloatBuffer) -> [Double] {
         let b = x.rows
-        var total = 0.0
+        var totals = [Double](repeating: 0, count: b)
         var start = 0
         while start < elboSamples {
             let n = min(chunk, elboSamples - start)
             for s in 0..<n { latents.draw(lambda: lambda, start: s * b, slot: start + s, exampleIDs: ids, noise: noise) }
             latents.scoreLogWeights(rows: 0..<(n * b), x: x, lambda: lambda, params: params)
-            for r in 0..<(n * b) { total += Double(latents.logLikelihood[r]) }
+            for s in 0..<n {
+                for i in 0..<b { totals[i] += Double(latents.logLikelihood[s * b + i]) }
+            }
             start += n
         }
-        total /= Double(elboSamples)
         Gaussian.klToStandard(lambda: lambda, into: kl.base)
-        for i in 0..<b { total -= Double(kl[i]) }
-        return total
+        return (0..<b).map { totals[$0] / Double(elboSamples) - Double(kl[$0]) }
     }
 }

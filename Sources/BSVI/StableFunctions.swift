@@ -41,9 +41,16 @@ public func logSumExp(_ x: [Double]) -> Double {
 /// A streaming log-sum-exp in Float64: adds terms one at a time or in blocks without
 /// storing them, rescaling when a larger term arrives. Used by importance sampling with
 /// thousands of samples per example.
+///
+/// In the same pass it keeps Σ exp(2(x − max)), so the importance-sampling diagnostics of the
+/// normalised weights w_s / Σw come out at the end without a second pass or per-sample memory:
+/// the effective sample size (Σw)² / Σw² and the largest normalised weight max_s w_s / Σw.
 public struct LogSumExpAccumulator: Sendable {
     public private(set) var maximum = -Double.infinity
+    /// Σ exp(x − maximum); the largest term contributes exactly 1.
     public private(set) var scaledSum = 0.0
+    /// Σ exp(2(x − maximum)), rescaled with `scaledSum`.
+    public private(set) var scaledSumOfSquares = 0.0
     public private(set) var count = 0
 
     public init() {}
@@ -52,12 +59,30 @@ public struct LogSumExpAccumulator: Sendable {
         count += 1
         if x == -.infinity { return }
         if x <= maximum {
-            scaledSum += exp(x - maximum)
+            let e = exp(x - maximum)
+            scaledSum += e
+            scaledSumOfSquares += e * e
         } else {
-            scaledSum = scaledSum * exp(maximum - x) + 1
+            let r = exp(maximum - x)
+            scaledSum = scaledSum * r + 1
+            scaledSumOfSquares = scaledSumOfSquares * (r * r) + 1
             maximum = x
         }
     }
 
+    /// log Σ exp(x).
     public var value: Double { maximum == -.infinity ? -.infinity : maximum + log(scaledSum) }
+
+    /// log Σ exp(2x), the log of the sum of squared weights.
+    public var logSumOfSquares: Double { maximum == -.infinity ? -.infinity : 2 * maximum + log(scaledSumOfSquares) }
+
+    /// (Σw)² / Σw², between 1 (one weight dominates) and the number of terms (equal weights);
+    /// 0 when every weight is zero (nothing to average).
+    public var effectiveSampleSize: Double {
+        maximum == -.infinity ? 0 : scaledSum * scaledSum / scaledSumOfSquares
+    }
+
+    /// max_s w_s / Σw, between 1/count (equal weights) and 1; 1 when every weight is zero (the
+    /// worst case, like an estimate resting on one sample).
+    public var largestNormalizedWeight: Double { maximum == -.infinity ? 1 : 1 / scaledSum }
 }

@@ -3,37 +3,6 @@ import BSVIParallel
 import BSVIStorage
 import Foundation
 
-/// Means per example over a whole split (or its first `limit` rows).
-public struct EvaluationResult: Codable, Equatable, Sendable {
-    public var split: String
-    public var examples: Int
-    public var samples: Int
-    public var proposal: String
-    public var refinementSteps: Int
-    public var logLikelihood: Double
-    public var elbo: Double
-    public var elboRefined: Double
-    public var seconds: Double
-
-    /// ELBO(λ_k) − ELBO(λ₀): how much per-example refinement improves on the encoder.
-    public var amortizationGap: Double { elboRefined - elbo }
-}
-
-extension EvaluationResult {
-    /// The means of a split's sums (all ranks' together).
-    public init(split: DataSplit, sums: ObjectiveSums, samples: Int, proposal: Proposal, refinementSteps: Int, seconds: Double) {
-        self.split = split.rawValue
-        examples = sums.examples
-        self.samples = samples
-        self.proposal = proposal.rawValue
-        self.refinementSteps = refinementSteps
-        logLikelihood = sums.mean(\.bound)
-        elbo = sums.mean(\.elboInitial)
-        elboRefined = sums.mean(\.elboRefined)
-        self.seconds = seconds
-    }
-}
-
 /// A stop signal arrived during an evaluation: every rank abandoned it after the same example.
 public struct EvaluationInterrupted: Error, CustomStringConvertible, ExitStatusCarrying {
     public let split: DataSplit
@@ -46,20 +15,32 @@ public struct EvaluationInterrupted: Error, CustomStringConvertible, ExitStatusC
 }
 
 /// Importance-sampled evaluation with the split's rows divided across ranks: each rank
-/// evaluates its contiguous rows, then sums and the exact example count are allreduced.
+/// evaluates its contiguous rows, one example at a time, then the per-example values are
+/// gathered so every rank holds the whole split's values in row order (PerExampleEvaluation).
 public enum DistributedEvaluation {
     /// Examples between two collective checks of the stop flag: with K = 5000 that is ~0.2 s of
     /// work per rank, so a signal is honoured within a fraction of a second.
     public static let stopPollEvery = 8
 
-    /// `stopRequested` tells whether this rank saw a stop signal; the ranks agree on it every
-    /// `stopPollEvery` examples (an allreduce), and all abandon the evaluation together by throwing
-    /// `EvaluationInterrupted`.
+    /// The split's summary (means, standard errors, weight diagnostics); see `evaluateExamples`.
     public static func run(comm: Communicator, dataset: BinaryDataset, split: DataSplit, limit: Int,
                            model: VAEModel, params: FloatBuffer, samples: Int, refinement: RefinementSettings,
                            proposal: Proposal, seed: UInt64, sampleChunk: Int = 500,
                            stopRequested: () -> Bool = { false },
                            progress: ((Int, Int) -> Void)? = nil) throws -> EvaluationResult {
+        try evaluateExamples(comm: comm, dataset: dataset, split: split, limit: limit, model: model, params: params,
+                             samples: samples, refinement: refinement, proposal: proposal, seed: seed, sampleChunk: sampleChunk,
+                             stopRequested: stopRequested, progress: progress).summary
+    }
+
+    /// Every example's values, on every rank. `stopRequested` tells whether this rank saw a stop
+    /// signal; the ranks agree on it every `stopPollEvery` examples (an allreduce), and all
+    /// abandon the evaluation together by throwing `EvaluationInterrupted`.
+    public static func evaluateExamples(comm: Communicator, dataset: BinaryDataset, split: DataSplit, limit: Int,
+                                        model: VAEModel, params: FloatBuffer, samples: Int, refinement: RefinementSettings,
+                                        proposal: Proposal, seed: UInt64, sampleChunk: Int = 500,
+                                        stopRequested: () -> Bool = { false },
+                                        progress: ((Int, Int) -> Void)? = nil) throws -> PerExampleEvaluation {
         let start = Date()
         let (n, width) = try dataset.shape(of: split)
         guard width == model.shape.inputDim else {
@@ -73,13 +54,17 @@ public enum DistributedEvaluation {
         // are collectives that every rank reaches; a rank past its rows just waits at them.
         let positions = ShardPlan.evaluationRows(count: total, worldSize: comm.size, rank: 0).count
         // One example at a time, its samples in chunks of `sampleChunk` rows: each example's
-        // numbers are then the same whichever rank and batch position it gets, so results
-        // differ across world sizes only by the Float64 order of the final sums.
+        // numbers are then the same whichever rank and batch position it gets.
         let sampler = ImportanceSampler(model: model, samples: samples, batchCapacity: 1,
                                         refinement: refinement, proposal: proposal, chunk: sampleChunk)
         let xBuffer = FloatBuffer(count: width)
         let x = xBuffer.matrix(rows: 1, cols: width)
-        var sums = ObjectiveSums()
+        // The whole split's table, zero except this rank's rows: a sum over ranks then puts each
+        // example's values in place exactly (x + 0 = x), so every rank ends with the identical
+        // table whatever P is. A few numbers per example: 0.4 MB for 10,000 examples.
+        let tableWidth = PerExampleEvaluation.valuesPerExample
+        var table = [Double](repeating: 0, count: total * tableWidth)
+        var done = 0
         for position in 0..<positions {
             if position % stopPollEvery == 0 && position > 0 {
                 var flag = [stopRequested() ? 1.0 : 0.0]
@@ -91,14 +76,13 @@ public enum DistributedEvaluation {
             let row = mine.lowerBound + position
             guard row < mine.upperBound else { continue }
             try dataset.readRows(split, rows: row..<(row + 1), into: x)
-            sums.add(sampler.evaluate(x: x, exampleIDs: [row], seed: seed, params: params))
-            progress?(sums.examples * comm.size, total)
+            let values = PerExampleEvaluation.packed(sampler.evaluate(x: x, exampleIDs: [row], seed: seed, params: params)[0])
+            for (c, v) in values.enumerated() { table[row * tableWidth + c] = v }
+            done += 1
+            progress?(done * comm.size, total)
         }
-        var packed = [Double](repeating: 0, count: ObjectiveSums.packedCount)
-        packed.withUnsafeMutableBufferPointer { sums.pack(into: $0.baseAddress!) }
-        comm.allreduceSum(&packed)
-        let all = packed.withUnsafeBufferPointer { ObjectiveSums(unpacking: $0.baseAddress!) }
-        return EvaluationResult(split: split, sums: all, samples: samples, proposal: proposal, refinementSteps: refinement.steps,
-                                seconds: Date().timeIntervalSince(start))
+        if !table.isEmpty { comm.allreduceSum(&table) }
+        return PerExampleEvaluation(table: table, split: split, samples: samples, proposal: proposal,
+                                    refinementSteps: refinement.steps, seed: seed, seconds: Date().timeIntervalSince(start))
     }
 }

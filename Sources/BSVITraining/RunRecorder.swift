@@ -88,9 +88,9 @@ final class RunRecorder {
                                           logLikelihood: r.logLikelihood, elbo: r.elbo, elboRefined: r.elboRefined))
         metrics?.recordEvaluation(r, epoch: epoch, step: state.step, skippedSteps: state.skippedSteps,
                                   wallSeconds: Date().timeIntervalSince(state.runStart))
-        say(String(format: "eval %@ (epoch %d, step %d): log p(x) ≈ %.3f nats (K=%d, %d examples), ELBO(λ₀) %.3f, ELBO(λ_%d) %.3f, gap %.3f [%.1fs]",
-                   r.split, epoch, state.step, r.logLikelihood, r.samples, r.examples, r.elbo, r.refinementSteps,
-                   r.elboRefined, r.amortizationGap, r.seconds))
+        say(String(format: "eval %@ (epoch %d, step %d): log p(x) ≈ %.3f ± %.3f nats (K=%d, %d examples, ESS/K %.3f), ELBO(λ₀) %.3f, ELBO(λ_%d) %.3f, gap %.3f [%.1fs]",
+                   r.split, epoch, state.step, r.logLikelihood, r.logLikelihoodSE, r.samples, r.examples, r.essFractionMean, r.elbo,
+                   r.refinementSteps, r.elboRefined, r.amortizationGap, r.seconds))
     }
 
     /// Writes the checkpoint of the state as it is (rank 0; atomically, see CheckpointStore).
@@ -160,7 +160,7 @@ struct RunSummary: Codable {
 
 extension JSONEncoder {
     /// The encoder of every JSON file the program writes: snake_case keys.
-    static var snakeCase: JSONEncoder {
+    public static var snakeCase: JSONEncoder {
         let e = JSONEncoder()
         e.keyEncodingStrategy = .convertToSnakeCase
         e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

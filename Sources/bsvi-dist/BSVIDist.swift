@@ -10,7 +10,7 @@ struct BSVIDist: ParsableCommand {
             Under mpirun every rank takes a slice of each global batch and gradients are allreduced:
               mpirun -np 2 bsvi-dist --epochs 5
             """,
-        subcommands: [Train.self, Evaluate.self, Inspect.self, PrepareData.self, Bench.self, Sample.self, CPUInfo.self],
+        subcommands: [Train.self, Evaluate.self, Compare.self, Inspect.self, PrepareData.self, Bench.self, Sample.self, CPUInfo.self],
         defaultSubcommand: Train.self)
 
     /// The kernel path and OpenBLAS's core are settled before anything else runs (and before

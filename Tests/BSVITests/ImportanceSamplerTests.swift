@@ -137,7 +137,7 @@ struct ImportanceSamplerTests {
         let refinement = RefinementSettings(steps: 4, learningRate: 0.05, rule: .sgd)
         let sampler = ImportanceSampler(model: m.model, samples: 200, batchCapacity: 16, refinement: refinement,
                                         proposal: proposal, chunk: 100, elboSamples: 40)
-        let sums = sampler.evaluate(x: m.x.matrix, exampleIDs: m.ids, seed: seed, params: m.params)
+        let sums = sampler.evaluate(x: m.x.matrix, exampleIDs: m.ids, seed: seed, params: m.params).sums
         #expect(sums.examples == 16)
 
         let lambda0 = m.encoderLambda()

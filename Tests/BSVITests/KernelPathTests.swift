@@ -99,7 +99,7 @@ struct KernelPathTests {
             onPath(path) {
                 ImportanceSampler(model: model, samples: 300, batchCapacity: 1,
                                   refinement: RefinementSettings(steps: 2, learningRate: 0.002, rule: .sgd), chunk: 128)
-                    .evaluate(x: x.matrix, exampleIDs: [7], seed: 3, params: params)
+                    .evaluate(x: x.matrix, exampleIDs: [7], seed: 3, params: params).sums
             }
         }
         if ProcessInfo.processInfo.environment["BSVI_TEST_VERBOSE"] != nil { print("[paths] log-likelihoods: \(results.map(\.bound))") }

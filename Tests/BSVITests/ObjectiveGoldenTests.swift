@@ -122,7 +122,7 @@ struct ObjectiveGoldenTests {
         let sampler = ImportanceSampler(model: model, samples: 30, batchCapacity: Self.ids.count,
                                         refinement: RefinementSettings(steps: 4, learningRate: 0.05, rule: .momentum, momentum: 0.8),
                                         proposal: .refined, chunk: 7, elboSamples: 9)
-        let sums = onPath(path) { sampler.evaluate(x: x.matrix, exampleIDs: Self.ids, seed: 15, params: params) }
+        let sums = onPath(path) { sampler.evaluate(x: x.matrix, exampleIDs: Self.ids, seed: 15, params: params) }.sums
         let result = EvaluationResult(bound: sums.bound, elboInitial: sums.elboInitial,
                                       elboRefined: sums.elboRefined)
         GoldenPaths.record("evaluation \(path)", result)

@@ -119,7 +119,7 @@ struct RefinementImprovesELBOTests {
         let refinement = Self.cases[0].refinement
         let sampler = ImportanceSampler(model: t.model, samples: 1, batchCapacity: Self.examples, refinement: refinement,
                                         chunk: 100, elboSamples: 60)
-        let sums = sampler.evaluate(x: t.data.matrix, exampleIDs: t.ids, seed: 5, params: t.initialParams)
+        let sums = sampler.evaluate(x: t.data.matrix, exampleIDs: t.ids, seed: 5, params: t.initialParams).sums
         #expect(sums.elboRefined > sums.elboInitial,
                 "evaluate: ELBO(λ₀) \(sums.elboInitial), ELBO(λ_k) \(sums.elboRefined)")
     }
@@ -131,7 +131,7 @@ struct RefinementImprovesELBOTests {
                            RefinementSettings(steps: 5, learningRate: 0, rule: .sgd)] {
             let sampler = ImportanceSampler(model: t.model, samples: 1, batchCapacity: Self.examples,
                                             refinement: refinement, elboSamples: 20)
-            let sums = sampler.evaluate(x: t.data.matrix, exampleIDs: t.ids, seed: 5, params: t.params)
+            let sums = sampler.evaluate(x: t.data.matrix, exampleIDs: t.ids, seed: 5, params: t.params).sums
             #expect(sums.elboRefined == sums.elboInitial)
         }
     }

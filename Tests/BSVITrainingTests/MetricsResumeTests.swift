@@ -30,7 +30,8 @@ struct MetricsResumeTests {
 
     static func evaluation(_ split: String) -> EvaluationResult {
         EvaluationResult(split: split, examples: 10, samples: 5, proposal: "encoder", refinementSteps: 0,
-                         logLikelihood: -90, elbo: -95, elboRefined: -94, seconds: 1)
+                         logLikelihood: -90, logLikelihoodSE: 1, elbo: -95, elboSE: 1, elboRefined: -94, elboRefinedSE: 1,
+                         essFractionMean: 0.5, essFractionP05: 0.1, maxWeightMean: 0.2, seconds: 1)
     }
 
     static func record(_ split: String, step: Int) -> MetricRecord {

@@ -19,7 +19,8 @@ struct ExitStatusTests {
         let dir = try Self.folderWithData()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         for command in [["train", "--method", "nope"], ["train", "--k", "-1", "--data", dir + "/toy.h5"], ["train", "--lr", "0"],
-                        ["eval", dir + "/x.h5", "--samples", "0"], ["bench", "--steps", "0"],
+                        ["eval", dir + "/x.h5", "--samples", "0"], ["compare", dir + "/x.h5", dir + "/y.h5", "--limit", "-1"],
+                        ["compare", dir + "/x.h5"], ["bench", "--steps", "0"],
                         ["sample", dir + "/x.h5", "--out", dir + "/x.png", "--rows", "0", "--reconstructions", "0"],
                         ["prepare-data", "--binarize", "sometimes", "--output", dir + "/p.h5"], ["inspect"]] {
             let r = try bsvi(command)
@@ -45,6 +46,7 @@ struct ExitStatusTests {
 
         for command in [Self.train + ["--data", dir + "/missing.h5", "--run-dir", dir + "/r2"],
                         ["eval", dir + "/missing.h5", "--data", dir + "/toy.h5"], ["inspect", dir + "/missing.h5"],
+                        ["compare", dir + "/missing.h5", dir + "/missing.h5", "--data", dir + "/toy.h5"],
                         Self.train + ["--data", dir + "/toy.h5", "--run-dir", dir + "/r3", "--resume", dir + "/missing.h5"]] {
             let r = try bsvi(command)
             #expect(r.status == 66, "\(command): \(r.status) \(r.stderr)")
@@ -98,21 +100,26 @@ struct ExitStatusTests {
         #expect(Set(keys).count == keys.count, "a step's row appears twice: \(rows)")
     }
 
-    @Test("75: eval stopped by a signal before it finished; nothing is printed as a result")
+    @Test("75: eval and compare stopped by a signal before they finished; nothing is printed as a result")
     func evaluationStopped() throws {
         let dir = try Self.folderWithData()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try writeToyDataset(dir + "/long.h5", test: 2000)
         #expect(try bsvi(Self.train + ["--data", dir + "/long.h5", "--run-dir", dir + "/run"]).status == 0)
-        let eval = try BackgroundCommand(try binaryPath(), ["eval", dir + "/run/final.h5", "--data", dir + "/long.h5", "--samples", "4000", "--json"])
-        // Once the process catches SIGTERM (its handler is installed: SigCgt in /proc), the signal
-        // is a stop request rather than the default end.
-        #expect(pollUntil(timeout: 30) { catches(SIGTERM, pid: eval.process.processIdentifier) })
-        kill(eval.process.processIdentifier, SIGTERM)
-        #expect(eval.wait(timeout: 30))
-        #expect(eval.process.terminationStatus == 75, "\(eval.stderr)")
-        #expect(eval.stderr.contains("stopped by a signal while evaluating /test"))
-        #expect(!eval.stdout.contains("log_likelihood"))
+        let checkpoint = dir + "/run/final.h5"
+        for (command, result) in [(["eval", checkpoint], "log_likelihood"), (["compare", checkpoint, checkpoint], "difference")] {
+            let running = try BackgroundCommand(try binaryPath(), command + ["--data", dir + "/long.h5", "--samples", "4000", "--json",
+                                                                             "--per-example", dir + "/examples.h5"])
+            // Once the process catches SIGTERM (its handler is installed: SigCgt in /proc), the signal
+            // is a stop request rather than the default end.
+            #expect(pollUntil(timeout: 30) { catches(SIGTERM, pid: running.process.processIdentifier) })
+            kill(running.process.processIdentifier, SIGTERM)
+            #expect(running.wait(timeout: 30))
+            #expect(running.process.terminationStatus == 75, "\(command[0]): \(running.stderr)")
+            #expect(running.stderr.contains("stopped by a signal while evaluating /test"))
+            #expect(!running.stdout.contains(result))
+            #expect(!FileManager.default.fileExists(atPath: dir + "/examples.h5"), "no per-example file from a stopped \(command[0])")
+        }
     }
 }
 

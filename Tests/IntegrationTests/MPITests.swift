@@ -92,7 +92,18 @@ struct MPITests {
         #expect(pa.map(\.bitPattern) == pb.map(\.bitPattern))
     }
 
-    @Test("eval under mpirun equals single-process eval for P = 1, 2, 3, 4")
+    /// Every per-example dataset of two files, bit for bit.
+    func expectSameValues(_ path: String, _ reference: String, datasets: [String], _ what: String) throws {
+        let f = try HDF5File.open(path), g = try HDF5File.open(reference)
+        #expect(try f.readInt64s("/row") == g.readInt64s("/row"), "\(what) /row")
+        for name in datasets {
+            #expect(try f.readDoubles(name).map(\.bitPattern) == g.readDoubles(name).map(\.bitPattern), "\(what) \(name)")
+        }
+    }
+
+    static let evaluationDatasets = ["/log_likelihood", "/elbo", "/elbo_refined", "/ess_fraction", "/max_weight"]
+
+    @Test("eval under mpirun equals single-process eval for P = 1, 2, 3, 4: every number, the per-example file bit for bit")
     func evalAcrossRanks() throws {
         let dir = try makeTemporaryDirectory(prefix: "eval")
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -100,17 +111,47 @@ struct MPITests {
         let t = try bsvi(trainFlags(data: dir + "/toy.h5", runDir: dir + "/run") + ["--no-final-eval"])
         #expect(t.status == 0, "\(t.stderr)")
         let args = ["eval", dir + "/run/final.h5", "--data", dir + "/toy.h5", "--samples", "50", "--json"]
-        let local = try parseJSONLine(try bsvi(args).stdout)
+        let local = try parseJSONLine(try bsvi(args + ["--per-example", dir + "/local.h5"]).stdout)
         for p in [1, 2, 3, 4] {
-            let r = try mpirunBSVI(ranks: p, args)
+            let r = try mpirunBSVI(ranks: p, args + ["--per-example", dir + "/p\(p).h5"])
             #expect(r.status == 0, "\(r.stderr)")
             let j = try parseJSONLine(r.stdout)
             #expect(j["examples"] as? Int == 20)
             #expect(j["ranks"] as? Int == p)
-            for key in ["log_likelihood", "elbo", "elbo_refined"] {
-                let a = try #require(local[key] as? Double), b = try #require(j[key] as? Double)
+            for key in ["log_likelihood", "log_likelihood_se", "elbo", "elbo_se", "elbo_refined", "elbo_refined_se",
+                        "amortization_gap", "ess_fraction_mean", "ess_fraction_p05", "max_weight_mean"] {
+                let a = try #require(local[key] as? Double, "\(key)"), b = try #require(j[key] as? Double, "\(key)")
                 #expect(abs(a - b) <= 1e-9 * abs(a), "\(key): local \(a) vs P=\(p) \(b)")
             }
+            try expectSameValues(dir + "/p\(p).h5", dir + "/local.h5", datasets: Self.evaluationDatasets, "P=\(p)")
+        }
+    }
+
+    @Test("compare under mpirun equals single-process compare for P = 1, 2, 3")
+    func compareAcrossRanks() throws {
+        let dir = try makeTemporaryDirectory(prefix: "compare")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try writeToyDataset(dir + "/toy.h5")
+        for (run, epochs) in [("a", "2"), ("b", "1")] {
+            var flags = trainFlags(data: dir + "/toy.h5", runDir: dir + "/" + run) + ["--no-final-eval"]
+            flags[flags.firstIndex(of: "--epochs")! + 1] = epochs
+            let t = try bsvi(flags)
+            #expect(t.status == 0, "\(t.stderr)")
+        }
+        let args = ["compare", dir + "/a/final.h5", dir + "/b/final.h5", "--data", dir + "/toy.h5", "--samples", "50", "--json"]
+        let local = try parseJSONLine(try bsvi(args + ["--per-example", dir + "/local.h5"]).stdout)
+        let datasets = ["/difference"] + ["/a", "/b"].flatMap { g in Self.evaluationDatasets.map { g + $0 } }
+        for p in [1, 2, 3] {
+            let r = try mpirunBSVI(ranks: p, args + ["--per-example", dir + "/p\(p).h5"])
+            #expect(r.status == 0, "\(r.stderr)")
+            let j = try parseJSONLine(r.stdout)
+            #expect(j["examples"] as? Int == 20 && j["ranks"] as? Int == p)
+            for key in ["difference", "difference_se", "a_better_fraction", "a_log_likelihood", "a_log_likelihood_se",
+                        "b_log_likelihood", "b_log_likelihood_se"] {
+                let a = try #require(local[key] as? Double, "\(key)"), b = try #require(j[key] as? Double, "\(key)")
+                #expect(abs(a - b) <= 1e-9 * abs(a), "\(key): local \(a) vs P=\(p) \(b)")
+            }
+            try expectSameValues(dir + "/p\(p).h5", dir + "/local.h5", datasets: datasets, "P=\(p)")
         }
     }
 }

@@ -1,0 +1,40 @@
+import Foundation
+
+/// Summaries of per-example values over a split, in Float64. The functions read the values in
+/// the order given, so the same values give bit-identical summaries on every rank.
+public enum SampleStatistics {
+    /// The arithmetic mean (0 for no values).
+    public static func mean(_ x: [Double]) -> Double {
+        x.isEmpty ? 0 : x.reduce(0, +) / Double(x.count)
+    }
+
+    /// The standard error of the mean: the sample standard deviation (n − 1 in the denominator)
+    /// over √n. Two passes (mean first), so a large common offset such as −240 nats does not
+    /// cancel digits. 0 for fewer than two values (no spread can be estimated).
+    public static func standardError(_ x: [Double]) -> Double {
+        guard x.count > 1 else { return 0 }
+        let m = mean(x)
+        let squares = x.reduce(0) { $0 + ($1 - m) * ($1 - m) }
+        return (squares / Double(x.count - 1) / Double(x.count)).squareRoot()
+    }
+
+    /// The `p`-th percentile (0…100) with linear interpolation between the order statistics at
+    /// rank (n − 1)·p/100, numpy.percentile's default, so users can reproduce it from the
+    /// per-example file. 0 for no values.
+    public static func percentile(_ x: [Double], _ p: Double) -> Double {
+        precondition(p >= 0 && p <= 100, "percentile \(p) outside 0…100")
+        guard !x.isEmpty else { return 0 }
+        let sorted = x.sorted()
+        let position = Double(sorted.count - 1) * p / 100
+        let below = Int(position.rounded(.down))
+        let above = min(below + 1, sorted.count - 1)
+        return sorted[below] + (position - Double(below)) * (sorted[above] - sorted[below])
+    }
+
+    /// The fraction of pairs where `a` is strictly greater than `b`.
+    public static func fractionGreater(_ a: [Double], _ b: [Double]) -> Double {
+        precondition(a.count == b.count)
+        guard !a.isEmpty else { return 0 }
+        return Double(zip(a, b).filter { $0 > $1 }.count) / Double(a.count)
+    }
+}

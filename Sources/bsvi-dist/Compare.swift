@@ -1,0 +1,80 @@
+import ArgumentParser
+import BSVI
+import BSVIParallel
+import BSVIStorage
+import BSVITraining
+import CStopSignal
+import Foundation
+
+struct Compare: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Paired comparison of two checkpoints: log p̂_A(x) − log p̂_B(x) on the same examples with common random numbers, mean ± standard error; runs under mpirun too.",
+        discussion: """
+            Both checkpoints are evaluated on the same rows with the same seed. Evaluation noise is keyed by \
+            (seed, example id), so models with the same latent size draw the same ε for every example and \
+            sample (common random numbers). With different latent sizes the comparison is still paired by \
+            example but the noise cannot be shared; a warning says so and the JSON has \
+            "common_random_numbers": false. See docs/evaluation.md.
+            """)
+
+    @Argument(help: "Checkpoint A.") var a: String
+    @Argument(help: "Checkpoint B.") var b: String
+    @Option(help: "Split: test, valid or train.") var split: DataSplit = .test
+    @OptionGroup var options: SplitEvaluationOptions
+
+    func run() throws {
+        // A signal abandons the comparison on every rank within a few examples (exit 75).
+        bsvi_install_stop_handlers()
+        let comm = makeCommunicator(stallTimeout: options.stallTimeout)
+        runCollectively(comm) {
+            let modelA = try ModelDistribution.load(a, comm: comm)
+            let modelB = try ModelDistribution.load(b, comm: comm)
+            let shapeA = modelA.model.shape, shapeB = modelB.model.shape
+            guard shapeA.inputDim == shapeB.inputDim else {
+                throw CollectiveError(message: "\(b): input_dim \(shapeB.inputDim) differs from \(a)'s \(shapeA.inputDim) "
+                                      + "(compare checkpoints trained on the same data)", exitStatus: .badData, silent: !comm.isRoot)
+            }
+            let commonRandomNumbers = shapeA.latentDim == shapeB.latentDim
+            if !commonRandomNumbers && comm.isRoot {
+                printError("warning: latent sizes differ (A: \(shapeA.latentDim), B: \(shapeB.latentDim)), so the models cannot draw the "
+                           + "same ε: the difference is still paired by example, but its Monte Carlo noise is not shared")
+            }
+            try options.checkPerExampleOutput(comm: comm)
+            let dataset = try BinaryDataset(path: options.data)
+            let progress = ProgressReporter(enabled: comm.isRoot && !options.json)
+            let evaluationA = try options.evaluate(modelA, label: "A on ", split: split,
+                                                   refinement: options.refinement(checkpointConfig: modelA.configJSON),
+                                                   dataset: dataset, comm: comm, progress: progress)
+            let evaluationB = try options.evaluate(modelB, label: "B on ", split: split,
+                                                   refinement: options.refinement(checkpointConfig: modelB.configJSON),
+                                                   dataset: dataset, comm: comm, progress: progress)
+            let comparison = CheckpointComparison(aCheckpoint: a, bCheckpoint: b, a: evaluationA, b: evaluationB,
+                                                  commonRandomNumbers: commonRandomNumbers)
+            if let path = options.perExample {
+                try comm.rootDecides { try PerExampleFile.write(comparison, to: path) }
+            }
+            if comm.isRoot { try report(comparison.summary, ranks: comm.size, progress: progress) }
+        }
+    }
+
+    func report(_ r: ComparisonSummary, ranks: Int, progress: ProgressReporter) throws {
+        if options.json {
+            var object = try JSONSerialization.jsonObject(with: JSONEncoder.snakeCase.encode(r)) as? [String: Any] ?? [:]
+            object["ranks"] = ranks
+            object["proposal"] = options.proposal.rawValue
+            if let path = options.perExample { object["per_example"] = path }
+            try printJSONLine(object)
+            return
+        }
+        progress.line(String(format: """
+            compare on the %@ split: %d examples, K = %d samples from the %@ proposal, seed %llu, %@
+              A %@: log p(x) ≈ %.4f ± %.4f
+              B %@: log p(x) ≈ %.4f ± %.4f
+              A − B = %.4f ± %.4f nats per example (mean ± paired standard error); A better on %.1f%% of examples
+            """, r.split, r.examples, r.samples, options.proposal.rawValue, r.seed,
+            r.commonRandomNumbers ? "common random numbers" : "no common random numbers (latent sizes differ)",
+            r.aCheckpoint, r.aLogLikelihood, r.aLogLikelihoodSE, r.bCheckpoint, r.bLogLikelihood, r.bLogLikelihoodSE,
+            r.difference, r.differenceSE, 100 * r.aBetterFraction))
+        if let path = options.perExample { progress.line("  per-example values: \(path)") }
+    }
+}

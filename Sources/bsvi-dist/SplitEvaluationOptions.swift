@@ -1,0 +1,64 @@
+import ArgumentParser
+import BSVI
+import BSVIParallel
+import BSVIStorage
+import BSVITraining
+import CStopSignal
+import Foundation
+
+/// The flags `eval` and `compare` share: what to evaluate on, how, and where the results go.
+struct SplitEvaluationOptions: ParsableArguments {
+    @Option(help: "Dataset file.") var data: String = RunConfiguration.defaultDataPath
+    @Option(help: "Importance samples K per example.") var samples: Int = 5000
+    @Option(help: "Evaluate only the first N rows (0: all).") var limit: Int = 0
+    @Option(help: "Importance-sampling proposal: encoder (λ₀) or refined (λ_k).") var proposal: Proposal = .encoder
+    @Option(help: "SVI steps for ELBO(λ_k) and the refined proposal (default: the checkpoint's k for svi/bsvi, at least 1; otherwise 5).") var refineSteps: Int?
+    @Option(help: "SVI step size (default: the checkpoint's).") var sviLr: Float?
+    @Option(help: "SVI rule (default: the checkpoint's).") var sviRule: RefinementRule?
+    @Option(help: "Seed of the evaluation noise (with the example id it keys every draw).") var seed: UInt64 = 1
+    @Option(help: "Write each example's values to this HDF5 file (layout in docs/evaluation.md); replaced if it exists.")
+    var perExample: String?
+    @Option(help: "Abort the job if a collective has not completed in this many seconds (0: never).") var stallTimeout: Double = 300
+    @Flag(help: "Print JSON instead of text.") var json = false
+
+    func validate() throws {
+        if samples < 1 { throw ValidationError("--samples must be ≥ 1, got \(samples)") }
+        if limit < 0 { throw ValidationError("--limit must be ≥ 0 (0: all rows), got \(limit)") }
+        if let r = refineSteps, r < 0 { throw ValidationError("--refine-steps must be ≥ 0, got \(r)") }
+        if let l = sviLr, !(l >= 0) { throw ValidationError("--svi-lr must be ≥ 0, got \(l)") }
+        if let p = perExample, p.isEmpty { throw ValidationError("--per-example needs a file name, e.g. --per-example test-examples.h5") }
+    }
+
+    /// The evaluation's SVI refinement: the checkpoint's, with the flags' overrides.
+    func refinement(checkpointConfig: String?) -> RefinementSettings {
+        var r = RunConfiguration.evaluationRefinement(checkpointConfig: checkpointConfig)
+        if let s = refineSteps { r.steps = s }
+        if let l = sviLr { r.learningRate = l }
+        if let rule = sviRule { r.rule = rule }
+        return r
+    }
+
+    /// Rank 0 checks that the --per-example file can be created, before any long evaluation.
+    func checkPerExampleOutput(comm: Communicator) throws {
+        guard let path = perExample else { return }
+        try comm.rootDecides { try PerExampleFile.checkCanCreate(path) }
+    }
+
+    /// One checkpoint's per-example evaluation of `split` on every rank; a stop signal abandons it
+    /// on every rank (EvaluationInterrupted, exit 75).
+    func evaluate(_ ckpt: DistributedModel, label: String, split: DataSplit, refinement: RefinementSettings,
+                  dataset: BinaryDataset, comm: Communicator, progress: ProgressReporter) throws -> PerExampleEvaluation {
+        try DistributedEvaluation.evaluateExamples(
+            comm: comm, dataset: dataset, split: split, limit: limit, model: ckpt.model, params: FloatBuffer(ckpt.parameters),
+            samples: samples, refinement: refinement, proposal: proposal, seed: seed, stopRequested: { bsvi_stop_signal() != 0 },
+            progress: { done, total in
+                progress.update("evaluating \(label)\(split.rawValue): \(done)/\(total)", fraction: Double(done) / Double(max(total, 1)))
+            })
+    }
+}
+
+/// One JSON object on one line, keys sorted.
+func printJSONLine(_ object: [String: Any]) throws {
+    let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+    print(String(decoding: data, as: UTF8.self))
+}

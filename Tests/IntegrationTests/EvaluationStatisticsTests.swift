@@ -1,0 +1,191 @@
+import BSVI
+import BSVIStorage
+import BSVITraining
+import Foundation
+import Testing
+
+/// A tiny model trained on the toy data (latent size `latent`, `epochs` epochs from `seed`).
+func trainTinyCheckpoint(data: String, runDir: String, seed: Int, epochs: Int = 2, latent: Int = 2) throws -> String {
+    let r = try bsvi(["train", "--data", data, "--run-dir", runDir, "--batch-size", "16", "--epochs", "\(epochs)", "--seed", "\(seed)",
+                      "--hidden", "8", "--latent", "\(latent)", "--eval-samples", "20", "--no-final-eval", "--method", "svi", "--k", "2"])
+    #expect(r.status == 0, "\(r.stderr)")
+    return runDir + "/final.h5"
+}
+
+/// Each example's values computed in this process, as eval computes them (one example at a
+/// time, the checkpoint's refinement, noise keyed by seed and row).
+func directEvaluation(checkpoint: String, data: String, split: DataSplit = .test, samples: Int, seed: UInt64) throws -> [ExampleEvaluation] {
+    let c = try CheckpointFile.read(checkpoint)
+    let refinement = RunConfiguration.evaluationRefinement(checkpointConfig: c.training?.configJSON)
+    let sampler = ImportanceSampler(model: c.model, samples: samples, batchCapacity: 1, refinement: refinement, chunk: 500)
+    let dataset = try BinaryDataset(path: data)
+    let (n, width) = try dataset.shape(of: split)
+    let params = FloatBuffer(c.parameters)
+    // The matrix is a view: its buffer must outlive every use.
+    let xBuffer = FloatBuffer(count: width)
+    let x = xBuffer.matrix(rows: 1, cols: width)
+    return try withExtendedLifetime(xBuffer) {
+        try (0..<n).map { row in
+            try dataset.readRows(split, rows: row..<(row + 1), into: x)
+            return sampler.evaluate(x: x, exampleIDs: [row], seed: seed, params: params)[0]
+        }
+    }
+}
+
+/// Sample standard deviation / √n and numpy's default percentile, written out here rather than
+/// taken from SampleStatistics, so the command is checked against the definitions.
+enum Definitions {
+    static func mean(_ x: [Double]) -> Double { x.reduce(0, +) / Double(x.count) }
+    static func standardError(_ x: [Double]) -> Double {
+        let m = mean(x)
+        return (x.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(x.count - 1)).squareRoot() / Double(x.count).squareRoot()
+    }
+    static func percentile(_ x: [Double], _ p: Double) -> Double {
+        let s = x.sorted(), h = Double(s.count - 1) * p / 100, lo = Int(h)
+        return lo + 1 < s.count ? s[lo] + (h - Double(lo)) * (s[lo + 1] - s[lo]) : s[lo]
+    }
+}
+
+func expectClose(_ a: Double?, _ b: Double, _ what: String, relative: Double = 1e-9) {
+    guard let a else { Issue.record("\(what) missing"); return }
+    #expect(abs(a - b) <= relative * max(1, abs(b)), "\(what): \(a) vs \(b)")
+}
+
+@Suite("eval statistics and compare, single process", .serialized)
+struct EvaluationStatisticsTests {
+    static let samples = 60
+    static let seed: UInt64 = 3
+
+    @Test("eval --per-example: each example's values are the in-process sampler's; the JSON is their mean, SE, percentile")
+    func evalPerExample() throws {
+        let dir = try makeTemporaryDirectory(prefix: "evalstats")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let data = dir + "/toy.h5"
+        try writeToyDataset(data)
+        let checkpoint = try trainTinyCheckpoint(data: data, runDir: dir + "/run", seed: 5)
+        let r = try bsvi(["eval", checkpoint, "--data", data, "--samples", "\(Self.samples)", "--seed", "\(Self.seed)", "--json",
+                          "--per-example", dir + "/examples.h5"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let j = try parseJSONLine(r.stdout)
+        let (file, named) = try PerExampleFile.read(dir + "/examples.h5")
+        #expect(named == checkpoint && file.split == .test && file.samples == Self.samples && file.seed == Self.seed)
+        #expect(file.examples == 20 && j["examples"] as? Int == 20)
+
+        let direct = try directEvaluation(checkpoint: checkpoint, data: data, samples: Self.samples, seed: Self.seed)
+        for (row, d) in direct.enumerated() {
+            expectClose(file.logLikelihood[row], d.estimate.logLikelihood, "row \(row) log p̂")
+            expectClose(file.elbo[row], d.elboInitial, "row \(row) ELBO(λ₀)")
+            expectClose(file.elboRefined[row], d.elboRefined, "row \(row) ELBO(λ_k)")
+            expectClose(file.essFraction[row], d.estimate.essFraction, "row \(row) ESS/K")
+            expectClose(file.maxWeight[row], d.estimate.maxWeight, "row \(row) max weight")
+        }
+        // The weights must actually vary for the diagnostics to be tested.
+        #expect(file.essFraction.allSatisfy { $0 > 1 / Double(Self.samples) && $0 <= 1 })
+        #expect(file.essFraction.contains { $0 < 0.99 })
+
+        expectClose(j["log_likelihood"] as? Double, Definitions.mean(file.logLikelihood), "log_likelihood", relative: 1e-12)
+        expectClose(j["log_likelihood_se"] as? Double, Definitions.standardError(file.logLikelihood), "log_likelihood_se", relative: 1e-12)
+        expectClose(j["elbo_se"] as? Double, Definitions.standardError(file.elbo), "elbo_se", relative: 1e-12)
+        expectClose(j["elbo_refined_se"] as? Double, Definitions.standardError(file.elboRefined), "elbo_refined_se", relative: 1e-12)
+        expectClose(j["ess_fraction_mean"] as? Double, Definitions.mean(file.essFraction), "ess_fraction_mean", relative: 1e-12)
+        expectClose(j["ess_fraction_p05"] as? Double, Definitions.percentile(file.essFraction, 5), "ess_fraction_p05", relative: 1e-12)
+        expectClose(j["max_weight_mean"] as? Double, Definitions.mean(file.maxWeight), "max_weight_mean", relative: 1e-12)
+        #expect((j["log_likelihood_se"] as? Double ?? 0) > 0)
+
+        // The text report shows the same numbers with their standard errors.
+        let text = try bsvi(["eval", checkpoint, "--data", data, "--samples", "\(Self.samples)", "--seed", "\(Self.seed)"])
+        #expect(text.status == 0, "\(text.stderr)")
+        let ll = try #require(j["log_likelihood"] as? Double), se = try #require(j["log_likelihood_se"] as? Double)
+        #expect(text.stdout.contains(String(format: "%.4f ± %.4f nats per example", ll, se)), "\(text.stdout)")
+        #expect(text.stdout.contains("ESS/K mean"))
+    }
+
+    /// compare's JSON and file against the paired statistics of the direct per-example values.
+    func checkComparison(_ j: [String: Any], file: String, a: [ExampleEvaluation], b: [ExampleEvaluation]) throws {
+        let la = a.map(\.estimate.logLikelihood), lb = b.map(\.estimate.logLikelihood)
+        let d = zip(la, lb).map { $0 - $1 }
+        #expect(j["examples"] as? Int == la.count && j["samples"] as? Int == Self.samples)
+        expectClose(j["difference"] as? Double, Definitions.mean(d), "difference")
+        expectClose(j["difference_se"] as? Double, Definitions.standardError(d), "difference_se")
+        expectClose(j["a_better_fraction"] as? Double, Double(d.filter { $0 > 0 }.count) / Double(d.count), "a_better_fraction", relative: 0)
+        expectClose(j["a_log_likelihood"] as? Double, Definitions.mean(la), "a_log_likelihood")
+        expectClose(j["b_log_likelihood"] as? Double, Definitions.mean(lb), "b_log_likelihood")
+        expectClose(j["a_log_likelihood_se"] as? Double, Definitions.standardError(la), "a_log_likelihood_se")
+        expectClose(j["b_log_likelihood_se"] as? Double, Definitions.standardError(lb), "b_log_likelihood_se")
+        let f = try HDF5File.open(file)
+        for (row, value) in try f.readDoubles("/difference").enumerated() { expectClose(value, d[row], "row \(row) difference") }
+        for (row, value) in try f.readDoubles("/a/log_likelihood").enumerated() { expectClose(value, la[row], "row \(row) A") }
+        for (row, value) in try f.readDoubles("/b/elbo").enumerated() { expectClose(value, b[row].elboInitial, "row \(row) B ELBO") }
+    }
+
+    @Test("compare: difference, paired SE, fraction and both means equal the direct per-example computation")
+    func compareMatchesDirect() throws {
+        let dir = try makeTemporaryDirectory(prefix: "compare")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let data = dir + "/toy.h5"
+        try writeToyDataset(data)
+        let a = try trainTinyCheckpoint(data: data, runDir: dir + "/a", seed: 5, epochs: 3)
+        let b = try trainTinyCheckpoint(data: data, runDir: dir + "/b", seed: 6, epochs: 1)
+        let r = try bsvi(["compare", a, b, "--data", data, "--samples", "\(Self.samples)", "--seed", "\(Self.seed)", "--json",
+                          "--per-example", dir + "/pair.h5"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let j = try parseJSONLine(r.stdout)
+        #expect(j["common_random_numbers"] as? Bool == true)
+        #expect(j["a_checkpoint"] as? String == a && j["b_checkpoint"] as? String == b)
+        let directA = try directEvaluation(checkpoint: a, data: data, samples: Self.samples, seed: Self.seed)
+        let directB = try directEvaluation(checkpoint: b, data: data, samples: Self.samples, seed: Self.seed)
+        try checkComparison(j, file: dir + "/pair.h5", a: directA, b: directB)
+
+        // A checkpoint against itself: every example's difference is exactly 0 (same ε for both).
+        let same = try parseJSONLine(try bsvi(["compare", a, a, "--data", data, "--samples", "\(Self.samples)", "--json"]).stdout)
+        #expect(same["difference"] as? Double == 0 && same["difference_se"] as? Double == 0 && same["a_better_fraction"] as? Double == 0)
+
+        let text = try bsvi(["compare", a, b, "--data", data, "--samples", "\(Self.samples)", "--seed", "\(Self.seed)"])
+        #expect(text.status == 0 && text.stdout.contains("A − B =") && text.stdout.contains("common random numbers"), "\(text.stdout)")
+    }
+
+    @Test("compare with different latent sizes warns that ε cannot be shared and still pairs by example")
+    func compareDifferentLatentSizes() throws {
+        let dir = try makeTemporaryDirectory(prefix: "compare-latent")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let data = dir + "/toy.h5"
+        try writeToyDataset(data)
+        let a = try trainTinyCheckpoint(data: data, runDir: dir + "/a", seed: 5, latent: 2)
+        let b = try trainTinyCheckpoint(data: data, runDir: dir + "/b", seed: 5, latent: 3)
+        let r = try bsvi(["compare", a, b, "--data", data, "--samples", "\(Self.samples)", "--seed", "\(Self.seed)", "--json",
+                          "--per-example", dir + "/pair.h5"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("latent sizes differ (A: 2, B: 3)"), "\(r.stderr)")
+        let j = try parseJSONLine(r.stdout)
+        #expect(j["common_random_numbers"] as? Bool == false)
+        #expect(try HDF5File.open(dir + "/pair.h5").scalarInt64Attribute("common_random_numbers") == 0)
+        try checkComparison(j, file: dir + "/pair.h5",
+                            a: try directEvaluation(checkpoint: a, data: data, samples: Self.samples, seed: Self.seed),
+                            b: try directEvaluation(checkpoint: b, data: data, samples: Self.samples, seed: Self.seed))
+    }
+
+    @Test("bad requests: per-example with two splits (64), an unwritable per-example folder (73, before evaluating), mismatched inputs (65)")
+    func badRequests() throws {
+        let dir = try makeTemporaryDirectory(prefix: "compare-bad")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let data = dir + "/toy.h5"
+        try writeToyDataset(data)
+        try writeToyDataset(dir + "/wide.h5", width: 32)
+        let a = try trainTinyCheckpoint(data: data, runDir: dir + "/a", seed: 5, epochs: 1)
+        let twoSplits = try bsvi(["eval", a, "--data", data, "--split", "test", "--split", "valid", "--per-example", dir + "/x.h5"])
+        #expect(twoSplits.status == 64 && twoSplits.stderr.contains("--per-example"), "\(twoSplits.stderr)")
+        for command in [["eval", a], ["compare", a, a]] {
+            let r = try bsvi(command + ["--data", data, "--per-example", dir + "/missing/x.h5"])
+            #expect(r.status == 73 && r.stderr.contains(dir + "/missing"), "\(command): \(r.stderr)")
+            // Progress lines start with the first example: none means the check came first.
+            #expect(!r.stdout.contains("evaluating"), "the folder was checked only after evaluating: \(r.stdout)")
+        }
+        let wideRun = try bsvi(["train", "--data", dir + "/wide.h5", "--run-dir", dir + "/w", "--batch-size", "16", "--epochs", "1",
+                                "--no-final-eval"] + tinyModel)
+        #expect(wideRun.status == 0, "\(wideRun.stderr)")
+        let mismatch = try bsvi(["compare", a, dir + "/w/final.h5", "--data", data])
+        #expect(mismatch.status == 65 && mismatch.stderr.contains("input_dim 32"), "\(mismatch.stderr)")
+        let notACheckpoint = try bsvi(["compare", a, data, "--data", data])
+        #expect(notACheckpoint.status == 65, "\(notACheckpoint.stderr)")
+    }
+}

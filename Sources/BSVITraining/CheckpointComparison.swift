@@ -35,6 +35,7 @@ public struct CheckpointComparison: Equatable, Sendable {
             aBetterFraction: S.fractionGreater(a.logLikelihood, b.logLikelihood),
             aLogLikelihood: S.mean(a.logLikelihood), aLogLikelihoodSE: S.standardError(a.logLikelihood),
             bLogLikelihood: S.mean(b.logLikelihood), bLogLikelihoodSE: S.standardError(b.logLikelihood),
+            aEssFractionMean: S.mean(a.essFraction), bEssFractionMean: S.mean(b.essFraction),
             seconds: a.seconds + b.seconds)
     }
 }
@@ -57,5 +58,9 @@ public struct ComparisonSummary: Codable, Equatable, Sendable {
     public var aLogLikelihoodSE: Double
     public var bLogLikelihood: Double
     public var bLogLikelihoodSE: Double
+    /// Each side's mean effective sample size of its normalised importance weights, as a
+    /// fraction of K: how far to trust each estimate (docs/evaluation.md).
+    public var aEssFractionMean: Double
+    public var bEssFractionMean: Double
     public var seconds: Double
 }

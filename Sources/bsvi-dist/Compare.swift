@@ -68,12 +68,13 @@ struct Compare: ParsableCommand {
         }
         progress.line(String(format: """
             compare on the %@ split: %d examples, K = %d samples from the %@ proposal, seed %llu, %@
-              A %@: log p(x) ≈ %.4f ± %.4f
-              B %@: log p(x) ≈ %.4f ± %.4f
+              A %@: log p(x) ≈ %.4f ± %.4f (mean ESS %.1f%% of K)
+              B %@: log p(x) ≈ %.4f ± %.4f (mean ESS %.1f%% of K)
               A − B = %.4f ± %.4f nats per example (mean ± paired standard error); A better on %.1f%% of examples
             """, r.split, r.examples, r.samples, options.proposal.rawValue, r.seed,
             r.commonRandomNumbers ? "common random numbers" : "no common random numbers (latent sizes differ)",
-            r.aCheckpoint, r.aLogLikelihood, r.aLogLikelihoodSE, r.bCheckpoint, r.bLogLikelihood, r.bLogLikelihoodSE,
+            r.aCheckpoint, r.aLogLikelihood, r.aLogLikelihoodSE, 100 * r.aEssFractionMean,
+            r.bCheckpoint, r.bLogLikelihood, r.bLogLikelihoodSE, 100 * r.bEssFractionMean,
             r.difference, r.differenceSE, 100 * r.aBetterFraction))
         if let path = options.perExample { progress.line("  per-example values: \(path)") }
     }

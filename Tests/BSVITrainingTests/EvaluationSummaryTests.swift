@@ -59,11 +59,14 @@ struct EvaluationSummaryTests {
         #expect(Self.close(s.aLogLikelihood - s.bLogLikelihood, s.difference))
         #expect(Self.close(s.aLogLikelihoodSE, Self.standardError(a.logLikelihood)))
         #expect(Self.close(s.bLogLikelihoodSE, Self.standardError(b.logLikelihood)))
+        #expect(Self.close(s.aEssFractionMean, a.essFraction.reduce(0, +) / 25))
+        #expect(Self.close(s.bEssFractionMean, b.essFraction.reduce(0, +) / 25))
         #expect(s.examples == 25 && s.samples == 1000 && s.commonRandomNumbers && s.aCheckpoint == "a.h5")
         // JSON keys as the README documents them.
         let json = String(decoding: try! JSONEncoder.snakeCase.encode(s), as: UTF8.self)
         for key in ["difference", "difference_se", "examples", "samples", "a_log_likelihood", "b_log_likelihood", "a_better_fraction",
-                    "a_checkpoint", "b_checkpoint", "a_log_likelihood_se", "b_log_likelihood_se", "common_random_numbers"] {
+                    "a_checkpoint", "b_checkpoint", "a_log_likelihood_se", "b_log_likelihood_se", "common_random_numbers",
+                    "a_ess_fraction_mean", "b_ess_fraction_mean"] {
             #expect(json.contains("\"\(key)\":"), "\(key) missing in \(json)")
         }
     }

@@ -112,6 +112,8 @@ struct EvaluationStatisticsTests {
         expectClose(j["b_log_likelihood"] as? Double, Definitions.mean(lb), "b_log_likelihood")
         expectClose(j["a_log_likelihood_se"] as? Double, Definitions.standardError(la), "a_log_likelihood_se")
         expectClose(j["b_log_likelihood_se"] as? Double, Definitions.standardError(lb), "b_log_likelihood_se")
+        expectClose(j["a_ess_fraction_mean"] as? Double, Definitions.mean(a.map(\.estimate.essFraction)), "a_ess_fraction_mean")
+        expectClose(j["b_ess_fraction_mean"] as? Double, Definitions.mean(b.map(\.estimate.essFraction)), "b_ess_fraction_mean")
         let f = try HDF5File.open(file)
         for (row, value) in try f.readDoubles("/difference").enumerated() { expectClose(value, d[row], "row \(row) difference") }
         for (row, value) in try f.readDoubles("/a/log_likelihood").enumerated() { expectClose(value, la[row], "row \(row) A") }

@@ -69,6 +69,22 @@ public enum KernelPath: String, CaseIterable, Sendable {
     /// The CPU's brand string (CPUID), e.g. "Intel(R) Xeon(R) Processor".
     public static var cpuModel: String { String(cString: bsvi_cpu_model_name()) }
 
+    /// The path whose FMA peak is the yardstick while `active` runs with the OpenBLAS core
+    /// `blasCore`: the widest vector width the work uses. The vector paths do their products
+    /// themselves; the portable path leaves them to BLAS, so with an AVX-512 OpenBLAS core its
+    /// products are AVX-512 and so is its yardstick (a portable FMA loop would put the useful
+    /// rate above "peak").
+    public static func yardstick(active: KernelPath, blasCore: String) -> KernelPath {
+        guard active == .portable else { return active }
+        let blas: KernelPath
+        switch OpenBLASCore.tier(ofCore: blasCore) {
+        case .avx512: blas = .avx512
+        case .avx2: blas = .avx2
+        case .avx, .sse: blas = .portable
+        }
+        return blas.isSupported ? blas : .portable
+    }
+
     /// The core's single-precision FMA peak in GFLOP/s at this path's vector width: a
     /// register-only loop of independent fused multiply-adds, run for about `seconds`.
     public func fmaPeakGigaflops(seconds: Double = 0.25) -> Double { bsvi_fma_peak_gflops(isa, seconds) }

@@ -31,8 +31,10 @@ public struct BenchmarkReport: Codable {
     public var usefulMultiplyAddsPerExample: Int
     public var gflops: Double
     public var gflopsPerRank: Double
-    /// Single-precision FMA peak of one core at the kernel path's vector width (GFLOP/s).
+    /// Single-precision FMA peak of one core (GFLOP/s) at the widest vector width in use by the
+    /// kernels or by OpenBLAS (`fmaPeakIsa`).
     public var fmaPeakGflops: Double
+    public var fmaPeakIsa: String
     /// Useful FLOP/s per rank ÷ FMA peak (≤ 1 by construction).
     public var peakFraction: Double
     /// OpenBLAS's one-thread sgemm rate on 1024² matrices (GFLOP/s), for comparison only.
@@ -95,7 +97,8 @@ public enum Benchmark {
         for i in 0..<warmup { oneStep(i) }
         // The yardsticks after the warm-up: by then OpenBLAS's idle pool threads (if the
         // environment gave it any) have stopped spinning and no longer share the core.
-        let fmaPeak = KernelPath.active.fmaPeakGigaflops()
+        let yardstick = KernelPath.yardstick(active: KernelPath.active, blasCore: OpenBLASCore.current)
+        let fmaPeak = yardstick.fmaPeakGigaflops()
         let blasRate = measureBLASRate()
         comm.barrier()
         StepProfile.reset()
@@ -139,7 +142,7 @@ public enum Benchmark {
             steps: steps, dataSource: source, examplesPerS: examplesPerS, msPerStep: totalMs, gemmMsPerStep: gemmMs,
             elementwiseMsPerStep: elementMs, bookkeepingMsPerStep: max(0, totalMs - gemmMs - elementMs - allreduceMs),
             allreduceMsPerStep: allreduceMs, allreduceBytes: step.exchange.buffer.count * 4,
-            usefulMultiplyAddsPerExample: macs, gflops: gflops, gflopsPerRank: gflops / Double(comm.size), fmaPeakGflops: fmaPeak,
+            usefulMultiplyAddsPerExample: macs, gflops: gflops, gflopsPerRank: gflops / Double(comm.size), fmaPeakGflops: fmaPeak, fmaPeakIsa: yardstick.rawValue,
             peakFraction: gflops / Double(comm.size) / fmaPeak, blasGflops: blasRate, evalSamples: evalSamples,
             evalSamplesPerS: samplesPerS, evalGflopsPerRank: evalGflopsPerRank, evalPeakFraction: evalGflopsPerRank / fmaPeak,
             evalSecondsFor10000Examples: samplesPerS > 0 ? 10_000 * Double(evalSamples) / samplesPerS : 0)

@@ -55,7 +55,7 @@ struct Bench: ParsableCommand {
                 r.cpuModel, r.kernelIsa, r.blasCore,
                 r.examplesPerS, r.msPerStep, r.gemmMsPerStep, r.elementwiseMsPerStep, r.bookkeepingMsPerStep, r.allreduceMsPerStep,
                 r.allreduceBytes, Double(r.usefulMultiplyAddsPerExample) / 1e6, r.gflops, r.gflopsPerRank, r.fmaPeakGflops,
-                r.kernelIsa, 100 * r.peakFraction, r.blasGflops, r.evalSamplesPerS, r.evalSamples, r.evalSecondsFor10000Examples,
+                r.fmaPeakIsa, 100 * r.peakFraction, r.blasGflops, r.evalSamplesPerS, r.evalSamples, r.evalSecondsFor10000Examples,
                 r.evalGflopsPerRank, 100 * r.evalPeakFraction))
         }
     }

@@ -23,6 +23,20 @@ struct OpenBLASCoreTests {
         #expect(OpenBLASCore.tier(ofCore: "COOPERLAKE") == .avx512)
     }
 
+    @Test("bench's yardstick: the vector paths' own width; on the portable path, OpenBLAS's")
+    func yardstick() {
+        for active in KernelPath.supported where active != .portable {
+            for core in ["Prescott", "Haswell", "Cooperlake"] {
+                #expect(KernelPath.yardstick(active: active, blasCore: core) == active, "the products are the path's own")
+            }
+        }
+        #expect(KernelPath.yardstick(active: .portable, blasCore: "Prescott") == .portable)
+        #expect(KernelPath.yardstick(active: .portable, blasCore: "Sandybridge") == .portable)
+        #expect(KernelPath.yardstick(active: .portable, blasCore: "Haswell") == (KernelPath.avx2.isSupported ? .avx2 : .portable))
+        #expect(KernelPath.yardstick(active: .portable, blasCore: "Cooperlake") == (KernelPath.avx512.isSupported ? .avx512 : .portable),
+                "portable kernels with an AVX-512 OpenBLAS run AVX-512 products")
+    }
+
     @Test("a fallback to an older core is corrected by re-executing with the CPU's core")
     func fallbackIsCorrected() {
         #expect(OpenBLASStartup.decide(currentCore: "Prescott", cpu: Self.intelAVX512, environment: [:]) == .reexecute(core: "Cooperlake"))

@@ -68,28 +68,66 @@ public enum Benchmark {
                            comm: Communicator) throws -> BenchmarkReport {
         try ShardPlan.checkBatchSplits(config.optimizer.batchSize, across: comm.size)
         let b = ShardPlan.balancedPart(of: config.optimizer.batchSize, parts: comm.size, index: comm.rank).count
-        // Real rows when the default dataset exists, else random binary rows of MNIST's shape.
-        var width = 784
-        var source = "random binary rows (784 pixels)"
-        var rowsBuffer: FloatBuffer
-        if FileManager.default.fileExists(atPath: config.files.dataPath), let ds = try? BinaryDataset(path: config.files.dataPath) {
-            let (n, w) = try ds.shape(of: .train)
-            width = w
-            let start = min(comm.rank * b, max(n - b, 0))
-            rowsBuffer = try ds.readAll(.train, rows: start..<(start + b))
-            source = config.files.dataPath
-        } else {
-            rowsBuffer = FloatBuffer(count: b * width)
-            let s = RandomStream(seed: config.optimizer.seed, purpose: .sampling, UInt64(comm.rank))
-            for i in 0..<(b * width) { rowsBuffer[i] = s.uniform(UInt64(i)) < 0.3 ? 1 : 0 }
-        }
-        let x = rowsBuffer.matrix(rows: b, cols: width)
-        let ids = (0..<b).map { comm.rank * b + $0 }
-        let model = VAEModel(shape: config.model.shape(inputDim: width), piCount: config.objective.settings.piCount)
+        let (rows, source) = try benchmarkRows(config: config, count: b, comm: comm)
+        let x = rows.matrix(rows: b, cols: rows.count / b)
+        let model = VAEModel(shape: config.model.shape(inputDim: x.cols), piCount: config.objective.settings.piCount)
         let params = model.makeInitialParameters(seed: config.optimizer.seed)
-        let adam = Adam(parameterCount: model.parameterCount, learningRate: config.optimizer.learningRate)
-        let step = TrainingStep(model: model, settings: config.objective.settings, localBatch: b, globalBatch: config.optimizer.batchSize, adam: adam)
+        let t = try timeSteps(config: config, model: model, params: params, x: x, steps: steps, warmup: warmup, comm: comm)
+        let e = timeEvaluation(config: config, model: model, params: params, x: x, samples: evalSamples,
+                               examples: evalExamples, comm: comm)
+        let perStep = 1 / Double(steps)
+        let totalMs = t.elapsedNanoseconds * 1e-6 * perStep
+        let gemmMs = t.gemmNanoseconds * 1e-6 * perStep
+        let elementMs = t.elementwiseNanoseconds * 1e-6 * perStep
+        let allreduceMs = t.allreduceNanoseconds * 1e-6 * perStep
+        let examplesPerS = Double(steps * config.optimizer.batchSize) / t.slowestRankSeconds
+        let macs = config.objective.settings.usefulMultiplyAddsPerExample(model: model)
+        let gflops = examplesPerS * Double(macs) * 2 / 1e9
+        let evalGflopsPerRank = e.samplesPerS / Double(evalSamples * comm.size) * e.multiplyAddsPerExample * 2 / 1e9
+        return BenchmarkReport(
+            cpuModel: KernelPath.cpuModel, kernelIsa: KernelPath.active.rawValue, blasCore: OpenBLASCore.current,
+            method: config.objective.method.rawValue, k: config.objective.k, pi: config.objective.pi.rawValue, batchSize: config.optimizer.batchSize, ranks: comm.size,
+            steps: steps, dataSource: source, examplesPerS: examplesPerS, msPerStep: totalMs, gemmMsPerStep: gemmMs,
+            elementwiseMsPerStep: elementMs, bookkeepingMsPerStep: max(0, totalMs - gemmMs - elementMs - allreduceMs),
+            allreduceMsPerStep: allreduceMs, allreduceBytes: t.allreduceBytes,
+            usefulMultiplyAddsPerExample: macs, gflops: gflops, gflopsPerRank: gflops / Double(comm.size), fmaPeakGflops: t.fmaPeak,
+            fmaPeakIsa: t.yardstick.rawValue, peakFraction: gflops / Double(comm.size) / t.fmaPeak, blasGflops: t.blasRate,
+            evalSamples: evalSamples, evalSamplesPerS: e.samplesPerS, evalGflopsPerRank: evalGflopsPerRank,
+            evalPeakFraction: evalGflopsPerRank / t.fmaPeak,
+            evalSecondsFor10000Examples: e.samplesPerS > 0 ? 10_000 * Double(evalSamples) / e.samplesPerS : 0)
+    }
 
+    /// This rank's `count` rows: real training rows when the dataset exists, else random binary
+    /// rows of MNIST's shape. Returns the rows and where they came from.
+    static func benchmarkRows(config: RunConfiguration, count b: Int, comm: Communicator) throws -> (FloatBuffer, String) {
+        let path = config.files.dataPath
+        if FileManager.default.fileExists(atPath: path), let ds = try? BinaryDataset(path: path) {
+            let (n, _) = try ds.shape(of: .train)
+            let start = min(comm.rank * b, max(n - b, 0))
+            return (try ds.readAll(.train, rows: start..<(start + b)), path)
+        }
+        let width = 784
+        let rows = FloatBuffer(count: b * width)
+        let s = RandomStream(seed: config.optimizer.seed, purpose: .sampling, UInt64(comm.rank))
+        for i in 0..<(b * width) { rows[i] = s.uniform(UInt64(i)) < 0.3 ? 1 : 0 }
+        return (rows, "random binary rows (784 pixels)")
+    }
+
+    struct StepTiming {
+        var elapsedNanoseconds, gemmNanoseconds, elementwiseNanoseconds, allreduceNanoseconds: Double
+        var slowestRankSeconds: Double
+        var allreduceBytes: Int
+        var yardstick: KernelPath
+        var fmaPeak, blasRate: Double
+    }
+
+    /// `warmup` untimed steps, the yardsticks, then `steps` timed training steps split by kind.
+    static func timeSteps(config: RunConfiguration, model: VAEModel, params: FloatBuffer, x: Matrix, steps: Int, warmup: Int,
+                          comm: Communicator) throws -> StepTiming {
+        let adam = Adam(parameterCount: model.parameterCount, learningRate: config.optimizer.learningRate)
+        let step = TrainingStep(model: model, settings: config.objective.settings, localBatch: x.rows,
+                                globalBatch: config.optimizer.batchSize, adam: adam)
+        let ids = (0..<x.rows).map { comm.rank * x.rows + $0 }
         func oneStep(_ i: Int) {
             _ = step.run(x: x, exampleIDs: ids, noise: NoiseSource(seed: config.optimizer.seed, purpose: .trainingNoise, context: UInt64(i)),
                          params: params, comm: comm, stopRequested: false)
@@ -108,43 +146,33 @@ public enum Benchmark {
         for i in 0..<steps { oneStep(warmup + i) }
         let elapsed = DispatchTime.now().uptimeNanoseconds - t0
         StepProfile.enabled = false
-        let maxElapsed = Double(comm.allgather(elapsed).max()!) * 1e-9
-        let perStep = 1 / Double(steps)
-        let totalMs = Double(elapsed) * 1e-6 * perStep
-        let gemmMs = Double(StepProfile.gemmNanoseconds) * 1e-6 * perStep
-        let elementMs = Double(StepProfile.elementwiseNanoseconds) * 1e-6 * perStep
-        let allreduceMs = Double(step.allreduceNanoseconds - allreduceBefore) * 1e-6 * perStep
-        let examplesPerS = Double(steps * config.optimizer.batchSize) / maxElapsed
-        let macs = config.objective.settings.usefulMultiplyAddsPerExample(model: model)
-        let gflops = examplesPerS * Double(macs) * 2 / 1e9
+        return StepTiming(
+            elapsedNanoseconds: Double(elapsed), gemmNanoseconds: Double(StepProfile.gemmNanoseconds),
+            elementwiseNanoseconds: Double(StepProfile.elementwiseNanoseconds),
+            allreduceNanoseconds: Double(step.allreduceNanoseconds - allreduceBefore),
+            slowestRankSeconds: Double(comm.allgather(elapsed).max()!) * 1e-9, allreduceBytes: step.exchange.buffer.count * 4,
+            yardstick: yardstick, fmaPeak: fmaPeak, blasRate: blasRate)
+    }
 
-        // Evaluation: K importance samples per example, as DistributedEvaluation runs it.
-        let sampler = ImportanceSampler(model: model, samples: evalSamples, batchCapacity: 1,
+    /// The evaluator as DistributedEvaluation runs it (one example at a time, K samples in
+    /// chunks of 500) on `examples` rows per rank: samples per second over all ranks, and the
+    /// multiply-adds per example (encoder, K importance samples and 2 × elboSamples ELBO
+    /// samples through the decoder, the refinement's steps forward and back to z). With
+    /// `examples` = 0 the evaluation is skipped and reported as 0.
+    static func timeEvaluation(config: RunConfiguration, model: VAEModel, params: FloatBuffer, x: Matrix, samples: Int,
+                               examples: Int, comm: Communicator) -> (samplesPerS: Double, multiplyAddsPerExample: Double) {
+        let sampler = ImportanceSampler(model: model, samples: samples, batchCapacity: 1,
                                         refinement: config.objective.evaluationRefinement, proposal: .encoder, chunk: 500)
         comm.barrier()
         let e0 = DispatchTime.now().uptimeNanoseconds
-        for i in 0..<evalExamples {
-            let xi = x.rows((i % b)..<(i % b + 1))
+        for i in 0..<examples {
+            let xi = x.rows((i % x.rows)..<(i % x.rows + 1))
             _ = sampler.evaluate(x: xi, exampleIDs: [i], seed: config.optimizer.seed, params: params)
         }
-        let evalElapsed = Double(comm.allgather(DispatchTime.now().uptimeNanoseconds - e0).max()!) * 1e-9
-        // With --eval-examples 0 the evaluation part is skipped and reported as 0.
-        let samplesPerS = evalExamples > 0 ? Double(evalExamples * evalSamples * comm.size) / evalElapsed : 0
-        // The evaluator's work per example: the encoder, K importance samples and 2 × elboSamples
-        // ELBO samples through the decoder, and the refinement's steps (forward and back to z).
+        let elapsed = Double(comm.allgather(DispatchTime.now().uptimeNanoseconds - e0).max()!) * 1e-9
         let g = Double(model.decoder.multiplyAddsPerRow)
-        let evalMultiplyAdds = Double(model.encoder.multiplyAddsPerRow)
-            + Double(evalSamples + 2 * sampler.elboSamples) * g + Double(2 * sampler.refinement.steps) * g
-        let evalGflopsPerRank = samplesPerS / Double(evalSamples * comm.size) * evalMultiplyAdds * 2 / 1e9
-        return BenchmarkReport(
-            cpuModel: KernelPath.cpuModel, kernelIsa: KernelPath.active.rawValue, blasCore: OpenBLASCore.current,
-            method: config.objective.method.rawValue, k: config.objective.k, pi: config.objective.pi.rawValue, batchSize: config.optimizer.batchSize, ranks: comm.size,
-            steps: steps, dataSource: source, examplesPerS: examplesPerS, msPerStep: totalMs, gemmMsPerStep: gemmMs,
-            elementwiseMsPerStep: elementMs, bookkeepingMsPerStep: max(0, totalMs - gemmMs - elementMs - allreduceMs),
-            allreduceMsPerStep: allreduceMs, allreduceBytes: step.exchange.buffer.count * 4,
-            usefulMultiplyAddsPerExample: macs, gflops: gflops, gflopsPerRank: gflops / Double(comm.size), fmaPeakGflops: fmaPeak, fmaPeakIsa: yardstick.rawValue,
-            peakFraction: gflops / Double(comm.size) / fmaPeak, blasGflops: blasRate, evalSamples: evalSamples,
-            evalSamplesPerS: samplesPerS, evalGflopsPerRank: evalGflopsPerRank, evalPeakFraction: evalGflopsPerRank / fmaPeak,
-            evalSecondsFor10000Examples: samplesPerS > 0 ? 10_000 * Double(evalSamples) / samplesPerS : 0)
+        let multiplyAdds = Double(model.encoder.multiplyAddsPerRow)
+            + Double(samples + 2 * sampler.elboSamples) * g + Double(2 * sampler.refinement.steps) * g
+        return (examples > 0 ? Double(examples * samples * comm.size) / elapsed : 0, multiplyAdds)
     }
 }

@@ -34,17 +34,17 @@ let package = Package(
         // The hot kernels, one variant per instruction set, chosen at run time (include/CKernels.h).
         // Optimized in every configuration, so debug-built tests check the vectorized code that
         // ships; -fno-math-errno lets sqrt vectorize (Adam's v is never negative).
-        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]),
+        .target(name: "CKernels", exclude: ["README.md"], cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]),
 
-        .target(name: "BSVI", dependencies: ["CBLAS", "CKernels"], swiftSettings: numericsFlags),
-        .target(name: "BSVIParallel", dependencies: ["CMPI", "CMPIShims"]),
-        .target(name: "BSVIStorage", dependencies: ["BSVI", "CHDF5", "CHDF5Shims", "CZlib", "CPNG", "CZip"]),
+        .target(name: "BSVI", dependencies: ["CBLAS", "CKernels"], exclude: ["README.md"], swiftSettings: numericsFlags),
+        .target(name: "BSVIParallel", dependencies: ["CMPI", "CMPIShims"], exclude: ["README.md"]),
+        .target(name: "BSVIStorage", dependencies: ["BSVI", "CHDF5", "CHDF5Shims", "CZlib", "CPNG", "CZip"], exclude: ["README.md"]),
         .target(name: "BSVITraining", dependencies: ["BSVI", "BSVIParallel", "BSVIStorage", "CStopSignal"],
-                swiftSettings: numericsFlags),
+                exclude: ["README.md"], swiftSettings: numericsFlags),
         .executableTarget(name: "bsvi-dist", dependencies: [
             "BSVITraining", "BSVIStorage", "BSVIParallel", "BSVI", "CStopSignal",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        ], exclude: ["README.md"]),
 
         // Writers of input files (IDX, .amat, .npy, .npz, gzip) shared by the tests of prepare-data.
         .target(name: "DataFixtures", dependencies: ["CZlib", "CZip"], path: "Tests/DataFixtures"),

@@ -156,61 +156,17 @@ static void tn_dispatch(int R, int V, int kc, const float *ap, const float *bp, 
     switch (R) { TN_CASE(1) TN_CASE(2) TN_CASE(3) TN_CASE(4) TN_CASE(5) TN_CASE(6) }
 }
 
-static void sgemm_nn(int m, int k, int n, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
-                     const float *bias, bsvi_activation activation) {
-    if (m <= 0 || n <= 0) return;
-    const int blocks = (m + MR - 1) / MR;
-    int k0 = 0;
-    do {
-        const int kc = k - k0 < KC ? k - k0 : KC;
-        const int start = k0 > 0 ? START_FROM_C : bias ? START_BIAS : START_ZERO;
-        const bsvi_activation f = k0 + kc == k ? activation : BSVI_ACTIVATION_NONE;  // after the last chunk
-        for (int j = 0; j < n; j += NR) {
-            const int width = n - j < NR ? n - j : NR;
-            const __m256i m0 = lane_mask8(width), m1 = lane_mask8(width - 8);
-            const int V = width > 8 ? 2 : 1;
-            int row = 0;
-            for (int blk = 0; blk < blocks; blk++) {
-                const int R = (m - row) / (blocks - blk);
-                nn_dispatch(R, V, kc, a + (long)row * lda + k0, lda, b + (long)k0 * ldb + j, ldb, c + (long)row * ldc + j,
-                            ldc, m0, m1, start, bias ? bias + j : 0, f);
-                row += R;
-            }
-        }
-        k0 += kc;
-    } while (k0 < k);
+typedef __m256i strip_mask;
+/// The lane masks of a strip `width` columns wide (≤ 16) and its number of vectors.
+static inline __attribute__((always_inline)) int strip_masks(int width, strip_mask *m0, strip_mask *m1) {
+    *m0 = lane_mask8(width);
+    *m1 = lane_mask8(width - 8);
+    return width > 8 ? 2 : 1;
 }
 
-static void sgemm_tn_accumulate(int m, int n, int rows, const float *a, int lda, const float *b, int ldb, float *c,
-                                int ldc, float *bias_gradient, const float *row_weights) {
-    if (m <= 0 || n <= 0) return;
-    const int blocks = (m + MR - 1) / MR;
-    float *ap = bsvi_scratch_or_abort(BSVI_SCRATCH_PACKED_A, (long)KC * m);
-    float *bp = bsvi_scratch_or_abort(BSVI_SCRATCH_PACKED_B, (long)KC * NR);
-    for (int r0 = 0; r0 < rows; r0 += KC) {
-        const int kc = rows - r0 < KC ? rows - r0 : KC;
-        int row = 0;
-        for (int blk = 0; blk < blocks; blk++) {
-            const int R = (m - row) / (blocks - blk);
-            for (int p = 0; p < kc; p++) memcpy(ap + (long)row * kc + p * R, a + (long)(r0 + p) * lda + row, sizeof(float) * R);
-            row += R;
-        }
-        for (int j = 0; j < n; j += NR) {
-            const int width = n - j < NR ? n - j : NR;
-            const __m256i m0 = lane_mask8(width), m1 = lane_mask8(width - 8);
-            const int V = width > 8 ? 2 : 1;
-            pack_weighted_strip(kc, b + (long)r0 * ldb + j, ldb, row_weights ? row_weights + r0 : 0, bp,
-                                bias_gradient ? bias_gradient + j : 0, m0, m1);
-            row = 0;
-            for (int blk = 0; blk < blocks; blk++) {
-                const int R = (m - row) / (blocks - blk);
-                tn_dispatch(R, V, kc, ap + (long)row * kc, bp, c + (long)row * ldc + j, ldc, m0, m1);
-                row += R;
-            }
-        }
-    }
-}
+#include "product_drivers.inc"
 
+/// Independent FMA chains on registers only: enough to cover the FMA latency on both ports.
 static double fma_peak_gflops(double seconds) {
     __m256 acc[12];
     for (int i = 0; i < 12; i++) acc[i] = _mm256_set1_ps((float)i);

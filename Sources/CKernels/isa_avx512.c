@@ -145,64 +145,17 @@ static void tn_dispatch(int R, int V, int kc, const float *ap, const float *bp, 
     }
 }
 
-static void sgemm_nn(int m, int k, int n, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
-                     const float *bias, bsvi_activation activation) {
-    if (m <= 0 || n <= 0) return;
-    const int blocks = (m + MR - 1) / MR;
-    int k0 = 0;
-    do {  // at least once, so k = 0 gives C = bias (or 0)
-        const int kc = k - k0 < KC ? k - k0 : KC;
-        const int start = k0 > 0 ? START_FROM_C : bias ? START_BIAS : START_ZERO;
-        const bsvi_activation f = k0 + kc == k ? activation : BSVI_ACTIVATION_NONE;  // after the last chunk
-        for (int j = 0; j < n; j += NR) {
-            const int width = n - j < NR ? n - j : NR;
-            const __mmask16 m0 = lane_mask(width), m1 = lane_mask(width > 16 ? width - 16 : 0);
-            const int V = width > 16 ? 2 : 1;
-            // Row blocks of nearly equal size (never a lone short block at the end).
-            int row = 0;
-            for (int blk = 0; blk < blocks; blk++) {
-                const int R = (m - row) / (blocks - blk);
-                nn_dispatch(R, V, kc, a + (long)row * lda + k0, lda, b + (long)k0 * ldb + j, ldb, c + (long)row * ldc + j,
-                            ldc, m0, m1, start, bias ? bias + j : 0, f);
-                row += R;
-            }
-        }
-        k0 += kc;
-    } while (k0 < k);
+typedef __mmask16 strip_mask;
+/// The lane masks of a strip `width` columns wide (≤ 32) and its number of vectors.
+static inline __attribute__((always_inline)) int strip_masks(int width, strip_mask *m0, strip_mask *m1) {
+    *m0 = lane_mask(width);
+    *m1 = lane_mask(width > 16 ? width - 16 : 0);
+    return width > 16 ? 2 : 1;
 }
 
-static void sgemm_tn_accumulate(int m, int n, int rows, const float *a, int lda, const float *b, int ldb, float *c,
-                                int ldc, float *bias_gradient, const float *row_weights) {
-    if (m <= 0 || n <= 0) return;
-    const int blocks = (m + MR - 1) / MR;
-    float *ap = bsvi_scratch_or_abort(BSVI_SCRATCH_PACKED_A, (long)KC * m);
-    float *bp = bsvi_scratch_or_abort(BSVI_SCRATCH_PACKED_B, (long)KC * NR);
-    for (int r0 = 0; r0 < rows; r0 += KC) {
-        const int kc = rows - r0 < KC ? rows - r0 : KC;
-        // A's rows [r0, r0 + kc) as one panel per row block: panel of rows [row, row + R) at ap + row·kc.
-        int row = 0;
-        for (int blk = 0; blk < blocks; blk++) {
-            const int R = (m - row) / (blocks - blk);
-            for (int p = 0; p < kc; p++) memcpy(ap + (long)row * kc + p * R, a + (long)(r0 + p) * lda + row, sizeof(float) * R);
-            row += R;
-        }
-        for (int j = 0; j < n; j += NR) {
-            const int width = n - j < NR ? n - j : NR;
-            const __mmask16 m0 = lane_mask(width), m1 = lane_mask(width > 16 ? width - 16 : 0);
-            const int V = width > 16 ? 2 : 1;
-            pack_weighted_strip(kc, b + (long)r0 * ldb + j, ldb, row_weights ? row_weights + r0 : 0, bp,
-                                bias_gradient ? bias_gradient + j : 0, m0, m1);
-            row = 0;
-            for (int blk = 0; blk < blocks; blk++) {
-                const int R = (m - row) / (blocks - blk);
-                tn_dispatch(R, V, kc, ap + (long)row * kc, bp, c + (long)row * ldc + j, ldc, m0, m1);
-                row += R;
-            }
-        }
-    }
-}
+#include "product_drivers.inc"
 
-/// 24 independent FMA chains on registers: enough to cover the FMA latency on both ports.
+/// Independent FMA chains on registers only: enough to cover the FMA latency on both ports.
 static double fma_peak_gflops(double seconds) {
     __m512 acc[24];
     for (int i = 0; i < 24; i++) acc[i] = _mm512_set1_ps((float)i);

@@ -48,10 +48,12 @@ let package = Package(
 
         // Writers of input files (IDX, .amat, .npy, .npz, gzip) shared by the tests of prepare-data.
         .target(name: "DataFixtures", dependencies: ["CZlib", "CZip"], path: "Tests/DataFixtures"),
-        .testTarget(name: "BSVITests", dependencies: ["BSVI"]),
+        // Which golden values a kernel path is held to (the golden tests of BSVITests and BSVITrainingTests).
+        .target(name: "GoldenSupport", dependencies: ["BSVI"], path: "Tests/GoldenSupport"),
+        .testTarget(name: "BSVITests", dependencies: ["BSVI", "GoldenSupport"]),
         .testTarget(name: "BSVIStorageTests", dependencies: ["BSVIStorage", "BSVI", "CHDF5", "CHDF5Shims", "DataFixtures"]),
         .testTarget(name: "BSVIParallelTests", dependencies: ["BSVIParallel"]),
-        .testTarget(name: "BSVITrainingTests", dependencies: ["BSVITraining", "BSVIStorage", "BSVIParallel", "BSVI"]),
+        .testTarget(name: "BSVITrainingTests", dependencies: ["BSVITraining", "BSVIStorage", "BSVIParallel", "BSVI", "GoldenSupport"]),
         // Under mpirun, one rank makes a failing MPI call while the other waits (IntegrationTests).
         .executableTarget(name: "MPIFailureProbe", dependencies: ["BSVIParallel"], path: "Tests/MPIFailureProbe"),
         .testTarget(name: "IntegrationTests", dependencies: ["BSVITraining", "BSVIStorage", "BSVIParallel", "BSVI", "DataFixtures",

@@ -1,5 +1,6 @@
 import BSVI
 import Foundation
+import GoldenSupport
 import Testing
 
 /// Golden values of the objectives and the evaluator on fixed inputs: one bsvi batch with
@@ -128,27 +129,5 @@ struct ObjectiveGoldenTests {
         GoldenPaths.record("evaluation \(path)", result)
         #expect(sums.examples == Self.ids.count)
         #expect(result == Self.evaluationGolden[GoldenPaths.kind(path)])
-    }
-}
-
-/// Which golden a kernel path is held to, and on which paths the golden tests run.
-enum GoldenPaths {
-    enum Kind: Hashable { case vector, portable }
-
-    static func kind(_ path: KernelPath) -> Kind { path == .portable ? .portable : .vector }
-
-    /// The OpenBLAS core the portable goldens were recorded with (this machine's, 2026-12-01).
-    static let portableRecordedOnCore = "Prescott"
-
-    /// Every supported path; the portable one only on the OpenBLAS core its golden was recorded with.
-    static var testable: [KernelPath] {
-        KernelPath.supported.filter { $0 != .portable || OpenBLASCore.current == portableRecordedOnCore || recording }
-    }
-
-    /// BSVI_RECORD_GOLDEN set: print what the golden tests compute (how the goldens were recorded).
-    static var recording: Bool { ProcessInfo.processInfo.environment["BSVI_RECORD_GOLDEN"] != nil }
-
-    static func record(_ label: String, _ value: Any) {
-        if recording { print("[golden] \(label) (OpenBLAS core \(OpenBLASCore.current)): \(value)") }
     }
 }

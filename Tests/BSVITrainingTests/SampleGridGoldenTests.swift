@@ -1,6 +1,7 @@
 import BSVI
 import BSVITraining
 import Foundation
+import GoldenSupport
 import Testing
 
 /// The latent codes behind `bsvi-dist sample`'s reconstruction rows.

@@ -2,6 +2,7 @@ import BSVI
 import BSVIParallel
 import BSVITraining
 import Foundation
+import GoldenSupport
 import Testing
 
 /// Golden values of one fixed-seed training step (bsvi, learned π, Adam): the reduced gradient

@@ -44,14 +44,6 @@ public enum DatasetImporter {
         let binarization = StoredBinarization(mode: request.binarization, inputIsBinary: inputIsBinary,
                                               seed: request.seed, threshold: request.threshold)
         let source = Self.sourceDescription(request, inputs, validRows: validRows, binarization: binarization)
-
-        let folder = URL(fileURLWithPath: output).deletingLastPathComponent().path
-        do {
-            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        } catch {
-            throw StorageError(file: output, problem: "cannot create the folder \(folder)",
-                               fix: "choose a location where you can write", kind: .cannotCreateOutput)
-        }
         try Self.write(output, train: train, valid: valid, test: test, rows: (trainRows, validRows),
                        imageShape: imageShape, binarization: binarization, source: source, progress: progress)
         return ImportSummary(output: output, rows: [.train: trainRows, .valid: validRows, .test: test.rows], width: train.width,

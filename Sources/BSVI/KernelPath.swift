@@ -69,22 +69,6 @@ public enum KernelPath: String, CaseIterable, Sendable {
     /// The CPU's brand string (CPUID), e.g. "Intel(R) Xeon(R) Processor".
     public static var cpuModel: String { String(cString: bsvi_cpu_model_name()) }
 
-    /// The path whose FMA peak is the yardstick while `active` runs with the OpenBLAS core
-    /// `blasCore`: the widest vector width the work uses. The vector paths do their products
-    /// themselves; the portable path leaves them to BLAS, so with an AVX-512 OpenBLAS core its
-    /// products are AVX-512 and so is its yardstick (a portable FMA loop would put the useful
-    /// rate above "peak").
-    public static func yardstick(active: KernelPath, blasCore: String) -> KernelPath {
-        guard active == .portable else { return active }
-        let blas: KernelPath
-        switch OpenBLASCore.tier(ofCore: blasCore) {
-        case .avx512: blas = .avx512
-        case .avx2: blas = .avx2
-        case .avx, .sse: blas = .portable
-        }
-        return blas.isSupported ? blas : .portable
-    }
-
     /// The core's single-precision FMA peak in GFLOP/s at this path's vector width: a
     /// register-only loop of independent fused multiply-adds, run for about `seconds`.
     public func fmaPeakGigaflops(seconds: Double = 0.25) -> Double { bsvi_fma_peak_gflops(isa, seconds) }
@@ -101,6 +85,50 @@ public enum KernelPathError: Error, CustomStringConvertible, Equatable {
         case .unsupported(let path, let cpu):
             return "\(KernelPath.environmentVariable)=\(path.rawValue): this CPU (\(cpu)) cannot run the \(path.rawValue) kernels; "
                 + "it supports \(KernelPath.supported.map(\.rawValue).joined(separator: ", ")) (unset \(KernelPath.environmentVariable) to pick the best)"
+        }
+    }
+}
+
+/// The vector width `bench` measures the core's peak at: the widest the work uses. The vector
+/// paths do their products themselves; the portable path leaves them to OpenBLAS, so its work
+/// runs at OpenBLAS's width (a portable loop would put the useful rate above "peak").
+public enum PeakYardstick: String, Sendable {
+    case portable, avx, avx2, avx512
+
+    public static func forWork(kernels: KernelPath, blasCore: String) -> PeakYardstick {
+        switch kernels {
+        case .avx512: return .avx512
+        case .avx2: return .avx2
+        case .portable: break
+        }
+        // The widest width at or below OpenBLAS's that this CPU runs.
+        let wanted: [PeakYardstick]
+        switch OpenBLASCore.tier(ofCore: blasCore) {
+        case .avx512: wanted = [.avx512, .avx2, .avx]
+        case .avx2: wanted = [.avx2, .avx]
+        case .avx: wanted = [.avx]
+        case .sse: wanted = []
+        }
+        return wanted.first(where: \.isSupported) ?? .portable
+    }
+
+    public var isSupported: Bool {
+        switch self {
+        case .portable: return true
+        case .avx: return bsvi_cpu_has_avx() != 0
+        case .avx2: return KernelPath.avx2.isSupported
+        case .avx512: return KernelPath.avx512.isSupported
+        }
+    }
+
+    /// Single-precision peak in GFLOP/s: independent FMAs on registers (separate multiplies and
+    /// adds for the portable and AVX widths, which have no FMA), for about `seconds`.
+    public func gigaflops(seconds: Double = 0.25) -> Double {
+        switch self {
+        case .portable: return KernelPath.portable.fmaPeakGigaflops(seconds: seconds)
+        case .avx: return bsvi_avx_multiply_add_peak_gflops(seconds)
+        case .avx2: return KernelPath.avx2.fmaPeakGigaflops(seconds: seconds)
+        case .avx512: return KernelPath.avx512.fmaPeakGigaflops(seconds: seconds)
         }
     }
 }

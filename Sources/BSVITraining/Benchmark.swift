@@ -5,9 +5,9 @@ import Foundation
 
 /// `bsvi-dist bench`: the real training step (TrainingStep) on data of the real shape, timed
 /// and split into matrix products, element-wise work, refinement bookkeeping and allreduce; the
-/// useful work rate against the core's FMA peak (a register-only loop at the active kernel
-/// path's vector width, measured in the same run — the hardware, not a library, is the
-/// yardstick); OpenBLAS's sgemm rate on its own; and the importance-sampling evaluator's throughput.
+/// useful work rate against the core's FMA peak (a register-only loop at the widest vector
+/// width the work uses, `PeakYardstick`, measured in the same run — the hardware, not a library,
+/// is the yardstick); OpenBLAS's sgemm rate on its own; and the importance-sampling evaluator's throughput.
 public struct BenchmarkReport: Codable {
     public var cpuModel: String
     /// The kernel path in use: avx512, avx2 or portable.
@@ -117,7 +117,7 @@ public enum Benchmark {
         var elapsedNanoseconds, gemmNanoseconds, elementwiseNanoseconds, allreduceNanoseconds: Double
         var slowestRankSeconds: Double
         var allreduceBytes: Int
-        var yardstick: KernelPath
+        var yardstick: PeakYardstick
         var fmaPeak, blasRate: Double
     }
 
@@ -135,8 +135,8 @@ public enum Benchmark {
         for i in 0..<warmup { oneStep(i) }
         // The yardsticks after the warm-up: by then OpenBLAS's idle pool threads (if the
         // environment gave it any) have stopped spinning and no longer share the core.
-        let yardstick = KernelPath.yardstick(active: KernelPath.active, blasCore: OpenBLASCore.current)
-        let fmaPeak = yardstick.fmaPeakGigaflops()
+        let yardstick = PeakYardstick.forWork(kernels: KernelPath.active, blasCore: OpenBLASCore.current)
+        let fmaPeak = yardstick.gigaflops()
         let blasRate = measureBLASRate()
         comm.barrier()
         StepProfile.reset()

@@ -7,6 +7,7 @@
 #include <cpuid.h>
 
 typedef struct {
+    int avx;
     int avx2_fma;
     int avx512;
     int avx512_bf16;
@@ -33,6 +34,7 @@ static void detect(cpu_info *info) {
     // and both halves of the ZMM state for AVX-512 (XCR0 bits 1, 2, 5, 6, 7).
     const unsigned long long xcr0 = osxsave ? read_xcr0() : 0;
     const int os_ymm = (xcr0 & 0x6) == 0x6, os_zmm = (xcr0 & 0xE6) == 0xE6;
+    info->avx = avx && os_ymm;
     if (max_leaf >= 7) {
         __get_cpuid_count(7, 0, &a, &b, &c, &d);
         const int avx2 = (b >> 5) & 1;
@@ -62,7 +64,7 @@ static void detect(cpu_info *info) {
 }
 #else
 typedef struct {
-    int avx2_fma, avx512, avx512_bf16, vendor;
+    int avx, avx2_fma, avx512, avx512_bf16, vendor;
     char model[49];
 } cpu_info;
 static void detect(cpu_info *info) {
@@ -97,6 +99,7 @@ bsvi_isa bsvi_cpu_best_isa(void) {
 
 const char *bsvi_cpu_model_name(void) { return cpu()->model; }
 int bsvi_cpu_has_avx512_bf16(void) { return cpu()->avx512_bf16; }
+int bsvi_cpu_has_avx(void) { return cpu()->avx; }
 int bsvi_cpu_vendor(void) { return cpu()->vendor; }
 
 int bsvi_isa_parse(const char *name, bsvi_isa *isa) {

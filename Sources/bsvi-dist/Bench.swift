@@ -38,7 +38,7 @@ struct Bench: ParsableCommand {
             if json {
                 let e = JSONEncoder()
                 e.keyEncodingStrategy = .convertToSnakeCase
-                e.outputFormatting = [.sortedKeys]
+                e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
                 print(String(decoding: try e.encode(r), as: UTF8.self))
                 return
             }

@@ -19,7 +19,7 @@ struct CPUInfo: ParsableCommand {
                 "kernel_isa": KernelPath.active.rawValue, "blas_core": OpenBLASCore.current,
             ]
             if peak { object["fma_peak_gflops"] = Dictionary(uniqueKeysWithValues: zip(supported.map(\.rawValue), peaks)) }
-            print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+            print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self))
             return
         }
         print("CPU             \(KernelPath.cpuModel)")

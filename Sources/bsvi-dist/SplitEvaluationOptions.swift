@@ -59,6 +59,6 @@ struct SplitEvaluationOptions: ParsableArguments {
 
 /// One JSON object on one line, keys sorted.
 func printJSONLine(_ object: [String: Any]) throws {
-    let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+    let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
     print(String(decoding: data, as: UTF8.self))
 }

@@ -25,16 +25,21 @@ struct OpenBLASCoreTests {
 
     @Test("bench's yardstick: the vector paths' own width; on the portable path, OpenBLAS's")
     func yardstick() {
-        for active in KernelPath.supported where active != .portable {
-            for core in ["Prescott", "Haswell", "Cooperlake"] {
-                #expect(KernelPath.yardstick(active: active, blasCore: core) == active, "the products are the path's own")
+        for (path, width) in [(KernelPath.avx2, PeakYardstick.avx2), (.avx512, .avx512)] where path.isSupported {
+            for core in ["Prescott", "Sandybridge", "Haswell", "Cooperlake"] {
+                #expect(PeakYardstick.forWork(kernels: path, blasCore: core) == width, "the products are the path's own")
             }
         }
-        #expect(KernelPath.yardstick(active: .portable, blasCore: "Prescott") == .portable)
-        #expect(KernelPath.yardstick(active: .portable, blasCore: "Sandybridge") == .portable)
-        #expect(KernelPath.yardstick(active: .portable, blasCore: "Haswell") == (KernelPath.avx2.isSupported ? .avx2 : .portable))
-        #expect(KernelPath.yardstick(active: .portable, blasCore: "Cooperlake") == (KernelPath.avx512.isSupported ? .avx512 : .portable),
-                "portable kernels with an AVX-512 OpenBLAS run AVX-512 products")
+        let avx: PeakYardstick = PeakYardstick.avx.isSupported ? .avx : .portable
+        #expect(PeakYardstick.forWork(kernels: .portable, blasCore: "Prescott") == .portable)
+        #expect(PeakYardstick.forWork(kernels: .portable, blasCore: "Sandybridge") == avx, "an AVX-only core runs 256-bit products")
+        #expect(PeakYardstick.forWork(kernels: .portable, blasCore: "Haswell") == (KernelPath.avx2.isSupported ? .avx2 : avx))
+        #expect(PeakYardstick.forWork(kernels: .portable, blasCore: "Cooperlake")
+                    == (KernelPath.avx512.isSupported ? .avx512 : KernelPath.avx2.isSupported ? .avx2 : avx),
+                "portable kernels with an AVX-512 OpenBLAS run AVX-512 products; a narrower CPU falls back to its widest")
+        // Each width this CPU has runs its loop and reports a rate.
+        let rates = [PeakYardstick.portable, .avx, .avx2, .avx512].filter(\.isSupported).map { $0.gigaflops(seconds: 0.05) }
+        #expect(rates.allSatisfy { $0 > 0 })
     }
 
     @Test("a fallback to an older core is corrected by re-executing with the CPU's core")

@@ -39,6 +39,9 @@ bsvi_isa bsvi_cpu_best_isa(void);
 const char *bsvi_cpu_model_name(void);
 /// Whether the CPU has AVX-512 BF16 (OpenBLAS's Cooperlake core uses it).
 int bsvi_cpu_has_avx512_bf16(void);
+/// Whether the CPU and OS run AVX (256-bit) instructions; AVX-only CPUs (Sandy Bridge, Ivy
+/// Bridge, Bulldozer) run the portable kernels, but OpenBLAS's AVX cores use the full width.
+int bsvi_cpu_has_avx(void);
 /// 1 for GenuineIntel, 2 for AuthenticAMD, 0 otherwise.
 int bsvi_cpu_vendor(void);
 
@@ -59,6 +62,9 @@ int bsvi_kernels_have_products(void);
 /// on registers only (no memory), at `isa`'s vector width, for about `seconds` of wall time.
 /// The portable variant times separate multiplies and adds (no FMA in the baseline).
 double bsvi_fma_peak_gflops(bsvi_isa isa, double seconds);
+/// The peak of separate 256-bit AVX multiplies and adds (no FMA): the yardstick of an AVX-only
+/// CPU whose products run on an AVX OpenBLAS core. 0 when the CPU has no AVX.
+double bsvi_avx_multiply_add_peak_gflops(double seconds);
 
 // MARK: Matrix products (row-major Float32; only when bsvi_kernels_have_products())
 

@@ -15,8 +15,11 @@ final class BackgroundCommand {
     init(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
          inheritBlockedStopSignals: Bool = false) throws {
         folder = try makeTemporaryDirectory(prefix: "bg")
-        FileManager.default.createFile(atPath: folder + "/stdout", contents: nil)
-        FileManager.default.createFile(atPath: folder + "/stderr", contents: nil)
+        for name in ["stdout", "stderr"] {
+            guard FileManager.default.createFile(atPath: folder + "/" + name, contents: nil) else {
+                throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: folder + "/" + name])
+            }
+        }
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         process.environment = testEnvironment(environment)
@@ -29,18 +32,18 @@ final class BackgroundCommand {
             return
         }
         let launched = DispatchSemaphore(value: 0)
-        var launchError: Error? = nil
+        let launchError = HandOver<Error?>(nil)
         let launcher = Thread { [process] in
             var stopSignals = sigset_t()
             sigemptyset(&stopSignals)
             for signal in [SIGTERM, SIGINT, SIGUSR1, SIGUSR2] { sigaddset(&stopSignals, signal) }
             pthread_sigmask(SIG_UNBLOCK, &stopSignals, nil)
-            do { try process.run() } catch { launchError = error }
+            do { try process.run() } catch { launchError.value = error }
             launched.signal()
         }
         launcher.start()
         launched.wait()
-        if let launchError { throw launchError }
+        if let error = launchError.value { throw error }
     }
 
     /// Whether `signal` is blocked in the process (from /proc/<pid>/status).
@@ -70,6 +73,12 @@ final class BackgroundCommand {
 
 /// Polls `condition` every 20 ms for at most `timeout` seconds: only for states no event
 /// announces (a file appearing, a process being forked by mpirun).
+/// A value one thread writes and another reads after a semaphore says it is written.
+final class HandOver<Value>: @unchecked Sendable {
+    var value: Value
+    init(_ value: Value) { self.value = value }
+}
+
 func pollUntil(timeout: TimeInterval, _ condition: () -> Bool) -> Bool {
     let deadline = Date().addingTimeInterval(timeout)
     while Date() < deadline {
@@ -287,19 +296,19 @@ struct SignalTests {
         let run = dir + "/run"
         // The spawning thread's mask, blocked stop signals included, is what the run starts with.
         let launched = DispatchSemaphore(value: 0)
-        var started: Result<BackgroundCommand, Error>! = nil
+        let started = HandOver<Result<BackgroundCommand, Error>?>(nil)
         let launcher = Thread {
             var stopSignals = sigset_t()
             sigemptyset(&stopSignals)
             sigaddset(&stopSignals, SIGTERM)
             sigaddset(&stopSignals, SIGINT)
             pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
-            started = Result { try BackgroundCommand(try binaryPath(), self.endlessFlags(data: data, runDir: run), inheritBlockedStopSignals: true) }
+            started.value = Result { try BackgroundCommand(try binaryPath(), self.endlessFlags(data: data, runDir: run), inheritBlockedStopSignals: true) }
             launched.signal()
         }
         launcher.start()
         launched.wait()
-        let command = try started.get()
+        let command = try started.value!.get()
         let folder = run + "/checkpoints"
         try #require(pollUntil(timeout: 120) { ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).contains { $0.hasPrefix("ckpt-") } })
         kill(command.process.processIdentifier, SIGTERM)

@@ -33,23 +33,30 @@ struct ModelOptions: ParsableArguments {
 
 struct ObjectiveOptions: ParsableArguments {
     private static let d = ObjectiveSection()
+    private static func defaults(_ value: (MethodDefaults) -> String, _ methods: [TrainingMethod]) -> String {
+        "(default: " + MethodDefaults.describe(value, methods: methods) + ")"
+    }
     @Option(help: "Training method: vae, iwae, svi or bsvi.") var method: TrainingMethod = d.method
-    @Option(help: "iwae: importance samples; svi/bsvi: SVI refinement steps.") var k: Int = d.k
+    @Option(help: "iwae: importance samples; svi/bsvi: SVI refinement steps. \(defaults({ "\($0.k)" }, [.svi, .bsvi, .iwae]))")
+    var k: Int?
     @Option(help: "vae: Monte Carlo samples of the ELBO.") var vaeSamples: Int = d.vaeSamples
-    @Option(help: "bsvi mixture weights over the buffer: uniform, last or learned.") var pi: PiMode = d.pi
-    @Option(help: "SVI update rule: sgd, momentum or adam.") var sviRule: RefinementRule = d.sviRule
-    @Option(help: "SVI refinement step size η.") var sviLr: Float = d.sviLearningRate
+    @Option(help: "bsvi mixture weights over the buffer: uniform, last or learned. \(defaults({ $0.pi.rawValue }, [.bsvi]))")
+    var pi: PiMode?
+    @Option(help: "SVI update rule: sgd, momentum or adam. \(defaults({ $0.sviRule.rawValue }, [.svi, .bsvi]))")
+    var sviRule: RefinementRule?
+    @Option(help: "SVI refinement step size η. \(defaults({ "\($0.sviLearningRate)" }, [.svi, .bsvi]))")
+    var sviLr: Float?
     @Option(help: "Heavy-ball momentum (momentum rule) or β₁ (adam rule).") var sviMomentum: Float = d.sviMomentum
     @Option(help: "Per-example gradient-norm clip for SVI (0: off).") var sviClip: Float = d.sviClip
 
+    /// The method's own defaults (MethodDefaults), overridden by every flag given.
     var section: ObjectiveSection {
-        var s = ObjectiveSection()
-        s.method = method
-        s.k = k
+        var s = ObjectiveSection(method: method)
+        if let k { s.k = k }
         s.vaeSamples = vaeSamples
-        s.pi = pi
-        s.sviRule = sviRule
-        s.sviLearningRate = sviLr
+        if let pi { s.pi = pi }
+        if let sviRule { s.sviRule = sviRule }
+        if let sviLr { s.sviLearningRate = sviLr }
         s.sviMomentum = sviMomentum
         s.sviClip = sviClip
         return s

@@ -45,11 +45,29 @@ struct RunConfigurationTests {
         #expect(c.objective.method == .bsvi && c.objective.pi == .learned && c.objective.sviLearningRate == 0.02)
         #expect(c.optimizer.seed == 2 && c.schedule.epochs == 20 && c.evaluation.every == 2 && c.evaluation.limit == 2000)
         #expect(c.files.runDirectory == "results/full/bsvi-learned/seed2")
-        // An older one without the fields added later takes today's defaults for them.
+        // An older one without the fields added later takes the defaults of its era for them
+        // (η 0.05, adam, k 5, π uniform for every method), not today's per-method ones.
         let older = #"{"method":"svi","k":3,"batchSize":64,"seed":9}"#
         let o = try RunConfiguration.fromJSON(older)
         #expect(o.objective.method == .svi && o.objective.k == 3 && o.optimizer.batchSize == 64 && o.objective.vaeSamples == 1)
+        #expect(o.objective.sviLearningRate == 0.05 && o.objective.sviRule == .adam && o.objective.pi == .uniform)
+        #expect(try RunConfiguration.fromJSON(#"{"method":"bsvi"}"#).objective.k == 5)
         #expect(throws: (any Error).self) { try RunConfiguration.fromJSON(#"{"nonsense":true}"#) }
+    }
+
+    @Test("each method starts from its own defaults; the help text lists them per method")
+    func methodDefaults() {
+        for method in TrainingMethod.allCases {
+            let section = ObjectiveSection(method: method), d = MethodDefaults.of(method)
+            #expect(section.method == method && section.k == d.k && section.pi == d.pi)
+            #expect(section.sviRule == d.sviRule && section.sviLearningRate == d.sviLearningRate)
+        }
+        #expect(ObjectiveSection() == ObjectiveSection(method: .bsvi), "bsvi is the default method")
+        // The sweep gave svi and bsvi different step sizes: the text names each.
+        #expect(MethodDefaults.of(.svi).sviLearningRate != MethodDefaults.of(.bsvi).sviLearningRate)
+        let text = MethodDefaults.describe({ "\($0.sviLearningRate)" }, methods: [.svi, .bsvi])
+        #expect(text == "\(MethodDefaults.of(.svi).sviLearningRate) (svi), \(MethodDefaults.of(.bsvi).sviLearningRate) (bsvi)")
+        #expect(MethodDefaults.describe({ $0.sviRule.rawValue }, methods: [.svi, .bsvi]) == "adam")
     }
 
     /// The names of the stored properties of every section, "section.property".

@@ -1,4 +1,6 @@
+import BSVI
 import BSVIStorage
+import BSVITraining
 import Foundation
 import Testing
 
@@ -72,6 +74,33 @@ struct EndToEndTests {
         let ll = try #require(j["log_likelihood"] as? Double), elbo = try #require(j["elbo"] as? Double)
         #expect(ll.isFinite && elbo.isFinite && ll < 0)
         #expect(abs(ll - ckpt.history.last!.logLikelihood) < 1e-6)
+    }
+
+    @Test("a method without objective flags trains with its own defaults; flags override them; --help lists them")
+    func methodDefaultsReachTheRun() throws {
+        let dir = try makeTemporaryDirectory(prefix: "defaults")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try writeToyDataset(dir + "/toy.h5")
+        func storedObjective(_ flags: [String]) throws -> ObjectiveSection {
+            let run = dir + "/run-\(flags.joined())"
+            let r = try bsvi(["train", "--data", dir + "/toy.h5", "--run-dir", run, "--batch-size", "8", "--max-steps", "1",
+                              "--no-final-eval"] + tinyModel + flags)
+            try #require(r.status == 0, "\(r.stderr)")
+            let config = try #require(try CheckpointFile.read(run + "/final.h5").training?.configJSON)
+            return try RunConfiguration.fromJSON(config).objective
+        }
+        for method in [TrainingMethod.svi, .bsvi] {
+            let o = try storedObjective(["--method", method.rawValue])
+            let d = MethodDefaults.of(method)
+            #expect(o.k == d.k && o.sviRule == d.sviRule, "\(method): \(o)")
+            #expect(o.sviLearningRate == d.sviLearningRate && o.pi == d.pi, "\(method): \(o)")
+        }
+        let o = try storedObjective(["--method", "svi", "--svi-lr", "0.3", "--k", "2", "--svi-rule", "sgd"])
+        #expect(o.sviLearningRate == 0.3 && o.k == 2 && o.sviRule == .sgd)
+        let help: String = try bsvi(["train", "--help"]).stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        let svi = MethodDefaults.of(.svi).sviLearningRate, bsviRate = MethodDefaults.of(.bsvi).sviLearningRate
+        let expected = "(default: \(svi) (svi), \(bsviRate) (bsvi))"
+        #expect(help.contains(expected), "\(help)")
     }
 
     @Test("training improves the held-out log-likelihood of the untrained model")

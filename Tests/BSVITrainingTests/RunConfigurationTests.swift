@@ -124,6 +124,7 @@ struct RunConfigurationTests {
         many.objective.k = 20
         many.optimizer.seed = 4
         let refused = ResumeComparison(saved: saved, current: many)
-        #expect(refused.mismatches == [SettingChange(flag: "--k", checkpoint: "5", now: "20"), SettingChange(flag: "--seed", checkpoint: "1", now: "4")])
+        #expect(refused.mismatches == [SettingChange(flag: "--k", checkpoint: "\(saved.objective.k)", now: "20"),
+                                       SettingChange(flag: "--seed", checkpoint: "1", now: "4")])
     }
 }

@@ -126,7 +126,7 @@ struct TrainerTests {
             _ = try f.train(other, resume: "auto")
         } throws: { error in
             let e = error as? CollectiveError
-            return e?.exitStatus == .badData && e!.message.contains("--svi-lr 0.05 → 0.01")
+            return e?.exitStatus == .badData && e!.message.contains("--svi-lr \(longer.objective.sviLearningRate) → 0.01")
         }
     }
 

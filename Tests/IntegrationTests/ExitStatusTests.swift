@@ -59,7 +59,7 @@ struct ExitStatusTests {
         let dir = try Self.folderWithData()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let run = dir + "/run"
-        #expect(try bsvi(Self.train + ["--data", dir + "/toy.h5", "--run-dir", run]).status == 0)
+        #expect(try bsvi(Self.train + ["--data", dir + "/toy.h5", "--run-dir", run, "--svi-lr", "0.05"]).status == 0)
         let other = try bsvi(Self.train + ["--data", dir + "/toy.h5", "--run-dir", run, "--resume", "auto", "--epochs", "2",
                                            "--svi-lr", "0.02", "--vae-samples", "3"])
         #expect(other.status == 65)

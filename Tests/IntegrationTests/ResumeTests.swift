@@ -135,7 +135,7 @@ struct ResumeTests {
         for ranks in [2, 3] {
             let k = try mpirunBSVI(ranks: ranks, other)
             #expect(k.status == 65)
-            #expect(k.stderr.contains("--k 2 → 3") && k.stderr.contains("--seed 11 → 12") && k.stderr.contains("--svi-lr 0.05 → 0.01"), "\(k.stderr)")
+            #expect(k.stderr.contains("--k 2 → 3") && k.stderr.contains("--seed 11 → 12") && k.stderr.contains("--svi-lr \(MethodDefaults.of(.bsvi).sviLearningRate) → 0.01"), "\(k.stderr)")
             #expect(!k.stderr.contains("world size"), "the world size may change: \(k.stderr)")
             #expect(k.stderr.components(separatedBy: "cannot resume").count == 2, "only rank 0 reports: \(k.stderr)")
         }

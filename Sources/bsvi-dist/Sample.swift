@@ -17,7 +17,7 @@ struct Sample: ParsableCommand {
     var reconstructions: Int = 0
     @Option(help: "Dataset for --reconstructions.") var data: String = RunConfiguration.defaultDataPath
     @Option(help: "Split for --reconstructions.") var split: DataSplit = .test
-    @Option(help: "SVI steps for the refined reconstructions (default: the checkpoint's k for svi/bsvi, at least 1; otherwise 5).") var refineSteps: Int?
+    @Option(help: "SVI steps for the refined reconstructions (default: the training's k for svi/bsvi, at least 1; 5 for vae/iwae; bsvi's default k for a file without /training).") var refineSteps: Int?
     @Option(help: "Image height × width as HxW (default: from --data, else a square).") var imageSize: String?
     @Option(help: "Seed of the prior samples.") var seed: UInt64 = 1
 

@@ -12,9 +12,9 @@ struct SplitEvaluationOptions: ParsableArguments {
     @Option(help: "Importance samples K per example.") var samples: Int = 5000
     @Option(help: "Evaluate only the first N rows (0: all).") var limit: Int = 0
     @Option(help: "Importance-sampling proposal: encoder (λ₀) or refined (λ_k).") var proposal: Proposal = .encoder
-    @Option(help: "SVI steps for ELBO(λ_k) and the refined proposal (default: the checkpoint's k for svi/bsvi, at least 1; otherwise 5).") var refineSteps: Int?
-    @Option(help: "SVI step size (default: the checkpoint's).") var sviLr: Float?
-    @Option(help: "SVI rule (default: the checkpoint's).") var sviRule: RefinementRule?
+    @Option(help: "SVI steps for ELBO(λ_k) and the refined proposal (default: the training's k for svi/bsvi, at least 1; 5 for vae/iwae; bsvi's default k for a file without /training).") var refineSteps: Int?
+    @Option(help: "SVI step size (default: the training's; bsvi's default for a file without /training).") var sviLr: Float?
+    @Option(help: "SVI rule (default: the training's; bsvi's default for a file without /training).") var sviRule: RefinementRule?
     @Option(help: "Seed of the evaluation noise (with the example id it keys every draw).") var seed: UInt64 = 1
     @Option(help: "Write each example's values to this HDF5 file (layout in docs/evaluation.md); replaced if it exists.")
     var perExample: String?

@@ -95,7 +95,7 @@ struct BinarizationTests {
             $0.binarization = .threshold
             $0.threshold = 127
         }
-        expectError(e1, .usage, mentions: ["--threshold", "127", "0.498"])
+        expectError(e1, .usage, mentions: ["--threshold", "pixel > 127' is --threshold 0.5"])
         let e2 = importError(dir) {
             $0.train = dir + "/missing.npy"
             $0.valid = dir + "/missing.npy"

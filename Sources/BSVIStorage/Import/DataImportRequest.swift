@@ -44,7 +44,7 @@ public struct DataImportRequest: Sendable {
         }
         if binarization == .threshold && !(threshold >= 0 && threshold < 1) {
             throw usage("--threshold", "must lie in [0, 1), got \(threshold): it applies to intensities on the 0–1 scale (uint8 pixels are divided by 255)",
-                        fix: "for 'pixel > 127' on 0–255 data pass --threshold 0.498")
+                        fix: "on 0–255 data 'pixel > 127' is --threshold 0.5 (the default) and 'pixel ≥ 127' is --threshold 0.498")
         }
         if isFashionMNIST && (train != nil || valid != nil || test != nil) {
             throw usage("--format fashion-mnist", "reads Debian's Fashion-MNIST folder (--source), not --train/--valid/--test",

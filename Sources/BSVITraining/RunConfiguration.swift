@@ -92,7 +92,7 @@ public struct MethodDefaults: Equatable, Sendable {
 
     public static func of(_ method: TrainingMethod) -> MethodDefaults {
         switch method {
-        case .bsvi: return MethodDefaults(k: 10, pi: .uniform, sviRule: .adam, sviLearningRate: 0.25)
+        case .bsvi: return MethodDefaults(k: 10, pi: .learned, sviRule: .adam, sviLearningRate: 0.1)
         case .svi: return MethodDefaults(k: 10, sviRule: .adam, sviLearningRate: 0.1)
         case .iwae, .vae: return MethodDefaults(k: 5)
         }

@@ -116,7 +116,7 @@ struct RunFolderLockTests {
         await #expect(processExitsWith: .signal(SIGKILL)) { [run] in
             let lock = try RunFolderLock.acquire(runDirectory: run, warn: { _ in })
             _ = FileManager.default.createFile(atPath: run + "/holding", contents: Data())
-            alarm(120)
+            alarm(600)
             withExtendedLifetime(lock) { while true { pause() } }
         }
     }
@@ -127,7 +127,9 @@ struct RunFolderLockTests {
         defer { try? FileManager.default.removeItem(atPath: run) }
         async let childResult = Self.holdUntilKilled(run)
         // A bounded poll for the child's "holding" file (the child needs a process start first).
-        let deadline = Date().addingTimeInterval(120)
+        // Generous: under a loaded machine (the whole suite in parallel beside a training job) the
+        // child's start took over 120 s once.
+        let deadline = Date().addingTimeInterval(600)
         while !FileManager.default.fileExists(atPath: run + "/holding") && Date() < deadline { usleep(20_000) }
         let holder = RunFolderLockHolder(fileContents: Self.lockFileText(run))
         defer { if let pid = holder?.pid { kill(pid, SIGKILL) } }  // never leave the child behind

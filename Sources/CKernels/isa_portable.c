@@ -22,57 +22,41 @@ static void transpose(int rows, int cols, const float *src, int lds, float *dst,
         for (int j = 0; j < cols; j++) dst[(long)j * ldd + i] = src[(long)i * lds + j];
 }
 
-/// Separate multiplies and adds on 16-lane vectors (the baseline has no FMA): 3 vectors = 12
-/// SSE registers of independent chains (all 16 registers would spill), one multiply and one add
-/// (2 flops per lane) per iteration.
-static double fma_peak_gflops(double seconds) {
-    enum { CHAINS = 3 };
-    vf16 acc[CHAINS];
-    for (int i = 0; i < CHAINS; i++) acc[i] = (float)i;
-    const vf16 x = 0.999999f, y = 1e-7f;
-    long iterations = 0, batch = 1 << 16;
-    const double t0 = bsvi_seconds_now();
-    double elapsed;
-    do {
-        for (long it = 0; it < batch; it++) {
-#pragma clang fp contract(off)
-            for (int i = 0; i < CHAINS; i++) acc[i] = acc[i] * x + y;
-        }
-        iterations += batch;
-        elapsed = bsvi_seconds_now() - t0;
-    } while (elapsed < seconds);
-    float sink = 0;
-    for (int i = 0; i < CHAINS; i++) sink += hsum(acc[i]);
-    __asm__ volatile("" : : "r"(&sink) : "memory");
-    return (double)iterations * CHAINS * 16 * 2 / elapsed * 1e-9;
-}
+/// Defines `static double name(double seconds)`: `chains` independent chains of a separate
+/// multiply and add (contraction off: the baseline has no FMA; 2 flops per lane) on `vector`
+/// values of `lanes` floats, registers only, timed for at least `seconds`.
+#define MULTIPLY_ADD_PEAK(name, target_attribute, vector, chains, lanes)                        \
+    target_attribute static double name(double seconds) {                                       \
+        vector acc[chains];                                                                       \
+        for (int i = 0; i < chains; i++) acc[i] = (float)i;                                       \
+        const vector x = 0.999999f, y = 1e-7f;                                                    \
+        long iterations = 0, batch = 1 << 16;                                                     \
+        const double t0 = bsvi_seconds_now();                                                     \
+        double elapsed;                                                                           \
+        do {                                                                                      \
+            for (long it = 0; it < batch; it++) {                                                 \
+                _Pragma("clang fp contract(off)")                                                 \
+                for (int i = 0; i < chains; i++) acc[i] = acc[i] * x + y;                         \
+            }                                                                                     \
+            iterations += batch;                                                                  \
+            elapsed = bsvi_seconds_now() - t0;                                                    \
+        } while (elapsed < seconds);                                                              \
+        float sink = 0;                                                                           \
+        for (int i = 0; i < chains; i++)                                                          \
+            for (int j = 0; j < lanes; j++) sink += acc[i][j];                                    \
+        __asm__ volatile("" : : "r"(&sink) : "memory");                                           \
+        return (double)iterations * chains * lanes * 2 / elapsed * 1e-9;                          \
+    }
+
+/// The portable path's yardstick on 16-lane vectors: 3 vectors = 12 SSE registers of
+/// independent chains (all 16 registers would spill).
+MULTIPLY_ADD_PEAK(fma_peak_gflops, , vf16, 3, 16)
 
 #if defined(__x86_64__)
 typedef float vf8_avx __attribute__((ext_vector_type(8)));
 
-/// As above at AVX's width: 12 of the 16 YMM registers hold independent chains.
-__attribute__((target("avx"))) static double avx_multiply_add_peak(double seconds) {
-    enum { CHAINS = 12 };
-    vf8_avx acc[CHAINS];
-    for (int i = 0; i < CHAINS; i++) acc[i] = (float)i;
-    const vf8_avx x = 0.999999f, y = 1e-7f;
-    long iterations = 0, batch = 1 << 16;
-    const double t0 = bsvi_seconds_now();
-    double elapsed;
-    do {
-        for (long it = 0; it < batch; it++) {
-#pragma clang fp contract(off)
-            for (int i = 0; i < CHAINS; i++) acc[i] = acc[i] * x + y;
-        }
-        iterations += batch;
-        elapsed = bsvi_seconds_now() - t0;
-    } while (elapsed < seconds);
-    float sink = 0;
-    for (int i = 0; i < CHAINS; i++)
-        for (int j = 0; j < 8; j++) sink += acc[i][j];
-    __asm__ volatile("" : : "r"(&sink) : "memory");
-    return (double)iterations * CHAINS * 8 * 2 / elapsed * 1e-9;
-}
+/// The same at AVX's width: 12 of the 16 YMM registers hold independent chains.
+MULTIPLY_ADD_PEAK(avx_multiply_add_peak, __attribute__((target("avx"))), vf8_avx, 12, 8)
 #endif
 
 double bsvi_avx_multiply_add_peak_gflops(double seconds) {

@@ -63,10 +63,15 @@ struct RunConfigurationTests {
             #expect(section.sviRule == d.sviRule && section.sviLearningRate == d.sviLearningRate)
         }
         #expect(ObjectiveSection() == ObjectiveSection(method: .bsvi), "bsvi is the default method")
-        // The sweep gave svi and bsvi different step sizes: the text names each.
-        #expect(MethodDefaults.of(.svi).sviLearningRate != MethodDefaults.of(.bsvi).sviLearningRate)
-        let text = MethodDefaults.describe({ "\($0.sviLearningRate)" }, methods: [.svi, .bsvi])
-        #expect(text == "\(MethodDefaults.of(.svi).sviLearningRate) (svi), \(MethodDefaults.of(.bsvi).sviLearningRate) (bsvi)")
+        // Methods that share a value are named together; one value for all is given alone.
+        let (svi, bsvi, iwae) = (MethodDefaults.of(.svi), MethodDefaults.of(.bsvi), MethodDefaults.of(.iwae))
+        let kText = MethodDefaults.describe({ "\($0.k)" }, methods: [.svi, .bsvi, .iwae])
+        if svi.k == bsvi.k && bsvi.k != iwae.k {
+            #expect(kText == "\(svi.k) (svi, bsvi), \(iwae.k) (iwae)")
+        }
+        let rate = MethodDefaults.describe({ "\($0.sviLearningRate)" }, methods: [.svi, .bsvi])
+        #expect(rate == (svi.sviLearningRate == bsvi.sviLearningRate ? "\(svi.sviLearningRate)"
+                         : "\(svi.sviLearningRate) (svi), \(bsvi.sviLearningRate) (bsvi)"))
         #expect(MethodDefaults.describe({ $0.sviRule.rawValue }, methods: [.svi, .bsvi]) == "adam")
     }
 

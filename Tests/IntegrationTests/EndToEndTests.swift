@@ -98,8 +98,7 @@ struct EndToEndTests {
         let o = try storedObjective(["--method", "svi", "--svi-lr", "0.3", "--k", "2", "--svi-rule", "sgd"])
         #expect(o.sviLearningRate == 0.3 && o.k == 2 && o.sviRule == .sgd)
         let help: String = try bsvi(["train", "--help"]).stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
-        let svi = MethodDefaults.of(.svi).sviLearningRate, bsviRate = MethodDefaults.of(.bsvi).sviLearningRate
-        let expected = "(default: \(svi) (svi), \(bsviRate) (bsvi))"
+        let expected = "(default: " + MethodDefaults.describe({ "\($0.sviLearningRate)" }, methods: [.svi, .bsvi]) + ")"
         #expect(help.contains(expected), "\(help)")
     }
 

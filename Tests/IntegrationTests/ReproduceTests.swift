@@ -30,10 +30,18 @@ struct ReproduceTests {
                 #expect(points.allSatisfy { ($0["valid"] as? Double)?.isFinite == true })
             }
         }
+        // Each method's chosen (rule, η) was measured: by the sweep at k = 5 or by the η sweep
+        // at the chosen k (η and k are tuned alternately), and its k by the k sweep.
         let best = try #require(results["best"] as? [String: [String: Any]])
+        let etaAtK = try #require(results["eta_at_k"] as? [[String: Any]])
+        let kSweep = try #require(results["k_sweep"] as? [[String: Any]])
         for method in ["svi", "bsvi"] {
             let b = try #require(best[method])
-            #expect(sweep.contains { $0["method"] as? String == method && $0["rule"] as? String == b["rule"] as? String && $0["lr"] as? Double == b["lr"] as? Double })
+            let measured = sweep.map { $0.merging(["k": 5]) { a, _ in a } } + etaAtK
+            #expect(measured.contains { $0["method"] as? String == method && $0["rule"] as? String == b["rule"] as? String
+                                        && $0["lr"] as? Double == b["lr"] as? Double && $0["k"] as? Int == b["k"] as? Int },
+                    "\(method): \(b) is not a measured point")
+            #expect(kSweep.contains { $0["method"] as? String == method && $0["k"] as? Int == b["k"] as? Int })
         }
         #expect((results["pi_sweep"] as? [Any])?.count == 3)
 
@@ -76,6 +84,16 @@ struct ReproduceTests {
             let png = try PNGFile.readGray(out + "/images/samples-\(name).png")
             #expect(png.width == 10 * 5 + 1 && png.height == 7 * 5 + 1)
         }
+
+        // A rerun finds every run (tuning runs are named by all their settings) and trains nothing.
+        let before = try String(contentsOfFile: out + "/campaign.log", encoding: .utf8)
+        let again = try runCommand("/usr/bin/env", ["python3", root + "/scripts/reproduce", "--quick", "--no-build", "--data", dir + "/toy.h5",
+                                                    "--out", out, "--ranks", "2"],
+                                   timeout: 900, environment: env, directory: root)
+        try #require(again.status == 0, "\(again.stdout)\n\(again.stderr)")
+        let rerun = try String(contentsOfFile: out + "/campaign.log", encoding: .utf8).dropFirst(before.count)
+        #expect(rerun.contains("reproduce: done"), "\(rerun)")
+        #expect(!rerun.contains("] train ") && !rerun.contains("moved to"), "the rerun retrained:\n\(rerun)")
     }
 
     /// Width and height from a PNG's IHDR chunk (any colour type).

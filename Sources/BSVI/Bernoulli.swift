@@ -14,6 +14,20 @@ public enum Bernoulli {
                                       logits.base, Int32(logits.cols), out)
     }
 
+    /// log p(x|a) per row for the logits a = hidden · kernel + bias of a linear output layer,
+    /// computed without storing them (bsvi_sgemm_nn_bernoulli_log_likelihood: kernel paths only;
+    /// the same bits as `multiply` then `logLikelihood`). Counted as the layer's product.
+    public static func outputLayerLogLikelihood(hidden: Matrix, kernel: Matrix, bias: UnsafePointer<Float>, x: Matrix,
+                                                into out: UnsafeMutablePointer<Float>) {
+        precondition(hidden.cols == kernel.rows && x.cols == kernel.cols && x.rows > 0, "likelihood shapes")
+        MultiplyAddCount.record(m: hidden.rows, k: hidden.cols, n: kernel.cols)
+        StepProfile.gemm {
+            bsvi_sgemm_nn_bernoulli_log_likelihood(Int32(hidden.rows), Int32(hidden.cols), Int32(kernel.cols), hidden.base,
+                                                   Int32(hidden.cols), kernel.base, Int32(kernel.cols), bias, x.base,
+                                                   Int32(x.cols), Int32(x.rows), out)
+        }
+    }
+
     /// One fused pass: log p(x|a) per row into `out`, and the logits overwritten with x − sigmoid(a),
     /// the back-propagated error of the log-likelihood (the output layer is linear).
     public static func logLikelihoodAndError(x: Matrix, logitsToError a: Matrix, into out: UnsafeMutablePointer<Float>) {

@@ -62,12 +62,20 @@ public final class LatentWorkspace {
     }
 
     /// Decoder forward and log w only (no gradients): the importance-sampling evaluator's pass.
+    /// On the kernel paths the output layer and the likelihood are one pass that never stores the
+    /// logits (the same bits as the two passes); `decoder.output` is then left stale.
     public func scoreLogWeights(rows: Range<Int>, x: Matrix, lambda: Matrix, params: FloatBuffer) {
-        decoder.forward(z.rows(rows), rows: rows, params: params)
-        StepProfile.elementwise {
-            Bernoulli.logLikelihood(x: x, logits: decoder.output.rows(rows), into: logLikelihood.base + rows.lowerBound)
-            scoreLogWeights(rows, lambda: lambda)
+        let out = logLikelihood.base + rows.lowerBound
+        if KernelPath.activeHasProducts {
+            let last = decoder.mlp.layerCount - 1
+            let h = decoder.forward(z.rows(rows), rows: rows, params: params, layers: last)
+            Bernoulli.outputLayerLogLikelihood(hidden: h, kernel: decoder.mlp.kernel(last, in: params),
+                                               bias: params.base + decoder.mlp.biases[last].offset, x: x, into: out)
+        } else {
+            decoder.forward(z.rows(rows), rows: rows, params: params)
+            StepProfile.elementwise { Bernoulli.logLikelihood(x: x, logits: decoder.output.rows(rows), into: out) }
         }
+        StepProfile.elementwise { scoreLogWeights(rows, lambda: lambda) }
     }
 
     /// log w = log p(x|z) + log N(z; 0, I) − log q(z; λ) for `rows`, from their log p(x|z).

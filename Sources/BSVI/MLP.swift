@@ -88,14 +88,23 @@ public final class MLPWorkspace {
 
     /// Forward pass for workspace rows `rows`, reading `input` (rows.count × input size).
     public func forward(_ input: Matrix, rows: Range<Int>, params: FloatBuffer) {
+        forward(input, rows: rows, params: params, layers: mlp.layerCount)
+    }
+
+    /// The first `layers` layers of the forward pass; returns the last one's output rows (the
+    /// input when `layers` is 0).
+    @discardableResult
+    public func forward(_ input: Matrix, rows: Range<Int>, params: FloatBuffer, layers: Int) -> Matrix {
         precondition(input.rows == rows.count && input.cols == mlp.inputSize, "MLP input shape mismatch")
+        precondition(layers >= 0 && layers <= mlp.layerCount)
         var x = input
-        for l in 0..<mlp.layerCount {
+        for l in 0..<layers {
             let y = outputs[l].rows(rows)
             multiply(x, mlp.kernel(l, in: params), into: y, addingToEveryRow: params.base + mlp.biases[l].offset,
                      then: l < mlp.layerCount - 1 ? mlp.activation : nil)
             x = y
         }
+        return x
     }
 
     /// Back-propagates the output error (already in `outputDelta`) for `rows` through the

@@ -183,6 +183,7 @@ const bsvi_kernel_table bsvi_kernels_avx512 = {
     .isa = BSVI_ISA_AVX512,
     .sgemm_nn = sgemm_nn,
     .sgemm_tn_accumulate = sgemm_tn_accumulate,
+    .sgemm_nn_bernoulli_log_likelihood = sgemm_nn_bernoulli_log_likelihood,
     .transpose = transpose_avx,
     .fma_peak_gflops = fma_peak_gflops,
     ELEMENTWISE_TABLE_ENTRIES,

@@ -71,6 +71,7 @@ const bsvi_kernel_table bsvi_kernels_portable = {
     .isa = BSVI_ISA_PORTABLE,
     .sgemm_nn = 0,
     .sgemm_tn_accumulate = 0,
+    .sgemm_nn_bernoulli_log_likelihood = 0,
     .transpose = transpose,
     .fma_peak_gflops = fma_peak_gflops,
     ELEMENTWISE_TABLE_ENTRIES,

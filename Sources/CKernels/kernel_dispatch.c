@@ -112,6 +112,12 @@ void bsvi_sgemm_tn_accumulate(int m, int n, int rows, const float *a, int lda, c
     FLUSHING(active()->sgemm_tn_accumulate(m, n, rows, a, lda, b, ldb, c, ldc, bias_gradient, row_weights));
 }
 
+void bsvi_sgemm_nn_bernoulli_log_likelihood(int m, int k, int n, const float *a, int lda, const float *b, int ldb,
+                                            const float *bias, const float *x, int ldx, int x_rows,
+                                            float *log_likelihood) {
+    FLUSHING(active()->sgemm_nn_bernoulli_log_likelihood(m, k, n, a, lda, b, ldb, bias, x, ldx, x_rows, log_likelihood));
+}
+
 void bsvi_transpose(int rows, int cols, const float *src, int lds, float *dst, int ldd) {
     active()->transpose(rows, cols, src, lds, dst, ldd);  // moves only: no arithmetic to flush
 }

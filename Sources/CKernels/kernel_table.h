@@ -12,6 +12,9 @@ typedef struct {
                      const float *bias, bsvi_activation activation);
     void (*sgemm_tn_accumulate)(int m, int n, int rows, const float *a, int lda, const float *b, int ldb, float *c,
                                 int ldc, float *bias_gradient, const float *row_weights);
+    void (*sgemm_nn_bernoulli_log_likelihood)(int m, int k, int n, const float *a, int lda, const float *b, int ldb,
+                                              const float *bias, const float *x, int ldx, int x_rows,
+                                              float *log_likelihood);
     void (*transpose)(int rows, int cols, const float *src, int lds, float *dst, int ldd);
     void (*activation_forward)(bsvi_activation f, float *x, long count);
     void (*activation_backward)(bsvi_activation f, float *delta, const float *y, long count);

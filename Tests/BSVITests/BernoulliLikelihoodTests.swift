@@ -1,4 +1,5 @@
 import BSVI
+import CKernels
 import Foundation
 import Testing
 
@@ -84,6 +85,46 @@ struct BernoulliLikelihoodTests {
             let tolerance = 1e-6 * 784 + 4 * Double(Float(expected).ulp)
             #expect(abs(Double(r.logLikelihood) - expected) <= tolerance, "\(r.logLikelihood) vs \(expected)")
             #expect(abs(Double(r.fused) - expected) <= tolerance, "\(r.fused) vs \(expected)")
+        }
+    }
+
+    /// The evaluator's output layer fused with the likelihood (logits never stored) gives the
+    /// bits of the product followed by the likelihood pass: shapes with ragged strips and row
+    /// blocks, x rows cycling, no bias, an inner dimension past one chunk (256), and rows long
+    /// enough to fold the per-lane product (> 64 vectors).
+    @Test("the output layer fused with the likelihood gives the bits of the two passes, on every product path",
+          arguments: KernelPath.supported.filter { onPath($0) { KernelPath.activeHasProducts } },
+          [(m: 500, k: 200, n: 784, xRows: 1, bias: true), (13, 50, 33, 3, true), (1, 7, 17, 1, false),
+           (25, 300, 40, 2, true), (12, 200, 1100, 1, true), (37, 0, 16, 1, true)])
+    func fusedOutputLayer(path: KernelPath, shape: (m: Int, k: Int, n: Int, xRows: Int, bias: Bool)) {
+        var values = TestValues(seed: UInt64(shape.m * 1000 + shape.n))
+        let h = HostMatrix(rows: shape.m, cols: shape.k, values: values.floats(shape.m * shape.k, -1, 1))
+        let w = HostMatrix(rows: shape.k, cols: shape.n, values: values.floats(shape.k * shape.n, -0.3, 0.3))
+        let bias = values.floats(shape.n, -2, 2)
+        let x = HostMatrix(rows: shape.xRows, cols: shape.n, values: values.bits(shape.xRows * shape.n))
+        let logits = HostMatrix(rows: shape.m, cols: shape.n)
+        var twoPasses = [Float](repeating: .nan, count: shape.m), fused = twoPasses
+        onPath(path) {
+            bias.withUnsafeBufferPointer { b in
+                let b = shape.bias ? b.baseAddress : nil
+                multiply(h.matrix, w.matrix, into: logits.matrix, addingToEveryRow: b)
+                Bernoulli.logLikelihood(x: x.matrix, logits: logits.matrix, into: &twoPasses)
+                if let b {
+                    Bernoulli.outputLayerLogLikelihood(hidden: h.matrix, kernel: w.matrix, bias: b, x: x.matrix, into: &fused)
+                } else {
+                    bsvi_sgemm_nn_bernoulli_log_likelihood(Int32(shape.m), Int32(shape.k), Int32(shape.n), h.matrix.base,
+                                                           Int32(shape.k), w.matrix.base, Int32(shape.n), nil, x.matrix.base,
+                                                           Int32(shape.n), Int32(shape.xRows), &fused)
+                }
+            }
+        }
+        #expect(fused.allSatisfy { $0.isFinite })
+        #expect(fused.map { $0.bitPattern } == twoPasses.map { $0.bitPattern }, "fused \(fused.prefix(4)) vs \(twoPasses.prefix(4))")
+        // And both are the likelihood of the Float64 product.
+        for r in [0, shape.m - 1] {
+            let a = (0..<shape.n).map { c in (0..<shape.k).reduce(shape.bias ? Double(bias[c]) : 0) { $0 + Double(h[r, $1]) * Double(w[$1, c]) } }
+            let expected = Reference.bernoulliLogLikelihood(x: x.rowDouble(r % shape.xRows), logits: a)
+            #expect(abs(Double(fused[r]) - expected) <= 1e-5 * max(1, abs(expected)), "row \(r)")
         }
     }
 

@@ -90,6 +90,14 @@ void bsvi_sgemm_nn(int m, int k, int n, const float *a, int lda, const float *b,
 void bsvi_sgemm_tn_accumulate(int m, int n, int rows, const float *a, int lda, const float *b, int ldb,
                               float *c, int ldc, float *bias_gradient, const float *row_weights);
 
+/// The evaluator's output layer and likelihood in one pass: log_likelihood[r] = Σ_c x·a − softplus(a)
+/// for the logits a = A·B + bias (as bsvi_sgemm_nn, no activation) of row r, which are never stored.
+/// The same bits as bsvi_sgemm_nn followed by bsvi_bernoulli_log_likelihood. Row r reads x row
+/// (r mod x_rows) (row stride ldx).
+void bsvi_sgemm_nn_bernoulli_log_likelihood(int m, int k, int n, const float *a, int lda, const float *b, int ldb,
+                                            const float *bias, const float *x, int ldx, int x_rows,
+                                            float *log_likelihood);
+
 /// dst (cols×rows, row stride ldd) = srcᵀ for src rows×cols (row stride lds). Exact.
 void bsvi_transpose(int rows, int cols, const float *src, int lds, float *dst, int ldd);
 

@@ -20,6 +20,7 @@ public enum Bernoulli {
     public static func outputLayerLogLikelihood(hidden: Matrix, kernel: Matrix, bias: UnsafePointer<Float>, x: Matrix,
                                                 into out: UnsafeMutablePointer<Float>) {
         precondition(hidden.cols == kernel.rows && x.cols == kernel.cols && x.rows > 0, "likelihood shapes")
+        precondition(KernelPath.activeHasProducts, "the \(KernelPath.active) path has no product kernels")
         MultiplyAddCount.record(m: hidden.rows, k: hidden.cols, n: kernel.cols)
         StepProfile.gemm {
             bsvi_sgemm_nn_bernoulli_log_likelihood(Int32(hidden.rows), Int32(hidden.cols), Int32(kernel.cols), hidden.base,

@@ -42,7 +42,13 @@ struct ReproduceTests {
                                         && $0["lr"] as? Double == b["lr"] as? Double && $0["k"] as? Int == b["k"] as? Int },
                     "\(method): \(b) is not a measured point")
             #expect(kSweep.contains { $0["method"] as? String == method && $0["k"] as? Int == b["k"] as? Int })
+            // When the alternation converged, the chosen η is the best one measured at the chosen k.
+            let atK = etaAtK.filter { $0["method"] as? String == method && $0["k"] as? Int == b["k"] as? Int }
+            if results["tuning_converged"] as? Bool == true, let top = atK.max(by: { ($0["valid"] as! Double) < ($1["valid"] as! Double) }) {
+                #expect(top["lr"] as? Double == b["lr"] as? Double, "\(method): best η at k = \(b["k"]!) is \(top), chosen \(b)")
+            }
         }
+        #expect(results["tuning_converged"] is Bool)
         #expect((results["pi_sweep"] as? [Any])?.count == 3)
 
         // compare: the difference is the difference of the two means, per seed.

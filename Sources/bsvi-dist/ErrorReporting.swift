@@ -52,9 +52,12 @@ func runCollectively(_ comm: Communicator, _ body: () throws -> Void) -> Never {
 }
 
 /// For errors found before MPI starts (flag validation): identical on every rank, so only
-/// rank 0 prints; each rank exits with the error's status and mpirun reports the failure.
+/// rank 0 prints and exits with the error's status, which mpirun reports as the job's. The
+/// other ranks exit 0 without a word: had they failed too, mpirun would abort the job at the
+/// first of them, and could kill rank 0 before its message got out (seen under load).
 func failBeforeStart(_ error: Error) -> Never {
-    if launchRank == 0 { printError("error: \(error)") }
+    guard launchRank == 0 else { exit(0) }
+    printError("error: \(error)")
     exit(exitStatus(for: error))
 }
 

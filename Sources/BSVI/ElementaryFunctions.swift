@@ -7,6 +7,8 @@ import CKernels
 public enum ElementaryFunction: CaseIterable, Sendable {
     /// e^x with inputs clamped to [−87.3, 88.7].
     case exp
+    /// e^x for x ≤ 0 (the likelihood's e^−|a|, tanh's e^−2|x|): the same bits as `exp` there.
+    case expNonPositive
     /// ln x for positive normal x.
     case log
     /// ln(1 + x) for x in [0, 1].
@@ -21,6 +23,7 @@ public enum ElementaryFunction: CaseIterable, Sendable {
     var kernel: bsvi_function {
         switch self {
         case .exp: return BSVI_FUNCTION_EXP
+        case .expNonPositive: return BSVI_FUNCTION_EXP_NONPOSITIVE
         case .log: return BSVI_FUNCTION_LOG
         case .log1pUnit: return BSVI_FUNCTION_LOG1P_UNIT
         case .tanh: return BSVI_FUNCTION_TANH

@@ -41,6 +41,22 @@ struct ElementaryFunctionTests {
         for y in Self.apply(.exp, [88.7, 89, 100, .infinity], on: path) { #expect(y.isFinite && y > 1e38) }
     }
 
+    /// The likelihood and tanh use the shorter e^x for x ≤ 0; it must give exp's bits there, or
+    /// the fused likelihood and every golden number would drift. Every 499th non-positive float
+    /// (4.3 million, −0 to −∞; every one was checked once, outside the suite), a NaN, and the ends
+    /// of the reduction's range.
+    @Test("expNonPositive gives exp's bits for every x ≤ 0 it is tried on", arguments: KernelPath.supported)
+    func expNonPositive(path: KernelPath) {
+        var xs = stride(from: UInt32(0x8000_0000), through: 0xFF80_0000, by: 499).map { Float(bitPattern: $0) }
+        xs += [-0.0, 0, -87.3, -87.29, -87.31, -88, -Float.ulpOfOne, -Float.leastNormalMagnitude, -.infinity]
+        let a = Self.apply(.exp, xs, on: path), b = Self.apply(.expNonPositive, xs, on: path)
+        let differing = zip(xs, zip(a, b)).filter { $1.0.bitPattern != $1.1.bitPattern }
+        let mismatches = differing.count, firstFew = "\(differing.prefix(3))"
+        #expect(xs.count > 4_000_000)
+        #expect(mismatches == 0, "x, (exp, expNonPositive): \(firstFew)")
+        #expect(Self.apply(.expNonPositive, [.nan], on: path)[0].isNaN)
+    }
+
     @Test("log1pUnit: absolute error ≤ 1e-7 on [0, 1], including tiny arguments", arguments: KernelPath.supported)
     func log1p(path: KernelPath) {
         let xs = Self.sweep(0, 1, 40_001) + [1e-8, 5.9e-8, 1e-20, 1e-38, 0.41421356, 0.41421357]

@@ -172,6 +172,7 @@ typedef enum {
     BSVI_FUNCTION_COS_2PI = 5,    // cos 2πx (the sampler's, no contraction)
     BSVI_FUNCTION_SIN_2PI = 6,    // sin 2πx (the sampler's, no contraction)
     BSVI_FUNCTION_SIGMOID = 7,
+    BSVI_FUNCTION_EXP_NONPOSITIVE = 8, // e^x for x ≤ 0: the same bits as BSVI_FUNCTION_EXP, fewer operations
 } bsvi_function;
 void bsvi_elementary(bsvi_function f, const float *in, float *out, long count);
 

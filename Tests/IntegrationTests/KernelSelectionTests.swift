@@ -50,6 +50,30 @@ struct KernelSelectionTests {
         #expect((report["peak_fraction"] as? Double).map { $0 > 0 && $0 <= 1 } == true)
     }
 
+    /// scripts/kernel-bench builds the kernel sources of this checkout into a small C program; it
+    /// must keep compiling and report every decoder shape's rate and fraction of the FMA peak
+    /// (not bounded above here: on a noisy VM the 0.3 s peak loop can come out low).
+    @Test("scripts/kernel-bench reports each decoder shape on each vector path; 0 rows is refused with exit 64",
+          arguments: ["avx2", "avx512"])
+    func kernelBench(path: String) throws {
+        try #require(path == "avx2" ? KernelPath.avx2.isSupported : KernelPath.avx512.isSupported, "needs a CPU with \(path)")
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let script = root.appendingPathComponent("scripts/kernel-bench").path
+        let r = try runCommand(script, ["24"], environment: ["BSVI_KERNELS": path])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.hasPrefix("\(path) kernels, 24 rows"), "\(r.stdout)")
+        let shapes = r.stdout.split(separator: "\n").filter { $0.contains("% of peak") }
+        #expect(shapes.count == 5, "\(r.stdout)")
+        for line in shapes {
+            let fields = line.split(separator: " ")
+            let percent = fields.firstIndex(of: "%").flatMap { Double(fields[$0 - 1]) }
+            let gflops = fields.firstIndex(of: "GFLOP/s").flatMap { Double(fields[$0 - 1]) }
+            #expect(percent.map { $0 > 0 } == true && gflops.map { $0 > 0 } == true, "\(line)")
+        }
+        let refused = try runCommand(script, ["0"], environment: ["BSVI_KERNELS": path])
+        #expect(refused.status == 64 && refused.stderr.contains("rows > 0"), "\(refused.stderr)")
+    }
+
     @Test("training on the AVX2 and the AVX-512 path gives bit-identical parameters")
     func vectorPathsTrainIdentically() throws {
         try #require(KernelPath.avx512.isSupported, "needs a CPU with AVX-512")

@@ -1,0 +1,52 @@
+// The evaluator's decoder products alone, on hot data: each shape's GFLOP/s and its fraction of
+// this core's FMA peak on the chosen kernel path. Built and run by scripts/kernel-bench.
+#include "CKernels.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+double bsvi_seconds_now(void);
+double bsvi_fma_peak_gflops(bsvi_isa isa, double seconds);
+
+static float *random_floats(long n, float scale) {
+    float *p = bsvi_allocate_floats(n);
+    for (long i = 0; i < n; i++) p[i] = scale * ((float)rand() / (float)RAND_MAX - 0.5f);
+    return p;
+}
+
+int main(int argc, char **argv) {
+    const int m = argc > 1 ? atoi(argv[1]) : 500;  // samples per chunk, as the evaluator's
+    const char *path = getenv("BSVI_KERNELS") ? getenv("BSVI_KERNELS") : "avx512";
+    const bsvi_isa isa = strcmp(path, "avx2") == 0 ? BSVI_ISA_AVX2 : BSVI_ISA_AVX512;
+    if (m <= 0 || bsvi_kernels_select(isa) != 0 || !bsvi_kernels_have_products()) {
+        fprintf(stderr, "kernel-bench: needs rows > 0 and a CPU with the %s kernel path (BSVI_KERNELS=avx512|avx2)\n", path);
+        return 64;
+    }
+    bsvi_flush_denormals_on_this_thread();
+    float *z = random_floats((long)m * 50, 2), *w1 = random_floats(50 * 200, 0.3f), *w2 = random_floats(200 * 200, 0.15f);
+    float *w3 = random_floats(200 * 784, 0.15f), *b1 = random_floats(200, 0.1f), *b2 = random_floats(200, 0.1f);
+    float *b3 = random_floats(784, 0.1f), *h1 = random_floats((long)m * 200, 1), *h2 = random_floats((long)m * 200, 1);
+    float *logits = random_floats((long)m * 784, 1), *ll = random_floats(m, 1), *x = random_floats(784, 1);
+    for (int i = 0; i < 784; i++) x[i] = x[i] > 0;
+    const double peak = bsvi_fma_peak_gflops(isa, 0.3);
+    const char *names[] = {"50 -> 200, tanh", "200 -> 200, tanh", "200 -> 784", "200 -> 784 + likelihood", "whole decoder + likelihood"};
+    const double macs[] = {50 * 200, 200 * 200, 200 * 784, 200 * 784, 50 * 200 + 200 * 200 + 200 * 784};
+    printf("%s kernels, %d rows, FMA peak %.0f GFLOP/s\n", path, m, peak);
+    for (int which = 0; which < 5; which++) {
+        double best = 1e30;
+        for (int round = 0; round < 5; round++) {  // best of 5 rounds of 200 calls
+            const double t0 = bsvi_seconds_now();
+            for (int r = 0; r < 200; r++) {
+                if (which == 0 || which == 4) bsvi_sgemm_nn(m, 50, 200, z, 50, w1, 200, h1, 200, b1, BSVI_ACTIVATION_TANH);
+                if (which == 1 || which == 4) bsvi_sgemm_nn(m, 200, 200, h1, 200, w2, 200, h2, 200, b2, BSVI_ACTIVATION_TANH);
+                if (which == 2) bsvi_sgemm_nn(m, 200, 784, h2, 200, w3, 784, logits, 784, b3, BSVI_ACTIVATION_NONE);
+                if (which >= 3) bsvi_sgemm_nn_bernoulli_log_likelihood(m, 200, 784, h2, 200, w3, 784, b3, x, 784, 1, ll);
+            }
+            const double seconds = (bsvi_seconds_now() - t0) / 200;
+            if (seconds < best) best = seconds;
+        }
+        const double gflops = 2 * macs[which] * m / best * 1e-9;
+        printf("%-28s %6.1f GFLOP/s  %3.0f %% of peak\n", names[which], gflops, 100 * gflops / peak);
+    }
+    return 0;
+}

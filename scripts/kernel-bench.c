@@ -15,7 +15,7 @@ static float *random_floats(long n, float scale) {
 }
 
 int main(int argc, char **argv) {
-    const int m = argc > 1 ? atoi(argv[1]) : 500;  // samples per chunk, as the evaluator's
+    const int m = argc > 1 ? atoi(argv[1]) : 120;  // samples per chunk: ImportanceSampler.evaluationChunk
     const char *path = getenv("BSVI_KERNELS") ? getenv("BSVI_KERNELS") : "avx512";
     const bsvi_isa isa = strcmp(path, "avx2") == 0 ? BSVI_ISA_AVX2 : BSVI_ISA_AVX512;
     if (m <= 0 || bsvi_kernels_select(isa) != 0 || !bsvi_kernels_have_products()) {

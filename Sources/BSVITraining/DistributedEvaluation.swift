@@ -25,7 +25,7 @@ public enum DistributedEvaluation {
     /// The split's summary (means, standard errors, weight diagnostics); see `evaluateExamples`.
     public static func run(comm: Communicator, dataset: BinaryDataset, split: DataSplit, limit: Int,
                            model: VAEModel, params: FloatBuffer, samples: Int, refinement: RefinementSettings,
-                           proposal: Proposal, seed: UInt64, sampleChunk: Int = 500,
+                           proposal: Proposal, seed: UInt64, sampleChunk: Int = ImportanceSampler.evaluationChunk,
                            stopRequested: () -> Bool = { false },
                            progress: ((Int, Int) -> Void)? = nil) throws -> EvaluationResult {
         try evaluateExamples(comm: comm, dataset: dataset, split: split, limit: limit, model: model, params: params,
@@ -38,7 +38,7 @@ public enum DistributedEvaluation {
     /// abandon the evaluation together by throwing `EvaluationInterrupted`.
     public static func evaluateExamples(comm: Communicator, dataset: BinaryDataset, split: DataSplit, limit: Int,
                                         model: VAEModel, params: FloatBuffer, samples: Int, refinement: RefinementSettings,
-                                        proposal: Proposal, seed: UInt64, sampleChunk: Int = 500,
+                                        proposal: Proposal, seed: UInt64, sampleChunk: Int = ImportanceSampler.evaluationChunk,
                                         stopRequested: () -> Bool = { false },
                                         progress: ((Int, Int) -> Void)? = nil) throws -> PerExampleEvaluation {
         let start = Date()

@@ -15,8 +15,9 @@ public enum Proposal: String, CaseIterable, Codable, Sendable {
 public final class ImportanceSampler {
     /// Samples per decoder pass in `eval`, `compare` and `bench`. At 120 rows a pass's
     /// activations (two 120 × 200 layers, 190 KB) and the decoder's weights (0.8 MB) sit in a
-    /// 2 MiB L2 with room to spare; at 500 they filled it, and two busy ranks evaluated ≈ 3 %
-    /// slower (docs/benchmarks.md). A multiple of both register blocks' heights (12 and 6 rows).
+    /// 2 MiB L2 with room to spare; at 500 they filled it, and the full test split on two ranks
+    /// took ≈ 10 % longer (docs/benchmarks.md). A multiple of both register blocks' heights
+    /// (12 and 6 rows).
     /// The chunk never changes a result (ImportanceSamplerTests.chunkIndependence).
     public static let evaluationChunk = 120
 

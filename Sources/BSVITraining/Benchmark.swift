@@ -156,13 +156,15 @@ public enum Benchmark {
 
     /// The evaluator as DistributedEvaluation runs it (one example at a time, K samples in
     /// chunks of `ImportanceSampler.evaluationChunk`) on `examples` rows per rank: samples per
-    /// second over all ranks, and the multiply-adds per example (encoder, K importance samples and 2 × elboSamples ELBO
-    /// samples through the decoder, the refinement's steps forward and back to z). With
+    /// second over all ranks, and the multiply-adds per example (encoder, K importance samples
+    /// and 2 × elboSamples ELBO samples through the decoder, the refinement's steps forward and
+    /// back to z). With
     /// `examples` = 0 the evaluation is skipped and reported as 0.
     static func timeEvaluation(config: RunConfiguration, model: VAEModel, params: FloatBuffer, x: Matrix, samples: Int,
                                examples: Int, comm: Communicator) -> (samplesPerS: Double, multiplyAddsPerExample: Double) {
         let sampler = ImportanceSampler(model: model, samples: samples, batchCapacity: 1,
-                                        refinement: config.objective.evaluationRefinement, proposal: .encoder, chunk: ImportanceSampler.evaluationChunk)
+                                        refinement: config.objective.evaluationRefinement, proposal: .encoder,
+                                        chunk: ImportanceSampler.evaluationChunk)
         comm.barrier()
         let e0 = DispatchTime.now().uptimeNanoseconds
         for i in 0..<examples {

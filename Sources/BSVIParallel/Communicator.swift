@@ -9,6 +9,11 @@ public protocol Communicator: AnyObject {
     /// In-place elementwise sum over ranks; every rank receives the same result.
     func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int)
     func allreduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int)
+    /// Starts the same sum without waiting for the other ranks (a nonblocking collective: it
+    /// takes its place in the collective order where it starts); `PendingSum.wait()` completes
+    /// it, returning the same sums on every rank. It completes as soon as every rank has
+    /// started it, so a rank can run ahead of a slower one by the work in between.
+    func startAllreduceSum(_ values: [Double]) -> PendingSum
     /// Copies root's buffer to every rank.
     func broadcast(_ buffer: UnsafeMutableRawPointer, byteCount: Int, root: Int)
     /// Gathers one 64-bit value from every rank, on every rank.
@@ -18,6 +23,24 @@ public protocol Communicator: AnyObject {
     func abort(code: Int32) -> Never
     /// Leaves the parallel runtime cleanly at the end of a run.
     func finalize()
+}
+
+/// A sum over ranks started by `Communicator.startAllreduceSum` and not yet complete.
+public final class PendingSum {
+    private var complete: (() -> [Double])?
+    private var result: [Double] = []
+
+    /// `complete` waits for the other ranks and returns the sums; it runs once.
+    public init(complete: @escaping () -> [Double]) { self.complete = complete }
+
+    /// The elementwise sums over all ranks, once every rank has contributed.
+    public func wait() -> [Double] {
+        if let complete {
+            result = complete()
+            self.complete = nil
+        }
+        return result
+    }
 }
 
 extension Communicator {

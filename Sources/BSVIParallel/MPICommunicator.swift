@@ -60,6 +60,37 @@ public final class MPICommunicator: Communicator {
         }
     }
 
+    /// An MPI_Iallgather of every rank's values, summed in rank order on each rank. Not an
+    /// MPI_Iallreduce: Open MPI's (libnbc) reduces small buffers over a tree whose later rounds
+    /// move only when the ranks on the path call into MPI, so a rank's MPI_Wait lasted until
+    /// its peer's next MPI call (measured: the ranks still met at every poll). libnbc's
+    /// allgather is one round: a rank posts every send and receive when it starts it.
+    public func startAllreduceSum(_ values: [Double]) -> PendingSum {
+        let count = values.count, ranks = size
+        let n = checkedCount(count, "MPI_Iallgather")
+        _ = checkedCount(count * ranks, "MPI_Iallgather")
+        // MPI owns the buffers and the request until MPI_Wait returns. If the job ends first (a
+        // rank's error aborts every rank) they are never freed, which is harmless.
+        let mine = UnsafeMutablePointer<Double>.allocate(capacity: max(count, 1))
+        mine.initialize(from: values, count: count)
+        let all = UnsafeMutablePointer<Double>.allocate(capacity: max(count * ranks, 1))
+        let request = UnsafeMutablePointer<MPI_Request?>.allocate(capacity: 1)
+        request.initialize(to: nil)
+        Self.check(MPI_Iallgather(mine, n, bsvi_mpi_double(), all, n, bsvi_mpi_double(), comm, request),
+                   "MPI_Iallgather", comm: comm, rank: rank)
+        return PendingSum { [self] in
+            collective("MPI_Wait for a sum of \(count) doubles", "MPI_Wait") { MPI_Wait(request, bsvi_mpi_status_ignore()) }
+            var sums = [Double](repeating: 0, count: count)
+            for r in 0..<ranks {
+                for i in 0..<count { sums[i] += all[r * count + i] }
+            }
+            mine.deallocate()
+            all.deallocate()
+            request.deallocate()
+            return sums
+        }
+    }
+
     public func broadcast(_ buffer: UnsafeMutableRawPointer, byteCount: Int, root: Int) {
         let n = checkedCount(byteCount, "MPI_Bcast")
         collective("MPI_Bcast of \(byteCount) bytes from rank \(root)", "MPI_Bcast") {

@@ -13,6 +13,22 @@ struct CommunicatorTests {
         #expect(c.allgather(42) == [42])
         #expect(c.broadcast(string: "hello") == "hello")
         #expect(c.broadcast(bytes: [1, 2, 3]) == [1, 2, 3])
+        let pending = c.startAllreduceSum([0.5, 7])
+        #expect(pending.wait() == [0.5, 7])
+        #expect(pending.wait() == [0.5, 7], "a completed sum keeps its result")
+    }
+
+    @Test("a pending sum completes once, when first waited for")
+    func pendingSumCompletesOnce() {
+        var completions = 0
+        let pending = PendingSum {
+            completions += 1
+            return [Double(completions)]
+        }
+        #expect(completions == 0, "starting does not wait")
+        #expect(pending.wait() == [1])
+        #expect(pending.wait() == [1])
+        #expect(completions == 1)
     }
 
     @Test func watchdogFiresOnlyForAStalledCollective() {

@@ -14,6 +14,7 @@ BSVI_MPI_SHIM MPI_Datatype bsvi_mpi_double(void) { return MPI_DOUBLE; }
 BSVI_MPI_SHIM MPI_Datatype bsvi_mpi_byte(void) { return MPI_BYTE; }
 BSVI_MPI_SHIM MPI_Op bsvi_mpi_sum(void) { return MPI_SUM; }
 BSVI_MPI_SHIM void *bsvi_mpi_in_place(void) { return MPI_IN_PLACE; }
+BSVI_MPI_SHIM MPI_Status *bsvi_mpi_status_ignore(void) { return MPI_STATUS_IGNORE; }
 /// The error handler that makes MPI calls return their error code instead of aborting.
 BSVI_MPI_SHIM MPI_Errhandler bsvi_mpi_errors_return(void) { return MPI_ERRORS_RETURN; }
 

@@ -9,11 +9,12 @@ public protocol Communicator: AnyObject {
     /// In-place elementwise sum over ranks; every rank receives the same result.
     func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int)
     func allreduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int)
-    /// Starts the same sum without waiting for the other ranks (a nonblocking collective: it
-    /// takes its place in the collective order where it starts); `PendingSum.wait()` completes
-    /// it, returning the same sums on every rank. It completes as soon as every rank has
-    /// started it, so a rank can run ahead of a slower one by the work in between.
-    func startAllreduceSum(_ values: [Double]) -> PendingSum
+    /// Starts gathering every rank's `values` (the same count on every rank) without waiting
+    /// for the other ranks: a nonblocking collective, which takes its place in the collective
+    /// order where it starts. `PendingGather.wait()` returns all ranks' values, rank by rank,
+    /// the same on every rank. It completes as soon as every rank has started it, so a rank can
+    /// run ahead of a slower one by the work in between.
+    func startAllgather(_ values: [Double]) -> PendingGather
     /// Copies root's buffer to every rank.
     func broadcast(_ buffer: UnsafeMutableRawPointer, byteCount: Int, root: Int)
     /// Gathers one 64-bit value from every rank, on every rank.
@@ -25,15 +26,15 @@ public protocol Communicator: AnyObject {
     func finalize()
 }
 
-/// A sum over ranks started by `Communicator.startAllreduceSum` and not yet complete.
-public final class PendingSum {
+/// A gather started by `Communicator.startAllgather` and not yet complete.
+public final class PendingGather {
     private var complete: (() -> [Double])?
     private var result: [Double] = []
 
-    /// `complete` waits for the other ranks and returns the sums; it runs once.
+    /// `complete` waits for the other ranks and returns every rank's values; it runs once.
     public init(complete: @escaping () -> [Double]) { self.complete = complete }
 
-    /// The elementwise sums over all ranks, once every rank has contributed.
+    /// Every rank's values, rank 0's first, once every rank has started the gather.
     public func wait() -> [Double] {
         if let complete {
             result = complete()

@@ -7,7 +7,7 @@ public final class LocalCommunicator: Communicator {
     public var size: Int { 1 }
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {}
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) {}
-    public func startAllreduceSum(_ values: [Double]) -> PendingSum { PendingSum { values } }
+    public func startAllgather(_ values: [Double]) -> PendingGather { PendingGather { values } }
     public func broadcast(_ buffer: UnsafeMutableRawPointer, byteCount: Int, root: Int) {}
     public func allgather(_ value: UInt64) -> [UInt64] { [value] }
     public func barrier() {}

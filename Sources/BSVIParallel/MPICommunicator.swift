@@ -60,12 +60,12 @@ public final class MPICommunicator: Communicator {
         }
     }
 
-    /// An MPI_Iallgather of every rank's values, summed in rank order on each rank. Not an
-    /// MPI_Iallreduce: Open MPI's (libnbc) reduces small buffers over a tree whose later rounds
-    /// move only when the ranks on the path call into MPI, so a rank's MPI_Wait lasted until
-    /// its peer's next MPI call (measured: the ranks still met at every poll). libnbc's
-    /// allgather is one round: a rank posts every send and receive when it starts it.
-    public func startAllreduceSum(_ values: [Double]) -> PendingSum {
+    /// MPI_Iallgather. Open MPI's (libnbc) is one round: a rank posts every send and receive
+    /// when it starts it, so the gather completes once every rank has started it. (An
+    /// MPI_Iallreduce of the same values would not: libnbc reduces small buffers over a tree
+    /// whose later rounds move only when the ranks on the path call into MPI — measured, a
+    /// rank's MPI_Wait lasted until its peer's next MPI call.)
+    public func startAllgather(_ values: [Double]) -> PendingGather {
         let count = values.count, ranks = size
         let n = checkedCount(count, "MPI_Iallgather")
         _ = checkedCount(count * ranks, "MPI_Iallgather")
@@ -78,16 +78,15 @@ public final class MPICommunicator: Communicator {
         request.initialize(to: nil)
         Self.check(MPI_Iallgather(mine, n, bsvi_mpi_double(), all, n, bsvi_mpi_double(), comm, request),
                    "MPI_Iallgather", comm: comm, rank: rank)
-        return PendingSum { [self] in
-            collective("MPI_Wait for a sum of \(count) doubles", "MPI_Wait") { MPI_Wait(request, bsvi_mpi_status_ignore()) }
-            var sums = [Double](repeating: 0, count: count)
-            for r in 0..<ranks {
-                for i in 0..<count { sums[i] += all[r * count + i] }
+        return PendingGather { [self] in
+            collective("MPI_Wait for a gather of \(count) doubles per rank", "MPI_Wait") {
+                MPI_Wait(request, bsvi_mpi_status_ignore())
             }
+            let gathered = Array(UnsafeBufferPointer(start: all, count: count * ranks))
             mine.deallocate()
             all.deallocate()
             request.deallocate()
-            return sums
+            return gathered
         }
     }
 

@@ -14,19 +14,17 @@ public struct EvaluationInterrupted: Error, CustomStringConvertible, ExitStatusC
     }
 }
 
-/// Importance-sampled evaluation with the split's rows divided across ranks: each rank
-/// evaluates its contiguous rows, one example at a time, then the per-example values are
-/// gathered so every rank holds the whole split's values in row order (PerExampleEvaluation).
+/// Importance-sampled evaluation with the split's rows divided across ranks: the rows are
+/// dealt in rounds (EvaluationDealer), each rank evaluates its part of a round one example at a
+/// time, and at the end the per-example values are gathered so every rank holds the whole
+/// split's values in row order (PerExampleEvaluation).
 public enum DistributedEvaluation {
-    /// Examples between two stop votes. A vote is a nonblocking sum, started at one poll and
-    /// read at the next, so a signal is honoured within 2 × 8 examples (with K = 5000 ~0.3 s of
-    /// work per rank), and a rank waits at a poll only for a rank a whole poll interval behind
-    /// it. With a blocking vote the ranks met every 8 examples and each waited out the others'
-    /// noise: 4–6 % of a two-rank evaluation on the shared VM.
+    /// Rows per rank and round, on average. Each round starts a vote (stop flag and speed) that
+    /// is read one round later, so a signal is honoured within two rounds (≈ 16 examples, with
+    /// K = 5000 ~0.3 s of work per rank), and a rank waits at a round only for a rank a whole
+    /// round behind it. The vote is nonblocking: a blocking one made the ranks meet every 8
+    /// examples and each wait out the others' noise, 4–6 % of a two-rank evaluation.
     public static let stopPollEvery = 8
-
-    /// Rows read from the dataset at once.
-    static let readBlock = 64
 
     /// The split's summary (means, standard errors, weight diagnostics); see `evaluateExamples`.
     public static func run(comm: Communicator, dataset: BinaryDataset, split: DataSplit, limit: Int,
@@ -40,9 +38,9 @@ public enum DistributedEvaluation {
     }
 
     /// Every example's values, on every rank. `stopRequested` tells whether this rank saw a stop
-    /// signal; the ranks vote on it every `stopPollEvery` examples and read the vote one poll
-    /// later (the same position on every rank), and all abandon the evaluation together by
-    /// throwing `EvaluationInterrupted`.
+    /// signal; the ranks vote on it every round and read the vote one round later (the same
+    /// round on every rank), and all abandon the evaluation together by throwing
+    /// `EvaluationInterrupted`.
     public static func evaluateExamples(comm: Communicator, dataset: BinaryDataset, split: DataSplit, limit: Int,
                                         model: VAEModel, params: FloatBuffer, samples: Int, refinement: RefinementSettings,
                                         proposal: Proposal, seed: UInt64, sampleChunk: Int = ImportanceSampler.evaluationChunk,
@@ -56,49 +54,60 @@ public enum DistributedEvaluation {
                                      fix: "evaluate with the dataset the model was trained on")
         }
         let total = limit > 0 ? min(limit, n) : n
-        let mine = ShardPlan.evaluationRows(count: total, worldSize: comm.size, rank: comm.rank)
-        // Every rank walks the same number of positions (the largest share), so the stop checks
-        // are collectives that every rank reaches; a rank past its rows just waits at them.
-        let positions = ShardPlan.evaluationRows(count: total, worldSize: comm.size, rank: 0).count
         // One example at a time, its samples in chunks of `sampleChunk` rows: each example's
         // numbers are then the same whichever rank and batch position it gets.
         let sampler = ImportanceSampler(model: model, samples: samples, batchCapacity: 1,
                                         refinement: refinement, proposal: proposal, chunk: sampleChunk)
-        // Rows are read `readBlock` at a time: a read verifies the checksum of the whole HDF5
-        // chunk (1000 rows in prepare-data's files), which one row at a time cost ≈ 1.4 % of an
-        // evaluation.
-        let blockBuffer = FloatBuffer(count: Self.readBlock * width)
-        let block = blockBuffer.matrix(rows: Self.readBlock, cols: width)
+        let roundRows = stopPollEvery * comm.size
+        let rowsBuffer = FloatBuffer(count: roundRows * width)
+        let rows = rowsBuffer.matrix(rows: roundRows, cols: width)
         // The whole split's table, zero except this rank's rows: a sum over ranks then puts each
         // example's values in place exactly (x + 0 = x), so every rank ends with the identical
-        // table whatever P is. A few numbers per example: 0.4 MB for 10,000 examples.
+        // table whatever P is and whichever rank evaluated a row. 0.4 MB for 10,000 examples.
         let tableWidth = PerExampleEvaluation.valuesPerExample
         var table = [Double](repeating: 0, count: total * tableWidth)
-        var done = 0
-        var vote: PendingSum? = nil
-        for position in 0..<positions {
-            if position % stopPollEvery == 0 && position > 0 {
-                if let stop = vote?.wait(), stop[0] > 0 {
-                    throw EvaluationInterrupted(split: split, examplesDone: position * comm.size, examples: total)
+        // Each round starts a vote — this rank's stop flag, rows done, seconds spent on them,
+        // and when it started the round — and reads the previous round's: the same rounds and
+        // votes on every rank.
+        var dealer = EvaluationDealer(total: total, ranks: comm.size, roundRows: roundRows)
+        var speeds = [Double](repeating: 1, count: comm.size), starts: [Double]? = nil
+        var vote: PendingGather? = nil
+        var examplesDone = 0, secondsSpent = 0.0
+        var round = 0
+        while !dealer.finished {
+            if round > 0 {
+                if let gathered = vote?.wait() {
+                    let votes = (0..<comm.size).map { Array(gathered[(4 * $0)..<(4 * $0 + 4)]) }
+                    if votes.contains(where: { $0[0] > 0 }) {
+                        throw EvaluationInterrupted(split: split, examplesDone: dealer.next, examples: total)
+                    }
+                    for (r, v) in votes.enumerated() where v[1] > 0 && v[2] > 0 { speeds[r] = v[1] / v[2] }
+                    starts = votes.map { $0[3] }
                 }
-                vote = comm.startAllreduceSum([stopRequested() ? 1.0 : 0.0])
+                vote = comm.startAllgather([stopRequested() ? 1 : 0, Double(examplesDone), secondsSpent,
+                                            Date().timeIntervalSinceReferenceDate])
             }
-            let row = mine.lowerBound + position
-            guard row < mine.upperBound else { continue }
-            if position % Self.readBlock == 0 {
-                let rows = row..<min(row + Self.readBlock, mine.upperBound)
-                try dataset.readRows(split, rows: rows, into: block.rows(0..<rows.count))
+            round += 1
+            let roundStart = dealer.next
+            // Vote v (started at round v) is read at round v + 1, whose deal follows round v's:
+            // the starts it carries are those of the last parts dealt.
+            let part = dealer.deal(speeds: speeds, lastStarts: starts)[comm.rank]
+            guard !part.isEmpty else { continue }
+            let t0 = Date()
+            try dataset.readRows(split, rows: part, into: rows.rows(0..<part.count))
+            for (i, row) in part.enumerated() {
+                let values = PerExampleEvaluation.packed(
+                    sampler.evaluate(x: rows.rows(i..<(i + 1)), exampleIDs: [row], seed: seed, params: params)[0])
+                for (c, v) in values.enumerated() { table[row * tableWidth + c] = v }
+                progress?(min(roundStart + (i + 1) * comm.size, dealer.next), total)
             }
-            let x = block.rows(position % Self.readBlock ..< position % Self.readBlock + 1)
-            let values = PerExampleEvaluation.packed(sampler.evaluate(x: x, exampleIDs: [row], seed: seed, params: params)[0])
-            for (c, v) in values.enumerated() { table[row * tableWidth + c] = v }
-            done += 1
-            progress?(done * comm.size, total)
+            examplesDone += part.count
+            secondsSpent += Date().timeIntervalSince(t0)
         }
         // The last vote comes too late to save work: the evaluation is complete (a stop is then
-        // the caller's to honour, as for a signal after the last poll).
+        // the caller's to honour, as for a signal after the last round).
         _ = vote?.wait()
-        withExtendedLifetime(blockBuffer) {}
+        withExtendedLifetime(rowsBuffer) {}
         if !table.isEmpty { comm.allreduceSum(&table) }
         return PerExampleEvaluation(table: table, split: split, samples: samples, proposal: proposal,
                                     refinementSteps: refinement.steps, seed: seed, seconds: Date().timeIntervalSince(start))

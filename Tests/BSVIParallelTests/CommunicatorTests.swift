@@ -13,15 +13,15 @@ struct CommunicatorTests {
         #expect(c.allgather(42) == [42])
         #expect(c.broadcast(string: "hello") == "hello")
         #expect(c.broadcast(bytes: [1, 2, 3]) == [1, 2, 3])
-        let pending = c.startAllreduceSum([0.5, 7])
+        let pending = c.startAllgather([0.5, 7])
         #expect(pending.wait() == [0.5, 7])
-        #expect(pending.wait() == [0.5, 7], "a completed sum keeps its result")
+        #expect(pending.wait() == [0.5, 7], "a completed gather keeps its result")
     }
 
-    @Test("a pending sum completes once, when first waited for")
-    func pendingSumCompletesOnce() {
+    @Test("a pending gather completes once, when first waited for")
+    func pendingGatherCompletesOnce() {
         var completions = 0
-        let pending = PendingSum {
+        let pending = PendingGather {
             completions += 1
             return [Double(completions)]
         }

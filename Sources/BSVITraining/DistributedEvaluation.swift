@@ -24,7 +24,7 @@ public enum DistributedEvaluation {
     /// K = 5000 ~0.3 s of work per rank), and a rank waits at a round only for a rank a whole
     /// round behind it. The vote is nonblocking: a blocking one made the ranks meet every 8
     /// examples and each wait out the others' noise, 4–6 % of a two-rank evaluation.
-    public static let stopPollEvery = 8
+    public static let roundRowsPerRank = 8
 
     /// The split's summary (means, standard errors, weight diagnostics); see `evaluateExamples`.
     public static func run(comm: Communicator, dataset: BinaryDataset, split: DataSplit, limit: Int,
@@ -58,7 +58,7 @@ public enum DistributedEvaluation {
         // numbers are then the same whichever rank and batch position it gets.
         let sampler = ImportanceSampler(model: model, samples: samples, batchCapacity: 1,
                                         refinement: refinement, proposal: proposal, chunk: sampleChunk)
-        let roundRows = stopPollEvery * comm.size
+        let roundRows = roundRowsPerRank * comm.size
         let rowsBuffer = FloatBuffer(count: roundRows * width)
         let rows = rowsBuffer.matrix(rows: roundRows, cols: width)
         // The whole split's table, zero except this rank's rows: a sum over ranks then puts each
@@ -108,7 +108,12 @@ public enum DistributedEvaluation {
         // the caller's to honour, as for a signal after the last round).
         _ = vote?.wait()
         withExtendedLifetime(rowsBuffer) {}
-        if !table.isEmpty { comm.allreduceSum(&table) }
+        // The rows each rank evaluated, summed with the table: every rank deals from the same
+        // numbers, so together they evaluated every row once; a deal that differed would show.
+        table.append(Double(examplesDone))
+        comm.allreduceSum(&table)
+        let rowsEvaluated = table.removeLast()
+        if rowsEvaluated != Double(total) { fatalError("the ranks' evaluation deals disagree: \(rowsEvaluated) rows of \(total) evaluated") }
         return PerExampleEvaluation(table: table, split: split, samples: samples, proposal: proposal,
                                     refinementSteps: refinement.steps, seed: seed, seconds: Date().timeIntervalSince(start))
     }

@@ -175,7 +175,7 @@ struct FaultToleranceTests {
     }
 
     /// Issue 14: an evaluation (periodic or final) honours a stop within a bounded time. The ranks
-    /// agree on the stop flag every DistributedEvaluation.stopPollEvery examples and abandon it.
+    /// vote on the stop flag every round (DistributedEvaluation.roundRowsPerRank examples per rank) and abandon it.
     @Test("SIGTERM during an evaluation under mpirun: abandoned within a few examples, the stop checkpoint written, exit 0; resume finishes",
           arguments: ["periodic", "final"])
     func stopSignalDuringEvaluation(which: String) throws {

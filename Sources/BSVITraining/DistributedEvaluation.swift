@@ -66,28 +66,26 @@ public enum DistributedEvaluation {
         // table whatever P is and whichever rank evaluated a row. 0.4 MB for 10,000 examples.
         let tableWidth = PerExampleEvaluation.valuesPerExample
         var table = [Double](repeating: 0, count: total * tableWidth)
-        // Each round starts a vote — this rank's stop flag, rows done, seconds spent on them,
-        // and when it started the round — and reads the previous round's: the same rounds and
-        // votes on every rank.
+        // Each round starts a vote (RoundReport) and reads the previous round's: the same rounds
+        // and votes on every rank.
         var dealer = EvaluationDealer(total: total, ranks: comm.size, roundRows: roundRows)
         var speeds = [Double](repeating: 1, count: comm.size), starts: [Double]? = nil
         var vote: PendingGather? = nil
-        var examplesDone = 0, secondsSpent = 0.0
-        var round = 0
+        var mine = RoundReport()
         while !dealer.finished {
-            if round > 0 {
+            if dealer.next > 0 {
                 if let gathered = vote?.wait() {
-                    let votes = (0..<comm.size).map { Array(gathered[(4 * $0)..<(4 * $0 + 4)]) }
-                    if votes.contains(where: { $0[0] > 0 }) {
+                    let reports = RoundReport.all(gathered)
+                    if reports.contains(where: \.stop) {
                         throw EvaluationInterrupted(split: split, examplesDone: dealer.next, examples: total)
                     }
-                    for (r, v) in votes.enumerated() where v[1] > 0 && v[2] > 0 { speeds[r] = v[1] / v[2] }
-                    starts = votes.map { $0[3] }
+                    for (r, report) in reports.enumerated() { speeds[r] = report.speed ?? speeds[r] }
+                    starts = reports.map(\.startedAt)
                 }
-                vote = comm.startAllgather([stopRequested() ? 1 : 0, Double(examplesDone), secondsSpent,
-                                            Date().timeIntervalSinceReferenceDate])
+                mine.stop = stopRequested()
+                mine.startedAt = Date().timeIntervalSinceReferenceDate
+                vote = comm.startAllgather(mine.values)
             }
-            round += 1
             let roundStart = dealer.next
             // Vote v (started at round v) is read at round v + 1, whose deal follows round v's:
             // the starts it carries are those of the last parts dealt.
@@ -101,8 +99,8 @@ public enum DistributedEvaluation {
                 for (c, v) in values.enumerated() { table[row * tableWidth + c] = v }
                 progress?(min(roundStart + (i + 1) * comm.size, dealer.next), total)
             }
-            examplesDone += part.count
-            secondsSpent += Date().timeIntervalSince(t0)
+            mine.rowsDone += part.count
+            mine.seconds += Date().timeIntervalSince(t0)
         }
         // The last vote comes too late to save work: the evaluation is complete (a stop is then
         // the caller's to honour, as for a signal after the last round).
@@ -110,11 +108,34 @@ public enum DistributedEvaluation {
         withExtendedLifetime(rowsBuffer) {}
         // The rows each rank evaluated, summed with the table: every rank deals from the same
         // numbers, so together they evaluated every row once; a deal that differed would show.
-        table.append(Double(examplesDone))
+        table.append(Double(mine.rowsDone))
         comm.allreduceSum(&table)
         let rowsEvaluated = table.removeLast()
         if rowsEvaluated != Double(total) { fatalError("the ranks' evaluation deals disagree: \(rowsEvaluated) rows of \(total) evaluated") }
         return PerExampleEvaluation(table: table, split: split, samples: samples, proposal: proposal,
                                     refinementSteps: refinement.steps, seed: seed, seconds: Date().timeIntervalSince(start))
+    }
+}
+
+/// What a rank tells the others at the start of each evaluation round.
+private struct RoundReport {
+    var stop = false
+    /// Rows this rank has evaluated, and the seconds it spent on them.
+    var rowsDone = 0
+    var seconds = 0.0
+    /// When it started the round (seconds since the reference date).
+    var startedAt = 0.0
+
+    static let valueCount = 4
+    var values: [Double] { [stop ? 1 : 0, Double(rowsDone), seconds, startedAt] }
+
+    /// Rows per second, once measured.
+    var speed: Double? { rowsDone > 0 && seconds > 0 ? Double(rowsDone) / seconds : nil }
+
+    /// Every rank's report from a gather of `values`.
+    static func all(_ gathered: [Double]) -> [RoundReport] {
+        stride(from: 0, to: gathered.count, by: valueCount).map {
+            RoundReport(stop: gathered[$0] > 0, rowsDone: Int(gathered[$0 + 1]), seconds: gathered[$0 + 2], startedAt: gathered[$0 + 3])
+        }
     }
 }

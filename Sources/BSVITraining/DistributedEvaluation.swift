@@ -69,18 +69,17 @@ public enum DistributedEvaluation {
         // Each round starts a vote (RoundReport) and reads the previous round's: the same rounds
         // and votes on every rank.
         var dealer = EvaluationDealer(total: total, ranks: comm.size, roundRows: roundRows)
-        var speeds = [Double](repeating: 1, count: comm.size), starts: [Double]? = nil
+        var reports: [RoundReport]? = nil  // the last vote read
         var vote: PendingGather? = nil
         var mine = RoundReport()
         while !dealer.finished {
             if dealer.next > 0 {
                 if let gathered = vote?.wait() {
-                    let reports = RoundReport.all(gathered)
-                    if reports.contains(where: \.stop) {
+                    let read = RoundReport.all(gathered)
+                    if read.contains(where: \.stop) {
                         throw EvaluationInterrupted(split: split, examplesDone: dealer.next, examples: total)
                     }
-                    for (r, report) in reports.enumerated() { speeds[r] = report.speed ?? speeds[r] }
-                    starts = reports.map(\.startedAt)
+                    reports = read
                 }
                 mine.stop = stopRequested()
                 mine.startedAt = Date().timeIntervalSinceReferenceDate
@@ -88,8 +87,10 @@ public enum DistributedEvaluation {
             }
             let roundStart = dealer.next
             // Vote v (started at round v) is read at round v + 1, whose deal follows round v's:
-            // the starts it carries are those of the last parts dealt.
-            let part = dealer.deal(speeds: speeds, lastStarts: starts)[comm.rank]
+            // the starts it carries are those of the last parts dealt. A rank that has evaluated
+            // nothing yet counts as fast as one row per second (all do, until measured).
+            let speeds = reports?.map { $0.speed ?? 1 } ?? Array(repeating: 1, count: comm.size)
+            let part = dealer.deal(speeds: speeds, lastStarts: reports?.map(\.startedAt))[comm.rank]
             guard !part.isEmpty else { continue }
             let t0 = Date()
             try dataset.readRows(split, rows: part, into: rows.rows(0..<part.count))

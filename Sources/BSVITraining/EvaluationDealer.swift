@@ -12,7 +12,7 @@ struct EvaluationDealer {
     /// The first row of the next round.
     private(set) var next = 0
     /// The parts of the last round dealt.
-    private(set) var lastParts: [Int]
+    private var lastParts: [Int]
 
     init(total: Int, ranks: Int, roundRows: Int) {
         precondition(total >= 0 && ranks > 0 && roundRows > 0)

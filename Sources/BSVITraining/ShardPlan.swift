@@ -83,7 +83,7 @@ public struct ShardPlan: Equatable, Sendable {
     /// Split rows for the start-up check of /train: rank r gets a contiguous range, the ranges
     /// as equal as possible, together every row exactly once. (Evaluation deals its rows by
     /// speed instead: EvaluationDealer.)
-    public static func evaluationRows(count: Int, worldSize: Int, rank: Int) -> Range<Int> {
+    public static func startupCheckRows(count: Int, worldSize: Int, rank: Int) -> Range<Int> {
         balancedPart(of: count, parts: worldSize, index: rank)
     }
 }

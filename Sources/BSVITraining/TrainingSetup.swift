@@ -30,7 +30,7 @@ final class TrainingSetup {
         // Each rank checks a contiguous 1/P of /train now (every chunk's checksum, and 0/1 values
         // unless /train holds intensities), so a bad value stops the run before anything is
         // written, whichever epoch would first use it.
-        try dataset.validateRows(.train, rows: ShardPlan.evaluationRows(count: rows, worldSize: comm.size, rank: comm.rank))
+        try dataset.validateRows(.train, rows: ShardPlan.startupCheckRows(count: rows, worldSize: comm.size, rank: comm.rank))
         // The evaluation splits are checked now, not after hours of training.
         if config.evaluation.every > 0 { try Self.checkEvaluationSplit(.valid, of: dataset, width: width) }
         if !config.evaluation.skipFinal { try Self.checkEvaluationSplit(.test, of: dataset, width: width) }

@@ -62,11 +62,11 @@ struct ShardPlanTests {
         }
     }
 
-    @Test("evaluation rows cover the split exactly once for any world size", arguments: [1, 2, 3, 4, 7, 8])
-    func evaluationRows(ranks: Int) {
+    @Test("the start-up check's rows cover the split exactly once for any world size", arguments: [1, 2, 3, 4, 7, 8])
+    func startupCheckRows(ranks: Int) {
         for n in [1, 5, 20, 10_000] where n >= 1 {
             var all: [Int] = []
-            for r in 0..<ranks { all += Array(ShardPlan.evaluationRows(count: n, worldSize: ranks, rank: r)) }
+            for r in 0..<ranks { all += Array(ShardPlan.startupCheckRows(count: n, worldSize: ranks, rank: r)) }
             #expect(all == Array(0..<n))
         }
     }

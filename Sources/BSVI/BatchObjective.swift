@@ -7,7 +7,9 @@ import Foundation
 /// workspace is example r mod b in block r / b, where a block is one sample (vae, iwae) or
 /// one SVI step (svi, bsvi). The SVI steps' forward activations and back-propagated errors
 /// stay in their blocks, so the bsvi decoder gradient is one weighted weight-gradient product
-/// over all b·(k+1) rows, with no second forward or backward pass.
+/// over all b·(k+1) rows, with no second forward or backward pass. svi needs only λ₀'s and
+/// λ_k's samples, so its steps in between reuse block k: the loop's activations stay in cache
+/// instead of streaming through k + 1 fresh blocks (the same numbers either way).
 public final class BatchObjective {
     public let model: VAEModel
     public let settings: ObjectiveSettings
@@ -45,7 +47,8 @@ public final class BatchObjective {
             // The objective's k is the number of steps (settings.refinement supplies the rule).
             var kSteps = settings.refinement
             kSteps.steps = settings.k
-            refinement = SVIRefinement(settings: kSteps, buffer: latents, batchCapacity: batchCapacity)
+            refinement = SVIRefinement(settings: kSteps, buffer: latents, batchCapacity: batchCapacity,
+                                       keepsEveryStep: settings.method == .bsvi)
         }
         let l = FloatBuffer(count: batchCapacity * 2 * d)
         let e = FloatBuffer(count: batchCapacity * 2 * d)

@@ -4,7 +4,7 @@
 /// g_j is the one-sample reparameterized gradient of ELBO(λ_j) on noise slot j and `SVIRefiner`
 /// applies the update rule (sgd, momentum or Adam; optional clip).
 ///
-/// The two uses differ only in what they keep of the samples (`Mode`). A caller that needs more
+/// The uses differ only in what they keep of the samples (`Mode`). A caller that needs more
 /// than λ_k — training's KL per step, the encoder's gradient, the buffer's rows — reads it from
 /// each `Step` as the run passes.
 public final class SVIRefinement {
@@ -14,6 +14,9 @@ public final class SVIRefinement {
         /// decoder's weight gradients. The final λ_k is sampled too (not moved), and the ELBO
         /// gradient at λ₀ is computed even when k = 0: it is the encoder's.
         case buffer
+        /// svi training: as `buffer`, but only λ₀'s and λ_k's samples are kept (blocks 0 and k);
+        /// the steps between reuse block k, so the loop's working set stays in cache.
+        case endpoints
         /// Evaluation and sampling: only the final λ_k is wanted; every step reuses rows 0 ..< b
         /// of a workspace of the refinement's own, and λ_k is not sampled.
         case lambdaOnly
@@ -42,9 +45,10 @@ public final class SVIRefinement {
 
     /// Training: fills the caller's workspace (capacity ≥ b·(steps+1)) block by block. The
     /// caller owns the workspace and calls `latents.useParameters` on entry to every batch.
-    public convenience init(settings: RefinementSettings, buffer latents: LatentWorkspace, batchCapacity: Int) {
+    public convenience init(settings: RefinementSettings, buffer latents: LatentWorkspace, batchCapacity: Int,
+                            keepsEveryStep: Bool = true) {
         precondition(latents.capacity >= batchCapacity * (settings.steps + 1), "the buffer needs a block per step")
-        self.init(settings: settings, mode: .buffer, latents: latents, batchCapacity: batchCapacity)
+        self.init(settings: settings, mode: keepsEveryStep ? .buffer : .endpoints, latents: latents, batchCapacity: batchCapacity)
     }
 
     /// Evaluation and sampling: a workspace of b rows of its own, whose decoder transposes the
@@ -72,13 +76,14 @@ public final class SVIRefinement {
         let b = lambda.rows, k = settings.steps
         precondition(b <= batchCapacity && x.rows == b && ids.count == b && lambda.cols == gradient.cols,
                      "refinement batch does not match its workspace")
-        let sampled = mode == .buffer ? k + 1 : k
+        let sampled = mode == .lambdaOnly ? k : k + 1
         guard sampled > 0 else { return }
         if mode == .lambdaOnly { latents.useParameters(params) }
         let g = gradient.rows(0..<b)
         updateRule.reset()
         for j in 0..<sampled {
-            let rows = mode == .buffer ? (j * b)..<((j + 1) * b) : 0..<b
+            let block = workspaceBlock(step: j, steps: k)
+            let rows = (block * b)..<((block + 1) * b)
             latents.draw(lambda: lambda, start: rows.lowerBound, slot: j, exampleIDs: ids, noise: noise)
             latents.score(rows: rows, x: x, lambda: lambda, params: params)
             // A step from λ_j needs ∂/∂z; so does λ₀ (the encoder's gradient in training). The
@@ -88,6 +93,15 @@ public final class SVIRefinement {
             if needsGradient { latents.elboGradient(start: rows.lowerBound, lambda: lambda, into: g) }
             onStep(Step(index: j, rows: rows, lambda: lambda, elboGradient: needsGradient ? g : nil))
             if j < k { updateRule.apply(gradient: g, to: lambda, step: j + 1) }
+        }
+    }
+
+    /// The workspace block (of b rows) that holds step j's sample.
+    private func workspaceBlock(step j: Int, steps k: Int) -> Int {
+        switch mode {
+        case .buffer: return j
+        case .endpoints: return j == 0 ? 0 : k
+        case .lambdaOnly: return 0
         }
     }
 }

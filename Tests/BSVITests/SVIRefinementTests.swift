@@ -122,6 +122,44 @@ struct SVIRefinementTests {
         #expect(training.steps[k].lambda == training.final)
     }
 
+    @Test("svi's training mode keeps blocks 0 and k only: the same steps, and block k holds what the full buffer's does",
+          arguments: [1, 2, 4])
+    func endpointsModeMatchesBufferMode(k: Int) {
+        let s = Setup()
+        let settings = RefinementSettings(steps: k, learningRate: 0.05, rule: .adam, momentum: 0.9, clipNorm: 2)
+        func workspace() -> LatentWorkspace {
+            let w = LatentWorkspace(model: s.model, capacity: 4 * (k + 1))
+            w.useParameters(s.params)
+            return w
+        }
+        let full = SVIRefinement(settings: settings, buffer: workspace(), batchCapacity: 4)
+        let ends = SVIRefinement(settings: settings, buffer: workspace(), batchCapacity: 4, keepsEveryStep: false)
+        let kept = s.run(full), endpoints = s.run(ends)
+
+        // Step 0 in block 0, every later step in block k.
+        #expect(endpoints.steps.map(\.rows) == (0...k).map { $0 == 0 ? 0..<3 : (3 * k)..<(3 * k + 3) })
+        for j in 0...k {
+            var e = endpoints.steps[j]
+            e.rows = kept.steps[j].rows
+            #expect(e == kept.steps[j], "step \(j)")
+        }
+        #expect(endpoints.final == kept.final)
+        // What the svi objective reads after the run: block 0's log p(x|z), block k's z, log w,
+        // log p(x|z), activations and errors (the rows of its decoder weight gradient).
+        for block in [0, k] {
+            let rows = (3 * block)..<(3 * block + 3)
+            #expect(ends.latents.z.rows(rows).array == full.latents.z.rows(rows).array, "z, block \(block)")
+            for (l, (a, b)) in zip(ends.latents.decoder.outputs + ends.latents.decoder.deltas,
+                                   full.latents.decoder.outputs + full.latents.decoder.deltas).enumerated() {
+                #expect(a.rows(rows).array == b.rows(rows).array, "activations/errors \(l), block \(block)")
+            }
+            for r in rows {
+                #expect(ends.latents.logLikelihood[r] == full.latents.logLikelihood[r], "log p(x|z), row \(r)")
+                #expect(ends.latents.logWeight[r] == full.latents.logWeight[r], "log w, row \(r)")
+            }
+        }
+    }
+
     @Test("evaluation mode issues k forward and k back-propagations to z per example, and nothing for k = 0",
           arguments: [0, 1, 4])
     func multiplyAdds(k: Int) {

@@ -43,5 +43,8 @@ public enum ElementaryFunction: CaseIterable, Sendable {
     }
 }
 
-/// Whether all `count` floats are finite: one branch-free pass (x·0 is NaN exactly for NaN and ±∞).
-public func allFinite(_ p: UnsafePointer<Float>, count: Int) -> Bool { bsvi_all_finite(p, count) != 0 }
+/// max |p_i| over `count` floats (0 for none): +∞ if some p_i is ±∞, NaN if some p_i is NaN.
+public func maxMagnitude(_ p: UnsafePointer<Float>, count: Int) -> Float { bsvi_max_magnitude(p, count) }
+
+/// Whether all `count` floats are finite (no NaN, no ±∞).
+public func allFinite(_ p: UnsafePointer<Float>, count: Int) -> Bool { maxMagnitude(p, count: count).isFinite }

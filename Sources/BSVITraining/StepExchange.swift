@@ -8,6 +8,8 @@ import BSVIParallel
 public final class StepExchange {
     public enum Flag: Int, CaseIterable {
         case nonFiniteRanks, stopRequests
+        /// Σ over ranks of each rank's max |g_i|: a bound on every entry of the reduced gradient.
+        case gradientMagnitudeSum
     }
 
     public let parameterCount: Int
@@ -37,14 +39,26 @@ public final class StepExchange {
     /// about to contribute is NaN or ±∞.
     public func finishLocal(_ stats: ObjectiveSums, stopRequested: Bool) {
         stats.pack(into: sumsBase)
-        let finite = stats.bound.isFinite && allFinite(buffer.base, count: parameterCount)
+        let magnitude = maxMagnitude(buffer.base, count: parameterCount)
+        let finite = stats.bound.isFinite && magnitude.isFinite
         self[.nonFiniteRanks] = finite ? 0 : 1
         self[.stopRequests] = stopRequested ? 1 : 0
+        self[.gradientMagnitudeSum] = finite ? magnitude : 0
     }
 
     public func allreduce(_ comm: Communicator) { comm.allreduceSum(buffer.base, count: buffer.count) }
 
-    public func reducedGradientIsFinite() -> Bool { allFinite(buffer.base, count: parameterCount) }
+    /// Whether the reduced gradient is finite, given that every rank's part was (a sum of finite
+    /// values can still overflow). No reduced entry can exceed Σ_r max_i |g_ri| by more than the
+    /// rounding of P additions, so below `noOverflowBound` the scan is skipped: one pass over the
+    /// gradient fewer per step, the same decision.
+    public func reducedGradientIsFinite() -> Bool {
+        self[.gradientMagnitudeSum] <= Self.noOverflowBound || allFinite(buffer.base, count: parameterCount)
+    }
+
+    /// Far enough below Float's largest finite value (3.4e38) that P ≤ 2²⁰ rounded additions of
+    /// terms whose magnitudes sum to it stay finite.
+    static let noOverflowBound: Float = 1e37
 }
 
 /// FNV-1a over the bytes of the parameters: equal on all ranks iff they hold the same bits.

@@ -170,9 +170,9 @@ void bsvi_adam_update(long n, float *p, float *m, float *v, const float *gradien
     FLUSHING(active()->adam_update(n, p, m, v, gradient, gradient_scale, beta1, beta2, step_size, inverse_c2, epsilon));
 }
 
-int bsvi_all_finite(const float *x, long count) {
-    // (Denormals are finite with or without DAZ: x·0 is 0 either way.)
-    return active()->all_finite(x, count);
+float bsvi_max_magnitude(const float *x, long count) {
+    // (Bit patterns, so no flushing is needed: a denormal's magnitude comes back unchanged.)
+    return active()->max_magnitude(x, count);
 }
 
 void bsvi_fill_normals(uint64_t key, uint64_t counter_offset, float *out, long count) {

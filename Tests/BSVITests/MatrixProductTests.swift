@@ -156,20 +156,30 @@ struct MatrixProductTests {
         #expect(run(stale) == reference, "kernels of another buffer were used")
     }
 
-    @Test("allFinite finds one NaN or ±∞ anywhere, including the tail", arguments: KernelPath.supported, [1, 15, 16, 17, 100, 1001])
+    @Test("maxMagnitude is max |x|, ∞ for ±∞ and NaN for a NaN anywhere, including the tail; allFinite follows",
+          arguments: KernelPath.supported, [1, 15, 16, 17, 63, 64, 65, 100, 1001])
     func finiteness(path: KernelPath, count: Int) {
         let p = FloatBuffer(count: count)
         for i in 0..<count { p[i] = Float(i) * 1e30 - 3e32 }
         p[0] = 1e-40  // denormals are finite (with or without flushing)
         func allFinite(_ p: UnsafePointer<Float>, count: Int) -> Bool { onPath(path) { BSVI.allFinite(p, count: count) } }
+        func maxMagnitude(_ p: UnsafePointer<Float>, count: Int) -> Float { onPath(path) { BSVI.maxMagnitude(p, count: count) } }
         #expect(allFinite(p.base, count: count))
+        #expect(maxMagnitude(p.base, count: count) == p.array.map(abs).max()!)
         for position in Set([0, count / 2, count - 1]) {
             for bad in [Float.nan, .infinity, -.infinity] {
                 let saved = p[position]
                 p[position] = bad
                 #expect(!allFinite(p.base, count: count), "\(bad) at \(position) of \(count)")
+                let m = maxMagnitude(p.base, count: count)
+                #expect(bad.isNaN ? m.isNaN : m == .infinity, "max |x| with \(bad) at \(position) of \(count): \(m)")
                 p[position] = saved
             }
+            // The largest magnitude wins whether it is positive or negative.
+            let saved = p[position]
+            p[position] = -4e37
+            #expect(maxMagnitude(p.base, count: count) == 4e37)
+            p[position] = saved
         }
         p[count - 1] = .greatestFiniteMagnitude
         #expect(allFinite(p.base, count: count), "a large finite value is finite")

@@ -87,6 +87,25 @@ struct ShardPlanTests {
         #expect(e[.nonFiniteRanks] == 1)
     }
 
+    @Test("finite parts whose sum overflows are caught after the allreduce; smaller ones pass on their bound")
+    func exchangeCatchesOverflowInTheSum() {
+        let e = StepExchange(parameterCount: 40)
+        var stats = ObjectiveSums()
+        stats.bound = -1
+        stats.examples = 1
+        for (value, overflows) in [(Float(3e38), true), (-1e36, false)] {
+            e.reset()
+            e.gradients[3] = -2
+            e.gradients[17] = value
+            e.finishLocal(stats, stopRequested: false)
+            #expect(e[.nonFiniteRanks] == 0 && e[.gradientMagnitudeSum] == abs(value))
+            // What an allreduce over two ranks with this same part leaves.
+            for i in 0..<e.buffer.count { e.buffer[i] += e.buffer[i] }
+            #expect(e.gradients[17].isFinite == !overflows)
+            #expect(e.reducedGradientIsFinite() == !overflows, "\(value) on two ranks")
+        }
+    }
+
     @Test func checksumSeesEveryBit() {
         let a = FloatBuffer([1, 2, 3]), b = FloatBuffer([1, 2, 3])
         #expect(parameterChecksum(a) == parameterChecksum(b))

@@ -153,8 +153,8 @@ void bsvi_refine_step(bsvi_refine_rule rule, int rows, int width, float *lambda,
 void bsvi_adam_update(long n, float *p, float *m, float *v, const float *gradient, float gradient_scale,
                       float beta1, float beta2, float step_size, float inverse_c2, float epsilon);
 
-/// 1 when all `count` floats are finite (no NaN, no ±∞).
-int bsvi_all_finite(const float *x, long count);
+/// max |x_i| over `count` floats (0 for none): +∞ if some x_i is ±∞, NaN if some x_i is NaN.
+float bsvi_max_magnitude(const float *x, long count);
 
 /// Standard normals from a counter-based stream (SplitMix64 finalizer of key + (counter+1)·φ):
 /// counter c gives u₁ (its top 23 bits) and u₂ (low 23 bits), both in (0, 1); normal j of a block of

@@ -30,8 +30,9 @@ public enum Bernoulli {
     }
 
     /// One fused pass: log p(x|a) per row into `out`, and the logits overwritten with x − sigmoid(a),
-    /// the back-propagated error of the log-likelihood (the output layer is linear).
-    public static func logLikelihoodAndError(x: Matrix, logitsToError a: Matrix, into out: UnsafeMutablePointer<Float>) {
+    /// the back-propagated error of the log-likelihood (the output layer is linear). Without
+    /// `out`, the error alone (the same bits, about half the work).
+    public static func logLikelihoodAndError(x: Matrix, logitsToError a: Matrix, into out: UnsafeMutablePointer<Float>?) {
         precondition(x.cols == a.cols && x.rows > 0, "likelihood shapes")
         bsvi_bernoulli_score(Int32(a.rows), Int32(a.cols), x.base, Int32(x.cols), Int32(x.rows), a.base, Int32(a.cols), out)
     }

@@ -52,12 +52,14 @@ public final class LatentWorkspace {
 
     /// Decoder forward over `rows` and one fused likelihood pass: fills log p(x|z), log w, and
     /// leaves x − sigmoid(logits) as the output error. `lambda` row (r − rows.lowerBound) mod b
-    /// is the proposal row r was drawn from; x row likewise.
-    public func score(rows: Range<Int>, x: Matrix, lambda: Matrix, params: FloatBuffer) {
+    /// is the proposal row r was drawn from; x row likewise. Without `weights`, the error only
+    /// (log p(x|z) and log w of these rows are left as they were).
+    public func score(rows: Range<Int>, x: Matrix, lambda: Matrix, params: FloatBuffer, weights: Bool = true) {
         decoder.forward(z.rows(rows), rows: rows, params: params)
         StepProfile.elementwise {
-            Bernoulli.logLikelihoodAndError(x: x, logitsToError: decoder.output.rows(rows), into: logLikelihood.base + rows.lowerBound)
-            scoreLogWeights(rows, lambda: lambda)
+            Bernoulli.logLikelihoodAndError(x: x, logitsToError: decoder.output.rows(rows),
+                                            into: weights ? logLikelihood.base + rows.lowerBound : nil)
+            if weights { scoreLogWeights(rows, lambda: lambda) }
         }
     }
 

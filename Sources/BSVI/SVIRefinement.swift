@@ -15,7 +15,8 @@ public final class SVIRefinement {
         /// gradient at λ₀ is computed even when k = 0: it is the encoder's.
         case buffer
         /// svi training: as `buffer`, but only λ₀'s and λ_k's samples are kept (blocks 0 and k);
-        /// the steps between reuse block k, so the loop's working set stays in cache.
+        /// the steps between reuse block k, so the loop's working set stays in cache, and they
+        /// compute no log p(x|z) or log w (nothing reads them; the gradient needs the error only).
         case endpoints
         /// Evaluation and sampling: only the final λ_k is wanted; every step reuses rows 0 ..< b
         /// of a workspace of the refinement's own, and λ_k is not sampled.
@@ -25,7 +26,8 @@ public final class SVIRefinement {
     /// What a caller sees of λ_j as the run passes it (before λ_j moves).
     public struct Step {
         public let index: Int
-        /// The workspace rows of z_j ~ q(z; λ_j): its ε, z, log p(x|z), log w and decoder errors.
+        /// The workspace rows of z_j ~ q(z; λ_j): its ε, z, log p(x|z), log w and decoder errors
+        /// (in `endpoints` mode, log p(x|z) and log w at λ₀ and λ_k only).
         public let rows: Range<Int>
         /// λ_j (b × 2d). Read it in the hook; the run moves it afterwards.
         public let lambda: Matrix
@@ -85,7 +87,7 @@ public final class SVIRefinement {
             let block = workspaceBlock(step: j, steps: k)
             let rows = (block * b)..<((block + 1) * b)
             latents.draw(lambda: lambda, start: rows.lowerBound, slot: j, exampleIDs: ids, noise: noise)
-            latents.score(rows: rows, x: x, lambda: lambda, params: params)
+            latents.score(rows: rows, x: x, lambda: lambda, params: params, weights: mode != .endpoints || j == 0 || j == k)
             // A step from λ_j needs ∂/∂z; so does λ₀ (the encoder's gradient in training). The
             // buffer's last block is still back-propagated: its weight gradients need the errors.
             let needsGradient = j < k || j == 0

@@ -44,6 +44,28 @@ struct BernoulliLikelihoodTests {
         }
     }
 
+    @Test("the error alone (no likelihood wanted) has the bits of the fused pass's error, on every path",
+          arguments: KernelPath.supported)
+    func errorAlone(path: KernelPath) {
+        var values = TestValues(seed: 29)
+        let b = 2, rows = 5, width = 37
+        let x = HostMatrix(rows: b, cols: width, values: values.bits(b * width))
+        var logits = values.floats(rows * width, -30, 30)
+        logits[3] = 0
+        logits[4] = -0.0
+        logits[5] = 100
+        logits[6] = -100
+        let fused = HostMatrix(rows: rows, cols: width, values: logits)
+        let alone = HostMatrix(rows: rows, cols: width, values: logits)
+        var ll = [Float](repeating: .nan, count: rows)
+        onPath(path) {
+            Bernoulli.logLikelihoodAndError(x: x.matrix, logitsToError: fused.matrix, into: &ll)
+            Bernoulli.logLikelihoodAndError(x: x.matrix, logitsToError: alone.matrix, into: nil)
+        }
+        #expect(alone.buffer.array.map(\.bitPattern) == fused.buffer.array.map(\.bitPattern))
+        #expect(alone.buffer.array != logits, "the logits were replaced by errors")
+    }
+
     @Test("logits ±1000 give exact, finite log-likelihoods and errors", arguments: KernelPath.supported,
           [(Float(1), Float(1000), Float(0), Float(0)), (0, 1000, -1000, -1), (1, -1000, -1000, 1), (0, -1000, 0, 0)])
     func extremeLogits(path: KernelPath, values: (x: Float, a: Float, expected: Float, expectedError: Float)) {

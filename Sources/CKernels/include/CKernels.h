@@ -111,7 +111,8 @@ void bsvi_activation_backward(bsvi_activation f, float *delta, const float *y, l
 
 /// Bernoulli log-likelihood and its error, for `rows` rows of `cols` logits (row stride ldl):
 /// log_likelihood[r] = Σ_c x·a − softplus(a), and the logits are overwritten by x − sigmoid(a).
-/// Row r reads x row (r mod x_rows) (row stride ldx).
+/// Row r reads x row (r mod x_rows) (row stride ldx). With log_likelihood NULL, only the error
+/// (the same bits).
 void bsvi_bernoulli_score(int rows, int cols, const float *x, int ldx, int x_rows, float *logits, int ldl,
                           float *log_likelihood);
 /// The same log-likelihood without the error (evaluation): logits are left unchanged.

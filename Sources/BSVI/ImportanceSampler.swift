@@ -48,7 +48,7 @@ public final class ImportanceSampler {
         self.proposal = proposal
         let d = model.shape.latentDim
         encoder = MLPWorkspace(mlp: model.encoder, capacity: batchCapacity)
-        latents = LatentWorkspace(model: model, capacity: self.chunk * batchCapacity)
+        latents = LatentWorkspace(model: model, capacity: self.chunk)
         refiner = SVIRefinement(model: model, settings: refinement, batchCapacity: batchCapacity)
         let a = FloatBuffer(count: batchCapacity * 2 * d)
         let r = FloatBuffer(count: batchCapacity * 2 * d)
@@ -59,7 +59,9 @@ public final class ImportanceSampler {
     }
 
     /// Evaluates the examples `x` (b × D) with ids `exampleIDs`: each example's log p̂(x), the
-    /// diagnostics of its importance weights, ELBO(λ₀) and ELBO(λ_k).
+    /// diagnostics of its importance weights, ELBO(λ₀) and ELBO(λ_k). The encoder and the
+    /// refinement take the b examples together (their products then have b rows instead of
+    /// one); the samples go through the decoder one example at a time, `chunk` per pass.
     public func evaluate(x: Matrix, exampleIDs: [Int], seed: UInt64, params: FloatBuffer) -> [ExampleEvaluation] {
         let b = x.rows
         precondition(b <= batchCapacity && exampleIDs.count == b)
@@ -88,19 +90,29 @@ public final class ImportanceSampler {
     /// by chunk; one streaming accumulator per example, no per-sample memory beyond a chunk.
     public func importanceSampledEstimates(x: Matrix, ids: [Int], lambda: Matrix, noise: NoiseSource,
                                            params: FloatBuffer) -> [ImportanceEstimate] {
-        let b = x.rows
-        var acc = [LogSumExpAccumulator](repeating: LogSumExpAccumulator(), count: b)
-        var start = 0
-        while start < samples {
-            let n = min(chunk, samples - start)
-            for s in 0..<n { latents.draw(lambda: lambda, start: s * b, slot: start + s, exampleIDs: ids, noise: noise) }
-            latents.scoreLogWeights(rows: 0..<(n * b), x: x, lambda: lambda, params: params)
-            for s in 0..<n {
-                for i in 0..<b { acc[i].add(Double(latents.logWeight[s * b + i])) }
+        (0..<x.rows).map { i in
+            var acc = LogSumExpAccumulator()
+            scoreSamples(samples, example: i, x: x, ids: ids, lambda: lambda, noise: noise, params: params) { rows in
+                for r in rows { acc.add(Double(latents.logWeight[r])) }
             }
+            return ImportanceEstimate(acc, samples: samples)
+        }
+    }
+
+    /// Draws and scores `count` samples of example i from q(z; lambda row i), `chunk` per decoder
+    /// pass: sample s of a pass in workspace row s, noise slot `start + s`. `body` reads each
+    /// pass's rows before the next overwrites them.
+    private func scoreSamples(_ count: Int, example i: Int, x: Matrix, ids: [Int], lambda: Matrix, noise: NoiseSource,
+                              params: FloatBuffer, _ body: (Range<Int>) -> Void) {
+        let xi = x.rows(i..<(i + 1)), lambdaI = lambda.rows(i..<(i + 1)), id = [ids[i]]
+        var start = 0
+        while start < count {
+            let n = min(chunk, count - start)
+            for s in 0..<n { latents.draw(lambda: lambdaI, start: s, slot: start + s, exampleIDs: id, noise: noise) }
+            latents.scoreLogWeights(rows: 0..<n, x: xi, lambda: lambdaI, params: params)
+            body(0..<n)
             start += n
         }
-        return acc.map { ImportanceEstimate($0, samples: samples) }
     }
 
     /// Σ over examples of the ELBO (see `monteCarloELBOs`).
@@ -111,18 +123,13 @@ public final class ImportanceSampler {
     /// Each example's ELBO with analytic KL, E_q[log p(x|z)] by `elboSamples` draws.
     public func monteCarloELBOs(x: Matrix, ids: [Int], lambda: Matrix, noise: NoiseSource, params: FloatBuffer) -> [Double] {
         let b = x.rows
-        var totals = [Double](repeating: 0, count: b)
-        var start = 0
-        while start < elboSamples {
-            let n = min(chunk, elboSamples - start)
-            for s in 0..<n { latents.draw(lambda: lambda, start: s * b, slot: start + s, exampleIDs: ids, noise: noise) }
-            latents.scoreLogWeights(rows: 0..<(n * b), x: x, lambda: lambda, params: params)
-            for s in 0..<n {
-                for i in 0..<b { totals[i] += Double(latents.logLikelihood[s * b + i]) }
-            }
-            start += n
-        }
         Gaussian.klToStandard(lambda: lambda, into: kl.base)
-        return (0..<b).map { totals[$0] / Double(elboSamples) - Double(kl[$0]) }
+        return (0..<b).map { i in
+            var total = 0.0
+            scoreSamples(elboSamples, example: i, x: x, ids: ids, lambda: lambda, noise: noise, params: params) { rows in
+                for r in rows { total += Double(latents.logLikelihood[r]) }
+            }
+            return total / Double(elboSamples) - Double(kl[i])
+        }
     }
 }

@@ -154,7 +154,8 @@ public enum Benchmark {
             yardstick: yardstick, fmaPeak: fmaPeak, blasRate: blasRate)
     }
 
-    /// The evaluator as DistributedEvaluation runs it (one example at a time, K samples in
+    /// The evaluator as DistributedEvaluation runs it (encoder and refinement for
+    /// `DistributedEvaluation.roundRowsPerRank` examples together, each example's K samples in
     /// chunks of `ImportanceSampler.evaluationChunk`) on `examples` rows per rank: samples per
     /// second over all ranks, and the multiply-adds per example (encoder, K importance samples
     /// and 2 × elboSamples ELBO samples through the decoder, the refinement's steps forward and
@@ -162,14 +163,18 @@ public enum Benchmark {
     /// `examples` = 0 the evaluation is skipped and reported as 0.
     static func timeEvaluation(config: RunConfiguration, model: VAEModel, params: FloatBuffer, x: Matrix, samples: Int,
                                examples: Int, comm: Communicator) -> (samplesPerS: Double, multiplyAddsPerExample: Double) {
-        let sampler = ImportanceSampler(model: model, samples: samples, batchCapacity: 1,
+        let group = KernelPath.activeHasProducts ? DistributedEvaluation.roundRowsPerRank : 1
+        let sampler = ImportanceSampler(model: model, samples: samples, batchCapacity: group,
                                         refinement: config.objective.evaluationRefinement, proposal: .encoder,
                                         chunk: ImportanceSampler.evaluationChunk)
         comm.barrier()
         let e0 = DispatchTime.now().uptimeNanoseconds
-        for i in 0..<examples {
-            let xi = x.rows((i % x.rows)..<(i % x.rows + 1))
-            _ = sampler.evaluate(x: xi, exampleIDs: [i], seed: config.optimizer.seed, params: params)
+        var done = 0
+        while done < examples {  // x's rows in order, starting over at its end
+            let start = done % x.rows, n = min(group, examples - done, x.rows - start)
+            _ = sampler.evaluate(x: x.rows(start..<(start + n)), exampleIDs: Array(done..<(done + n)),
+                                 seed: config.optimizer.seed, params: params)
+            done += n
         }
         let elapsed = Double(comm.allgather(DispatchTime.now().uptimeNanoseconds - e0).max()!) * 1e-9
         let g = Double(model.decoder.multiplyAddsPerRow)

@@ -54,11 +54,15 @@ public enum DistributedEvaluation {
                                      fix: "evaluate with the dataset the model was trained on")
         }
         let total = limit > 0 ? min(limit, n) : n
-        // One example at a time, its samples in chunks of `sampleChunk` rows: each example's
-        // numbers are then the same whichever rank and batch position it gets.
-        let sampler = ImportanceSampler(model: model, samples: samples, batchCapacity: 1,
-                                        refinement: refinement, proposal: proposal, chunk: sampleChunk)
         let roundRows = roundRowsPerRank * comm.size
+        // Each example's samples in chunks of `sampleChunk` rows; its encoder pass and refinement
+        // together with the rest of the rank's part of the round. On the product kernels a row's
+        // numbers do not depend on the other rows of a product, so each example's values are the
+        // same whichever rank and part it lands in; OpenBLAS (the portable path) gives no such
+        // promise, so there every example goes alone.
+        let group = KernelPath.activeHasProducts ? roundRows : 1
+        let sampler = ImportanceSampler(model: model, samples: samples, batchCapacity: group,
+                                        refinement: refinement, proposal: proposal, chunk: sampleChunk)
         let rowsBuffer = FloatBuffer(count: roundRows * width)
         let rows = rowsBuffer.matrix(rows: roundRows, cols: width)
         // The whole split's table, zero except this rank's rows: a sum over ranks then puts each
@@ -94,11 +98,14 @@ public enum DistributedEvaluation {
             guard !part.isEmpty else { continue }
             let t0 = Date()
             try dataset.readRows(split, rows: part, into: rows.rows(0..<part.count))
-            for (i, row) in part.enumerated() {
-                let values = PerExampleEvaluation.packed(
-                    sampler.evaluate(x: rows.rows(i..<(i + 1)), exampleIDs: [row], seed: seed, params: params)[0])
-                for (c, v) in values.enumerated() { table[row * tableWidth + c] = v }
-                progress?(min(roundStart + (i + 1) * comm.size, dealer.next), total)
+            for first in stride(from: 0, to: part.count, by: group) {
+                let together = first..<min(first + group, part.count)  // positions in the part
+                let ids = together.map { part.lowerBound + $0 }  // = dataset rows = example ids
+                let evaluated = sampler.evaluate(x: rows.rows(together), exampleIDs: ids, seed: seed, params: params)
+                for (row, e) in zip(ids, evaluated) {
+                    for (c, v) in PerExampleEvaluation.packed(e).enumerated() { table[row * tableWidth + c] = v }
+                }
+                progress?(min(roundStart + together.upperBound * comm.size, dealer.next), total)
             }
             mine.rowsDone += part.count
             mine.seconds += Date().timeIntervalSince(t0)

@@ -42,6 +42,18 @@ struct KernelPathTests {
         #expect(rates.allSatisfy { $0 > 0.1 })
     }
 
+    @Test("the peak is the best of five equal windows: a window in which the core was taken away does not lower it")
+    func peakIsTheBestWindow() {
+        var windows: [Double] = []
+        let rates = [100.0, 40.0, 170.0, 169.0, 90.0]
+        let best = bestOfPeakWindows(seconds: 0.25) { seconds in
+            windows.append(seconds)
+            return rates[windows.count - 1]
+        }
+        #expect(best == 170)
+        #expect(windows == Array(repeating: 0.05, count: 5))
+    }
+
     /// One bsvi objective (784-pixel model, k = 4, learned π) on `path`.
     static func objective(on path: KernelPath, rule: RefinementRule) -> (stats: ObjectiveSums, gradient: [Float], model: VAEModel) {
         let settings = ObjectiveSettings(method: .bsvi, k: 4, pi: .learned,

@@ -61,10 +61,16 @@ public final class ImportanceSampler {
     /// Evaluates the examples `x` (b × D) with ids `exampleIDs`: each example's log p̂(x), the
     /// diagnostics of its importance weights, ELBO(λ₀) and ELBO(λ_k). The encoder and the
     /// refinement take the b examples together (their products then have b rows instead of
-    /// one); the samples go through the decoder one example at a time, `chunk` per pass.
+    /// one); the samples go through the decoder one example at a time, `chunk` per pass. An
+    /// example's values are the same bits in any batch: on the product kernels a row's numbers do
+    /// not depend on the other rows of a product; OpenBLAS (the portable path) may round other
+    /// row counts differently, so there every example goes alone.
     public func evaluate(x: Matrix, exampleIDs: [Int], seed: UInt64, params: FloatBuffer) -> [ExampleEvaluation] {
         let b = x.rows
         precondition(b <= batchCapacity && exampleIDs.count == b)
+        guard KernelPath.activeHasProducts || b == 1 else {
+            return (0..<b).flatMap { evaluate(x: x.rows($0..<($0 + 1)), exampleIDs: [exampleIDs[$0]], seed: seed, params: params) }
+        }
         encoder.forward(x, rows: 0..<b, params: params)
         let lam0 = lambdaInitial.rows(0..<b), lamK = lambdaRefined.rows(0..<b)
         lam0.copy(from: encoder.output.rows(0..<b))

@@ -163,7 +163,7 @@ public enum Benchmark {
     /// `examples` = 0 the evaluation is skipped and reported as 0.
     static func timeEvaluation(config: RunConfiguration, model: VAEModel, params: FloatBuffer, x: Matrix, samples: Int,
                                examples: Int, comm: Communicator) -> (samplesPerS: Double, multiplyAddsPerExample: Double) {
-        let group = KernelPath.activeHasProducts ? DistributedEvaluation.roundRowsPerRank : 1
+        let group = DistributedEvaluation.roundRowsPerRank
         let sampler = ImportanceSampler(model: model, samples: samples, batchCapacity: group,
                                         refinement: config.objective.evaluationRefinement, proposal: .encoder,
                                         chunk: ImportanceSampler.evaluationChunk)

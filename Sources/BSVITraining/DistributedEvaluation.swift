@@ -15,9 +15,9 @@ public struct EvaluationInterrupted: Error, CustomStringConvertible, ExitStatusC
 }
 
 /// Importance-sampled evaluation with the split's rows divided across ranks: the rows are
-/// dealt in rounds (EvaluationDealer), each rank evaluates its part of a round one example at a
-/// time, and at the end the per-example values are gathered so every rank holds the whole
-/// split's values in row order (PerExampleEvaluation).
+/// dealt in rounds (EvaluationDealer), each rank evaluates its part of a round (one
+/// `ImportanceSampler.evaluate`), and at the end the per-example values are gathered so every
+/// rank holds the whole split's values in row order (PerExampleEvaluation).
 public enum DistributedEvaluation {
     /// Rows per rank and round, on average. Each round starts a vote (stop flag and speed) that
     /// is read one round later, so a signal is honoured within two rounds (≈ 16 examples, with
@@ -55,13 +55,11 @@ public enum DistributedEvaluation {
         }
         let total = limit > 0 ? min(limit, n) : n
         let roundRows = roundRowsPerRank * comm.size
-        // Each example's samples in chunks of `sampleChunk` rows; its encoder pass and refinement
-        // together with the rest of the rank's part of the round. On the product kernels a row's
-        // numbers do not depend on the other rows of a product, so each example's values are the
-        // same whichever rank and part it lands in; OpenBLAS (the portable path) gives no such
-        // promise, so there every example goes alone.
-        let group = KernelPath.activeHasProducts ? roundRows : 1
-        let sampler = ImportanceSampler(model: model, samples: samples, batchCapacity: group,
+        // A part of a round at once (its encoder pass and refinement together), each example's
+        // samples in chunks of `sampleChunk` rows. An example's values do not depend on the part
+        // it lands in (ImportanceSampler.evaluate), so the deal, which depends on timing, cannot
+        // change a result.
+        let sampler = ImportanceSampler(model: model, samples: samples, batchCapacity: roundRows,
                                         refinement: refinement, proposal: proposal, chunk: sampleChunk)
         let rowsBuffer = FloatBuffer(count: roundRows * width)
         let rows = rowsBuffer.matrix(rows: roundRows, cols: width)
@@ -98,15 +96,11 @@ public enum DistributedEvaluation {
             guard !part.isEmpty else { continue }
             let t0 = Date()
             try dataset.readRows(split, rows: part, into: rows.rows(0..<part.count))
-            for first in stride(from: 0, to: part.count, by: group) {
-                let together = first..<min(first + group, part.count)  // positions in the part
-                let ids = together.map { part.lowerBound + $0 }  // = dataset rows = example ids
-                let evaluated = sampler.evaluate(x: rows.rows(together), exampleIDs: ids, seed: seed, params: params)
-                for (row, e) in zip(ids, evaluated) {
-                    for (c, v) in PerExampleEvaluation.packed(e).enumerated() { table[row * tableWidth + c] = v }
-                }
-                progress?(min(roundStart + together.upperBound * comm.size, dealer.next), total)
+            let evaluated = sampler.evaluate(x: rows.rows(0..<part.count), exampleIDs: Array(part), seed: seed, params: params)
+            for (row, e) in zip(part, evaluated) {
+                for (c, v) in PerExampleEvaluation.packed(e).enumerated() { table[row * tableWidth + c] = v }
             }
+            progress?(min(roundStart + part.count * comm.size, dealer.next), total)
             mine.rowsDone += part.count
             mine.seconds += Date().timeIntervalSince(t0)
         }

@@ -111,9 +111,11 @@ tn_block(const int R, const int V, const int kc, const float *ap, const float *b
 }
 
 /// Packs rows [0, kc) of a 16-column strip of B, times the row weights w (when given), into
-/// bp[p·16 + j] (zeros beyond the strip's width), adding them to the strip's bias gradient g.
+/// bp[p·16 + j] (zeros beyond the strip's width), adding them to the strip's bias gradient g
+/// (`next` unused here, as in nn_dispatch).
 static void pack_weighted_strip(const int kc, const float *b, const long ldb, const float *w, float *bp, float *g,
-                                const __m256i m0, const __m256i m1) {
+                                const __m256i m0, const __m256i m1, const float *next) {
+    (void)next;
     __m256 g0 = g ? masked_load(g, m0) : _mm256_setzero_ps(), g1 = g ? masked_load(g + 8, m1) : _mm256_setzero_ps();
     for (int p = 0; p < kc; p++) {
         __m256 b0 = masked_load(b + p * ldb, m0);
@@ -140,8 +142,12 @@ static void pack_weighted_strip(const int kc, const float *b, const long ldb, co
         else nn_block(R, 1, kc, a, lda, b, ldb, c, ldc, m0, m1, start, bias, activation);            \
         break;
 
+/// `next`, the strip the driver takes next, is not prefetched on this path (the AVX-512 variant
+/// does): here it made the evaluator 6 % slower and training no faster (docs/benchmarks.md).
 static void nn_dispatch(int R, int V, int kc, const float *a, long lda, const float *b, long ldb, float *c, long ldc,
-                        __m256i m0, __m256i m1, int start, const float *bias, bsvi_activation activation) {
+                        __m256i m0, __m256i m1, int start, const float *bias, bsvi_activation activation,
+                        const float *next) {
+    (void)next;
     switch (R) { NN_CASE(1) NN_CASE(2) NN_CASE(3) NN_CASE(4) NN_CASE(5) NN_CASE(6) }
 }
 

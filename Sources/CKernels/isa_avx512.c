@@ -25,12 +25,21 @@ static inline void store_partial(vf16 v, float *p, int n) { _mm512_mask_storeu_p
 
 enum { START_ZERO, START_BIAS, START_FROM_C };
 
+/// Both cache lines a strip row (NR floats) can span, into L2: a weight matrix's rows are ~3 KB
+/// apart, too far for the hardware's stream prefetcher, so without this each strip's first
+/// row block waits on L3 for every row once the step's other data has pushed the weights out.
+static inline __attribute__((always_inline)) void prefetch_strip_row(const float *row) {
+    _mm_prefetch((const char *)row, _MM_HINT_T1);
+    _mm_prefetch((const char *)(row + NR - 1), _MM_HINT_T1);
+}
+
 /// C[0..R)[strip] = start + Σ_p A(r, p)·B[p][strip] for p in [0, kc), A(r, p) = a[r·lda + p].
 /// R ≤ MR and V (1 or 2 vectors) are constants after inlining, so the accumulators live in registers.
+/// `next` (or NULL): the rows of the strip the driver takes next, fetched into L2 meanwhile.
 static inline __attribute__((always_inline)) void
 nn_block(const int R, const int V, const int kc, const float *a, const long lda, const float *b, const long ldb,
          float *c, const long ldc, const __mmask16 m0, const __mmask16 m1, const int start, const float *bias,
-         const bsvi_activation activation) {
+         const bsvi_activation activation, const float *next) {
     __m512 acc0[MR], acc1[MR];
     if (start == START_FROM_C) {
         for (int r = 0; r < R; r++) {
@@ -48,6 +57,7 @@ nn_block(const int R, const int V, const int kc, const float *a, const long lda,
     for (int p = 0; p < kc; p++) {
         const __m512 b0 = _mm512_maskz_loadu_ps(m0, b + p * ldb);
         const __m512 b1 = V == 2 ? _mm512_maskz_loadu_ps(m1, b + p * ldb + 16) : b0;
+        if (next) prefetch_strip_row(next + p * ldb);
         for (int r = 0; r < R; r++) {
             const __m512 x = _mm512_set1_ps(a[r * lda + p]);
             acc0[r] = _mm512_fmadd_ps(x, b0, acc0[r]);
@@ -93,14 +103,15 @@ tn_block(const int R, const int V, const int kc, const float *ap, const float *b
 
 /// Packs rows [0, kc) of a 32-column strip of B, times the row weights w (when given), into
 /// bp[p·32 + j] (zeros beyond the strip's width), and adds the weighted rows to the strip's
-/// bias gradient g (when given) in row order.
+/// bias gradient g (when given) in row order. `next` (or NULL): the next strip's rows, into L2.
 static void pack_weighted_strip(const int kc, const float *b, const long ldb, const float *w, float *bp, float *g,
-                                const __mmask16 m0, const __mmask16 m1) {
+                                const __mmask16 m0, const __mmask16 m1, const float *next) {
     __m512 g0 = g ? _mm512_maskz_loadu_ps(m0, g) : _mm512_setzero_ps();
     __m512 g1 = g ? _mm512_maskz_loadu_ps(m1, g + 16) : _mm512_setzero_ps();
     for (int p = 0; p < kc; p++) {
         __m512 b0 = _mm512_maskz_loadu_ps(m0, b + p * ldb);
         __m512 b1 = _mm512_maskz_loadu_ps(m1, b + p * ldb + 16);
+        if (next) prefetch_strip_row(next + p * ldb);
         if (w) {
             const __m512 wp = _mm512_set1_ps(w[p]);
             b0 = _mm512_mul_ps(b0, wp);
@@ -119,12 +130,13 @@ static void pack_weighted_strip(const int kc, const float *b, const long ldb, co
 
 #define NN_CASE(R)                                                                                   \
     case R:                                                                                          \
-        if (V == 2) nn_block(R, 2, kc, a, lda, b, ldb, c, ldc, m0, m1, start, bias, activation);     \
-        else nn_block(R, 1, kc, a, lda, b, ldb, c, ldc, m0, m1, start, bias, activation);            \
+        if (V == 2) nn_block(R, 2, kc, a, lda, b, ldb, c, ldc, m0, m1, start, bias, activation, next); \
+        else nn_block(R, 1, kc, a, lda, b, ldb, c, ldc, m0, m1, start, bias, activation, next);        \
         break;
 
 static void nn_dispatch(int R, int V, int kc, const float *a, long lda, const float *b, long ldb, float *c, long ldc,
-                        __mmask16 m0, __mmask16 m1, int start, const float *bias, bsvi_activation activation) {
+                        __mmask16 m0, __mmask16 m1, int start, const float *bias, bsvi_activation activation,
+                        const float *next) {
     switch (R) {
         NN_CASE(1) NN_CASE(2) NN_CASE(3) NN_CASE(4) NN_CASE(5) NN_CASE(6)
         NN_CASE(7) NN_CASE(8) NN_CASE(9) NN_CASE(10) NN_CASE(11) NN_CASE(12)

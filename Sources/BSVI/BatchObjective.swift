@@ -8,8 +8,9 @@ import Foundation
 /// one SVI step (svi, bsvi). The SVI steps' forward activations and back-propagated errors
 /// stay in their blocks, so the bsvi decoder gradient is one weighted weight-gradient product
 /// over all b·(k+1) rows, with no second forward or backward pass. svi needs only λ₀'s and
-/// λ_k's samples, so its steps in between reuse block k: the loop's activations stay in cache
-/// instead of streaming through k + 1 fresh blocks (the same numbers either way).
+/// λ_k's samples, so its workspace has two blocks and every step after λ₀ uses block 1: the
+/// loop's activations stay in cache instead of streaming through k + 1 fresh blocks (the same
+/// numbers either way).
 public final class BatchObjective {
     public let model: VAEModel
     public let settings: ObjectiveSettings
@@ -165,14 +166,15 @@ public final class BatchObjective {
             if step.index == 0, let gradient = step.elboGradient { encoderGradient.rows(0..<b).copy(from: gradient) }
         }
         var stats = ObjectiveSums()
-        let last = (k * b)..<((k + 1) * b)
+        let kb = refinement!.block(ofStep: k) * b  // λ_k's first row: k·b for bsvi, b for svi (k > 0)
+        let last = kb..<(kb + b)
         for i in 0..<b {
             stats.elboInitial += Double(latents.logLikelihood[i]) - Double(klPerRow[i])
-            stats.elboRefined += Double(latents.logLikelihood[k * b + i]) - Double(klPerRow[k * b + i])
+            stats.elboRefined += Double(latents.logLikelihood[kb + i]) - Double(klPerRow[kb + i])
         }
         if settings.method == .svi {
             // θ maximizes the one-sample objective at λ_k: log w_k (its θ-gradient is ∇θ log p(x|z_k)).
-            for i in 0..<b { stats.bound += Double(latents.logWeight[k * b + i]) }
+            for i in 0..<b { stats.bound += Double(latents.logWeight[kb + i]) }
             latents.decoder.accumulateWeightGradients(input: latents.z.rows(last), rows: last, grads: grads)
             return stats
         }

@@ -51,12 +51,13 @@ public struct ObjectiveSettings: Sendable, Equatable, Codable {
         self.refinement = refinement
     }
 
-    /// Number of decoder rows per example held in the workspace.
+    /// Number of decoder rows per example held in the workspace (svi: λ₀'s and λ_k's samples,
+    /// bsvi: every step's; see SVIRefinement.Mode).
     public var rowsPerExample: Int {
         switch method {
         case .vae: return vaeSamples
         case .iwae: return k
-        case .svi, .bsvi: return k + 1
+        case .svi, .bsvi: return SVIRefinement.trainingBlocks(steps: k, keepsEveryStep: method == .bsvi)
         }
     }
 

@@ -14,9 +14,10 @@ public final class SVIRefinement {
         /// decoder's weight gradients. The final λ_k is sampled too (not moved), and the ELBO
         /// gradient at λ₀ is computed even when k = 0: it is the encoder's.
         case buffer
-        /// svi training: as `buffer`, but only λ₀'s and λ_k's samples are kept (blocks 0 and k);
-        /// the steps between reuse block k, so the loop's working set stays in cache, and they
-        /// compute no log p(x|z) or log w (nothing reads them; the gradient needs the error only).
+        /// svi training: as `buffer`, but only λ₀'s and λ_k's samples are kept, in blocks 0 and 1
+        /// of a workspace of two blocks; the steps after λ₀ all use block 1, so the loop's working
+        /// set stays in cache, and those before λ_k compute no log p(x|z) or log w (nothing reads
+        /// them; the gradient needs the error only).
         case endpoints
         /// Evaluation and sampling: only the final λ_k is wanted; every step reuses rows 0 ..< b
         /// of a workspace of the refinement's own, and λ_k is not sampled.
@@ -45,12 +46,19 @@ public final class SVIRefinement {
     private let gradient: Matrix
     private let gradientStorage: FloatBuffer
 
-    /// Training: fills the caller's workspace (capacity ≥ b·(steps+1)) block by block. The
-    /// caller owns the workspace and calls `latents.useParameters` on entry to every batch.
+    /// Training: fills the caller's workspace (capacity ≥ b · `trainingBlocks`) block by block.
+    /// The caller owns the workspace and calls `latents.useParameters` on entry to every batch.
     public convenience init(settings: RefinementSettings, buffer latents: LatentWorkspace, batchCapacity: Int,
                             keepsEveryStep: Bool = true) {
-        precondition(latents.capacity >= batchCapacity * (settings.steps + 1), "the buffer needs a block per step")
+        precondition(latents.capacity >= batchCapacity * Self.trainingBlocks(steps: settings.steps, keepsEveryStep: keepsEveryStep),
+                     "the workspace is smaller than the refinement's blocks")
         self.init(settings: settings, mode: keepsEveryStep ? .buffer : .endpoints, latents: latents, batchCapacity: batchCapacity)
+    }
+
+    /// Workspace blocks of a training refinement of k steps: one per step for `buffer`, λ₀'s and
+    /// λ_k's for `endpoints` (one when k = 0, where they are the same sample).
+    public static func trainingBlocks(steps k: Int, keepsEveryStep: Bool) -> Int {
+        keepsEveryStep ? k + 1 : min(k, 1) + 1
     }
 
     /// Evaluation and sampling: a workspace of b rows of its own, whose decoder transposes the
@@ -84,7 +92,7 @@ public final class SVIRefinement {
         let g = gradient.rows(0..<b)
         updateRule.reset()
         for j in 0..<sampled {
-            let block = workspaceBlock(step: j, steps: k)
+            let block = block(ofStep: j)
             let rows = (block * b)..<((block + 1) * b)
             latents.draw(lambda: lambda, start: rows.lowerBound, slot: j, exampleIDs: ids, noise: noise)
             latents.score(rows: rows, x: x, lambda: lambda, params: params, weights: mode != .endpoints || j == 0 || j == k)
@@ -98,11 +106,12 @@ public final class SVIRefinement {
         }
     }
 
-    /// The workspace block (of b rows) that holds step j's sample.
-    private func workspaceBlock(step j: Int, steps k: Int) -> Int {
+    /// The workspace block (rows block·b ..< (block + 1)·b) that holds step j's sample; after a
+    /// run, `block(ofStep: settings.steps)` holds λ_k's.
+    public func block(ofStep j: Int) -> Int {
         switch mode {
         case .buffer: return j
-        case .endpoints: return j == 0 ? 0 : k
+        case .endpoints: return j == 0 ? 0 : 1
         case .lambdaOnly: return 0
         }
     }

@@ -218,8 +218,10 @@ struct ObjectiveGradientTests {
         let k = testCase.settings.k
         let (stats, grads) = f.run()
         let lat = f.objective.latents
-        let z = (0...k).map { j in (0..<f.b).map { f.z(row: j * f.b + $0) } }
-        let c = (0...k).map { j in (0..<f.b).map { Double(lat.logWeight[j * f.b + $0]) - Double(lat.logLikelihood[j * f.b + $0]) } }
+        // Step j's sample sits in block(ofStep: j): j for bsvi; svi keeps λ₀'s and λ_k's only.
+        let block = (0...k).map { f.objective.refinement!.block(ofStep: $0) }
+        let z = (0...k).map { j in (0..<f.b).map { f.z(row: block[j] * f.b + $0) } }
+        let c = (0...k).map { j in (0..<f.b).map { Double(lat.logWeight[block[j] * f.b + $0]) - Double(lat.logLikelihood[block[j] * f.b + $0]) } }
         let eps0 = (0..<f.b).map { f.epsilon(row: $0) }
         let p0 = f.params.doubles
 
@@ -229,11 +231,11 @@ struct ObjectiveGradientTests {
             for cc in 0..<z0.count { #expect(abs(z[0][i][cc] - z0[cc]) <= 1e-5 * max(1, abs(z0[cc]))) }
         }
         if testCase.settings.refinement.learningRate == 0 {
-            // No refinement: every block is a sample at λ₀ with its own noise (svi keeps only
-            // blocks 0 and k; the steps between reuse block k).
+            // No refinement: every kept sample is one at λ₀ with its own noise (svi keeps λ₀'s
+            // and λ_k's only).
             for j in testCase.settings.method == .svi ? [0, k] : Array(0...k) {
                 for i in 0..<f.b {
-                    let zj = Reference.reparameterize(f.lambda0(p0, example: i), f.epsilon(row: j * f.b + i))
+                    let zj = Reference.reparameterize(f.lambda0(p0, example: i), f.epsilon(row: block[j] * f.b + i))
                     for cc in 0..<zj.count { #expect(abs(z[j][i][cc] - zj[cc]) <= 1e-5 * max(1, abs(zj[cc]))) }
                 }
             }

@@ -122,22 +122,24 @@ struct SVIRefinementTests {
         #expect(training.steps[k].lambda == training.final)
     }
 
-    @Test("svi's training mode keeps blocks 0 and k only: the same steps and errors, and blocks 0 and k hold what the full buffer's do",
+    @Test("svi's training mode keeps λ₀'s and λ_k's samples in two blocks: the same steps and errors, and its blocks 0 and 1 hold what the full buffer's blocks 0 and k do",
           arguments: [1, 2, 4])
     func endpointsModeMatchesBufferMode(k: Int) {
         let s = Setup()
         let settings = RefinementSettings(steps: k, learningRate: 0.05, rule: .adam, momentum: 0.9, clipNorm: 2)
-        func workspace() -> LatentWorkspace {
-            let w = LatentWorkspace(model: s.model, capacity: 4 * (k + 1))
+        func workspace(blocks: Int) -> LatentWorkspace {
+            let w = LatentWorkspace(model: s.model, capacity: 4 * blocks)
             w.useParameters(s.params)
             return w
         }
-        let full = SVIRefinement(settings: settings, buffer: workspace(), batchCapacity: 4)
-        let ends = SVIRefinement(settings: settings, buffer: workspace(), batchCapacity: 4, keepsEveryStep: false)
+        #expect(SVIRefinement.trainingBlocks(steps: k, keepsEveryStep: false) == 2)
+        let full = SVIRefinement(settings: settings, buffer: workspace(blocks: k + 1), batchCapacity: 4)
+        let ends = SVIRefinement(settings: settings, buffer: workspace(blocks: 2), batchCapacity: 4, keepsEveryStep: false)
         let kept = s.run(full), endpoints = s.run(ends)
 
-        // Step 0 in block 0, every later step in block k.
-        #expect(endpoints.steps.map(\.rows) == (0...k).map { $0 == 0 ? 0..<3 : (3 * k)..<(3 * k + 3) })
+        // Step 0 in block 0, every later step in block 1.
+        #expect(endpoints.steps.map(\.rows) == (0...k).map { $0 == 0 ? 0..<3 : 3..<6 })
+        #expect(ends.block(ofStep: k) == 1 && full.block(ofStep: k) == k)
         for j in 0...k {
             var e = endpoints.steps[j]
             e.rows = kept.steps[j].rows
@@ -146,18 +148,18 @@ struct SVIRefinementTests {
             #expect(e == kept.steps[j], "step \(j)")
         }
         #expect(endpoints.final == kept.final)
-        // What the svi objective reads after the run: block 0's log p(x|z), block k's z, log w,
+        // What the svi objective reads after the run: λ₀'s log p(x|z), λ_k's z, log w,
         // log p(x|z), activations and errors (the rows of its decoder weight gradient).
-        for block in [0, k] {
-            let rows = (3 * block)..<(3 * block + 3)
-            #expect(ends.latents.z.rows(rows).array == full.latents.z.rows(rows).array, "z, block \(block)")
+        for (block, fullBlock) in [(0, 0), (1, k)] {
+            let rows = (3 * block)..<(3 * block + 3), fullRows = (3 * fullBlock)..<(3 * fullBlock + 3)
+            #expect(ends.latents.z.rows(rows).array == full.latents.z.rows(fullRows).array, "z, block \(block)")
             for (l, (a, b)) in zip(ends.latents.decoder.outputs + ends.latents.decoder.deltas,
                                    full.latents.decoder.outputs + full.latents.decoder.deltas).enumerated() {
-                #expect(a.rows(rows).array == b.rows(rows).array, "activations/errors \(l), block \(block)")
+                #expect(a.rows(rows).array == b.rows(fullRows).array, "activations/errors \(l), block \(block)")
             }
-            for r in rows {
-                #expect(ends.latents.logLikelihood[r] == full.latents.logLikelihood[r], "log p(x|z), row \(r)")
-                #expect(ends.latents.logWeight[r] == full.latents.logWeight[r], "log w, row \(r)")
+            for (r, fr) in zip(rows, fullRows) {
+                #expect(ends.latents.logLikelihood[r] == full.latents.logLikelihood[fr], "log p(x|z), row \(r)")
+                #expect(ends.latents.logWeight[r] == full.latents.logWeight[fr], "log w, row \(r)")
             }
         }
     }

@@ -37,7 +37,10 @@ struct VAEModelLayoutTests {
         #expect(ObjectiveSettings(method: .bsvi, k: 4, pi: .uniform, refinement: r).piCount == 0)
         #expect(ObjectiveSettings(method: .svi, k: 4, pi: .learned, refinement: r).piCount == 0)
         #expect(ObjectiveSettings(method: .bsvi, k: 4, refinement: r).rowsPerExample == 5)
-        #expect(ObjectiveSettings(method: .svi, k: 4, refinement: r).rowsPerExample == 5)
+        // svi keeps λ₀'s and λ_k's samples only (one block when k = 0: they are the same).
+        #expect(ObjectiveSettings(method: .svi, k: 4, refinement: r).rowsPerExample == 2)
+        #expect(ObjectiveSettings(method: .svi, k: 0, refinement: r).rowsPerExample == 1)
+        #expect(ObjectiveSettings(method: .bsvi, k: 0, refinement: r).rowsPerExample == 1)
         #expect(ObjectiveSettings(method: .iwae, k: 4, refinement: r).rowsPerExample == 4)
         #expect(ObjectiveSettings(method: .vae, k: 4, vaeSamples: 2, refinement: r).rowsPerExample == 2)
     }

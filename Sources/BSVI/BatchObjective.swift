@@ -49,7 +49,7 @@ public final class BatchObjective {
             var kSteps = settings.refinement
             kSteps.steps = settings.k
             refinement = SVIRefinement(settings: kSteps, buffer: latents, batchCapacity: batchCapacity,
-                                       keepsEveryStep: settings.method == .bsvi)
+                                       keepsEveryStep: settings.keepsEverySVIStep)
         }
         let l = FloatBuffer(count: batchCapacity * 2 * d)
         let e = FloatBuffer(count: batchCapacity * 2 * d)

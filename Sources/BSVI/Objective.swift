@@ -57,9 +57,12 @@ public struct ObjectiveSettings: Sendable, Equatable, Codable {
         switch method {
         case .vae: return vaeSamples
         case .iwae: return k
-        case .svi, .bsvi: return SVIRefinement.trainingBlocks(steps: k, keepsEveryStep: method == .bsvi)
+        case .svi, .bsvi: return SVIRefinement.trainingBlocks(steps: k, keepsEveryStep: keepsEverySVIStep)
         }
     }
+
+    /// Whether training keeps every SVI step's sample (bsvi's buffer) or only λ₀'s and λ_k's (svi).
+    public var keepsEverySVIStep: Bool { method == .bsvi }
 
     /// Size of the learned π logits vector (0 unless bsvi with learned π).
     public var piCount: Int { method == .bsvi && pi == .learned ? k + 1 : 0 }

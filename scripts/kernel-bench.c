@@ -16,10 +16,21 @@ static float *random_floats(long n, float scale) {
 
 int main(int argc, char **argv) {
     const int m = argc > 1 ? atoi(argv[1]) : 120;  // samples per chunk: ImportanceSampler.evaluationChunk
-    const char *path = getenv("BSVI_KERNELS") ? getenv("BSVI_KERNELS") : "avx512";
-    const bsvi_isa isa = strcmp(path, "avx2") == 0 ? BSVI_ISA_AVX2 : BSVI_ISA_AVX512;
-    if (m <= 0 || bsvi_kernels_select(isa) != 0 || !bsvi_kernels_have_products()) {
-        fprintf(stderr, "kernel-bench: needs rows > 0 and a CPU with the %s kernel path (BSVI_KERNELS=avx512|avx2)\n", path);
+    // The CPU's best path, as bsvi-dist picks it, or the one BSVI_KERNELS names.
+    const char *requested = getenv("BSVI_KERNELS");
+    bsvi_isa isa = bsvi_cpu_best_isa();
+    if (requested && bsvi_isa_parse(requested, &isa) != 0) {
+        fprintf(stderr, "kernel-bench: BSVI_KERNELS=%s is not a kernel path; use avx512 or avx2\n", requested);
+        return 64;
+    }
+    const char *path = bsvi_isa_name(isa);
+    if (m <= 0) {
+        fprintf(stderr, "kernel-bench: ROWS must be a positive number of samples per pass\n");
+        return 64;
+    }
+    if (bsvi_kernels_select(isa) != 0 || !bsvi_kernels_have_products()) {
+        fprintf(stderr, "kernel-bench: the %s path %s; use BSVI_KERNELS=avx512 or avx2 on a CPU that has it\n", path,
+                bsvi_cpu_supports(isa) ? "has no product kernels of its own (it uses OpenBLAS)" : "is not available on this CPU");
         return 64;
     }
     bsvi_flush_denormals_on_this_thread();

@@ -71,7 +71,18 @@ struct KernelSelectionTests {
             #expect(percent.map { $0 > 0 } == true && gflops.map { $0 > 0 } == true, "\(line)")
         }
         let refused = try runCommand(script, ["0"], environment: ["BSVI_KERNELS": path])
-        #expect(refused.status == 64 && refused.stderr.contains("rows > 0"), "\(refused.stderr)")
+        #expect(refused.status == 64 && refused.stderr.contains("ROWS must be a positive"), "\(refused.stderr)")
+    }
+
+    @Test("scripts/kernel-bench refuses a path without product kernels (portable) and an unknown name, with exit 64")
+    func kernelBenchRefusesOtherPaths() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let script = root.appendingPathComponent("scripts/kernel-bench").path
+        let portable = try runCommand(script, ["24"], environment: ["BSVI_KERNELS": "portable"])
+        #expect(portable.status == 64 && portable.stderr.contains("portable path has no product kernels"), "\(portable.stderr)")
+        #expect(portable.stdout.isEmpty, "\(portable.stdout)")
+        let unknown = try runCommand(script, ["24"], environment: ["BSVI_KERNELS": "avx1024"])
+        #expect(unknown.status == 64 && unknown.stderr.contains("BSVI_KERNELS=avx1024 is not a kernel path"), "\(unknown.stderr)")
     }
 
     @Test("training on the AVX2 and the AVX-512 path gives bit-identical parameters")

@@ -5,9 +5,10 @@
 //
 // Every kernel exists as an AVX-512 variant, an AVX2+FMA variant and a portable one (plain C
 // compiled for the baseline of the target, e.g. SSE2 on x86-64); the matrix products exist as
-// AVX-512 and AVX2 variants and the portable path leaves them to BLAS. The variant is chosen
-// once, before the first call: BSVI_KERNELS=avx512|avx2|portable if set (and the CPU can run
-// it), otherwise the widest the CPU and the operating system support (CPUID + XGETBV).
+// AVX-512 and AVX2 variants and the portable path leaves them to BLAS. The variant is chosen per
+// thread on its first call (bsvi_kernels_select changes it): BSVI_KERNELS=avx512|avx2|portable
+// if set (and the CPU can run it), otherwise the widest the CPU and the operating system
+// support (CPUID + XGETBV).
 // Nothing here depends on the machine the program was built on.
 //
 // Floating point: the AVX2 and AVX-512 variants perform the same operations in the same order

@@ -3,7 +3,6 @@
 #include "CKernels.h"
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 double bsvi_seconds_now(void);
 double bsvi_fma_peak_gflops(bsvi_isa isa, double seconds);

@@ -50,6 +50,10 @@ struct KernelSelectionTests {
         #expect((report["peak_fraction"] as? Double).map { $0 > 0 && $0 <= 1 } == true)
     }
 
+    /// This checkout's scripts/kernel-bench.
+    static let kernelBenchScript = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("scripts/kernel-bench").path
+
     /// scripts/kernel-bench builds the kernel sources of this checkout into a small C program; it
     /// must keep compiling and report every decoder shape's rate and fraction of the FMA peak
     /// (not bounded above here: on a noisy VM the 0.3 s peak loop can come out low).
@@ -57,8 +61,7 @@ struct KernelSelectionTests {
           arguments: ["avx2", "avx512"])
     func kernelBench(path: String) throws {
         try #require(path == "avx2" ? KernelPath.avx2.isSupported : KernelPath.avx512.isSupported, "needs a CPU with \(path)")
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let script = root.appendingPathComponent("scripts/kernel-bench").path
+        let script = Self.kernelBenchScript
         let r = try runCommand(script, ["24"], environment: ["BSVI_KERNELS": path])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.hasPrefix("\(path) kernels, 24 rows"), "\(r.stdout)")
@@ -76,8 +79,7 @@ struct KernelSelectionTests {
 
     @Test("scripts/kernel-bench refuses a path without product kernels (portable) and an unknown name, with exit 64")
     func kernelBenchRefusesOtherPaths() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let script = root.appendingPathComponent("scripts/kernel-bench").path
+        let script = Self.kernelBenchScript
         let portable = try runCommand(script, ["24"], environment: ["BSVI_KERNELS": "portable"])
         #expect(portable.status == 64 && portable.stderr.contains("portable path has no product kernels"), "\(portable.stderr)")
         #expect(portable.stdout.isEmpty, "\(portable.stdout)")

@@ -55,10 +55,11 @@ public final class SVIRefinement {
         self.init(settings: settings, mode: keepsEveryStep ? .buffer : .endpoints, latents: latents, batchCapacity: batchCapacity)
     }
 
-    /// Workspace blocks of a training refinement of k steps: one per step for `buffer`, λ₀'s and
-    /// λ_k's for `endpoints` (one when k = 0, where they are the same sample).
+    /// Workspace blocks of a training refinement of k steps: one past the block of λ_k, the last
+    /// step's and the highest (k + 1 for `buffer`; 2 for `endpoints`, 1 when k = 0, where λ₀'s and
+    /// λ_k's sample are the same).
     public static func trainingBlocks(steps k: Int, keepsEveryStep: Bool) -> Int {
-        keepsEveryStep ? k + 1 : min(k, 1) + 1
+        block(ofStep: k, in: keepsEveryStep ? .buffer : .endpoints) + 1
     }
 
     /// Evaluation and sampling: a workspace of b rows of its own, whose decoder transposes the
@@ -108,7 +109,9 @@ public final class SVIRefinement {
 
     /// The workspace block (rows block·b ..< (block + 1)·b) that holds step j's sample; after a
     /// run, `block(ofStep: settings.steps)` holds λ_k's.
-    public func block(ofStep j: Int) -> Int {
+    public func block(ofStep j: Int) -> Int { Self.block(ofStep: j, in: mode) }
+
+    private static func block(ofStep j: Int, in mode: Mode) -> Int {
         switch mode {
         case .buffer: return j
         case .endpoints: return j == 0 ? 0 : 1

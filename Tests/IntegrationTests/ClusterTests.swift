@@ -4,8 +4,7 @@ import Testing
 
 /// scripts/simulate-cluster: the simulated hosts (network namespaces) this suite runs on.
 func simulateClusterPath() -> String {
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    return root.appendingPathComponent("scripts/simulate-cluster").path
+    repositoryRoot.appendingPathComponent("scripts/simulate-cluster").path
 }
 
 /// Runs `scripts/simulate-cluster OPTIONS -- COMMAND`: mpirun across simulated hosts, TCP only.

@@ -2,11 +2,13 @@ import BSVIStorage
 import Foundation
 import Testing
 
+/// This checkout's top folder (Tests/IntegrationTests/ is two levels below it).
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
 /// The release binary the integration tests launch (scripts/test builds it and exports its path).
 func binaryPath() throws -> String {
     if let p = ProcessInfo.processInfo.environment["BSVI_DIST_BINARY"] { return p }
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    let p = root.appendingPathComponent(".build/release/bsvi-dist").path
+    let p = repositoryRoot.appendingPathComponent(".build/release/bsvi-dist").path
     try #require(FileManager.default.isExecutableFile(atPath: p),
                  "build the release binary first: swift build -c release --product bsvi-dist (scripts/test does)")
     return p
@@ -15,8 +17,7 @@ func binaryPath() throws -> String {
 /// The variables scripts/mpi-env exports (root permission for Open MPI, one BLAS thread per
 /// rank, ranks that yield while waiting), read from the script itself so the two never differ.
 let mpiEnvironment: [String: String] = {
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    let script = (try? String(contentsOf: root.appendingPathComponent("scripts/mpi-env"), encoding: .utf8)) ?? ""
+    let script = (try? String(contentsOf: repositoryRoot.appendingPathComponent("scripts/mpi-env"), encoding: .utf8)) ?? ""
     var variables: [String: String] = [:]
     for line in script.split(separator: "\n") where line.hasPrefix("export ") {
         for assignment in line.dropFirst(7).split(separator: " ") {

@@ -51,8 +51,7 @@ struct KernelSelectionTests {
     }
 
     /// This checkout's scripts/kernel-bench.
-    static let kernelBenchScript = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("scripts/kernel-bench").path
+    static let kernelBenchScript = repositoryRoot.appendingPathComponent("scripts/kernel-bench").path
 
     /// scripts/kernel-bench builds the kernel sources of this checkout into a small C program; it
     /// must keep compiling and report every decoder shape's rate and fraction of the FMA peak

@@ -11,7 +11,7 @@ struct ReproduceTests {
         let dir = try makeTemporaryDirectory(prefix: "repro")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try writeToyDataset(dir + "/toy.h5", train: 400, valid: 40, test: 30)
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        let root = repositoryRoot.path
         let out = dir + "/out"
         var env = ["BSVI_DIST_BINARY": try binaryPath()]
         env["PATH"] = ProcessInfo.processInfo.environment["PATH"]

@@ -34,4 +34,21 @@ public final class Adam {
         bsvi_adam_update(params.count, params.base, firstMoment.base, secondMoment.base, gradient, gradientScale,
                          beta1, beta2, stepSize, 1 / c2, epsilon)
     }
+
+    /// The hardware's floor for one update of `parameterCount` parameters: Adam's memory traffic
+    /// (28 bytes a parameter: p, m, v and the gradient read, p, m, v written) with none of its
+    /// arithmetic (`bsvi_update_traffic`), on zeroed scratch arrays of the real size, best of
+    /// `repeats` passes after one untimed. `bench` sets each method's ceiling with it: the default
+    /// model's arrays (6.8 MB) do not fit in L2, and there Adam itself runs at this floor, not at
+    /// its divider's rate (docs/benchmarks.md).
+    public static func trafficFloorSeconds(parameterCount n: Int, repeats: Int = 8) -> Double {
+        let p = FloatBuffer(count: n), m = FloatBuffer(count: n), v = FloatBuffer(count: n), g = FloatBuffer(count: n)
+        var best = Double.infinity
+        for pass in 0...repeats {
+            let t = DispatchTime.now().uptimeNanoseconds
+            bsvi_update_traffic(n, p.base, m.base, v.base, g.base)
+            if pass > 0 { best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t) * 1e-9) }
+        }
+        return best
+    }
 }

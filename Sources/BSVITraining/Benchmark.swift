@@ -7,7 +7,8 @@ import Foundation
 /// and split into matrix products, element-wise work, refinement bookkeeping and allreduce; the
 /// useful work rate against the core's FMA peak (a register-only loop at the widest vector
 /// width the work uses, `PeakYardstick`, measured in the same run — the hardware, not a library,
-/// is the yardstick); OpenBLAS's sgemm rate on its own; and the importance-sampling evaluator's throughput.
+/// is the yardstick) and against the step's own ceiling (that peak plus the parameter update's
+/// memory floor); OpenBLAS's sgemm rate on its own; and the importance-sampling evaluator's throughput.
 public struct BenchmarkReport: Codable {
     public var cpuModel: String
     /// The kernel path in use: avx512, avx2 or portable.
@@ -37,6 +38,15 @@ public struct BenchmarkReport: Codable {
     public var fmaPeakIsa: String
     /// Useful FLOP/s per rank ÷ FMA peak (≤ 1 by construction).
     public var peakFraction: Double
+    /// One parameter update's floor on this core (ms): Adam's memory traffic with none of its
+    /// arithmetic (`Adam.trafficFloorSeconds`). Every rank updates every parameter each step.
+    public var updateFloorMs: Double
+    /// This step's own ceiling as a fraction of the FMA peak: its useful FLOPs per rank at the
+    /// peak, plus the update's floor (the one per-step cost no arithmetic hides). A method with
+    /// fewer FLOPs per update (vae) has a lower ceiling than one with many (bsvi).
+    public var ceilingFraction: Double
+    /// peakFraction ÷ ceilingFraction: how close the step comes to its own ceiling.
+    public var fractionOfCeiling: Double
     /// OpenBLAS's one-thread sgemm rate on 1024² matrices (GFLOP/s), for comparison only.
     public var blasGflops: Double
     public var evalSamples: Int
@@ -84,6 +94,10 @@ public enum Benchmark {
         let macs = config.objective.settings.usefulMultiplyAddsPerExample(model: model)
         let gflops = examplesPerS * Double(macs) * 2 / 1e9
         let evalGflopsPerRank = e.samplesPerS / Double(evalSamples * comm.size) * e.multiplyAddsPerExample * 2 / 1e9
+        let peakFraction = gflops / Double(comm.size) / t.fmaPeak
+        let atPeakMs = Double(config.optimizer.batchSize * macs * 2) / Double(comm.size) / (t.fmaPeak * 1e9) * 1e3
+        let updateFloorMs = t.updateFloorSeconds * 1e3
+        let ceiling = atPeakMs / (atPeakMs + updateFloorMs)
         return BenchmarkReport(
             cpuModel: KernelPath.cpuModel, kernelIsa: KernelPath.active.rawValue, blasCore: OpenBLASCore.current,
             method: config.objective.method.rawValue, k: config.objective.k, pi: config.objective.pi.rawValue, batchSize: config.optimizer.batchSize, ranks: comm.size,
@@ -91,7 +105,8 @@ public enum Benchmark {
             elementwiseMsPerStep: elementMs, bookkeepingMsPerStep: max(0, totalMs - gemmMs - elementMs - allreduceMs),
             allreduceMsPerStep: allreduceMs, allreduceBytes: t.allreduceBytes,
             usefulMultiplyAddsPerExample: macs, gflops: gflops, gflopsPerRank: gflops / Double(comm.size), fmaPeakGflops: t.fmaPeak,
-            fmaPeakIsa: t.yardstick.rawValue, peakFraction: gflops / Double(comm.size) / t.fmaPeak, blasGflops: t.blasRate,
+            fmaPeakIsa: t.yardstick.rawValue, peakFraction: peakFraction, updateFloorMs: updateFloorMs,
+            ceilingFraction: ceiling, fractionOfCeiling: peakFraction / ceiling, blasGflops: t.blasRate,
             evalSamples: evalSamples, evalSamplesPerS: e.samplesPerS, evalGflopsPerRank: evalGflopsPerRank,
             evalPeakFraction: evalGflopsPerRank / t.fmaPeak,
             evalSecondsFor10000Examples: e.samplesPerS > 0 ? 10_000 * Double(evalSamples) / e.samplesPerS : 0)
@@ -118,7 +133,7 @@ public enum Benchmark {
         var slowestRankSeconds: Double
         var allreduceBytes: Int
         var yardstick: PeakYardstick
-        var fmaPeak, blasRate: Double
+        var fmaPeak, blasRate, updateFloorSeconds: Double
     }
 
     /// `warmup` untimed steps, the yardsticks, then `steps` timed training steps split by kind.
@@ -138,6 +153,7 @@ public enum Benchmark {
         let yardstick = PeakYardstick.forWork(kernels: KernelPath.active, blasCore: OpenBLASCore.current)
         let fmaPeak = yardstick.gigaflops()
         let blasRate = measureBLASRate()
+        let updateFloor = Adam.trafficFloorSeconds(parameterCount: model.parameterCount)
         comm.barrier()
         StepProfile.reset()
         StepProfile.enabled = true
@@ -151,7 +167,7 @@ public enum Benchmark {
             elementwiseNanoseconds: Double(StepProfile.elementwiseNanoseconds),
             allreduceNanoseconds: Double(step.allreduceNanoseconds - allreduceBefore),
             slowestRankSeconds: Double(comm.allgather(elapsed).max()!) * 1e-9, allreduceBytes: step.exchange.buffer.count * 4,
-            yardstick: yardstick, fmaPeak: fmaPeak, blasRate: blasRate)
+            yardstick: yardstick, fmaPeak: fmaPeak, blasRate: blasRate, updateFloorSeconds: updateFloor)
     }
 
     /// The evaluator as DistributedEvaluation runs it (encoder and refinement for

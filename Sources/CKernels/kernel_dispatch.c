@@ -170,6 +170,10 @@ void bsvi_adam_update(long n, float *p, float *m, float *v, const float *gradien
     FLUSHING(active()->adam_update(n, p, m, v, gradient, gradient_scale, beta1, beta2, step_size, inverse_c2, epsilon));
 }
 
+void bsvi_update_traffic(long n, float *p, float *m, float *v, const float *gradient) {
+    active()->update_traffic(n, p, m, v, gradient);
+}
+
 float bsvi_max_magnitude(const float *x, long count) {
     // (Bit patterns, so no flushing is needed: a denormal's magnitude comes back unchanged.)
     return active()->max_magnitude(x, count);

@@ -34,6 +34,7 @@ typedef struct {
                         float clip);
     void (*adam_update)(long n, float *p, float *m, float *v, const float *gradient, float gradient_scale,
                         float beta1, float beta2, float step_size, float inverse_c2, float epsilon);
+    void (*update_traffic)(long n, float *p, float *m, float *v, const float *gradient);
     float (*max_magnitude)(const float *x, long count);
     void (*fill_normals)(uint64_t key, uint64_t counter_offset, float *out, long count);
     void (*elementary)(bsvi_function f, const float *in, float *out, long count);

@@ -1,4 +1,5 @@
 import BSVI
+import CKernels
 import Foundation
 import Testing
 
@@ -86,6 +87,24 @@ struct AdamTests {
         #expect(params.array == p)
         #expect(adam.firstMoment.array == m)
         #expect(adam.secondMoment.array == v)
+    }
+
+    /// `bench`'s floor for the update: it must touch exactly Adam's arrays, all n entries of each
+    /// (the partial last vector included) and nothing past them.
+    @Test("the traffic pass reads p, m, v, g and writes p, m, v over all n entries, none past", arguments: [1, 17, 37])
+    func trafficPassTouchesAdamsArrays(count: Int) {
+        var values = TestValues(seed: 40 + UInt64(count))
+        let p0 = values.floats(count + 1, -1, 1), m0 = values.floats(count + 1, -1, 1)
+        let v0 = values.floats(count + 1, 0, 1), g = values.floats(count + 1, -1, 1)
+        let p = FloatBuffer(p0), m = FloatBuffer(m0), v = FloatBuffer(v0)
+        g.withUnsafeBufferPointer { bsvi_update_traffic(count, p.base, m.base, v.base, $0.baseAddress!) }
+        for i in 0..<count {
+            let mi = m0[i] * 0.5 + g[i]
+            #expect(abs(m[i] - mi) <= 1e-6 && abs(v[i] - (v0[i] * 0.5 + g[i])) <= 1e-6, "entry \(i)")
+            #expect(abs(p[i] - (p0[i] * 0.5 + mi)) <= 1e-6, "entry \(i)")
+        }
+        #expect(p[count] == p0[count] && m[count] == m0[count] && v[count] == v0[count])
+        #expect(Adam.trafficFloorSeconds(parameterCount: 100_000, repeats: 2) > 0)
     }
 
     @Test("minimizes an ill-conditioned quadratic")

@@ -1,0 +1,27 @@
+import Foundation
+import Testing
+
+/// `bench --json`: the step against the FMA peak and against its own ceiling (that peak plus the
+/// parameter update's memory floor), each derived from the fields it reports.
+@Suite("bench report")
+struct BenchReportTests {
+    @Test("the own ceiling is the step's FLOPs at the FMA peak plus the update's floor; the step stays under it",
+          arguments: ["vae", "bsvi"])
+    func ceilingFollowsFromTheReport(method: String) throws {
+        let r = try bsvi(["bench", "--method", method, "--k", "3", "--steps", "3", "--warmup", "1", "--eval-examples", "0",
+                          "--json", "--hidden", "16", "--latent", "4"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let report = try parseJSONLine(r.stdout)
+        func number(_ key: String) throws -> Double { try #require(report[key] as? Double, "\(key) in \(r.stdout)") }
+        let floorMs = try number("update_floor_ms"), peak = try number("fma_peak_gflops")
+        let ceiling = try number("ceiling_fraction"), peakFraction = try number("peak_fraction")
+        let batch = try #require(report["batch_size"] as? Int), ranks = try #require(report["ranks"] as? Int)
+        let multiplyAdds = try #require(report["useful_multiply_adds_per_example"] as? Int)
+        #expect(floorMs > 0)
+        let atPeakMs = Double(batch * multiplyAdds * 2) / Double(ranks) / (peak * 1e9) * 1e3
+        #expect(abs(ceiling - atPeakMs / (atPeakMs + floorMs)) <= 1e-9 * ceiling)
+        #expect(ceiling > 0 && ceiling < 1)
+        #expect(peakFraction > 0 && peakFraction <= ceiling)
+        #expect(abs(try number("fraction_of_ceiling") - peakFraction / ceiling) <= 1e-9)
+    }
+}

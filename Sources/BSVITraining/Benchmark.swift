@@ -4,7 +4,7 @@ import BSVIStorage
 import Foundation
 
 /// `bsvi-dist bench`: the real training step (TrainingStep) on data of the real shape, timed
-/// and split into matrix products, element-wise work, refinement bookkeeping and allreduce; the
+/// and split into matrix products, element-wise work, the Adam update, other bookkeeping and allreduce; the
 /// useful work rate against the core's FMA peak (a register-only loop at the widest vector
 /// width the work uses, `PeakYardstick`, measured in the same run — the hardware, not a library,
 /// is the yardstick) and against the step's own ceiling (that peak plus the parameter update's
@@ -26,6 +26,9 @@ public struct BenchmarkReport: Codable {
     public var msPerStep: Double
     public var gemmMsPerStep: Double
     public var elementwiseMsPerStep: Double
+    /// Adam's update of every parameter (compare `updateFloorMs`).
+    public var updateMsPerStep: Double
+    /// The rest: SVI optimizer steps, buffer weights, transposes, zeroing and scanning the exchange.
     public var bookkeepingMsPerStep: Double
     public var allreduceMsPerStep: Double
     public var allreduceBytes: Int
@@ -90,6 +93,7 @@ public enum Benchmark {
         let gemmMs = t.gemmNanoseconds * 1e-6 * perStep
         let elementMs = t.elementwiseNanoseconds * 1e-6 * perStep
         let allreduceMs = t.allreduceNanoseconds * 1e-6 * perStep
+        let updateMs = t.updateNanoseconds * 1e-6 * perStep
         let examplesPerS = Double(steps * config.optimizer.batchSize) / t.slowestRankSeconds
         let macs = config.objective.settings.usefulMultiplyAddsPerExample(model: model)
         let gflops = examplesPerS * Double(macs) * 2 / 1e9
@@ -102,7 +106,8 @@ public enum Benchmark {
             cpuModel: KernelPath.cpuModel, kernelIsa: KernelPath.active.rawValue, blasCore: OpenBLASCore.current,
             method: config.objective.method.rawValue, k: config.objective.k, pi: config.objective.pi.rawValue, batchSize: config.optimizer.batchSize, ranks: comm.size,
             steps: steps, dataSource: source, examplesPerS: examplesPerS, msPerStep: totalMs, gemmMsPerStep: gemmMs,
-            elementwiseMsPerStep: elementMs, bookkeepingMsPerStep: max(0, totalMs - gemmMs - elementMs - allreduceMs),
+            elementwiseMsPerStep: elementMs, updateMsPerStep: updateMs,
+            bookkeepingMsPerStep: max(0, totalMs - gemmMs - elementMs - updateMs - allreduceMs),
             allreduceMsPerStep: allreduceMs, allreduceBytes: t.allreduceBytes,
             usefulMultiplyAddsPerExample: macs, gflops: gflops, gflopsPerRank: gflops / Double(comm.size), fmaPeakGflops: t.fmaPeak,
             fmaPeakIsa: t.yardstick.rawValue, peakFraction: peakFraction, updateFloorMs: updateFloorMs,
@@ -129,7 +134,7 @@ public enum Benchmark {
     }
 
     struct StepTiming {
-        var elapsedNanoseconds, gemmNanoseconds, elementwiseNanoseconds, allreduceNanoseconds: Double
+        var elapsedNanoseconds, gemmNanoseconds, elementwiseNanoseconds, allreduceNanoseconds, updateNanoseconds: Double
         var slowestRankSeconds: Double
         var allreduceBytes: Int
         var yardstick: PeakYardstick
@@ -157,7 +162,7 @@ public enum Benchmark {
         comm.barrier()
         StepProfile.reset()
         StepProfile.enabled = true
-        let allreduceBefore = step.allreduceNanoseconds
+        let allreduceBefore = step.allreduceNanoseconds, updateBefore = step.updateNanoseconds
         let t0 = DispatchTime.now().uptimeNanoseconds
         for i in 0..<steps { oneStep(warmup + i) }
         let elapsed = DispatchTime.now().uptimeNanoseconds - t0
@@ -166,6 +171,7 @@ public enum Benchmark {
             elapsedNanoseconds: Double(elapsed), gemmNanoseconds: Double(StepProfile.gemmNanoseconds),
             elementwiseNanoseconds: Double(StepProfile.elementwiseNanoseconds),
             allreduceNanoseconds: Double(step.allreduceNanoseconds - allreduceBefore),
+            updateNanoseconds: Double(step.updateNanoseconds - updateBefore),
             slowestRankSeconds: Double(comm.allgather(elapsed).max()!) * 1e-9, allreduceBytes: step.exchange.buffer.count * 4,
             yardstick: yardstick, fmaPeak: fmaPeak, blasRate: blasRate, updateFloorSeconds: updateFloor)
     }

@@ -21,8 +21,9 @@ public final class TrainingStep {
     public let exchange: StepExchange
     public let adam: Adam
     public let globalBatch: Int
-    /// Time spent in the allreduce (for the benchmark's breakdown).
+    /// Time spent in the allreduce and in Adam's update (for the benchmark's breakdown).
     public private(set) var allreduceNanoseconds: UInt64 = 0
+    public private(set) var updateNanoseconds: UInt64 = 0
 
     public init(model: VAEModel, settings: ObjectiveSettings, localBatch: Int, globalBatch: Int, adam: Adam) {
         objective = BatchObjective(model: model, settings: settings, batchCapacity: localBatch)
@@ -57,7 +58,9 @@ public final class TrainingStep {
         // buffer, so this check is as collective as the flags.
         let applied = bad == 0 && exchange.reducedGradientIsFinite()
         if applied {
+            let u = DispatchTime.now().uptimeNanoseconds
             adam.update(params, gradient: exchange.gradients.base, gradientScale: -1 / Float(globalBatch))
+            updateNanoseconds &+= DispatchTime.now().uptimeNanoseconds &- u
         }
         return StepResult(applied: applied, nonFiniteRanks: bad, stopRequested: exchange[.stopRequests] > 0, sums: exchange.sums)
     }

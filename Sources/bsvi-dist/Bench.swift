@@ -46,7 +46,7 @@ struct Bench: ParsableCommand {
                 %@ k=%d%@ batch %d on %d rank(s), %d steps (data: %@)
                   machine           %@; kernels %@; OpenBLAS core %@
                   examples/s        %.0f
-                  ms/step           %.2f   = gemm %.2f + element-wise %.2f + refinement bookkeeping %.2f + allreduce %.2f (%d bytes)
+                  ms/step           %.2f   = gemm %.2f + element-wise %.2f + update %.2f + other bookkeeping %.2f + allreduce %.2f (%d bytes)
                   useful work       %.2f M multiply-adds/example → %.1f GFLOP/s (%.1f per rank)
                   FMA peak          %.1f GFLOP/s per core (%@ register loop) → %.0f%% of peak
                   own ceiling       %.0f%% of peak (the update's memory floor %.2f ms/step) → %.0f%% of the ceiling
@@ -54,7 +54,7 @@ struct Bench: ParsableCommand {
                   evaluation        %.0f importance samples/s (K=%d) → %.0f s for 10,000 examples; decoder %.1f GFLOP/s per rank, %.0f%% of peak
                 """, r.method, r.k, r.method == "bsvi" ? " π=\(r.pi)" : "", r.batchSize, r.ranks, r.steps, r.dataSource,
                 r.cpuModel, r.kernelIsa, r.blasCore,
-                r.examplesPerS, r.msPerStep, r.gemmMsPerStep, r.elementwiseMsPerStep, r.bookkeepingMsPerStep, r.allreduceMsPerStep,
+                r.examplesPerS, r.msPerStep, r.gemmMsPerStep, r.elementwiseMsPerStep, r.updateMsPerStep, r.bookkeepingMsPerStep, r.allreduceMsPerStep,
                 r.allreduceBytes, Double(r.usefulMultiplyAddsPerExample) / 1e6, r.gflops, r.gflopsPerRank, r.fmaPeakGflops,
                 r.fmaPeakIsa, 100 * r.peakFraction, 100 * r.ceilingFraction, r.updateFloorMs, 100 * r.fractionOfCeiling, r.blasGflops, r.evalSamplesPerS, r.evalSamples, r.evalSecondsFor10000Examples,
                 r.evalGflopsPerRank, 100 * r.evalPeakFraction))

@@ -5,7 +5,7 @@ import Testing
 /// parameter update's memory floor), each derived from the fields it reports.
 @Suite("bench report")
 struct BenchReportTests {
-    @Test("the own ceiling is the step's FLOPs at the FMA peak plus the update's floor; the step stays under it",
+    @Test("the own ceiling is the step's FLOPs at the FMA peak plus the update's floor; the step stays under it; the time split adds up",
           arguments: ["vae", "bsvi"])
     func ceilingFollowsFromTheReport(method: String) throws {
         let r = try bsvi(["bench", "--method", method, "--k", "3", "--steps", "3", "--warmup", "1", "--eval-examples", "0",
@@ -23,5 +23,10 @@ struct BenchReportTests {
         #expect(ceiling > 0 && ceiling < 1)
         #expect(peakFraction > 0 && peakFraction <= ceiling)
         #expect(abs(try number("fraction_of_ceiling") - peakFraction / ceiling) <= 1e-9)
+        // The time split: disjoint timers whose sum is the step, the update among them.
+        let parts = try ["gemm_ms_per_step", "elementwise_ms_per_step", "update_ms_per_step", "bookkeeping_ms_per_step",
+                         "allreduce_ms_per_step"].map(number)
+        #expect(parts.allSatisfy { $0 >= 0 } && parts[2] > 0)
+        #expect(abs(parts.reduce(0, +) - (try number("ms_per_step"))) <= 1e-6 * (try number("ms_per_step")))
     }
 }

@@ -54,10 +54,13 @@ struct Bench: ParsableCommand {
                   evaluation        %.0f importance samples/s (K=%d) → %.0f s for 10,000 examples; decoder %.1f GFLOP/s per rank, %.0f%% of peak
                 """, r.method, r.k, r.method == "bsvi" ? " π=\(r.pi)" : "", r.batchSize, r.ranks, r.steps, r.dataSource,
                 r.cpuModel, r.kernelIsa, r.blasCore,
-                r.examplesPerS, r.msPerStep, r.gemmMsPerStep, r.elementwiseMsPerStep, r.updateMsPerStep, r.bookkeepingMsPerStep, r.allreduceMsPerStep,
-                r.allreduceBytes, Double(r.usefulMultiplyAddsPerExample) / 1e6, r.gflops, r.gflopsPerRank, r.fmaPeakGflops,
-                r.fmaPeakIsa, 100 * r.peakFraction, 100 * r.ceilingFraction, r.updateFloorMs, 100 * r.fractionOfCeiling, r.blasGflops, r.evalSamplesPerS, r.evalSamples, r.evalSecondsFor10000Examples,
-                r.evalGflopsPerRank, 100 * r.evalPeakFraction))
+                r.examplesPerS, r.msPerStep, r.gemmMsPerStep, r.elementwiseMsPerStep, r.updateMsPerStep,
+                r.bookkeepingMsPerStep, r.allreduceMsPerStep, r.allreduceBytes,
+                Double(r.usefulMultiplyAddsPerExample) / 1e6, r.gflops, r.gflopsPerRank,
+                r.fmaPeakGflops, r.fmaPeakIsa, 100 * r.peakFraction,
+                100 * r.ceilingFraction, r.updateFloorMs, 100 * r.fractionOfCeiling,
+                r.blasGflops,
+                r.evalSamplesPerS, r.evalSamples, r.evalSecondsFor10000Examples, r.evalGflopsPerRank, 100 * r.evalPeakFraction))
         }
     }
 }

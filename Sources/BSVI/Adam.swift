@@ -39,9 +39,10 @@ public final class Adam {
     /// (28 bytes a parameter: p, m, v and the gradient read, p, m, v written) with none of its
     /// arithmetic (`bsvi_update_traffic`), on zeroed scratch arrays of the real size, best of
     /// `repeats` passes after one untimed. `bench` sets each method's ceiling with it: the default
-    /// model's arrays (6.8 MB) do not fit in L2, and there Adam itself runs at this floor, not at
-    /// its divider's rate (docs/benchmarks.md).
+    /// model's arrays (6.8 MB) do not fit in L2, and with them in L3 Adam itself runs at this
+    /// floor, not at its divider's rate (docs/benchmarks.md).
     public static func trafficFloorSeconds(parameterCount n: Int, repeats: Int = 8) -> Double {
+        precondition(repeats >= 1, "trafficFloorSeconds needs at least one timed pass")
         let p = FloatBuffer(count: n), m = FloatBuffer(count: n), v = FloatBuffer(count: n), g = FloatBuffer(count: n)
         var best = Double.infinity
         for pass in 0...repeats {

@@ -42,14 +42,7 @@ public final class Adam {
     /// model's arrays (6.8 MB) do not fit in L2, and with them in L3 Adam itself runs at this
     /// floor, not at its divider's rate (docs/benchmarks.md).
     public static func trafficFloorSeconds(parameterCount n: Int, repeats: Int = 8) -> Double {
-        precondition(repeats >= 1, "trafficFloorSeconds needs at least one timed pass")
         let p = FloatBuffer(count: n), m = FloatBuffer(count: n), v = FloatBuffer(count: n), g = FloatBuffer(count: n)
-        var best = Double.infinity
-        for pass in 0...repeats {
-            let t = DispatchTime.now().uptimeNanoseconds
-            bsvi_update_traffic(n, p.base, m.base, v.base, g.base)
-            if pass > 0 { best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t) * 1e-9) }
-        }
-        return best
+        return shortestSeconds(ofPasses: repeats, afterWarmups: 1) { bsvi_update_traffic(n, p.base, m.base, v.base, g.base) }
     }
 }

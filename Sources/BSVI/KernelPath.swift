@@ -1,4 +1,5 @@
 import CKernels
+import Foundation
 
 /// Which implementation of the hot kernels runs: AVX-512, AVX2+FMA or portable C (plus BLAS for
 /// the matrix products). Chosen at run time from what the CPU and OS support (CPUID, XGETBV),
@@ -141,4 +142,16 @@ public enum PeakYardstick: String, Sendable {
 /// fraction of it (one 0.25-s window once read 122 GFLOP/s on a 170 GFLOP/s core).
 public func bestOfPeakWindows(seconds: Double, _ measure: (Double) -> Double) -> Double {
     (0..<5).map { _ in measure(seconds / 5) }.max()!
+}
+
+/// The shortest of `passes` timed runs of `body`, in seconds, after `warmups` untimed ones: the
+/// yardsticks' reading of a fixed piece of work (a longer run is one the host interrupted).
+public func shortestSeconds(ofPasses passes: Int, afterWarmups warmups: Int = 0, _ body: () -> Void) -> Double {
+    precondition(passes >= 1, "shortestSeconds needs at least one timed pass")
+    for _ in 0..<warmups { body() }
+    return (0..<passes).map { _ in
+        let t = DispatchTime.now().uptimeNanoseconds
+        body()
+        return Double(DispatchTime.now().uptimeNanoseconds - t) * 1e-9
+    }.min()!
 }

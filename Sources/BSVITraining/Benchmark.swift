@@ -68,13 +68,7 @@ public enum Benchmark {
         let a = FloatBuffer(count: n * n), b = FloatBuffer(count: n * n), c = FloatBuffer(count: n * n)
         for i in 0..<(n * n) { a[i] = Float(i % 7) * 0.1; b[i] = Float(i % 5) * 0.1 }
         let am = a.matrix(rows: n, cols: n), bm = b.matrix(rows: n, cols: n), cm = c.matrix(rows: n, cols: n)
-        var best = Double.infinity
-        for _ in 0..<repeats {
-            let t = DispatchTime.now().uptimeNanoseconds
-            gemm(am, bm, into: cm)
-            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t) * 1e-9)
-        }
-        return 2 * Double(n * n * n) / best / 1e9
+        return 2 * Double(n * n * n) / shortestSeconds(ofPasses: repeats) { gemm(am, bm, into: cm) } / 1e9
     }
 
     public static func run(config: RunConfiguration, steps: Int, warmup: Int, evalSamples: Int, evalExamples: Int,
@@ -98,7 +92,7 @@ public enum Benchmark {
         let macs = config.objective.settings.usefulMultiplyAddsPerExample(model: model)
         let gflops = examplesPerS * Double(macs) * 2 / 1e9
         let evalGflopsPerRank = e.samplesPerS / Double(evalSamples * comm.size) * e.multiplyAddsPerExample * 2 / 1e9
-        let peakFraction = gflops / Double(comm.size) / t.fmaPeak
+        let gflopsPerRank = gflops / Double(comm.size), peakFraction = gflopsPerRank / t.fmaPeak
         let atPeakMs = Double(config.optimizer.batchSize * macs * 2) / Double(comm.size) / (t.fmaPeak * 1e9) * 1e3
         let updateFloorMs = t.updateFloorSeconds * 1e3
         let ceiling = atPeakMs / (atPeakMs + updateFloorMs)
@@ -109,7 +103,7 @@ public enum Benchmark {
             elementwiseMsPerStep: elementMs, updateMsPerStep: updateMs,
             bookkeepingMsPerStep: max(0, totalMs - gemmMs - elementMs - updateMs - allreduceMs),
             allreduceMsPerStep: allreduceMs, allreduceBytes: t.allreduceBytes,
-            usefulMultiplyAddsPerExample: macs, gflops: gflops, gflopsPerRank: gflops / Double(comm.size), fmaPeakGflops: t.fmaPeak,
+            usefulMultiplyAddsPerExample: macs, gflops: gflops, gflopsPerRank: gflopsPerRank, fmaPeakGflops: t.fmaPeak,
             fmaPeakIsa: t.yardstick.rawValue, peakFraction: peakFraction, updateFloorMs: updateFloorMs,
             ceilingFraction: ceiling, fractionOfCeiling: peakFraction / ceiling, blasGflops: t.blasRate,
             evalSamples: evalSamples, evalSamplesPerS: e.samplesPerS, evalGflopsPerRank: evalGflopsPerRank,

@@ -156,7 +156,7 @@ void bsvi_adam_update(long n, float *p, float *m, float *v, const float *gradien
                       float beta1, float beta2, float step_size, float inverse_c2, float epsilon);
 
 /// bsvi_adam_update's memory traffic without its arithmetic: reads p, m, v and gradient and
-/// writes p, m, v (n floats each), one FMA per value. `bench` times it as the
+/// writes p, m, v (n floats each), with the same prefetches, one FMA per value. `bench` times it as the
 /// floor no update of n parameters can go below. On zeroed arrays it leaves zeros.
 void bsvi_update_traffic(long n, float *p, float *m, float *v, const float *gradient);
 

@@ -16,6 +16,7 @@ public enum OpenBLASCore {
     public enum Tier: Int, Comparable, Sendable {
         case sse = 0, avx, avx2, avx512
         public static func < (a: Tier, b: Tier) -> Bool { a.rawValue < b.rawValue }
+        public var instructionSet: String { ["SSE", "AVX", "AVX2", "AVX-512"][rawValue] }
     }
 
     public static func tier(ofCore name: String) -> Tier {
@@ -32,20 +33,26 @@ public enum OpenBLASCore {
         public var avx512: Bool
         public var avx512BF16: Bool
         public var avx2: Bool
+        public var avx: Bool
         public var isAMD: Bool
 
-        public init(avx512: Bool, avx512BF16: Bool, avx2: Bool, isAMD: Bool) {
+        /// `avx` defaults to `avx2` (every AVX2 CPU has AVX; only Sandy/Ivy Bridge-era CPUs differ).
+        public init(avx512: Bool, avx512BF16: Bool, avx2: Bool, avx: Bool? = nil, isAMD: Bool) {
             self.avx512 = avx512
             self.avx512BF16 = avx512BF16
             self.avx2 = avx2
+            self.avx = avx ?? avx2
             self.isAMD = isAMD
         }
 
         /// This machine (CPUID and XGETBV, as for the project's own kernels).
         public static var this: CPU {
             CPU(avx512: bsvi_cpu_supports(BSVI_ISA_AVX512) != 0, avx512BF16: bsvi_cpu_has_avx512_bf16() != 0,
-                avx2: bsvi_cpu_supports(BSVI_ISA_AVX2) != 0, isAMD: bsvi_cpu_vendor() == 2)
+                avx2: bsvi_cpu_supports(BSVI_ISA_AVX2) != 0, avx: bsvi_cpu_has_avx() != 0, isAMD: bsvi_cpu_vendor() == 2)
         }
+
+        /// The widest tier of OpenBLAS cores this CPU can run.
+        public var tier: Tier { avx512 ? .avx512 : avx2 ? .avx2 : avx ? .avx : .sse }
 
         /// The OpenBLAS core made for the widest instruction set this CPU has, or nil below AVX2.
         public var bestCore: String? {
@@ -125,6 +132,11 @@ public enum OpenBLASStartup: Equatable, Sendable {
     /// re-execute without it (and remember it was rejected).
     case verifyCandidate(core: String)
 
+    /// A user's OPENBLAS_CORETYPE made OpenBLAS load a core this CPU cannot run (its first product
+    /// would die with SIGILL — e.g. one job script on the old and new nodes of a cluster): re-execute
+    /// without it, with a warning, and let OpenBLAS choose.
+    case dropUnrunnable(core: String)
+
     /// Set by the program when it re-executes with a candidate core.
     public static let candidateVariable = "BSVI_OPENBLAS_CANDIDATE"
     /// Set by the program when a candidate failed its self-check, so it is not tried again.
@@ -135,8 +147,10 @@ public enum OpenBLASStartup: Equatable, Sendable {
         if let candidate = environment[candidateVariable], environment[coreTypeVariable] == candidate {
             return .verifyCandidate(core: candidate)
         }
-        // A user's own OPENBLAS_CORETYPE is respected.
-        if environment[coreTypeVariable] != nil { return .keep }
+        // A user's own OPENBLAS_CORETYPE is respected, as long as the CPU can run the core it loaded.
+        if environment[coreTypeVariable] != nil {
+            return OpenBLASCore.tier(ofCore: currentCore) > cpu.tier ? .dropUnrunnable(core: currentCore) : .keep
+        }
         guard let best = cpu.bestCore,
               OpenBLASCore.tier(ofCore: currentCore) < OpenBLASCore.tier(ofCore: best),
               environment[rejectedVariable] != best else { return .keep }

@@ -23,7 +23,8 @@ enum Startup {
         flushDenormalsToZero()
     }
 
-    /// Corrects an OpenBLAS core older than the CPU (OpenBLASStartup). Re-executes this same
+    /// Corrects an OpenBLAS core older than the CPU, or one newer than it that a user's
+    /// OPENBLAS_CORETYPE asked for (OpenBLASStartup). Re-executes this same
     /// program with the same arguments; every rank of an MPI job does the same on its own,
     /// before MPI_Init.
     static func configureOpenBLAS(environment: [String: String]) {
@@ -44,6 +45,15 @@ enum Startup {
             }
             unsetenv(OpenBLASStartup.coreTypeVariable)
             setenv(OpenBLASStartup.rejectedVariable, core, 1)
+            reexecute(reason: "OpenBLAS's default core")
+        case .dropUnrunnable(let core):
+            let requested = environment[OpenBLASStartup.coreTypeVariable] ?? core
+            if launchRank == 0 {
+                printError("warning: OPENBLAS_CORETYPE=\(requested) makes OpenBLAS run its \(core) core, built for "
+                           + "\(OpenBLASCore.tier(ofCore: core).instructionSet), which this CPU (\(KernelPath.cpuModel)) lacks; "
+                           + "ignoring it and letting OpenBLAS choose. Unset OPENBLAS_CORETYPE, or set it only on the nodes that can run it.")
+            }
+            unsetenv(OpenBLASStartup.coreTypeVariable)
             reexecute(reason: "OpenBLAS's default core")
         }
     }

@@ -59,6 +59,20 @@ struct OpenBLASCoreTests {
                                        environment: ["BSVI_OPENBLAS_REJECTED": "Cooperlake"]) == .keep)
     }
 
+    @Test("a user's OPENBLAS_CORETYPE whose core the CPU cannot run is dropped; one it can run is kept")
+    func unrunnableUserCoreIsDropped() {
+        let sandyBridge = OpenBLASCore.CPU(avx512: false, avx512BF16: false, avx2: false, avx: true, isAMD: false)
+        #expect(Self.old.tier == .sse && sandyBridge.tier == .avx && Self.zen3.tier == .avx2 && Self.skylake.tier == .avx512)
+        let user = { (core: String) in ["OPENBLAS_CORETYPE": core] }
+        #expect(OpenBLASStartup.decide(currentCore: "Haswell", cpu: Self.old, environment: user("Haswell")) == .dropUnrunnable(core: "Haswell"))
+        #expect(OpenBLASStartup.decide(currentCore: "Haswell", cpu: sandyBridge, environment: user("Haswell")) == .dropUnrunnable(core: "Haswell"))
+        #expect(OpenBLASStartup.decide(currentCore: "SkylakeX", cpu: Self.zen3, environment: user("SkylakeX")) == .dropUnrunnable(core: "SkylakeX"))
+        #expect(OpenBLASStartup.decide(currentCore: "Sandybridge", cpu: sandyBridge, environment: user("Sandybridge")) == .keep)
+        #expect(OpenBLASStartup.decide(currentCore: "Haswell", cpu: Self.intelAVX512, environment: user("Haswell")) == .keep)
+        // What OpenBLAS loaded decides, not the name asked for (OpenBLAS ignores names it does not know).
+        #expect(OpenBLASStartup.decide(currentCore: "Nehalem", cpu: Self.old, environment: user("SapphireRapids")) == .keep)
+    }
+
     @Test("the re-executed process verifies the candidate it was started with")
     func candidateIsVerified() {
         let env = ["OPENBLAS_CORETYPE": "Cooperlake", "BSVI_OPENBLAS_CANDIDATE": "Cooperlake"]

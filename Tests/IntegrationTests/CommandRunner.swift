@@ -30,10 +30,11 @@ let mpiEnvironment: [String: String] = {
 }()
 
 /// This process's environment plus scripts/mpi-env's settings and `extra`.
-func testEnvironment(_ extra: [String: String] = [:]) -> [String: String] {
+func testEnvironment(_ extra: [String: String] = [:], unsetting: [String] = []) -> [String: String] {
     var env = ProcessInfo.processInfo.environment
     for (k, v) in mpiEnvironment { env[k] = v }
     for (k, v) in extra { env[k] = v }
+    for k in unsetting { env[k] = nil }
     return env
 }
 
@@ -50,7 +51,7 @@ struct CommandResult {
 /// Runs a command with its output in temp files (no pipe-buffer deadlocks) and a hard
 /// timeout after which the process is killed and the result says so.
 func runCommand(_ executable: String, _ arguments: [String], timeout: TimeInterval = 300,
-                environment: [String: String] = [:], directory: String? = nil) throws -> CommandResult {
+                environment: [String: String] = [:], unsetting: [String] = [], directory: String? = nil) throws -> CommandResult {
     let dir = try makeTemporaryDirectory(prefix: "cmd")
     let outPath = dir + "/stdout", errPath = dir + "/stderr"
     FileManager.default.createFile(atPath: outPath, contents: nil)
@@ -58,7 +59,7 @@ func runCommand(_ executable: String, _ arguments: [String], timeout: TimeInterv
     let p = Process()
     p.executableURL = URL(fileURLWithPath: executable)
     p.arguments = arguments
-    p.environment = testEnvironment(environment)
+    p.environment = testEnvironment(environment, unsetting: unsetting)
     if let directory { p.currentDirectoryURL = URL(fileURLWithPath: directory) }
     p.standardOutput = FileHandle(forWritingAtPath: outPath)
     p.standardError = FileHandle(forWritingAtPath: errPath)
@@ -91,8 +92,8 @@ func mpirunPath() -> String {
 }
 
 /// `mpirun --oversubscribe -np P bsvi-dist …`.
-func mpirunBSVI(ranks: Int, _ arguments: [String], timeout: TimeInterval = 300) throws -> CommandResult {
-    try runCommand(mpirunPath(), ["--oversubscribe", "-np", "\(ranks)", try binaryPath()] + arguments, timeout: timeout)
+func mpirunBSVI(ranks: Int, _ arguments: [String], timeout: TimeInterval = 300, unsetting: [String] = []) throws -> CommandResult {
+    try runCommand(mpirunPath(), ["--oversubscribe", "-np", "\(ranks)", try binaryPath()] + arguments, timeout: timeout, unsetting: unsetting)
 }
 
 func makeTemporaryDirectory(prefix: String) throws -> String {

@@ -1,4 +1,5 @@
 import CBLAS
+import Foundation
 import CKernels
 
 /// Which OpenBLAS core (kernel family) the library runs, and whether it fits the CPU.
@@ -141,6 +142,9 @@ public enum OpenBLASStartup: Equatable, Sendable {
     public static let candidateVariable = "BSVI_OPENBLAS_CANDIDATE"
     /// Set by the program when a candidate failed its self-check, so it is not tried again.
     public static let rejectedVariable = "BSVI_OPENBLAS_REJECTED"
+    /// Set by the program to the candidate core once it passed its self-check, so that what is
+    /// reported can tell the program's OPENBLAS_CORETYPE from a user's.
+    public static let chosenVariable = "BSVI_OPENBLAS_CHOSEN"
     public static let coreTypeVariable = "OPENBLAS_CORETYPE"
 
     public static func decide(currentCore: String, cpu: OpenBLASCore.CPU, environment: [String: String]) -> OpenBLASStartup {
@@ -155,5 +159,38 @@ public enum OpenBLASStartup: Equatable, Sendable {
               OpenBLASCore.tier(ofCore: currentCore) < OpenBLASCore.tier(ofCore: best),
               environment[rejectedVariable] != best else { return .keep }
         return .reexecute(core: best)
+    }
+}
+
+/// Who chose the core OpenBLAS runs, as `cpu` and `bench` report it.
+public enum OpenBLASCoreChooser: String, Sendable {
+    /// OpenBLAS's own detection at load.
+    case openblas
+    /// The program's start-up correction (a candidate core that passed the self-check).
+    case program = "bsvi-dist"
+    /// The user's OPENBLAS_CORETYPE (e.g. exported by the machine's environment).
+    case user = "OPENBLAS_CORETYPE"
+
+    public static func of(environment: [String: String]) -> OpenBLASCoreChooser {
+        guard let core = environment[OpenBLASStartup.coreTypeVariable] else { return .openblas }
+        return environment[OpenBLASStartup.chosenVariable] == core ? .program : .user
+    }
+
+    /// This process, from its environment as it is now (after the start-up's setenv calls).
+    public static var current: OpenBLASCoreChooser {
+        var environment: [String: String] = [:]
+        for name in [OpenBLASStartup.coreTypeVariable, OpenBLASStartup.chosenVariable] {
+            if let value = getenv(name) { environment[name] = String(cString: value) }
+        }
+        return of(environment: environment)
+    }
+
+    /// What `cpu` and `bench` print after the core's name.
+    public var note: String {
+        switch self {
+        case .openblas: return "OpenBLAS's own choice"
+        case .program: return "chosen by bsvi-dist at start-up"
+        case .user: return "set by OPENBLAS_CORETYPE"
+        }
     }
 }

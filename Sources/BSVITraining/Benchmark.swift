@@ -15,6 +15,8 @@ public struct BenchmarkReport: Codable {
     public var kernelIsa: String
     /// The OpenBLAS core in use (after the start-up correction).
     public var blasCore: String
+    /// Who chose that core: "openblas", "bsvi-dist" or "OPENBLAS_CORETYPE" (the user).
+    public var blasCoreChooser: String
     public var method: String
     public var k: Int
     public var pi: String
@@ -104,6 +106,7 @@ public enum Benchmark {
         let ceiling = atPeakMs / (atPeakMs + updateFloorMs)
         return BenchmarkReport(
             cpuModel: KernelPath.cpuModel, kernelIsa: KernelPath.active.rawValue, blasCore: OpenBLASCore.current,
+            blasCoreChooser: OpenBLASCoreChooser.current.rawValue,
             method: config.objective.method.rawValue, k: config.objective.k, pi: config.objective.pi.rawValue, batchSize: config.optimizer.batchSize, ranks: comm.size,
             steps: steps, dataSource: source, examplesPerS: examplesPerS, msPerStep: totalMs, gemmMsPerStep: gemmMs,
             elementwiseMsPerStep: elementMs, updateMsPerStep: updateMs,

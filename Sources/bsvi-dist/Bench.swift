@@ -44,7 +44,7 @@ struct Bench: ParsableCommand {
             }
             print(String(format: """
                 %@ k=%d%@ batch %d on %d rank(s), %d steps (data: %@)
-                  machine           %@; kernels %@; OpenBLAS core %@
+                  machine           %@; kernels %@; OpenBLAS core %@ (%@)
                   examples/s        %.0f
                   ms/step           %.2f   = gemm %.2f + element-wise %.2f + update %.2f + other bookkeeping %.2f + allreduce %.2f (%d bytes)
                   useful work       %.2f M multiply-adds/example → %.1f GFLOP/s (%.1f per rank)
@@ -53,7 +53,7 @@ struct Bench: ParsableCommand {
                   OpenBLAS sgemm    %.1f GFLOP/s (1024², one thread; not the yardstick)
                   evaluation        %.0f importance samples/s (K=%d) → %.0f s for 10,000 examples; decoder %.1f GFLOP/s per rank, %.0f%% of peak
                 """, r.method, r.k, r.method == "bsvi" ? " π=\(r.pi)" : "", r.batchSize, r.ranks, r.steps, r.dataSource,
-                r.cpuModel, r.kernelIsa, r.blasCore,
+                r.cpuModel, r.kernelIsa, r.blasCore, OpenBLASCoreChooser(rawValue: r.blasCoreChooser)?.note ?? r.blasCoreChooser,
                 r.examplesPerS, r.msPerStep, r.gemmMsPerStep, r.elementwiseMsPerStep, r.updateMsPerStep,
                 r.bookkeepingMsPerStep, r.allreduceMsPerStep, r.allreduceBytes,
                 Double(r.usefulMultiplyAddsPerExample) / 1e6, r.gflops, r.gflopsPerRank,

@@ -17,6 +17,7 @@ struct CPUInfo: ParsableCommand {
             var object: [String: Any] = [
                 "cpu_model": KernelPath.cpuModel, "kernel_paths": supported.map(\.rawValue),
                 "kernel_isa": KernelPath.active.rawValue, "blas_core": OpenBLASCore.current,
+                "blas_core_chooser": OpenBLASCoreChooser.current.rawValue,
             ]
             if peak { object["fma_peak_gflops"] = Dictionary(uniqueKeysWithValues: zip(supported.map(\.rawValue), peaks)) }
             print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self))
@@ -24,7 +25,7 @@ struct CPUInfo: ParsableCommand {
         }
         print("CPU             \(KernelPath.cpuModel)")
         print("kernel paths    \(supported.map(\.rawValue).joined(separator: ", ")) (in use: \(KernelPath.active.rawValue); set BSVI_KERNELS to choose)")
-        print("OpenBLAS core   \(OpenBLASCore.current)")
+        print("OpenBLAS core   \(OpenBLASCore.current) (\(OpenBLASCoreChooser.current.note))")
         for (path, rate) in zip(supported, peaks) { print(String(format: "FMA peak        %@ %.1f GFLOP/s per core", path.rawValue, rate)) }
     }
 }

@@ -38,7 +38,10 @@ enum Startup {
             reexecute(reason: "OpenBLAS core \(core) instead of \(current)")
         case .verifyCandidate(let core):
             unsetenv(OpenBLASStartup.candidateVariable)
-            guard let failure = OpenBLASCore.selfCheckFailure() else { return }
+            guard let failure = OpenBLASCore.selfCheckFailure() else {
+                setenv(OpenBLASStartup.chosenVariable, core, 1)
+                return
+            }
             if launchRank == 0 {
                 printError("warning: OpenBLAS's \(core) core failed the start-up self-check (\(failure)); using OpenBLAS's own choice. "
                            + "Set OPENBLAS_CORETYPE to choose a core yourself.")

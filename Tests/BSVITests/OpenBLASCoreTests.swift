@@ -73,6 +73,16 @@ struct OpenBLASCoreTests {
         #expect(OpenBLASStartup.decide(currentCore: "Nehalem", cpu: Self.old, environment: user("SapphireRapids")) == .keep)
     }
 
+    @Test("who chose the core: OpenBLAS (no OPENBLAS_CORETYPE), the program (its verified candidate) or the user")
+    func chooser() {
+        #expect(OpenBLASCoreChooser.of(environment: [:]) == .openblas)
+        #expect(OpenBLASCoreChooser.of(environment: ["OPENBLAS_CORETYPE": "Cooperlake", "BSVI_OPENBLAS_CHOSEN": "Cooperlake"]) == .program)
+        #expect(OpenBLASCoreChooser.of(environment: ["OPENBLAS_CORETYPE": "Haswell"]) == .user)
+        // A user who set another core after the program chose one is the one who chose.
+        #expect(OpenBLASCoreChooser.of(environment: ["OPENBLAS_CORETYPE": "Haswell", "BSVI_OPENBLAS_CHOSEN": "Cooperlake"]) == .user)
+        #expect(OpenBLASCoreChooser.of(environment: ["BSVI_OPENBLAS_CHOSEN": "Cooperlake"]) == .openblas)
+    }
+
     @Test("the re-executed process verifies the candidate it was started with")
     func candidateIsVerified() {
         let env = ["OPENBLAS_CORETYPE": "Cooperlake", "BSVI_OPENBLAS_CANDIDATE": "Cooperlake"]

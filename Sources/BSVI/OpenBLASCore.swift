@@ -20,6 +20,15 @@ public enum OpenBLASCore {
         public var instructionSet: String { ["SSE", "AVX", "AVX2", "AVX-512"][rawValue] }
     }
 
+    /// AMD family 15h's cores: OpenBLAS's kernels for them use FMA4 (Bulldozer) or FMA3 (the
+    /// later ones; treated alike here, as only those CPUs are sure to have what the kernels use).
+    static let familyFifteenCores: Set<String> = ["bulldozer", "piledriver", "steamroller", "excavator"]
+
+    /// What a core's kernels need, for messages.
+    public static func instructionSet(ofCore name: String) -> String {
+        familyFifteenCores.contains(name.lowercased()) ? "AVX with AMD's FMA4" : tier(ofCore: name).instructionSet
+    }
+
     public static func tier(ofCore name: String) -> Tier {
         switch name.lowercased() {
         case "skylakex", "cooperlake", "sapphirerapids": return .avx512
@@ -35,25 +44,33 @@ public enum OpenBLASCore {
         public var avx512BF16: Bool
         public var avx2: Bool
         public var avx: Bool
+        public var fma4: Bool
         public var isAMD: Bool
 
         /// `avx` defaults to `avx2` (every AVX2 CPU has AVX; only Sandy/Ivy Bridge-era CPUs differ).
-        public init(avx512: Bool, avx512BF16: Bool, avx2: Bool, avx: Bool? = nil, isAMD: Bool) {
+        public init(avx512: Bool, avx512BF16: Bool, avx2: Bool, avx: Bool? = nil, fma4: Bool = false, isAMD: Bool) {
             self.avx512 = avx512
             self.avx512BF16 = avx512BF16
             self.avx2 = avx2
             self.avx = avx ?? avx2
+            self.fma4 = fma4
             self.isAMD = isAMD
         }
 
         /// This machine (CPUID and XGETBV, as for the project's own kernels).
         public static var this: CPU {
             CPU(avx512: bsvi_cpu_supports(BSVI_ISA_AVX512) != 0, avx512BF16: bsvi_cpu_has_avx512_bf16() != 0,
-                avx2: bsvi_cpu_supports(BSVI_ISA_AVX2) != 0, avx: bsvi_cpu_has_avx() != 0, isAMD: bsvi_cpu_vendor() == 2)
+                avx2: bsvi_cpu_supports(BSVI_ISA_AVX2) != 0, avx: bsvi_cpu_has_avx() != 0, fma4: bsvi_cpu_has_fma4() != 0,
+                isAMD: bsvi_cpu_vendor() == 2)
         }
 
         /// The widest tier of OpenBLAS cores this CPU can run.
         public var tier: Tier { avx512 ? .avx512 : avx2 ? .avx2 : avx ? .avx : .sse }
+
+        /// Whether this CPU has what an OpenBLAS core's kernels use.
+        public func canRun(core name: String) -> Bool {
+            OpenBLASCore.familyFifteenCores.contains(name.lowercased()) ? fma4 : OpenBLASCore.tier(ofCore: name) <= tier
+        }
 
         /// The OpenBLAS core made for the widest instruction set this CPU has, or nil below AVX2.
         public var bestCore: String? {
@@ -153,7 +170,7 @@ public enum OpenBLASStartup: Equatable, Sendable {
         }
         // A user's own OPENBLAS_CORETYPE is respected, as long as the CPU can run the core it loaded.
         if environment[coreTypeVariable] != nil {
-            return OpenBLASCore.tier(ofCore: currentCore) > cpu.tier ? .dropUnrunnable(core: currentCore) : .keep
+            return cpu.canRun(core: currentCore) ? .keep : .dropUnrunnable(core: currentCore)
         }
         guard let best = cpu.bestCore,
               OpenBLASCore.tier(ofCore: currentCore) < OpenBLASCore.tier(ofCore: best),
@@ -163,7 +180,7 @@ public enum OpenBLASStartup: Equatable, Sendable {
 }
 
 /// Who chose the core OpenBLAS runs, as `cpu` and `bench` report it.
-public enum OpenBLASCoreChooser: String, Sendable {
+public enum OpenBLASCoreChooser: String, Codable, Sendable {
     /// OpenBLAS's own detection at load.
     case openblas
     /// The program's start-up correction (a candidate core that passed the self-check).

@@ -16,7 +16,7 @@ public struct BenchmarkReport: Codable {
     /// The OpenBLAS core in use (after the start-up correction).
     public var blasCore: String
     /// Who chose that core: "openblas", "bsvi-dist" or "OPENBLAS_CORETYPE" (the user).
-    public var blasCoreChooser: String
+    public var blasCoreChooser: OpenBLASCoreChooser
     public var method: String
     public var k: Int
     public var pi: String
@@ -38,11 +38,13 @@ public struct BenchmarkReport: Codable {
     public var gflops: Double
     public var gflopsPerRank: Double
     /// Single-precision FMA peak of one core (GFLOP/s) at the widest vector width in use by the
-    /// kernels or by OpenBLAS (`fmaPeakIsa`): the higher of two readings, one before the timed
-    /// steps and one after the evaluation.
+    /// kernels or by OpenBLAS (`fmaPeakIsa`): the higher of `fmaPeakReadings`.
     public var fmaPeakGflops: Double
+    /// The peak measured before the timed steps and again after the evaluation.
+    public var fmaPeakReadings: [Double]
     public var fmaPeakIsa: String
-    /// Useful FLOP/s per rank ÷ FMA peak (≤ 1 by construction).
+    /// Useful FLOP/s per rank ÷ FMA peak: ≤ 1 unless the host took the core away during both
+    /// peak readings (`bench` then says so).
     public var peakFraction: Double
     /// One parameter update's floor on this core (ms): Adam's memory traffic with none of its
     /// arithmetic (`Adam.trafficFloorSeconds`). Every rank updates every parameter each step.
@@ -89,7 +91,8 @@ public enum Benchmark {
         // the two readings is the shared host taking the core away (both ranks of a two-rank run
         // once read half the peak at once, which put the evaluation at 138 % of it). The higher
         // reading is the yardstick for the steps and the evaluation alike.
-        let fmaPeak = max(t.fmaPeak, t.yardstick.gigaflops())
+        let fmaPeakReadings = [t.fmaPeak, t.yardstick.gigaflops()]
+        let fmaPeak = fmaPeakReadings.max()!
         let perStep = 1 / Double(steps)
         let totalMs = t.elapsedNanoseconds * 1e-6 * perStep
         let gemmMs = t.gemmNanoseconds * 1e-6 * perStep
@@ -106,13 +109,13 @@ public enum Benchmark {
         let ceiling = atPeakMs / (atPeakMs + updateFloorMs)
         return BenchmarkReport(
             cpuModel: KernelPath.cpuModel, kernelIsa: KernelPath.active.rawValue, blasCore: OpenBLASCore.current,
-            blasCoreChooser: OpenBLASCoreChooser.current.rawValue,
+            blasCoreChooser: .current,
             method: config.objective.method.rawValue, k: config.objective.k, pi: config.objective.pi.rawValue, batchSize: config.optimizer.batchSize, ranks: comm.size,
             steps: steps, dataSource: source, examplesPerS: examplesPerS, msPerStep: totalMs, gemmMsPerStep: gemmMs,
             elementwiseMsPerStep: elementMs, updateMsPerStep: updateMs,
             bookkeepingMsPerStep: max(0, totalMs - gemmMs - elementMs - updateMs - allreduceMs),
             allreduceMsPerStep: allreduceMs, allreduceBytes: t.allreduceBytes,
-            usefulMultiplyAddsPerExample: macs, gflops: gflops, gflopsPerRank: gflopsPerRank, fmaPeakGflops: fmaPeak,
+            usefulMultiplyAddsPerExample: macs, gflops: gflops, gflopsPerRank: gflopsPerRank, fmaPeakGflops: fmaPeak, fmaPeakReadings: fmaPeakReadings,
             fmaPeakIsa: t.yardstick.rawValue, peakFraction: peakFraction, updateFloorMs: updateFloorMs,
             ceilingFraction: ceiling, fractionOfCeiling: peakFraction / ceiling, blasGflops: t.blasRate,
             evalSamples: evalSamples, evalSamplesPerS: e.samplesPerS, evalGflopsPerRank: evalGflopsPerRank,

@@ -22,15 +22,7 @@ public struct RunFolderLockHolder: Equatable, Sendable, CustomStringConvertible 
 
     /// This process, now.
     public static func current() -> RunFolderLockHolder {
-        RunFolderLockHolder(host: hostName(), pid: getpid(), since: Date())
-    }
-
-    /// gethostname(2) rather than ProcessInfo.hostName, which may ask DNS (slow or hanging on
-    /// cluster nodes).
-    static func hostName() -> String {
-        var buffer = [CChar](repeating: 0, count: 256)
-        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "unknown-host" }
-        return String(cString: buffer)
+        RunFolderLockHolder(host: localHostName(), pid: getpid(), since: Date())
     }
 
     /// "pid 4242 on host node17, since 2026-11-25T10:00:00Z"

@@ -8,6 +8,7 @@
 
 typedef struct {
     int avx;
+    int fma4;
     int avx2_fma;
     int avx512;
     int avx512_bf16;
@@ -45,7 +46,12 @@ static void detect(cpu_info *info) {
         info->avx512_bf16 = info->avx512 && ((a >> 5) & 1);
     }
     strcpy(info->model, "unknown");
-    if (__get_cpuid(0x80000000, &a, &b, &c, &d) && a >= 0x80000004) {
+    const unsigned int max_extended_leaf = __get_cpuid(0x80000000, &a, &b, &c, &d) ? a : 0;
+    if (max_extended_leaf >= 0x80000001) {
+        __get_cpuid(0x80000001, &a, &b, &c, &d);
+        info->fma4 = info->avx && ((c >> 16) & 1);
+    }
+    if (max_extended_leaf >= 0x80000004) {
         unsigned int words[12];
         for (unsigned int leaf = 0; leaf < 3; leaf++)
             __get_cpuid(0x80000002 + leaf, &words[4 * leaf], &words[4 * leaf + 1], &words[4 * leaf + 2], &words[4 * leaf + 3]);
@@ -64,7 +70,7 @@ static void detect(cpu_info *info) {
 }
 #else
 typedef struct {
-    int avx, avx2_fma, avx512, avx512_bf16, vendor;
+    int avx, fma4, avx2_fma, avx512, avx512_bf16, vendor;
     char model[49];
 } cpu_info;
 static void detect(cpu_info *info) {
@@ -100,6 +106,7 @@ bsvi_isa bsvi_cpu_best_isa(void) {
 const char *bsvi_cpu_model_name(void) { return cpu()->model; }
 int bsvi_cpu_has_avx512_bf16(void) { return cpu()->avx512_bf16; }
 int bsvi_cpu_has_avx(void) { return cpu()->avx; }
+int bsvi_cpu_has_fma4(void) { return cpu()->fma4; }
 int bsvi_cpu_vendor(void) { return cpu()->vendor; }
 
 int bsvi_isa_parse(const char *name, bsvi_isa *isa) {

@@ -53,7 +53,7 @@ struct Bench: ParsableCommand {
                   OpenBLAS sgemm    %.1f GFLOP/s (1024², one thread; not the yardstick)
                   evaluation        %.0f importance samples/s (K=%d) → %.0f s for 10,000 examples; decoder %.1f GFLOP/s per rank, %.0f%% of peak
                 """, r.method, r.k, r.method == "bsvi" ? " π=\(r.pi)" : "", r.batchSize, r.ranks, r.steps, r.dataSource,
-                r.cpuModel, r.kernelIsa, r.blasCore, OpenBLASCoreChooser(rawValue: r.blasCoreChooser)?.note ?? r.blasCoreChooser,
+                r.cpuModel, r.kernelIsa, r.blasCore, r.blasCoreChooser.note,
                 r.examplesPerS, r.msPerStep, r.gemmMsPerStep, r.elementwiseMsPerStep, r.updateMsPerStep,
                 r.bookkeepingMsPerStep, r.allreduceMsPerStep, r.allreduceBytes,
                 Double(r.usefulMultiplyAddsPerExample) / 1e6, r.gflops, r.gflopsPerRank,
@@ -61,6 +61,10 @@ struct Bench: ParsableCommand {
                 100 * r.ceilingFraction, r.updateFloorMs, 100 * r.fractionOfCeiling,
                 r.blasGflops,
                 r.evalSamplesPerS, r.evalSamples, r.evalSecondsFor10000Examples, r.evalGflopsPerRank, 100 * r.evalPeakFraction))
+            if max(r.peakFraction, r.evalPeakFraction) > 1 {
+                print(String(format: "  note              a fraction above 100%% means the host took the core away during both peak readings (%@ GFLOP/s); run again",
+                             r.fmaPeakReadings.map { String(format: "%.1f", $0) }.joined(separator: " and ")))
+            }
         }
     }
 }

@@ -14,6 +14,12 @@ var launchRank: Int {
     return Int(env["OMPI_COMM_WORLD_RANK"] ?? env["PMIX_RANK"] ?? env["PMI_RANK"] ?? "0") ?? 0
 }
 
+/// This process's rank among those mpirun started on the same node (0 without mpirun).
+var launchLocalRank: Int {
+    let env = ProcessInfo.processInfo.environment
+    return Int(env["OMPI_COMM_WORLD_LOCAL_RANK"] ?? env["PMIX_LOCAL_RANK"] ?? env["MPI_LOCALRANKID"] ?? "0") ?? 0
+}
+
 /// The number of ranks mpirun started, readable before MPI is initialized (1 without mpirun).
 var launchWorldSize: Int {
     let env = ProcessInfo.processInfo.environment

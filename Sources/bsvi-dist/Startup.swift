@@ -35,7 +35,11 @@ enum Startup {
         case .reexecute(let core):
             setenv(OpenBLASStartup.coreTypeVariable, core, 1)
             setenv(OpenBLASStartup.candidateVariable, core, 1)
-            reexecute(reason: "OpenBLAS core \(core) instead of \(current)")
+            let failure = reexecute()
+            // Still on OpenBLAS's own core, which works: carry on with it, reported as such.
+            unsetenv(OpenBLASStartup.coreTypeVariable)
+            unsetenv(OpenBLASStartup.candidateVariable)
+            if launchRank == 0 { printError("warning: could not restart with OpenBLAS's \(core) core (\(failure)); continuing on \(current)") }
         case .verifyCandidate(let core):
             unsetenv(OpenBLASStartup.candidateVariable)
             guard let failure = OpenBLASCore.selfCheckFailure() else {
@@ -48,27 +52,41 @@ enum Startup {
             }
             unsetenv(OpenBLASStartup.coreTypeVariable)
             setenv(OpenBLASStartup.rejectedVariable, core, 1)
-            reexecute(reason: "OpenBLAS's default core")
+            // This process's core gives wrong products: it must not go on.
+            refuseToContinue(core: core, because: reexecute())
         case .dropUnrunnable(let core):
             let requested = environment[OpenBLASStartup.coreTypeVariable] ?? core
-            if launchRank == 0 {
-                printError("warning: OPENBLAS_CORETYPE=\(requested) makes OpenBLAS run its \(core) core, built for "
-                           + "\(OpenBLASCore.tier(ofCore: core).instructionSet), which this CPU (\(KernelPath.cpuModel)) lacks; "
-                           + "ignoring it and letting OpenBLAS choose. Unset OPENBLAS_CORETYPE, or set it only on the nodes that can run it.")
+            // Once per node: on a cluster the nodes that cannot run the core may not include
+            // rank 0's.
+            if launchLocalRank == 0 {
+                printError("warning: \(launchWorldSize > 1 ? "rank \(launchRank) on \(localHostName()): " : "")"
+                           + "OPENBLAS_CORETYPE=\(requested) makes OpenBLAS run its \(core) core, built for "
+                           + "\(OpenBLASCore.instructionSet(ofCore: core)), which this CPU (\(KernelPath.cpuModel)) lacks; "
+                           + "ignoring it, as if it were unset. Unset OPENBLAS_CORETYPE, or set it only on the nodes that can run it.")
             }
             unsetenv(OpenBLASStartup.coreTypeVariable)
-            reexecute(reason: "OpenBLAS's default core")
+            // This process's core would die with SIGILL at its first product: it must not go on.
+            refuseToContinue(core: core, because: reexecute())
         }
     }
 
     /// Replaces this process with a fresh copy of itself (same pid, arguments and, but for what
-    /// the caller changed, environment). Returns only if that fails, with a warning.
-    static func reexecute(reason: String) {
+    /// the caller changed, environment). Returns only if that fails: why.
+    static func reexecute() -> String {
         var arguments = CommandLine.arguments.map { strdup($0) }
         arguments.append(nil)
         execv("/proc/self/exe", arguments)
-        if launchRank == 0 { printError("warning: could not restart with \(reason) (\(String(cString: strerror(errno)))); continuing") }
+        let reason = String(cString: strerror(errno))
         for p in arguments { free(p) }
+        return reason
+    }
+
+    /// Ends a process whose OpenBLAS core must not be used after the restart that would have left
+    /// it failed.
+    static func refuseToContinue(core: String, because failure: String) -> Never {
+        printError("error: could not restart without OpenBLAS's \(core) core (\(failure)), which this process must not use; "
+                   + "set OPENBLAS_CORETYPE to a core this CPU runs (`bsvi-dist cpu` names the CPU) and run again.")
+        exit(ExitStatus.software.rawValue)
     }
 
     /// FTZ and DAZ on this thread (the only one that computes): products that meet a denormal

@@ -71,6 +71,12 @@ struct OpenBLASCoreTests {
         #expect(OpenBLASStartup.decide(currentCore: "Haswell", cpu: Self.intelAVX512, environment: user("Haswell")) == .keep)
         // What OpenBLAS loaded decides, not the name asked for (OpenBLAS ignores names it does not know).
         #expect(OpenBLASStartup.decide(currentCore: "Nehalem", cpu: Self.old, environment: user("SapphireRapids")) == .keep)
+        // AMD family 15h's cores use FMA4, which AVX2 and AVX-512 CPUs do not have.
+        let bulldozerCPU = OpenBLASCore.CPU(avx512: false, avx512BF16: false, avx2: false, avx: true, fma4: true, isAMD: true)
+        #expect(OpenBLASStartup.decide(currentCore: "Bulldozer", cpu: Self.skylake, environment: user("Bulldozer")) == .dropUnrunnable(core: "Bulldozer"))
+        #expect(OpenBLASStartup.decide(currentCore: "Piledriver", cpu: Self.zen3, environment: user("Piledriver")) == .dropUnrunnable(core: "Piledriver"))
+        #expect(OpenBLASStartup.decide(currentCore: "Piledriver", cpu: bulldozerCPU, environment: user("Piledriver")) == .keep)
+        #expect(OpenBLASCore.instructionSet(ofCore: "Excavator") == "AVX with AMD's FMA4" && OpenBLASCore.instructionSet(ofCore: "Zen") == "AVX2")
     }
 
     @Test("who chose the core: OpenBLAS (no OPENBLAS_CORETYPE), the program (its verified candidate) or the user")

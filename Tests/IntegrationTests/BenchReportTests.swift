@@ -29,5 +29,9 @@ struct BenchReportTests {
                          "allreduce_ms_per_step"].map(number)
         #expect(parts.allSatisfy { $0 >= 0 } && parts[2] > 0)
         #expect(abs(parts.reduce(0, +) - (try number("ms_per_step"))) <= 1e-6 * (try number("ms_per_step")))
+        // The yardstick is the higher of its two readings (before the steps, after the evaluation).
+        let readings = try #require(report["fma_peak_readings"] as? [Double], "\(r.stdout)")
+        #expect(readings.count == 2 && readings.allSatisfy { $0 > 0 } && peak == readings.max())
+        #expect(["openblas", "bsvi-dist", "OPENBLAS_CORETYPE"].contains(report["blas_core_chooser"] as? String ?? ""), "\(r.stdout)")
     }
 }

@@ -41,6 +41,11 @@ struct KernelSelectionTests {
         }
         // Either OpenBLAS recognised the CPU, or the program corrected it to the CPU's best core.
         #expect(chooser == "openblas" || (chooser == "bsvi-dist" && core == OpenBLASCore.CPU.this.bestCore), "\(info)")
+        // The process the start-up correction re-executes: it checks its candidate and says it chose it.
+        if let best = OpenBLASCore.CPU.this.bestCore {
+            let corrected = try Self.cpuInfo(environment: ["OPENBLAS_CORETYPE": best, "BSVI_OPENBLAS_CANDIDATE": best])
+            #expect(corrected["blas_core"] as? String == best && corrected["blas_core_chooser"] as? String == "bsvi-dist", "\(corrected)")
+        }
         let user = try Self.cpuInfo(environment: ["OPENBLAS_CORETYPE": "Prescott"])
         #expect(user["blas_core"] as? String == "Prescott" && user["blas_core_chooser"] as? String == "OPENBLAS_CORETYPE", "\(user)")
     }
@@ -153,12 +158,15 @@ struct EmulatedCPUTests {
         #expect(portable.allSatisfy(\.isFinite) && portable.count > 0)
         // A user's OPENBLAS_CORETYPE that this CPU cannot run is dropped with a warning instead of
         // dying with SIGILL at the portable path's first product. (The program then re-executes
-        // itself, and qemu-user does not follow an exec: what runs next is native, so only the
-        // decision and its message are checked here; OpenBLASCoreTests covers the rest.)
+        // itself, and qemu-user does not follow an exec: what runs next is native, so the
+        // decision, its message and the variable's removal are checked here; OpenBLASCoreTests
+        // covers the rest.)
         let user = try Self.run(cpu: "Westmere", ["cpu", "--json"], environment: ["OPENBLAS_CORETYPE": "Haswell"])
         #expect(user.status == 0 && !user.signaled, "\(user.stderr.suffix(400))")
         #expect(user.stderr.contains("OPENBLAS_CORETYPE=Haswell") && user.stderr.contains("built for AVX2")
                     && user.stderr.contains("Unset OPENBLAS_CORETYPE"), "\(user.stderr)")
+        // The restarted process no longer has the user's variable.
+        #expect(try parseJSONLine(user.stdout)["blas_core_chooser"] as? String != "OPENBLAS_CORETYPE", "\(user.stdout)")
         // A training step never calls BLAS on the vector paths, so an emulated Haswell (AVX2, its own
         // OpenBLAS core) trains bit for bit like this machine's widest path.
         if KernelPath.best != .portable {

@@ -43,6 +43,9 @@ int bsvi_cpu_has_avx512_bf16(void);
 /// Whether the CPU and OS run AVX (256-bit) instructions; AVX-only CPUs (Sandy Bridge, Ivy
 /// Bridge, Bulldozer) run the portable kernels, but OpenBLAS's AVX cores use the full width.
 int bsvi_cpu_has_avx(void);
+/// Whether the CPU and OS run AMD's four-operand FMA4 (family 15h: Bulldozer to Excavator), which
+/// OpenBLAS's cores for those CPUs use and no Intel or Zen CPU has.
+int bsvi_cpu_has_fma4(void);
 /// 1 for GenuineIntel, 2 for AuthenticAMD, 0 otherwise.
 int bsvi_cpu_vendor(void);
 

@@ -22,11 +22,13 @@ public enum OpenBLASCore {
 
     /// AMD family 15h's cores: OpenBLAS's kernels for them use FMA4 (Bulldozer) or FMA3 (the
     /// later ones; treated alike here, as only those CPUs are sure to have what the kernels use).
-    static let familyFifteenCores: Set<String> = ["bulldozer", "piledriver", "steamroller", "excavator"]
+    static func isFamilyFifteen(core name: String) -> Bool {
+        ["bulldozer", "piledriver", "steamroller", "excavator"].contains(name.lowercased())
+    }
 
     /// What a core's kernels need, for messages.
     public static func instructionSet(ofCore name: String) -> String {
-        familyFifteenCores.contains(name.lowercased()) ? "AVX with AMD's FMA4" : tier(ofCore: name).instructionSet
+        isFamilyFifteen(core: name) ? "AVX with AMD's FMA4" : tier(ofCore: name).instructionSet
     }
 
     public static func tier(ofCore name: String) -> Tier {
@@ -69,7 +71,7 @@ public enum OpenBLASCore {
 
         /// Whether this CPU has what an OpenBLAS core's kernels use.
         public func canRun(core name: String) -> Bool {
-            OpenBLASCore.familyFifteenCores.contains(name.lowercased()) ? fma4 : OpenBLASCore.tier(ofCore: name) <= tier
+            OpenBLASCore.isFamilyFifteen(core: name) ? fma4 : OpenBLASCore.tier(ofCore: name) <= tier
         }
 
         /// The OpenBLAS core made for the widest instruction set this CPU has, or nil below AVX2.

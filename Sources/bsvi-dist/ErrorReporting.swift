@@ -9,21 +9,18 @@ func printError(_ s: String) {
 }
 
 /// This process's rank as mpirun announced it, readable before MPI is initialized.
-var launchRank: Int {
-    let env = ProcessInfo.processInfo.environment
-    return Int(env["OMPI_COMM_WORLD_RANK"] ?? env["PMIX_RANK"] ?? env["PMI_RANK"] ?? "0") ?? 0
-}
+var launchRank: Int { launchInteger(["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"], otherwise: 0) }
 
 /// This process's rank among those mpirun started on the same node (0 without mpirun).
-var launchLocalRank: Int {
-    let env = ProcessInfo.processInfo.environment
-    return Int(env["OMPI_COMM_WORLD_LOCAL_RANK"] ?? env["PMIX_LOCAL_RANK"] ?? env["MPI_LOCALRANKID"] ?? "0") ?? 0
-}
+var launchLocalRank: Int { launchInteger(["OMPI_COMM_WORLD_LOCAL_RANK", "PMIX_LOCAL_RANK", "MPI_LOCALRANKID"], otherwise: 0) }
 
 /// The number of ranks mpirun started, readable before MPI is initialized (1 without mpirun).
-var launchWorldSize: Int {
+var launchWorldSize: Int { launchInteger(["OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "PMI_SIZE"], otherwise: 1) }
+
+/// The first of the launcher's variables (Open MPI's, PMIx's, PMI's) that is set, as an integer.
+private func launchInteger(_ names: [String], otherwise fallback: Int) -> Int {
     let env = ProcessInfo.processInfo.environment
-    return Int(env["OMPI_COMM_WORLD_SIZE"] ?? env["PMIX_SIZE"] ?? env["PMI_SIZE"] ?? "1") ?? 1
+    return names.lazy.compactMap { env[$0] }.first.flatMap { Int($0) } ?? fallback
 }
 
 /// The exit status (sysexits.h, README "Exit status") of an error that ends a command.

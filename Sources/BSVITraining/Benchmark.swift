@@ -33,6 +33,11 @@ public struct BenchmarkReport: Codable {
     /// The rest: SVI optimizer steps, buffer weights, transposes, zeroing and scanning the exchange.
     public var bookkeepingMsPerStep: Double
     public var allreduceMsPerStep: Double
+    /// The job's exchange split (LockstepSplit, over every rank's steps): mean time a step loses
+    /// to ranks waiting for the slowest rank's work, and the slowest rank's time in the allreduce.
+    /// 0 and the local copy's time on one rank.
+    public var lockstepWaitMsPerStep: Double
+    public var exchangeMsPerStep: Double
     public var allreduceBytes: Int
     public var usefulMultiplyAddsPerExample: Int
     public var gflops: Double
@@ -114,7 +119,8 @@ public enum Benchmark {
             steps: steps, dataSource: source, examplesPerS: examplesPerS, msPerStep: totalMs, gemmMsPerStep: gemmMs,
             elementwiseMsPerStep: elementMs, updateMsPerStep: updateMs,
             bookkeepingMsPerStep: max(0, totalMs - gemmMs - elementMs - updateMs - allreduceMs),
-            allreduceMsPerStep: allreduceMs, allreduceBytes: t.allreduceBytes,
+            allreduceMsPerStep: allreduceMs, lockstepWaitMsPerStep: t.lockstep.waitMs, exchangeMsPerStep: t.lockstep.exchangeMs,
+            allreduceBytes: t.allreduceBytes,
             usefulMultiplyAddsPerExample: macs, gflops: gflops, gflopsPerRank: gflopsPerRank, fmaPeakGflops: fmaPeak, fmaPeakReadings: fmaPeakReadings,
             fmaPeakIsa: t.yardstick.rawValue, peakFraction: peakFraction, updateFloorMs: updateFloorMs,
             ceilingFraction: ceiling, fractionOfCeiling: peakFraction / ceiling, blasGflops: t.blasRate,
@@ -143,6 +149,7 @@ public enum Benchmark {
         var elapsedNanoseconds, gemmNanoseconds, elementwiseNanoseconds, allreduceNanoseconds, updateNanoseconds: Double
         var slowestRankSeconds: Double
         var allreduceBytes: Int
+        var lockstep: LockstepSplit
         var yardstick: PeakYardstick
         var fmaPeak, blasRate, updateFloorSeconds: Double
     }
@@ -170,16 +177,25 @@ public enum Benchmark {
         StepProfile.enabled = true
         let allreduceBefore = step.allreduceNanoseconds, updateBefore = step.updateNanoseconds
         let t0 = DispatchTime.now().uptimeNanoseconds
-        for i in 0..<steps { oneStep(warmup + i) }
+        var work: [Double] = [], exchange: [Double] = []  // ms, per step (LockstepSplit)
+        var left = t0
+        for i in 0..<steps {
+            oneStep(warmup + i)
+            let a = step.lastAllreduce
+            work.append(Double(a.start - left) * 1e-6)
+            exchange.append(Double(a.end - a.start) * 1e-6)
+            left = a.end
+        }
         let elapsed = DispatchTime.now().uptimeNanoseconds - t0
         StepProfile.enabled = false
+        let lockstep = LockstepSplit(gathered: comm.startAllgather(work + exchange).wait(), ranks: comm.size)
         return StepTiming(
             elapsedNanoseconds: Double(elapsed), gemmNanoseconds: Double(StepProfile.gemmNanoseconds),
             elementwiseNanoseconds: Double(StepProfile.elementwiseNanoseconds),
             allreduceNanoseconds: Double(step.allreduceNanoseconds - allreduceBefore),
             updateNanoseconds: Double(step.updateNanoseconds - updateBefore),
             slowestRankSeconds: Double(comm.allgather(elapsed).max()!) * 1e-9, allreduceBytes: step.exchange.buffer.count * 4,
-            yardstick: yardstick, fmaPeak: fmaPeak, blasRate: blasRate, updateFloorSeconds: updateFloor)
+            lockstep: lockstep, yardstick: yardstick, fmaPeak: fmaPeak, blasRate: blasRate, updateFloorSeconds: updateFloor)
     }
 
     /// The evaluator as DistributedEvaluation runs it (encoder and refinement for

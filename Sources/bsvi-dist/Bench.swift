@@ -42,11 +42,14 @@ struct Bench: ParsableCommand {
                 print(String(decoding: try e.encode(r), as: UTF8.self))
                 return
             }
+            // Under mpirun, what the allreduce costs the job: lockstep waiting and the exchange itself.
+            let lockstep = r.ranks == 1 ? "" : String(format: "\n  lockstep          %.2f ms/step waiting for the slowest rank + %.2f exchange (means over all ranks' steps)",
+                                                      r.lockstepWaitMsPerStep, r.exchangeMsPerStep)
             print(String(format: """
                 %@ k=%d%@ batch %d on %d rank(s), %d steps (data: %@)
                   machine           %@; kernels %@; OpenBLAS core %@ (%@)
                   examples/s        %.0f
-                  ms/step           %.2f   = gemm %.2f + element-wise %.2f + update %.2f + other bookkeeping %.2f + allreduce %.2f (%d bytes)
+                  ms/step           %.2f   = gemm %.2f + element-wise %.2f + update %.2f + other bookkeeping %.2f + allreduce %.2f (%d bytes)%@
                   useful work       %.2f M multiply-adds/example → %.1f GFLOP/s (%.1f per rank)
                   FMA peak          %.1f GFLOP/s per core (%@ register loop) → %.0f%% of peak
                   own ceiling       %.0f%% of peak (the update's memory floor %.2f ms/step) → %.0f%% of the ceiling
@@ -55,7 +58,7 @@ struct Bench: ParsableCommand {
                 """, r.method, r.k, r.method == "bsvi" ? " π=\(r.pi)" : "", r.batchSize, r.ranks, r.steps, r.dataSource,
                 r.cpuModel, r.kernelIsa, r.blasCore, r.blasCoreChooser.note,
                 r.examplesPerS, r.msPerStep, r.gemmMsPerStep, r.elementwiseMsPerStep, r.updateMsPerStep,
-                r.bookkeepingMsPerStep, r.allreduceMsPerStep, r.allreduceBytes,
+                r.bookkeepingMsPerStep, r.allreduceMsPerStep, r.allreduceBytes, lockstep,
                 Double(r.usefulMultiplyAddsPerExample) / 1e6, r.gflops, r.gflopsPerRank,
                 r.fmaPeakGflops, r.fmaPeakIsa, 100 * r.peakFraction,
                 100 * r.ceilingFraction, r.updateFloorMs, 100 * r.fractionOfCeiling,

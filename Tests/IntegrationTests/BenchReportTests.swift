@@ -32,6 +32,22 @@ struct BenchReportTests {
         // The yardstick is the higher of its two readings (before the steps, after the evaluation).
         let readings = try #require(report["fma_peak_readings"] as? [Double], "\(r.stdout)")
         #expect(readings.count == 2 && readings.allSatisfy { $0 > 0 } && peak == readings.max())
+        // One rank waits for nobody: its allreduce (the local no-op) is all exchange.
+        #expect(try number("lockstep_wait_ms_per_step") == 0)
+        #expect(abs(try number("exchange_ms_per_step") - (try number("allreduce_ms_per_step"))) <= 1e-9)
         #expect(["openblas", "bsvi-dist", "OPENBLAS_CORETYPE"].contains(report["blas_core_chooser"] as? String ?? ""), "\(r.stdout)")
+    }
+
+    @Test("under mpirun the exchange splits into waiting for the slowest rank and the exchange itself, together within the step")
+    func lockstepSplitUnderMPI() throws {
+        // The default model, so each step's work (milliseconds) dwarfs how far apart the ranks leave an allreduce.
+        let r = try mpirunBSVI(ranks: 2, ["bench", "--method", "vae", "--steps", "20", "--warmup", "1", "--eval-examples", "0", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let report = try parseJSONLine(r.stdout)
+        func number(_ key: String) throws -> Double { try #require(report[key] as? Double, "\(key) in \(r.stdout)") }
+        let wait = try number("lockstep_wait_ms_per_step"), exchange = try number("exchange_ms_per_step")
+        #expect(wait >= 0 && exchange > 0, "\(r.stdout)")
+        // Together they are the ranks' mean time in the allreduce, which leaves the step its work.
+        #expect(wait + exchange < (try number("ms_per_step")), "\(r.stdout)")
     }
 }

@@ -33,9 +33,9 @@ public struct BenchmarkReport: Codable {
     /// The rest: SVI optimizer steps, buffer weights, transposes, zeroing and scanning the exchange.
     public var bookkeepingMsPerStep: Double
     public var allreduceMsPerStep: Double
-    /// The job's exchange split (LockstepSplit, over every rank's steps): mean time a step loses
-    /// to ranks waiting for the slowest rank's work, and the slowest rank's time in the allreduce.
-    /// 0 and the local copy's time on one rank.
+    /// The allreduce's cost to the job, split (LockstepSplit, over every rank's steps): the mean
+    /// time a step loses to ranks waiting for the slowest rank's work, and the slowest rank's time
+    /// in the allreduce (the exchange itself). On one rank: no wait, and the local no-op's time.
     public var lockstepWaitMsPerStep: Double
     public var exchangeMsPerStep: Double
     public var allreduceBytes: Int
@@ -177,18 +177,22 @@ public enum Benchmark {
         StepProfile.enabled = true
         let allreduceBefore = step.allreduceNanoseconds, updateBefore = step.updateNanoseconds
         let t0 = DispatchTime.now().uptimeNanoseconds
-        var work: [Double] = [], exchange: [Double] = []  // ms, per step (LockstepSplit)
+        // Per step (ms): this rank's work, from leaving the last allreduce to entering this one,
+        // and its time in the allreduce; every rank's series go into one LockstepSplit.
+        var work: [Double] = [], inAllreduce: [Double] = []
+        work.reserveCapacity(steps)
+        inAllreduce.reserveCapacity(steps)
         var left = t0
         for i in 0..<steps {
             oneStep(warmup + i)
             let a = step.lastAllreduce
             work.append(Double(a.start - left) * 1e-6)
-            exchange.append(Double(a.end - a.start) * 1e-6)
+            inAllreduce.append(Double(a.end - a.start) * 1e-6)
             left = a.end
         }
         let elapsed = DispatchTime.now().uptimeNanoseconds - t0
         StepProfile.enabled = false
-        let lockstep = LockstepSplit(gathered: comm.startAllgather(work + exchange).wait(), ranks: comm.size)
+        let lockstep = LockstepSplit(gathered: comm.startAllgather(work + inAllreduce).wait(), ranks: comm.size)
         return StepTiming(
             elapsedNanoseconds: Double(elapsed), gemmNanoseconds: Double(StepProfile.gemmNanoseconds),
             elementwiseNanoseconds: Double(StepProfile.elementwiseNanoseconds),

@@ -43,7 +43,7 @@ struct Bench: ParsableCommand {
                 return
             }
             // Under mpirun, what the allreduce costs the job: lockstep waiting and the exchange itself.
-            let lockstep = r.ranks == 1 ? "" : String(format: "\n  lockstep          %.2f ms/step waiting for the slowest rank + %.2f exchange (means over all ranks' steps)",
+            let lockstep = r.ranks == 1 ? "" : String(format: "\n  lockstep          %.2f ms/step waiting for the slowest rank + %.2f exchange (all ranks' mean; the split above is rank 0's)",
                                                       r.lockstepWaitMsPerStep, r.exchangeMsPerStep)
             print(String(format: """
                 %@ k=%d%@ batch %d on %d rank(s), %d steps (data: %@)

@@ -10,8 +10,11 @@ struct ScalingBenchmarkScriptTests {
     static let script = repositoryRoot.appendingPathComponent("scripts/scaling-benchmark").path
 
     /// The stand-in prints examples/s = 1000 × batch + 100 × world size (0 without MPI) + 10 × its
-    /// core (9 if not bound to one) + 1 if the other half-batch run was running beside it. A run
-    /// without MPI leaves its pid in `running.<core>` while it runs (2 s, long enough to see the
+    /// core (9 if not bound to one) + 1 if the other half-batch run was running beside it, and a
+    /// 10 ms step of which world size × 1 ms is the lockstep wait and world size × 0.25 ms the
+    /// exchange (so only the two-rank run's give 20 % and 5 %). A run
+    /// under mpirun appends how Open MPI's waiting ranks wait (OMPI_MCA_mpi_yield_when_idle, or
+    /// `unset`) to `mpi-yield`. A run without MPI leaves its pid in `running.<core>` while it runs (2 s, long enough to see the
     /// other; STAND_IN_HOLD seconds more when it saw it).
     static func writeStandIn(in dir: String) throws -> String {
         let path = dir + "/bench-stand-in"
@@ -23,6 +26,7 @@ struct ScalingBenchmarkScriptTests {
         done
         [[ ${OMPI_COMM_WORLD_RANK:-0} == 0 ]] || exit 0
         world=${OMPI_COMM_WORLD_SIZE:-0}
+        (( world == 0 )) || echo "${OMPI_MCA_mpi_yield_when_idle-unset}" >> "\(dir)/mpi-yield"
         core=$(awk '/^Cpus_allowed_list/ {print $2}' /proc/self/status)
         [[ $core =~ ^[0-9]+$ ]] || core=9
         beside=0
@@ -34,7 +38,8 @@ struct ScalingBenchmarkScriptTests {
           (( beside )) && sleep ${STAND_IN_HOLD:-0}
           rm -f "\(dir)/running.$core"
         fi
-        echo "{\\"examples_per_s\\": $((batch * 1000 + world * 100 + core * 10 + beside))}"
+        echo "{\\"examples_per_s\\": $((batch * 1000 + world * 100 + core * 10 + beside)), \\"ms_per_step\\": 10,"
+        echo " \\"lockstep_wait_ms_per_step\\": $world, \\"exchange_ms_per_step\\": 0.$((world * 25))}"
 
         """.write(toFile: path, atomically: true, encoding: .utf8)
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: path)
@@ -52,11 +57,14 @@ struct ScalingBenchmarkScriptTests {
         // one: batch 10, 1 rank on core 0 → 10100; half alone: 5 on core 0 → 5000; both halves:
         // 5001 (core 0, saw core 1) + 5011 (core 1, saw core 0) = 10012; two ranks: 10200.
         let expected = "1 rank 10100 examples/s, 2 ranks 10200 examples/s, speedup 1.010; half batch alone 5000 (×0.495), "
-            + "both halves at once 10012 (concurrency ×1.001), coupling ×1.019"
+            + "both halves at once 10012 (concurrency ×1.001), coupling ×1.019; 2 ranks step 10.000 ms: lockstep wait 20.0 %, exchange 5.0 %"
         let lines = r.stdout.split(separator: "\n").map(String.init)
-        #expect(lines.count == 4, "\(r.stdout)")
+        #expect(lines.count == 5, "\(r.stdout)")
         for round in 1...2 { #expect(lines.contains("pair \(round): " + expected), "\(r.stdout)") }
         #expect(lines.contains("median speedup 1.010 (min 1.010, max 1.010) over 2 pairs"), "\(r.stdout)")
+        // 1.0099 × 10 / (10 − 2) and × 10 / (10 − 2 − 0.5).
+        #expect(lines.contains("median of the 2 ranks step: lockstep wait 20.0 %, exchange 5.0 %; median speedup without the wait 1.262, "
+                               + "without the wait and the exchange 1.347"), "\(r.stdout)")
         #expect(lines.contains("median factors: 2 × half batch 0.495 × concurrency 1.001 × coupling 1.019 (their product 1.010)"),
                 "\(r.stdout)")
 
@@ -77,10 +85,27 @@ struct ScalingBenchmarkScriptTests {
         let environment = ["BSVI_DIST_BINARY": try Self.writeStandIn(in: dir)]
         let strong = try runCommand(Self.script, ["--repeats", "1", "--batch-size", "30"], environment: environment)
         #expect(strong.status == 0, "\(strong.stderr)")
-        #expect(strong.stdout.hasPrefix("pair 1: 1 rank 30100 examples/s, 2 ranks 30200 examples/s, speedup 1.003\n"), "\(strong.stdout)")
+        #expect(strong.stdout.hasPrefix("pair 1: 1 rank 30100 examples/s, 2 ranks 30200 examples/s, speedup 1.003; 2 ranks step 10.000 ms: lockstep wait 20.0 %, exchange 5.0 %\n"),
+                "\(strong.stdout)")
         let weak = try runCommand(Self.script, ["--repeats", "1", "--weak"], environment: environment)
         #expect(weak.status == 0, "\(weak.stderr)")
-        #expect(weak.stdout.hasPrefix("pair 1: 1 rank 100100 examples/s, 2 ranks 200200 examples/s, speedup 2.000\n"), "\(weak.stdout)")
+        #expect(weak.stdout.hasPrefix("pair 1: 1 rank 100100 examples/s, 2 ranks 200200 examples/s, speedup 2.000; 2 ranks step 10.000 ms: lockstep wait 20.0 %, exchange 5.0 %\n"),
+                "\(weak.stdout)")
+    }
+
+    @Test("the MPI runs spin like a user's one-rank-per-core mpirun, unless the caller chose how waiting ranks wait")
+    func waitingRanksSpinUnlessChosen() throws {
+        for (chosen, expected) in [(nil, "unset"), ("1", "1"), ("0", "0")] {
+            let dir = try makeTemporaryDirectory(prefix: "scaling")
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            var environment = ["BSVI_DIST_BINARY": try Self.writeStandIn(in: dir)]
+            environment["OMPI_MCA_mpi_yield_when_idle"] = chosen
+            let r = try runCommand(Self.script, ["--repeats", "1"], environment: environment,
+                                   unsetting: chosen == nil ? ["OMPI_MCA_mpi_yield_when_idle"] : [])
+            #expect(r.status == 0, "\(r.stderr)")
+            let seen = try String(contentsOfFile: dir + "/mpi-yield", encoding: .utf8)
+            #expect(seen == "\(expected)\n\(expected)\n", "caller's choice \(chosen ?? "none"): the 1- and 2-rank runs saw \(seen)")
+        }
     }
 
     @Test("interrupted while both halves run, the script leaves neither behind")
@@ -130,5 +155,9 @@ struct ScalingBenchmarkScriptTests {
         #expect(abs(try number(after: " (×") - alone / one) <= 1e-3 + 1 / one)
         #expect(abs(try number(after: "concurrency ×") - pair / (2 * alone)) <= 1e-3 + 1 / alone)
         #expect(abs(try number(after: "coupling ×") - two / pair) <= 1e-3 + 1 / pair)
+        // The two-rank step's lockstep split, from bench's own fields: shares of the step.
+        let wait = try number(after: "lockstep wait "), exchange = try number(after: "exchange ")
+        #expect(wait >= 0 && exchange > 0 && wait + exchange < 100, "\(round)")
+        #expect(r.stdout.contains("median of the 2 ranks step: lockstep wait "), "\(r.stdout)")
     }
 }

@@ -81,8 +81,9 @@ public enum Benchmark {
         return 2 * Double(n * n * n) / shortestSeconds(ofPasses: repeats) { gemm(am, bm, into: cm) } / 1e9
     }
 
+    /// With `stepTimesFile`, rank 0 also writes every rank's per-step times there (RankStepTimes).
     public static func run(config: RunConfiguration, steps: Int, warmup: Int, evalSamples: Int, evalExamples: Int,
-                           comm: Communicator) throws -> BenchmarkReport {
+                           stepTimesFile: String? = nil, comm: Communicator) throws -> BenchmarkReport {
         try ShardPlan.checkBatchSplits(config.optimizer.batchSize, across: comm.size)
         let b = ShardPlan.balancedPart(of: config.optimizer.batchSize, parts: comm.size, index: comm.rank).count
         let (rows, source) = try benchmarkRows(config: config, count: b, comm: comm)
@@ -90,6 +91,8 @@ public enum Benchmark {
         let model = VAEModel(shape: config.model.shape(inputDim: x.cols), piCount: config.objective.settings.piCount)
         let params = model.makeInitialParameters(seed: config.optimizer.seed)
         let t = try timeSteps(config: config, model: model, params: params, x: x, steps: steps, warmup: warmup, comm: comm)
+        if let path = stepTimesFile { try comm.rootDecides { try t.stepTimes.write(to: path) } }
+        let lockstep = t.stepTimes.lockstepSplit
         let e = timeEvaluation(config: config, model: model, params: params, x: x, samples: evalSamples,
                                examples: evalExamples, comm: comm)
         // The peak once more, after the evaluation: the core's peak does not change, so a lower of
@@ -119,7 +122,7 @@ public enum Benchmark {
             steps: steps, dataSource: source, examplesPerS: examplesPerS, msPerStep: totalMs, gemmMsPerStep: gemmMs,
             elementwiseMsPerStep: elementMs, updateMsPerStep: updateMs,
             bookkeepingMsPerStep: max(0, totalMs - gemmMs - elementMs - updateMs - allreduceMs),
-            allreduceMsPerStep: allreduceMs, lockstepWaitMsPerStep: t.lockstep.waitMs, exchangeMsPerStep: t.lockstep.exchangeMs,
+            allreduceMsPerStep: allreduceMs, lockstepWaitMsPerStep: lockstep.waitMs, exchangeMsPerStep: lockstep.exchangeMs,
             allreduceBytes: t.allreduceBytes,
             usefulMultiplyAddsPerExample: macs, gflops: gflops, gflopsPerRank: gflopsPerRank, fmaPeakGflops: fmaPeak, fmaPeakReadings: fmaPeakReadings,
             fmaPeakIsa: t.yardstick.rawValue, peakFraction: peakFraction, updateFloorMs: updateFloorMs,
@@ -149,7 +152,7 @@ public enum Benchmark {
         var elapsedNanoseconds, gemmNanoseconds, elementwiseNanoseconds, allreduceNanoseconds, updateNanoseconds: Double
         var slowestRankSeconds: Double
         var allreduceBytes: Int
-        var lockstep: LockstepSplit
+        var stepTimes: RankStepTimes
         var yardstick: PeakYardstick
         var fmaPeak, blasRate, updateFloorSeconds: Double
     }
@@ -178,7 +181,7 @@ public enum Benchmark {
         let updateBefore = step.updateNanoseconds
         let t0 = DispatchTime.now().uptimeNanoseconds
         // Per step (ms): this rank's work, from leaving the last allreduce to entering this one,
-        // and its time in the allreduce; every rank's series go into one LockstepSplit.
+        // and its time in the allreduce; every rank's series are gathered into RankStepTimes.
         var work: [Double] = [], inAllreduce: [Double] = []
         work.reserveCapacity(steps)
         inAllreduce.reserveCapacity(steps)
@@ -193,14 +196,15 @@ public enum Benchmark {
         }
         let elapsed = DispatchTime.now().uptimeNanoseconds - t0
         StepProfile.enabled = false
-        let lockstep = LockstepSplit(gathered: comm.startAllgather(work + inAllreduce).wait(), ranks: comm.size)
+        let stepTimes = RankStepTimes(gathered: comm.startAllgather(RankStepTimes.gatherable(work: work, allreduce: inAllreduce)).wait(),
+                                      ranks: comm.size)
         return StepTiming(
             elapsedNanoseconds: Double(elapsed), gemmNanoseconds: Double(StepProfile.gemmNanoseconds),
             elementwiseNanoseconds: Double(StepProfile.elementwiseNanoseconds),
             allreduceNanoseconds: Double(allreduceTotal),
             updateNanoseconds: Double(step.updateNanoseconds - updateBefore),
             slowestRankSeconds: Double(comm.allgather(elapsed).max()!) * 1e-9, allreduceBytes: step.exchange.buffer.count * 4,
-            lockstep: lockstep, yardstick: yardstick, fmaPeak: fmaPeak, blasRate: blasRate, updateFloorSeconds: updateFloor)
+            stepTimes: stepTimes, yardstick: yardstick, fmaPeak: fmaPeak, blasRate: blasRate, updateFloorSeconds: updateFloor)
     }
 
     /// The evaluator as DistributedEvaluation runs it (encoder and refinement for

@@ -35,11 +35,4 @@ public struct LockstepSplit: Equatable {
         waitMs = wait / Double(steps)
         exchangeMs = exchange / Double(steps)
     }
-
-    /// From an allgather of every rank's work series followed by its allreduce series, rank 0's first.
-    public init(gathered: [Double], ranks: Int) {
-        let perRank = gathered.count / ranks, steps = perRank / 2
-        let series = (0..<ranks).map { r in Array(gathered[(r * perRank)..<((r + 1) * perRank)]) }
-        self.init(work: series.map { Array($0[0..<steps]) }, allreduce: series.map { Array($0[steps...]) })
-    }
 }

@@ -17,16 +17,6 @@ public enum PerExampleFile {
     public static let evaluationFormat = "bsvi-per-example"
     public static let comparisonFormat = "bsvi-comparison"
 
-    /// Fails now, not after a long evaluation, when the file could not be created.
-    public static func checkCanCreate(_ path: String, flag: String = "--per-example") throws {
-        let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        var isFolder: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder), isFolder.boolValue,
-              FileManager.default.isWritableFile(atPath: folder) else {
-            throw TrainingError.cannotWrite(file: path, problem: "cannot create \(flag) file: folder \(folder) does not exist or is not writable; create it or choose another path")
-        }
-    }
-
     public static func write(_ e: PerExampleEvaluation, checkpoint: String, to path: String) throws {
         try AtomicFile.write(to: path) { temporary in
             let f = try HDF5File.create(temporary)

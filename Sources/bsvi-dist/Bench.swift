@@ -16,6 +16,8 @@ struct Bench: ParsableCommand {
     @Option(help: "Importance samples per example for the evaluation benchmark.") var evalSamples: Int = 5000
     @Option(help: "Examples per rank for the evaluation benchmark (0: skip).") var evalExamples: Int = 4
     @Option(help: "Dataset for real rows (random binary rows if the file is missing).") var data: String = RunConfiguration.defaultDataPath
+    @Option(help: "Write every rank's per-step work and allreduce times (ms) to this CSV file (step,rank,work_ms,allreduce_ms); replaced if it exists.")
+    var stepTimes: String?
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
@@ -29,11 +31,16 @@ struct Bench: ParsableCommand {
             guard steps >= 1, warmup >= 0, evalSamples >= 1, evalExamples >= 0 else {
                 throw ValidationError("--steps ≥ 1, --warmup ≥ 0, --eval-samples ≥ 1, --eval-examples ≥ 0")
             }
+            if let path = stepTimes, path.isEmpty {
+                throw ValidationError("--step-times needs a file name, e.g. --step-times step-times.csv")
+            }
         } catch { failBeforeStart(error) }
         let comm = makeCommunicator()
         runCollectively(comm) {
+            // Fails now, not after the timed steps, when the file could not be created.
+            if let path = stepTimes { try comm.rootDecides { try OutputFile.checkCanCreate(path, flag: "--step-times") } }
             let r = try Benchmark.run(config: config, steps: steps, warmup: warmup, evalSamples: evalSamples,
-                                      evalExamples: evalExamples, comm: comm)
+                                      evalExamples: evalExamples, stepTimesFile: stepTimes, comm: comm)
             guard comm.isRoot else { return }
             if json {
                 let e = JSONEncoder()

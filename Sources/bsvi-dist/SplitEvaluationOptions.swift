@@ -41,7 +41,7 @@ struct SplitEvaluationOptions: ParsableArguments {
     /// Rank 0 checks that the --per-example file can be created, before any long evaluation.
     func checkPerExampleOutput(comm: Communicator) throws {
         guard let path = perExample else { return }
-        try comm.rootDecides { try PerExampleFile.checkCanCreate(path) }
+        try comm.rootDecides { try OutputFile.checkCanCreate(path, flag: "--per-example") }
     }
 
     /// One checkpoint's per-example evaluation of `split` on every rank; a stop signal abandons it

@@ -130,11 +130,11 @@ struct EvaluationSummaryTests {
     @Test("the per-example folder is checked before the evaluation: a missing folder is exit 73")
     func missingFolder() {
         do {
-            try PerExampleFile.checkCanCreate("/nonexistent-folder/x.h5")
+            try OutputFile.checkCanCreate("/nonexistent-folder/x.h5", flag: "--per-example")
             Issue.record("a file in a missing folder was accepted")
         } catch {
             #expect(ExitStatus(for: error) == .cannotCreateOutput)
-            #expect("\(error)".contains("/nonexistent-folder"))
+            #expect("\(error)".contains("/nonexistent-folder") && "\(error)".contains("--per-example"))
         }
     }
 }

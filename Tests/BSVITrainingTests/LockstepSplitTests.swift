@@ -33,7 +33,8 @@ struct LockstepSplitTests {
         #expect(abs(split.exchangeMs - exchange.reduce(0, +) / Double(steps)) < 1e-9)
         #expect(split.waitMs > 0)
         // The allgathered layout (each rank's work series, then its allreduce series, rank by rank).
-        let gathered = (0..<ranks).flatMap { work[$0] + allreduce[$0] }
-        #expect(LockstepSplit(gathered: gathered, ranks: ranks) == split)
+        let gathered = (0..<ranks).flatMap { RankStepTimes.gatherable(work: work[$0], allreduce: allreduce[$0]) }
+        let times = RankStepTimes(gathered: gathered, ranks: ranks)
+        #expect(times == RankStepTimes(work: work, allreduce: allreduce) && times.lockstepSplit == split)
     }
 }

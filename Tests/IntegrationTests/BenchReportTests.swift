@@ -38,10 +38,14 @@ struct BenchReportTests {
         #expect(["openblas", "bsvi-dist", "OPENBLAS_CORETYPE"].contains(report["blas_core_chooser"] as? String ?? ""), "\(r.stdout)")
     }
 
-    @Test("under mpirun the exchange splits into waiting for the slowest rank and the exchange itself, together within the step")
+    @Test("under mpirun the exchange splits into waiting for the slowest rank and the exchange itself, together within the step; --step-times holds every rank's steps they come from")
     func lockstepSplitUnderMPI() throws {
+        let dir = try makeTemporaryDirectory(prefix: "bench")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let csvPath = dir + "/step-times.csv", steps = 20
         // The default model, so each step's work (milliseconds) dwarfs how far apart the ranks leave an allreduce.
-        let r = try mpirunBSVI(ranks: 2, ["bench", "--method", "vae", "--steps", "20", "--warmup", "1", "--eval-examples", "0", "--json"])
+        let r = try mpirunBSVI(ranks: 2, ["bench", "--method", "vae", "--steps", "\(steps)", "--warmup", "1", "--eval-examples", "0", "--json",
+                                          "--step-times", csvPath])
         #expect(r.status == 0, "\(r.stderr)")
         let report = try parseJSONLine(r.stdout)
         func number(_ key: String) throws -> Double { try #require(report[key] as? Double, "\(key) in \(r.stdout)") }
@@ -49,5 +53,30 @@ struct BenchReportTests {
         #expect(wait >= 0 && exchange > 0, "\(r.stdout)")
         // Together they are the ranks' mean time in the allreduce, which leaves the step its work.
         #expect(wait + exchange < (try number("ms_per_step")), "\(r.stdout)")
+
+        // The file: step,rank,work_ms,allreduce_ms for every timed step and rank; the split, worked
+        // out from it by its definition, is the report's.
+        let lines = try String(contentsOfFile: csvPath, encoding: .utf8).split(separator: "\n")
+        #expect(lines.first == "step,rank,work_ms,allreduce_ms" && lines.count == 1 + 2 * steps, "\(lines.prefix(3))")
+        let rows = lines.dropFirst().map { $0.split(separator: ",").compactMap { Double($0) } }
+        #expect(rows.allSatisfy { $0.count == 4 && $0[2] > 0 && $0[3] > 0 })
+        var fileWait = 0.0, fileExchange = 0.0
+        for step in 1...steps {
+            let ranks = rows.filter { $0[0] == Double(step) }
+            #expect(ranks.map { $0[1] } == [0, 1], "step \(step)")
+            let slowest = try #require(ranks.max { $0[2] < $1[2] })
+            fileWait += slowest[2] - ranks.reduce(0) { $0 + $1[2] } / 2
+            fileExchange += slowest[3]
+        }
+        #expect(abs(fileWait / Double(steps) - wait) <= 1e-9 * max(wait, 1) && abs(fileExchange / Double(steps) - exchange) <= 1e-9)
+    }
+
+    @Test("--step-times into a missing folder is refused before any step, with the file and the flag named (exit 73)")
+    func stepTimesFolderChecked() throws {
+        let missing = "/nonexistent-folder/step-times.csv"
+        let r = try bsvi(["bench", "--method", "vae", "--steps", "2", "--eval-examples", "0", "--hidden", "16", "--latent", "4",
+                          "--step-times", missing])
+        #expect(r.status == 73 && r.stdout.isEmpty, "\(r.status) \(r.stdout)")
+        #expect(r.stderr.contains(missing) && r.stderr.contains("--step-times") && r.stderr.contains("create it"), "\(r.stderr)")
     }
 }

@@ -1,0 +1,15 @@
+import Foundation
+
+/// Output files a command writes at the end of long work (`--per-example`, `--step-times`).
+public enum OutputFile {
+    /// Fails now, not after the long work, when `path` could not be created: its folder must
+    /// exist and be writable. `flag` names the option in the message.
+    public static func checkCanCreate(_ path: String, flag: String) throws {
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder), isFolder.boolValue,
+              FileManager.default.isWritableFile(atPath: folder) else {
+            throw TrainingError.cannotWrite(file: path, problem: "cannot create \(flag) file: folder \(folder) does not exist or is not writable; create it or choose another path")
+        }
+    }
+}

@@ -71,6 +71,9 @@ struct Bench: ParsableCommand {
                 100 * r.ceilingFraction, r.updateFloorMs, 100 * r.fractionOfCeiling,
                 r.blasGflops,
                 r.evalSamplesPerS, r.evalSamples, r.evalSecondsFor10000Examples, r.evalGflopsPerRank, 100 * r.evalPeakFraction))
+            if let path = stepTimes {
+                print("  step times        every rank's work and allreduce ms per step in \(path)")
+            }
             if max(r.peakFraction, r.evalPeakFraction) > 1 {
                 print(String(format: "  note              a fraction above 100%% means the host took the core away during both peak readings (%@ GFLOP/s); run again",
                              r.fmaPeakReadings.map { String(format: "%.1f", $0) }.joined(separator: " and ")))

@@ -92,7 +92,7 @@ public enum Benchmark {
         let params = model.makeInitialParameters(seed: config.optimizer.seed)
         let t = try timeSteps(config: config, model: model, params: params, x: x, steps: steps, warmup: warmup, comm: comm)
         if let path = stepTimesFile { try comm.rootDecides { try t.stepTimes.write(to: path) } }
-        let lockstep = t.stepTimes.lockstepSplit
+        let lockstep = LockstepSplit(t.stepTimes)
         let e = timeEvaluation(config: config, model: model, params: params, x: x, samples: evalSamples,
                                examples: evalExamples, comm: comm)
         // The peak once more, after the evaluation: the core's peak does not change, so a lower of
@@ -185,13 +185,12 @@ public enum Benchmark {
         var work: [Double] = [], inAllreduce: [Double] = []
         work.reserveCapacity(steps)
         inAllreduce.reserveCapacity(steps)
-        var left = t0, allreduceTotal: UInt64 = 0
+        var left = t0
         for i in 0..<steps {
             oneStep(warmup + i)
             let a = step.lastAllreduce
             work.append(Double(a.start - left) * 1e-6)
             inAllreduce.append(Double(a.end - a.start) * 1e-6)
-            allreduceTotal += a.end - a.start
             left = a.end
         }
         let elapsed = DispatchTime.now().uptimeNanoseconds - t0
@@ -201,7 +200,7 @@ public enum Benchmark {
         return StepTiming(
             elapsedNanoseconds: Double(elapsed), gemmNanoseconds: Double(StepProfile.gemmNanoseconds),
             elementwiseNanoseconds: Double(StepProfile.elementwiseNanoseconds),
-            allreduceNanoseconds: Double(allreduceTotal),
+            allreduceNanoseconds: inAllreduce.reduce(0, +) * 1e6,
             updateNanoseconds: Double(step.updateNanoseconds - updateBefore),
             slowestRankSeconds: Double(comm.allgather(elapsed).max()!) * 1e-9, allreduceBytes: step.exchange.buffer.count * 4,
             stepTimes: stepTimes, yardstick: yardstick, fmaPeak: fmaPeak, blasRate: blasRate, updateFloorSeconds: updateFloor)

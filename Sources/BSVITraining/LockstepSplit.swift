@@ -15,12 +15,9 @@ public struct LockstepSplit: Equatable {
         self.exchangeMs = exchangeMs
     }
 
-    /// `work[r][s]` and `allreduce[r][s]`: rank r's work before step s's allreduce and its time in
-    /// it (ms); every rank has the same number of steps.
-    public init(work: [[Double]], allreduce: [[Double]]) {
-        let steps = work.first?.count ?? 0
-        precondition(!work.isEmpty && work.count == allreduce.count
-                         && (work + allreduce).allSatisfy { $0.count == steps }, "one series per rank, all of one length")
+    /// From every rank's per-step work and allreduce times (ms).
+    public init(_ times: RankStepTimes) {
+        let work = times.work, allreduce = times.allreduce, steps = work[0].count
         guard steps > 0 else {
             waitMs = 0
             exchangeMs = 0

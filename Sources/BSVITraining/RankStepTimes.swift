@@ -3,13 +3,14 @@ import Foundation
 
 /// Every rank's per-step timings of a lockstep run, as `bench` records them: each step's work
 /// (from leaving the last allreduce to entering this one) and its time in the allreduce, in ms.
-/// Gathered to every rank after the timed steps; `lockstepSplit` summarises them, and
+/// Gathered to every rank after the timed steps; LockstepSplit summarises them, and
 /// `bench --step-times FILE.csv` writes them out, so a cluster's slow node or a host's spells of
 /// slow steps can be read step by step.
 public struct RankStepTimes: Equatable {
-    /// work[r][s] and allreduce[r][s]: rank r's work before step s's allreduce and its time in it.
-    public var work: [[Double]]
-    public var allreduce: [[Double]]
+    /// work[r][s] and allreduce[r][s]: rank r's work before step s's allreduce and its time in it;
+    /// at least one rank, every rank with the same number of steps.
+    public let work: [[Double]]
+    public let allreduce: [[Double]]
 
     public init(work: [[Double]], allreduce: [[Double]]) {
         let steps = work.first?.count ?? 0
@@ -28,8 +29,6 @@ public struct RankStepTimes: Equatable {
 
     /// This rank's series in the layout `init(gathered:ranks:)` reads.
     public static func gatherable(work: [Double], allreduce: [Double]) -> [Double] { work + allreduce }
-
-    public var lockstepSplit: LockstepSplit { LockstepSplit(work: work, allreduce: allreduce) }
 
     public static let csvHeader = "step,rank,work_ms,allreduce_ms"
 

@@ -7,11 +7,11 @@ struct LockstepSplitTests {
     func smallCase() {
         // Step 0: rank 1 is slowest (11 against a mean of 10.5), its allreduce 0.3. Step 1: rank 0
         // (12 against 11), 0.2. Step 2: a tie, no wait, both 0.5.
-        let split = LockstepSplit(work: [[10, 12, 9], [11, 10, 9]], allreduce: [[1.3, 0.2, 0.5], [0.3, 2.2, 0.5]])
+        let split = LockstepSplit(RankStepTimes(work: [[10, 12, 9], [11, 10, 9]], allreduce: [[1.3, 0.2, 0.5], [0.3, 2.2, 0.5]]))
         #expect(abs(split.waitMs - 1.5 / 3) < 1e-12)
         #expect(abs(split.exchangeMs - 1.0 / 3) < 1e-12)
         // One rank waits for nobody; its allreduce is all exchange.
-        #expect(LockstepSplit(work: [[4, 5]], allreduce: [[0.25, 0.75]]) == LockstepSplit(waitMs: 0, exchangeMs: 0.5))
+        #expect(LockstepSplit(RankStepTimes(work: [[4, 5]], allreduce: [[0.25, 0.75]])) == LockstepSplit(waitMs: 0, exchangeMs: 0.5))
     }
 
     @Test("in lockstep (every rank's work + allreduce is the step) mean work + wait + exchange is the step, for any jitter",
@@ -27,7 +27,7 @@ struct LockstepSplitTests {
         let lag = draws.map { d in (0..<steps).map { s in d[s] - draws.map { $0[s] }.min()! } }
         let work = lag.map { l in (0..<steps).map { stepMs[$0] - exchange[$0] - l[$0] } }
         let allreduce = lag.map { l in (0..<steps).map { exchange[$0] + l[$0] } }
-        let split = LockstepSplit(work: work, allreduce: allreduce)
+        let split = LockstepSplit(RankStepTimes(work: work, allreduce: allreduce))
         let meanWork = work.joined().reduce(0, +) / Double(ranks * steps)
         #expect(abs(meanWork + split.waitMs + split.exchangeMs - stepMs.reduce(0, +) / Double(steps)) < 1e-9)
         #expect(abs(split.exchangeMs - exchange.reduce(0, +) / Double(steps)) < 1e-9)
@@ -35,6 +35,6 @@ struct LockstepSplitTests {
         // The allgathered layout (each rank's work series, then its allreduce series, rank by rank).
         let gathered = (0..<ranks).flatMap { RankStepTimes.gatherable(work: work[$0], allreduce: allreduce[$0]) }
         let times = RankStepTimes(gathered: gathered, ranks: ranks)
-        #expect(times == RankStepTimes(work: work, allreduce: allreduce) && times.lockstepSplit == split)
+        #expect(times == RankStepTimes(work: work, allreduce: allreduce) && LockstepSplit(times) == split)
     }
 }

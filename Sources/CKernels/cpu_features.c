@@ -1,6 +1,7 @@
 // What the CPU and the operating system let us run, from CPUID and XGETBV, read at run time
 // (never from the machine the program was built on).
 #include "CKernels.h"
+#include <pthread.h>
 #include <string.h>
 
 #if defined(__x86_64__)
@@ -38,9 +39,11 @@ static void detect(cpu_info *info) {
     info->avx = avx && os_ymm;
     if (max_leaf >= 7) {
         __get_cpuid_count(7, 0, &a, &b, &c, &d);
-        const int avx2 = (b >> 5) & 1;
+        const int avx2 = (b >> 5) & 1, bmi2 = (b >> 8) & 1;
         const int f = (b >> 16) & 1, dq = (b >> 17) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1;
-        info->avx2_fma = avx && avx2 && fma && os_ymm;
+        // Both vector variants are compiled with BMI2 (the compiler uses shlx and friends for
+        // their index arithmetic): every AVX2 CPU has it, but a VM may hide it.
+        info->avx2_fma = avx && avx2 && fma && bmi2 && os_ymm;
         info->avx512 = info->avx2_fma && f && dq && bw && vl && os_zmm;
         __get_cpuid_count(7, 1, &a, &b, &c, &d);
         info->avx512_bf16 = info->avx512 && ((a >> 5) & 1);
@@ -79,14 +82,15 @@ static void detect(cpu_info *info) {
 }
 #endif
 
+static cpu_info detected;
+static void detect_once(void) { detect(&detected); }
+
+/// Detected once for the process: a thread making its first kernel call while another detects
+/// must not read a half-filled (zeroed) record and pick a narrower path.
 static const cpu_info *cpu(void) {
-    static cpu_info info;
-    static int done = 0;
-    if (!done) {
-        detect(&info);
-        done = 1;
-    }
-    return &info;
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, detect_once);
+    return &detected;
 }
 
 int bsvi_cpu_supports(bsvi_isa isa) {

@@ -147,6 +147,9 @@ struct EmulatedCPUTests {
         #expect(OpenBLASCore.tier(ofCore: try #require(westmere["blas_core"] as? String)) == .sse)
         let haswell = try parseJSONLine(try Self.run(cpu: "Haswell", ["cpu", "--json"]).stdout)
         #expect(haswell["kernel_isa"] as? String == "avx2")
+        // Both vector variants are compiled with BMI2: a CPU (a VM) that hides it gets the portable path.
+        let withoutBMI2 = try parseJSONLine(try Self.run(cpu: "Haswell,-bmi2", ["cpu", "--json"]).stdout)
+        #expect(withoutBMI2["kernel_isa"] as? String == "portable")
         // Forcing a path the emulated CPU lacks is refused, not a SIGILL.
         let refused = try Self.run(cpu: "Westmere", ["cpu"], environment: ["BSVI_KERNELS": "avx2"])
         #expect(refused.status == 64 && !refused.signaled && refused.stderr.contains("cannot run the avx2 kernels"), "\(refused.stderr)")

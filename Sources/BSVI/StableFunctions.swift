@@ -15,10 +15,14 @@ public func sigmoid(_ a: Float) -> Float {
 }
 
 /// log Σ exp(x_i), exact for any finite inputs (shifted by the maximum); −∞ entries
-/// (zero weights) are ignored, and an all −∞ input gives −∞.
+/// (zero weights) are ignored, and an all −∞ input gives −∞. A NaN entry gives NaN (`max`
+/// alone would skip it and read it as a zero weight).
 public func logSumExp(_ x: UnsafePointer<Float>, count: Int, stride: Int = 1) -> Float {
     var m = -Float.infinity
-    for i in 0..<count { m = max(m, x[i * stride]) }
+    for i in 0..<count {
+        if x[i * stride].isNaN { return .nan }
+        m = max(m, x[i * stride])
+    }
     if m == -.infinity || !m.isFinite { return m }
     var s: Float = 0
     for i in 0..<count { s += exp(x[i * stride] - m) }
@@ -31,7 +35,10 @@ public func logSumExp(_ x: [Float]) -> Float {
 
 public func logSumExp(_ x: [Double]) -> Double {
     var m = -Double.infinity
-    for v in x { m = max(m, v) }
+    for v in x {
+        if v.isNaN { return .nan }
+        m = max(m, v)
+    }
     if m == -.infinity || !m.isFinite { return m }
     var s = 0.0
     for v in x { s += exp(v - m) }
@@ -59,7 +66,7 @@ public struct LogSumExpAccumulator: Sendable {
         count += 1
         if x == -.infinity { return }
         if x <= maximum {
-            let e = exp(x - maximum)
+            let e = x == maximum ? 1 : exp(x - maximum)  // two +∞ terms: 1, not exp(∞ − ∞) = NaN
             scaledSum += e
             scaledSumOfSquares += e * e
         } else {

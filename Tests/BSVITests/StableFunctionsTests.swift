@@ -48,6 +48,25 @@ struct StableFunctionsTests {
         #expect(logSumExp([Double]()) == -.infinity)
     }
 
+    @Test("logSumExp and the accumulator propagate NaN and do not turn two +∞ terms into NaN")
+    func nanAndInfinity() {
+        // Swift's max(m, NaN) returns m: without a check a NaN term would read as a zero weight.
+        #expect(logSumExp([Float.nan]).isNaN)
+        #expect(logSumExp([Float.nan, -.infinity]).isNaN)
+        #expect(logSumExp([Float.infinity, .nan]).isNaN)
+        #expect(logSumExp([1.0, .nan]).isNaN)
+        #expect(logSumExp([Double.nan, -.infinity]).isNaN)
+        #expect(logSumExp([Float.infinity, 3]) == .infinity)
+        var a = LogSumExpAccumulator()
+        a.add(.infinity)
+        a.add(.infinity)
+        #expect(a.value == .infinity)
+        var b = LogSumExpAccumulator()
+        b.add(1)
+        b.add(.nan)
+        #expect(b.value.isNaN)
+    }
+
     @Test("logSumExp agrees with log Σ exp where that is representable, including strided access")
     func logSumExpMatchesNaive() {
         var values = TestValues(seed: 12)

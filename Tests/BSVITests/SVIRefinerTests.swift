@@ -64,6 +64,25 @@ struct SVIRefinerTests {
         #expect(gradient.row(1) == Array(g[4..<8]))
     }
 
+    @Test("clipNorm scales a gradient whose squared norm overflows Float down to the clip, not to zero")
+    func clippingHugeGradient() {
+        let eta: Float = 1, clip: Float = 1
+        // Row 0: ‖g‖ ≈ 2e19 > √FLT_MAX, so Σ g² is +∞ in Float; row 1: an ordinary gradient.
+        let g: [Float] = [2e19, 1, -3, 0.5, 0.3, -0.2, 0.1, 0.4]
+        let gradient = HostMatrix(rows: 2, cols: Self.width, values: g)
+        let lambda = HostMatrix(rows: 2, cols: Self.width, values: [Float](repeating: 0, count: 8))
+        let refiner = SVIRefiner(settings: RefinementSettings(steps: 1, learningRate: eta, rule: .sgd, clipNorm: clip),
+                                 batchCapacity: 2, latentDim: Self.latentDim)
+        refiner.apply(gradient: gradient.matrix, to: lambda.matrix, step: 1)
+        let norm = (0..<4).reduce(0.0) { $0 + Double(g[$1]) * Double(g[$1]) }.squareRoot()
+        for c in 0..<4 {
+            let expected = Double(g[c]) / norm
+            #expect(abs(Double(lambda[0, c]) - expected) <= 1e-6 * max(1, abs(expected)), "λ[0, \(c)] = \(lambda[0, c]), expected \(expected)")
+        }
+        #expect(lambda[0, 0] > 0.99)
+        for c in 0..<4 { #expect(lambda[1, c] == g[4 + c]) }
+    }
+
     @Test("clipping applies before momentum and Adam too", arguments: [RefinementRule.momentum, .adam])
     func clippingWithState(rule: RefinementRule) {
         let clip: Float = 0.5

@@ -23,6 +23,12 @@ public final class Adam {
         secondMoment = FloatBuffer(count: parameterCount)
     }
 
+    /// The largest |gradient × gradientScale| an update may see. Above √(FLT_MAX) ≈ 1.8e19 the
+    /// second moment's g² (or v̂ = v/(1 − β₂ᵗ) in the first steps) overflows to +∞ and stays there:
+    /// that parameter never moves again and the next checkpoint refuses the non-finite state. At
+    /// or below this bound v ≤ max g² and v̂ ≤ max g² ≤ 1e38 stay finite.
+    public static let largestSafeGradient: Float = 1e19
+
     /// One update with the loss gradient `gradient` scaled by `gradientScale` (e.g. −1/B to
     /// turn a summed objective gradient into a mean loss gradient).
     public func update(_ params: FloatBuffer, gradient: UnsafePointer<Float>, gradientScale: Float = 1) {

@@ -4,9 +4,12 @@ import Foundation
 
 /// What one step did, identical on every rank (it is read from the reduced buffer).
 public struct StepResult {
-    /// false when some rank saw a non-finite loss or gradient and all ranks skipped the update.
+    /// false when all ranks skipped the update: some rank saw a non-finite loss or gradient, the
+    /// sum overflowed, or the gradient was too large for Adam (`gradientTooLarge`).
     public var applied: Bool
     public var nonFiniteRanks: Int
+    /// Every entry was finite but the reduced gradient's bound exceeded `Adam.largestSafeGradient`.
+    public var gradientTooLarge = false
     public var stopRequested: Bool
     /// Every rank's sums together.
     public var sums: ObjectiveSums
@@ -58,15 +61,19 @@ public final class TrainingStep {
         exchange.allreduce(comm)
         lastAllreduce = (t, DispatchTime.now().uptimeNanoseconds)
         let bad = Int(exchange[.nonFiniteRanks])
-        // Finite summands can still overflow in the sum; every rank sees the same reduced
-        // buffer, so this check is as collective as the flags.
-        let applied = bad == 0 && exchange.reducedGradientIsFinite()
+        let scale = -1 / Float(globalBatch)
+        // Finite summands can still overflow in the sum, and a finite gradient can still be too
+        // large for Adam's second moment; every rank sees the same reduced buffer, so these
+        // checks are as collective as the flags.
+        let tooLarge = bad == 0 && exchange[.gradientMagnitudeSum] * abs(scale) > Adam.largestSafeGradient
+        let applied = bad == 0 && !tooLarge && exchange.reducedGradientIsFinite()
         if applied {
             let u = DispatchTime.now().uptimeNanoseconds
-            adam.update(params, gradient: exchange.gradients.base, gradientScale: -1 / Float(globalBatch))
+            adam.update(params, gradient: exchange.gradients.base, gradientScale: scale)
             updateNanoseconds &+= DispatchTime.now().uptimeNanoseconds &- u
         }
-        return StepResult(applied: applied, nonFiniteRanks: bad, stopRequested: exchange[.stopRequests] > 0, sums: exchange.sums)
+        return StepResult(applied: applied, nonFiniteRanks: bad, gradientTooLarge: tooLarge, stopRequested: exchange[.stopRequests] > 0,
+                          sums: exchange.sums)
     }
 
     /// The last step's reduced objective gradient, averaged over the global batch.

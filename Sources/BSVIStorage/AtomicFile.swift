@@ -17,6 +17,17 @@ public enum AtomicFile {
         return url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())").path
     }
 
+    /// Removes the temp files of `path` that writers killed mid-write left (any pid). Only for a
+    /// caller that knows no writer of `path` is alive (e.g. one holding the run folder's lock).
+    public static func removeStaleTemporaryFiles(of path: String) {
+        let url = URL(fileURLWithPath: path)
+        let folder = url.deletingLastPathComponent().path
+        let prefix = "." + url.lastPathComponent + ".tmp-"
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] where name.hasPrefix(prefix) {
+            try? FileManager.default.removeItem(atPath: (folder as NSString).appendingPathComponent(name))
+        }
+    }
+
     public static func write(to path: String, _ body: (String) throws -> Void) throws {
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
         var isDir: ObjCBool = false
@@ -28,7 +39,12 @@ public enum AtomicFile {
             try body(tmp)
             try fsyncPath(tmp, isDirectory: false)
             guard rename(tmp, path) == 0 else {
-                throw StorageError(file: path, problem: "cannot rename \(tmp) into place: \(String(cString: strerror(errno)))")
+                let reason = String(cString: strerror(errno))
+                if errno == EISDIR || errno == ENOTEMPTY || errno == EEXIST {
+                    throw StorageError(file: path, problem: "is a folder, which the file cannot replace (\(reason))",
+                                       fix: "choose a file name that is not a folder's", kind: .usage)
+                }
+                throw StorageError(file: path, problem: "cannot rename \(tmp) into place: \(reason)")
             }
             try fsyncPath(folder, isDirectory: true)
         } catch {

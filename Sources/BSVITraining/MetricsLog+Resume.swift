@@ -18,7 +18,7 @@ extension MetricsLog {
 
     /// `midWrite` runs when half of the new file is written (tests kill the process there).
     func discardRows(after step: Int, history: [MetricRecord], midWrite: () -> Void) throws -> Int {
-        removeStaleTemporaryFiles()
+        AtomicFile.removeStaleTemporaryFiles(of: path)  // a rewrite killed half-way; the caller holds the folder's lock
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
             throw StorageError(file: path, problem: "cannot be read to remove the rows after step \(step): \(systemReason(error))",
@@ -61,15 +61,5 @@ extension MetricsLog {
             try handle.write(contentsOf: bytes[(bytes.count / 2)...])
         }
         return removed
-    }
-
-    /// Temp files of a rewrite killed half-way (`AtomicFile` names them `.metrics.csv.tmp-PID`).
-    /// Only the run holding the folder's lock calls this, so no other writer owns them.
-    private func removeStaleTemporaryFiles() {
-        let folder = (path as NSString).deletingLastPathComponent
-        let prefix = "." + (path as NSString).lastPathComponent + ".tmp-"
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] where name.hasPrefix(prefix) {
-            try? FileManager.default.removeItem(atPath: (folder as NSString).appendingPathComponent(name))
-        }
     }
 }

@@ -33,11 +33,22 @@ public final class MetricsLog {
         return max(0, text.split(separator: "\n").count - 1)
     }
 
-    private func append(_ fields: [String]) {
-        guard let h = FileHandle(forWritingAtPath: path) else { return }
-        defer { try? h.close() }
-        h.seekToEndOfFile()
-        h.write(Data(((fields + ["\(worldSize)"]).joined(separator: ",") + "\n").utf8))
+    /// Appends one row. A failure (disk full, the file gone) is an error of the run, not a lost
+    /// row; the throwing FileHandle calls are used because the older `write(_:)` traps instead.
+    private func append(_ fields: [String]) throws {
+        let row = Data(((fields + ["\(worldSize)"]).joined(separator: ",") + "\n").utf8)
+        do {
+            guard let h = FileHandle(forWritingAtPath: path) else {
+                throw TrainingError.cannotWrite(file: path, problem: "cannot open metrics.csv to append a row; check that the run folder still exists and is writable")
+            }
+            defer { try? h.close() }
+            try h.seekToEnd()
+            try h.write(contentsOf: row)
+        } catch let error as TrainingError {
+            throw error
+        } catch {
+            throw TrainingError.cannotWrite(file: path, problem: "cannot append a row to metrics.csv (\(error.localizedDescription)); free disk space or choose another --run-dir, then resume with --resume auto")
+        }
     }
 
     private static func f(_ x: Double) -> String { String(format: "%.6f", x) }
@@ -46,15 +57,15 @@ public final class MetricsLog {
     private static func residentField() -> String { ResidentMemory.currentMiB.map { String(format: "%.1f", $0) } ?? "" }
 
     /// An epoch's training sums, as means per example.
-    public func recordEpoch(epoch: Int, step: Int, sums: ObjectiveSums, examplesPerSecond: Double, skippedSteps: Int, wallSeconds: Double) {
+    public func recordEpoch(epoch: Int, step: Int, sums: ObjectiveSums, examplesPerSecond: Double, skippedSteps: Int, wallSeconds: Double) throws {
         let elbo = sums.mean(\.elboInitial), elboRefined = sums.mean(\.elboRefined)
-        append(["train", "\(epoch)", "\(step)", "train", "\(sums.examples)", "", Self.f(sums.mean(\.bound)), "", Self.f(elbo),
+        try append(["train", "\(epoch)", "\(step)", "train", "\(sums.examples)", "", Self.f(sums.mean(\.bound)), "", Self.f(elbo),
                 Self.f(elboRefined), Self.f(elboRefined - elbo), String(format: "%.1f", examplesPerSecond), "\(skippedSteps)", String(format: "%.3f", wallSeconds),
                 Self.residentField()])
     }
 
-    public func recordEvaluation(_ r: EvaluationResult, epoch: Int, step: Int, skippedSteps: Int, wallSeconds: Double) {
-        append(["eval", "\(epoch)", "\(step)", r.split, "\(r.examples)", "\(r.samples)", "", Self.f(r.logLikelihood),
+    public func recordEvaluation(_ r: EvaluationResult, epoch: Int, step: Int, skippedSteps: Int, wallSeconds: Double) throws {
+        try append(["eval", "\(epoch)", "\(step)", r.split, "\(r.examples)", "\(r.samples)", "", Self.f(r.logLikelihood),
                 Self.f(r.elbo), Self.f(r.elboRefined), Self.f(r.amortizationGap),
                 String(format: "%.1f", Double(r.examples) / max(r.seconds, 1e-9)), "\(skippedSteps)", String(format: "%.3f", wallSeconds),
                 Self.residentField()])
@@ -62,8 +73,8 @@ public final class MetricsLog {
 
     /// A run continues at `step` (the epoch it belongs to) on this log's world size; the
     /// checkpoint was written by `previousWorldSize` ranks (in `split`, e.g. "from 4 ranks").
-    public func recordResume(epoch: Int, step: Int, skippedSteps: Int, previousWorldSize: Int) {
-        append(["resume", "\(epoch)", "\(step)", "from \(previousWorldSize) ranks", "", "", "", "", "", "", "", "", "\(skippedSteps)",
+    public func recordResume(epoch: Int, step: Int, skippedSteps: Int, previousWorldSize: Int) throws {
+        try append(["resume", "\(epoch)", "\(step)", "from \(previousWorldSize) ranks", "", "", "", "", "", "", "", "", "\(skippedSteps)",
                 "0.000", Self.residentField()])
     }
 }

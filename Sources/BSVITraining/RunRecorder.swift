@@ -50,11 +50,11 @@ final class RunRecorder {
             + ", batch \(b) (\(perRank) per rank), \(schedule.stepsPerEpoch) steps/epoch, \(schedule.totalSteps) steps in total")
     }
 
-    func resumed(from path: String, at step: Int, record: ResumeRecord, epoch: Int, skippedSteps: Int) {
+    func resumed(from path: String, at step: Int, record: ResumeRecord, epoch: Int, skippedSteps: Int) throws {
         say("resuming from \(path) at step \(step)"
             + (record.previousWorldSize == worldSize ? "" : " (written by \(record.previousWorldSize) rank(s), continuing on \(worldSize): the same global data order)"))
         for change in record.scheduleChanges { say("  schedule setting changed on resume: \(change)") }
-        metrics?.recordResume(epoch: epoch, step: step, skippedSteps: skippedSteps, previousWorldSize: record.previousWorldSize)
+        try metrics?.recordResume(epoch: epoch, step: step, skippedSteps: skippedSteps, previousWorldSize: record.previousWorldSize)
     }
 
     func stepDone(_ state: RunState, schedule: TrainingSchedule) {
@@ -66,14 +66,15 @@ final class RunRecorder {
     }
 
     func skipped(_ result: StepResult, state: RunState) {
-        say("step \(state.step): non-finite loss or gradient "
-            + (result.nonFiniteRanks > 0 ? "on \(result.nonFiniteRanks) rank(s)" : "after the allreduce (the sum overflowed)")
-            + "; skipped on all ranks (\(state.badStreak) in a row)")
+        let what = result.nonFiniteRanks > 0 ? "non-finite loss or gradient on \(result.nonFiniteRanks) rank(s)"
+            : result.gradientTooLarge ? "gradient too large for Adam's second moment (an entry of the mean gradient may exceed \(Adam.largestSafeGradient))"
+            : "non-finite gradient after the allreduce (the sum overflowed)"
+        say("step \(state.step): \(what); skipped on all ranks (\(state.badStreak) in a row)")
     }
 
-    func epochDone(_ epoch: Int, state: RunState) {
+    func epochDone(_ epoch: Int, state: RunState) throws {
         let s = state.epochSums, rate = state.epochExamplesPerSecond
-        metrics?.recordEpoch(epoch: epoch, step: state.step, sums: s, examplesPerSecond: rate, skippedSteps: state.skippedSteps,
+        try metrics?.recordEpoch(epoch: epoch, step: state.step, sums: s, examplesPerSecond: rate, skippedSteps: state.skippedSteps,
                              wallSeconds: Date().timeIntervalSince(state.runStart))
         say(String(format: "epoch %d done: step %d, bound %.3f, ELBO(λ₀) %.3f, ELBO(λ_k) %.3f, %.0f examples/s, %d skipped steps",
                    epoch, state.step, s.mean(\.bound), s.mean(\.elboInitial), s.mean(\.elboRefined), rate, state.skippedSteps))
@@ -83,10 +84,10 @@ final class RunRecorder {
         progress.update("evaluating \(split.rawValue): \(done)/\(total) examples", fraction: Double(done) / Double(max(total, 1)))
     }
 
-    func evaluated(_ r: EvaluationResult, epoch: Int, state: inout RunState) {
+    func evaluated(_ r: EvaluationResult, epoch: Int, state: inout RunState) throws {
         state.history.append(MetricRecord(step: state.step, epoch: epoch, split: r.split, examples: r.examples, samples: r.samples,
                                           logLikelihood: r.logLikelihood, elbo: r.elbo, elboRefined: r.elboRefined))
-        metrics?.recordEvaluation(r, epoch: epoch, step: state.step, skippedSteps: state.skippedSteps,
+        try metrics?.recordEvaluation(r, epoch: epoch, step: state.step, skippedSteps: state.skippedSteps,
                                   wallSeconds: Date().timeIntervalSince(state.runStart))
         say(String(format: "eval %@ (epoch %d, step %d): log p(x) ≈ %.3f ± %.3f nats (K=%d, %d examples, ESS/K %.3f), ELBO(λ₀) %.3f, ELBO(λ_%d) %.3f, gap %.3f [%.1fs]",
                    r.split, epoch, state.step, r.logLikelihood, r.logLikelihoodSE, r.samples, r.examples, r.essFractionMean, r.elbo,
@@ -127,9 +128,10 @@ final class RunRecorder {
         let e = JSONEncoder.snakeCase
         e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         let summaryPath = Self.path(config, "summary.json")
-        do { try e.encode(summary).write(to: URL(fileURLWithPath: summaryPath)) } catch {
-            throw TrainingError.cannotWrite(file: summaryPath, problem: "cannot write the run summary: \(error.localizedDescription)")
-        }
+        // Atomically, like every file of the run: a crash mid-write must not leave a truncated
+        // summary in place of an earlier, complete one.
+        let json = try e.encode(summary)
+        try AtomicFile.write(to: summaryPath) { try json.write(to: URL(fileURLWithPath: $0)) }
         say("done: \(state.step) steps; final checkpoint \(finalPath)")
     }
 }

@@ -14,6 +14,12 @@ struct RunStart: Codable {
     var resumedFrom: String?
     var resume: ResumeRecord?
     var message: String?
+    /// The resumed checkpoint is the end of a run whose final.h5 and summary.json are in place
+    /// (with the final test evaluation, unless the run skips it): nothing is left to do.
+    var alreadyFinished = false
+    /// The resumed step ends an epoch whose validation evaluation is due but not in the history
+    /// (a stop signal interrupted it): it runs before the next step.
+    var validationPending = false
 
     /// Rank 0 fills `params` and `adam` (from the seed or the checkpoint) and returns the rest,
     /// with `history` and `resumes` of the run so far.
@@ -25,7 +31,12 @@ struct RunStart: Codable {
         } catch {
             throw TrainingError.cannotWrite(file: runDirectory, problem: "cannot create the run folder (\(error.localizedDescription)); choose another --run-dir")
         }
+        // Temp files of writers killed mid-write (never renamed into place); with the folder
+        // locked, no writer of ours is alive.
         store.removeStaleTemporaryFiles()
+        for name in ["final.h5", "summary.json"] {
+            AtomicFile.removeStaleTemporaryFiles(of: (runDirectory as NSString).appendingPathComponent(name))
+        }
         let folder = RunFolder(path: runDirectory, store: store)
         var start = RunStart()
         switch resumeFlag {
@@ -50,15 +61,38 @@ struct RunStart: Codable {
             start.adamStep = training.adamStep
             start.resumedFrom = path
             start.resume = record
+            start.message = try SupersededFiles.setAside(after: checkpoint.step, store: store, runDirectory: runDirectory)
         case nil:
             if let existing = store.list().first {
                 throw TrainingError.invalidConfiguration(
                     flag: "--run-dir", problem: "\(runDirectory) already holds checkpoints of an earlier run (newest \(existing.path)); "
                         + "pass --resume auto to continue it, or choose a new --run-dir")
             }
+            // No checkpoint, but rows or a final.h5 of an earlier run: a fresh run would append to
+            // its metrics.csv and overwrite its final.h5 and summary.json.
+            guard folder.neverStarted else {
+                throw TrainingError.invalidConfiguration(
+                    flag: "--run-dir", problem: "\(runDirectory) holds an earlier run (\(folder.earlierRunEvidence)) and no checkpoint to continue it from; "
+                        + "move it away or choose a new --run-dir")
+            }
             params.copy(from: model.makeInitialParameters(seed: config.optimizer.seed))
         }
         return start
+    }
+
+    /// What is left of a resumed run at its step (rank 0 decides; `history` is rank 0's).
+    mutating func findWorkLeft(schedule: TrainingSchedule, evaluation: EvaluationSection, history: [MetricRecord], runDirectory: String) {
+        guard resume != nil else { return }
+        if step >= schedule.totalSteps {
+            let tested = evaluation.skipFinal || history.contains { $0.split == DataSplit.test.rawValue && $0.step == step && $0.samples == evaluation.samples }
+            let files = ["final.h5", "summary.json"].allSatisfy {
+                FileManager.default.fileExists(atPath: (runDirectory as NSString).appendingPathComponent($0))
+            }
+            alreadyFinished = tested && files
+        }
+        if step > 0, step <= schedule.totalSteps, schedule.afterStep(completed: step, stopRequested: false).evaluateValidation {
+            validationPending = !history.contains { $0.split == DataSplit.valid.rawValue && $0.step == step }
+        }
     }
 
     static func checkpoint(_ flag: String, store: CheckpointStore, folder: RunFolder, runDirectory: String) throws -> (Checkpoint, String) {

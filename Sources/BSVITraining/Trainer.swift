@@ -48,8 +48,19 @@ public final class Trainer {
         let recorder = RunRecorder(config: config, worldSize: comm.size, isRoot: comm.isRoot,
                                        progressInterval: options.progressInterval, faults: options.faults)
         defer { folderLock?.release() }
-        var state = try begin(setup, recorder)
+        let (begun, start) = try begin(setup, recorder)
+        var state = begun
+        if start.alreadyFinished {
+            recorder.say("\(config.files.runDirectory) finished at step \(state.step) (final.h5 and summary.json are in place); nothing left to do")
+            return .finished(step: state.step)
+        }
         recorder.announce(trainRows: setup.trainRows, values: setup.epochRows.values, plan: setup.plan, schedule: setup.schedule)
+        if start.validationPending {
+            // As the uninterrupted run did at this epoch's end: the evaluation, then the checkpoint with its result.
+            let epoch = setup.schedule.epoch(ofStep: state.step)
+            guard try evaluate(.valid, epoch: epoch, &state, setup, recorder) != nil else { return try stop(&state, setup, recorder) }
+            try recorder.checkpoint(&state, epoch: epoch, model: setup.model, params: setup.params, adam: setup.adam)
+        }
         while state.step < setup.schedule.totalSteps {
             let result = try trainOneStep(&state, setup, recorder)
             let next = setup.schedule.afterStep(completed: state.step, stopRequested: result.stopRequested)
@@ -86,7 +97,7 @@ public final class Trainer {
                 _ recorder: RunRecorder) throws -> TrainingOutcome? {
         if next.checkConsistency { try checkConsistency(setup.params) }
         if let epoch = next.endedEpoch {
-            recorder.epochDone(epoch, state: state)
+            try recorder.epochDone(epoch, state: state)
             if next.evaluateValidation, try evaluate(.valid, epoch: epoch, &state, setup, recorder) == nil {
                 return try stop(&state, setup, recorder)
             }
@@ -143,7 +154,7 @@ public final class Trainer {
                     self.options.faults.during(.evaluation, rank: comm.rank)
                     recorder.evaluationProgress(split, done: done, total: total)
                 })
-            recorder.evaluated(r, epoch: epoch, state: &state)
+            try recorder.evaluated(r, epoch: epoch, state: &state)
             return r
         } catch let interrupted as EvaluationInterrupted {
             recorder.say("\(interrupted)")
@@ -152,14 +163,17 @@ public final class Trainer {
     }
 
     /// Where the run starts (RunStart: rank 0 decides), with every rank given the same state.
-    func begin(_ setup: TrainingSetup, _ recorder: RunRecorder) throws -> RunState {
+    func begin(_ setup: TrainingSetup, _ recorder: RunRecorder) throws -> (RunState, RunStart) {
         var history: [MetricRecord] = [], resumes: [ResumeRecord] = []
         let start = try comm.rootDecides { () throws -> RunStart in
             // The lock comes first: nothing in the folder is touched while another run holds it.
-            folderLock = try RunFolderLock.acquire(runDirectory: config.files.runDirectory, warn: { recorder.say("warning: \($0)") })
-            let start = try RunStart.decide(config: config, resumeFlag: options.resume, worldSize: comm.size, store: recorder.store,
+            // (The lock's warnings carry their own "warning: " prefix.)
+            folderLock = try RunFolderLock.acquire(runDirectory: config.files.runDirectory, warn: { recorder.say($0) })
+            var start = try RunStart.decide(config: config, resumeFlag: options.resume, worldSize: comm.size, store: recorder.store,
                                             model: setup.model, params: setup.params, adam: setup.adam, history: &history,
                                             resumes: &resumes)
+            start.findWorkLeft(schedule: setup.schedule, evaluation: config.evaluation, history: history,
+                               runDirectory: config.files.runDirectory)
             try recorder.openMetrics()
             if start.resume != nil {
                 // Rows of steps after the checkpoint were written by the run that stopped; they come again.
@@ -175,11 +189,11 @@ public final class Trainer {
         var state = RunState(step: start.step, skippedSteps: start.skippedSteps, history: history, resumes: resumes)
         state.lastCheckpointPath = start.resumedFrom
         if let message = start.message { recorder.say(message) }
-        if let path = start.resumedFrom, let record = start.resume {
-            recorder.resumed(from: path, at: start.step, record: record, epoch: setup.schedule.epoch(ofStep: start.step),
+        if let path = start.resumedFrom, let record = start.resume, !start.alreadyFinished {
+            try recorder.resumed(from: path, at: start.step, record: record, epoch: setup.schedule.epoch(ofStep: start.step),
                              skippedSteps: start.skippedSteps)
         }
-        return state
+        return (state, start)
     }
 
     /// Compares parameter checksums across ranks (a collective: every rank calls it at the

@@ -137,4 +137,27 @@ struct EvaluationSummaryTests {
             #expect("\(error)".contains("/nonexistent-folder") && "\(error)".contains("--per-example"))
         }
     }
+
+    @Test("an output path that is a folder is refused before the work (the final rename could not replace it)")
+    func pathIsAFolder() throws {
+        let folder = NSTemporaryDirectory() + "bsvi-output-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        do {
+            try OutputFile.checkCanCreate(folder, flag: "--step-times")
+            Issue.record("a folder was accepted as the output file")
+        } catch {
+            #expect(ExitStatus(for: error) == .cannotCreateOutput)
+            #expect("\(error)".contains(folder) && "\(error)".contains("is a folder") && "\(error)".contains("--step-times"), "\(error)")
+        }
+        try OutputFile.checkCanCreate(folder + "/times.csv", flag: "--step-times")
+        // The atomic writer behind every output file says the same, not "free disk space".
+        do {
+            try AtomicFile.write(to: folder) { try Data("x".utf8).write(to: URL(fileURLWithPath: $0)) }
+            Issue.record("a file replaced a folder")
+        } catch let error as StorageError {
+            #expect(error.kind == .usage && "\(error)".contains("is a folder"), "\(error)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: AtomicFile.temporaryPath(for: folder)))  // no temp file left
+    }
 }

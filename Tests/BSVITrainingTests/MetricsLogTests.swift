@@ -23,7 +23,7 @@ struct MetricsLogTests {
         try MetricsLog(path: path, worldSize: 4)
             .recordEpoch(epoch: 1, step: 9, sums: ObjectiveSums(examples: 90, bound: -1.0 * 90, elboInitial: -1.0 * 90, elboRefined: -1.0 * 90), examplesPerSecond: 1, skippedSteps: 0, wallSeconds: 1)
         let resumed = try MetricsLog(path: path, worldSize: 2)
-        resumed.recordResume(epoch: 1, step: 12, skippedSteps: 0, previousWorldSize: 4)
+        try resumed.recordResume(epoch: 1, step: 12, skippedSteps: 0, previousWorldSize: 4)
         let r = try rows(path)
         let header = r[0]
         #expect(header.last == "ranks" && r.allSatisfy { $0.count == header.count }, "\(r)")
@@ -45,5 +45,26 @@ struct MetricsLogTests {
         let r = try rows(path)
         #expect(r.map { $0.joined(separator: ",") } == [MetricsLog.header, oldRow + ",", r[2].joined(separator: ",")])
         #expect(r.allSatisfy { $0.count == r[0].count } && r[2].last == "3")
+    }
+    @Test("a row that cannot be written (disk full, the file gone) is an error naming metrics.csv, not a lost row or a trap")
+    func failedAppendThrows() throws {
+        let path = try scratchFile()
+        defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
+        let log = try MetricsLog(path: path, worldSize: 1)
+        let sums = ObjectiveSums(examples: 10, bound: -10, elboInitial: -10, elboRefined: -10)
+        // /dev/full accepts the open and fails every write with ENOSPC, as a full disk does.
+        try FileManager.default.removeItem(atPath: path)
+        try FileManager.default.createSymbolicLink(atPath: path, withDestinationPath: "/dev/full")
+        do {
+            try log.recordEpoch(epoch: 1, step: 1, sums: sums, examplesPerSecond: 1, skippedSteps: 0, wallSeconds: 1)
+            Issue.record("a write to a full device succeeded")
+        } catch let error as TrainingError {
+            #expect(error.exitStatus == .cannotCreateOutput)
+            #expect("\(error)".contains(path) && "\(error)".contains("metrics.csv") && "\(error)".contains("--resume auto"), "\(error)")
+        }
+        try FileManager.default.removeItem(atPath: path)
+        #expect(throws: TrainingError.self) {
+            try log.recordResume(epoch: 1, step: 1, skippedSteps: 0, previousWorldSize: 1)
+        }
     }
 }

@@ -43,9 +43,9 @@ struct MetricsResumeTests {
     static func logOfKilledRun() throws -> MetricsLog {
         let log = try MetricsLog(path: try scratchFile(), worldSize: 2)
         for epoch in 1...3 {
-            log.recordEpoch(epoch: epoch, step: 5 * epoch, sums: ObjectiveSums(examples: 50, bound: -100.0 * 50, elboInitial: -99.0 * 50, elboRefined: -98.0 * 50),
+            try log.recordEpoch(epoch: epoch, step: 5 * epoch, sums: ObjectiveSums(examples: 50, bound: -100.0 * 50, elboInitial: -99.0 * 50, elboRefined: -98.0 * 50),
                             examplesPerSecond: 10, skippedSteps: 0, wallSeconds: Double(epoch))
-            log.recordEvaluation(evaluation("valid"), epoch: epoch, step: 5 * epoch, skippedSteps: 0, wallSeconds: Double(epoch))
+            try log.recordEvaluation(evaluation("valid"), epoch: epoch, step: 5 * epoch, skippedSteps: 0, wallSeconds: Double(epoch))
         }
         return log
     }
@@ -58,10 +58,10 @@ struct MetricsResumeTests {
         let removed = try log.discardRows(after: 10, history: [Self.record("valid", step: 5), Self.record("valid", step: 10)])
         #expect(removed == 2)
         #expect(try Self.lines(log.path) == Array(before.prefix(5)))
-        log.recordResume(epoch: 2, step: 10, skippedSteps: 0, previousWorldSize: 2)
+        try log.recordResume(epoch: 2, step: 10, skippedSteps: 0, previousWorldSize: 2)
         #expect(try Self.rows(log.path) == ["train@5:train", "eval@5:valid", "train@10:train", "eval@10:valid", "resume@10:from 2 ranks"])
         // The run trains step 11 on: its rows come after the resume row, each step once.
-        log.recordEpoch(epoch: 3, step: 15, sums: ObjectiveSums(examples: 50, bound: -100.0 * 50, elboInitial: -99.0 * 50, elboRefined: -98.0 * 50),
+        try log.recordEpoch(epoch: 3, step: 15, sums: ObjectiveSums(examples: 50, bound: -100.0 * 50, elboInitial: -99.0 * 50, elboRefined: -98.0 * 50),
                         examplesPerSecond: 10, skippedSteps: 0, wallSeconds: 3)
         #expect(try Self.rows(log.path).filter { $0.hasPrefix("train@15") }.count == 1)
     }
@@ -70,8 +70,8 @@ struct MetricsResumeTests {
     func earlierResumeRows() throws {
         let log = try Self.logOfKilledRun()
         defer { try? FileManager.default.removeItem(atPath: (log.path as NSString).deletingLastPathComponent) }
-        log.recordResume(epoch: 1, step: 5, skippedSteps: 0, previousWorldSize: 4)
-        log.recordResume(epoch: 3, step: 15, skippedSteps: 0, previousWorldSize: 2)
+        try log.recordResume(epoch: 1, step: 5, skippedSteps: 0, previousWorldSize: 4)
+        try log.recordResume(epoch: 3, step: 15, skippedSteps: 0, previousWorldSize: 2)
         try log.discardRows(after: 5, history: [Self.record("valid", step: 5)])
         #expect(try Self.rows(log.path) == ["train@5:train", "eval@5:valid", "resume@5:from 4 ranks"])
     }
@@ -80,7 +80,7 @@ struct MetricsResumeTests {
     func finalEvaluationAtTheCheckpointStep() throws {
         let log = try Self.logOfKilledRun()
         defer { try? FileManager.default.removeItem(atPath: (log.path as NSString).deletingLastPathComponent) }
-        log.recordEvaluation(Self.evaluation("test"), epoch: 3, step: 15, skippedSteps: 0, wallSeconds: 4)
+        try log.recordEvaluation(Self.evaluation("test"), epoch: 3, step: 15, skippedSteps: 0, wallSeconds: 4)
         let history = [5, 10, 15].map { Self.record("valid", step: $0) }
         // The checkpoint that records the test evaluation: nothing to remove, the file is not rewritten.
         let inode = try FileManager.default.attributesOfItem(atPath: log.path)[.systemFileNumber] as? Int
@@ -112,7 +112,7 @@ struct MetricsResumeTests {
         try handle.write(contentsOf: Data("train,4,20,tra".utf8))
         try handle.close()
         #expect(try log.discardRows(after: 15, history: [15].map { Self.record("valid", step: $0) }) == 1)
-        log.recordResume(epoch: 3, step: 15, skippedSteps: 0, previousWorldSize: 2)
+        try log.recordResume(epoch: 3, step: 15, skippedSteps: 0, previousWorldSize: 2)
         let lines = try Self.lines(log.path)
         #expect(lines.allSatisfy { $0.split(separator: ",", omittingEmptySubsequences: false).count == lines[0].split(separator: ",").count })
         #expect(try Self.rows(log.path).suffix(2) == ["eval@15:valid", "resume@15:from 2 ranks"])

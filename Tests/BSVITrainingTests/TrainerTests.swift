@@ -158,4 +158,102 @@ struct TrainerTests {
         }
         #expect(!FileManager.default.fileExists(atPath: c.files.runDirectory + "/metrics.csv"))
     }
+
+    static func rows(_ c: RunConfiguration) throws -> [Substring] {
+        try String(contentsOfFile: c.files.runDirectory + "/metrics.csv", encoding: .utf8).split(separator: "\n")
+    }
+
+    @Test("--resume auto on a finished run does nothing: no second test evaluation, no resume row, final.h5 unchanged")
+    func resumingAFinishedRun() throws {
+        let f = try Fixture()
+        let c = f.config("done", epochs: 1)
+        #expect(try f.train(c) == .finished(step: 10))
+        let final = try Data(contentsOf: URL(fileURLWithPath: c.files.runDirectory + "/final.h5"))
+        let before = try Self.rows(c)
+        #expect(try f.train(c, resume: "auto") == .finished(step: 10))
+        #expect(try Self.rows(c) == before)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: c.files.runDirectory + "/final.h5")) == final)
+        #expect(try CheckpointFile.read(c.files.runDirectory + "/final.h5").history.map(\.split) == ["test"])
+        // With more samples asked for, the final evaluation is not the one recorded: it runs again.
+        var more = c
+        more.evaluation.samples = 30
+        #expect(try f.train(more, resume: "auto") == .finished(step: 10))
+        #expect(try Self.rows(c).filter { $0.hasPrefix("eval,") }.count == 2)
+    }
+
+    @Test("a stop during an epoch's validation is made good on resume: the evaluation runs before the next step")
+    func stopDuringValidation() throws {
+        let f = try Fixture()
+        var c = f.config("valid-stop", epochs: 2)
+        c.evaluation.every = 1
+        c.evaluation.samples = 2000  // long enough to poll the stop flag during it
+        var straight = c
+        straight.files.runDirectory = f.folder + "/valid-straight"
+        #expect(try f.train(straight) == .finished(step: 20))
+        // 10 step polls, then the validation's.
+        let stopped = try f.train(c, stopAfterSteps: 10)
+        guard case .stoppedBySignal(let step, _) = stopped else { Issue.record("not stopped: \(stopped)"); return }
+        #expect(step == 10)
+        #expect(try f.train(c, resume: "auto") == .finished(step: 20))
+        let history = try CheckpointFile.read(c.files.runDirectory + "/final.h5").history
+        #expect(history.map(\.split) == ["valid", "valid", "test"] && history.map(\.step) == [10, 20, 20])
+        #expect(history == (try CheckpointFile.read(straight.files.runDirectory + "/final.h5").history))
+        #expect(try f.finalParameters(c).map(\.bitPattern) == f.finalParameters(straight).map(\.bitPattern))
+    }
+
+    @Test("resuming from an earlier checkpoint moves the abandoned later ones (and final.h5) aside, so --resume auto continues the new branch")
+    func resumingFromAnEarlierCheckpoint() throws {
+        let f = try Fixture()
+        let c = f.config("branch", epochs: 3)
+        #expect(try f.train(c) == .finished(step: 30))
+        let store = c.files.runDirectory + "/checkpoints"
+        #expect(CheckpointStore(runDirectory: c.files.runDirectory, keep: 3).list().map(\.step) == [30, 20, 10])
+        var branch = c
+        branch.optimizer.learningRate = 0.0005
+        branch.schedule.maxSteps = 15
+        branch.schedule.checkpointEvery = 5
+        #expect(try f.train(branch, resume: store + "/ckpt-10.h5") == .finished(step: 15))
+        // The branch's checkpoints are the store's; the abandoned ones are kept in superseded-…/.
+        #expect(CheckpointStore(runDirectory: c.files.runDirectory, keep: 3).list().map(\.step) == [15, 10])
+        let aside = try FileManager.default.contentsOfDirectory(atPath: c.files.runDirectory).filter { $0.hasPrefix("superseded-") }
+        #expect(aside.count == 1)
+        let moved = try FileManager.default.contentsOfDirectory(atPath: c.files.runDirectory + "/" + aside[0]).sorted()
+        #expect(moved == ["ckpt-20.h5", "ckpt-30.h5", "final.h5", "summary.json"])
+        #expect(try CheckpointFile.read(c.files.runDirectory + "/final.h5").step == 15)
+        // --resume auto now continues the branch (step 15), not the abandoned run (step 30).
+        var longer = branch
+        longer.schedule.maxSteps = 20
+        #expect(try f.train(longer, resume: "auto") == .finished(step: 20))
+        #expect(try Self.rows(c).filter { $0.hasPrefix("resume,") }.map { $0.split(separator: ",")[2] } == ["10", "15"])
+    }
+
+    @Test("a fresh run refuses a folder holding an earlier run's rows or final.h5 without checkpoints (it would append and overwrite)")
+    func freshRunInAUsedFolder() throws {
+        let f = try Fixture()
+        let c = f.config("used", epochs: 1)
+        #expect(try f.train(c) == .finished(step: 10))
+        try FileManager.default.removeItem(atPath: c.files.runDirectory + "/checkpoints")
+        let before = try Self.rows(c)
+        let final = try Data(contentsOf: URL(fileURLWithPath: c.files.runDirectory + "/final.h5"))
+        #expect {
+            _ = try f.train(c)
+        } throws: { error in
+            let e = error as? CollectiveError
+            return e?.exitStatus == .usage && e!.message.contains("holds an earlier run") && e!.message.contains("final.h5")
+                && e!.message.contains("--run-dir")
+        }
+        #expect(try Self.rows(c) == before)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: c.files.runDirectory + "/final.h5")) == final)
+    }
+
+    @Test("temp files of final.h5 and summary.json left by a killed writer are removed when a run takes the folder")
+    func staleRunFileTemporaries() throws {
+        let f = try Fixture()
+        let c = f.config("temps", epochs: 1)
+        try FileManager.default.createDirectory(atPath: c.files.runDirectory, withIntermediateDirectories: true)
+        let stale = [".final.h5.tmp-424242", ".summary.json.tmp-424242"].map { c.files.runDirectory + "/" + $0 }
+        for path in stale { try Data("partial".utf8).write(to: URL(fileURLWithPath: path)) }
+        #expect(try f.train(c) == .finished(step: 10))
+        for path in stale { #expect(!FileManager.default.fileExists(atPath: path), "\(path)") }
+    }
 }

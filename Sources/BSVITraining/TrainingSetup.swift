@@ -22,6 +22,9 @@ final class TrainingSetup {
 
     init(config: RunConfiguration, comm: Communicator) throws {
         dataset = try BinaryDataset(path: config.files.dataPath)
+        // Before anything depends on the file: ranks reading copies that differ would build
+        // different schedules from them (different collectives: a hang) or different shuffles.
+        try comm.requireSameDataset(dataset)
         let (rows, width) = try dataset.shape(of: .train)
         trainRows = rows
         plan = ShardPlan(totalRows: rows, worldSize: comm.size, rank: comm.rank, globalBatch: config.optimizer.batchSize)

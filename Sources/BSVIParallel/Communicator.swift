@@ -69,6 +69,15 @@ extension Communicator {
     public func broadcast(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int = 0) {
         broadcast(UnsafeMutableRawPointer(buffer), byteCount: count * 4, root: root)
     }
+
+    /// Gathers a few 64-bit values from every rank, on every rank: element r is rank r's
+    /// `values`. Every rank must pass the same count (one allgather per value, in order), so
+    /// use it for fixed-size records such as a fingerprint; it is meant for start-up checks,
+    /// not for the step loop.
+    public func allgather(_ values: [UInt64]) -> [[UInt64]] {
+        let columns = values.map { allgather($0) }
+        return (0..<size).map { r in columns.map { $0[r] } }
+    }
 }
 
 /// Whether this process was started by mpirun/srun (Open MPI or PMIx set these).

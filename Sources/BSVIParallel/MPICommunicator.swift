@@ -100,7 +100,7 @@ public final class MPICommunicator: Communicator {
     public func allgather(_ value: UInt64) -> [UInt64] {
         var mine = value
         var all = [UInt64](repeating: 0, count: size)
-        collective("MPI_Allgather of parameter checksums", "MPI_Allgather") {
+        collective("MPI_Allgather of one 64-bit value per rank", "MPI_Allgather") {
             MPI_Allgather(&mine, 8, bsvi_mpi_byte(), &all, 8, bsvi_mpi_byte(), comm)
         }
         return all

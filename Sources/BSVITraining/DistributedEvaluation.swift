@@ -26,6 +26,12 @@ public enum DistributedEvaluation {
     /// examples and each wait out the others' noise, 4–6 % of a two-rank evaluation.
     public static let roundRowsPerRank = 8
 
+    /// The rows of a split of `splitRows` rows an evaluation with `limit` uses: the first
+    /// `limit` (0: all). The start-up check of the evaluation splits checks the same rows.
+    public static func evaluatedRows(splitRows: Int, limit: Int) -> Int {
+        limit > 0 ? min(limit, splitRows) : splitRows
+    }
+
     /// The split's summary (means, standard errors, weight diagnostics); see `evaluateExamples`.
     public static func run(comm: Communicator, dataset: BinaryDataset, split: DataSplit, limit: Int,
                            model: VAEModel, params: FloatBuffer, samples: Int, refinement: RefinementSettings,
@@ -47,13 +53,17 @@ public enum DistributedEvaluation {
                                         stopRequested: () -> Bool = { false },
                                         progress: ((Int, Int) -> Void)? = nil) throws -> PerExampleEvaluation {
         let start = Date()
+        // Ranks reading copies of the file that differ would deal different totals of rows (and
+        // meet in different collectives); `eval` and `compare` have no other check before this.
+        // In training it repeats TrainingSetup's check: a few 8-byte allgathers an evaluation.
+        try comm.requireSameDataset(dataset)
         let (n, width) = try dataset.shape(of: split)
         guard width == model.shape.inputDim else {
             throw TrainingError.data(file: dataset.path,
                                      problem: "/\(split.rawValue) rows have \(width) pixels but the model's input_dim is \(model.shape.inputDim)",
                                      fix: "evaluate with the dataset the model was trained on")
         }
-        let total = limit > 0 ? min(limit, n) : n
+        let total = evaluatedRows(splitRows: n, limit: limit)
         let roundRows = roundRowsPerRank * comm.size
         // A part of a round at once (its encoder pass and refinement together), each example's
         // samples in chunks of `sampleChunk` rows. An example's values do not depend on the part

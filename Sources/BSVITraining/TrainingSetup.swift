@@ -22,6 +22,9 @@ final class TrainingSetup {
 
     init(config: RunConfiguration, comm: Communicator) throws {
         dataset = try BinaryDataset(path: config.files.dataPath)
+        // Before anything depends on the file: ranks reading copies that differ would build
+        // different schedules from them (different collectives: a hang) or different shuffles.
+        try comm.requireSameDataset(dataset)
         let (rows, width) = try dataset.shape(of: .train)
         trainRows = rows
         plan = ShardPlan(totalRows: rows, worldSize: comm.size, rank: comm.rank, globalBatch: config.optimizer.batchSize)
@@ -31,9 +34,14 @@ final class TrainingSetup {
         // unless /train holds intensities), so a bad value stops the run before anything is
         // written, whichever epoch would first use it.
         try dataset.validateRows(.train, rows: ShardPlan.startupCheckRows(count: rows, worldSize: comm.size, rank: comm.rank))
-        // The evaluation splits are checked now, not after hours of training.
-        if config.evaluation.every > 0 { try Self.checkEvaluationSplit(.valid, of: dataset, width: width) }
-        if !config.evaluation.skipFinal { try Self.checkEvaluationSplit(.test, of: dataset, width: width) }
+        // The evaluation splits are checked now, not after hours of training: the rows the
+        // evaluations will use, split across the ranks like /train.
+        if config.evaluation.every > 0 {
+            try Self.checkEvaluationSplit(.valid, of: dataset, width: width, limit: config.evaluation.limit, comm: comm)
+        }
+        if !config.evaluation.skipFinal {
+            try Self.checkEvaluationSplit(.test, of: dataset, width: width, limit: config.evaluation.limit, comm: comm)
+        }
         // The rows this rank trains on, read epoch by epoch (≈ N/P rows held, not N); drawn
         // afresh every epoch when /train holds intensities (dynamic binarization).
         epochRows = EpochRows(plan: plan, width: width, values: dataset.values(of: .train))
@@ -57,12 +65,18 @@ final class TrainingSetup {
         return newEpoch
     }
 
-    /// A split the run will evaluate must exist and match the training rows' width.
-    static func checkEvaluationSplit(_ split: DataSplit, of dataset: BinaryDataset, width: Int) throws {
-        let (_, w) = try dataset.shape(of: split)
+    /// A split the run will evaluate must exist, match the training rows' width, and hold
+    /// readable 0/1 rows: each rank checks its contiguous part of the rows evaluation will use
+    /// (the first `limit`, 0 = all), every chunk's checksum and every value. Like the check of
+    /// /train, a bad row is this rank's error (it aborts the job, see docs/reliability.md).
+    static func checkEvaluationSplit(_ split: DataSplit, of dataset: BinaryDataset, width: Int, limit: Int,
+                                     comm: Communicator) throws {
+        let (rows, w) = try dataset.shape(of: split)
         guard w == width else {
             throw TrainingError.data(file: dataset.path, problem: "/\(split.rawValue) rows have \(w) pixels but /train rows have \(width)",
                                      fix: "use one dataset file whose splits have the same width")
         }
+        let evaluated = DistributedEvaluation.evaluatedRows(splitRows: rows, limit: limit)
+        try dataset.validateRows(split, rows: ShardPlan.startupCheckRows(count: evaluated, worldSize: comm.size, rank: comm.rank))
     }
 }

@@ -96,6 +96,19 @@ func mpirunBSVI(ranks: Int, _ arguments: [String], timeout: TimeInterval = 300, 
     try runCommand(mpirunPath(), ["--oversubscribe", "-np", "\(ranks)", try binaryPath()] + arguments, timeout: timeout, unsetting: unsetting)
 }
 
+/// `mpirun` with one rank per folder of `folders`, each started there (`--wdir`), all running
+/// `bsvi-dist arguments`: a relative path then names a different file on each rank, as on hosts
+/// that each hold their own copy of the dataset.
+func mpirunBSVI(inFolders folders: [String], _ arguments: [String], timeout: TimeInterval = 300) throws -> CommandResult {
+    let binary = try binaryPath()
+    var mpirunArguments = ["--oversubscribe"]
+    for (i, folder) in folders.enumerated() {
+        if i > 0 { mpirunArguments.append(":") }
+        mpirunArguments += ["-np", "1", "--wdir", folder, binary] + arguments
+    }
+    return try runCommand(mpirunPath(), mpirunArguments, timeout: timeout)
+}
+
 func makeTemporaryDirectory(prefix: String) throws -> String {
     let path = NSTemporaryDirectory() + "bsvi-\(prefix)-\(UUID().uuidString)"
     try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
@@ -104,7 +117,8 @@ func makeTemporaryDirectory(prefix: String) throws -> String {
 
 /// A small structured binary dataset: rows are noisy copies of a few random prototypes, so a
 /// VAE has something to learn.
-func writeToyDataset(_ path: String, train: Int = 96, valid: Int = 24, test: Int = 20, width: Int = 16, seed: UInt64 = 7) throws {
+func writeToyDataset(_ path: String, train: Int = 96, valid: Int = 24, test: Int = 20, width: Int = 16, seed: UInt64 = 7,
+                     source: String = "toy") throws {
     var state = seed &* 0x9E37_79B9_7F4A_7C15 | 1
     func next() -> UInt64 {
         state ^= state << 13; state ^= state >> 7; state ^= state << 17
@@ -123,7 +137,7 @@ func writeToyDataset(_ path: String, train: Int = 96, valid: Int = 24, test: Int
         .init(name: .train, rows: train, width: width, values: rows(train)),
         .init(name: .valid, rows: valid, width: width, values: rows(valid)),
         .init(name: .test, rows: test, width: width, values: rows(test)),
-    ], imageHeight: 4, imageWidth: width / 4, source: "toy")
+    ], imageHeight: 4, imageWidth: width / 4, source: source)
 }
 
 /// Flags for a tiny model so integration runs take seconds.

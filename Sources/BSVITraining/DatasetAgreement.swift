@@ -1,0 +1,59 @@
+import BSVIParallel
+import BSVIStorage
+import Foundation
+
+/// Whether every rank sees the same dataset file: each rank's `DatasetFingerprint` against
+/// rank 0's. Pure: the comparison and the message, without the exchange (`requireSameDataset`).
+public struct DatasetAgreement: Equatable {
+    /// Every rank's fingerprint, rank 0's first.
+    public let fingerprints: [DatasetFingerprint]
+
+    public init(fingerprints: [DatasetFingerprint]) {
+        precondition(!fingerprints.isEmpty, "at least rank 0's fingerprint")
+        self.fingerprints = fingerprints
+    }
+
+    /// The ranks whose fingerprint differs from rank 0's, in rank order.
+    public var disagreeingRanks: [Int] { fingerprints.indices.filter { fingerprints[$0] != fingerprints[0] } }
+
+    /// The ranks a message names: rank 0 and the first few that disagree (with thousands of
+    /// ranks on a wrong file, the first ones are enough to find the bad hosts).
+    public var namedRanks: [Int] { [0] + disagreeingRanks.prefix(Self.namedDisagreeingRanks) }
+    public static let namedDisagreeingRanks = 4
+
+    public static let fix = "give every rank the same dataset file (copies must be identical)"
+
+    /// What is wrong, for `TrainingError.data`; nil when every rank agrees. `hosts` names the
+    /// host of each of `namedRanks` that is known.
+    public func problem(hosts: [Int: String]) -> String? {
+        let disagreeing = disagreeingRanks
+        guard !disagreeing.isEmpty else { return nil }
+        func name(_ rank: Int) -> String { hosts[rank].map { "rank \(rank) (host \($0))" } ?? "rank \(rank)" }
+        let shown = disagreeing.prefix(Self.namedDisagreeingRanks).map { rank in
+            "\(name(rank)) sees " + fingerprints[rank].differences(from: fingerprints[0], referenceName: "rank 0").joined(separator: ", ")
+        }
+        let more = disagreeing.count > shown.count ? "; and \(disagreeing.count - shown.count) more rank(s)" : ""
+        return "the ranks see different files at this path: \(disagreeing.count) of \(fingerprints.count) ranks differ from "
+            + "\(name(0)): " + shown.joined(separator: "; ") + more
+    }
+}
+
+extension Communicator {
+    /// Stops the run on every rank, with the same error, unless every rank's `dataset` has the
+    /// same fingerprint as rank 0's. A collective (one allgather per fingerprint word, and when
+    /// they differ one broadcast of a host name per named rank): every rank calls it at the same
+    /// point, unconditionally, before anything collective depends on the file. Only rank 0
+    /// prints the error; every rank exits with status 65.
+    public func requireSameDataset(_ dataset: BinaryDataset) throws {
+        let gathered = allgather(DatasetFingerprint(of: dataset).words)
+        let agreement = DatasetAgreement(fingerprints: gathered.map(DatasetFingerprint.init(words:)))
+        // Every rank holds the same gathered fingerprints, so every rank takes this branch or none.
+        guard !agreement.disagreeingRanks.isEmpty else { return }
+        var hosts: [Int: String] = [:]
+        for rank in agreement.namedRanks {
+            hosts[rank] = broadcast(string: self.rank == rank ? localHostName() : "", root: rank)
+        }
+        let problem = agreement.problem(hosts: hosts) ?? ""
+        throw CollectiveError(TrainingError.data(file: dataset.path, problem: problem, fix: DatasetAgreement.fix), isRoot: isRoot)
+    }
+}

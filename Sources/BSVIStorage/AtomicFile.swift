@@ -17,13 +17,16 @@ public enum AtomicFile {
         return url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())").path
     }
 
-    /// Removes the temp files of `path` that writers killed mid-write left (any pid). Only for a
-    /// caller that knows no writer of `path` is alive (e.g. one holding the run folder's lock).
-    public static func removeStaleTemporaryFiles(of path: String) {
+    /// Removes the temp files of `path` that writers killed mid-write left. `anyWriter`: all of
+    /// them, for a caller that knows no writer of `path` is alive (one holding the run folder's
+    /// lock, which also covers other hosts); otherwise only those whose writer's pid is not a live
+    /// process on this host (prepare-data, which takes no lock).
+    public static func removeStaleTemporaryFiles(of path: String, anyWriter: Bool = true) {
         let url = URL(fileURLWithPath: path)
         let folder = url.deletingLastPathComponent().path
         let prefix = "." + url.lastPathComponent + ".tmp-"
         for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] where name.hasPrefix(prefix) {
+            if !anyWriter, let pid = pid_t(name.dropFirst(prefix.count)), kill(pid, 0) == 0 || errno == EPERM { continue }
             try? FileManager.default.removeItem(atPath: (folder as NSString).appendingPathComponent(name))
         }
     }
@@ -39,14 +42,14 @@ public enum AtomicFile {
             try body(tmp)
             try fsyncPath(tmp, isDirectory: false)
             guard rename(tmp, path) == 0 else {
-                let reason = String(cString: strerror(errno))
-                if errno == EISDIR || errno == ENOTEMPTY || errno == EEXIST {
+                let code = errno
+                let reason = String(cString: strerror(code))
+                if code == EISDIR || code == ENOTEMPTY || code == EEXIST {
                     throw StorageError(file: path, problem: "is a folder, which the file cannot replace (\(reason))",
                                        fix: "choose a file name that is not a folder's", kind: .usage)
                 }
                 throw StorageError(file: path, problem: "cannot rename \(tmp) into place: \(reason)")
             }
-            try fsyncPath(folder, isDirectory: true)
         } catch {
             unlink(tmp)
             let storageError = error as? StorageError
@@ -57,6 +60,12 @@ public enum AtomicFile {
             let cause = storageError.map { $0.problem } ?? "\(error)"
             throw StorageError(file: path, problem: "could not be written: \(cause); any previous version is unchanged and the temporary file was removed",
                                fix: "free disk space or choose a writable folder", kind: storageError?.kind ?? .ioError)
+        }
+        // The new file is in place from here on: a failure now must not claim the old one is.
+        do { try fsyncPath(folder, isDirectory: true) } catch {
+            let cause = (error as? StorageError)?.problem ?? "\(error)"
+            throw StorageError(file: path, problem: "was written, but syncing its folder failed (\(cause)); the new file is in place but its name may not survive a power failure",
+                               fix: "check the file system", kind: .ioError)
         }
     }
 

@@ -282,6 +282,20 @@ struct CheckpointFileTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir).isEmpty)
     }
 
+    @Test("AtomicFile: stale temp files go; without the folder's lock only those of writers that are no longer alive")
+    func staleTemporaries() throws {
+        let dir = try makeScratchFolder("atomic-stale")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let output = dir + "/out.h5"
+        // Above Linux's largest pid (2²²): no process can have it.
+        let dead = dir + "/.out.h5.tmp-2147483646", alive = dir + "/.out.h5.tmp-\(getpid())", other = dir + "/.other.h5.tmp-2147483646"
+        for path in [dead, alive, other] { try Data("partial".utf8).write(to: URL(fileURLWithPath: path)) }
+        AtomicFile.removeStaleTemporaryFiles(of: output, anyWriter: false)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).sorted() == [".other.h5.tmp-2147483646", ".out.h5.tmp-\(getpid())"])
+        AtomicFile.removeStaleTemporaryFiles(of: output)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == [".other.h5.tmp-2147483646"])
+    }
+
     @Test("AtomicFile: a failing writer leaves the previous file intact and no temp file")
     func atomicReplace() throws {
         let dir = try makeScratchFolder("atomic")

@@ -75,6 +75,8 @@ public enum DatasetImporter {
                                fix: "choose a location where you can write", kind: .cannotCreateOutput)
         }
         let converter = PixelConverter(stored: binarization)
+        // An earlier prepare-data killed mid-write (Ctrl-C) left its temp file; its pid is gone.
+        AtomicFile.removeStaleTemporaryFiles(of: output, anyWriter: false)
         try AtomicFile.write(to: output) { tmp in
             let writer = try DatasetFileWriter(path: tmp)
             let trainSplit = try writer.split(.train, rows: rows.train, width: train.width)

@@ -19,17 +19,26 @@ public enum AtomicFile {
 
     /// Removes the temp files of `path` that writers killed mid-write left. `anyWriter`: all of
     /// them, for a caller that knows no writer of `path` is alive (one holding the run folder's
-    /// lock, which also covers other hosts); otherwise only those whose writer's pid is not a live
-    /// process on this host (prepare-data, which takes no lock).
+    /// lock, which also covers other hosts). Otherwise (prepare-data, which takes no lock) only
+    /// those whose pid is no live process here and that nobody has written to for
+    /// `idleSecondsOfAbandoned`: a writer on another host sharing the folder has a pid this host
+    /// cannot see, but it keeps its file fresh.
     public static func removeStaleTemporaryFiles(of path: String, anyWriter: Bool = true) {
         let url = URL(fileURLWithPath: path)
         let folder = url.deletingLastPathComponent().path
         let prefix = "." + url.lastPathComponent + ".tmp-"
         for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] where name.hasPrefix(prefix) {
-            if !anyWriter, let pid = pid_t(name.dropFirst(prefix.count)), kill(pid, 0) == 0 || errno == EPERM { continue }
-            try? FileManager.default.removeItem(atPath: (folder as NSString).appendingPathComponent(name))
+            let file = (folder as NSString).appendingPathComponent(name)
+            if !anyWriter {
+                if let pid = pid_t(name.dropFirst(prefix.count)), kill(pid, 0) == 0 || errno == EPERM { continue }
+                let modified = (try? FileManager.default.attributesOfItem(atPath: file))?[.modificationDate] as? Date ?? Date()
+                if Date().timeIntervalSince(modified) < idleSecondsOfAbandoned { continue }
+            }
+            try? FileManager.default.removeItem(atPath: file)
         }
     }
+
+    public static let idleSecondsOfAbandoned: TimeInterval = 600
 
     public static func write(to path: String, _ body: (String) throws -> Void) throws {
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
@@ -37,18 +46,17 @@ public enum AtomicFile {
         guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDir), isDir.boolValue else {
             throw StorageError(file: path, problem: "folder \(folder) does not exist", fix: "create it first", kind: .cannotCreateOutput)
         }
+        // Before the body's work: the final rename cannot replace a folder.
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
+            throw StorageError(file: path, problem: "is a folder, which the file cannot replace", fix: "choose a file name that is not a folder's",
+                               kind: .cannotCreateOutput)
+        }
         let tmp = temporaryPath(for: path)
         do {
             try body(tmp)
             try fsyncPath(tmp, isDirectory: false)
             guard rename(tmp, path) == 0 else {
-                let code = errno
-                let reason = String(cString: strerror(code))
-                if code == EISDIR || code == ENOTEMPTY || code == EEXIST {
-                    throw StorageError(file: path, problem: "is a folder, which the file cannot replace (\(reason))",
-                                       fix: "choose a file name that is not a folder's", kind: .usage)
-                }
-                throw StorageError(file: path, problem: "cannot rename \(tmp) into place: \(reason)")
+                throw StorageError(file: path, problem: "cannot rename \(tmp) into place: \(String(cString: strerror(errno)))")
             }
         } catch {
             unlink(tmp)

@@ -138,6 +138,10 @@ public enum Benchmark {
         let path = config.files.dataPath
         if FileManager.default.fileExists(atPath: path), let ds = try? BinaryDataset(path: path) {
             let (n, _) = try ds.shape(of: .train)
+            guard b <= n else {
+                throw TrainingError.invalidConfiguration(flag: "--batch-size", problem: "\(path)'s /train has \(n) rows, fewer than a rank's \(b); "
+                                                         + "pass a smaller --batch-size or another --data")
+            }
             let start = min(comm.rank * b, max(n - b, 0))
             return (try ds.readAll(.train, rows: start..<(start + b)), path)
         }

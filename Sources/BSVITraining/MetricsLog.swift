@@ -41,9 +41,9 @@ public final class MetricsLog {
             guard let h = FileHandle(forWritingAtPath: path) else {
                 throw TrainingError.cannotWrite(file: path, problem: "cannot open metrics.csv to append a row; check that the run folder still exists and is writable")
             }
-            defer { try? h.close() }
             try h.seekToEnd()
             try h.write(contentsOf: row)
+            try h.close()  // where a network file system reports a full disk or quota
         } catch let error as TrainingError {
             throw error
         } catch {

@@ -1,10 +1,16 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
-/// Output files a command writes at the end of long work (`--per-example`, `--step-times`).
+/// Output files a command writes at the end of long work (`--per-example`, `--step-times`,
+/// `sample --out`).
 public enum OutputFile {
     /// Fails now, not after the long work, when `path` could not be created: its folder must
-    /// exist and be writable. `flag` names the option in the message.
-    public static func checkCanCreate(_ path: String, flag: String) throws {
+    /// exist and be writable, it must not be a folder, and it must not be one of the command's
+    /// `inputs` (a checkpoint or dataset replaced by the output would be lost). `flag` names the
+    /// option in the message.
+    public static func checkCanCreate(_ path: String, flag: String, inputs: [String] = []) throws {
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
         var isFolder: ObjCBool = false
         // The file is replaced by a rename at the end, which cannot replace a folder.
@@ -15,5 +21,15 @@ public enum OutputFile {
               FileManager.default.isWritableFile(atPath: folder) else {
             throw TrainingError.cannotWrite(file: path, problem: "cannot create \(flag) file: folder \(folder) does not exist or is not writable; create it or choose another path")
         }
+        if let output = identity(of: path), let input = inputs.first(where: { identity(of: $0) == output }) {
+            throw TrainingError.invalidConfiguration(flag: flag, problem: "\(path) is the input \(input); writing it would destroy the input. Choose another file name")
+        }
+    }
+
+    /// The file's device and inode (equal for two paths to one file, links included); nil if absent.
+    private static func identity(of path: String) -> [UInt64]? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return [UInt64(info.st_dev), UInt64(info.st_ino)]
     }
 }

@@ -24,7 +24,7 @@ struct RunFolder {
     var earlierRunEvidence: String {
         var parts: [String] = []
         if metricRows > 0 { parts.append("metrics.csv with \(metricRows) row(s)") }
-        if checkpointFiles > 0 { parts.append("\(checkpointFiles) unreadable checkpoint file(s)") }
+        if checkpointFiles > 0 { parts.append("\(checkpointFiles) checkpoint file(s)") }
         if hasFinalCheckpoint { parts.append("final.h5") }
         return parts.joined(separator: ", ")
     }

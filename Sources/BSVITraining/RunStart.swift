@@ -45,6 +45,13 @@ struct RunStart: Codable {
             start.message = "--resume auto: \(runDirectory) holds no checkpoint and no metrics yet; starting a new run"
             params.copy(from: model.makeInitialParameters(seed: config.optimizer.seed))
         case let flag?:
+            // A checkpoint from elsewhere continues into this folder only if it holds no run of its
+            // own: its checkpoints and rows would mix with the continued run's.
+            if flag != "auto", !folder.neverStarted, !Self.isInside(flag, runDirectory) {
+                throw TrainingError.invalidConfiguration(
+                    flag: "--run-dir", problem: "\(runDirectory) holds another run (\(folder.earlierRunEvidence)), and \(flag) is not one of its checkpoints; "
+                        + "continue \(flag) in a new --run-dir, or resume one of this folder's checkpoints")
+            }
             let (checkpoint, path) = try Self.checkpoint(flag, store: store, folder: folder, runDirectory: runDirectory)
             let changes = try Self.checkCompatible(checkpoint, path: path, config: config, model: model)
             let training = checkpoint.training!
@@ -80,19 +87,31 @@ struct RunStart: Codable {
         return start
     }
 
+    /// The flags that say how the final evaluation runs: one changed on resume asks for it again.
+    static let finalEvaluationFlags: Set<String> = ["--eval-samples", "--eval-limit", "--eval-proposal", "--no-final-eval"]
+
     /// What is left of a resumed run at its step (rank 0 decides; `history` is rank 0's).
     mutating func findWorkLeft(schedule: TrainingSchedule, evaluation: EvaluationSection, history: [MetricRecord], runDirectory: String) {
-        guard resume != nil else { return }
+        guard let resume else { return }
         if step >= schedule.totalSteps {
-            let tested = evaluation.skipFinal || history.contains { $0.split == DataSplit.test.rawValue && $0.step == step && $0.samples == evaluation.samples }
-            let files = ["final.h5", "summary.json"].allSatisfy {
-                FileManager.default.fileExists(atPath: (runDirectory as NSString).appendingPathComponent($0))
-            }
-            alreadyFinished = tested && files
+            let sameEvaluation = !resume.scheduleChanges.contains { Self.finalEvaluationFlags.contains($0.flag) }
+            let tested = evaluation.skipFinal || history.contains { $0.split == DataSplit.test.rawValue && $0.step == step }
+            // final.h5 of this very step (not another branch's), and the summary written with it.
+            let final = (runDirectory as NSString).appendingPathComponent("final.h5")
+            let summary = (runDirectory as NSString).appendingPathComponent("summary.json")
+            let filesInPlace = FileManager.default.fileExists(atPath: summary) && (try? CheckpointFile.read(final))?.step == step
+            alreadyFinished = sameEvaluation && tested && filesInPlace
         }
         if step > 0, step <= schedule.totalSteps, schedule.afterStep(completed: step, stopRequested: false).evaluateValidation {
             validationPending = !history.contains { $0.split == DataSplit.valid.rawValue && $0.step == step }
         }
+    }
+
+    /// Whether `path` lies inside `folder` (symbolic links resolved).
+    static func isInside(_ path: String, _ folder: String) -> Bool {
+        let p = URL(fileURLWithPath: path).resolvingSymlinksInPath().standardizedFileURL.path
+        let f = URL(fileURLWithPath: folder).resolvingSymlinksInPath().standardizedFileURL.path
+        return p.hasPrefix(f.hasSuffix("/") ? f : f + "/")
     }
 
     static func checkpoint(_ flag: String, store: CheckpointStore, folder: RunFolder, runDirectory: String) throws -> (Checkpoint, String) {

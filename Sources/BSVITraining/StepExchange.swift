@@ -56,6 +56,13 @@ public final class StepExchange {
         self[.gradientMagnitudeSum] <= Self.noOverflowBound || allFinite(buffer.base, count: parameterCount)
     }
 
+    /// Whether some entry of the reduced gradient exceeds `limit` in magnitude. The ranks' bound
+    /// (Σ_r max_i |g_ri|) grows with their number, so above the limit the reduced gradient is
+    /// scanned: the answer, like the update it guards, must not depend on the world size.
+    public func reducedGradientExceeds(_ limit: Float) -> Bool {
+        self[.gradientMagnitudeSum] > limit && maxMagnitude(buffer.base, count: parameterCount) > limit
+    }
+
     /// Far enough below Float's largest finite value (3.4e38) that P ≤ 2²⁰ rounded additions of
     /// terms whose magnitudes sum to it stay finite.
     static let noOverflowBound: Float = 1e37

@@ -52,6 +52,7 @@ public final class Trainer {
         var state = begun
         if start.alreadyFinished {
             recorder.say("\(config.files.runDirectory) finished at step \(state.step) (final.h5 and summary.json are in place); nothing left to do")
+            for change in start.resume?.scheduleChanges ?? [] { recorder.say("  (schedule setting changed, with nothing left for it to change: \(change))") }
             return .finished(step: state.step)
         }
         recorder.announce(trainRows: setup.trainRows, values: setup.epochRows.values, plan: setup.plan, schedule: setup.schedule)

@@ -19,7 +19,7 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable, ExitStatus
         case .resume(let file, let problem, let fix), .nothingToResume(let file, let problem, let fix):
             return "cannot resume from \(file): \(problem) (\(fix))"
         case .tooManyBadSteps(let count, let last):
-            return "stopping: \(count) consecutive steps had non-finite loss or gradients (lower --lr or --svi-lr, or add --svi-clip)"
+            return "stopping: \(count) consecutive steps had non-finite loss or gradients, or gradients too large for Adam (lower --lr or --svi-lr, or add --svi-clip)"
                 + (last.map { "; the last good checkpoint is \($0)" } ?? "")
         case .ranksDiverged(let detail):
             return "ranks' parameters diverged: \(detail)"

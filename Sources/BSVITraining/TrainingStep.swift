@@ -65,8 +65,9 @@ public final class TrainingStep {
         // Finite summands can still overflow in the sum, and a finite gradient can still be too
         // large for Adam's second moment; every rank sees the same reduced buffer, so these
         // checks are as collective as the flags.
-        let tooLarge = bad == 0 && exchange[.gradientMagnitudeSum] * abs(scale) > Adam.largestSafeGradient
-        let applied = bad == 0 && !tooLarge && exchange.reducedGradientIsFinite()
+        let finite = bad == 0 && exchange.reducedGradientIsFinite()
+        let tooLarge = finite && exchange.reducedGradientExceeds(Adam.largestSafeGradient / abs(scale))
+        let applied = finite && !tooLarge
         if applied {
             let u = DispatchTime.now().uptimeNanoseconds
             adam.update(params, gradient: exchange.gradients.base, gradientScale: scale)

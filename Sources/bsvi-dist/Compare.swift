@@ -39,7 +39,7 @@ struct Compare: ParsableCommand {
                 printError("warning: latent sizes differ (A: \(shapeA.latentDim), B: \(shapeB.latentDim)), so the models cannot draw the "
                            + "same ε: the difference is still paired by example, but its Monte Carlo noise is not shared")
             }
-            try options.checkPerExampleOutput(comm: comm)
+            try options.checkPerExampleOutput(comm: comm, checkpoints: [a, b])
             let dataset = try BinaryDataset(path: options.data)
             let progress = ProgressReporter(enabled: comm.isRoot && !options.json)
             let evaluationA = try options.evaluate(modelA, label: "A on ", split: split,

@@ -32,7 +32,7 @@ struct Evaluate: ParsableCommand {
         let comm = makeCommunicator(stallTimeout: options.stallTimeout)
         runCollectively(comm) {
             let ckpt = try ModelDistribution.load(checkpoint, comm: comm)
-            try options.checkPerExampleOutput(comm: comm)
+            try options.checkPerExampleOutput(comm: comm, checkpoints: [checkpoint])
             let dataset = try BinaryDataset(path: options.data)
             var refinement = options.refinement(checkpointConfig: ckpt.configJSON)
             if gaps { refinement.steps = gapSteps }

@@ -23,23 +23,26 @@ struct Sample: ParsableCommand {
 
     func run() throws {
         do {
-            guard rows >= 0, columns >= 1, reconstructions >= 0, rows + reconstructions > 0 else {
-                throw ValidationError("need --rows ≥ 0, --columns ≥ 1, --reconstructions ≥ 0, and something to draw")
+            // Bounds that keep the grid's sizes far from overflow (and from a PNG no viewer opens).
+            guard (0...Self.maxGridSide).contains(rows), (1...Self.maxGridSide).contains(columns),
+                  (0...Self.maxGridSide).contains(reconstructions), rows + reconstructions > 0 else {
+                throw ValidationError("need 0 ≤ --rows ≤ \(Self.maxGridSide), 1 ≤ --columns ≤ \(Self.maxGridSide), 0 ≤ --reconstructions ≤ \(Self.maxGridSide), and something to draw")
             }
+            if let r = refineSteps, r < 0 { throw ValidationError("--refine-steps must be ≥ 0, got \(r)") }
+            try OutputFile.checkCanCreate(out, flag: "--out", inputs: [checkpoint] + (reconstructions > 0 ? [data] : []))
             let ckpt = try CheckpointFile.read(checkpoint)
             let model = ckpt.model
             let params = FloatBuffer(ckpt.parameters)
             let dim = model.shape.inputDim
             var height = 0, width = 0
             if let s = imageSize {
-                let parts = s.lowercased().split(separator: "x").compactMap { Int($0) }
-                guard parts.count == 2, parts[0] * parts[1] == dim else {
-                    throw ValidationError("--image-size \(s) must be HxW with H·W = input_dim \(dim)")
+                guard let shape = ImageShape(parsing: s), Self.covers(shape.height, shape.width, dim) else {
+                    throw ValidationError("--image-size \(s) must be HxW with H, W ≥ 1 and H·W = input_dim \(dim)")
                 }
-                (height, width) = (parts[0], parts[1])
+                (height, width) = (shape.height, shape.width)
             } else if reconstructions > 0 || FileManager.default.fileExists(atPath: data),
                       let ds = try? BinaryDataset(path: data), let h = ds.intAttribute("image_height"),
-                      let w = ds.intAttribute("image_width"), h * w == dim {
+                      let w = ds.intAttribute("image_width"), Self.covers(h, w, dim) {
                 (height, width) = (h, w)
             } else {
                 let side = Int(Double(dim).squareRoot().rounded())
@@ -54,6 +57,7 @@ struct Sample: ParsableCommand {
                 let means = SampleGrid.decoderMeans(model: model, params: params, z: z.matrix(rows: n, cols: d))
                 for r in 0..<rows { grid.appendRow(Array(means[(r * cols)..<((r + 1) * cols)])) }
             }
+            var reconstructed = 0  // at most the split's rows
             if reconstructions > 0 {
                 let ds = try BinaryDataset(path: data)
                 let (n, w) = try ds.shape(of: split)
@@ -61,6 +65,7 @@ struct Sample: ParsableCommand {
                     throw StorageError(file: data, object: "/\(split.rawValue)", problem: "rows have \(w) pixels but the model's input_dim is \(dim)")
                 }
                 let count = min(reconstructions, n)
+                reconstructed = count
                 let xb = try ds.readAll(split, rows: 0..<count)
                 let x = xb.matrix(rows: count, cols: dim)
                 var refinement = RunConfiguration.evaluationRefinement(checkpointConfig: ckpt.training?.configJSON)
@@ -73,9 +78,17 @@ struct Sample: ParsableCommand {
             }
             try PNGFile.writeGray(grid.render(), width: grid.pixelWidth, height: grid.pixelHeight, to: out)
             print("wrote \(out): \(grid.pixelWidth)×\(grid.pixelHeight) pixels, \(rows) rows of prior samples"
-                  + (reconstructions > 0 ? ", \(reconstructions) reconstructions (data, λ₀, λ_k rows)" : ""))
+                  + (reconstructed > 0 ? ", \(reconstructed) reconstructions (data, λ₀, λ_k rows)" : ""))
         } catch {
             throw failure(error)
         }
+    }
+
+    static let maxGridSide = 1000
+
+    /// Whether an image of h × w pixels holds exactly `pixels` (both ≥ 1; no overflow on hostile attributes).
+    static func covers(_ h: Int, _ w: Int, _ pixels: Int) -> Bool {
+        let (product, overflow) = h.multipliedReportingOverflow(by: w)
+        return h >= 1 && w >= 1 && !overflow && product == pixels
     }
 }

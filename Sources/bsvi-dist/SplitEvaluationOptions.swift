@@ -25,7 +25,8 @@ struct SplitEvaluationOptions: ParsableArguments {
         if samples < 1 { throw ValidationError("--samples must be ≥ 1, got \(samples)") }
         if limit < 0 { throw ValidationError("--limit must be ≥ 0 (0: all rows), got \(limit)") }
         if let r = refineSteps, r < 0 { throw ValidationError("--refine-steps must be ≥ 0, got \(r)") }
-        if let l = sviLr, !(l >= 0) { throw ValidationError("--svi-lr must be ≥ 0, got \(l)") }
+        if let l = sviLr, !(l >= 0 && l.isFinite) { throw ValidationError("--svi-lr must be finite and ≥ 0, got \(l)") }
+        if !(stallTimeout >= 0 && stallTimeout.isFinite) { throw ValidationError("--stall-timeout must be ≥ 0 seconds (0: never), got \(stallTimeout)") }
         if let p = perExample, p.isEmpty { throw ValidationError("--per-example needs a file name, e.g. --per-example test-examples.h5") }
     }
 
@@ -38,10 +39,11 @@ struct SplitEvaluationOptions: ParsableArguments {
         return r
     }
 
-    /// Rank 0 checks that the --per-example file can be created, before any long evaluation.
-    func checkPerExampleOutput(comm: Communicator) throws {
+    /// Rank 0 checks that the --per-example file can be created, and is none of the command's
+    /// inputs (`checkpoints` and --data), before any long evaluation.
+    func checkPerExampleOutput(comm: Communicator, checkpoints: [String]) throws {
         guard let path = perExample else { return }
-        try comm.rootDecides { try OutputFile.checkCanCreate(path, flag: "--per-example") }
+        try comm.rootDecides { try OutputFile.checkCanCreate(path, flag: "--per-example", inputs: checkpoints + [data]) }
     }
 
     /// One checkpoint's per-example evaluation of `split` on every rank; a stop signal abandons it
@@ -59,6 +61,18 @@ struct SplitEvaluationOptions: ParsableArguments {
 
 /// One JSON object on one line, keys sorted.
 func printJSONLine(_ object: [String: Any]) throws {
-    let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+    let data = try JSONSerialization.data(withJSONObject: jsonSafe(object), options: [.sortedKeys, .withoutEscapingSlashes])
     print(String(decoding: data, as: UTF8.self))
+}
+
+/// JSON has no NaN or ±∞, and JSONSerialization refuses them: a diverging refinement would lose
+/// the whole evaluation. They become the strings "nan", "inf" and "-inf", as in `inspect --json`.
+private func jsonSafe(_ value: Any) -> Any {
+    switch value {
+    case let d as Double where !d.isFinite: return d.isNaN ? "nan" : d > 0 ? "inf" : "-inf"
+    case let f as Float where !f.isFinite: return f.isNaN ? "nan" : f > 0 ? "inf" : "-inf"
+    case let dictionary as [String: Any]: return dictionary.mapValues(jsonSafe)
+    case let array as [Any]: return array.map(jsonSafe)
+    default: return value
+    }
 }

@@ -289,9 +289,13 @@ struct CheckpointFileTests {
         let output = dir + "/out.h5"
         // Above Linux's largest pid (2²²): no process can have it.
         let dead = dir + "/.out.h5.tmp-2147483646", alive = dir + "/.out.h5.tmp-\(getpid())", other = dir + "/.other.h5.tmp-2147483646"
-        for path in [dead, alive, other] { try Data("partial".utf8).write(to: URL(fileURLWithPath: path)) }
+        let fresh = dir + "/.out.h5.tmp-2147483645"  // a pid unknown here, but written to just now (another host's writer)
+        for path in [dead, alive, other, fresh] { try Data("partial".utf8).write(to: URL(fileURLWithPath: path)) }
+        let idle = Date(timeIntervalSinceNow: -2 * AtomicFile.idleSecondsOfAbandoned)
+        for path in [dead, alive, other] { try FileManager.default.setAttributes([.modificationDate: idle], ofItemAtPath: path) }
         AtomicFile.removeStaleTemporaryFiles(of: output, anyWriter: false)
-        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).sorted() == [".other.h5.tmp-2147483646", ".out.h5.tmp-\(getpid())"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
+                    == [".other.h5.tmp-2147483646", ".out.h5.tmp-2147483645", ".out.h5.tmp-\(getpid())"])
         AtomicFile.removeStaleTemporaryFiles(of: output)
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == [".other.h5.tmp-2147483646"])
     }

@@ -81,6 +81,12 @@ struct SVIRefinerTests {
         }
         #expect(lambda[0, 0] > 0.99)
         for c in 0..<4 { #expect(lambda[1, c] == g[4 + c]) }
+
+        // Entries near Float's largest: even a·‖g/a‖ = 2e38 would overflow; each is clipped to ½.
+        let huge = HostMatrix(rows: 1, cols: Self.width, values: [Float](repeating: 1e38, count: 4))
+        let at = HostMatrix(rows: 1, cols: Self.width, values: [Float](repeating: 0, count: 4))
+        refiner.apply(gradient: huge.matrix, to: at.matrix, step: 1)
+        for c in 0..<4 { #expect(abs(at[0, c] - 0.5) <= 1e-6, "λ[0, \(c)] = \(at[0, c])") }
     }
 
     @Test("clipping applies before momentum and Adam too", arguments: [RefinementRule.momentum, .adam])

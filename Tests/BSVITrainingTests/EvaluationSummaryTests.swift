@@ -153,10 +153,10 @@ struct EvaluationSummaryTests {
         try OutputFile.checkCanCreate(folder + "/times.csv", flag: "--step-times")
         // The atomic writer behind every output file says the same, not "free disk space".
         do {
-            try AtomicFile.write(to: folder) { try Data("x".utf8).write(to: URL(fileURLWithPath: $0)) }
+            try AtomicFile.write(to: folder) { _ in Issue.record("the body ran (the work) before the folder was refused") }
             Issue.record("a file replaced a folder")
         } catch let error as StorageError {
-            #expect(error.kind == .usage && "\(error)".contains("is a folder"), "\(error)")
+            #expect(error.kind == .cannotCreateOutput && "\(error)".contains("is a folder"), "\(error)")
         }
         #expect(!FileManager.default.fileExists(atPath: AtomicFile.temporaryPath(for: folder)))  // no temp file left
     }

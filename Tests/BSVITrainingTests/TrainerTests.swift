@@ -174,11 +174,15 @@ struct TrainerTests {
         #expect(try Self.rows(c) == before)
         #expect(try Data(contentsOf: URL(fileURLWithPath: c.files.runDirectory + "/final.h5")) == final)
         #expect(try CheckpointFile.read(c.files.runDirectory + "/final.h5").history.map(\.split) == ["test"])
-        // With more samples asked for, the final evaluation is not the one recorded: it runs again.
+        // With more samples or fewer rows asked for, the final evaluation is not the one recorded: it runs again.
         var more = c
         more.evaluation.samples = 30
         #expect(try f.train(more, resume: "auto") == .finished(step: 10))
         #expect(try Self.rows(c).filter { $0.hasPrefix("eval,") }.count == 2)
+        var fewer = more
+        fewer.evaluation.limit = 5
+        #expect(try f.train(fewer, resume: "auto") == .finished(step: 10))
+        #expect(try Self.rows(c).filter { $0.hasPrefix("eval,") }.last?.contains(",test,5,30,") == true)
     }
 
     @Test("a stop during an epoch's validation is made good on resume: the evaluation runs before the next step")
@@ -218,13 +222,44 @@ struct TrainerTests {
         let aside = try FileManager.default.contentsOfDirectory(atPath: c.files.runDirectory).filter { $0.hasPrefix("superseded-") }
         #expect(aside.count == 1)
         let moved = try FileManager.default.contentsOfDirectory(atPath: c.files.runDirectory + "/" + aside[0]).sorted()
-        #expect(moved == ["ckpt-20.h5", "ckpt-30.h5", "final.h5", "summary.json"])
+        #expect(moved == ["ckpt-20.h5", "ckpt-30.h5", "final.h5", "metrics.csv", "summary.json"])
+        // The copy keeps the abandoned rows after step 10 that the run's own metrics.csv lost.
+        let abandoned = try String(contentsOfFile: c.files.runDirectory + "/" + aside[0] + "/metrics.csv", encoding: .utf8)
+        #expect(abandoned.split(separator: "\n").contains { $0.hasPrefix("eval,") && $0.contains(",30,test,") })
         #expect(try CheckpointFile.read(c.files.runDirectory + "/final.h5").step == 15)
         // --resume auto now continues the branch (step 15), not the abandoned run (step 30).
         var longer = branch
         longer.schedule.maxSteps = 20
         #expect(try f.train(longer, resume: "auto") == .finished(step: 20))
         #expect(try Self.rows(c).filter { $0.hasPrefix("resume,") }.map { $0.split(separator: ",")[2] } == ["10", "15"])
+
+        // Back to the abandoned run's end: it is not "finished" while final.h5 is the branch's
+        // (step 20); the branch's end moves aside and the run ends at 30 with its own final.h5.
+        #expect(try f.train(c, resume: c.files.runDirectory + "/" + aside[0] + "/ckpt-30.h5") == .finished(step: 30))
+        #expect(try CheckpointFile.read(c.files.runDirectory + "/final.h5").step == 30)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: c.files.runDirectory).filter { $0.hasPrefix("superseded-") }.count == 2)
+    }
+
+    @Test("a checkpoint from elsewhere does not continue into a folder that holds another run")
+    func resumeIntoAnotherRunsFolder() throws {
+        let f = try Fixture()
+        let a = f.config("a", epochs: 1), b = f.config("b", epochs: 1)
+        #expect(try f.train(a) == .finished(step: 10))
+        #expect(try f.train(b) == .finished(step: 10))
+        let before = try Self.rows(b)
+        var continued = b
+        continued.schedule.epochs = 2
+        #expect {
+            _ = try f.train(continued, resume: a.files.runDirectory + "/checkpoints/ckpt-10.h5")
+        } throws: { error in
+            let e = error as? CollectiveError
+            return e?.exitStatus == .usage && e!.message.contains("holds another run") && e!.message.contains("new --run-dir")
+        }
+        #expect(try Self.rows(b) == before)
+        // Into a new folder it continues.
+        var elsewhere = continued
+        elsewhere.files.runDirectory = f.folder + "/a-continued"
+        #expect(try f.train(elsewhere, resume: a.files.runDirectory + "/checkpoints/ckpt-10.h5") == .finished(step: 20))
     }
 
     @Test("a fresh run refuses a folder holding an earlier run's rows or final.h5 without checkpoints (it would append and overwrite)")

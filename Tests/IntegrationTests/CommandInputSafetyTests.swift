@@ -1,0 +1,78 @@
+import BSVIStorage
+import Foundation
+import Testing
+
+/// Mistakes a user can make with the reporting commands end with a message and a usage exit,
+/// before anything is written: an output that is one of the inputs, sizes that cannot be drawn,
+/// values JSON cannot hold.
+@Suite("Command inputs: outputs that would destroy inputs, impossible sizes, non-finite JSON")
+struct CommandInputSafetyTests {
+    final class Fixture {
+        let dir: String
+        let data: String
+        let checkpoint: String
+        init() throws {
+            dir = try makeTemporaryDirectory(prefix: "inputs")
+            data = dir + "/toy.h5"
+            try writeToyDataset(data)
+            checkpoint = try trainTinyCheckpoint(data: data, runDir: dir + "/run", seed: 3, epochs: 1)
+        }
+        deinit { try? FileManager.default.removeItem(atPath: dir) }
+    }
+
+    @Test("eval, compare and sample refuse to write over their own checkpoint or dataset; the inputs stay intact")
+    func outputIsAnInput() throws {
+        let f = try Fixture()
+        let checkpointBytes = try Data(contentsOf: URL(fileURLWithPath: f.checkpoint))
+        let dataBytes = try Data(contentsOf: URL(fileURLWithPath: f.data))
+        let link = f.dir + "/alias.h5"  // the same file under another name
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: f.checkpoint)
+        for arguments in [["eval", f.checkpoint, "--data", f.data, "--samples", "5", "--per-example", f.checkpoint],
+                          ["eval", f.checkpoint, "--data", f.data, "--samples", "5", "--per-example", f.data],
+                          ["eval", f.checkpoint, "--data", f.data, "--samples", "5", "--per-example", link],
+                          ["compare", f.checkpoint, f.checkpoint, "--data", f.data, "--samples", "5", "--per-example", f.checkpoint],
+                          ["sample", f.checkpoint, "--out", f.checkpoint]] {
+            let r = try bsvi(arguments)
+            #expect(r.status == 64 && !r.signaled && r.stderr.contains("would destroy the input"), "\(arguments): \(r.stderr)")
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: f.checkpoint)) == checkpointBytes)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: f.data)) == dataBytes)
+    }
+
+    @Test("sample refuses impossible image sizes, grids and refinement steps with exit 64, never a crash")
+    func sampleSizes() throws {
+        let f = try Fixture()
+        for extra in [["--image-size=-4x-4"], ["--image-size", "4611686018427387904x4"], ["--rows", "4611686018427387904"],
+                      ["--columns", "0"], ["--refine-steps=-3", "--reconstructions", "2"]] {
+            let r = try bsvi(["sample", f.checkpoint, "--data", f.data, "--out", f.dir + "/s.png"] + extra)
+            #expect(r.status == 64 && !r.signaled, "\(extra): \(r.status) \(r.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: f.dir + "/s.png"))
+        // More reconstructions than the split has: it says how many it drew.
+        let r = try bsvi(["sample", f.checkpoint, "--data", f.data, "--out", f.dir + "/s.png", "--reconstructions", "25"])
+        #expect(r.status == 0 && r.stdout.contains("20 reconstructions"), "\(r.stdout) \(r.stderr)")
+    }
+
+    @Test("eval --json writes non-finite values as strings instead of failing the whole evaluation")
+    func nonFiniteJSON() throws {
+        let f = try Fixture()
+        // A refinement step this large diverges: ELBO(λ_k) = −∞ (or NaN).
+        let r = try bsvi(["eval", f.checkpoint, "--data", f.data, "--samples", "5", "--svi-rule", "sgd", "--svi-lr", "1000", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let object = try parseJSONLine(r.stdout)
+        #expect(object["log_likelihood"] is Double)
+        // The refinement must have diverged, or this test checks nothing.
+        #expect(["-inf", "inf", "nan"].contains(object["elbo_refined"] as? String), "\(r.stdout)")
+    }
+
+    @Test("flags eval and train both check: --stall-timeout ≥ 0, a finite --svi-lr; bench names --batch-size when the data is too small")
+    func flagChecks() throws {
+        let f = try Fixture()
+        for extra in [["--stall-timeout=-1"], ["--stall-timeout", "nan"], ["--svi-lr", "inf"]] {
+            let r = try bsvi(["eval", f.checkpoint, "--data", f.data, "--samples", "5"] + extra)
+            #expect(r.status == 64 && !r.signaled, "\(extra): \(r.stderr)")
+        }
+        let bench = try bsvi(["bench", "--data", f.data, "--batch-size", "200", "--steps", "1", "--eval-examples", "0"])
+        #expect(bench.status == 64 && bench.stderr.contains("--batch-size") && bench.stderr.contains("96 rows"), "\(bench.stderr)")
+    }
+}

@@ -69,6 +69,10 @@ public final class RunFolderLock {
         guard descriptor >= 0 else { return }
         _ = ftruncate(descriptor, 0)
         _ = fsync(descriptor)
+        // Unlock explicitly: a child forked by another thread and not yet at its exec holds a copy
+        // of the descriptor (O_CLOEXEC closes it only at the exec), and close alone would leave
+        // the lock held through that copy; LOCK_UN releases it on the shared open file.
+        _ = flock(descriptor, LOCK_UN)
         close(descriptor)
         descriptor = -1
     }

@@ -45,6 +45,8 @@ struct RunStart: Codable {
             start.message = "--resume auto: \(runDirectory) holds no checkpoint and no metrics yet; starting a new run"
             params.copy(from: model.makeInitialParameters(seed: config.optimizer.seed))
         case let flag?:
+            let (checkpoint, path) = try Self.checkpoint(flag, store: store, folder: folder, runDirectory: runDirectory)
+            let changes = try Self.checkCompatible(checkpoint, path: path, config: config, model: model)
             // A checkpoint from elsewhere continues into this folder only if it holds no run of its
             // own: its checkpoints and rows would mix with the continued run's.
             if flag != "auto", !folder.neverStarted, !Self.isInside(flag, runDirectory) {
@@ -52,8 +54,6 @@ struct RunStart: Codable {
                     flag: "--run-dir", problem: "\(runDirectory) holds another run (\(folder.earlierRunEvidence)), and \(flag) is not one of its checkpoints; "
                         + "continue \(flag) in a new --run-dir, or resume one of this folder's checkpoints")
             }
-            let (checkpoint, path) = try Self.checkpoint(flag, store: store, folder: folder, runDirectory: runDirectory)
-            let changes = try Self.checkCompatible(checkpoint, path: path, config: config, model: model)
             let training = checkpoint.training!
             params.copy(from: checkpoint.parameters)
             adam.firstMoment.copy(from: training.firstMoment)

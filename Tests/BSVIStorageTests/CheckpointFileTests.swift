@@ -294,8 +294,8 @@ struct CheckpointFileTests {
         let idle = Date(timeIntervalSinceNow: -2 * AtomicFile.idleSecondsOfAbandoned)
         for path in [dead, alive, other] { try FileManager.default.setAttributes([.modificationDate: idle], ofItemAtPath: path) }
         AtomicFile.removeStaleTemporaryFiles(of: output, anyWriter: false)
-        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
-                    == [".other.h5.tmp-2147483646", ".out.h5.tmp-2147483645", ".out.h5.tmp-\(getpid())"])
+        let left = try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
+        #expect(left == [".other.h5.tmp-2147483646", ".out.h5.tmp-2147483645", ".out.h5.tmp-\(getpid())"].sorted(), "\(left)")
         AtomicFile.removeStaleTemporaryFiles(of: output)
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == [".other.h5.tmp-2147483646"])
     }

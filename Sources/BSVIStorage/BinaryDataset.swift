@@ -57,6 +57,13 @@ public final class BinaryDataset {
         guard info.shape[1] > 0 else {
             throw StorageError(file: path, object: name, problem: "rows have zero width", fix: "rebuild the dataset")
         }
+        // Row buffers are rows × width: a hostile width (a 2 KB file can declare 2^30 with no
+        // chunk written) would abort on allocation instead of failing with this message.
+        guard info.shape[1] <= SizeLimits.maxRowWidth else {
+            throw StorageError(file: path, object: name,
+                               problem: "rows of \(info.shape[1]) pixels, more than the \(SizeLimits.maxRowWidth) (4096×4096) a row may hold",
+                               fix: "rebuild the dataset with `bsvi-dist prepare-data`")
+        }
         return (info.shape[0], info.shape[1])
     }
 

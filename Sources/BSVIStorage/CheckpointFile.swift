@@ -65,9 +65,13 @@ public enum CheckpointFile {
         let reader = CheckpointReader(file: try HDF5File.open(path), path: path)
         try reader.checkFormat()
         let shape = try reader.modelShape()
-        let piCount = try reader.file.exists("/training/pi_logits") ? (try reader.file.datasetInfo("/training/pi_logits")).count : 0
+        let piCount = try reader.piCount()
         let model = VAEModel(shape: shape, piCount: piCount)
         let f = reader.file
+        // Every tensor's shape is checked (cheap) before anything of parameterCount floats is
+        // allocated: the attributes alone could otherwise ask for 80 GB (input_dim 100000,
+        // hidden_dims [100000]) in a file of a few KB.
+        try reader.checkTensors(model)
         let training = try reader.trainingState(parameterCount: model.parameterCount)
         if training == nil && requireTrainingState {
             throw reader.problem("/training", "the checkpoint holds only the model, not the optimizer state and configuration that --resume needs",
@@ -127,17 +131,57 @@ private struct CheckpointReader {
         guard inputDim > 0, latentDim > 0, hidden.allSatisfy({ $0 > 0 }) else {
             throw problem("/model", "input_dim, latent_dim and hidden_dims must be positive (found \(inputDim), \(latentDim), \(hidden))")
         }
+        // Bounds that keep VAEModel's layout arithmetic (products of adjacent widths, summed
+        // over the layers) far from overflowing Int: with 2^33-wide layers it wrapped and then
+        // asked for hundreds of GB. input_dim is a row's pixels, so it has the rows' limit.
+        let limit = SizeLimits.maxRowWidth
+        guard inputDim <= limit, latentDim <= limit, hidden.allSatisfy({ $0 <= limit }), hidden.count <= Self.maxHiddenLayers else {
+            throw problem("/model", "input_dim, latent_dim and hidden_dims (found \(inputDim), \(latentDim), \(hidden.count) hidden layers) exceed "
+                          + "what a checkpoint may declare: widths up to \(limit), at most \(Self.maxHiddenLayers) hidden layers (corrupt file)",
+                          fix: "pass a checkpoint written by bsvi-dist train")
+        }
         return ModelShape(inputDim: inputDim, latentDim: latentDim, hiddenDims: hidden, activation: activation)
     }
 
-    /// Every tensor of the model's layout, in layout order: present, of the implied shape, finite.
-    func parameters(_ model: VAEModel) throws -> [Float] {
-        var params = [Float](repeating: 0, count: model.parameterCount)
+    static let maxHiddenLayers = 1024
+
+    /// The length of /training/pi_logits (k+1 BSVI mixture logits), 0 when absent; bounded
+    /// before VAEModel adds it to the layout.
+    func piCount() throws -> Int {
+        let name = "/training/pi_logits"
+        guard try file.exists(name) else { return 0 }
+        let shape = try file.datasetInfo(name).shape
+        guard shape.count == 1, shape[0] <= SizeLimits.maxRowWidth else {
+            throw problem(name, "shape \(shape), expected [k+1] with at most \(SizeLimits.maxRowWidth) entries (corrupt file)")
+        }
+        return shape[0]
+    }
+
+    /// Every tensor of the model's layout is present, of the shape the attributes imply, and
+    /// stored in the file — checked from dataset headers alone, so that the parameter vector
+    /// allocated afterwards is no larger than the data the file actually holds.
+    func checkTensors(_ model: VAEModel) throws {
         for t in model.layout.tensors {
             let name = Checkpoint.datasetPath(for: t.name)
             guard try file.exists(name) else {
                 throw problem(name, "dataset is missing (expected by input_dim/latent_dim/hidden_dims)")
             }
+            let fileShape = try file.datasetInfo(name).shape
+            guard fileShape == t.shape else {
+                throw problem(name, "shape \(fileShape) disagrees with the model attributes, which imply \(t.shape)")
+            }
+            guard try t.count == 0 || file.isFullyStored(name) else {
+                throw problem(name, "the dataset is declared but its values were never (or only partly) written (corrupt file)")
+            }
+        }
+    }
+
+    /// Every tensor of the model's layout, in layout order: present, of the implied shape, finite.
+    /// `read` has run `checkTensors` first, so the allocation below is backed by stored data.
+    func parameters(_ model: VAEModel) throws -> [Float] {
+        var params = [Float](repeating: 0, count: model.parameterCount)
+        for t in model.layout.tensors {
+            let name = Checkpoint.datasetPath(for: t.name)
             let (values, fileShape) = try file.readFloats(name)
             guard fileShape == t.shape else {
                 throw problem(name, "shape \(fileShape) disagrees with the model attributes, which imply \(t.shape)")
@@ -153,6 +197,14 @@ private struct CheckpointReader {
     /// The optimizer state and configuration, or nil in a model-only file.
     func trainingState(parameterCount: Int) throws -> TrainingState? {
         guard try file.exists("/training"), try file.hasAttribute("config", on: "/training") else { return nil }
+        // Shapes first (cheap), so a moment declared far larger than the model is refused
+        // before it is allocated.
+        for name in ["/training/adam_first_moment", "/training/adam_second_moment"] where try file.exists(name) {
+            let shape = try file.datasetInfo(name).shape
+            guard shape == [parameterCount] else {
+                throw problem("/training", "optimizer moments: \(name) has shape \(shape), the model has \(parameterCount) parameters")
+            }
+        }
         let m = try file.readFloats("/training/adam_first_moment").values
         let v = try file.readFloats("/training/adam_second_moment").values
         guard m.count == parameterCount, v.count == parameterCount else {

@@ -34,10 +34,15 @@ public struct DatasetReport: Codable {
 }
 
 public enum DatasetInspector {
-    /// Whether an HDF5 file is a dataset (it has /train) rather than a checkpoint (/model).
+    /// Whether an HDF5 file is a dataset (it has /train, /valid or /test) rather than a
+    /// checkpoint (/model). Any one split is enough, so that a dataset missing /train is
+    /// inspected as a dataset with that split listed as a problem, not rejected as a checkpoint
+    /// without /model.
     public static func isDataset(_ path: String) throws -> Bool {
         let f = try HDF5File.open(path)
-        return try f.exists("/train") && !f.exists("/model")
+        guard try !f.exists("/model") else { return false }
+        for split in DataSplit.allCases where try f.exists("/" + split.rawValue) { return true }
+        return false
     }
 
     /// Reads every row of every split (so each chunk's Fletcher32 checksum is verified) and
@@ -66,6 +71,20 @@ public enum DatasetInspector {
                 report.checksumsVerified = false
                 continue
             }
+            // The chunk buffer below is rows × width bytes: a 2 KB file can declare (2^20, 2^30)
+            // with no chunk written, so the width is bounded before anything is allocated.
+            guard info.shape[1] <= SizeLimits.maxRowWidth else {
+                report.problems.append("\(name) declares rows of \(info.shape[1]) pixels, more than the \(SizeLimits.maxRowWidth) (4096×4096) a row may hold")
+                report.checksumsVerified = false
+                continue
+            }
+            // A split declared but never (or partly) written reads as fill values: listed rather
+            // than read, which for a hostile row count of 2^40 would take days.
+            guard try f.isFullyStored(name) else {
+                report.problems.append("\(name) is declared with shape \(info.shape) but its data was never (or only partly) written")
+                report.checksumsVerified = false
+                continue
+            }
             let (rows, width) = (info.shape[0], info.shape[1])
             let intensities = split == .train && binarization == "dynamic"
             var sum = 0, ones = 0, nonBinary = 0
@@ -87,7 +106,7 @@ public enum DatasetInspector {
                 }
             }
             if !intensities && nonBinary > 0 { report.problems.append("\(name) holds \(nonBinary) values that are not 0/1") }
-            let total = Double(rows * width)
+            let total = Double(rows) * Double(width)  // rows × width may overflow Int for a hostile shape
             report.splits.append(.init(name: split.rawValue, rows: rows, width: width, holds: intensities ? "intensities" : "binary",
                                        fractionOfOnes: intensities ? Double(sum) / 255 / total : Double(ones) / total,
                                        nonBinaryValues: intensities ? 0 : nonBinary, checksummed: info.hasFletcher32))
@@ -96,8 +115,16 @@ public enum DatasetInspector {
         if Set(report.splits.map(\.width)).count > 1 {
             report.problems.append("splits have different widths: " + report.splits.map { "\($0.name) \($0.width)" }.joined(separator: ", "))
         }
-        if let h = report.imageHeight, let w = report.imageWidth, let width = report.splits.first?.width, h * w != width {
-            report.problems.append("image_height × image_width = \(h)×\(w) does not match the \(width) pixels of a row")
+        // Attributes are hostile until checked: h × w of 2^62 × 4 overflows (a trap), and -4 × -4
+        // equals 16 pixels but is no image shape `sample` can draw.
+        if let h = report.imageHeight, let w = report.imageWidth {
+            if h <= 0 || w <= 0 {
+                report.problems.append("image_height × image_width = \(h)×\(w) is not an image shape (both must be positive)")
+            } else if let width = report.splits.first?.width, SizeLimits.product([h, w]) != width {
+                report.problems.append("image_height × image_width = \(h)×\(w) does not match the \(width) pixels of a row")
+            }
+        } else if let h = report.imageHeight ?? report.imageWidth, h <= 0 {
+            report.problems.append("\(report.imageHeight != nil ? "image_height" : "image_width") is \(h); an image side must be positive")
         }
         return report
     }

@@ -31,7 +31,14 @@ extension HDF5File {
         let rank = Int(try hdf5(H5Sget_simple_extent_ndims(space), "H5Sget_simple_extent_ndims"))
         var dims = [hsize_t](repeating: 0, count: max(rank, 1))
         try hdf5(H5Sget_simple_extent_dims(space, &dims, nil), "H5Sget_simple_extent_dims")
-        return dims.prefix(rank).map { Int($0) }
+        // hsize_t is unsigned: a corrupt or hostile file can declare more than Int.max, which
+        // Int(_:) would trap on.
+        return try dims.prefix(rank).map { d throws(HDF5CallError) -> Int in
+            guard let n = Int(exactly: d) else {
+                throw HDF5CallError(call: "H5Sget_simple_extent_dims", reason: "a dimension of \(d) exceeds the largest size this program handles")
+            }
+            return n
+        }
     }
 
     // MARK: Reading
@@ -62,11 +69,62 @@ extension HDF5File {
         return false
     }
 
-    /// The dataset's info, after checking that its element type is one `accepts` takes.
+    /// The dataset's info, after checking that its element type is one `accepts` takes and that
+    /// a whole read can be allocated (`checkWholeRead`).
     private func info(_ name: String, expecting expected: String, _ accepts: (HDF5ElementType) -> Bool) throws -> DatasetInfo {
         let info = try datasetInfo(name)
         guard accepts(info.elementType) else { throw fail(name, "expected \(expected) dataset, found \(info.elementType)") }
+        try checkWholeRead(name, info)
         return info
+    }
+
+    /// Whether every element of a dataset has storage in the file: every chunk of a chunked
+    /// dataset written (counted, since HDF5's space status compares byte sizes and calls a
+    /// Fletcher32 dataset, 4 bytes longer per chunk, only partly allocated), or the contiguous
+    /// data allocated. A dataset that is only declared reads as fill values, however large.
+    public func isFullyStored(_ name: String) throws -> Bool {
+        try withDataset(name) { d in
+            try checked(name, "cannot read the dataset's storage layout or allocation status") {
+                let creation = try hdf5(H5Dget_create_plist(d), "H5Dget_create_plist")
+                defer { ignoringFailure(H5Pclose(creation)) }
+                if try hdf5(H5Pget_layout(creation), "H5Pget_layout") == H5D_CHUNKED {
+                    let space = try hdf5(H5Dget_space(d), "H5Dget_space")
+                    defer { ignoringFailure(H5Sclose(space)) }
+                    let shape = try Self.extent(of: space)
+                    var chunk = [hsize_t](repeating: 0, count: max(shape.count, 1))
+                    try hdf5(H5Pget_chunk(creation, Int32(chunk.count), &chunk), "H5Pget_chunk")
+                    // Chunks along each dimension, rounded up; a chunk size of 0 cannot occur in
+                    // a readable file, but would make the expected count unknowable.
+                    var expected: UInt64 = 1
+                    for (n, c) in zip(shape, chunk) {
+                        guard c > 0 else { return false }
+                        let (p, overflow) = expected.multipliedReportingOverflow(by: (UInt64(n) + c - 1) / c)
+                        if overflow { return false }
+                        expected = p
+                    }
+                    var stored: hsize_t = 0
+                    try hdf5(H5Dget_num_chunks(d, space, &stored), "H5Dget_num_chunks")
+                    return stored >= expected
+                }
+                var status = H5D_SPACE_STATUS_ERROR
+                try hdf5(H5Dget_space_status(d, &status), "H5Dget_space_status")
+                return status == H5D_SPACE_STATUS_ALLOCATED
+            }
+        }
+    }
+
+    /// Before a whole dataset is read into one array: its element count must not overflow, and
+    /// its data must be in the file. Without this a 2 KB file declaring a chunked
+    /// (2^20, 2^30) dataset, none of it written, makes the reader allocate a terabyte (an
+    /// abort, not an error); with it, what is allocated is what the file stores.
+    func checkWholeRead(_ name: String, _ info: DatasetInfo) throws {
+        guard let count = SizeLimits.product(info.shape) else {
+            throw fail(name, "shape \(info.shape) declares more elements than can be counted (corrupt file)", fix: "write the file again")
+        }
+        guard try count == 0 || isFullyStored(name) else {
+            throw fail(name, "shape \(info.shape) is declared but its data was never (or only partly) written (corrupt or incomplete file)",
+                       fix: "write the file again")
+        }
     }
 
     /// Reads a whole dataset converted to `memType` into `out` (count elements).

@@ -19,6 +19,7 @@ extension HDF5File {
     public func readStrings(_ name: String) throws -> [String] {
         let info = try datasetInfo(name)
         guard info.elementType == .string else { throw fail(name, "expected a string dataset, found \(info.elementType)") }
+        try checkWholeRead(name, info)  // before allocating info.count pointers or strings
         return try withDataset(name) { d in
             try checked(name, "reading strings failed (checksum mismatch or corrupt file)") {
                 let type = try hdf5(H5Dget_type(d), "H5Dget_type")

@@ -1,4 +1,5 @@
 import BSVIStorage
+import DataFixtures
 import Foundation
 import Testing
 
@@ -132,5 +133,67 @@ struct FuzzTests {
                 #expect(!r.stderr.isEmpty && !FileManager.default.fileExists(atPath: dir + "/t-\(i)/final.h5"))
             }
         }
+    }
+
+    /// Files whose headers or attributes declare absurd sizes (crafted, not random: a random
+    /// flip rarely lands on a size). Before the fix each killed the command with SIGILL (an
+    /// overflowing multiplication) or SIGABRT (allocating what the header promised); each must
+    /// now exit 64 or 65 with one message naming the file.
+    @Test func hostileSizes() throws {
+        let dir = try makeTemporaryDirectory(prefix: "fuzzsizes")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        func idx(_ dims: [UInt32], data: Int) -> Data {
+            var bytes: [UInt8] = [0, 0, 0x08, UInt8(dims.count)]
+            for d in dims { withUnsafeBytes(of: d.bigEndian) { bytes += $0 } }
+            return Data(bytes + [UInt8](repeating: 0, count: data))
+        }
+        try idx([1, 0xffff_ffff, 0xffff_ffff], data: 16).write(to: URL(fileURLWithPath: dir + "/huge3.idx3-ubyte"))
+        try idx([1, 0xffff_ffff], data: 12).write(to: URL(fileURLWithPath: dir + "/nd.idx2-ubyte"))
+        try Data(DataFixtures.npy([], shape: [1, 1 << 62, 4], type: .uint8)).write(to: URL(fileURLWithPath: dir + "/huge.npy"))
+        try writeToyDataset(dir + "/toy.h5")
+        let attr = try HDF5File.open(dir + "/toy.h5", writable: true)
+        try attr.setAttribute("image_height", Int64(1) << 62)
+        try attr.setAttribute("image_width", Int64(4))
+        try attr.close()
+        let wide = try HDF5File.create(dir + "/wide.h5")
+        for s in ["/train", "/valid", "/test"] { try wide.createUInt8Dataset(s, rows: 1 << 20, width: 1 << 30, chunkRows: 1) }
+        try wide.close()
+        let t = try bsvi(["train", "--data", dir + "/wide.h5", "--batch-size", "8", "--run-dir", dir + "/never", "--max-steps", "1"] + tinyModel)
+        #expect(!t.signaled && t.status == 65 && t.stderr.contains(dir + "/wide.h5"), "train on wide.h5: \(t.status) \(t.stderr)")
+        try writeToyDataset(dir + "/ok.h5")
+        let run = try bsvi(["train", "--data", dir + "/ok.h5", "--batch-size", "8", "--run-dir", dir + "/run", "--max-steps", "1",
+                            "--no-final-eval"] + tinyModel)
+        try #require(run.status == 0, "\(run.stderr)")
+        // Model-only (as another tool might write it), with attributes implying 40 GB of floats.
+        let ckpt = dir + "/big.h5"
+        var c = try CheckpointFile.read(dir + "/run/final.h5")
+        c.training = nil
+        try CheckpointFile.write(c, to: ckpt)
+        let big = try HDF5File.open(ckpt, writable: true)
+        try big.setAttribute("input_dim", on: "/model", Int64(100_000))
+        try big.setAttribute("hidden_dims", on: "/model", [Int64(100_000)])
+        try big.close()
+
+        let out = dir + "/out.h5"
+        let cases: [(args: [String], file: String, status: Int32)] = [
+            (["prepare-data", "--train", dir + "/huge3.idx3-ubyte", "--test", dir + "/huge3.idx3-ubyte", "--output", out, "--valid-from-train", "1"],
+             dir + "/huge3.idx3-ubyte", 65),
+            (["prepare-data", "--train", dir + "/nd.idx2-ubyte", "--test", dir + "/nd.idx2-ubyte", "--output", out, "--valid-from-train", "1"],
+             dir + "/nd.idx2-ubyte", 65),
+            (["prepare-data", "--train", dir + "/huge.npy", "--test", dir + "/huge.npy", "--output", out, "--valid-from-train", "1"],
+             dir + "/huge.npy", 65),
+            (["prepare-data", "--train", dir + "/huge.npy", "--test", dir + "/huge.npy", "--output", out, "--valid-from-train", "1",
+              "--image-shape", "4294967296x4294967296"], "--image-shape", 64),
+            (["inspect", dir + "/toy.h5"], dir + "/toy.h5", 65),
+            (["inspect", dir + "/wide.h5"], dir + "/wide.h5", 65),
+            (["inspect", ckpt], ckpt, 65),
+            (["eval", ckpt, "--data", dir + "/ok.h5", "--samples", "10"], ckpt, 65),
+        ]
+        for (args, file, status) in cases {
+            let r = try bsvi(args, timeout: 60)
+            #expect(!r.signaled && !r.timedOut && r.status == status && r.stderr.contains(file),
+                    "\(args.joined(separator: " ")): status \(r.status)\(r.signaled ? " (signal)" : ""), expected \(status) naming \(file):\n\(r.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: out))
     }
 }

@@ -6,9 +6,29 @@ protocol ByteInput: AnyObject {
     var location: InputLocation { get }
     /// Reads up to `count` bytes, fewer only at the end of the input; throws on corrupt data.
     func read(into buffer: UnsafeMutableRawPointer, count: Int) throws -> Int
+    /// Bytes left to read when that is known without reading them (a plain, uncompressed
+    /// file); nil otherwise (gzip streams, zip members).
+    var remainingBytes: Int? { get }
 }
 
 extension ByteInput {
+    var remainingBytes: Int? { nil }
+
+    /// Checks a header's promise of `rows` rows of `width` values of `elementSize` bytes against
+    /// the bytes the file still holds, when that is known. A 24-byte IDX file may declare
+    /// 2^32-1 values a row; this turns it into the reader's "file ends early" message before
+    /// anything is allocated or read. (Compressed inputs are not checked here: their chunk
+    /// buffers are bounded by `checkRowWidth`, and reading finds the early end.)
+    func checkDeclaredSize(rows: Int, width: Int, elementSize: Int, describe: (_ wholeRows: Int) -> String) throws {
+        guard let remaining = remainingBytes else { return }
+        guard let needed = SizeLimits.product([rows, width, elementSize]), needed <= remaining else {
+            let rowBytes = SizeLimits.product([width, elementSize]) ?? Int.max
+            throw location.error("the file ends early: \(describe(rowBytes > 0 ? remaining / rowBytes : 0)) "
+                                 + "(\(remaining) bytes follow the header)",
+                                 fix: "the file is truncated or its header is corrupt; download or write it again")
+        }
+    }
+
     /// Reads exactly `count` bytes, or throws a truncation error phrased by `what`.
     func readExactly(into buffer: UnsafeMutableRawPointer, count: Int, what: @autoclosure () -> String) throws {
         let got = try read(into: buffer, count: count)
@@ -37,6 +57,7 @@ extension ByteInput {
 final class GzipFileInput: ByteInput {
     let location: InputLocation
     private let handle: gzFile
+    private let fileSize: Int?
 
     init(path: String) throws {
         location = InputLocation(file: path)
@@ -53,6 +74,15 @@ final class GzipFileInput: ByteInput {
         }
         gzbuffer(handle, 1 << 20)
         self.handle = handle
+        fileSize = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue
+    }
+
+    /// For a plain file (zlib reads it directly): its size less what has been read. gzdirect
+    /// answers only after the first read, which the header's has been by the time this is asked.
+    var remainingBytes: Int? {
+        guard let fileSize, gzdirect(handle) == 1 else { return nil }
+        let offset = gztell(handle)
+        return offset >= 0 ? max(0, fileSize - Int(offset)) : nil
     }
 
     deinit { gzclose(handle) }

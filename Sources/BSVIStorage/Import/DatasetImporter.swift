@@ -138,6 +138,11 @@ public enum DatasetImporter {
     /// From the input's N×H×W shape, or --image-shape (which wins), or 28×28 for 784 pixels.
     static func imageShape(_ request: DataImportRequest, train: InputSurvey) throws -> ImageShape {
         if let given = request.imageShape {
+            // Checked before `pixels`: H·W of two huge sides overflows (a trap, not an error).
+            guard given.isWithinLimits else {
+                throw StorageError(file: "--image-shape", problem: "\(given) is not a usable image shape: H and W must be positive with H·W at most \(SizeLimits.maxRowWidth) pixels",
+                                   fix: "pass H and W with H·W = \(train.width)", kind: .usage)
+            }
             guard given.pixels == train.width else {
                 throw StorageError(file: "--image-shape", problem: "\(given) is \(given.pixels) pixels, but rows of \(train.spec) have \(train.width)",
                                    fix: "pass H and W with H·W = \(train.width)", kind: .usage)

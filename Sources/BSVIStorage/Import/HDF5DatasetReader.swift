@@ -34,6 +34,7 @@ final class HDF5DatasetReader: RowReader {
             elementType = info.elementType == .other("enum8") ? "bool (enum)" : info.elementType.description
             let layout = try rowLayout(of: info.shape, at: location)
             guard layout.width > 0 else { throw location.error("rows hold no values (shape \(info.shape))") }
+            try checkRowWidth(layout.width, shape: info.shape, at: location)
             width = layout.width
             imageShape = layout.image
             declaredRows = layout.rows

@@ -45,6 +45,10 @@ final class IDXReader: RowReader {
         guard layout.width > 0 else {
             throw location.error("IDX images of \(dims.dropFirst().map(String.init).joined(separator: "×")) pixels hold nothing")
         }
+        try input.checkDeclaredSize(rows: layout.rows, width: layout.width, elementSize: 1) { complete in
+            "the header declares \(layout.rows) images of \(layout.width) pixels, the data stops after \(complete)"
+        }
+        try checkRowWidth(layout.width, shape: dims, at: location)
         width = layout.width
         imageShape = layout.image
         declaredRows = layout.rows

@@ -65,6 +65,10 @@ final class NPYReader: RowReader {
         imageShape = layout.image
         declaredRows = layout.rows
         guard width > 0 else { throw location.error("rows hold no values (shape \(parsed.shape))") }
+        try input.checkDeclaredSize(rows: layout.rows, width: width, elementSize: element.size) { [element] complete in
+            "the header declares \(layout.rows) rows of \(layout.width) \(element.name) values, the data stops after \(complete)"
+        }
+        try checkRowWidth(width, shape: parsed.shape, at: location)
     }
 
     func describeRow(_ index: Int) -> String { "row \(index)" }

@@ -17,14 +17,24 @@ public struct ImageShape: Equatable, Sendable, CustomStringConvertible {
         self.height = height
         self.width = width
     }
+    /// Safe to compute for every shape this module makes: each is checked against
+    /// `SizeLimits.maxRowWidth` (parsing, `rowLayout`, `DatasetImporter.imageShape`) first.
     public var pixels: Int { height * width }
     public var description: String { "\(height)x\(width)" }
 
-    /// Parses "HxW" (e.g. "28x28"); nil unless both are positive integers.
+    /// Parses "HxW" (e.g. "28x28"); nil unless both are positive integers and H·W is at most
+    /// `SizeLimits.maxRowWidth` pixels (so that H·W cannot overflow: 2^32×2^32 used to trap).
     public init?(parsing text: String) {
         let parts = text.lowercased().split(separator: "x", omittingEmptySubsequences: false)
         guard parts.count == 2, let h = Int(parts[0]), let w = Int(parts[1]), h > 0, w > 0 else { return nil }
         self.init(height: h, width: w)
+        guard isWithinLimits else { return nil }
+    }
+
+    /// Both sides positive and H·W at most `SizeLimits.maxRowWidth` pixels, checked without
+    /// overflowing.
+    public var isWithinLimits: Bool {
+        height > 0 && width > 0 && (SizeLimits.product([height, width]).map { $0 <= SizeLimits.maxRowWidth } ?? false)
     }
 }
 
@@ -68,21 +78,43 @@ protocol RowReader: AnyObject {
 }
 
 /// Makes sense of an array's dimensions: N×D rows, N×H×W images, or N×H×W×1 / N×1×H×W images
-/// with a single channel. Anything else is refused with the shape in the message.
+/// with a single channel. Anything else is refused with the shape in the message. Sizes come
+/// from a header or an HDF5 dataspace, so they are hostile until checked: negative sizes and a
+/// row width whose product overflows Int (2^32-1 × 2^32-1 used to trap) are refused here.
+/// The caller then checks the width against `SizeLimits.maxRowWidth` (`checkRowWidth`), after
+/// comparing the header with the file's size where it can, so a truncated file gets the
+/// "ends early" message rather than a limit it never meant to reach.
 func rowLayout(of dims: [Int], at location: InputLocation) throws -> (rows: Int, width: Int, image: ImageShape?) {
+    let shape = "(" + dims.map(String.init).joined(separator: ", ") + ")"
+    let rowDims: [Int]
     switch dims.count {
-    case 2:
-        return (dims[0], dims[1], nil)
-    case 3:
-        return (dims[0], dims[1] * dims[2], ImageShape(height: dims[1], width: dims[2]))
-    case 4 where dims[3] == 1:
-        return (dims[0], dims[1] * dims[2], ImageShape(height: dims[1], width: dims[2]))
-    case 4 where dims[1] == 1:
-        return (dims[0], dims[2] * dims[3], ImageShape(height: dims[2], width: dims[3]))
+    case 2: rowDims = [dims[1]]
+    case 3: rowDims = [dims[1], dims[2]]
+    case 4 where dims[3] == 1: rowDims = [dims[1], dims[2]]
+    case 4 where dims[1] == 1: rowDims = [dims[2], dims[3]]
     default:
-        let shape = "(" + dims.map(String.init).joined(separator: ", ") + ")"
         throw location.error("array shape is \(shape); expected N×D rows or N×H×W grayscale images",
                              fix: dims.count == 4 ? "colour images need converting to one grayscale channel first"
                                  : "reshape it to (examples, pixels) before saving")
+    }
+    guard dims.allSatisfy({ $0 >= 0 }) else {
+        throw location.error("the header's array shape \(shape) has a negative size (corrupt file)", fix: "write the file again")
+    }
+    guard let width = SizeLimits.product(rowDims) else {
+        throw location.error("the header's array shape \(shape) declares rows of \(rowDims.map(String.init).joined(separator: "×")) values, "
+                             + "too many to count (corrupt header)", fix: "check the file; images must be at most 4096×4096 pixels")
+    }
+    let image = rowDims.count == 2 ? ImageShape(height: rowDims[0], width: rowDims[1]) : nil
+    return (dims[0], width, image)
+}
+
+/// Refuses rows wider than `SizeLimits.maxRowWidth` values: every reader's chunk buffer holds
+/// at least one row, so a header's width decides an allocation before any data is read.
+func checkRowWidth(_ width: Int, shape dims: [Int], at location: InputLocation) throws {
+    guard width <= SizeLimits.maxRowWidth else {
+        let shape = "(" + dims.map(String.init).joined(separator: ", ") + ")"
+        throw location.error("the header's array shape \(shape) declares rows of \(width) values, more than the "
+                             + "\(SizeLimits.maxRowWidth) (4096×4096) a row may hold (corrupt header, or not image data)",
+                             fix: "check the file; images must be at most 4096×4096 pixels")
     }
 }

@@ -47,7 +47,7 @@ struct PrepareData: ParsableCommand {
             throw ValidationError("--threshold applies only with --binarize threshold")
         }
         if let s = imageShape, ImageShape(parsing: s) == nil {
-            throw ValidationError("--image-shape takes HxW with positive integers, e.g. 28x28; got '\(s)'")
+            throw ValidationError("--image-shape takes HxW with positive integers of at most \(SizeLimits.maxRowWidth) pixels in all, e.g. 28x28; got '\(s)'")
         }
     }
 

@@ -40,17 +40,24 @@ public enum AtomicFile {
 
     public static let idleSecondsOfAbandoned: TimeInterval = 600
 
-    public static func write(to path: String, _ body: (String) throws -> Void) throws {
+    /// Whether `write(to: path)` can put a file there: its folder exists, and `path` is not a
+    /// folder (the final rename cannot replace one). `write` checks it before the body's work;
+    /// commands check it before their long work (`OutputFile`).
+    public static func checkDestination(_ path: String) throws {
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDir), isDir.boolValue else {
             throw StorageError(file: path, problem: "folder \(folder) does not exist", fix: "create it first", kind: .cannotCreateOutput)
         }
-        // Before the body's work: the final rename cannot replace a folder.
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
             throw StorageError(file: path, problem: "is a folder, which the file cannot replace", fix: "choose a file name that is not a folder's",
                                kind: .cannotCreateOutput)
         }
+    }
+
+    public static func write(to path: String, _ body: (String) throws -> Void) throws {
+        try checkDestination(path)
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
         let tmp = temporaryPath(for: path)
         do {
             try body(tmp)

@@ -1,3 +1,4 @@
+import BSVI
 import Foundation
 
 /// What one process sees of a dataset file, in a few numbers that ranks can compare: each
@@ -102,16 +103,13 @@ public struct DatasetFingerprint: Equatable, Sendable {
         return "unreadable"
     }
 
-    /// 64-bit FNV-1a over the lines (each followed by a zero byte): the same on every host and
-    /// in every process, unlike Swift's seeded `Hasher`.
+    /// FNV-1a over the lines (each followed by a zero byte): the same on every host and in
+    /// every process.
     static func hash(_ lines: [String]) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        var h = FNV1a()
         for line in lines {
-            for byte in line.utf8 + [0] {
-                h ^= UInt64(byte)
-                h = h &* 0x0000_0100_0000_01b3
-            }
+            for byte in line.utf8 + [0] { h.add(byte) }
         }
-        return h
+        return h.value
     }
 }

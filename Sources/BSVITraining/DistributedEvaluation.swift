@@ -53,10 +53,9 @@ public enum DistributedEvaluation {
                                         stopRequested: () -> Bool = { false },
                                         progress: ((Int, Int) -> Void)? = nil) throws -> PerExampleEvaluation {
         let start = Date()
-        // Ranks reading copies of the file that differ would deal different totals of rows (and
-        // meet in different collectives); `eval` and `compare` have no other check before this.
-        // In training it repeats TrainingSetup's check: a few 8-byte allgathers an evaluation.
-        try comm.requireSameDataset(dataset)
+        // Every rank's `dataset` must be the same file (`requireSameDataset`, called once where
+        // the file is opened: TrainingSetup, and eval's and compare's `openDataset`): copies that
+        // differ would deal different totals of rows and meet in different collectives.
         let (n, width) = try dataset.shape(of: split)
         guard width == model.shape.inputDim else {
             throw TrainingError.data(file: dataset.path,

@@ -1,3 +1,4 @@
+import BSVIStorage
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -12,14 +13,11 @@ public enum OutputFile {
     /// option in the message.
     public static func checkCanCreate(_ path: String, flag: String, inputs: [String] = []) throws {
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        var isFolder: ObjCBool = false
-        // The file is replaced by a rename at the end, which cannot replace a folder.
-        if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue {
-            throw TrainingError.cannotWrite(file: path, problem: "cannot create \(flag) file: \(path) is a folder; pass a file's path to \(flag) (a new name, or a file to replace)")
+        do { try AtomicFile.checkDestination(path) } catch let error as StorageError {
+            throw TrainingError.cannotWrite(file: path, problem: "cannot create \(flag) file: \(error.problem); pass a file's path in an existing folder to \(flag)")
         }
-        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder), isFolder.boolValue,
-              FileManager.default.isWritableFile(atPath: folder) else {
-            throw TrainingError.cannotWrite(file: path, problem: "cannot create \(flag) file: folder \(folder) does not exist or is not writable; create it or choose another path")
+        guard FileManager.default.isWritableFile(atPath: folder) else {
+            throw TrainingError.cannotWrite(file: path, problem: "cannot create \(flag) file: folder \(folder) is not writable; choose another path")
         }
         if let output = identity(of: path), let input = inputs.first(where: { identity(of: $0) == output }) {
             throw TrainingError.invalidConfiguration(flag: flag, problem: "\(path) is the input \(input); writing it would destroy the input. Choose another file name")

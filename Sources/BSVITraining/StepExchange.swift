@@ -70,13 +70,13 @@ public final class StepExchange {
 
 /// FNV-1a over the bytes of the parameters: equal on all ranks iff they hold the same bits.
 public func parameterChecksum(_ p: FloatBuffer) -> UInt64 {
-    var h: UInt64 = 0xcbf2_9ce4_8422_2325
+    var h = FNV1a()
     for i in 0..<p.count {
         var bits = p[i].bitPattern
-        for _ in 0..<4 {
-            h = (h ^ UInt64(bits & 0xff)) &* 0x100_0000_01b3
+        for _ in 0..<4 {  // little-endian byte order
+            h.add(UInt8(truncatingIfNeeded: bits))
             bits >>= 8
         }
     }
-    return h
+    return h.value
 }

@@ -40,7 +40,7 @@ struct Compare: ParsableCommand {
                            + "same ε: the difference is still paired by example, but its Monte Carlo noise is not shared")
             }
             try options.checkPerExampleOutput(comm: comm, checkpoints: [a, b])
-            let dataset = try BinaryDataset(path: options.data)
+            let dataset = try options.openDataset(comm: comm)
             let progress = ProgressReporter(enabled: comm.isRoot && !options.json)
             let evaluationA = try options.evaluate(modelA, label: "A on ", split: split,
                                                    refinement: options.refinement(checkpointConfig: modelA.configJSON),

@@ -33,7 +33,7 @@ struct Evaluate: ParsableCommand {
         runCollectively(comm) {
             let ckpt = try ModelDistribution.load(checkpoint, comm: comm)
             try options.checkPerExampleOutput(comm: comm, checkpoints: [checkpoint])
-            let dataset = try BinaryDataset(path: options.data)
+            let dataset = try options.openDataset(comm: comm)
             var refinement = options.refinement(checkpointConfig: ckpt.configJSON)
             if gaps { refinement.steps = gapSteps }
             let progress = ProgressReporter(enabled: comm.isRoot && !options.json)

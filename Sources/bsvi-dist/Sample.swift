@@ -36,13 +36,13 @@ struct Sample: ParsableCommand {
             let dim = model.shape.inputDim
             var height = 0, width = 0
             if let s = imageSize {
-                guard let shape = ImageShape(parsing: s), Self.covers(shape.height, shape.width, dim) else {
+                guard let shape = ImageShape(parsing: s), shape.pixels == dim else {
                     throw ValidationError("--image-size \(s) must be HxW with H, W ≥ 1 and H·W = input_dim \(dim)")
                 }
                 (height, width) = (shape.height, shape.width)
             } else if reconstructions > 0 || FileManager.default.fileExists(atPath: data),
                       let ds = try? BinaryDataset(path: data), let h = ds.intAttribute("image_height"),
-                      let w = ds.intAttribute("image_width"), Self.covers(h, w, dim) {
+                      let w = ds.intAttribute("image_width"), case let shape = ImageShape(height: h, width: w), shape.isWithinLimits, shape.pixels == dim {
                 (height, width) = (h, w)
             } else {
                 let side = Int(Double(dim).squareRoot().rounded())
@@ -85,10 +85,4 @@ struct Sample: ParsableCommand {
     }
 
     static let maxGridSide = 1000
-
-    /// Whether an image of h × w pixels holds exactly `pixels` (both ≥ 1; no overflow on hostile attributes).
-    static func covers(_ h: Int, _ w: Int, _ pixels: Int) -> Bool {
-        let (product, overflow) = h.multipliedReportingOverflow(by: w)
-        return h >= 1 && w >= 1 && !overflow && product == pixels
-    }
 }

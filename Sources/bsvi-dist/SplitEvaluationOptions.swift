@@ -39,6 +39,13 @@ struct SplitEvaluationOptions: ParsableArguments {
         return r
     }
 
+    /// The --data file, the same on every rank (a collective; see `requireSameDataset`).
+    func openDataset(comm: Communicator) throws -> BinaryDataset {
+        let dataset = try BinaryDataset(path: data)
+        try comm.requireSameDataset(dataset)
+        return dataset
+    }
+
     /// Rank 0 checks that the --per-example file can be created, and is none of the command's
     /// inputs (`checkpoints` and --data), before any long evaluation.
     func checkPerExampleOutput(comm: Communicator, checkpoints: [String]) throws {

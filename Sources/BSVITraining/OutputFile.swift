@@ -14,7 +14,7 @@ public enum OutputFile {
     public static func checkCanCreate(_ path: String, flag: String, inputs: [String] = []) throws {
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
         do { try AtomicFile.checkDestination(path) } catch let error as StorageError {
-            throw TrainingError.cannotWrite(file: path, problem: "cannot create \(flag) file: \(error.problem); pass a file's path in an existing folder to \(flag)")
+            throw TrainingError.cannotWrite(file: path, problem: "cannot create \(flag) file: \(error.problem); \(error.fix ?? "choose another path")")
         }
         guard FileManager.default.isWritableFile(atPath: folder) else {
             throw TrainingError.cannotWrite(file: path, problem: "cannot create \(flag) file: folder \(folder) is not writable; choose another path")

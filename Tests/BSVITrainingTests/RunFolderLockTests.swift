@@ -149,6 +149,15 @@ struct RunFolderLockTests {
                 && warnings[0].contains("no longer running"), "\(warnings)")
     }
 
+    /// The descriptors process `pid` holds open on `path`, from /proc/<pid>/fd.
+    static func openDescriptors(of path: String, in pid: String = "self") -> [Int32] {
+        let target = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
+        return entries.compactMap(Int32.init).filter { fd in
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(fd)")) == target
+        }
+    }
+
     @Test("the lock is the flock(2) lock the flock tool sees, and a child process does not inherit it",
           .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/flock")))
     func kernelLockSeenByFlockAndNotInherited() throws {
@@ -165,23 +174,34 @@ struct RunFolderLockTests {
         var warnings: [String] = []
         let lock = try Self.acquire(run, warnings: &warnings)
         #expect(try !flockCanTake())
-        // A child started while the lock is held, alive after the release: posix_spawn with no
-        // file actions passes on every descriptor not marked close-on-exec.
+        // A child started while the lock is held: posix_spawn passes on every descriptor not
+        // marked close-on-exec, so the child is told to close every other one and the lock's
+        // descriptor is left to its close-on-exec flag alone. (Closing the others matters: tests
+        // in other threads hold HDF5 files open, whose flock locks a child that inherited them
+        // would keep — a bsvi-dist started then could not open them.)
+        let lockFile = run + "/" + RunFolderLock.fileName
+        let lockDescriptor = try #require(Self.openDescriptors(of: lockFile).first)
         var fds: [Int32] = [0, 0]
         try #require(pipe(&fds) == 0)
         var actions: posix_spawn_file_actions_t = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, fds[0], 0)
-        posix_spawn_file_actions_addclose(&actions, fds[0])
-        posix_spawn_file_actions_addclose(&actions, fds[1])
+        // glibc ignores a close action on a descriptor that is not open.
+        for fd in Int32(3)..<lockDescriptor { posix_spawn_file_actions_addclose(&actions, fd) }
+        // glibc ≥ 2.34 has closefrom as a spawn action; Swift's Glibc module does not declare it.
+        typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+        let closeFrom = try #require(dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np"))
+        try #require(unsafeBitCast(closeFrom, to: CloseFrom.self)(&actions, lockDescriptor + 1) == 0)
         var pid: pid_t = 0
         let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/cat"), nil]
         defer { argv.forEach { free($0) } }
         try #require(posix_spawn(&pid, "/bin/cat", &actions, nil, argv, environ) == 0)
         close(fds[0])
+        // posix_spawn returns after the exec, so the child's descriptor table is final here.
+        #expect(Self.openDescriptors(of: lockFile, in: "\(pid)").isEmpty, "the child inherited the lock's descriptor")
         lock.release()
-        #expect(try flockCanTake(), "the child kept the lock")
+        #expect(try flockCanTake(), "the lock outlived its release")
         close(fds[1])  // cat reads end of file and exits
         var status: Int32 = 0
         waitpid(pid, &status, 0)

@@ -20,6 +20,9 @@ public final class BinaryDataset {
     /// files written before it existed (they are Bernoulli-binarized Fashion-MNIST). Read once at
     /// opening: it decides how every read of /train is checked.
     public let binarization: String?
+    /// Splits whose every chunk was found written (`shape(of:)`): checked once per split, on
+    /// first use, so a run that never reads a damaged split is not stopped by it.
+    private var fullyStored: Set<DataSplit> = []
 
     public init(path: String) throws {
         self.path = path
@@ -63,6 +66,16 @@ public final class BinaryDataset {
             throw StorageError(file: path, object: name,
                                problem: "rows of \(info.shape[1]) pixels, more than the \(SizeLimits.maxRowWidth) (4096×4096) a row may hold",
                                fix: "rebuild the dataset with `bsvi-dist prepare-data`")
+        }
+        // A split declared but never (or partly) written — a conversion cut off by another tool,
+        // say — reads as fill values: all-zero images that pass every 0/1 check and train.
+        if !fullyStored.contains(split) {
+            guard try file.isFullyStored(name) else {
+                throw StorageError(file: path, object: name,
+                                   problem: "shape \(info.shape) is declared but its data was never (or only partly) written (an incomplete conversion?)",
+                                   fix: "convert the data again with `bsvi-dist prepare-data`")
+            }
+            fullyStored.insert(split)
         }
         return (info.shape[0], info.shape[1])
     }

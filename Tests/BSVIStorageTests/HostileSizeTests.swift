@@ -139,6 +139,13 @@ struct HostileSizeTests {
         }
         r = try DatasetInspector.inspect(dir + "/unwritten.h5")
         #expect(r.problems.count == 1 && r.problems[0].contains("never"), "\(r.problems)")
+        // The trainer's reader refuses to read it as zeros, and only that split: the written
+        // ones stay readable.
+        let unwritten = try BinaryDataset(path: dir + "/unwritten.h5")
+        let refusal = #expect(throws: StorageError.self) { try unwritten.shape(of: .test) }
+        #expect(refusal?.file == dir + "/unwritten.h5" && refusal?.object == "/test" && refusal?.problem.contains("never") == true,
+                "\(String(describing: refusal))")
+        #expect(try unwritten.shape(of: .train).rows > 0)
     }
 
     @Test("a model-only checkpoint whose attributes imply 40 GB of parameters is refused from its dataset shapes, before allocating")

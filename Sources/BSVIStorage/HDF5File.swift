@@ -16,6 +16,9 @@ public final class HDF5File {
     private init(path: String, id: hid_t) {
         self.path = path
         self.id = id
+        // Best effort: a descriptor left inheritable costs nothing unless this process starts
+        // another while the file is open (the test suite does, on many threads).
+        _ = bsvi_h5f_close_on_exec(id)
     }
 
     /// A file dropped without `close()` was only read, or is being abandoned on an error path;

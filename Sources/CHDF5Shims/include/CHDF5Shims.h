@@ -35,4 +35,11 @@ BSVI_HDF5_SHIM size_t bsvi_h5t_variable(void) { return H5T_VARIABLE; }
 /// the whole process.
 void bsvi_h5_silence_errors(void);
 
+/// Marks an open file's descriptor close-on-exec (HDF5 opens files without O_CLOEXEC): a process
+/// started meanwhile by this one — by posix_spawn, which passes on every descriptor not so
+/// marked — would otherwise keep the file and HDF5's flock lock on it for as long as it lives,
+/// and every other process's H5Fopen of the file would fail ("unable to lock file"). 0 on
+/// success or for a driver other than the POSIX one (nothing to mark), −1 if it failed.
+int bsvi_h5f_close_on_exec(hid_t file);
+
 #endif

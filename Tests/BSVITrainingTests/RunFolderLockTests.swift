@@ -121,28 +121,56 @@ struct RunFolderLockTests {
         }
     }
 
+    /// The parent's side of `liveHolderIsRefusedAndSIGKILLFreesIt`, on a thread of its own: waits
+    /// for the child to hold the lock, tries to take it, then kills the child. It only records;
+    /// the test asserts once the child is reaped.
+    final class ParentSide: @unchecked Sendable {
+        let run: String
+        let done = DispatchSemaphore(value: 0)
+        private(set) var holder: RunFolderLockHolder?
+        private(set) var attempt: Result<RunFolderLock, Error>?
+        init(run: String) { self.run = run }
+
+        func start() {
+            Thread { [self] in
+                defer { done.signal() }
+                // A bounded poll for the child's "holding" file (the child needs a process start
+                // first; under a loaded machine that took over 120 s once).
+                let deadline = Date().addingTimeInterval(600)
+                while !FileManager.default.fileExists(atPath: run + "/holding") && Date() < deadline { usleep(20_000) }
+                holder = RunFolderLockHolder(fileContents: RunFolderLockTests.lockFileText(run))
+                guard let pid = holder?.pid else { return }
+                attempt = Result { try RunFolderLock.acquire(runDirectory: run, warn: { _ in }) }
+                kill(pid, SIGKILL)
+            }.start()
+        }
+    }
+
     @Test("a lock held by another live process is refused naming it; SIGKILL to the holder frees it, taken over with a warning")
     func liveHolderIsRefusedAndSIGKILLFreesIt() async throws {
         let run = try Self.scratchFolder()
         defer { try? FileManager.default.removeItem(atPath: run) }
-        async let childResult = Self.holdUntilKilled(run)
-        // A bounded poll for the child's "holding" file (the child needs a process start first).
-        // Generous: under a loaded machine (the whole suite in parallel beside a training job) the
-        // child's start took over 120 s once.
-        let deadline = Date().addingTimeInterval(600)
-        while !FileManager.default.fileExists(atPath: run + "/holding") && Date() < deadline { usleep(20_000) }
-        let holder = RunFolderLockHolder(fileContents: Self.lockFileText(run))
-        defer { if let pid = holder?.pid { kill(pid, SIGKILL) } }  // never leave the child behind
-        let child = try #require(holder, "the child did not take the lock")
+        // The parent's side on its own thread, the exit test on this task: with the exit test in
+        // an `async let` and this task polling, the child's start waited in the shared pool (one
+        // thread a core) behind every test queued before it.
+        let parent = ParentSide(run: run)
+        parent.start()
+        _ = await Self.holdUntilKilled(run)  // returns once the child is reaped: its lock is gone with it
+        parent.done.wait()
+        let child = try #require(parent.holder, "the child did not take the lock")
         #expect(child.pid != getpid() && child.host == RunFolderLockHolder.current().host)
+        switch parent.attempt {
+        case .failure(let error as RunFolderLockError):
+            #expect(error == .heldByAnotherRun(lockFile: run + "/.lock", holder: child))
+            #expect("\(error)".contains("pid \(child.pid) on host \(child.host)"))
+        case .success(let lock):
+            lock.release()
+            Issue.record("the lock was taken while the child held it")
+        case let other:
+            Issue.record("expected RunFolderLockError.heldByAnotherRun, got \(String(describing: other))")
+        }
 
         var warnings: [String] = []
-        let refusal = #expect(throws: RunFolderLockError.self) { _ = try Self.acquire(run, warnings: &warnings) }
-        #expect(refusal == .heldByAnotherRun(lockFile: run + "/.lock", holder: child))
-        #expect(refusal.map { "\($0)" }?.contains("pid \(child.pid) on host \(child.host)") == true)
-
-        kill(child.pid, SIGKILL)
-        _ = await childResult  // reaped: its lock is gone with it
         let lock = try Self.acquire(run, warnings: &warnings)
         defer { lock.release() }
         #expect(warnings.count == 1 && warnings[0].contains("pid \(child.pid) on host \(child.host)")

@@ -38,6 +38,20 @@ func testEnvironment(_ extra: [String: String] = [:], unsetting: [String] = []) 
     return env
 }
 
+/// Foundation's `Process.run()` opens a socketpair (not close-on-exec) whose end it watches for
+/// the child's exit, and closes in the child only the descriptors open when it looked: a run() on
+/// another thread in between hands its socket to this child, and that process's exit is then
+/// reported only when this child ends too (a 1-s command "took" as long as a concurrent
+/// training job). So the test processes start one at a time.
+private let processLaunch = NSLock()
+
+/// `process.run()`, never beside another launch of this test process.
+func launch(_ process: Process) throws {
+    processLaunch.lock()
+    defer { processLaunch.unlock() }
+    try process.run()
+}
+
 struct CommandResult {
     var status: Int32
     var stdout: String
@@ -67,7 +81,7 @@ func runCommand(_ executable: String, _ arguments: [String], timeout: TimeInterv
     let done = DispatchSemaphore(value: 0)
     p.terminationHandler = { _ in done.signal() }
     let start = Date()
-    try p.run()
+    try launch(p)
     var timedOut = false
     if done.wait(timeout: .now() + timeout) == .timedOut {
         timedOut = true

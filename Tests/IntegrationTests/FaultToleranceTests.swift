@@ -44,7 +44,7 @@ struct FaultToleranceTests {
         p.standardError = FileHandle.nullDevice
         let ended = DispatchSemaphore(value: 0)
         p.terminationHandler = { _ in ended.signal() }
-        try p.run()
+        try launch(p)
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
         // Wait (bounded) for the run to have written checkpoints: there is no event to wait on.
         let store = run + "/checkpoints"

@@ -14,8 +14,9 @@ struct ScalingBenchmarkScriptTests {
     /// 10 ms step of which world size × 1 ms is the lockstep wait and world size × 0.25 ms the
     /// exchange (so only the two-rank run's give 20 % and 5 %). A run
     /// under mpirun appends how Open MPI's waiting ranks wait (OMPI_MCA_mpi_yield_when_idle, or
-    /// `unset`) to `mpi-yield`. A run without MPI leaves its pid in `running.<core>` while it runs (2 s, long enough to see the
-    /// other; STAND_IN_HOLD seconds more when it saw it).
+    /// `unset`) to `mpi-yield`. A run without MPI leaves its pid in `running.<core>` while it runs
+    /// (until it has seen the other's, or for 5 s, then 1 s more; STAND_IN_HOLD seconds more when it
+    /// saw it).
     static func writeStandIn(in dir: String) throws -> String {
         let path = dir + "/bench-stand-in"
         try """
@@ -29,13 +30,20 @@ struct ScalingBenchmarkScriptTests {
         (( world == 0 )) || echo "${OMPI_MCA_mpi_yield_when_idle-unset}" >> "\(dir)/mpi-yield"
         core=$(awk '/^Cpus_allowed_list/ {print $2}' /proc/self/status)
         [[ $core =~ ^[0-9]+$ ]] || core=9
+        # Its sleeps end with it (the script's SIGTERM would leave a foreground sleep running).
+        trap 'kill $(jobs -p) 2> /dev/null; exit 143' TERM INT
+        nap() { sleep "$1" & wait $!; }
         beside=0
         if [[ $world == 0 ]]; then
           echo $$ > "\(dir)/running.$core"
-          sleep 1
-          for f in "\(dir)"/running.*; do [[ $f == "\(dir)/running.$core" ]] || beside=1; done
-          sleep 1
-          (( beside )) && sleep ${STAND_IN_HOLD:-0}
+          # Up to 5 s for the other's marker (a loaded machine can take seconds to start it),
+          # then 1 s more, so that the other, which looks as soon as it starts, sees this one.
+          for ((i = 0; i < 50 && !beside; i++)); do
+            for f in "\(dir)"/running.*; do [[ -e $f && $f != "\(dir)/running.$core" ]] && beside=1; done
+            (( beside )) || nap 0.1
+          done
+          nap 1
+          (( beside )) && nap ${STAND_IN_HOLD:-0}
           rm -f "\(dir)/running.$core"
         fi
         echo "{\\"examples_per_s\\": $((batch * 1000 + world * 100 + core * 10 + beside)), \\"ms_per_step\\": 10,"

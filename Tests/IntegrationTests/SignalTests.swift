@@ -28,7 +28,7 @@ final class BackgroundCommand {
         process.standardInput = FileHandle.nullDevice
         process.terminationHandler = { [finished] _ in finished.signal() }
         if inheritBlockedStopSignals {
-            try process.run()
+            try launch(process)
             return
         }
         let launched = DispatchSemaphore(value: 0)
@@ -38,7 +38,7 @@ final class BackgroundCommand {
             sigemptyset(&stopSignals)
             for signal in [SIGTERM, SIGINT, SIGUSR1, SIGUSR2] { sigaddset(&stopSignals, signal) }
             pthread_sigmask(SIG_UNBLOCK, &stopSignals, nil)
-            do { try process.run() } catch { launchError.value = error }
+            do { try launch(process) } catch { launchError.value = error }
             launched.signal()
         }
         launcher.start()

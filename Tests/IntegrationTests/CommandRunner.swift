@@ -32,6 +32,11 @@ let mpiEnvironment: [String: String] = {
 /// This process's environment plus scripts/mpi-env's settings and `extra`.
 func testEnvironment(_ extra: [String: String] = [:], unsetting: [String] = []) -> [String: String] {
     var env = ProcessInfo.processInfo.environment
+    // scripts/test turns HDF5's file locks off for the test process only; children lock as the
+    // caller's own runs would.
+    if let callers = env.removeValue(forKey: "BSVI_TEST_CALLERS_HDF5_LOCKING") {
+        env["HDF5_USE_FILE_LOCKING"] = callers == "unset" ? nil : callers
+    }
     for (k, v) in mpiEnvironment { env[k] = v }
     for (k, v) in extra { env[k] = v }
     for k in unsetting { env[k] = nil }

@@ -70,11 +70,7 @@ public final class BinaryDataset {
         // A split declared but never (or partly) written — a conversion cut off by another tool,
         // say — reads as fill values: all-zero images that pass every 0/1 check and train.
         if !fullyStored.contains(split) {
-            guard try file.isFullyStored(name) else {
-                throw StorageError(file: path, object: name,
-                                   problem: "shape \(info.shape) is declared but its data was never (or only partly) written (an incomplete conversion?)",
-                                   fix: "convert the data again with `bsvi-dist prepare-data`")
-            }
+            try file.checkWholeRead(name, info)
             fullyStored.insert(split)
         }
         return (info.shape[0], info.shape[1])

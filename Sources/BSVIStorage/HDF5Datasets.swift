@@ -116,7 +116,9 @@ extension HDF5File {
     /// Before a whole dataset is read into one array: its element count must not overflow, and
     /// its data must be in the file. Without this a 2 KB file declaring a chunked
     /// (2^20, 2^30) dataset, none of it written, makes the reader allocate a terabyte (an
-    /// abort, not an error); with it, what is allocated is what the file stores.
+    /// abort, not an error); with it, what is allocated is what the file stores. A dataset's
+    /// splits, read a row range at a time, go through it too (`BinaryDataset.shape(of:)`): rows
+    /// never written would read as zeros.
     func checkWholeRead(_ name: String, _ info: DatasetInfo) throws {
         guard let count = SizeLimits.product(info.shape) else {
             throw fail(name, "shape \(info.shape) declares more elements than can be counted (corrupt file)", fix: "write the file again")

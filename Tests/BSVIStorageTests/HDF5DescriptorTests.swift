@@ -19,8 +19,7 @@ struct HDF5DescriptorTests {
 
     @Test("files created, opened for reading and opened for writing are all close-on-exec")
     func closeOnExec() throws {
-        let dir = NSTemporaryDirectory() + "bsvi-fd-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try makeScratchFolder("fd")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = dir + "/f.h5"
         let created = try HDF5File.create(path)

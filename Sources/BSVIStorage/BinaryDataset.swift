@@ -245,13 +245,18 @@ public enum BinaryDatasetWriter {
     /// chunk-wise reader's buffer small while each read is large enough to be efficient.
     public static let chunkRows = 1000
 
+    /// Rows per chunk for rows of `width` bytes: `chunkRows`, fewer for rows wider than 8 KiB
+    /// so that a chunk (and every buffer that holds one) stays within 8 MiB; a 4096×4096 image
+    /// would otherwise make 16 GB chunks, beyond HDF5's 4 GiB limit.
+    public static func chunkRows(width: Int) -> Int { max(1, min(chunkRows, (8 << 20) / max(width, 1))) }
+
     public static func write(to path: String, splits: [Split], imageHeight: Int, imageWidth: Int, source: String,
                              extraIntAttributes: [String: Int64] = [:]) throws {
         try AtomicFile.write(to: path) { tmp in
             let f = try HDF5File.create(tmp)
             for s in splits {
                 try s.values.withUnsafeBufferPointer {
-                    try f.writeUInt8("/" + s.name.rawValue, $0, shape: [s.rows, s.width], checksummedChunkRows: chunkRows)
+                    try f.writeUInt8("/" + s.name.rawValue, $0, shape: [s.rows, s.width], checksummedChunkRows: chunkRows(width: s.width))
                 }
             }
             try f.setAttribute("image_height", Int64(imageHeight))

@@ -88,7 +88,7 @@ public enum DatasetInspector {
             let (rows, width) = (info.shape[0], info.shape[1])
             let intensities = split == .train && binarization == "dynamic"
             var sum = 0, ones = 0, nonBinary = 0
-            let chunk = BinaryDatasetWriter.chunkRows
+            let chunk = BinaryDatasetWriter.chunkRows(width: width)
             var bytes = [UInt8](repeating: 0, count: min(chunk, rows) * width)
             for start in stride(from: 0, to: rows, by: chunk) {
                 let n = min(chunk, rows - start)

@@ -66,6 +66,7 @@ struct PrepareData: ParsableCommand {
         request.force = force
         do {
             let summary = try DatasetImporter.run(request, progress: ImportProgress { printError($0) })
+            for warning in summary.warnings { printError("warning: " + warning) }
             // The peak shows that memory is bounded by a chunk of rows, not by the input's size.
             print(summary.description + (ResidentMemory.peakMiB.map { String(format: "; peak memory %.0f MiB", $0) } ?? ""))
         } catch {

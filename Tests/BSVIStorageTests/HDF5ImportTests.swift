@@ -70,7 +70,7 @@ struct HDF5ImportTests {
             $0.validFromTrain = 1
             $0.imageShape = ImageShape(height: 2, width: 2)
         }
-        expectError(ints, .badData, mentions: ["ints.h5", "/x", "row 1, value 2", "300", "outside 0–255"])
+        expectError(ints, .badData, mentions: ["ints.h5", "/x", "row 1, column 1", "300", "outside 0–255"])
         try Self.writeInt64Matrix(dir + "/ints.h5", "/x", [0, 255, 0, 128, 1, 30, 0, 0], rows: 2, cols: 4)
         try runImport(dir, seed: 4) {
             $0.train = dir + "/ints.h5:/x"
@@ -90,6 +90,6 @@ struct HDF5ImportTests {
             $0.validFromTrain = 1
             $0.imageShape = ImageShape(height: 2, width: 2)
         }
-        expectError(floats, .badData, mentions: ["floats.h5", "/x", "row 1, value 2", "1.5", "outside [0, 1]"])
+        expectError(floats, .badData, mentions: ["floats.h5", "/x", "row 1, column 1", "1.5", "outside [0, 1]"])
     }
 }

@@ -71,7 +71,7 @@ struct NPYImportTests {
         try check(Array(DataFixtures.npy(values, shape: [2, 4], type: .float32).dropLast(3)), mentions: ["ends early", "stops after 1"])
         try check(DataFixtures.npy(values, shape: [2, 4], type: .uint8) + [7], mentions: ["bytes after the 2 rows"])
         try check(Array("not numpy at all".utf8), mentions: ["not a NumPy .npy array"])
-        try check(DataFixtures.npy([0, 1.5, 0, 1], shape: [1, 4], type: .float32), mentions: ["row 0, value 2", "1.5", "outside [0, 1]"])
+        try check(DataFixtures.npy([0, 1.5, 0, 1], shape: [1, 4], type: .float32), mentions: ["row 0, column 1", "1.5", "outside [0, 1]"])
         try check(DataFixtures.npy([0, .nan, 0, 1], shape: [1, 4], type: .float32), mentions: ["NaN"])
     }
 }

@@ -32,7 +32,7 @@ struct PrepareDataTests {
         ("object npy", 65, ["object.npy", "object array"]),
         ("amat lines of different widths", 65, ["ragged.amat", "line 3 has 3 values; line 1 has 4"]),
         ("splits of different widths", 65, ["wide.npy", "rows have 6 values", "good.npy", "have 4"]),
-        ("values outside the declared range", 65, ["range.npy", "row 2, value 3", "1.5", "outside [0, 1]", "divide"]),
+        ("values outside the declared range", 65, ["range.npy", "row 2, column 2", "1.5", "outside [0, 1]", "divide"]),
         ("an empty split", 65, ["empty.npy", "no rows", "empty split"]),
         ("--valid-from-train larger than the training set", 64, ["good.npy", "has 40 rows", "--valid-from-train 50"]),
         ("a missing input", 66, ["nowhere.amat", "not found"]),

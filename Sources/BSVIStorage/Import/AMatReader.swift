@@ -30,7 +30,14 @@ final class AMatReader: RowReader {
         while values.isEmpty {
             let found = try nextLine { line in
                 values = []
-                try self.parse(line) { index, value in values.append(value); _ = index }
+                try self.parse(line) { index, value in
+                    guard index < SizeLimits.maxRowWidth else {
+                        throw self.location.error("line \(self.lineNumber) holds more than \(SizeLimits.maxRowWidth) values, more than a row "
+                                                  + "may hold (images of at most 4096×4096 pixels)",
+                                                  fix: "check the file: an .amat file holds one image per line")
+                    }
+                    values.append(value)
+                }
             }
             guard found else {
                 throw location.error("holds no rows (an empty split)", fix: "an .amat file has one example per line")
@@ -113,7 +120,14 @@ final class AMatReader: RowReader {
                 end -= start
                 start = 0
             }
-            if end == buffer.count { buffer += [UInt8](repeating: 0, count: buffer.count) }
+            if end == buffer.count {
+                // A row of the most values allowed, each written in 32 characters, fits.
+                guard buffer.count < Self.maxLineBytes else {
+                    throw location.error("line \(lineNumber + 1) is longer than \(Self.maxLineBytes >> 20) MiB without a line break",
+                                         fix: "check the file: an .amat file holds one image per line")
+                }
+                buffer += [UInt8](repeating: 0, count: buffer.count)
+            }
             let got = try buffer.withUnsafeMutableBytes { try input.read(into: $0.baseAddress! + end, count: $0.count - end) }
             if got < buffer.count - end { inputEnded = true }
             end += got
@@ -153,6 +167,8 @@ final class AMatReader: RowReader {
             index += 1
         }
     }
+
+    static let maxLineBytes = 32 * SizeLimits.maxRowWidth
 
     private func isSpace(_ c: UInt8) -> Bool { c == 0x20 || c == 0x09 || c == 0x0d || c == 0x0b || c == 0x0c }
 }

@@ -74,7 +74,9 @@ final class GzipFileInput: ByteInput {
         }
         gzbuffer(handle, 1 << 20)
         self.handle = handle
-        fileSize = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue
+        // Only a regular file's size says how many bytes follow (a pipe's or a FIFO's is 0).
+        let attributes = try? FileManager.default.attributesOfItem(atPath: path)
+        fileSize = attributes?[.type] as? FileAttributeType == .typeRegular ? (attributes?[.size] as? NSNumber)?.intValue : nil
     }
 
     /// For a plain file (zlib reads it directly): its size less what has been read. gzdirect

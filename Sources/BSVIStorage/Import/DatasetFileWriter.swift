@@ -1,5 +1,5 @@
 /// Writes a dataset file a chunk of rows at a time, in the layout `BinaryDatasetWriter` writes
-/// (uint8 [N, D] per split, chunks of `BinaryDatasetWriter.chunkRows` rows with Fletcher32), so
+/// (uint8 [N, D] per split, chunks of `BinaryDatasetWriter.chunkRows(width:)` rows with Fletcher32), so
 /// that an import never holds more than a chunk per split in memory. Rows are buffered until a
 /// whole HDF5 chunk is complete: each write then covers whole chunks, which the checksum filter
 /// encodes once.
@@ -33,9 +33,9 @@ final class SplitWriter {
         name = "/" + split.rawValue
         self.rows = rows
         self.width = width
-        let chunk = min(BinaryDatasetWriter.chunkRows, rows)
-        buffer = [UInt8](repeating: 0, count: chunk * width)
-        try file.createUInt8Dataset(name, rows: rows, width: width, chunkRows: BinaryDatasetWriter.chunkRows)
+        let chunkRows = BinaryDatasetWriter.chunkRows(width: width)
+        buffer = [UInt8](repeating: 0, count: min(chunkRows, rows) * width)
+        try file.createUInt8Dataset(name, rows: rows, width: width, chunkRows: chunkRows)
     }
 
     /// The index (within the split) of the next row appended.

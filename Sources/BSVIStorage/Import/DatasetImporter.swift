@@ -8,6 +8,8 @@ public struct ImportSummary: Sendable, CustomStringConvertible {
     public let imageShape: ImageShape
     public let binarization: StoredBinarization
     public let source: String
+    /// Things the user should know about an import that succeeded (e.g. a split read twice).
+    public let warnings: [String]
 
     public var description: String {
         "wrote \(output): train \(rows[.train]!), valid \(rows[.valid]!), test \(rows[.test]!) rows of \(width) pixels"
@@ -25,19 +27,16 @@ public enum DatasetImporter {
     public static func run(_ request: DataImportRequest, progress: ImportProgress = .silent) throws -> ImportSummary {
         try request.checkFlags()
         let output = request.output ?? DataImportRequest.fashionMNISTOutput
-        if FileManager.default.fileExists(atPath: output) && !request.force {
-            throw StorageError(file: output, problem: "already exists", fix: "pass --force to replace it", kind: .cannotCreateOutput)
-        }
+        try checkOutput(output, force: request.force)
         let inputs = try ResolvedInputs(request)
+        try checkOutputIsNoInput(output, inputs)
         let train = try InputSurvey(inputs.train, progress: progress)
         let valid = try inputs.valid.map { try InputSurvey($0, progress: progress) }
         let test = try InputSurvey(inputs.test, progress: progress)
 
         let (trainRows, validRows) = try Self.splitRows(request, inputs, train: train, valid: valid)
-        for other in [valid, test].compactMap({ $0 }) where other.width != train.width {
-            throw StorageError(file: other.spec.description,
-                               problem: "rows have \(other.width) values, but the training rows (\(inputs.train)) have \(train.width)",
-                               fix: "every split must hold images of the same size", kind: .badData)
+        for other in [valid, test].compactMap({ $0 }) {
+            try checkSameImages(other, as: train)
         }
         let imageShape = try Self.imageShape(request, train: train)
         let inputIsBinary = [train, valid, test].compactMap { $0 }.allSatisfy(\.isBinary)
@@ -47,7 +46,48 @@ public enum DatasetImporter {
         try Self.write(output, train: train, valid: valid, test: test, rows: (trainRows, validRows),
                        imageShape: imageShape, binarization: binarization, source: source, progress: progress)
         return ImportSummary(output: output, rows: [.train: trainRows, .valid: validRows, .test: test.rows], width: train.width,
-                             imageShape: imageShape, binarization: binarization, source: source)
+                             imageShape: imageShape, binarization: binarization, source: source, warnings: inputs.warnings)
+    }
+
+    /// Refuses, before any input is read, an output that cannot be written or must not be
+    /// replaced (the rename at the end would fail only after all the work).
+    static func checkOutput(_ output: String, force: Bool) throws {
+        guard !output.isEmpty, !output.hasSuffix("/") else {
+            throw StorageError(file: "--output", problem: "'\(output)' names no file", fix: "name the HDF5 file to write, e.g. --output data/mine.h5",
+                               kind: .usage)
+        }
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: output, isDirectory: &isFolder) else { return }
+        if isFolder.boolValue {
+            throw StorageError(file: output, problem: "is a folder, which the dataset file cannot replace",
+                               fix: "name a file, e.g. --output \((output as NSString).appendingPathComponent("data.h5"))", kind: .cannotCreateOutput)
+        }
+        if !force {
+            throw StorageError(file: output, problem: "already exists", fix: "pass --force to replace it", kind: .cannotCreateOutput)
+        }
+    }
+
+    /// Refuses an output that is one of the inputs: replacing it would destroy the data read.
+    static func checkOutputIsNoInput(_ output: String, _ inputs: ResolvedInputs) throws {
+        guard let target = FileIdentity(output) else { return }
+        for input in [inputs.train, inputs.valid, inputs.test].compactMap({ $0 }) where FileIdentity(input.file) == target {
+            throw StorageError(file: "--output", problem: "\(output) is also an input (\(input)): writing it would destroy the data being read",
+                               fix: "choose another --output", kind: .usage)
+        }
+    }
+
+    /// Every split holds images of the training input's size and, when both say it, shape.
+    static func checkSameImages(_ other: InputSurvey, as train: InputSurvey) throws {
+        if other.width != train.width {
+            throw StorageError(file: other.spec.description,
+                               problem: "rows have \(other.width) values, but the training rows (\(train.spec)) have \(train.width)",
+                               fix: "every split must hold images of the same size", kind: .badData)
+        }
+        if let shape = other.imageShape, let trainShape = train.imageShape, shape != trainShape {
+            throw StorageError(file: other.spec.description,
+                               problem: "holds \(shape) images, but the training input (\(train.spec)) holds \(trainShape) images: their pixels are laid out differently",
+                               fix: "every split must hold images of the same height and width", kind: .badData)
+        }
     }
 
     /// How many training rows become /train and how many /valid: all of a validation input, or
@@ -113,6 +153,9 @@ public enum DatasetImporter {
             let n = try buffer.withUnsafeMutableBufferPointer { try reader.read(upTo: chunk, into: $0.baseAddress!) }
             if n == 0 { break }
             guard done + n <= input.rows else { throw changed(input) }
+            // The survey's findings (range, 0/1) are what the converter relies on: a file
+            // rewritten between the passes must not reach it (a value of 300 traps in UInt8()).
+            guard input.admits(buffer[0..<(n * width)]) else { throw changed(input) }
             try buffer.withUnsafeBufferPointer { b in
                 for i in 0..<n {
                     while splits[target].nextRow == splits[target].rows { target += 1 }

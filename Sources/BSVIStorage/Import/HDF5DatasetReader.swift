@@ -22,6 +22,10 @@ final class HDF5DatasetReader: RowReader {
                 throw location.error("no such dataset in the file (its top level holds: \(top))",
                                      fix: "name the dataset's full path, e.g. --train \(path):/group/images", kind: .missingInput)
             }
+            if let members = try? file.children(of: name) {
+                throw location.error("is a group, not a dataset (it holds: \(members.isEmpty ? "nothing" : members.joined(separator: ", ")))",
+                                     fix: "name a dataset inside it, e.g. --train \(path):\(name == "/" ? "" : name)/\(members.first ?? "images")")
+            }
             let info = try file.datasetInfo(name)
             switch info.elementType {
             case .uint8, .int64: range = .byte
@@ -33,8 +37,13 @@ final class HDF5DatasetReader: RowReader {
             }
             elementType = info.elementType == .other("enum8") ? "bool (enum)" : info.elementType.description
             let layout = try rowLayout(of: info.shape, at: location)
-            guard layout.width > 0 else { throw location.error("rows hold no values (shape \(info.shape))") }
+            guard layout.width > 0 else {
+                throw location.error("rows hold no values (shape \(info.shape))", fix: "store the images as an N×D or N×H×W array with D, H, W > 0")
+            }
             try checkRowWidth(layout.width, shape: info.shape, at: location)
+            // A dataset declared but never (or partly) written reads as its fill value: blank
+            // images, or days of reading for a hostile 2^40 rows.
+            try file.checkWholeRead(name, info)
             width = layout.width
             imageShape = layout.image
             declaredRows = layout.rows

@@ -43,7 +43,8 @@ final class IDXReader: RowReader {
         let dims = (0..<rank).map { i in sizes[(4 * i)..<(4 * i + 4)].reduce(0) { $0 << 8 | Int($1) } }
         let layout = try rowLayout(of: dims, at: location)
         guard layout.width > 0 else {
-            throw location.error("IDX images of \(dims.dropFirst().map(String.init).joined(separator: "×")) pixels hold nothing")
+            throw location.error("IDX images of \(dims.dropFirst().map(String.init).joined(separator: "×")) pixels hold nothing",
+                                 fix: "check that this is an IDX image file; its header's image sides must be positive")
         }
         try input.checkDeclaredSize(rows: layout.rows, width: layout.width, elementSize: 1) { complete in
             "the header declares \(layout.rows) images of \(layout.width) pixels, the data stops after \(complete)"

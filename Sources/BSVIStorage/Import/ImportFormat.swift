@@ -37,6 +37,14 @@ public struct InputSpec: Equatable, Sendable, CustomStringConvertible {
 
     public var description: String { key.map { "\(file):\($0)" } ?? file }
 
+    /// Whether both name the same array: the same file (however spelled) and the same key.
+    func isSameArray(as other: InputSpec) -> Bool {
+        func normalized(_ key: String?) -> String? { key.map { $0.hasPrefix("/") ? String($0.dropFirst()) : $0 } }
+        guard normalized(key) == normalized(other.key) else { return false }
+        if let mine = FileIdentity(file), let theirs = FileIdentity(other.file) { return mine == theirs }
+        return file == other.file
+    }
+
     func open() throws -> RowReader {
         switch format {
         case .fashionMNIST, .idx: return try IDXReader(path: file)

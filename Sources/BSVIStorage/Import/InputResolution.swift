@@ -27,7 +27,9 @@ struct ResolvedInputs {
         }
         let finder = InputFinder(request: request)
         train = try finder.spec(for: .train, named: request.train)!  // never nil: a missing --train throws
-        var valid = try finder.spec(for: .valid, named: request.valid)
+        // --valid-from-train takes /valid from the training input: a validation file that
+        // --source happens to hold is not looked for (it would win, and the flag do nothing).
+        var valid = request.validFromTrain == nil ? try finder.spec(for: .valid, named: request.valid) : nil
         var test = try finder.spec(for: .test, named: request.test)
         // An .npz or HDF5 training file may hold the other splits too, under the usual names.
         if valid == nil && request.validFromTrain == nil { valid = try finder.companion(.valid, of: train) }
@@ -38,6 +40,31 @@ struct ResolvedInputs {
         }
         self.valid = valid
         self.test = test
+        warnings = try Self.sharedArrays([(.train, train, request.train != nil), (.valid, valid, request.valid != nil), (.test, test, request.test != nil)])
+    }
+
+    /// What the user should know: two splits named by their flags that read the same array.
+    var warnings: [String] = []
+
+    /// Two splits read from the same array would evaluate the model on the rows it was trained
+    /// on. Refused when a split was found rather than named (a companion array of the training
+    /// file); a warning when the flags name the same array twice, as a quick test may mean to.
+    private static func sharedArrays(_ splits: [(DataSplit, InputSpec?, named: Bool)]) throws -> [String] {
+        let present = splits.compactMap { split, spec, named in spec.map { (split, $0, named) } }
+        var warnings: [String] = []
+        for (i, (split, spec, named)) in present.enumerated() {
+            for (earlier, other, otherNamed) in present[..<i] where spec.isSameArray(as: other) {
+                let problem = "is both /\(earlier.rawValue) and /\(split.rawValue): the model would be evaluated on the examples it was trained on"
+                guard named && otherNamed else {
+                    throw StorageError(file: spec.description, problem: problem,
+                                       fix: "name each split's input with --train, --valid and --test (FILE or FILE:KEY); "
+                                           + "to take validation rows from the training input use --valid-from-train N",
+                                       kind: .usage)
+                }
+                warnings.append("\(spec.description) \(problem)")
+            }
+        }
+        return warnings
     }
 }
 
@@ -72,10 +99,10 @@ private struct InputFinder {
             }
             return nil
         }
-        let named = InputSpec.splitKey(text)
-        var file = named.file
-        let key = named.key
-        if let folder = request.sourceFolder, !file.hasPrefix("/") { file = folder + "/" + file }
+        // A relative name lies in --source, with or without a :KEY (splitKey looks for the file).
+        let located = request.sourceFolder.map { text.hasPrefix("/") ? text : $0 + "/" + text } ?? text
+        let (file, key) = InputSpec.splitKey(located)
+        try Self.checkIsRegularFile(file, flag: "--\(split.rawValue)")
         guard let format = request.format ?? ImportFormat.inferred(fromFileName: file) else {
             throw usage("--\(split.rawValue)", "cannot tell the format of \(file) from its name",
                         fix: "pass --format idx, amat, npy, npz or hdf5")
@@ -93,14 +120,31 @@ private struct InputFinder {
         return spec
     }
 
+    /// A folder, a pipe or a device cannot be an input: each input is read twice (survey, then
+    /// conversion), and a pipe's second reading would find it empty. A missing file is left to
+    /// the reader, whose message names the format.
+    static func checkIsRegularFile(_ file: String, flag: String) throws {
+        var info = stat()
+        guard stat(file, &info) == 0, info.st_mode & S_IFMT != S_IFREG else { return }
+        if info.st_mode & S_IFMT == S_IFDIR {
+            throw StorageError(file: file, problem: "is a folder, not a file", fix: "name the file itself with \(flag)", kind: .missingInput)
+        }
+        throw StorageError(file: file, problem: "is not a regular file (a pipe or a device): prepare-data reads every input twice",
+                           fix: "save the data to a file first and pass that file with \(flag)", kind: .missingInput)
+    }
+
     /// The array for `split` in an .npz/HDF5 file under its usual name or, for a file named
-    /// for this split alone (`orSoleArray`), the only array of a file that holds one.
+    /// for this split alone (`orSoleArray`), the only array of a file that holds one — unless
+    /// that array is named for another split (x_test given as --train).
     func namedArray(_ split: DataSplit, in file: String, format: ImportFormat, orSoleArray: Bool = false) throws -> InputSpec? {
         let arrays = try Self.arrays(in: file, format: format)
         for key in Self.keys(split, format) where arrays.contains(key) {
             return InputSpec(format: format, file: file, key: key)
         }
-        if orSoleArray && arrays.count == 1 { return InputSpec(format: format, file: file, key: arrays[0]) }
+        let otherSplits = DataSplit.allCases.filter { $0 != split }.flatMap { Self.keys($0, format) }
+        if orSoleArray && arrays.count == 1 && !otherSplits.contains(arrays[0]) {
+            return InputSpec(format: format, file: file, key: arrays[0])
+        }
         return nil
     }
 

@@ -48,6 +48,11 @@ struct InputSurvey {
         isBinary = binary
     }
 
+    /// Whether `values` fit what the survey found: in range, and 0/1 if the input was.
+    func admits(_ values: ArraySlice<Double>) -> Bool {
+        values.allSatisfy { isBinary ? ($0 == 0 || $0 == 1) : ($0 >= 0 && $0 <= range.maximum) }
+    }
+
     static func outOfRange(_ v: Double, at row: String, column: Int, reader: RowReader) -> StorageError {
         let what = v.isNaN ? "is NaN" : "holds \(v), outside \(reader.range.description)"
         let fix: String
@@ -57,6 +62,8 @@ struct InputSurvey {
         default: fix = v.isNaN ? "replace non-finite values before saving"
             : "\(reader.elementType) pixels must be intensities in [0, 1]: divide 0–255 data by 255, or save it as uint8"
         }
-        return reader.location.error("\(row), value \(column + 1) \(what) (\(reader.elementType) data)", fix: fix)
+        // Text files are read by line and value (from 1), arrays by index (from 0, as numpy does).
+        let position = reader.elementType == "text" ? "\(row), value \(column + 1)" : "\(row), column \(column) (both counted from 0)"
+        return reader.location.error("\(position) \(what) (\(reader.elementType) data)", fix: fix)
     }
 }

@@ -64,7 +64,9 @@ final class NPYReader: RowReader {
         width = layout.width
         imageShape = layout.image
         declaredRows = layout.rows
-        guard width > 0 else { throw location.error("rows hold no values (shape \(parsed.shape))") }
+        guard width > 0 else {
+            throw location.error("rows hold no values (shape \(parsed.shape))", fix: "save the images as an N×D or N×H×W array with D, H, W > 0")
+        }
         try input.checkDeclaredSize(rows: layout.rows, width: width, elementSize: element.size) { [element] complete in
             "the header declares \(layout.rows) rows of \(layout.width) \(element.name) values, the data stops after \(complete)"
         }

@@ -14,8 +14,11 @@ final class NPZArchive {
         self.path = path
         let location = InputLocation(file: path)
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else {
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw location.error("file not found", fix: "check the path", kind: .missingInput)
+        }
+        guard !isDirectory.boolValue else {
+            throw location.error("is a folder, not a file", fix: "name the .npz file itself", kind: .missingInput)
         }
         var code: Int32 = 0
         guard let handle = zip_open(path, ZIP_RDONLY | ZIP_CHECKCONS, &code) else {

@@ -166,6 +166,15 @@ public enum OpenBLASStartup: Equatable, Sendable {
     public static let chosenVariable = "BSVI_OPENBLAS_CHOSEN"
     public static let coreTypeVariable = "OPENBLAS_CORETYPE"
 
+    /// A user's OPENBLAS_CORETYPE that OpenBLAS did not load: a name it does not know (a typo),
+    /// which it ignores without a word, choosing by itself as if the variable were unset. nil
+    /// when the loaded core is the one named (case aside), or when the program set the variable.
+    public static func unhonouredCoreType(currentCore: String, environment: [String: String]) -> String? {
+        guard environment[candidateVariable] == nil, let requested = environment[coreTypeVariable],
+              requested.lowercased() != currentCore.lowercased() else { return nil }
+        return requested
+    }
+
     public static func decide(currentCore: String, cpu: OpenBLASCore.CPU, environment: [String: String]) -> OpenBLASStartup {
         if let candidate = environment[candidateVariable], environment[coreTypeVariable] == candidate {
             return .verifyCandidate(core: candidate)

@@ -1,3 +1,5 @@
+import BSVIStorage
+
 /// One setting of a run: its command-line flag, whether it defines the experiment, and its value.
 ///
 /// The table `all` lists every stored property of `RunConfiguration` once (a test checks it
@@ -20,11 +22,16 @@ public struct ConfigurationField: Sendable {
     /// "section.property" of RunConfiguration.
     public let property: String
     public let value: @Sendable (RunConfiguration) -> String
+    /// Whether two values (the checkpoint's, the command's) mean the same setting; `==` but for
+    /// --data, where two spellings of one file (`d.h5`, `./d.h5`, an absolute path) agree.
+    public let sameSetting: @Sendable (String, String) -> Bool
 
-    init(_ flag: String, _ role: Role, _ property: String, _ value: @escaping @Sendable (RunConfiguration) -> String) {
+    init(_ flag: String, _ role: Role, _ property: String, sameSetting: @escaping @Sendable (String, String) -> Bool = { $0 == $1 },
+         _ value: @escaping @Sendable (RunConfiguration) -> String) {
         self.flag = flag
         self.role = role
         self.property = property
+        self.sameSetting = sameSetting
         self.value = value
     }
 
@@ -55,7 +62,9 @@ public struct ConfigurationField: Sendable {
         .init("--eval-limit", .schedule, "evaluation.limit") { "\($0.evaluation.limit)" },
         .init("--eval-proposal", .schedule, "evaluation.proposal") { $0.evaluation.proposal.rawValue },
         .init("--no-final-eval", .schedule, "evaluation.skipFinal") { "\($0.evaluation.skipFinal)" },
-        .init("--data", .experiment, "files.dataPath") { $0.files.dataPath },
+        .init("--data", .experiment, "files.dataPath", sameSetting: { saved, now in saved == now || (FileIdentity(saved) != nil && FileIdentity(saved) == FileIdentity(now)) }) {
+            $0.files.dataPath
+        },
         .init("--run-dir", .location, "files.runDirectory") { $0.files.runDirectory },
     ]
 }
@@ -84,7 +93,7 @@ public struct ResumeComparison: Equatable, Sendable {
     public init(saved: RunConfiguration, current: RunConfiguration) {
         for field in ConfigurationField.all where field.role != .location {
             let old = field.value(saved), new = field.value(current)
-            guard old != new else { continue }
+            guard !field.sameSetting(old, new) else { continue }
             let change = SettingChange(flag: field.flag, checkpoint: old, now: new)
             if field.role == .experiment { mismatches.append(change) } else { scheduleChanges.append(change) }
         }

@@ -1,8 +1,5 @@
 import BSVIStorage
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Output files a command writes at the end of long work (`--per-example`, `--step-times`,
 /// `sample --out`).
@@ -19,15 +16,8 @@ public enum OutputFile {
         guard FileManager.default.isWritableFile(atPath: folder) else {
             throw TrainingError.cannotWrite(file: path, problem: "cannot create \(flag) file: folder \(folder) is not writable; choose another path")
         }
-        if let output = identity(of: path), let input = inputs.first(where: { identity(of: $0) == output }) {
+        if let output = FileIdentity(path), let input = inputs.first(where: { FileIdentity($0) == output }) {
             throw TrainingError.invalidConfiguration(flag: flag, problem: "\(path) is the input \(input); writing it would destroy the input. Choose another file name")
         }
-    }
-
-    /// The file's device and inode (equal for two paths to one file, links included); nil if absent.
-    private static func identity(of path: String) -> [UInt64]? {
-        var info = stat()
-        guard stat(path, &info) == 0 else { return nil }
-        return [UInt64(info.st_dev), UInt64(info.st_ino)]
     }
 }

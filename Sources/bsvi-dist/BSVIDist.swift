@@ -17,6 +17,6 @@ struct BSVIDist: ParsableCommand {
     /// MPI starts): the OpenBLAS correction may re-execute the process.
     static func main() {
         Startup.prepare()
-        main(nil)
+        main(NegativeValues.joined(Array(CommandLine.arguments.dropFirst())))
     }
 }

@@ -38,7 +38,7 @@ struct Bench: ParsableCommand {
         let comm = makeCommunicator()
         runCollectively(comm) {
             // Fails now, not after the timed steps, when the file could not be created.
-            if let path = stepTimes { try comm.rootDecides { try OutputFile.checkCanCreate(path, flag: "--step-times") } }
+            if let path = stepTimes { try comm.rootDecides { try OutputFile.checkCanCreate(path, flag: "--step-times", inputs: [config.files.dataPath]) } }
             let r = try Benchmark.run(config: config, steps: steps, warmup: warmup, evalSamples: evalSamples,
                                       evalExamples: evalExamples, stepTimesFile: stepTimes, comm: comm)
             guard comm.isRoot else { return }

@@ -17,10 +17,14 @@ struct Evaluate: ParsableCommand {
     @OptionGroup var options: SplitEvaluationOptions
     @Flag(help: "Amortization-gap diagnostics (Cremer et al. 2018): ELBO after --gap-steps SVI steps stands in for the best Gaussian; reports the approximation and amortization gaps.")
     var gaps = false
-    @Option(help: "SVI steps per example for --gaps.") var gapSteps: Int = 200
+    @Option(help: "SVI steps per example for --gaps (used instead of --refine-steps).") var gapSteps: Int = 200
 
     func validate() throws {
         if gapSteps < 1 { throw ValidationError("--gap-steps must be ≥ 1, got \(gapSteps)") }
+        // --gaps refines with --gap-steps: a --refine-steps beside it would be silently unused.
+        if gaps, let steps = options.refineSteps {
+            throw ValidationError("--refine-steps \(steps) has no effect with --gaps, which refines with --gap-steps (\(gapSteps)); pass one or the other")
+        }
         if options.perExample != nil && split.count > 1 {
             throw ValidationError("--per-example writes one split's examples; run eval once per --split")
         }

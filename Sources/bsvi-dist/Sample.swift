@@ -29,7 +29,8 @@ struct Sample: ParsableCommand {
                 throw ValidationError("need 0 ≤ --rows ≤ \(Self.maxGridSide), 1 ≤ --columns ≤ \(Self.maxGridSide), 0 ≤ --reconstructions ≤ \(Self.maxGridSide), and something to draw")
             }
             if let r = refineSteps, r < 0 { throw ValidationError("--refine-steps must be ≥ 0, got \(r)") }
-            try OutputFile.checkCanCreate(out, flag: "--out", inputs: [checkpoint] + (reconstructions > 0 ? [data] : []))
+            // --data is read for the image shape even without reconstructions.
+            try OutputFile.checkCanCreate(out, flag: "--out", inputs: [checkpoint, data])
             let ckpt = try CheckpointFile.read(checkpoint)
             let model = ckpt.model
             let params = FloatBuffer(ckpt.parameters)

@@ -29,6 +29,17 @@ enum Startup {
     /// before MPI_Init.
     static func configureOpenBLAS(environment: [String: String]) {
         let current = OpenBLASCore.current
+        var environment = environment
+        if let requested = OpenBLASStartup.unhonouredCoreType(currentCore: current, environment: environment) {
+            // Unset, so that it is not reported as the user's choice and the correction below
+            // applies as it would without it.
+            if launchLocalRank == 0 {
+                printError("warning: OPENBLAS_CORETYPE=\(requested) names no core OpenBLAS loads (it runs \(current), chosen by itself); "
+                           + "ignoring it, as if it were unset. Set it to a core's name, e.g. Haswell, Zen, SkylakeX or Cooperlake, or unset it.")
+            }
+            unsetenv(OpenBLASStartup.coreTypeVariable)
+            environment[OpenBLASStartup.coreTypeVariable] = nil
+        }
         switch OpenBLASStartup.decide(currentCore: current, cpu: .this, environment: environment) {
         case .keep:
             return

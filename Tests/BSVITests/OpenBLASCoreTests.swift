@@ -89,6 +89,15 @@ struct OpenBLASCoreTests {
         #expect(OpenBLASCoreChooser.of(environment: ["BSVI_OPENBLAS_CHOSEN": "Cooperlake"]) == .openblas)
     }
 
+    @Test("an OPENBLAS_CORETYPE that OpenBLAS did not load (a name it does not know) is found; a loaded one, or the program's candidate, is not")
+    func unhonouredName() {
+        #expect(OpenBLASStartup.unhonouredCoreType(currentCore: "Cooperlake", environment: ["OPENBLAS_CORETYPE": "Bogus"]) == "Bogus")
+        #expect(OpenBLASStartup.unhonouredCoreType(currentCore: "Haswell", environment: ["OPENBLAS_CORETYPE": "haswell"]) == nil)
+        #expect(OpenBLASStartup.unhonouredCoreType(currentCore: "Haswell", environment: [:]) == nil)
+        #expect(OpenBLASStartup.unhonouredCoreType(currentCore: "Prescott",
+                                                   environment: ["OPENBLAS_CORETYPE": "Cooperlake", "BSVI_OPENBLAS_CANDIDATE": "Cooperlake"]) == nil)
+    }
+
     @Test("the re-executed process verifies the candidate it was started with")
     func candidateIsVerified() {
         let env = ["OPENBLAS_CORETYPE": "Cooperlake", "BSVI_OPENBLAS_CANDIDATE": "Cooperlake"]

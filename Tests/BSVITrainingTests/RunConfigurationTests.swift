@@ -132,4 +132,25 @@ struct RunConfigurationTests {
         #expect(refused.mismatches == [SettingChange(flag: "--k", checkpoint: "\(saved.objective.k)", now: "20"),
                                        SettingChange(flag: "--seed", checkpoint: "1", now: "4")])
     }
+
+    @Test("resume rule: --data spelled otherwise (./d.h5, an absolute path, a link) is the same setting; another file is not")
+    func dataPathsNamingOneFile() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bsvi-data-spelling-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for name in ["d.h5", "other.h5"] { #expect(FileManager.default.createFile(atPath: dir + "/" + name, contents: Data([1]))) }
+        try FileManager.default.createSymbolicLink(atPath: dir + "/link.h5", withDestinationPath: dir + "/d.h5")
+        var saved = RunConfiguration()
+        saved.files.dataPath = dir + "/d.h5"
+        for spelling in [dir + "/./d.h5", dir + "//d.h5", dir + "/link.h5"] {
+            var now = saved
+            now.files.dataPath = spelling
+            #expect(ResumeComparison(saved: saved, current: now).mismatches.isEmpty, "\(spelling)")
+        }
+        for other in [dir + "/other.h5", dir + "/missing.h5"] {
+            var now = saved
+            now.files.dataPath = other
+            #expect(ResumeComparison(saved: saved, current: now).mismatches.map(\.flag) == ["--data"], "\(other)")
+        }
+    }
 }

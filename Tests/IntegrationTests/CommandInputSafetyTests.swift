@@ -31,7 +31,11 @@ struct CommandInputSafetyTests {
                           ["eval", f.checkpoint, "--data", f.data, "--samples", "5", "--per-example", f.data],
                           ["eval", f.checkpoint, "--data", f.data, "--samples", "5", "--per-example", link],
                           ["compare", f.checkpoint, f.checkpoint, "--data", f.data, "--samples", "5", "--per-example", f.checkpoint],
-                          ["sample", f.checkpoint, "--out", f.checkpoint]] {
+                          ["sample", f.checkpoint, "--out", f.checkpoint],
+                          // sample reads --data for the image shape, reconstructions or not.
+                          ["sample", f.checkpoint, "--data", f.data, "--out", f.data],
+                          ["bench", "--data", f.data, "--batch-size", "8", "--steps", "1", "--warmup", "0", "--eval-examples", "0",
+                           "--step-times", f.data]] {
             let r = try bsvi(arguments)
             #expect(r.status == 64 && !r.signaled && r.stderr.contains("would destroy the input"), "\(arguments): \(r.stderr)")
         }
@@ -72,6 +76,16 @@ struct CommandInputSafetyTests {
             let r = try bsvi(["eval", f.checkpoint, "--data", f.data, "--samples", "5"] + extra)
             #expect(r.status == 64 && !r.signaled, "\(extra): \(r.stderr)")
         }
+        // A negative value after a space reaches the option's own check (it used to be taken for
+        // an option: "Missing value for '--svi-lr'").
+        let evaluate = ["eval", f.checkpoint, "--data", f.data, "--samples", "5"]
+        for (arguments, says) in [(evaluate + ["--svi-lr", "-1"], "--svi-lr"), (evaluate + ["--limit", "-3"], "got -3"),
+                                  (["train", "--data", f.data, "--run-dir", f.dir + "/neg", "--k", "-1"], "must be ≥ 0, got -1")] {
+            let r = try bsvi(arguments)
+            #expect(r.status == 64 && r.stderr.contains(says) && !r.stderr.contains("Missing value"), "\(arguments): \(r.stderr)")
+        }
+        let gaps = try bsvi(["eval", f.checkpoint, "--data", f.data, "--samples", "5", "--gaps", "--refine-steps", "3"])
+        #expect(gaps.status == 64 && gaps.stderr.contains("--refine-steps 3 has no effect with --gaps"), "\(gaps.stderr)")
         let bench = try bsvi(["bench", "--data", f.data, "--batch-size", "200", "--steps", "1", "--eval-examples", "0"])
         #expect(bench.status == 64 && bench.stderr.contains("--batch-size") && bench.stderr.contains("96 rows"), "\(bench.stderr)")
     }

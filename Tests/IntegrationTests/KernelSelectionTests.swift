@@ -48,6 +48,12 @@ struct KernelSelectionTests {
         }
         let user = try Self.cpuInfo(environment: ["OPENBLAS_CORETYPE": "Prescott"])
         #expect(user["blas_core"] as? String == "Prescott" && user["blas_core_chooser"] as? String == "OPENBLAS_CORETYPE", "\(user)")
+        // A name OpenBLAS does not know: it chose by itself, and the report and a warning say so.
+        let typo = try runCommand(try binaryPath(), ["cpu", "--json"], environment: ["OPENBLAS_CORETYPE": "Bogus"])
+        #expect(typo.status == 0, "\(typo.stderr)")
+        let typoInfo = try parseJSONLine(typo.stdout)
+        #expect(typoInfo["blas_core"] as? String == core && typoInfo["blas_core_chooser"] as? String == chooser, "\(typoInfo)")
+        #expect(typo.stderr.contains("OPENBLAS_CORETYPE=Bogus names no core OpenBLAS loads"), "\(typo.stderr)")
     }
 
     @Test("under mpirun every rank corrects OpenBLAS the same way and the job runs")

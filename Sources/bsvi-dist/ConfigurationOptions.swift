@@ -37,14 +37,15 @@ struct ObjectiveOptions: ParsableArguments {
         "(default: " + MethodDefaults.describe(value, methods: methods) + ")"
     }
     @Option(help: "Training method: vae, iwae, svi or bsvi.") var method: TrainingMethod = d.method
-    @Option(help: "iwae: importance samples; svi/bsvi: SVI refinement steps. \(defaults({ "\($0.k)" }, [.svi, .bsvi, .iwae]))")
+    @Option(help: "iwae: importance samples; svi/bsvi: SVI refinement steps. \(defaults({ "\($0.k)" }, [.svi, .bsvi, .iwae, .vae]))")
     var k: Int?
     @Option(help: "vae: Monte Carlo samples of the ELBO.") var vaeSamples: Int = d.vaeSamples
     @Option(help: "bsvi mixture weights over the buffer: uniform, last or learned. \(defaults({ $0.pi.rawValue }, [.bsvi]))")
     var pi: PiMode?
     @Option(help: "SVI update rule: sgd, momentum or adam. \(defaults({ $0.sviRule.rawValue }, [.svi, .bsvi]))")
     var sviRule: RefinementRule?
-    @Option(help: "SVI refinement step size η. \(defaults({ "\($0.sviLearningRate)" }, [.svi, .bsvi]))")
+    // vae and iwae do not refine while training, but store the η their checkpoints' evaluation refines with.
+    @Option(help: "SVI refinement step size η (vae/iwae: the step size of eval's refinement). \(defaults({ "\($0.sviLearningRate)" }, [.svi, .bsvi, .iwae, .vae]))")
     var sviLr: Float?
     @Option(help: "Heavy-ball momentum (momentum rule) or β₁ (adam rule).") var sviMomentum: Float = d.sviMomentum
     @Option(help: "Per-example gradient-norm clip for SVI (0: off).") var sviClip: Float = d.sviClip

@@ -47,7 +47,15 @@ struct Sample: ParsableCommand {
                 (height, width) = (h, w)
             } else {
                 let side = Int(Double(dim).squareRoot().rounded())
-                guard side * side == dim else { throw ValidationError("input_dim \(dim) is not square; pass --image-size HxW") }
+                guard side * side == dim else {
+                    // A --data of other images is the likelier mistake than a missing --image-size.
+                    let other = (try? BinaryDataset(path: data)).flatMap { ds in
+                        ds.intAttribute("image_height").flatMap { h in ds.intAttribute("image_width").map { ImageShape(height: h, width: $0) } }
+                    }
+                    throw ValidationError("input_dim \(dim) is not square"
+                                          + (other.map { ", and \(data) holds \($0) images, not this model's; pass the model's dataset with --data or" } ?? ";")
+                                          + " pass --image-size HxW")
+                }
                 (height, width) = (side, side)
             }
             let cols = max(columns, reconstructions)

@@ -37,7 +37,7 @@ struct ObjectiveOptions: ParsableArguments {
         "(default: " + MethodDefaults.describe(value, methods: methods) + ")"
     }
     @Option(help: "Training method: vae, iwae, svi or bsvi.") var method: TrainingMethod = d.method
-    @Option(help: "iwae: importance samples; svi/bsvi: SVI refinement steps. \(defaults({ "\($0.k)" }, [.svi, .bsvi, .iwae, .vae]))")
+    @Option(help: "iwae: importance samples; svi/bsvi: SVI refinement steps. \(defaults({ "\($0.k)" }, [.svi, .bsvi, .iwae]))")
     var k: Int?
     @Option(help: "vae: Monte Carlo samples of the ELBO.") var vaeSamples: Int = d.vaeSamples
     @Option(help: "bsvi mixture weights over the buffer: uniform, last or learned. \(defaults({ $0.pi.rawValue }, [.bsvi]))")

@@ -98,7 +98,7 @@ struct EndToEndTests {
         let o = try storedObjective(["--method", "svi", "--svi-lr", "0.3", "--k", "2", "--svi-rule", "sgd"])
         #expect(o.sviLearningRate == 0.3 && o.k == 2 && o.sviRule == .sgd)
         let help: String = try bsvi(["train", "--help"]).stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
-        let expected = "(default: " + MethodDefaults.describe({ "\($0.sviLearningRate)" }, methods: [.svi, .bsvi]) + ")"
+        let expected = "(default: " + MethodDefaults.describe({ "\($0.sviLearningRate)" }, methods: [.svi, .bsvi, .iwae, .vae]) + ")"
         #expect(help.contains(expected), "\(help)")
     }
 

@@ -50,6 +50,16 @@ struct ObjectiveOptions: ParsableArguments {
     @Option(help: "Heavy-ball momentum (momentum rule) or β₁ (adam rule).") var sviMomentum: Float = d.sviMomentum
     @Option(help: "Per-example gradient-norm clip for SVI (0: off).") var sviClip: Float = d.sviClip
 
+    /// Flags given that the method does not use (e.g. one flag set passed to every method of a
+    /// sweep): kept with the run's settings, as given, but they change nothing.
+    var unusedByMethod: [String] {
+        var unused: [String] = []
+        if k != nil && method == .vae { unused.append("--k (vae averages --vae-samples)") }
+        if pi != nil && method != .bsvi { unused.append("--pi (bsvi only)") }
+        if vaeSamples != Self.d.vaeSamples && method != .vae { unused.append("--vae-samples (vae only)") }
+        return unused
+    }
+
     /// The method's own defaults (MethodDefaults), overridden by every flag given.
     var section: ObjectiveSection {
         var s = ObjectiveSection(method: method)

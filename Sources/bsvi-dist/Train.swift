@@ -66,6 +66,11 @@ struct Train: ParsableCommand {
             config = try runConfiguration()
             options = try runOptions()
         } catch { failBeforeStart(error) }
+        let unused = objective.unusedByMethod
+        if launchRank == 0 && !unused.isEmpty {
+            printError("warning: --method \(config.objective.method.rawValue) does not use " + unused.joined(separator: ", ")
+                       + "; they are stored with the run's settings (a --resume must repeat them) but change nothing")
+        }
         bsvi_install_stop_handlers()
         let comm = makeCommunicator(stallTimeout: config.schedule.stallTimeout)
         runCollectively(comm) {

@@ -81,11 +81,12 @@ struct EndToEndTests {
         let dir = try makeTemporaryDirectory(prefix: "defaults")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try writeToyDataset(dir + "/toy.h5")
-        func storedObjective(_ flags: [String]) throws -> ObjectiveSection {
+        func storedObjective(_ flags: [String], warns: Bool = false) throws -> ObjectiveSection {
             let run = dir + "/run-\(flags.joined())"
             let r = try bsvi(["train", "--data", dir + "/toy.h5", "--run-dir", run, "--batch-size", "8", "--max-steps", "1",
                               "--no-final-eval"] + tinyModel + flags)
             try #require(r.status == 0, "\(r.stderr)")
+            #expect(r.stderr.contains("does not use") == warns, "\(flags): \(r.stderr)")
             let config = try #require(try CheckpointFile.read(run + "/final.h5").training?.configJSON)
             return try RunConfiguration.fromJSON(config).objective
         }
@@ -97,6 +98,9 @@ struct EndToEndTests {
         }
         let o = try storedObjective(["--method", "svi", "--svi-lr", "0.3", "--k", "2", "--svi-rule", "sgd"])
         #expect(o.sviLearningRate == 0.3 && o.k == 2 && o.sviRule == .sgd)
+        // A flag the method does not use is kept as given, with a warning.
+        let unused = try storedObjective(["--method", "vae", "--k", "7", "--pi", "last"], warns: true)
+        #expect(unused.k == 7 && unused.pi == .last)
         let help: String = try bsvi(["train", "--help"]).stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
         let expected = "(default: " + MethodDefaults.describe({ "\($0.sviLearningRate)" }, methods: [.svi, .bsvi, .iwae, .vae]) + ")"
         #expect(help.contains(expected), "\(help)")

@@ -120,3 +120,51 @@ final class GzipFileInput: ByteInput {
         return location.error("corrupt gzip data (zlib: \(message))", fix: "download the file again")
     }
 }
+
+/// The data part of a file whose header declares its rows (IDX, .npy): whole rows of `rowBytes`
+/// bytes read a chunk at a time. Reading fewer bytes than declared, or finding bytes after them,
+/// is an error phrased with `rows` (e.g. "images") and `rowDescription` (e.g. "784 pixels").
+struct DeclaredRows {
+    let input: ByteInput
+    let total: Int
+    let rowBytes: Int
+    let rows: String
+    let rowDescription: String
+    let fix: String
+    private(set) var rowsRead = 0
+    private var trailingReported = false
+    private var scratch: [UInt8] = []
+
+    init(input: ByteInput, total: Int, rowBytes: Int, rows: String, rowDescription: String, fix: String) {
+        self.input = input
+        self.total = total
+        self.rowBytes = rowBytes
+        self.rows = rows
+        self.rowDescription = rowDescription
+        self.fix = fix
+    }
+
+    /// Reads up to `maxRows` rows and hands their bytes to `convert` with the row count; 0 once
+    /// all declared rows are read (after checking, once, that nothing follows them).
+    mutating func read(upTo maxRows: Int, _ convert: (UnsafeRawBufferPointer, Int) -> Void) throws -> Int {
+        let n = min(maxRows, total - rowsRead)
+        guard n > 0 else {
+            if !trailingReported, try !input.isAtEnd() {
+                trailingReported = true
+                throw input.location.error("holds bytes after the \(total) \(rows) its header declares (corrupt file)", fix: fix)
+            }
+            return 0
+        }
+        let bytes = n * rowBytes
+        if scratch.count < bytes { scratch = [UInt8](repeating: 0, count: bytes) }
+        let got = try scratch.withUnsafeMutableBytes { try input.read(into: $0.baseAddress!, count: bytes) }
+        guard got == bytes else {
+            throw input.location.error("the data ends early: the header declares \(total) \(rows) of \(rowDescription), "
+                                       + "the data stops after \(rowsRead + got / rowBytes)",
+                                       fix: "the file is truncated; write or download it again")
+        }
+        scratch.withUnsafeBytes { convert(UnsafeRawBufferPointer(rebasing: $0[0..<bytes]), n) }
+        rowsRead += n
+        return n
+    }
+}

@@ -12,12 +12,10 @@ final class IDXReader: RowReader {
     let declaredRows: Int?
     let range = ValueRange.byte
     let elementType = "uint8"
-    private let input: ByteInput
-    private var rowsRead = 0
-    private var scratch: [UInt8] = []
+    private var data: DeclaredRows
 
     init(path: String) throws {
-        input = try GzipFileInput(path: path)
+        let input = try GzipFileInput(path: path)
         location = input.location
         let magic = try input.readBytes(4, what: "the IDX header")
         let magicValue = magic.reduce(0) { $0 << 8 | UInt32($1) }
@@ -53,31 +51,15 @@ final class IDXReader: RowReader {
         width = layout.width
         imageShape = layout.image
         declaredRows = layout.rows
+        data = DeclaredRows(input: input, total: layout.rows, rowBytes: layout.width, rows: "images", rowDescription: "\(layout.width) pixels",
+                            fix: "check that this is an unmodified IDX image file")
     }
 
     func describeRow(_ index: Int) -> String { "row \(index)" }
 
     func read(upTo maxRows: Int, into out: UnsafeMutablePointer<Double>) throws -> Int {
-        let total = declaredRows!
-        let n = min(maxRows, total - rowsRead)
-        if n == 0 {
-            if rowsRead == total, try !input.isAtEnd() {
-                rowsRead += 1  // report trailing bytes once
-                throw location.error("the file holds bytes after the \(total) images its header declares",
-                                     fix: "check that this is an unmodified IDX image file")
-            }
-            return 0
+        try data.read(upTo: maxRows) { bytes, _ in
+            for i in bytes.indices { out[i] = Double(bytes[i]) }
         }
-        let bytes = n * width
-        if scratch.count < bytes { scratch = [UInt8](repeating: 0, count: bytes) }
-        let got = try scratch.withUnsafeMutableBytes { try input.read(into: $0.baseAddress!, count: bytes) }
-        guard got == bytes else {
-            let complete = rowsRead + got / width
-            throw location.error("the file ends early: the header declares \(total) images of \(width) pixels, the data stops after \(complete)",
-                                 fix: "the file is truncated; download it again")
-        }
-        for i in 0..<bytes { out[i] = Double(scratch[i]) }
-        rowsRead += n
-        return n
     }
 }

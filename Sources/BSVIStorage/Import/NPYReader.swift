@@ -31,16 +31,13 @@ final class NPYReader: RowReader {
     let range: ValueRange
     let element: Element
     var elementType: String { element.name }
-    private let input: ByteInput
-    private var rowsRead = 0
-    private var scratch: [UInt8] = []
+    private var data: DeclaredRows
 
     convenience init(path: String) throws {
         try self.init(input: GzipFileInput(path: path))
     }
 
     init(input: ByteInput) throws {
-        self.input = input
         location = input.location
         let magic = try input.readBytes(8, what: "the .npy header")
         guard magic.prefix(6).elementsEqual([0x93] + Array("NUMPY".utf8)) else {
@@ -71,31 +68,15 @@ final class NPYReader: RowReader {
             "the header declares \(layout.rows) rows of \(layout.width) \(element.name) values, the data stops after \(complete)"
         }
         try checkRowWidth(width, shape: parsed.shape, at: location)
+        data = DeclaredRows(input: input, total: layout.rows, rowBytes: width * element.size, rows: "rows",
+                            rowDescription: "\(width) \(element.name) values", fix: "save the array again with numpy.save")
     }
 
     func describeRow(_ index: Int) -> String { "row \(index)" }
 
     func read(upTo maxRows: Int, into out: UnsafeMutablePointer<Double>) throws -> Int {
-        let total = declaredRows!
-        let n = min(maxRows, total - rowsRead)
-        if n == 0 {
-            if rowsRead == total, try !input.isAtEnd() {
-                rowsRead += 1  // report trailing bytes once
-                throw location.error("holds bytes after the \(total) rows its header declares (corrupt file)",
-                                     fix: "save the array again with numpy.save")
-            }
-            return 0
-        }
-        let values = n * width
-        let bytes = values * element.size
-        if scratch.count < bytes { scratch = [UInt8](repeating: 0, count: bytes) }
-        let got = try scratch.withUnsafeMutableBytes { try input.read(into: $0.baseAddress!, count: bytes) }
-        guard got == bytes else {
-            let complete = rowsRead + got / (width * element.size)
-            throw location.error("the data ends early: the header declares \(total) rows of \(width) \(element.name) values, the data stops after \(complete)",
-                                 fix: "the file is truncated; save or download it again")
-        }
-        scratch.withUnsafeBytes { raw in
+        try data.read(upTo: maxRows) { raw, n in
+            let values = n * width
             switch element {
             case .uint8, .bool:
                 for i in 0..<values { out[i] = Double(raw[i]) }
@@ -111,8 +92,6 @@ final class NPYReader: RowReader {
                 }
             }
         }
-        rowsRead += n
-        return n
     }
 }
 

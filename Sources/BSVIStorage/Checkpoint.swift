@@ -38,9 +38,16 @@ public struct TrainingState: Equatable, Sendable {
     /// The run's continuations (step, world sizes, schedule settings changed) as JSON; nil in
     /// checkpoints written before it was recorded.
     public var resumesJSON: String?
+    /// Consecutive non-finite steps at the checkpoint's step (so that a resumed run gives up
+    /// where an uninterrupted one would); 0 in checkpoints written before it was recorded.
+    public var badStreak: Int
+    /// The training sums of the checkpoint's epoch so far (so that a run resumed mid-epoch
+    /// reports that epoch's row as an uninterrupted run does); nil in older checkpoints.
+    public var epochSums: ObjectiveSums?
 
     public init(configJSON: String, seed: UInt64, worldSize: Int, adamStep: Int, firstMoment: [Float],
-                secondMoment: [Float], skippedSteps: Int, resumesJSON: String? = nil) {
+                secondMoment: [Float], skippedSteps: Int, resumesJSON: String? = nil, badStreak: Int = 0,
+                epochSums: ObjectiveSums? = nil) {
         self.configJSON = configJSON
         self.seed = seed
         self.worldSize = worldSize
@@ -49,6 +56,8 @@ public struct TrainingState: Equatable, Sendable {
         self.secondMoment = secondMoment
         self.skippedSteps = skippedSteps
         self.resumesJSON = resumesJSON
+        self.badStreak = badStreak
+        self.epochSums = epochSums
     }
 }
 

@@ -40,6 +40,10 @@ public enum CheckpointFile {
                 try f.setAttribute("adam_step", on: "/training", Int64(s.adamStep))
                 try f.setAttribute("skipped_steps", on: "/training", Int64(s.skippedSteps))
                 if let resumes = s.resumesJSON { try f.setAttribute("resumes", on: "/training", resumes) }
+                try f.setAttribute("bad_streak", on: "/training", Int64(s.badStreak))
+                if let sums = s.epochSums {
+                    try f.writeDoubles("/training/epoch_sums", [Double(sums.examples), sums.bound, sums.elboInitial, sums.elboRefined])
+                }
                 try f.setAttribute("parameter_order", on: "/training",
                                    model.layout.tensors.map { Checkpoint.datasetPath(for: $0.name) }.joined(separator: ","))
                 try f.writeFloats("/training/adam_first_moment", s.firstMoment, shape: [s.firstMoment.count])
@@ -216,13 +220,24 @@ private struct CheckpointReader {
         func optionalInt(_ name: String) throws -> Int? {
             try file.hasAttribute(name, on: "/training") ? Int(try file.scalarInt64Attribute(name, on: "/training")) : nil
         }
+        var epochSums: ObjectiveSums? = nil
+        if try file.exists("/training/epoch_sums") {
+            let v = try file.readDoubles("/training/epoch_sums")
+            guard v.count == 4, v.allSatisfy(\.isFinite), v[0] >= 0, v[0] < 0x1p53, v[0] == v[0].rounded() else {
+                throw problem("/training", "epoch_sums must be 4 finite values (examples, bound, elbo, elbo_refined), got \(v)")
+            }
+            epochSums = ObjectiveSums(examples: Int(v[0]), bound: v[1], elboInitial: v[2], elboRefined: v[3])
+        }
+        let badStreak = try optionalInt("bad_streak") ?? 0
+        guard badStreak >= 0 else { throw problem("/training", "bad_streak is \(badStreak), which cannot be negative") }
         return TrainingState(
             configJSON: try file.stringAttribute("config", on: "/training"),
             seed: UInt64(bitPattern: try file.scalarInt64Attribute("seed", on: "/training")),
             worldSize: Int(try file.scalarInt64Attribute("world_size", on: "/training")),
             adamStep: Int(try file.scalarInt64Attribute("adam_step", on: "/training")),
             firstMoment: m, secondMoment: v, skippedSteps: try optionalInt("skipped_steps") ?? 0,
-            resumesJSON: try file.hasAttribute("resumes", on: "/training") ? try file.stringAttribute("resumes", on: "/training") : nil)
+            resumesJSON: try file.hasAttribute("resumes", on: "/training") ? try file.stringAttribute("resumes", on: "/training") : nil,
+            badStreak: badStreak, epochSums: epochSums)
     }
 
     /// The evaluation history (/metrics), empty when absent.

@@ -33,6 +33,19 @@ public final class MetricsLog {
         return max(0, text.split(separator: "\n").count - 1)
     }
 
+    /// The largest step of the rows of a metrics.csv; nil without rows (or without a step column).
+    public static func lastStep(atPath path: String) -> Int? {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        let lines = text.split(separator: "\n")
+        guard let header = lines.first, let column = header.split(separator: ",", omittingEmptySubsequences: false).firstIndex(of: "step") else {
+            return nil
+        }
+        return lines.dropFirst().compactMap { line -> Int? in
+            let fields = line.split(separator: ",", omittingEmptySubsequences: false)
+            return column < fields.count ? Int(fields[column]) : nil
+        }.max()
+    }
+
     /// Appends one row. A failure (disk full, the file gone) is an error of the run, not a lost
     /// row; the throwing FileHandle calls are used because the older `write(_:)` traps instead.
     private func append(_ fields: [String]) throws {

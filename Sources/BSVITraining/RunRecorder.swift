@@ -103,7 +103,7 @@ final class RunRecorder {
                            training: TrainingState(configJSON: config.jsonString(), seed: config.optimizer.seed, worldSize: worldSize,
                                                    adamStep: adam.step, firstMoment: adam.firstMoment.array,
                                                    secondMoment: adam.secondMoment.array, skippedSteps: state.skippedSteps,
-                                                   resumesJSON: resumes),
+                                                   resumesJSON: resumes, badStreak: state.badStreak, epochSums: state.epochSums),
                            history: state.history)
         let path = try store.save(c, midWrite: { [faults] in faults.during(.checkpoint, rank: 0) })
         state.lastCheckpoint = SavedCheckpoint(step: state.step, path: path, contents: c)

@@ -9,6 +9,8 @@ import Foundation
 struct RunStart: Codable {
     var step = 0
     var skippedSteps = 0
+    var badStreak = 0
+    var epochSums = ObjectiveSums()
     var adamStep = 0
     /// The checkpoint continued from, and what changed since it was written.
     var resumedFrom: String?
@@ -20,10 +22,16 @@ struct RunStart: Codable {
     /// The resumed step ends an epoch whose validation evaluation is due but not in the history
     /// (a stop signal interrupted it): it runs before the next step.
     var validationPending = false
+    /// The run folder's final.h5 is the resumed checkpoint's end (same step and parameters).
+    var finalIsTheResumedEnd = false
+    /// The resumed run ended and was tested, but its final files are not all in place (a crash
+    /// before summary.json): the same final evaluation runs again, its result replacing the
+    /// recorded one rather than adding a second row.
+    var finalEvaluationRepeats = false
 
     /// Rank 0 fills `params` and `adam` (from the seed or the checkpoint) and returns the rest,
     /// with `history` and `resumes` of the run so far.
-    static func decide(config: RunConfiguration, resumeFlag: String?, worldSize: Int, store: CheckpointStore, model: VAEModel,
+    static func decide(config: RunConfiguration, resumeFlag: String?, worldSize: Int, schedule: TrainingSchedule, store: CheckpointStore, model: VAEModel,
                        params: FloatBuffer, adam: Adam, history: inout [MetricRecord], resumes: inout [ResumeRecord]) throws -> RunStart {
         let runDirectory = config.files.runDirectory
         do {
@@ -44,6 +52,10 @@ struct RunStart: Codable {
             // One command serves the first submission of a batch job and every requeue.
             start.message = "--resume auto: \(runDirectory) holds no checkpoint and no metrics yet; starting a new run"
             params.copy(from: model.makeInitialParameters(seed: config.optimizer.seed))
+        case "auto"? where folder.stoppedBeforeFirstCheckpoint(schedule):
+            // Nothing was saved to continue from; the same command from the seed repeats the rows.
+            start.message = try SupersededFiles.setAsideRowsWithoutCheckpoint(runDirectory: runDirectory)
+            params.copy(from: model.makeInitialParameters(seed: config.optimizer.seed))
         case let flag?:
             let (checkpoint, path) = try Self.checkpoint(flag, store: store, folder: folder, runDirectory: runDirectory)
             let changes = try Self.checkCompatible(checkpoint, path: path, config: config, model: model)
@@ -53,6 +65,17 @@ struct RunStart: Codable {
                 throw TrainingError.invalidConfiguration(
                     flag: "--run-dir", problem: "\(runDirectory) holds another run (\(folder.earlierRunEvidence)), and \(flag) is not one of its checkpoints; "
                         + "continue \(flag) in a new --run-dir, or resume one of this folder's checkpoints")
+            }
+            // Continuing past the schedule's end would finish at the checkpoint's step, not where
+            // an uninterrupted run with these flags stops.
+            let totalSteps = schedule.totalSteps
+            guard checkpoint.step <= totalSteps else {
+                throw TrainingError.invalidConfiguration(
+                    flag: config.schedule.maxSteps > 0 ? "--max-steps" : "--epochs",
+                    problem: "\(path) is at step \(checkpoint.step), past step \(totalSteps), where a run with --epochs \(config.schedule.epochs)"
+                        + (config.schedule.maxSteps > 0 ? " --max-steps \(config.schedule.maxSteps)" : "") + " ends; "
+                        + "resume a checkpoint at or before step \(totalSteps) with --resume PATH (a superseded-* folder or final.h5 of \(runDirectory) may hold it), "
+                        + "or give --epochs/--max-steps that reach step \(checkpoint.step)")
             }
             let training = checkpoint.training!
             params.copy(from: checkpoint.parameters)
@@ -65,10 +88,14 @@ struct RunStart: Codable {
             resumes.append(record)
             start.step = checkpoint.step
             start.skippedSteps = training.skippedSteps
+            start.badStreak = training.badStreak
+            start.epochSums = training.epochSums ?? ObjectiveSums()
             start.adamStep = training.adamStep
             start.resumedFrom = path
             start.resume = record
-            start.message = try SupersededFiles.setAside(after: checkpoint.step, store: store, runDirectory: runDirectory)
+            start.finalIsTheResumedEnd = SupersededFiles.finalIsTheEnd(of: checkpoint, runDirectory: runDirectory)
+            start.message = try SupersededFiles.setAside(after: checkpoint.step, finalIsTheEnd: start.finalIsTheResumedEnd, store: store,
+                                                         runDirectory: runDirectory)
         case nil:
             if let existing = store.list().first {
                 throw TrainingError.invalidConfiguration(
@@ -96,11 +123,10 @@ struct RunStart: Codable {
         if step >= schedule.totalSteps {
             let sameEvaluation = !resume.scheduleChanges.contains { Self.finalEvaluationFlags.contains($0.flag) }
             let tested = evaluation.skipFinal || history.contains { $0.split == DataSplit.test.rawValue && $0.step == step }
-            // final.h5 of this very step (not another branch's), and the summary written with it.
-            let final = (runDirectory as NSString).appendingPathComponent("final.h5")
+            // final.h5 of this very checkpoint (not another branch's), and the summary written with it.
             let summary = (runDirectory as NSString).appendingPathComponent("summary.json")
-            let filesInPlace = FileManager.default.fileExists(atPath: summary) && (try? CheckpointFile.read(final))?.step == step
-            alreadyFinished = sameEvaluation && tested && filesInPlace
+            alreadyFinished = sameEvaluation && tested && finalIsTheResumedEnd && FileManager.default.fileExists(atPath: summary)
+            finalEvaluationRepeats = !alreadyFinished && sameEvaluation && tested && !evaluation.skipFinal
         }
         if step > 0, step <= schedule.totalSteps, schedule.afterStep(completed: step, stopRequested: false).evaluateValidation {
             validationPending = !history.contains { $0.split == DataSplit.valid.rawValue && $0.step == step }

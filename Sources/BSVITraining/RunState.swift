@@ -14,9 +14,11 @@ struct RunState {
     var history: [MetricRecord]
     /// Each continuation of the run: where, on how many ranks, and which schedule settings changed.
     var resumes: [ResumeRecord]
-    /// Training sums of the current epoch's applied steps.
+    /// Training sums of the current epoch's applied steps (carried over a resume mid-epoch).
     var epochSums = ObjectiveSums()
+    /// When this process began timing the epoch, and the examples it trained since (the rate).
     var epochStart = Date()
+    var epochTimedExamples = 0
     let runStart = Date()
     /// Rank 0: the newest checkpoint written by this process (its step, file and contents, for final.h5).
     var lastCheckpoint: SavedCheckpoint? {
@@ -28,9 +30,12 @@ struct RunState {
     var trainingSeconds = 0.0
     var trainedExamples = 0
 
-    init(step: Int, skippedSteps: Int, history: [MetricRecord], resumes: [ResumeRecord]) {
+    init(step: Int, skippedSteps: Int, badStreak: Int = 0, epochSums: ObjectiveSums = ObjectiveSums(), history: [MetricRecord],
+         resumes: [ResumeRecord]) {
         self.step = step
         self.skippedSteps = skippedSteps
+        self.badStreak = badStreak
+        self.epochSums = epochSums
         self.history = history
         self.resumes = resumes
     }
@@ -43,6 +48,7 @@ struct RunState {
         if result.applied {
             badStreak = 0
             epochSums.add(result.sums)
+            epochTimedExamples += result.sums.examples
         } else {
             badStreak += 1
             skippedSteps += 1
@@ -52,9 +58,10 @@ struct RunState {
     mutating func startEpoch() {
         epochSums = ObjectiveSums()
         epochStart = Date()
+        epochTimedExamples = 0
     }
 
-    var epochExamplesPerSecond: Double { Double(epochSums.examples) / max(Date().timeIntervalSince(epochStart), 1e-9) }
+    var epochExamplesPerSecond: Double { Double(epochTimedExamples) / max(Date().timeIntervalSince(epochStart), 1e-9) }
 }
 
 /// A checkpoint rank 0 wrote: where and what.

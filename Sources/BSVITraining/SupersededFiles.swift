@@ -10,24 +10,15 @@ import Foundation
 enum SupersededFiles {
     /// Moves them (rank 0, with the run folder locked); returns what it says about it, or nil
     /// when there was nothing to move.
-    static func setAside(after step: Int, store: CheckpointStore, runDirectory: String) throws -> String? {
+    /// `finalIsTheEnd`: whether final.h5 is the checkpoint's end (`finalIsTheEnd(of:runDirectory:)`).
+    static func setAside(after step: Int, finalIsTheEnd: Bool, store: CheckpointStore, runDirectory: String) throws -> String? {
         let later = store.list().filter { $0.step > step }
-        let finalPath = (runDirectory as NSString).appendingPathComponent("final.h5")
         let fm = FileManager.default
-        // A final.h5 of another step is another branch's end, even with no later checkpoint left.
-        let foreignFinal = fm.fileExists(atPath: finalPath) && (try? CheckpointFile.read(finalPath))?.step != step
+        // A final.h5 that is not this checkpoint's end is another branch's, even with no later
+        // checkpoint left (at another step, or at this step with other parameters).
+        let foreignFinal = fm.fileExists(atPath: finalPath(runDirectory)) && !finalIsTheEnd
         guard !later.isEmpty || foreignFinal else { return nil }
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
-        let base = (runDirectory as NSString).appendingPathComponent("superseded-\(formatter.string(from: Date()))")
-        var folder = base
-        var n = 1
-        while fm.fileExists(atPath: folder) {  // a second resume within the same second
-            n += 1
-            folder = "\(base)-\(n)"
-        }
+        let folder = newFolder(in: runDirectory)
         let runFiles = ["final.h5", "summary.json"].map { (runDirectory as NSString).appendingPathComponent($0) }.filter { fm.fileExists(atPath: $0) }
         // metrics.csv stays (the continued run keeps its rows up to the step); a copy keeps the
         // abandoned rows after it, which the resume then removes from the run's own file.
@@ -44,5 +35,49 @@ enum SupersededFiles {
         }
         let names = later.map { ($0.path as NSString).lastPathComponent } + runFiles.map { ($0 as NSString).lastPathComponent }
         return "resuming from step \(step): the files of the branch it abandons (\(names.joined(separator: ", "))) moved to \(folder), with a copy of metrics.csv"
+    }
+
+    /// The metrics.csv (and any summary.json) of a run that stopped before its first checkpoint:
+    /// nothing to continue, so `--resume auto` starts it again; its rows move aside, not away.
+    static func setAsideRowsWithoutCheckpoint(runDirectory: String) throws -> String {
+        let fm = FileManager.default
+        let folder = newFolder(in: runDirectory)
+        let files = ["metrics.csv", "summary.json"].map { (runDirectory as NSString).appendingPathComponent($0) }.filter { fm.fileExists(atPath: $0) }
+        do {
+            try fm.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            for path in files {
+                try fm.moveItem(atPath: path, toPath: (folder as NSString).appendingPathComponent((path as NSString).lastPathComponent))
+            }
+        } catch {
+            throw TrainingError.cannotWrite(file: folder, problem: "cannot move the stopped run's metrics.csv aside (\(error.localizedDescription)); "
+                                            + "check that the run folder is writable, or move it away yourself")
+        }
+        return "--resume auto: \(runDirectory) holds metrics rows but no checkpoint (the run stopped before its first); "
+            + "starting it again from the seed, its old rows moved to \(folder)"
+    }
+
+    static func finalPath(_ runDirectory: String) -> String { (runDirectory as NSString).appendingPathComponent("final.h5") }
+
+    /// Whether the run folder's final.h5 is the end of the run `checkpoint` belongs to: the same
+    /// step and the same parameters, bit for bit (final.h5 is the last checkpoint's copy).
+    static func finalIsTheEnd(of checkpoint: Checkpoint, runDirectory: String) -> Bool {
+        guard let final = try? CheckpointFile.read(finalPath(runDirectory)) else { return false }
+        return final.step == checkpoint.step && final.parameters.elementsEqual(checkpoint.parameters) { $0.bitPattern == $1.bitPattern }
+    }
+
+    /// `<run-dir>/superseded-<UTC time>`, numbered if that exists (a second resume within a second).
+    static func newFolder(in runDirectory: String) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
+        let base = (runDirectory as NSString).appendingPathComponent("superseded-\(formatter.string(from: Date()))")
+        var folder = base
+        var n = 1
+        while FileManager.default.fileExists(atPath: folder) {
+            n += 1
+            folder = "\(base)-\(n)"
+        }
+        return folder
     }
 }

@@ -72,7 +72,10 @@ public final class Trainer {
 
     /// One step: this rank's rows, the local gradient, the exchange and the update.
     func trainOneStep(_ state: inout RunState, _ setup: TrainingSetup, _ recorder: RunRecorder) throws -> StepResult {
-        if try setup.loadRows(forStep: state.step, seed: config.optimizer.seed) { state.startEpoch() }
+        // A run resumed mid-epoch loads the epoch's rows too, but carries its sums on.
+        if try setup.loadRows(forStep: state.step, seed: config.optimizer.seed), setup.schedule.positionInEpoch(ofStep: state.step) == 0 {
+            state.startEpoch()
+        }
         let noise = NoiseSource(seed: config.optimizer.seed, purpose: .trainingNoise,
                                 context: UInt64(setup.schedule.epoch(ofStep: state.step)))
         let started = Date()
@@ -170,11 +173,15 @@ public final class Trainer {
             // The lock comes first: nothing in the folder is touched while another run holds it.
             // (The lock's warnings carry their own "warning: " prefix.)
             folderLock = try RunFolderLock.acquire(runDirectory: config.files.runDirectory, warn: { recorder.say($0) })
-            var start = try RunStart.decide(config: config, resumeFlag: options.resume, worldSize: comm.size, store: recorder.store,
+            var start = try RunStart.decide(config: config, resumeFlag: options.resume, worldSize: comm.size,
+                                            schedule: setup.schedule, store: recorder.store,
                                             model: setup.model, params: setup.params, adam: setup.adam, history: &history,
                                             resumes: &resumes)
             start.findWorkLeft(schedule: setup.schedule, evaluation: config.evaluation, history: history,
                                runDirectory: config.files.runDirectory)
+            if start.finalEvaluationRepeats {
+                history.removeAll { $0.split == DataSplit.test.rawValue && $0.step == start.step }
+            }
             try recorder.openMetrics()
             if start.resume != nil {
                 // Rows of steps after the checkpoint were written by the run that stopped; they come again.
@@ -187,7 +194,8 @@ public final class Trainer {
         comm.broadcast(setup.adam.secondMoment.base, count: setup.params.count)
         setup.adam.step = start.adamStep
         // Only rank 0 holds the history; it alone writes checkpoints and metrics.
-        var state = RunState(step: start.step, skippedSteps: start.skippedSteps, history: history, resumes: resumes)
+        var state = RunState(step: start.step, skippedSteps: start.skippedSteps, badStreak: start.badStreak, epochSums: start.epochSums,
+                             history: history, resumes: resumes)
         state.lastCheckpointPath = start.resumedFrom
         if let message = start.message { recorder.say(message) }
         if let path = start.resumedFrom, let record = start.resume, !start.alreadyFinished {

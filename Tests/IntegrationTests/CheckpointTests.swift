@@ -32,6 +32,8 @@ enum CheckpointRun {
         #expect(differing == 0, "\(context): \(differing) of \(a.parameters.count) parameters differ", sourceLocation: sourceLocation)
         #expect(a.training?.adamStep == b.training?.adamStep, "\(context): Adam step", sourceLocation: sourceLocation)
         #expect(a.training?.skippedSteps == b.training?.skippedSteps, "\(context)", sourceLocation: sourceLocation)
+        #expect(a.training?.badStreak == b.training?.badStreak && a.training?.epochSums == b.training?.epochSums,
+                "\(context): non-finite streak or epoch sums differ", sourceLocation: sourceLocation)
         #expect(a.training?.firstMoment.map(\.bitPattern) == b.training?.firstMoment.map(\.bitPattern),
                 "\(context): Adam first moment differs", sourceLocation: sourceLocation)
         #expect(a.training?.secondMoment.map(\.bitPattern) == b.training?.secondMoment.map(\.bitPattern),

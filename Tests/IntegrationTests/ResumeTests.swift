@@ -58,12 +58,22 @@ struct ResumeTests {
         #expect(a.history.map(\.step) == [perEpoch, total])
         #expect(b.history.map(\.step) == a.history.map(\.step))
         #expect(b.history.map(\.logLikelihood.bitPattern) == a.history.map(\.logLikelihood.bitPattern))
+        // metrics.csv's epoch rows too, the epoch the split fell in included (its sums are carried
+        // in the checkpoint): every column but the timing ones.
+        #expect(try Self.epochRows(dir + "/split/metrics.csv") == Self.epochRows(dir + "/straight/metrics.csv"))
+        #expect(try Self.epochRows(dir + "/straight/metrics.csv").count == 2)
         // The epoch-end checkpoint the straight run wrote after the split point is the same too.
         if stop < perEpoch {
             CheckpointRun.expectIdenticalState(try CheckpointFile.read(dir + "/straight/checkpoints/ckpt-\(perEpoch).h5"),
                                                try CheckpointFile.read(dir + "/split/checkpoints/ckpt-\(perEpoch).h5"),
                                                "\(split), epoch-end checkpoint")
         }
+    }
+
+    /// The `train` rows of a metrics.csv, from `kind` to `amortization_gap` (not the timing columns).
+    static func epochRows(_ path: String) throws -> [String] {
+        try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").filter { $0.hasPrefix("train,") }
+            .map { $0.split(separator: ",", omittingEmptySubsequences: false).prefix(11).joined(separator: ",") }
     }
 
     @Test("a mid-epoch --checkpoint-every checkpoint resumed by path; --epochs counts the whole run")
@@ -177,18 +187,19 @@ struct ResumeTests {
         try writeToyDataset(data)
         let run = dir + "/run"
         let perEpoch = CheckpointRun.stepsPerEpoch()
-        let first = try bsvi(CheckpointRun.flags(data: data, runDir: run) + ["--max-steps", "\(perEpoch)"])
+        let first = try bsvi(CheckpointRun.flags(data: data, runDir: run) + ["--max-steps", "\(2 * perEpoch)"])
         try #require(first.status == 0, "\(first.stderr)")
         let metricsBefore = try String(contentsOfFile: run + "/metrics.csv", encoding: .utf8)
-        try #require(MetricsLog.recordCount(atPath: run + "/metrics.csv") == 1)
+        try #require(MetricsLog.recordCount(atPath: run + "/metrics.csv") == 2)
 
-        // The checkpoints were lost: metrics only.
+        // The checkpoints were lost: metrics only, with a row after the first checkpoint's step
+        // (so there were checkpoints; RunFolderRecoveryTests has the run killed before its first).
         try FileManager.default.removeItem(atPath: run + "/checkpoints")
         try FileManager.default.removeItem(atPath: run + "/final.h5")
-        let lost = try bsvi(CheckpointRun.flags(data: data, runDir: run) + ["--max-steps", "\(2 * perEpoch)", "--resume", "auto"])
+        let lost = try bsvi(CheckpointRun.flags(data: data, runDir: run) + ["--max-steps", "\(3 * perEpoch)", "--resume", "auto"])
         #expect(lost.status != 0 && !lost.signaled)
         #expect(lost.stderr.contains("cannot resume from \(run)/checkpoints: no readable checkpoint found")
-                && lost.stderr.contains("metrics.csv with 1 row(s)") && lost.stderr.contains("--resume PATH"), "\(lost.stderr)")
+                && lost.stderr.contains("metrics.csv with 2 row(s)") && lost.stderr.contains("--resume PATH"), "\(lost.stderr)")
         #expect(try String(contentsOfFile: run + "/metrics.csv", encoding: .utf8) == metricsBefore)
         #expect(!FileManager.default.fileExists(atPath: run + "/checkpoints"))
 

@@ -1,0 +1,128 @@
+import BSVI
+import BSVIStorage
+import BSVITraining
+import Foundation
+import Testing
+
+/// Run folders a review left broken or wrong: a run stopped before its first checkpoint, a
+/// schedule lowered below the checkpoint's step, an abandoned branch resumed, the non-finite
+/// streak across a resume, a lost summary.json. Each ends as an uninterrupted run would.
+@Suite("Run folder recovery", .serialized)
+struct RunFolderRecoveryTests {
+    final class Fixture {
+        let dir: String
+        let data: String
+        let perEpoch = CheckpointRun.stepsPerEpoch()
+        init(_ prefix: String) throws {
+            dir = try makeTemporaryDirectory(prefix: prefix)
+            data = dir + "/toy.h5"
+            try writeToyDataset(data)
+        }
+        deinit { try? FileManager.default.removeItem(atPath: dir) }
+
+        func train(_ run: String, _ extra: [String]) throws -> CommandResult {
+            try bsvi(CheckpointRun.flags(data: data, runDir: dir + "/" + run) + extra)
+        }
+
+        func final(_ run: String) throws -> Checkpoint { try CheckpointFile.read(dir + "/" + run + "/final.h5", requireTrainingState: true) }
+
+        func superseded(_ run: String) throws -> [String] {
+            try FileManager.default.contentsOfDirectory(atPath: dir + "/" + run).filter { $0.hasPrefix("superseded-") }.sorted()
+        }
+    }
+
+    @Test("--resume auto on a run stopped before its first checkpoint (rows, no checkpoint) starts it again and sets the rows aside")
+    func stoppedBeforeFirstCheckpoint() throws {
+        let f = try Fixture("first-ckpt")
+        let straight = try f.train("straight", ["--max-steps", "\(2 * f.perEpoch)"])
+        try #require(straight.status == 0, "\(straight.stderr)")
+        // What a run killed while writing its first checkpoint leaves: the epoch's row, no checkpoint.
+        let killed = try f.train("killed", ["--max-steps", "\(f.perEpoch)"])
+        try #require(killed.status == 0, "\(killed.stderr)")
+        try FileManager.default.removeItem(atPath: f.dir + "/killed/checkpoints")
+        try FileManager.default.removeItem(atPath: f.dir + "/killed/final.h5")
+        let rows = try String(contentsOfFile: f.dir + "/killed/metrics.csv", encoding: .utf8)
+
+        let requeued = try f.train("killed", ["--max-steps", "\(2 * f.perEpoch)", "--resume", "auto"])
+        #expect(requeued.status == 0, "\(requeued.stderr)")
+        #expect(requeued.stdout.contains("holds metrics rows but no checkpoint (the run stopped before its first)"), "\(requeued.stdout)")
+        CheckpointRun.expectIdenticalState(try f.final("straight"), try f.final("killed"), "started again")
+        let aside = try f.superseded("killed")
+        try #require(aside.count == 1)
+        #expect(try String(contentsOfFile: f.dir + "/killed/\(aside[0])/metrics.csv", encoding: .utf8) == rows)
+        #expect(try ResumeTests.epochRows(f.dir + "/killed/metrics.csv") == ResumeTests.epochRows(f.dir + "/straight/metrics.csv"))
+    }
+
+    @Test("--resume with --epochs/--max-steps ending before the checkpoint's step is refused; final.h5 stays where it is")
+    func scheduleEndingBeforeTheCheckpoint() throws {
+        let f = try Fixture("lowered")
+        let long = try f.train("run", ["--max-steps", "\(2 * f.perEpoch)"])
+        try #require(long.status == 0, "\(long.stderr)")
+        let before = try CheckpointRun.bytes(f.dir + "/run/final.h5")
+        let lowered = try f.train("run", ["--max-steps", "\(f.perEpoch)", "--resume", "auto"])
+        #expect(lowered.status == 64, "\(lowered.stderr)")
+        #expect(lowered.stderr.contains("is at step \(2 * f.perEpoch), past step \(f.perEpoch)") && lowered.stderr.contains("--resume PATH"),
+                "\(lowered.stderr)")
+        #expect(try CheckpointRun.bytes(f.dir + "/run/final.h5") == before)
+        #expect(try f.superseded("run").isEmpty)
+        // At or before the end, by path: allowed, and it finishes there.
+        let earlier = try f.train("run", ["--max-steps", "\(f.perEpoch)", "--resume", f.dir + "/run/checkpoints/ckpt-\(f.perEpoch).h5"])
+        #expect(earlier.status == 0, "\(earlier.stderr)")
+        #expect(try f.final("run").step == f.perEpoch)
+    }
+
+    @Test("resuming an abandoned branch's last checkpoint finishes that branch again: final.h5 of the same step but the other branch is not 'in place'")
+    func abandonedBranchEnd() throws {
+        let f = try Fixture("branch")
+        let end = 2 * f.perEpoch
+        let a = try f.train("run", ["--max-steps", "\(end)"])
+        try #require(a.status == 0, "\(a.stderr)")
+        let finalA = try f.final("run")
+        // Branch B: from the first epoch's end with another learning rate, to the same step.
+        let b = try f.train("run", ["--max-steps", "\(end)", "--lr", "0.002", "--resume", f.dir + "/run/checkpoints/ckpt-\(f.perEpoch).h5"])
+        try #require(b.status == 0, "\(b.stderr)")
+        let aside = try f.superseded("run")
+        try #require(aside.count == 1)
+        // Back to branch A's end: its final.h5 is in the superseded folder, B's is in place.
+        let back = try f.train("run", ["--max-steps", "\(end)", "--resume", f.dir + "/run/\(aside[0])/ckpt-\(end).h5"])
+        #expect(back.status == 0, "\(back.stderr)")
+        #expect(!back.stdout.contains("nothing left to do"), "\(back.stdout)")
+        CheckpointRun.expectIdenticalState(finalA, try f.final("run"), "branch A again")
+        #expect(try f.superseded("run").count == 2)  // B's final.h5 and summary.json, set aside in turn
+    }
+
+    @Test("the non-finite streak is carried in the checkpoint: a run resumed inside a streak gives up where an uninterrupted one does (70)")
+    func badStreakAcrossResume() throws {
+        let f = try Fixture("streak")
+        let faults = ["--max-bad-steps", "6", "--inject-nan", "3-12:0", "--max-steps", "\(2 * f.perEpoch)"]
+        let straight = try f.train("straight", faults)
+        #expect(straight.status == 70, "\(straight.stderr)")
+        let first = try f.train("split", faults.dropLast(2) + ["--max-steps", "6"])
+        try #require(first.status == 0, "\(first.stderr)")
+        #expect(try CheckpointFile.read(f.dir + "/split/checkpoints/ckpt-6.h5", requireTrainingState: true).training?.badStreak == 3)
+        let resumed = try f.train("split", faults + ["--resume", "auto"])
+        #expect(resumed.status == 70, "\(resumed.stderr)")
+    }
+
+    @Test("a finished run whose summary.json was lost writes it again with the same final evaluation, recorded once")
+    func lostSummary() throws {
+        let f = try Fixture("summary")
+        let flags = ["--max-steps", "\(f.perEpoch)", "--eval-samples", "5", "--eval-limit", "8"]
+        let run = try bsvi(CheckpointRun.flags(data: f.data, runDir: f.dir + "/run").filter { $0 != "--no-final-eval" } + flags)
+        try #require(run.status == 0, "\(run.stderr)")
+        let summary = f.dir + "/run/summary.json"
+        func evaluation() throws -> [String: Any] {
+            var e = try #require((try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: summary))) as? [String: Any])?["final_evaluation"] as? [String: Any])
+            e["seconds"] = nil
+            return e
+        }
+        let before = try evaluation()
+        try FileManager.default.removeItem(atPath: summary)
+        let again = try bsvi(CheckpointRun.flags(data: f.data, runDir: f.dir + "/run").filter { $0 != "--no-final-eval" } + flags + ["--resume", "auto"])
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(NSDictionary(dictionary: try evaluation()).isEqual(to: before))
+        let testRows = try String(contentsOfFile: f.dir + "/run/metrics.csv", encoding: .utf8).split(separator: "\n").filter { $0.contains(",test,") }
+        #expect(testRows.count == 1, "\(testRows)")
+        #expect(try f.final("run").history.filter { $0.split == "test" }.count == 1)
+    }
+}

@@ -13,7 +13,7 @@ struct Compare: ParsableCommand {
             Both checkpoints are evaluated on the same rows with the same seed. Evaluation noise is keyed by \
             (seed, example id), so models with the same latent size draw the same ε for every example and \
             sample (common random numbers). With different latent sizes the comparison is still paired by \
-            example but the noise cannot be shared; a warning says so and the JSON has \
+            example but the noise is shared only in part; a warning says so and the JSON has \
             "common_random_numbers": false. See docs/evaluation.md.
             """)
 
@@ -37,7 +37,7 @@ struct Compare: ParsableCommand {
             let commonRandomNumbers = shapeA.latentDim == shapeB.latentDim
             if !commonRandomNumbers && comm.isRoot {
                 printError("warning: latent sizes differ (A: \(shapeA.latentDim), B: \(shapeB.latentDim)), so the models cannot draw the "
-                           + "same ε: the difference is still paired by example, but its Monte Carlo noise is not shared")
+                           + "same ε: the difference is still paired by example, but its Monte Carlo noise is shared only in part")
             }
             try options.checkPerExampleOutput(comm: comm, checkpoints: [a, b])
             let dataset = try options.openDataset(comm: comm)

@@ -31,6 +31,15 @@ public enum OpenBLASCore {
         isFamilyFifteen(core: name) ? "AVX with AMD's FMA4" : tier(ofCore: name).instructionSet
     }
 
+    /// The x86-64 core names OpenBLAS 0.3.21's OPENBLAS_CORETYPE takes (driver/others/dynamic.c,
+    /// `corename`, compared without case). A build may map a named core onto another (no
+    /// Cooperlake kernels: SkylakeX's), so a known name can load a core of another name.
+    public static let knownCoreNames: Set<String> = [
+        "katmai", "coppermine", "northwood", "prescott", "banias", "atom", "core2", "penryn", "dunnington", "nehalem", "athlon",
+        "opteron", "opteron_sse3", "barcelona", "nano", "sandybridge", "bobcat", "bulldozer", "piledriver", "haswell", "steamroller",
+        "excavator", "zen", "skylakex", "cooperlake", "sapphirerapids",
+    ]
+
     public static func tier(ofCore name: String) -> Tier {
         switch name.lowercased() {
         case "skylakex", "cooperlake", "sapphirerapids": return .avx512
@@ -166,12 +175,13 @@ public enum OpenBLASStartup: Equatable, Sendable {
     public static let chosenVariable = "BSVI_OPENBLAS_CHOSEN"
     public static let coreTypeVariable = "OPENBLAS_CORETYPE"
 
-    /// A user's OPENBLAS_CORETYPE that OpenBLAS did not load: a name it does not know (a typo),
-    /// which it ignores without a word, choosing by itself as if the variable were unset. nil
-    /// when the loaded core is the one named (case aside), or when the program set the variable.
+    /// A user's OPENBLAS_CORETYPE that names no core OpenBLAS knows (a typo), which it ignores
+    /// without a word, choosing by itself as if the variable were unset. nil for a known name
+    /// (even one this build maps onto another core), or when the program set the variable.
     public static func unhonouredCoreType(currentCore: String, environment: [String: String]) -> String? {
         guard environment[candidateVariable] == nil, let requested = environment[coreTypeVariable],
-              requested.lowercased() != currentCore.lowercased() else { return nil }
+              requested.lowercased() != currentCore.lowercased(),
+              !OpenBLASCore.knownCoreNames.contains(requested.lowercased()) else { return nil }
         return requested
     }
 

@@ -28,22 +28,32 @@ public final class MetricsLog {
     }
 
     /// Data rows (not the header) in a metrics.csv; 0 if there is no such file.
-    public static func recordCount(atPath path: String) -> Int {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return 0 }
-        return max(0, text.split(separator: "\n").count - 1)
+    public static func recordCount(atPath path: String) -> Int { rowFacts(atPath: path).rows }
+
+    /// What a metrics.csv's rows show of its run: how many there are, the latest epoch they
+    /// reach, and whether the run was ever resumed (a `resume` row).
+    public struct RowFacts: Equatable {
+        public var rows = 0
+        public var latestEpoch = 0
+        public var resumed = false
     }
 
-    /// The largest step of the rows of a metrics.csv; nil without rows (or without a step column).
-    public static func lastStep(atPath path: String) -> Int? {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+    public static func rowFacts(atPath path: String) -> RowFacts {
+        var facts = RowFacts()
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return facts }
         let lines = text.split(separator: "\n")
-        guard let header = lines.first, let column = header.split(separator: ",", omittingEmptySubsequences: false).firstIndex(of: "step") else {
-            return nil
-        }
-        return lines.dropFirst().compactMap { line -> Int? in
+        guard let header = lines.first else { return facts }
+        let columns = header.split(separator: ",", omittingEmptySubsequences: false)
+        let kind = columns.firstIndex(of: "kind"), epoch = columns.firstIndex(of: "epoch")
+        for line in lines.dropFirst() {
+            facts.rows += 1
             let fields = line.split(separator: ",", omittingEmptySubsequences: false)
-            return column < fields.count ? Int(fields[column]) : nil
-        }.max()
+            if let kind, kind < fields.count, fields[kind] == "resume" { facts.resumed = true }
+            // A row whose epoch cannot be read counts as late: it cannot prove an early stop.
+            let rowEpoch = epoch.flatMap { $0 < fields.count ? Int(fields[$0]) : nil } ?? Int.max
+            facts.latestEpoch = max(facts.latestEpoch, rowEpoch)
+        }
+        return facts
     }
 
     /// Appends one row. A failure (disk full, the file gone) is an error of the run, not a lost

@@ -27,6 +27,12 @@ public struct RankStepTimes: Equatable {
         self.init(work: series.map { Array($0[0..<steps]) }, allreduce: series.map { Array($0[steps...]) })
     }
 
+    /// The same series without the first step (unchanged when there is only one).
+    public var droppingFirstStep: RankStepTimes {
+        guard (work.first?.count ?? 0) > 1 else { return self }
+        return RankStepTimes(work: work.map { Array($0.dropFirst()) }, allreduce: allreduce.map { Array($0.dropFirst()) })
+    }
+
     /// This rank's series in the layout `init(gathered:ranks:)` reads.
     public static func gatherable(work: [Double], allreduce: [Double]) -> [Double] { work + allreduce }
 

@@ -9,26 +9,25 @@ struct RunFolder {
     let path: String
     let checkpointFiles: Int
     let hasFinalCheckpoint: Bool
-    let metricRows: Int
-    /// The largest step of metrics.csv's rows (0 without rows).
-    let lastMetricsStep: Int
+    let metrics: MetricsLog.RowFacts
+    var metricRows: Int { metrics.rows }
 
     init(path: String, store: CheckpointStore) {
         self.path = path
         checkpointFiles = store.list().count
         hasFinalCheckpoint = FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent("final.h5"))
-        metricRows = MetricsLog.recordCount(atPath: (path as NSString).appendingPathComponent("metrics.csv"))
-        lastMetricsStep = MetricsLog.lastStep(atPath: (path as NSString).appendingPathComponent("metrics.csv")) ?? 0
+        metrics = MetricsLog.rowFacts(atPath: (path as NSString).appendingPathComponent("metrics.csv"))
     }
 
     var neverStarted: Bool { checkpointFiles == 0 && !hasFinalCheckpoint && metricRows == 0 }
 
-    /// Rows, but no checkpoint file and no final.h5, and no row after the step of the run's
-    /// first checkpoint: the run stopped (killed, or that checkpoint could not be written)
-    /// before it saved anything to continue from. Rows of later steps show that checkpoints
-    /// existed and were lost: a person decides then.
-    func stoppedBeforeFirstCheckpoint(_ schedule: TrainingSchedule) -> Bool {
-        checkpointFiles == 0 && !hasFinalCheckpoint && metricRows > 0 && lastMetricsStep <= schedule.firstCheckpointStep
+    /// Rows of the first epoch only, none of a resume, but no checkpoint file and no final.h5:
+    /// a run from the seed that stopped (killed, or its first checkpoint could not be written)
+    /// before it saved anything to continue from. Judged from the rows alone, whatever the
+    /// command now says. Rows of later epochs show that checkpoints existed and were lost, and a
+    /// `resume` row that the run continued another's checkpoint: a person decides then.
+    var stoppedBeforeFirstCheckpoint: Bool {
+        checkpointFiles == 0 && !hasFinalCheckpoint && metrics.rows > 0 && metrics.latestEpoch <= 1 && !metrics.resumed
     }
 
     /// What shows an earlier run, for error messages.

@@ -52,7 +52,7 @@ struct RunStart: Codable {
             // One command serves the first submission of a batch job and every requeue.
             start.message = "--resume auto: \(runDirectory) holds no checkpoint and no metrics yet; starting a new run"
             params.copy(from: model.makeInitialParameters(seed: config.optimizer.seed))
-        case "auto"? where folder.stoppedBeforeFirstCheckpoint(schedule):
+        case "auto"? where folder.stoppedBeforeFirstCheckpoint:
             // Nothing was saved to continue from; the same command from the seed repeats the rows.
             start.message = try SupersededFiles.setAsideRowsWithoutCheckpoint(runDirectory: runDirectory)
             params.copy(from: model.makeInitialParameters(seed: config.optimizer.seed))
@@ -70,8 +70,10 @@ struct RunStart: Codable {
             // an uninterrupted run with these flags stops.
             let totalSteps = schedule.totalSteps
             guard checkpoint.step <= totalSteps else {
+                // The flag whose limit applies: --epochs unless --max-steps ends the run earlier.
+                let epochsEnd = config.schedule.epochs > 0 ? config.schedule.epochs * schedule.stepsPerEpoch : Int.max
                 throw TrainingError.invalidConfiguration(
-                    flag: config.schedule.maxSteps > 0 ? "--max-steps" : "--epochs",
+                    flag: epochsEnd == totalSteps ? "--epochs" : "--max-steps",
                     problem: "\(path) is at step \(checkpoint.step), past step \(totalSteps), where a run with --epochs \(config.schedule.epochs)"
                         + (config.schedule.maxSteps > 0 ? " --max-steps \(config.schedule.maxSteps)" : "") + " ends; "
                         + "resume a checkpoint at or before step \(totalSteps) with --resume PATH (a superseded-* folder or final.h5 of \(runDirectory) may hold it), "
@@ -107,6 +109,7 @@ struct RunStart: Codable {
             guard folder.neverStarted else {
                 throw TrainingError.invalidConfiguration(
                     flag: "--run-dir", problem: "\(runDirectory) holds an earlier run (\(folder.earlierRunEvidence)) and no checkpoint to continue it from; "
+                        + (folder.stoppedBeforeFirstCheckpoint ? "pass --resume auto to start it again (its rows are set aside), " : "")
                         + "move it away or choose a new --run-dir")
             }
             params.copy(from: model.makeInitialParameters(seed: config.optimizer.seed))

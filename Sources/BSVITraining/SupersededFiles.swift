@@ -52,8 +52,8 @@ enum SupersededFiles {
             throw TrainingError.cannotWrite(file: folder, problem: "cannot move the stopped run's metrics.csv aside (\(error.localizedDescription)); "
                                             + "check that the run folder is writable, or move it away yourself")
         }
-        return "--resume auto: \(runDirectory) holds metrics rows but no checkpoint (the run stopped before its first); "
-            + "starting it again from the seed, its old rows moved to \(folder)"
+        return "--resume auto: \(runDirectory) holds metrics rows of its first epoch but no checkpoint (the run stopped before its first); "
+            + "starting it again from the seed, its old rows moved to \(folder) (their settings cannot be checked without a checkpoint)"
     }
 
     static func finalPath(_ runDirectory: String) -> String { (runDirectory as NSString).appendingPathComponent("final.h5") }

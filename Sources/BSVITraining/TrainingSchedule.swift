@@ -54,10 +54,6 @@ public struct TrainingSchedule: Equatable, Sendable {
         return next
     }
 
-    /// The step of a run's first checkpoint, unless a stop signal came earlier: the end of the
-    /// first epoch, of the first --checkpoint-every interval, or of the run.
-    public var firstCheckpointStep: Int { min(stepsPerEpoch, checkpointEvery > 0 ? checkpointEvery : Int.max, totalSteps) }
-
     /// Whether a run of `badStreak` consecutive skipped steps must stop.
     public func givesUp(badStreak: Int) -> Bool { badStreak >= maxBadSteps }
 }

@@ -34,7 +34,7 @@ enum Startup {
             // Unset, so that it is not reported as the user's choice and the correction below
             // applies as it would without it.
             if launchLocalRank == 0 {
-                printError("warning: OPENBLAS_CORETYPE=\(requested) names no core OpenBLAS loads (it runs \(current), chosen by itself); "
+                printError("warning: OPENBLAS_CORETYPE=\(requested) names no core OpenBLAS knows (it runs \(current), chosen by itself); "
                            + "ignoring it, as if it were unset. Set it to a core's name, e.g. Haswell, Zen, SkylakeX or Cooperlake, or unset it.")
             }
             unsetenv(OpenBLASStartup.coreTypeVariable)

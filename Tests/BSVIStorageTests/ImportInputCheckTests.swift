@@ -231,6 +231,16 @@ struct ImportInputCheckTests {
             (dir + "/pipe.npy", .missingInput, ["pipe.npy", "not a regular file", "reads every input twice"]),
             (dir + "/g.h5:/group", .badData, ["g.h5", "/group", "is a group", "/group/images"]),
         ]
+        // A FIFO found by its conventional name in --source is refused too.
+        try FileManager.default.createDirectory(atPath: dir + "/src", withIntermediateDirectories: true)
+        #expect(mkfifo(dir + "/src/train.npy", 0o600) == 0)
+        try Self.writeImages(dir + "/src/test.npy", rows: 6, seed: 16)
+        let found = importError(dir) {
+            $0.format = .npy
+            $0.sourceFolder = dir + "/src"
+            $0.validFromTrain = 2
+        }
+        expectError(found, .missingInput, mentions: ["src/train.npy", "not a regular file"])
         for (train, kind, mentions) in cases {
             let error = importError(dir) {
                 $0.train = train

@@ -89,11 +89,13 @@ struct OpenBLASCoreTests {
         #expect(OpenBLASCoreChooser.of(environment: ["BSVI_OPENBLAS_CHOSEN": "Cooperlake"]) == .openblas)
     }
 
-    @Test("an OPENBLAS_CORETYPE that OpenBLAS did not load (a name it does not know) is found; a loaded one, or the program's candidate, is not")
+    @Test("an OPENBLAS_CORETYPE naming no core OpenBLAS knows is found; a loaded or known name, or the program's candidate, is not")
     func unhonouredName() {
         #expect(OpenBLASStartup.unhonouredCoreType(currentCore: "Cooperlake", environment: ["OPENBLAS_CORETYPE": "Bogus"]) == "Bogus")
         #expect(OpenBLASStartup.unhonouredCoreType(currentCore: "Haswell", environment: ["OPENBLAS_CORETYPE": "haswell"]) == nil)
         #expect(OpenBLASStartup.unhonouredCoreType(currentCore: "Haswell", environment: [:]) == nil)
+        // A known name a build maps onto another core (no Cooperlake kernels: SkylakeX's) is the user's choice.
+        #expect(OpenBLASStartup.unhonouredCoreType(currentCore: "SkylakeX", environment: ["OPENBLAS_CORETYPE": "Cooperlake"]) == nil)
         #expect(OpenBLASStartup.unhonouredCoreType(currentCore: "Prescott",
                                                    environment: ["OPENBLAS_CORETYPE": "Cooperlake", "BSVI_OPENBLAS_CANDIDATE": "Cooperlake"]) == nil)
     }

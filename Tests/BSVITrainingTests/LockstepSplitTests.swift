@@ -14,6 +14,14 @@ struct LockstepSplitTests {
         #expect(LockstepSplit(RankStepTimes(work: [[4, 5]], allreduce: [[0.25, 0.75]])) == LockstepSplit(waitMs: 0, exchangeMs: 0.5))
     }
 
+    @Test("bench's split leaves out the first timed step (the barrier's skew): the other steps, one step kept as it is")
+    func firstStepLeftOut() {
+        let times = RankStepTimes(work: [[1, 12, 9], [0.5, 10, 9]], allreduce: [[9.3, 0.2, 0.5], [4.0, 2.2, 0.5]])
+        #expect(times.droppingFirstStep == RankStepTimes(work: [[12, 9], [10, 9]], allreduce: [[0.2, 0.5], [2.2, 0.5]]))
+        let one = RankStepTimes(work: [[4], [5]], allreduce: [[1], [0.2]])
+        #expect(one.droppingFirstStep == one)
+    }
+
     @Test("in lockstep (every rank's work + allreduce is the step) mean work + wait + exchange is the step, for any jitter",
           arguments: [2, 3, 8])
     func stepIdentity(ranks: Int) {

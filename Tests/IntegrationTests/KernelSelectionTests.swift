@@ -53,7 +53,7 @@ struct KernelSelectionTests {
         #expect(typo.status == 0, "\(typo.stderr)")
         let typoInfo = try parseJSONLine(typo.stdout)
         #expect(typoInfo["blas_core"] as? String == core && typoInfo["blas_core_chooser"] as? String == chooser, "\(typoInfo)")
-        #expect(typo.stderr.contains("OPENBLAS_CORETYPE=Bogus names no core OpenBLAS loads"), "\(typo.stderr)")
+        #expect(typo.stderr.contains("OPENBLAS_CORETYPE=Bogus names no core OpenBLAS knows"), "\(typo.stderr)")
     }
 
     @Test("under mpirun every rank corrects OpenBLAS the same way and the job runs")

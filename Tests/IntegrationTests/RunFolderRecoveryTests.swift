@@ -45,12 +45,24 @@ struct RunFolderRecoveryTests {
 
         let requeued = try f.train("killed", ["--max-steps", "\(2 * f.perEpoch)", "--resume", "auto"])
         #expect(requeued.status == 0, "\(requeued.stderr)")
-        #expect(requeued.stdout.contains("holds metrics rows but no checkpoint (the run stopped before its first)"), "\(requeued.stdout)")
+        #expect(requeued.stdout.contains("holds metrics rows of its first epoch but no checkpoint (the run stopped before its first)"), "\(requeued.stdout)")
         CheckpointRun.expectIdenticalState(try f.final("straight"), try f.final("killed"), "started again")
         let aside = try f.superseded("killed")
         try #require(aside.count == 1)
         #expect(try String(contentsOfFile: f.dir + "/killed/\(aside[0])/metrics.csv", encoding: .utf8) == rows)
         #expect(try ResumeTests.epochRows(f.dir + "/killed/metrics.csv") == ResumeTests.epochRows(f.dir + "/straight/metrics.csv"))
+
+        // Rows of a run that continued another's checkpoint (a resume row) are not a run from the
+        // seed: starting over would drop the continuation. Refused, and nothing moves.
+        let source = try f.train("source", ["--max-steps", "3", "--checkpoint-every", "3"])
+        try #require(source.status == 0, "\(source.stderr)")
+        let continued = try f.train("continued", ["--max-steps", "\(f.perEpoch)", "--resume", f.dir + "/source/checkpoints/ckpt-3.h5"])
+        try #require(continued.status == 0, "\(continued.stderr)")
+        try FileManager.default.removeItem(atPath: f.dir + "/continued/checkpoints")
+        try FileManager.default.removeItem(atPath: f.dir + "/continued/final.h5")
+        let again = try f.train("continued", ["--max-steps", "\(2 * f.perEpoch)", "--resume", "auto"])
+        #expect(again.status != 0 && again.stderr.contains("no readable checkpoint found"), "\(again.stderr)")
+        #expect(try f.superseded("continued").isEmpty)
     }
 
     @Test("--resume with --epochs/--max-steps ending before the checkpoint's step is refused; final.h5 stays where it is")
@@ -94,7 +106,9 @@ struct RunFolderRecoveryTests {
     @Test("the non-finite streak is carried in the checkpoint: a run resumed inside a streak gives up where an uninterrupted one does (70)")
     func badStreakAcrossResume() throws {
         let f = try Fixture("streak")
-        let faults = ["--max-bad-steps", "6", "--inject-nan", "3-12:0", "--max-steps", "\(2 * f.perEpoch)"]
+        // Steps 3–9 fail: 7 in a row, one more than --max-bad-steps allows. Split after step 6
+        // (3 of them), the resumed run gives up at its third only if it carries the first three.
+        let faults = ["--max-bad-steps", "6", "--inject-nan", "3-9:0", "--max-steps", "\(2 * f.perEpoch)"]
         let straight = try f.train("straight", faults)
         #expect(straight.status == 70, "\(straight.stderr)")
         let first = try f.train("split", faults.dropLast(2) + ["--max-steps", "6"])

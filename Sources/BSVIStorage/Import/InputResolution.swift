@@ -23,6 +23,7 @@ struct ResolvedInputs {
             train = try find("train-images-idx3-ubyte")
             valid = nil
             test = try find("t10k-images-idx3-ubyte")
+            try checkRegularFiles()
             return
         }
         let finder = InputFinder(request: request)
@@ -40,7 +41,15 @@ struct ResolvedInputs {
         }
         self.valid = valid
         self.test = test
+        try checkRegularFiles()
         warnings = try Self.sharedArrays([(.train, train, request.train != nil), (.valid, valid, request.valid != nil), (.test, test, request.test != nil)])
+    }
+
+    /// Every input, named or found by its conventional name, is a regular file (read twice).
+    private func checkRegularFiles() throws {
+        for (split, spec) in [(DataSplit.train, train), (.valid, valid), (.test, test)] {
+            if let spec { try InputFinder.checkIsRegularFile(spec.file, flag: "--\(split.rawValue)") }
+        }
     }
 
     /// What the user should know: two splits named by their flags that read the same array.

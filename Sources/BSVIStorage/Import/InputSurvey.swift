@@ -11,7 +11,8 @@ struct InputSurvey {
     /// Every value is 0 or 1.
     let isBinary: Bool
 
-    /// Rows read per chunk: at most 1000 and at most ~8 MB of Float64s, whatever the row width.
+    /// Rows read per chunk: at most 1000 and at most ~8 MB of Float64s, whatever the row width
+    /// (the output's chunks, `BinaryDatasetWriter.chunkRows(width:)`, hold ~8 MiB of bytes).
     static func chunkRows(width: Int) -> Int { max(1, min(1000, 1_000_000 / max(width, 1))) }
 
     init(_ spec: InputSpec, progress: ImportProgress) throws {

@@ -92,10 +92,10 @@ public enum Benchmark {
         let params = model.makeInitialParameters(seed: config.optimizer.seed)
         let t = try timeSteps(config: config, model: model, params: params, x: x, steps: steps, warmup: warmup, comm: comm)
         if let path = stepTimesFile { try comm.rootDecides { try t.stepTimes.write(to: path) } }
-        // Not the first timed step: each rank's work on it runs from its own exit from the barrier,
-        // which the ranks leave at different moments, and the early one's wait for the late one
-        // would count as exchange (with 2 timed steps, once more than the whole step).
-        let lockstep = LockstepSplit(t.stepTimes.droppingFirstStep)
+        // Not the first timed step of several ranks: each rank's work on it runs from its own exit
+        // from the barrier, which the ranks leave at different moments, and the early one's wait
+        // for the late one would count as exchange (with 2 timed steps, once more than the step).
+        let lockstep = LockstepSplit(comm.size > 1 ? t.stepTimes.droppingFirstStep : t.stepTimes)
         let e = timeEvaluation(config: config, model: model, params: params, x: x, samples: evalSamples,
                                examples: evalExamples, comm: comm)
         // The peak once more, after the evaluation: the core's peak does not change, so a lower of

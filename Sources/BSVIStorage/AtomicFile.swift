@@ -53,6 +53,13 @@ public enum AtomicFile {
             throw StorageError(file: path, problem: "is a folder, which the file cannot replace", fix: "choose a file name that is not a folder's",
                                kind: .cannotCreateOutput)
         }
+        // The rename would put a regular file in place of a device, FIFO or socket: given
+        // /dev/null as an output, it replaced the machine's /dev/null.
+        var info = stat()
+        if stat(path, &info) == 0, info.st_mode & S_IFMT != S_IFREG {
+            throw StorageError(file: path, problem: "is not a regular file (a device, FIFO or socket), which the output would replace",
+                               fix: "choose a regular file name", kind: .cannotCreateOutput)
+        }
     }
 
     public static func write(to path: String, _ body: (String) throws -> Void) throws {

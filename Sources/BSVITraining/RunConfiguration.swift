@@ -144,6 +144,10 @@ public struct EvaluationSection: Codable, Equatable, Sendable {
     /// Validation evaluation every N epochs (0: none; the final test evaluation always runs).
     public var every: Int = 0
     public var samples: Int = 5000
+    /// Bounds that keep one example's evaluation (the unit a stop signal waits for) to seconds or
+    /// minutes: K = 10^7 is 2,000 times the paper's 5000, and 10^5 SVI steps 10,000 times its k.
+    public static let maxSamples = 10_000_000
+    public static let maxRefinementSteps = 100_000
     /// Evaluate only the first N rows of a split (0: all rows).
     public var limit: Int = 0
     public var proposal: Proposal = .encoder
@@ -164,7 +168,9 @@ extension RunConfiguration {
     public func validate() throws {
         func bad(_ flag: String, _ problem: String) -> TrainingError { .invalidConfiguration(flag: flag, problem: problem) }
         let o = objective, s = schedule, e = evaluation
-        if o.k < 0 { throw bad("--k", "must be ≥ 0, got \(o.k)") }
+        if !(0...EvaluationSection.maxRefinementSteps).contains(o.k) {
+            throw bad("--k", "must be between 0 and \(EvaluationSection.maxRefinementSteps), got \(o.k)")
+        }
         if o.method == .iwae && o.k < 1 { throw bad("--k", "iwae needs at least 1 sample, got \(o.k)") }
         if o.vaeSamples < 1 { throw bad("--vae-samples", "must be ≥ 1, got \(o.vaeSamples)") }
         if !(o.sviLearningRate >= 0) { throw bad("--svi-lr", "must be ≥ 0, got \(o.sviLearningRate)") }
@@ -182,7 +188,9 @@ extension RunConfiguration {
         if s.maxBadSteps < 1 { throw bad("--max-bad-steps", "must be ≥ 1, got \(s.maxBadSteps)") }
         if s.consistencyEvery < 0 { throw bad("--consistency-every", "must be ≥ 0, got \(s.consistencyEvery)") }
         if !(s.stallTimeout >= 0) { throw bad("--stall-timeout", "must be ≥ 0 (0: off), got \(s.stallTimeout)") }
-        if e.samples < 1 { throw bad("--eval-samples", "must be ≥ 1, got \(e.samples)") }
+        if !(1...EvaluationSection.maxSamples).contains(e.samples) {
+            throw bad("--eval-samples", "must be between 1 and \(EvaluationSection.maxSamples), got \(e.samples)")
+        }
         if e.every < 0 { throw bad("--eval-every", "must be ≥ 0, got \(e.every)") }
         if e.limit < 0 { throw bad("--eval-limit", "must be ≥ 0, got \(e.limit)") }
     }

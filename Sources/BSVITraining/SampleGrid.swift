@@ -16,10 +16,11 @@ public struct SampleGrid {
         self.columns = columns
     }
 
-    /// Appends a row of images (values in [0, 1]); short rows are padded with blank tiles.
+    /// Appends a row of images (values in [0, 1]); short rows are padded with blank tiles
+    /// (probability 0: white, as `render` draws it).
     public mutating func appendRow(_ images: [[Float]]) {
         precondition(images.count <= columns && images.allSatisfy { $0.count == imageHeight * imageWidth })
-        tiles += images + Array(repeating: [Float](repeating: 1, count: imageHeight * imageWidth), count: columns - images.count)
+        tiles += images + Array(repeating: [Float](repeating: 0, count: imageHeight * imageWidth), count: columns - images.count)
     }
 
     public var rows: Int { tiles.count / columns }

@@ -20,7 +20,9 @@ struct Evaluate: ParsableCommand {
     @Option(help: "SVI steps per example for --gaps (used instead of --refine-steps).") var gapSteps: Int = 200
 
     func validate() throws {
-        if gapSteps < 1 { throw ValidationError("--gap-steps must be ≥ 1, got \(gapSteps)") }
+        if !(1...EvaluationSection.maxRefinementSteps).contains(gapSteps) {
+            throw ValidationError("--gap-steps must be between 1 and \(EvaluationSection.maxRefinementSteps), got \(gapSteps)")
+        }
         // --gaps refines with --gap-steps: a --refine-steps beside it would be silently unused.
         if gaps, let steps = options.refineSteps {
             throw ValidationError("--refine-steps \(steps) has no effect with --gaps, which refines with --gap-steps (\(gapSteps)); pass one or the other")

@@ -58,7 +58,17 @@ struct Sample: ParsableCommand {
                 }
                 (height, width) = (side, side)
             }
-            let cols = max(columns, reconstructions)
+            // The rows to reconstruct, at most the split's: known before the grid's width is.
+            var toReconstruct: (dataset: BinaryDataset, count: Int)? = nil
+            if reconstructions > 0 {
+                let ds = try BinaryDataset(path: data)
+                let (n, w) = try ds.shape(of: split)
+                guard w == dim else {
+                    throw StorageError(file: data, object: "/\(split.rawValue)", problem: "rows have \(w) pixels but the model's input_dim is \(dim)")
+                }
+                toReconstruct = (ds, min(reconstructions, n))
+            }
+            let cols = max(columns, toReconstruct?.count ?? 0)
             var grid = SampleGrid(imageHeight: height, imageWidth: width, columns: cols)
             if rows > 0 {
                 let n = rows * cols, d = model.shape.latentDim
@@ -67,13 +77,7 @@ struct Sample: ParsableCommand {
                 for r in 0..<rows { grid.appendRow(Array(means[(r * cols)..<((r + 1) * cols)])) }
             }
             var reconstructed = 0  // at most the split's rows
-            if reconstructions > 0 {
-                let ds = try BinaryDataset(path: data)
-                let (n, w) = try ds.shape(of: split)
-                guard w == dim else {
-                    throw StorageError(file: data, object: "/\(split.rawValue)", problem: "rows have \(w) pixels but the model's input_dim is \(dim)")
-                }
-                let count = min(reconstructions, n)
+            if let (ds, count) = toReconstruct {
                 reconstructed = count
                 let xb = try ds.readAll(split, rows: 0..<count)
                 let x = xb.matrix(rows: count, cols: dim)

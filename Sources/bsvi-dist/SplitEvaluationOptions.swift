@@ -22,9 +22,13 @@ struct SplitEvaluationOptions: ParsableArguments {
     @Flag(help: "Print JSON instead of text.") var json = false
 
     func validate() throws {
-        if samples < 1 { throw ValidationError("--samples must be ≥ 1, got \(samples)") }
+        if !(1...EvaluationSection.maxSamples).contains(samples) {
+            throw ValidationError("--samples must be between 1 and \(EvaluationSection.maxSamples), got \(samples)")
+        }
         if limit < 0 { throw ValidationError("--limit must be ≥ 0 (0: all rows), got \(limit)") }
-        if let r = refineSteps, r < 0 { throw ValidationError("--refine-steps must be ≥ 0, got \(r)") }
+        if let r = refineSteps, !(0...EvaluationSection.maxRefinementSteps).contains(r) {
+            throw ValidationError("--refine-steps must be between 0 and \(EvaluationSection.maxRefinementSteps), got \(r)")
+        }
         if let l = sviLr, !(l >= 0 && l.isFinite) { throw ValidationError("--svi-lr must be finite and ≥ 0, got \(l)") }
         if !(stallTimeout >= 0 && stallTimeout.isFinite) { throw ValidationError("--stall-timeout must be ≥ 0 seconds (0: never), got \(stallTimeout)") }
         if let p = perExample, p.isEmpty { throw ValidationError("--per-example needs a file name, e.g. --per-example test-examples.h5") }

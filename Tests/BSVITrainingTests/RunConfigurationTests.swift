@@ -12,10 +12,14 @@ struct RunConfigurationTests {
         var c = RunConfiguration()
         #expect(throws: Never.self) { try c.validate() }
         c.objective.k = -1
-        #expect(throws: TrainingError.invalidConfiguration(flag: "--k", problem: "must be ≥ 0, got -1")) { try c.validate() }
+        #expect(throws: TrainingError.invalidConfiguration(flag: "--k", problem: "must be between 0 and 100000, got -1")) { try c.validate() }
+        c.objective.k = 100_001  // one step of it would outlast any stop signal
+        #expect(throws: TrainingError.invalidConfiguration(flag: "--k", problem: "must be between 0 and 100000, got 100001")) { try c.validate() }
         c = RunConfiguration()
         c.evaluation.samples = 0
-        #expect(throws: TrainingError.invalidConfiguration(flag: "--eval-samples", problem: "must be ≥ 1, got 0")) { try c.validate() }
+        #expect(throws: TrainingError.invalidConfiguration(flag: "--eval-samples", problem: "must be between 1 and 10000000, got 0")) { try c.validate() }
+        c.evaluation.samples = 10_000_001
+        #expect(throws: TrainingError.invalidConfiguration(flag: "--eval-samples", problem: "must be between 1 and 10000000, got 10000001")) { try c.validate() }
         c = RunConfiguration()
         c.schedule.stallTimeout = -1
         #expect(throws: TrainingError.invalidConfiguration(flag: "--stall-timeout", problem: "must be ≥ 0 (0: off), got -1.0")) { try c.validate() }

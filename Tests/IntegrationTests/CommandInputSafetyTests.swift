@@ -41,6 +41,16 @@ struct CommandInputSafetyTests {
         }
         #expect(try Data(contentsOf: URL(fileURLWithPath: f.checkpoint)) == checkpointBytes)
         #expect(try Data(contentsOf: URL(fileURLWithPath: f.data)) == dataBytes)
+        // Nor over a FIFO or device: the final rename once replaced the machine's /dev/null.
+        let fifo = f.dir + "/fifo.h5"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        for arguments in [["eval", f.checkpoint, "--data", f.data, "--samples", "5", "--per-example", fifo],
+                          ["sample", f.checkpoint, "--data", f.data, "--out", fifo]] {
+            let r = try bsvi(arguments)
+            #expect(r.status == 73 && r.stderr.contains("not a regular file"), "\(arguments): \(r.stderr)")
+        }
+        var info = stat()
+        #expect(stat(fifo, &info) == 0 && info.st_mode & S_IFMT == S_IFIFO)
     }
 
     @Test("sample refuses impossible image sizes, grids and refinement steps with exit 64, never a crash")
@@ -53,8 +63,15 @@ struct CommandInputSafetyTests {
         }
         #expect(!FileManager.default.fileExists(atPath: f.dir + "/s.png"))
         // More reconstructions than the split has: it says how many it drew.
-        let r = try bsvi(["sample", f.checkpoint, "--data", f.data, "--out", f.dir + "/s.png", "--reconstructions", "25"])
+        let r = try bsvi(["sample", f.checkpoint, "--data", f.data, "--out", f.dir + "/s.png", "--reconstructions", "25", "--columns", "24",
+                          "--rows", "1"])
         #expect(r.status == 0 && r.stdout.contains("20 reconstructions"), "\(r.stdout) \(r.stderr)")
+        // 24 columns of 4×4 tiles with 1-pixel gaps (the 25 asked for would make 25); the data row
+        // under the prior row holds 20 images and 4 blank (white, not black) padding tiles.
+        let png = try PNGFile.readGray(f.dir + "/s.png")
+        #expect(png.width == 24 * 5 + 1, "\(png.width)")
+        let paddingTile = (6..<10).flatMap { y in (0..<4).map { x in png.pixels[y * png.width + 23 * 5 + 1 + x] } }
+        #expect(paddingTile.allSatisfy { $0 == 255 }, "\(paddingTile)")
     }
 
     @Test("eval --json writes non-finite values as strings instead of failing the whole evaluation")
@@ -80,7 +97,10 @@ struct CommandInputSafetyTests {
         // an option: "Missing value for '--svi-lr'").
         let evaluate = ["eval", f.checkpoint, "--data", f.data, "--samples", "5"]
         for (arguments, says) in [(evaluate + ["--svi-lr", "-1"], "--svi-lr"), (evaluate + ["--limit", "-3"], "got -3"),
-                                  (["train", "--data", f.data, "--run-dir", f.dir + "/neg", "--k", "-1"], "must be ≥ 0, got -1")] {
+                                  (["train", "--data", f.data, "--run-dir", f.dir + "/neg", "--k", "-1"], "must be between 0 and 100000, got -1"),
+                                  // Bounded, so that one example's evaluation cannot outlast a stop signal for hours.
+                                  (evaluate + ["--samples", "9223372036854775807"], "--samples must be between 1 and 10000000"),
+                                  (evaluate + ["--refine-steps", "1000000000000"], "--refine-steps must be between 0 and 100000")] {
             let r = try bsvi(arguments)
             #expect(r.status == 64 && r.stderr.contains(says) && !r.stderr.contains("Missing value"), "\(arguments): \(r.stderr)")
         }

@@ -42,7 +42,7 @@ struct Inspect: ParsableCommand {
             if let t = r.binarizationThreshold { binarization += " (intensity > \(t))" }
             print("binarization    \(binarization)")
             print("image shape     \(r.imageHeight.map(String.init) ?? "?")×\(r.imageWidth.map(String.init) ?? "?")")
-            print("checksums       \(r.checksumsVerified ? "Fletcher32 verified on every chunk of every split" : "not every split carries checksums (read OK)")")
+            print("checksums       \(r.checksumsVerified ? "Fletcher32 verified on every chunk of every split" : "not verified for every split (a split is missing, unreadable or without checksums: see below)")")
             print("")
             var rows = [["split", "rows", "width", "holds", "fraction of ones", "checksummed"]]
             for s in r.splits {

@@ -45,18 +45,23 @@ public enum AtomicFile {
     /// commands check it before their long work (`OutputFile`).
     public static func checkDestination(_ path: String) throws {
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDir), isDir.boolValue else {
+        guard PathKind(folder) == .folder else {
             throw StorageError(file: path, problem: "folder \(folder) does not exist", fix: "create it first", kind: .cannotCreateOutput)
         }
-        if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
+        try checkReplaceable(path)
+    }
+
+    /// Whether the final rename may put a file at `path`: nothing is there, or a regular file.
+    /// It cannot replace a folder, and must not replace a device, FIFO or socket (given
+    /// /dev/null as an output, it once replaced the machine's /dev/null).
+    public static func checkReplaceable(_ path: String) throws {
+        switch PathKind(path) {
+        case .nothing, .regularFile:
+            return
+        case .folder:
             throw StorageError(file: path, problem: "is a folder, which the file cannot replace", fix: "choose a file name that is not a folder's",
                                kind: .cannotCreateOutput)
-        }
-        // The rename would put a regular file in place of a device, FIFO or socket: given
-        // /dev/null as an output, it replaced the machine's /dev/null.
-        var info = stat()
-        if stat(path, &info) == 0, info.st_mode & S_IFMT != S_IFREG {
+        case .other:
             throw StorageError(file: path, problem: "is not a regular file (a device, FIFO or socket), which the output would replace",
                                fix: "choose a regular file name", kind: .cannotCreateOutput)
         }

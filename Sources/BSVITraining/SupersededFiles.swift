@@ -13,26 +13,16 @@ enum SupersededFiles {
     /// `finalIsTheEnd`: whether final.h5 is the checkpoint's end (`finalIsTheEnd(of:runDirectory:)`).
     static func setAside(after step: Int, finalIsTheEnd: Bool, store: CheckpointStore, runDirectory: String) throws -> String? {
         let later = store.list().filter { $0.step > step }
-        let fm = FileManager.default
         // A final.h5 that is not this checkpoint's end is another branch's, even with no later
         // checkpoint left (at another step, or at this step with other parameters).
-        let foreignFinal = fm.fileExists(atPath: finalPath(runDirectory)) && !finalIsTheEnd
+        let foreignFinal = FileManager.default.fileExists(atPath: finalPath(runDirectory)) && !finalIsTheEnd
         guard !later.isEmpty || foreignFinal else { return nil }
         let folder = newFolder(in: runDirectory)
-        let runFiles = ["final.h5", "summary.json"].map { (runDirectory as NSString).appendingPathComponent($0) }.filter { fm.fileExists(atPath: $0) }
+        let runFiles = existing(["final.h5", "summary.json"], in: runDirectory)
         // metrics.csv stays (the continued run keeps its rows up to the step); a copy keeps the
         // abandoned rows after it, which the resume then removes from the run's own file.
-        let metrics = (runDirectory as NSString).appendingPathComponent("metrics.csv")
-        do {
-            try fm.createDirectory(atPath: folder, withIntermediateDirectories: true)
-            for path in later.map(\.path) + runFiles {
-                try fm.moveItem(atPath: path, toPath: (folder as NSString).appendingPathComponent((path as NSString).lastPathComponent))
-            }
-            if fm.fileExists(atPath: metrics) { try fm.copyItem(atPath: metrics, toPath: (folder as NSString).appendingPathComponent("metrics.csv")) }
-        } catch {
-            throw TrainingError.cannotWrite(file: folder, problem: "cannot move the abandoned run's later checkpoints aside (\(error.localizedDescription)); "
-                                            + "check that the run folder is writable, or move them away yourself")
-        }
+        try move(later.map(\.path) + runFiles, copying: existing(["metrics.csv"], in: runDirectory), into: folder,
+                 what: "the abandoned run's later checkpoints")
         let names = later.map { ($0.path as NSString).lastPathComponent } + runFiles.map { ($0 as NSString).lastPathComponent }
         return "resuming from step \(step): the files of the branch it abandons (\(names.joined(separator: ", "))) moved to \(folder), with a copy of metrics.csv"
     }
@@ -40,20 +30,29 @@ enum SupersededFiles {
     /// The metrics.csv (and any summary.json) of a run that stopped before its first checkpoint:
     /// nothing to continue, so `--resume auto` starts it again; its rows move aside, not away.
     static func setAsideRowsWithoutCheckpoint(runDirectory: String) throws -> String {
-        let fm = FileManager.default
         let folder = newFolder(in: runDirectory)
-        let files = ["metrics.csv", "summary.json"].map { (runDirectory as NSString).appendingPathComponent($0) }.filter { fm.fileExists(atPath: $0) }
-        do {
-            try fm.createDirectory(atPath: folder, withIntermediateDirectories: true)
-            for path in files {
-                try fm.moveItem(atPath: path, toPath: (folder as NSString).appendingPathComponent((path as NSString).lastPathComponent))
-            }
-        } catch {
-            throw TrainingError.cannotWrite(file: folder, problem: "cannot move the stopped run's metrics.csv aside (\(error.localizedDescription)); "
-                                            + "check that the run folder is writable, or move it away yourself")
-        }
+        try move(existing(["metrics.csv", "summary.json"], in: runDirectory), into: folder, what: "the stopped run's metrics.csv")
         return "--resume auto: \(runDirectory) holds metrics rows of its first epoch but no checkpoint (the run stopped before its first); "
             + "starting it again from the seed, its old rows moved to \(folder) (their settings cannot be checked without a checkpoint)"
+    }
+
+    /// Moves `paths` (and copies `copying`) into `folder`, which it creates; a failure names `what`.
+    static func move(_ paths: [String], copying: [String] = [], into folder: String, what: String) throws {
+        let fm = FileManager.default
+        func destination(_ path: String) -> String { (folder as NSString).appendingPathComponent((path as NSString).lastPathComponent) }
+        do {
+            try fm.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            for path in paths { try fm.moveItem(atPath: path, toPath: destination(path)) }
+            for path in copying { try fm.copyItem(atPath: path, toPath: destination(path)) }
+        } catch {
+            throw TrainingError.cannotWrite(file: folder, problem: "cannot move \(what) aside (\(error.localizedDescription)); "
+                                            + "check that the run folder is writable, or move the files away yourself")
+        }
+    }
+
+    /// The run folder's files of these names that exist.
+    static func existing(_ names: [String], in runDirectory: String) -> [String] {
+        names.map { (runDirectory as NSString).appendingPathComponent($0) }.filter { FileManager.default.fileExists(atPath: $0) }
     }
 
     static func finalPath(_ runDirectory: String) -> String { (runDirectory as NSString).appendingPathComponent("final.h5") }

@@ -72,10 +72,9 @@ public final class Trainer {
 
     /// One step: this rank's rows, the local gradient, the exchange and the update.
     func trainOneStep(_ state: inout RunState, _ setup: TrainingSetup, _ recorder: RunRecorder) throws -> StepResult {
-        // A run resumed mid-epoch loads the epoch's rows too, but carries its sums on.
-        if try setup.loadRows(forStep: state.step, seed: config.optimizer.seed), setup.schedule.positionInEpoch(ofStep: state.step) == 0 {
-            state.startEpoch()
-        }
+        try setup.loadRows(forStep: state.step, seed: config.optimizer.seed)
+        // Only at an epoch's first step: a run resumed mid-epoch carries the epoch's sums on.
+        if setup.schedule.positionInEpoch(ofStep: state.step) == 0 { state.startEpoch() }
         let noise = NoiseSource(seed: config.optimizer.seed, purpose: .trainingNoise,
                                 context: UInt64(setup.schedule.epoch(ofStep: state.step)))
         let started = Date()

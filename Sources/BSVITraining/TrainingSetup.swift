@@ -55,14 +55,12 @@ final class TrainingSetup {
         exampleIDs = [Int](repeating: 0, count: plan.localBatch)
     }
 
-    /// Loads the rows of step `step` (reading the epoch's rows first when it starts one).
-    /// Returns true when `step` starts an epoch (or the run's first step of one).
-    func loadRows(forStep step: Int, seed: UInt64) throws -> Bool {
+    /// Loads the rows of step `step` (reading the epoch's rows first when it is the first step
+    /// of an epoch, or the first of this process: a resume mid-epoch).
+    func loadRows(forStep step: Int, seed: UInt64) throws {
         let epoch = schedule.epoch(ofStep: step)
-        let newEpoch = epochRows.epoch != epoch
-        if newEpoch { try epochRows.load(epoch: epoch, seed: seed, from: dataset) }
+        if epochRows.epoch != epoch { try epochRows.load(epoch: epoch, seed: seed, from: dataset) }
         epochRows.fill(step: schedule.positionInEpoch(ofStep: step), x: x, exampleIDs: &exampleIDs)
-        return newEpoch
     }
 
     /// A split the run will evaluate must exist, match the training rows' width, and hold

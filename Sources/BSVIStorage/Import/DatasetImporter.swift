@@ -56,13 +56,8 @@ public enum DatasetImporter {
             throw StorageError(file: "--output", problem: "'\(output)' names no file", fix: "name the HDF5 file to write, e.g. --output data/mine.h5",
                                kind: .usage)
         }
-        var isFolder: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: output, isDirectory: &isFolder) else { return }
-        if isFolder.boolValue {
-            throw StorageError(file: output, problem: "is a folder, which the dataset file cannot replace",
-                               fix: "name a file, e.g. --output \((output as NSString).appendingPathComponent("data.h5"))", kind: .cannotCreateOutput)
-        }
-        if !force {
+        try AtomicFile.checkReplaceable(output)
+        if PathKind(output) == .regularFile && !force {
             throw StorageError(file: output, problem: "already exists", fix: "pass --force to replace it", kind: .cannotCreateOutput)
         }
     }

@@ -14,6 +14,7 @@ struct ResolvedInputs {
             let folder = request.sourceFolder ?? FashionMNISTImporter.defaultSourceFolder
             func find(_ base: String) throws -> InputSpec {
                 for name in [base + ".gz", base] where FileManager.default.fileExists(atPath: folder + "/" + name) {
+                    try InputFinder.checkIsRegularFile(folder + "/" + name, flag: "--source")
                     return InputSpec(format: .fashionMNIST, file: folder + "/" + name)
                 }
                 throw StorageError(file: "\(folder)/\(base)[.gz]", problem: "file not found",
@@ -23,7 +24,6 @@ struct ResolvedInputs {
             train = try find("train-images-idx3-ubyte")
             valid = nil
             test = try find("t10k-images-idx3-ubyte")
-            try checkRegularFiles()
             return
         }
         let finder = InputFinder(request: request)
@@ -41,15 +41,7 @@ struct ResolvedInputs {
         }
         self.valid = valid
         self.test = test
-        try checkRegularFiles()
         warnings = try Self.sharedArrays([(.train, train, request.train != nil), (.valid, valid, request.valid != nil), (.test, test, request.test != nil)])
-    }
-
-    /// Every input, named or found by its conventional name, is a regular file (read twice).
-    private func checkRegularFiles() throws {
-        for (split, spec) in [(DataSplit.train, train), (.valid, valid), (.test, test)] {
-            if let spec { try InputFinder.checkIsRegularFile(spec.file, flag: "--\(split.rawValue)") }
-        }
     }
 
     /// What the user should know: two splits named by their flags that read the same array.
@@ -101,7 +93,10 @@ private struct InputFinder {
     /// (a missing --train is an error, a missing --valid or --test is resolved by the caller).
     func spec(for split: DataSplit, named text: String?) throws -> InputSpec? {
         guard let text else {
-            if let found = try findInSource(split) { return found }
+            if let found = try findInSource(split) {
+                try Self.checkIsRegularFile(found.file, flag: "--\(split.rawValue)")
+                return found
+            }
             if split == .train {
                 throw usage("--train", "no training input named",
                             fix: "pass --train FILE (with --format, or a name ending .amat, .npy, .npz, .h5 or -ubyte[.gz])")
@@ -111,6 +106,7 @@ private struct InputFinder {
         // A relative name lies in --source, with or without a :KEY (splitKey looks for the file).
         let located = request.sourceFolder.map { text.hasPrefix("/") ? text : $0 + "/" + text } ?? text
         let (file, key) = InputSpec.splitKey(located)
+        // Before the file is opened: opening a FIFO waits for a writer.
         try Self.checkIsRegularFile(file, flag: "--\(split.rawValue)")
         guard let format = request.format ?? ImportFormat.inferred(fromFileName: file) else {
             throw usage("--\(split.rawValue)", "cannot tell the format of \(file) from its name",
@@ -133,13 +129,15 @@ private struct InputFinder {
     /// conversion), and a pipe's second reading would find it empty. A missing file is left to
     /// the reader, whose message names the format.
     static func checkIsRegularFile(_ file: String, flag: String) throws {
-        var info = stat()
-        guard stat(file, &info) == 0, info.st_mode & S_IFMT != S_IFREG else { return }
-        if info.st_mode & S_IFMT == S_IFDIR {
+        switch PathKind(file) {
+        case .nothing, .regularFile:
+            return
+        case .folder:
             throw StorageError(file: file, problem: "is a folder, not a file", fix: "name the file itself with \(flag)", kind: .missingInput)
+        case .other:
+            throw StorageError(file: file, problem: "is not a regular file (a pipe or a device): prepare-data reads every input twice",
+                               fix: "save the data to a file first and pass that file with \(flag)", kind: .missingInput)
         }
-        throw StorageError(file: file, problem: "is not a regular file (a pipe or a device): prepare-data reads every input twice",
-                           fix: "save the data to a file first and pass that file with \(flag)", kind: .missingInput)
     }
 
     /// The array for `split` in an .npz/HDF5 file under its usual name or, for a file named

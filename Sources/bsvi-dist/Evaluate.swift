@@ -27,6 +27,10 @@ struct Evaluate: ParsableCommand {
         if gaps, let steps = options.refineSteps {
             throw ValidationError("--refine-steps \(steps) has no effect with --gaps, which refines with --gap-steps (\(gapSteps)); pass one or the other")
         }
+        // A split named twice would be evaluated twice, at twice the cost, into two identical results.
+        if let repeated = split.first(where: { s in split.filter { $0 == s }.count > 1 }) {
+            throw ValidationError("--split \(repeated.rawValue) is given more than once; name each split once")
+        }
         if options.perExample != nil && split.count > 1 {
             throw ValidationError("--per-example writes one split's examples; run eval once per --split")
         }

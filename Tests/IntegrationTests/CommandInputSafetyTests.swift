@@ -100,7 +100,9 @@ struct CommandInputSafetyTests {
                                   (["train", "--data", f.data, "--run-dir", f.dir + "/neg", "--k", "-1"], "must be between 0 and 100000, got -1"),
                                   // Bounded, so that one example's evaluation cannot outlast a stop signal for hours.
                                   (evaluate + ["--samples", "9223372036854775807"], "--samples must be between 1 and 10000000"),
-                                  (evaluate + ["--refine-steps", "1000000000000"], "--refine-steps must be between 0 and 100000")] {
+                                  (evaluate + ["--refine-steps", "1000000000000"], "--refine-steps must be between 0 and 100000"),
+                                  // It used to evaluate the split twice and report it twice.
+                                  (evaluate + ["--split", "test", "--split", "valid", "--split", "test"], "--split test is given more than once")] {
             let r = try bsvi(arguments)
             #expect(r.status == 64 && r.stderr.contains(says) && !r.stderr.contains("Missing value"), "\(arguments): \(r.stderr)")
         }

@@ -70,7 +70,7 @@ public final class MetricsLog {
         } catch let error as TrainingError {
             throw error
         } catch {
-            throw TrainingError.cannotWrite(file: path, problem: "cannot append a row to metrics.csv (\(error.localizedDescription)); free disk space or choose another --run-dir, then resume with --resume auto")
+            throw TrainingError.writeFailed(file: path, problem: "cannot append a row to metrics.csv (\(error.localizedDescription)); free disk space or choose another --run-dir, then resume with --resume auto")
         }
     }
 

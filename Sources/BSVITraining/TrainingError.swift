@@ -7,8 +7,11 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable, ExitStatus
     case nothingToResume(file: String, problem: String, fix: String)
     case tooManyBadSteps(count: Int, lastCheckpoint: String?)
     case ranksDiverged(detail: String)
-    /// Files of the run cannot be written (folder not writable, disk full).
+    /// Files of the run cannot be created or opened (folder not writable or gone).
     case cannotWrite(file: String, problem: String)
+    /// A write to an open file of the run failed part way (disk full, quota, I/O error): exit 74
+    /// as for a checkpoint whose write fails, not 73.
+    case writeFailed(file: String, problem: String)
 
     public var description: String {
         switch self {
@@ -23,7 +26,7 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable, ExitStatus
                 + (last.map { "; the last good checkpoint is \($0)" } ?? "")
         case .ranksDiverged(let detail):
             return "ranks' parameters diverged: \(detail)"
-        case .cannotWrite(let file, let problem):
+        case .cannotWrite(let file, let problem), .writeFailed(let file, let problem):
             return "\(file): \(problem)"
         }
     }
@@ -35,6 +38,7 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable, ExitStatus
         case .nothingToResume: return .missingInput
         case .tooManyBadSteps, .ranksDiverged: return .software
         case .cannotWrite: return .cannotCreateOutput
+        case .writeFailed: return .ioError
         }
     }
 }

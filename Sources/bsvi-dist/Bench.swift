@@ -52,6 +52,9 @@ struct Bench: ParsableCommand {
             // Under mpirun, what the allreduce costs the job: lockstep waiting and the exchange itself.
             let lockstep = r.ranks == 1 ? "" : String(format: "\n  lockstep          %.2f ms/step waiting for the slowest rank + %.2f exchange (all ranks' mean; the split above is rank 0's)",
                                                       r.lockstepWaitMsPerStep, r.exchangeMsPerStep)
+            let evaluation = evalExamples == 0 ? "not measured (--eval-examples 0)" : String(
+                format: "%.0f importance samples/s (K=%d) → %.0f s for 10,000 examples; decoder %.1f GFLOP/s per rank, %.0f%% of peak",
+                r.evalSamplesPerS, r.evalSamples, r.evalSecondsFor10000Examples, r.evalGflopsPerRank, 100 * r.evalPeakFraction)
             print(String(format: """
                 %@ k=%d%@ batch %d on %d rank(s), %d steps (data: %@)
                   machine           %@; kernels %@; OpenBLAS core %@ (%@)
@@ -61,7 +64,7 @@ struct Bench: ParsableCommand {
                   FMA peak          %.1f GFLOP/s per core (%@ register loop) → %.0f%% of peak
                   own ceiling       %.0f%% of peak (the update's memory floor %.2f ms/step) → %.0f%% of the ceiling
                   OpenBLAS sgemm    %.1f GFLOP/s (1024², one thread; not the yardstick)
-                  evaluation        %.0f importance samples/s (K=%d) → %.0f s for 10,000 examples; decoder %.1f GFLOP/s per rank, %.0f%% of peak
+                  evaluation        %@
                 """, r.method, r.k, r.method == "bsvi" ? " π=\(r.pi)" : "", r.batchSize, r.ranks, r.steps, r.dataSource,
                 r.cpuModel, r.kernelIsa, r.blasCore, r.blasCoreChooser.note,
                 r.examplesPerS, r.msPerStep, r.gemmMsPerStep, r.elementwiseMsPerStep, r.updateMsPerStep,
@@ -69,8 +72,7 @@ struct Bench: ParsableCommand {
                 Double(r.usefulMultiplyAddsPerExample) / 1e6, r.gflops, r.gflopsPerRank,
                 r.fmaPeakGflops, r.fmaPeakIsa, 100 * r.peakFraction,
                 100 * r.ceilingFraction, r.updateFloorMs, 100 * r.fractionOfCeiling,
-                r.blasGflops,
-                r.evalSamplesPerS, r.evalSamples, r.evalSecondsFor10000Examples, r.evalGflopsPerRank, 100 * r.evalPeakFraction))
+                r.blasGflops, evaluation))
             if let path = stepTimes {
                 print("  step times        every rank's work and allreduce ms per step in \(path)")
             }

@@ -15,7 +15,7 @@ struct Evaluate: ParsableCommand {
     @Argument(help: "Checkpoint file (only the model part is needed).") var checkpoint: String
     @Option(help: "Split: test, valid or train (repeat the option for several splits).") var split: [DataSplit] = [.test]
     @OptionGroup var options: SplitEvaluationOptions
-    @Flag(help: "Amortization-gap diagnostics (Cremer et al. 2018): ELBO after --gap-steps SVI steps stands in for the best Gaussian; reports the approximation and amortization gaps.")
+    @Flag(help: "Amortization-gap diagnostics (Cremer et al. 2018): ELBO after --gap-steps SVI steps stands in for the best Gaussian; reports the inference gap (log p − ELBO(λ₀)) split into the approximation gap (log p − ELBO(λ*)) and the amortization gap (ELBO(λ*) − ELBO(λ₀)).")
     var gaps = false
     @Option(help: "SVI steps per example for --gaps (used instead of --refine-steps).") var gapSteps: Int = 200
 

@@ -11,8 +11,10 @@ struct PrepareData: ParsableCommand {
         discussion: """
             With no flags: Fashion-MNIST from Debian's dataset-fashion-mnist into data/fashion-mnist.h5.
             Binarized MNIST (Larochelle & Murray 2011):
-              bsvi-dist prepare-data --train binarized_mnist_train.amat --valid binarized_mnist_valid.amat \\
-                --test binarized_mnist_test.amat --output data/binarized-mnist.h5
+              bsvi-dist prepare-data --output data/binarized-mnist.h5 \\
+                --train binarized_mnist_train.amat \\
+                --valid binarized_mnist_valid.amat \\
+                --test binarized_mnist_test.amat
             An .npz with arrays train/valid/test (or x_train/x_valid/x_test):
               bsvi-dist prepare-data --train omniglot.npz --output data/omniglot.h5
             Every format, flag and binarization: docs/data.md. Exit status: 64 bad flag value, 65 bad input data,

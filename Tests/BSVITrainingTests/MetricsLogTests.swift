@@ -59,7 +59,7 @@ struct MetricsLogTests {
             try log.recordEpoch(epoch: 1, step: 1, sums: sums, examplesPerSecond: 1, skippedSteps: 0, wallSeconds: 1)
             Issue.record("a write to a full device succeeded")
         } catch let error as TrainingError {
-            #expect(error.exitStatus == .cannotCreateOutput)
+            #expect(error.exitStatus == .ioError)
             #expect("\(error)".contains(path) && "\(error)".contains("metrics.csv") && "\(error)".contains("--resume auto"), "\(error)")
         }
         try FileManager.default.removeItem(atPath: path)

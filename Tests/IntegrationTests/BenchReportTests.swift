@@ -73,6 +73,16 @@ struct BenchReportTests {
         #expect(abs(fileWait / counted - wait) <= 1e-9 * max(wait, 1) && abs(fileExchange / counted - exchange) <= 1e-9)
     }
 
+    @Test("the text report gives the evaluation's rate only when it was measured (--eval-examples 0 skips it)", arguments: [0, 1])
+    func evaluationLine(examples: Int) throws {
+        let r = try bsvi(["bench", "--method", "vae", "--steps", "2", "--warmup", "0", "--eval-examples", "\(examples)",
+                          "--eval-samples", "10", "--hidden", "16", "--latent", "4"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let line = try #require(r.stdout.split(separator: "\n").first { $0.contains("evaluation  ") }, "\(r.stdout)")
+        #expect(line.contains("not measured (--eval-examples 0)") == (examples == 0), "\(line)")
+        #expect(line.contains("importance samples/s (K=10)") == (examples > 0), "\(line)")
+    }
+
     @Test("--step-times into a missing folder is refused before any step, with the file and the flag named (exit 73)")
     func stepTimesFolderChecked() throws {
         let missing = "/nonexistent-folder/step-times.csv"

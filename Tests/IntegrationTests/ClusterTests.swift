@@ -116,6 +116,25 @@ struct ClusterTests {
         print("cluster eval: \(String(format: "%.1f", e.seconds)) s")
     }
 
+    @Test("Ctrl-C to simulate-cluster reaches the ranks as mpirun's forwarded SIGUSR1: they stop after a step, rank 0 checkpoints, exit 0")
+    func interruptStopsGracefully() throws {
+        // mpirun aborts a job on SIGTERM (SignalTests' known issue); the script passes SIGUSR1 instead.
+        let dir = try makeTemporaryDirectory(prefix: "cluster-int")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let data = dir + "/toy.h5", run = dir + "/run"
+        try writeToyDataset(data, train: SignalTests.trainRows)
+        let signals = SignalTests()
+        let command = try BackgroundCommand(simulateClusterPath(), Self.hostOptions + ["--timeout", "170", "--", try binaryPath()]
+                                            + signals.endlessFlags(data: data, runDir: run))
+        try signals.startAndStopAfterFirstCheckpoint(command, runDir: run) { kill(command.process.processIdentifier, SIGINT) }
+        #expect(command.wait(timeout: 200), "the job did not stop within 200 s of Ctrl-C")
+        #expect(command.process.terminationReason == .exit && command.process.terminationStatus == 0,
+                "status \(command.process.terminationStatus): \(command.stderr)")
+        #expect(command.stderr.contains("INT: passing SIGUSR1"), "\(command.stderr)")
+        let (step, path) = try signals.stopReport(command.stdout)
+        try signals.expectStopCheckpoint(runDir: run, step: step, path: path, ranks: 4)
+    }
+
     /// Trains on 2 simulated hosts and cuts host 2 off (its switch port down: packets to and from
     /// it vanish, as when a cable or switch fails) 2 s after the first checkpoint was written.
     /// The run is far longer than the test: it only ends if something notices the lost host.

@@ -20,10 +20,12 @@ public enum SampleStatistics {
 
     /// The `p`-th percentile (0…100) with linear interpolation between the order statistics at
     /// rank (n − 1)·p/100, numpy.percentile's default, so users can reproduce it from the
-    /// per-example file. 0 for no values.
+    /// per-example file. 0 for no values; NaN if any value is NaN, as numpy gives (sorting with
+    /// NaN present is no order at all: the result depended on where the NaN stood).
     public static func percentile(_ x: [Double], _ p: Double) -> Double {
         precondition(p >= 0 && p <= 100, "percentile \(p) outside 0…100")
         guard !x.isEmpty else { return 0 }
+        if x.contains(where: \.isNaN) { return .nan }
         let sorted = x.sorted()
         let position = Double(sorted.count - 1) * p / 100
         let below = Int(position.rounded(.down))

@@ -223,8 +223,10 @@ private struct CheckpointReader {
         var epochSums: ObjectiveSums? = nil
         if try file.exists("/training/epoch_sums") {
             let v = try file.readDoubles("/training/epoch_sums")
-            guard v.count == 4, v.allSatisfy(\.isFinite), v[0] >= 0, v[0] < 0x1p53, v[0] == v[0].rounded() else {
-                throw problem("/training", "epoch_sums must be 4 finite values (examples, bound, elbo, elbo_refined), got \(v)")
+            // The sums may be ±∞ or NaN: a refinement that diverges on one example makes the
+            // epoch's ELBO(λ_k) −∞ legitimately (the run goes on; its metrics row says -inf).
+            guard v.count == 4, v[0] >= 0, v[0] < 0x1p53, v[0] == v[0].rounded() else {
+                throw problem("/training", "epoch_sums must be 4 values (examples: a whole number ≥ 0, then the bound, elbo and elbo_refined sums), got \(v)")
             }
             epochSums = ObjectiveSums(examples: Int(v[0]), bound: v[1], elboInitial: v[2], elboRefined: v[3])
         }

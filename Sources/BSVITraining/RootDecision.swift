@@ -11,13 +11,31 @@ extension Communicator {
         if isRoot {
             let outcome: RootOutcome<T>
             do { outcome = .value(try decide()) } catch { outcome = .failure(CollectiveError(error, isRoot: true)) }
-            payload = try JSONEncoder().encode(outcome)
+            // Rank 0 must reach the broadcast whatever happens, or the others wait in it forever:
+            // a value that cannot be encoded travels as the failure it is.
+            do {
+                payload = try Self.payloadEncoder.encode(outcome)
+            } catch {
+                payload = (try? Self.payloadEncoder.encode(RootOutcome<T>.failure(CollectiveError(error, isRoot: true)))) ?? Data()
+            }
         }
         payload = Data(broadcast(bytes: Array(payload), root: 0))
-        switch try JSONDecoder().decode(RootOutcome<T>.self, from: payload) {
+        switch try Self.payloadDecoder.decode(RootOutcome<T>.self, from: payload) {
         case .value(let value): return value
         case .failure(let error): throw CollectiveError(message: error.message, exitStatus: error.exitStatus, silent: !isRoot)
         }
+    }
+
+    /// ±∞ and NaN travel as strings (a diverged refinement's −∞ epoch sum is a legitimate value).
+    private static var payloadEncoder: JSONEncoder {
+        let e = JSONEncoder()
+        e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return e
+    }
+    private static var payloadDecoder: JSONDecoder {
+        let d = JSONDecoder()
+        d.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return d
     }
 
     /// `rootDecides` for a decision that returns nothing but may fail.

@@ -173,13 +173,19 @@ extension RunConfiguration {
         }
         if o.method == .iwae && o.k < 1 { throw bad("--k", "iwae needs at least 1 sample, got \(o.k)") }
         if o.vaeSamples < 1 { throw bad("--vae-samples", "must be ≥ 1, got \(o.vaeSamples)") }
-        if !(o.sviLearningRate >= 0) { throw bad("--svi-lr", "must be ≥ 0, got \(o.sviLearningRate)") }
-        if !(o.sviClip >= 0) { throw bad("--svi-clip", "must be ≥ 0 (0 disables clipping), got \(o.sviClip)") }
+        // Float flags parse 1e39 as +∞, which `>= 0` lets through: a run would train and then trap
+        // storing its configuration (JSON has no ∞), so each is checked finite too.
+        if !(o.sviLearningRate >= 0 && o.sviLearningRate.isFinite) { throw bad("--svi-lr", "must be finite and ≥ 0, got \(o.sviLearningRate)") }
+        if !(o.sviClip >= 0 && o.sviClip.isFinite) { throw bad("--svi-clip", "must be finite and ≥ 0 (0 disables clipping), got \(o.sviClip)") }
         if !(o.sviMomentum >= 0 && o.sviMomentum < 1) { throw bad("--svi-momentum", "must be in [0, 1), got \(o.sviMomentum)") }
         if model.latentDim < 1 { throw bad("--latent", "must be ≥ 1, got \(model.latentDim)") }
         if model.hiddenDims.contains(where: { $0 < 1 }) { throw bad("--hidden", "widths must be ≥ 1, got \(model.hiddenDims)") }
         if optimizer.batchSize < 1 { throw bad("--batch-size", "must be ≥ 1, got \(optimizer.batchSize)") }
-        if !(optimizer.learningRate > 0) { throw bad("--lr", "must be > 0, got \(optimizer.learningRate)") }
+        // Adam's first step is lr / (1 − β₁) = 10·lr, which must be a float too (the step would
+        // make every parameter ±∞ rather than count as a bad step).
+        if !(optimizer.learningRate > 0 && (optimizer.learningRate * 10).isFinite) {
+            throw bad("--lr", "must be > 0 and at most \(Float.greatestFiniteMagnitude / 10), got \(optimizer.learningRate)")
+        }
         if s.epochs < 0 { throw bad("--epochs", "must be ≥ 0, got \(s.epochs)") }
         if s.maxSteps < 0 { throw bad("--max-steps", "must be ≥ 0 (0: no limit), got \(s.maxSteps)") }
         if s.epochs == 0 && s.maxSteps == 0 { throw bad("--epochs", "give --epochs or --max-steps > 0") }
@@ -187,7 +193,7 @@ extension RunConfiguration {
         if s.keepCheckpoints < 1 { throw bad("--keep-checkpoints", "must be ≥ 1, got \(s.keepCheckpoints)") }
         if s.maxBadSteps < 1 { throw bad("--max-bad-steps", "must be ≥ 1, got \(s.maxBadSteps)") }
         if s.consistencyEvery < 0 { throw bad("--consistency-every", "must be ≥ 0, got \(s.consistencyEvery)") }
-        if !(s.stallTimeout >= 0) { throw bad("--stall-timeout", "must be ≥ 0 (0: off), got \(s.stallTimeout)") }
+        if !(s.stallTimeout >= 0 && s.stallTimeout.isFinite) { throw bad("--stall-timeout", "must be finite and ≥ 0 (0: off), got \(s.stallTimeout)") }
         if !(1...EvaluationSection.maxSamples).contains(e.samples) {
             throw bad("--eval-samples", "must be between 1 and \(EvaluationSection.maxSamples), got \(e.samples)")
         }
@@ -196,11 +202,12 @@ extension RunConfiguration {
     }
 
     /// The configuration as stored in checkpoints: JSON, sections as objects, snake_case keys.
-    public func jsonString() -> String {
+    /// Throws for a non-finite setting, which `validate()` refuses up front.
+    public func jsonString() throws -> String {
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         e.keyEncodingStrategy = .convertToSnakeCase
-        return String(decoding: try! e.encode(self), as: UTF8.self)
+        return String(decoding: try e.encode(self), as: UTF8.self)
     }
 
     /// Reads a stored configuration: this layout, or the flat camelCase one of checkpoints

@@ -100,7 +100,7 @@ final class RunRecorder {
         let resumes = String(decoding: try JSONEncoder.snakeCase.encode(state.resumes), as: UTF8.self)
         let c = Checkpoint(shape: model.shape, method: config.objective.method.rawValue, step: state.step, epoch: epoch,
                            piCount: model.piLogits?.count ?? 0, parameters: params.array,
-                           training: TrainingState(configJSON: config.jsonString(), seed: config.optimizer.seed, worldSize: worldSize,
+                           training: TrainingState(configJSON: try config.jsonString(), seed: config.optimizer.seed, worldSize: worldSize,
                                                    adamStep: adam.step, firstMoment: adam.firstMoment.array,
                                                    secondMoment: adam.secondMoment.array, skippedSteps: state.skippedSteps,
                                                    resumesJSON: resumes, badStreak: state.badStreak, epochSums: state.epochSums),
@@ -162,9 +162,13 @@ struct RunSummary: Codable {
 
 extension JSONEncoder {
     /// The encoder of every JSON file the program writes: snake_case keys.
+    /// Non-finite values (a diverged refinement's ELBO(λ_k) = −∞) become the strings "inf",
+    /// "-inf" and "nan", as in `eval --json`: JSON has no such numbers, and refusing them lost a
+    /// finished run's summary.json.
     public static var snakeCase: JSONEncoder {
         let e = JSONEncoder()
         e.keyEncodingStrategy = .convertToSnakeCase
+        e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return e
     }

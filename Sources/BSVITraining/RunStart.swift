@@ -183,10 +183,12 @@ struct RunStart: Codable {
 }
 
 extension JSONDecoder {
-    /// The decoder of the program's JSON files (snake_case keys).
+    /// The decoder of the program's JSON files (snake_case keys; "inf", "-inf", "nan" as
+    /// `JSONEncoder.snakeCase` writes them).
     static var snakeCase: JSONDecoder {
         let d = JSONDecoder()
         d.keyDecodingStrategy = .convertFromSnakeCase
+        d.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         return d
     }
 }

@@ -43,10 +43,7 @@ struct Bench: ParsableCommand {
                                       evalExamples: evalExamples, stepTimesFile: stepTimes, comm: comm)
             guard comm.isRoot else { return }
             if json {
-                let e = JSONEncoder()
-                e.keyEncodingStrategy = .convertToSnakeCase
-                e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-                print(String(decoding: try e.encode(r), as: UTF8.self))
+                print(String(decoding: try JSONEncoder.snakeCase.encode(r), as: UTF8.self))
                 return
             }
             // Under mpirun, what the allreduce costs the job: lockstep waiting and the exchange itself.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BSVIStorage
+import BSVITraining
 import Foundation
 
 struct Inspect: ParsableCommand {
@@ -24,10 +25,8 @@ struct Inspect: ParsableCommand {
     }
 
     func encoder() -> JSONEncoder {
-        let e = JSONEncoder()
-        e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        e.keyEncodingStrategy = .convertToSnakeCase
-        e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        let e = JSONEncoder.snakeCase
+        e.outputFormatting.insert(.prettyPrinted)
         return e
     }
 

@@ -35,6 +35,13 @@ struct SampleStatisticsTests {
         // numpy.percentile(range(20), 5) = 0.95
         #expect(abs(SampleStatistics.percentile((0..<20).map(Double.init), 5) - 0.95) <= 1e-15)
         #expect(SampleStatistics.percentile([0.25], 5) == 0.25)
+        // numpy.percentile([0.5, nan, 0.1, 0.3], 5) is nan wherever the NaN stands (an example
+        // whose σ overflowed); the sort used to give a different number for each position.
+        for position in 0..<4 {
+            var y: [Double] = [0.5, 0.1, 0.3]
+            y.insert(.nan, at: position)
+            #expect(SampleStatistics.percentile(y, 5).isNaN, "NaN at \(position)")
+        }
     }
 
     @Test("fraction greater counts strict wins only")

@@ -22,7 +22,30 @@ struct RunConfigurationTests {
         #expect(throws: TrainingError.invalidConfiguration(flag: "--eval-samples", problem: "must be between 1 and 10000000, got 10000001")) { try c.validate() }
         c = RunConfiguration()
         c.schedule.stallTimeout = -1
-        #expect(throws: TrainingError.invalidConfiguration(flag: "--stall-timeout", problem: "must be ≥ 0 (0: off), got -1.0")) { try c.validate() }
+        #expect(throws: TrainingError.invalidConfiguration(flag: "--stall-timeout", problem: "must be finite and ≥ 0 (0: off), got -1.0")) { try c.validate() }
+    }
+
+    @Test("infinite or overflowing float flags (1e39 parses as +∞) are refused before any work; they used to trap when the configuration was stored")
+    func infiniteFloatFlags() throws {
+        let settings: [(String, (inout RunConfiguration) -> Void)] = [
+            ("--lr", { $0.optimizer.learningRate = .infinity }),
+            ("--lr", { $0.optimizer.learningRate = 4e37 }),  // Adam's first step, 10·lr, overflows
+            ("--svi-lr", { $0.objective.sviLearningRate = .infinity }),
+            ("--svi-clip", { $0.objective.sviClip = .infinity }),
+            ("--stall-timeout", { $0.schedule.stallTimeout = .infinity }),
+        ]
+        for (flag, set) in settings {
+            var c = RunConfiguration()
+            set(&c)
+            #expect(performing: { try c.validate() }, throws: { error in
+                guard case TrainingError.invalidConfiguration(let named, _)? = error as? TrainingError else { return false }
+                return named == flag
+            })
+        }
+        var largest = RunConfiguration()
+        largest.optimizer.learningRate = 3e37
+        #expect(throws: Never.self) { try largest.validate() }
+        #expect(try RunConfiguration.fromJSON(try largest.jsonString()).optimizer.learningRate == 3e37)
     }
 
     @Test("stored as JSON with sections and snake_case keys; the round trip is exact")
@@ -32,7 +55,7 @@ struct RunConfigurationTests {
         c.objective.k = 7
         c.model.hiddenDims = [10, 20]
         c.objective.sviLearningRate = 0.0125
-        let json = c.jsonString()
+        let json = try c.jsonString()
         let object = try #require(JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
         #expect(Set(object.keys) == ["model", "objective", "optimizer", "schedule", "evaluation", "files"])
         #expect((object["model"] as? [String: Any])?["hidden_dims"] as? [Int] == [10, 20])

@@ -32,9 +32,20 @@ public struct CheckpointStore {
         }
     }
 
+    /// Creates the checkpoint folder; a file in its place is the user's to move (exit 73, not a
+    /// Foundation error with exit 70 after an epoch of training).
+    public func createFolder() throws {
+        do {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        } catch {
+            throw TrainingError.cannotWrite(file: folder, problem: "cannot create the checkpoint folder (\(error.localizedDescription)); "
+                                                + "move away what is in its place, or choose another --run-dir")
+        }
+    }
+
     /// `midWrite` runs half-way through writing the file (fault injection for tests).
     public func save(_ checkpoint: Checkpoint, midWrite: (() -> Void)? = nil) throws -> String {
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try createFolder()  // again: something may have removed it during the run
         let p = path(step: checkpoint.step)
         try CheckpointFile.write(checkpoint, to: p, midWrite: midWrite)
         // The file just written always stays (a stray or damaged file with a higher step must not

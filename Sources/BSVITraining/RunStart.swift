@@ -114,6 +114,8 @@ struct RunStart: Codable {
             }
             params.copy(from: model.makeInitialParameters(seed: config.optimizer.seed))
         }
+        // Before any step: where checkpoints cannot go, the run stops now, not after an epoch.
+        try store.createFolder()
         return start
     }
 

@@ -12,8 +12,12 @@ enum Startup {
         do {
             try KernelPath.configure(environment: environment)
         } catch {
-            // Identical on every rank: only rank 0 prints; every rank exits with a usage error.
-            if launchRank == 0 { printError("error: \(error)") }
+            // Once per node, naming it under mpirun: a path this node's CPU lacks (BSVI_KERNELS=avx512
+            // passed with -x to a mixed cluster) fails on nodes that may not include rank 0's, which
+            // used to exit 64 without a word. Every failing rank exits with a usage error.
+            if launchRank == 0 || launchLocalRank == 0 {
+                printError("error: \(launchWorldSize > 1 ? "rank \(launchRank) on \(localHostName()): " : "")\(error)")
+            }
             exit(ExitStatus.usage.rawValue)
         }
         // One BLAS thread per process (ranks take the cores), before the self-check's products, so

@@ -30,6 +30,20 @@ struct KernelSelectionTests {
         }
     }
 
+    @Test("under a launcher, the first rank of every node names itself in the refusal (a path one node's CPU lacks fails there only); the others exit 64 quietly")
+    func refusalOncePerNode() throws {
+        // The launcher's variables as mpirun sets them for rank 3, first or second on its node;
+        // the refusal comes before MPI starts, so no mpirun is needed to see what the rank prints.
+        for localRank in [0, 1] {
+            let r = try runCommand(try binaryPath(), ["cpu"], environment: [
+                "BSVI_KERNELS": "avx1024", "OMPI_COMM_WORLD_RANK": "3", "OMPI_COMM_WORLD_LOCAL_RANK": "\(localRank)", "OMPI_COMM_WORLD_SIZE": "4"])
+            #expect(r.status == 64)
+            // Rank 3 used to exit 64 without a word whatever its node.
+            #expect(r.stderr.contains("error: rank 3 on ") == (localRank == 0), "local rank \(localRank): \(r.stderr)")
+            #expect(r.stderr.contains("BSVI_KERNELS=avx1024") == (localRank == 0), "local rank \(localRank): \(r.stderr)")
+        }
+    }
+
     @Test("OpenBLAS runs a core of the CPU's own tier (a fallback is corrected); a user's OPENBLAS_CORETYPE is kept")
     func openBLASCore() throws {
         // Without a user's choice (the machine running the tests may export one).

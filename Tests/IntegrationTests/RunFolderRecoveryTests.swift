@@ -31,6 +31,23 @@ struct RunFolderRecoveryTests {
         }
     }
 
+    @Test("a file where checkpoints/ goes is refused before the first step (73, the folder named), on one rank and under mpirun")
+    func checkpointFolderBlocked() throws {
+        let f = try Fixture("ckpt-blocked")
+        for ranks in [1, 2] {
+            let run = f.dir + "/blocked\(ranks)"
+            try FileManager.default.createDirectory(atPath: run, withIntermediateDirectories: true)
+            #expect(FileManager.default.createFile(atPath: run + "/checkpoints", contents: Data("not a folder".utf8)))
+            let flags = CheckpointRun.flags(data: f.data, runDir: run) + ["--max-steps", "\(2 * f.perEpoch)"]
+            let r = ranks == 1 ? try bsvi(flags) : try mpirunBSVI(ranks: ranks, flags)
+            // It used to train the whole epoch, then fail with a Foundation error and status 70.
+            #expect(r.status == 73, "\(r.status): \(r.stderr)")
+            #expect(r.stderr.contains(run + "/checkpoints") && r.stderr.contains("cannot create the checkpoint folder"), "\(r.stderr)")
+            #expect(!r.stdout.contains("epoch 1 done"), "it trained before refusing: \(r.stdout)")
+            #expect(try String(contentsOfFile: run + "/checkpoints", encoding: .utf8) == "not a folder")
+        }
+    }
+
     @Test("--resume auto on a run stopped before its first checkpoint (rows, no checkpoint) starts it again and sets the rows aside")
     func stoppedBeforeFirstCheckpoint() throws {
         let f = try Fixture("first-ckpt")

@@ -83,6 +83,11 @@ public enum DistributedEvaluation {
         var reports: [RoundReport]? = nil  // the last vote read
         var vote: PendingGather? = nil
         var mine = RoundReport()
+        // The ranks' start times are compared with each other: each rank counts on its own
+        // monotonic clock from this barrier, which all leave within far less than a round. (Wall
+        // clocks differ between hosts: an offset of 0.2 s left a rank with a tenth of the rows.)
+        comm.barrier()
+        let clockZero = DispatchTime.now().uptimeNanoseconds
         while !dealer.finished {
             if dealer.next > 0 {
                 if let gathered = vote?.wait() {
@@ -93,7 +98,7 @@ public enum DistributedEvaluation {
                     reports = read
                 }
                 mine.stop = stopRequested()
-                mine.startedAt = Date().timeIntervalSinceReferenceDate
+                mine.startedAt = Double(DispatchTime.now().uptimeNanoseconds - clockZero) * 1e-9
                 vote = comm.startAllgather(mine.values)
             }
             let roundStart = dealer.next
@@ -117,14 +122,21 @@ public enum DistributedEvaluation {
         // the caller's to honour, as for a signal after the last round).
         _ = vote?.wait()
         withExtendedLifetime(rowsBuffer) {}
-        // The rows each rank evaluated, summed with the table: every rank deals from the same
-        // numbers, so together they evaluated every row once; a deal that differed would show.
-        table.append(Double(mine.rowsDone))
+        // The rows each rank evaluated, one slot per rank summed with the table: every rank deals
+        // from the same numbers, so together they evaluated every row once; a deal that differed
+        // would show.
+        var rowsPerRank = [Double](repeating: 0, count: comm.size)
+        rowsPerRank[comm.rank] = Double(mine.rowsDone)
+        table.append(contentsOf: rowsPerRank)
         comm.allreduceSum(&table)
-        let rowsEvaluated = table.removeLast()
+        rowsPerRank = Array(table.suffix(comm.size))
+        table.removeLast(comm.size)
+        let rowsEvaluated = rowsPerRank.reduce(0, +)
         if rowsEvaluated != Double(total) { fatalError("the ranks' evaluation deals disagree: \(rowsEvaluated) rows of \(total) evaluated") }
-        return PerExampleEvaluation(table: table, split: split, samples: samples, proposal: proposal,
-                                    refinementSteps: refinement.steps, seed: seed, seconds: Date().timeIntervalSince(start))
+        var evaluation = PerExampleEvaluation(table: table, split: split, samples: samples, proposal: proposal,
+                                              refinementSteps: refinement.steps, seed: seed, seconds: Date().timeIntervalSince(start))
+        evaluation.rowsPerRank = rowsPerRank.map { Int($0) }
+        return evaluation
     }
 }
 
@@ -134,7 +146,7 @@ private struct RoundReport {
     /// Rows this rank has evaluated, and the seconds it spent on them.
     var rowsDone = 0
     var seconds = 0.0
-    /// When it started the round (seconds since the reference date).
+    /// When it started the round (seconds on its monotonic clock since the evaluation's barrier).
     var startedAt = 0.0
 
     static let valueCount = 4

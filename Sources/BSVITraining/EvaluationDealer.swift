@@ -26,7 +26,8 @@ struct EvaluationDealer {
 
     /// The next round's rows, one contiguous range per rank in rank order. Rank r works at
     /// `speeds[r]` rows per second (positive) and started its last part at `lastStarts[r]`
-    /// seconds (any clock the ranks share; nil before any is known): it is free at
+    /// seconds (a clock the ranks share: each counts from the same barrier on its own monotonic
+    /// clock, as wall clocks differ between hosts; nil before any is known): it is free at
     /// lastStarts[r] + lastParts[r] / speeds[r], and the round's rows go where they let the
     /// ranks finish soonest together.
     mutating func deal(speeds: [Double], lastStarts: [Double]?) -> [Range<Int>] {

@@ -20,6 +20,9 @@ public struct PerExampleEvaluation: Equatable, Sendable {
     public var maxWeight: [Double]
     /// Wall time of the evaluation.
     public var seconds: Double
+    /// How many examples each rank evaluated (how the dealer shared the work; the values do not
+    /// depend on it). Empty when not known (values read back from a file).
+    public var rowsPerRank: [Int] = []
 
     public var examples: Int { logLikelihood.count }
     /// The dataset row of each example (the evaluation takes the split's first rows).

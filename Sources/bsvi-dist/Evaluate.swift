@@ -53,12 +53,12 @@ struct Evaluate: ParsableCommand {
                 if let path = options.perExample {
                     try comm.rootDecides { try PerExampleFile.write(examples, checkpoint: checkpoint, to: path) }
                 }
-                if comm.isRoot { try report(examples.summary, refinement: refinement, ranks: comm.size, progress: progress) }
+                if comm.isRoot { try report(examples.summary, refinement: refinement, rowsPerRank: examples.rowsPerRank, progress: progress) }
             }
         }
     }
 
-    func report(_ r: EvaluationResult, refinement: RefinementSettings, ranks: Int, progress: ProgressReporter) throws {
+    func report(_ r: EvaluationResult, refinement: RefinementSettings, rowsPerRank: [Int], progress: ProgressReporter) throws {
         // Cremer et al. (2018): log p − ELBO(λ₀) = [log p − ELBO(q*)] + [ELBO(q*) − ELBO(λ₀)],
         // approximation gap + amortization gap, with q* approximated by many SVI steps.
         let approximationGap = r.logLikelihood - r.elboRefined
@@ -71,7 +71,7 @@ struct Evaluate: ParsableCommand {
                 "elbo": r.elbo, "elbo_se": r.elboSE, "elbo_refined": r.elboRefined, "elbo_refined_se": r.elboRefinedSE,
                 "amortization_gap": r.amortizationGap,
                 "ess_fraction_mean": r.essFractionMean, "ess_fraction_p05": r.essFractionP05, "max_weight_mean": r.maxWeightMean,
-                "ranks": ranks, "seconds": r.seconds,
+                "ranks": rowsPerRank.count, "rows_per_rank": rowsPerRank, "seconds": r.seconds,
                 "peak_resident_mib": ResidentMemory.peakMiB ?? -1,
             ]
             if let path = options.perExample { object["per_example"] = path }

@@ -154,4 +154,49 @@ struct MPITests {
             try expectSameValues(dir + "/p\(p).h5", dir + "/local.h5", datasets: datasets, "P=\(p)")
         }
     }
+
+    /// A wall clock running 1000 s ahead on rank 1 only (an LD_PRELOAD shim over clock_gettime and
+    /// gettimeofday), as between two hosts whose clocks were never synchronized.
+    static let skewedClock = """
+        #define _GNU_SOURCE
+        #include <dlfcn.h>
+        #include <stdlib.h>
+        #include <sys/time.h>
+        #include <time.h>
+        static long skew(void) { const char *r = getenv("OMPI_COMM_WORLD_RANK"); return r && atoi(r) == 1 ? 1000 : 0; }
+        int clock_gettime(clockid_t id, struct timespec *ts) {
+            static int (*real)(clockid_t, struct timespec *);
+            if (!real) real = (int (*)(clockid_t, struct timespec *))dlsym(RTLD_NEXT, "clock_gettime");
+            int r = real(id, ts);
+            if (r == 0 && (id == CLOCK_REALTIME || id == CLOCK_REALTIME_COARSE)) ts->tv_sec += skew();
+            return r;
+        }
+        int gettimeofday(struct timeval *tv, void *tz) {
+            struct timespec ts;
+            int r = clock_gettime(CLOCK_REALTIME, &ts);
+            if (tv) { tv->tv_sec = ts.tv_sec; tv->tv_usec = ts.tv_nsec / 1000; }
+            return r;
+        }
+        """
+
+    @Test("eval deals rows by the ranks' speed whatever their wall clocks say: rank 1's clock 1000 s ahead still gets its share")
+    func dealIgnoresWallClocks() throws {
+        let dir = try makeTemporaryDirectory(prefix: "skew")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Self.skewedClock.write(toFile: dir + "/skew.c", atomically: true, encoding: .utf8)
+        let built = try runCommand("/usr/bin/env", ["cc", "-shared", "-fPIC", "-O1", "-o", dir + "/libskew.so", dir + "/skew.c", "-ldl"])
+        try #require(built.status == 0, "cannot build the clock shim: \(built.stderr)")
+        let data = dir + "/toy.h5", run = dir + "/run"
+        try writeToyDataset(data, test: 480)
+        let trained = try bsvi(CheckpointRun.flags(data: data, runDir: run) + ["--max-steps", "2"])
+        try #require(trained.status == 0, "\(trained.stderr)")
+        let r = try runCommand(mpirunPath(), ["--oversubscribe", "-np", "2", "-x", "LD_PRELOAD=" + dir + "/libskew.so", try binaryPath(),
+                                              "eval", run + "/final.h5", "--data", data, "--samples", "400", "--json"])
+        try #require(r.status == 0, "\(r.stderr)")
+        let rows = try #require(try parseJSONLine(r.stdout)["rows_per_rank"] as? [Int], "\(r.stdout)")
+        #expect(rows.count == 2 && rows.reduce(0, +) == 480, "\(rows)")
+        // Comparing wall clocks, the rank whose clock was ahead looked busy for 1000 s and got
+        // (almost) no rows; the two equal cores share them roughly evenly.
+        #expect(rows.min()! >= 480 / 4, "rows per rank \(rows)")
+    }
 }

@@ -78,6 +78,9 @@ public struct Checkpoint: Equatable {
     public var parameters: [Float]
     public var training: TrainingState?
     public var history: [MetricRecord]
+    /// Why a /training or /metrics present in the file was set aside when the reader did not need
+    /// them (eval, sample, inspect); nil when they were read or absent.
+    public var unreadableTrainingState: String? = nil
 
     public init(shape: ModelShape, method: String, step: Int, epoch: Int, piCount: Int, parameters: [Float],
                 training: TrainingState?, history: [MetricRecord]) {

@@ -76,16 +76,29 @@ public enum CheckpointFile {
         // allocated: the attributes alone could otherwise ask for 80 GB (input_dim 100000,
         // hidden_dims [100000]) in a file of a few KB.
         try reader.checkTensors(model)
-        let training = try reader.trainingState(parameterCount: model.parameterCount)
+        // eval, sample and inspect need only the model: a /training or /metrics that cannot be
+        // read (slimmed for sharing, hand-edited) is then set aside with its reason; --resume
+        // refuses it.
+        var training: TrainingState? = nil, history: [MetricRecord] = [], setAside: String? = nil
+        do {
+            training = try reader.trainingState(parameterCount: model.parameterCount)
+            history = try reader.history()
+        } catch where !requireTrainingState {
+            training = nil
+            history = []
+            setAside = "\(error)"
+        }
         if training == nil && requireTrainingState {
             throw reader.problem("/training", "the checkpoint holds only the model, not the optimizer state and configuration that --resume needs",
                                  fix: "resume from a checkpoint written by bsvi-dist train, or start a new run")
         }
-        return Checkpoint(shape: shape, method: try f.hasAttribute("method") ? try f.stringAttribute("method") : "unknown",
-                          step: try f.hasAttribute("step") ? Int(try f.scalarInt64Attribute("step")) : 0,
-                          epoch: try f.hasAttribute("epoch") ? Int(try f.scalarInt64Attribute("epoch")) : 0,
-                          piCount: piCount, parameters: try reader.parameters(model), training: training,
-                          history: try reader.history())
+        var checkpoint = Checkpoint(shape: shape, method: try f.hasAttribute("method") ? try f.stringAttribute("method") : "unknown",
+                                    step: try f.hasAttribute("step") ? Int(try f.scalarInt64Attribute("step")) : 0,
+                                    epoch: try f.hasAttribute("epoch") ? Int(try f.scalarInt64Attribute("epoch")) : 0,
+                                    piCount: piCount, parameters: try reader.parameters(model), training: training,
+                                    history: history)
+        checkpoint.unreadableTrainingState = setAside
+        return checkpoint
     }
 }
 
@@ -232,12 +245,26 @@ private struct CheckpointReader {
         }
         let badStreak = try optionalInt("bad_streak") ?? 0
         guard badStreak >= 0 else { throw problem("/training", "bad_streak is \(badStreak), which cannot be negative") }
+        // The counters a resume continues from: a missing step used to resume "at step 0" (and
+        // --resume auto set the run's later files aside), a negative one crashed.
+        guard try file.hasAttribute("step") else {
+            throw problem("/", "attribute 'step' is missing, which a checkpoint with a training state needs",
+                          fix: "restore it (step = /training adam_step + skipped_steps), or resume another checkpoint")
+        }
+        let step = Int(try file.scalarInt64Attribute("step"))
+        let worldSize = Int(try file.scalarInt64Attribute("world_size", on: "/training"))
+        let adamStep = Int(try file.scalarInt64Attribute("adam_step", on: "/training"))
+        let skippedSteps = try optionalInt("skipped_steps") ?? 0
+        guard step >= 0, adamStep >= 0, skippedSteps >= 0, worldSize >= 1, step == adamStep + skippedSteps else {
+            throw problem("/training", "step \(step), adam_step \(adamStep), skipped_steps \(skippedSteps) and world_size \(worldSize) do not fit together "
+                                         + "(each ≥ 0, world_size ≥ 1, step = adam_step + skipped_steps)",
+                          fix: "restore the values bsvi-dist wrote, or resume another checkpoint")
+        }
         return TrainingState(
             configJSON: try file.stringAttribute("config", on: "/training"),
             seed: UInt64(bitPattern: try file.scalarInt64Attribute("seed", on: "/training")),
-            worldSize: Int(try file.scalarInt64Attribute("world_size", on: "/training")),
-            adamStep: Int(try file.scalarInt64Attribute("adam_step", on: "/training")),
-            firstMoment: m, secondMoment: v, skippedSteps: try optionalInt("skipped_steps") ?? 0,
+            worldSize: worldSize, adamStep: adamStep,
+            firstMoment: m, secondMoment: v, skippedSteps: skippedSteps,
             resumesJSON: try file.hasAttribute("resumes", on: "/training") ? try file.stringAttribute("resumes", on: "/training") : nil,
             badStreak: badStreak, epochSums: epochSums)
     }

@@ -35,6 +35,8 @@ public struct CheckpointReport: Codable {
     /// read, or the read would have failed).
     public var checksumsVerified: Bool
     public var hasTrainingState: Bool
+    /// Why the file's training state or history could not be read (the model part could).
+    public var unreadableTrainingState: String?
 }
 
 public enum CheckpointInspector {
@@ -70,6 +72,7 @@ public enum CheckpointInspector {
                                 epoch: ckpt.epoch, model: ckpt.shape, worldSize: ckpt.training?.worldSize, seed: ckpt.training?.seed,
                                 adamStep: ckpt.training?.adamStep, skippedSteps: ckpt.training?.skippedSteps,
                                 configuration: ckpt.training?.configJSON, parameters: params, pi: pi, history: ckpt.history,
-                                checksumsVerified: allVerified, hasTrainingState: ckpt.training != nil)
+                                checksumsVerified: allVerified, hasTrainingState: ckpt.training != nil,
+                                unreadableTrainingState: ckpt.unreadableTrainingState)
     }
 }

@@ -10,12 +10,16 @@ extension HDF5File {
         }
     }
 
-    private func writeAttribute(_ name: String, on object: String, type: hid_t, dims: [Int], data: UnsafeRawPointer) throws {
-        if try hasAttribute(name, on: object) {
-            try checked(object, "cannot replace attribute '\(name)'") {
-                try hdf5(H5Adelete_by_name(id, object, name, bsvi_h5p_default()), "H5Adelete_by_name")
-            }
+    /// Removes the attribute if it is there.
+    public func deleteAttribute(_ name: String, on object: String = "/") throws {
+        guard try hasAttribute(name, on: object) else { return }
+        try checked(object, "cannot remove attribute '\(name)'") {
+            try hdf5(H5Adelete_by_name(id, object, name, bsvi_h5p_default()), "H5Adelete_by_name")
         }
+    }
+
+    private func writeAttribute(_ name: String, on object: String, type: hid_t, dims: [Int], data: UnsafeRawPointer) throws {
+        try deleteAttribute(name, on: object)
         let attribute = try checked(object, "cannot create attribute '\(name)'") {
             var d = dims.map { hsize_t($0) }
             let space = dims.isEmpty ? try hdf5(H5Screate(H5S_SCALAR), "H5Screate")
@@ -84,7 +88,15 @@ extension HDF5File {
                 guard typeClass == H5T_INTEGER || typeClass == H5T_FLOAT else {
                     throw fail(object, "attribute '\(name)' should be an integer, found \(try HDF5ElementType.of(type))")
                 }
-                var values = [Int64](repeating: 0, count: try Self.elementCount(a))
+                let count = try Self.elementCount(a)
+                if typeClass == H5T_FLOAT {
+                    // HDF5's conversion would turn NaN into INT64_MIN and 16.7 into 16 without a word.
+                    var doubles = [Double](repeating: 0, count: count)
+                    if count > 0 { try hdf5(H5Aread(a, bsvi_h5t_native_double(), &doubles), "H5Aread") }
+                    guard let bad = doubles.first(where: { !($0 == $0.rounded() && abs($0) < 0x1p62) }) else { return doubles.map { Int64($0) } }
+                    throw fail(object, "attribute '\(name)' should be a whole number, found \(bad)")
+                }
+                var values = [Int64](repeating: 0, count: count)
                 if !values.isEmpty { try hdf5(H5Aread(a, bsvi_h5t_native_int64(), &values), "H5Aread") }
                 return values
             }

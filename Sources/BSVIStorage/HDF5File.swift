@@ -37,10 +37,18 @@ public final class HDF5File {
             try hdf5(H5Fis_hdf5(path), "H5Fis_hdf5")
         }
         guard isHDF5 > 0 else { throw StorageError(file: path, problem: notHDF5, fix: notHDF5Fix, kind: .badData) }
-        let id = try checkingHDF5(file: path, object: nil, "HDF5 could not open the file (truncated or corrupt)", kind: .badData) {
-            try hdf5(H5Fopen(path, writable ? bsvi_h5f_acc_rdwr() : bsvi_h5f_acc_rdonly(), bsvi_h5p_default()), "H5Fopen")
+        do {
+            let id = try hdf5(H5Fopen(path, writable ? bsvi_h5f_acc_rdwr() : bsvi_h5f_acc_rdonly(), bsvi_h5p_default()), "H5Fopen")
+            return HDF5File(path: path, id: id)
+        } catch let failure {
+            // HDF5's file lock held by another program (h5py with "a" or "w") is not damage: a
+            // caller that skips damaged files (--resume auto) must not skip this one.
+            if "\(failure)".contains("unable to lock file") {
+                throw StorageError(file: path, problem: "the file is open for writing in another program (HDF5 file lock: \(failure))",
+                                   fix: "close it there (h5py: f.close()) and run this again", kind: .ioError)
+            }
+            throw StorageError(file: path, object: nil, problem: "HDF5 could not open the file (truncated or corrupt): \(failure)", kind: .badData)
         }
-        return HDF5File(path: path, id: id)
     }
 
     /// Creates a new file, replacing any file at `path`. Files use the HDF5 1.10 format

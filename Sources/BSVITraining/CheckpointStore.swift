@@ -55,10 +55,21 @@ public struct CheckpointStore {
     }
 
     /// The newest checkpoint that reads and validates, with a warning for each one skipped.
-    public func newestValid(warn: (String) -> Void) -> (Checkpoint, String)? {
+    /// Damaged files are skipped with a warning; a file another program holds open is not
+    /// damaged (skipping it would set a good checkpoint aside), so that error is thrown.
+    public func newestValid(warn: (String) -> Void) throws -> (Checkpoint, String)? {
         for c in list() {
             do {
-                return (try CheckpointFile.read(c.path, requireTrainingState: true), c.path)
+                let checkpoint = try CheckpointFile.read(c.path, requireTrainingState: true)
+                // The name decides the order and the retention: a file whose step is another
+                // (renamed, or its step edited) would resume from the wrong place.
+                guard checkpoint.step == c.step else {
+                    warn("warning: skipping checkpoint \(c.path): it holds step \(checkpoint.step), not the \(c.step) its name says")
+                    continue
+                }
+                return (checkpoint, c.path)
+            } catch let error as StorageError where error.kind == .ioError {
+                throw error
             } catch {
                 warn("warning: skipping unreadable checkpoint \(c.path): \(error)")
             }

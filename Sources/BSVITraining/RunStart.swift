@@ -152,7 +152,7 @@ struct RunStart: Codable {
             }
             return (try CheckpointFile.read(flag, requireTrainingState: true), flag)
         }
-        guard let found = store.newestValid(warn: { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }) else {
+        guard let found = try store.newestValid(warn: { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }) else {
             // Something of an earlier run is there (else the run would start fresh): starting
             // over could discard its results, so a person decides.
             throw TrainingError.resume(file: store.folder,

@@ -73,6 +73,8 @@ struct Inspect: ParsableCommand {
             print("seed            \(r.seed ?? 0)")
             print("adam steps      \(r.adamStep ?? 0) (skipped steps: \(r.skippedSteps ?? 0))")
             print("configuration   \(r.configuration ?? "")")
+        } else if let problem = r.unreadableTrainingState {
+            print("training state  unreadable, set aside (eval/sample/inspect use the model part, --resume refuses it): \(problem)")
         } else {
             print("training state  absent (model only: eval/sample/inspect work, --resume does not)")
         }

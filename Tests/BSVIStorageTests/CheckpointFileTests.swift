@@ -51,19 +51,50 @@ func sampleCheckpoint(withTraining: Bool = true, piCount: Int = 4, history: Int 
         configJSON: #"{"hiddenDims":[5,4],"method":"bsvi","note":"quotes \" and unicode λ₀ π","seed":18446744073709551557}"#,
         seed: 18_446_744_073_709_551_557,  // above Int64.max: stored as the int64 with the same bits
         worldSize: 7, adamStep: 12_345, firstMoment: awkwardFloats(count, salt: 2),
-        secondMoment: awkwardFloats(count, salt: 3).map { abs($0) }, skippedSteps: 17)
+        secondMoment: awkwardFloats(count, salt: 3).map { abs($0) }, skippedSteps: 17)  // step = 12,345 + 17
     let splits = ["valid", "test", "valid", "train"]
     let records = (0..<history).map { i in
         MetricRecord(step: 100 * (i + 1), epoch: i + 1, split: splits[i % splits.count], examples: 1000 + i, samples: 5000 - i,
                      logLikelihood: -90.123_456_789_012_3 - Double(i) / 3, elbo: -95.5 - Double(i) * .ulpOfOne,
                      elboRefined: -93.25 + 1e-300 * Double(i))
     }
-    return Checkpoint(shape: shape, method: "bsvi", step: 4321, epoch: 9, piCount: piCount,
+    return Checkpoint(shape: shape, method: "bsvi", step: 12_362, epoch: 9, piCount: piCount,
                       parameters: awkwardFloats(count, salt: 1), training: withTraining ? training : nil, history: records)
 }
 
 @Suite("Checkpoint file: write, read, validate")
 struct CheckpointFileTests {
+    @Test("--resume's counters are checked (a missing step resumed at 0, a negative one crashed); eval's reading sets a bad training state aside and keeps the model")
+    func trainingCountersValidated() throws {
+        let dir = try makeScratchFolder("counters")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let original = sampleCheckpoint()
+        let edits: [(String, (HDF5File) throws -> Void, String)] = [
+            ("nostep", { f in try f.deleteAttribute("step") }, "attribute 'step' is missing"),
+            ("negative", { f in try f.setAttribute("step", Int64(-5)) }, "do not fit together"),
+            ("mismatch", { f in try f.setAttribute("step", Int64(12_363)) }, "step = adam_step + skipped_steps"),
+            ("worldzero", { f in try f.setAttribute("world_size", on: "/training", Int64(0)) }, "world_size ≥ 1"),
+            // HDF5's conversion turned NaN into INT64_MIN and 16.7 into 16.
+            ("nanstep", { f in try f.setAttribute("adam_step", on: "/training", Double.nan) }, "should be a whole number, found nan"),
+            ("fraction", { f in try f.setAttribute("adam_step", on: "/training", 12_345.5) }, "should be a whole number, found 12345.5"),
+        ]
+        for (name, edit, says) in edits {
+            let path = dir + "/\(name).h5"
+            try CheckpointFile.write(original, to: path)
+            let f = try HDF5File.open(path, writable: true)
+            try edit(f)
+            try f.close()
+            let e = #expect(throws: StorageError.self, "\(name)") { try CheckpointFile.read(path, requireTrainingState: true) }
+            #expect(e?.description.contains(says) == true, "\(name): \(String(describing: e))")
+            let modelOnly = try CheckpointFile.read(path)
+            #expect(modelOnly.training == nil && modelOnly.history.isEmpty, "\(name)")
+            #expect(modelOnly.unreadableTrainingState?.contains(says) == true, "\(name): \(modelOnly.unreadableTrainingState ?? "nil")")
+            #expect(modelOnly.parameters.map(\.bitPattern) == original.parameters.map(\.bitPattern), "\(name)")
+        }
+        try CheckpointFile.write(original, to: dir + "/good.h5")
+        #expect(try CheckpointFile.read(dir + "/good.h5").unreadableTrainingState == nil)
+    }
+
     @Test("every field survives CheckpointFile.write then read, bit for bit")
     func roundTripEveryField() throws {
         let dir = try makeScratchFolder("roundtrip")
@@ -129,7 +160,7 @@ struct CheckpointFileTests {
         let f = try HDF5File.open(dir + "/c.h5")
         #expect(try f.stringAttribute("format") == "bsvi-checkpoint")
         #expect(try f.scalarInt64Attribute("format_version") == 1)
-        #expect(try f.scalarInt64Attribute("step") == 4321)
+        #expect(try f.scalarInt64Attribute("step") == 12_362)
         #expect(try f.scalarInt64Attribute("epoch") == 9)
         #expect(try f.stringAttribute("method") == "bsvi")
         #expect(try f.scalarInt64Attribute("input_dim", on: "/model") == 6)
@@ -257,13 +288,16 @@ struct CheckpointFileTests {
         e = #expect(throws: StorageError.self) { try CheckpointFile.read(dir + "/version.h5") }
         #expect(e?.problem.contains("format_version") == true)
 
-        // A /training group whose moments do not match the model is refused, not half-loaded.
+        // A /training group whose moments do not match the model is refused for --resume, not
+        // half-loaded; a reader of the model alone sets it aside.
         let full = sampleCheckpoint()
         var short = full
         short.training!.firstMoment.removeLast()
         try CheckpointFile.write(short, to: dir + "/moments.h5")
-        e = #expect(throws: StorageError.self) { try CheckpointFile.read(dir + "/moments.h5") }
+        e = #expect(throws: StorageError.self) { try CheckpointFile.read(dir + "/moments.h5", requireTrainingState: true) }
         #expect(e?.object == "/training" && e?.problem.contains("moments") == true)
+        let modelPart = try CheckpointFile.read(dir + "/moments.h5")
+        #expect(modelPart.training == nil && modelPart.unreadableTrainingState?.contains("moments") == true)
 
         try Data("not an HDF5 file\n".utf8).write(to: URL(fileURLWithPath: dir + "/text.h5"))
         e = #expect(throws: StorageError.self) { try CheckpointFile.read(dir + "/text.h5") }
@@ -320,6 +354,7 @@ struct CheckpointFileTests {
         // A successful replacement swaps the whole file.
         var second = first
         second.step += 1
+        second.training?.adamStep += 1
         second.parameters[0] = 42
         try CheckpointFile.write(second, to: dir + "/c.h5")
         #expect(try CheckpointFile.read(dir + "/c.h5") == second)

@@ -31,6 +31,33 @@ struct RunFolderRecoveryTests {
         }
     }
 
+    @Test("--resume auto stops at a checkpoint another program holds open (HDF5's lock) instead of skipping it as damaged and setting it aside (74); a copy under another step's name is skipped")
+    func lockedCheckpointIsNotDamage() throws {
+        let f = try Fixture("locked")
+        let first = try f.train("run", ["--max-steps", "\(2 * f.perEpoch)"])
+        try #require(first.status == 0, "\(first.stderr)")
+        let newest = f.dir + "/run/checkpoints/ckpt-\(2 * f.perEpoch).h5"
+        // What h5py's File(path, "a") holds: an exclusive flock on the file.
+        let fd = open(newest, O_RDONLY)
+        try #require(fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0)
+        // HDF5 takes its lock (and so sees this one) unless HDF5_USE_FILE_LOCKING=FALSE.
+        let locked = try runCommand(try binaryPath(), CheckpointRun.flags(data: f.data, runDir: f.dir + "/run") + ["--max-steps", "\(3 * f.perEpoch)", "--resume", "auto"],
+                                    environment: ["HDF5_USE_FILE_LOCKING": "TRUE"])
+        close(fd)
+        #expect(locked.status == 74, "\(locked.status): \(locked.stderr)")
+        #expect(locked.stderr.contains(newest) && locked.stderr.contains("open for writing in another program"), "\(locked.stderr)")
+        // It used to resume from the checkpoint before and set this one, final.h5 and summary.json aside.
+        #expect(try f.superseded("run").isEmpty)
+        #expect(FileManager.default.fileExists(atPath: newest) && FileManager.default.fileExists(atPath: f.dir + "/run/final.h5"))
+        // A checkpoint renamed to a later step is not taken for that step.
+        let renamed = f.dir + "/run/checkpoints/ckpt-\(5 * f.perEpoch).h5"
+        try FileManager.default.copyItem(atPath: newest, toPath: renamed)
+        let resumed = try f.train("run", ["--max-steps", "\(3 * f.perEpoch)", "--resume", "auto"])
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect(resumed.stderr.contains("holds step \(2 * f.perEpoch), not the \(5 * f.perEpoch) its name says"), "\(resumed.stderr)")
+        #expect(resumed.stdout.contains("at step \(2 * f.perEpoch)"), "\(resumed.stdout)")
+    }
+
     @Test("a file where checkpoints/ goes is refused before the first step (73, the folder named), on one rank and under mpirun")
     func checkpointFolderBlocked() throws {
         let f = try Fixture("ckpt-blocked")

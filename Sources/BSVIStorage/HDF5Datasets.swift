@@ -78,12 +78,46 @@ extension HDF5File {
         return info
     }
 
+    /// Storage this program cannot vouch for or decode, or nil. A virtual dataset (VDS) or one
+    /// with external raw files reads its missing sources as zeros, HDF5 reporting them allocated;
+    /// a filter this HDF5 lacks (h5py's lzf) fails every read with a message about plugins.
+    private func storageProblem(_ name: String) throws -> String? {
+        try withDataset(name) { d in
+            try checked(name, "cannot read the dataset's storage layout") {
+                let creation = try hdf5(H5Dget_create_plist(d), "H5Dget_create_plist")
+                defer { ignoringFailure(H5Pclose(creation)) }
+                if try hdf5(H5Pget_layout(creation), "H5Pget_layout") == H5D_VIRTUAL {
+                    return "is a virtual dataset (its data lives in other files, and sources that are missing would read as zeros)"
+                }
+                if try hdf5(H5Pget_external_count(creation), "H5Pget_external_count") > 0 {
+                    return "keeps its data in external raw files (a file that is missing or short would read as zeros)"
+                }
+                let filters = try hdf5(H5Pget_nfilters(creation), "H5Pget_nfilters")
+                for i in 0..<UInt32(filters) {
+                    var flags: UInt32 = 0, valueCount = 0, config: UInt32 = 0
+                    var filterName = [CChar](repeating: 0, count: 64)
+                    let filter = try hdf5(H5Pget_filter2(creation, i, &flags, &valueCount, nil, 64, &filterName, &config), "H5Pget_filter2")
+                    if try hdf5(H5Zfilter_avail(filter), "H5Zfilter_avail") <= 0 {
+                        let label = String(decoding: filterName.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                        return "is compressed with filter '\(label.isEmpty ? "unnamed" : label)' (id \(filter)), which this program's HDF5 cannot decode"
+                    }
+                }
+                return nil
+            }
+        }
+    }
+
     /// Whether every element of a dataset has storage in the file: every chunk of a chunked
     /// dataset written (counted, since HDF5's space status compares byte sizes and calls a
     /// Fletcher32 dataset, 4 bytes longer per chunk, only partly allocated), or the contiguous
     /// data allocated. A dataset that is only declared reads as fill values, however large.
+    /// Storage that cannot be vouched for or decoded (`storageProblem`) is an error.
     public func isFullyStored(_ name: String) throws -> Bool {
-        try withDataset(name) { d in
+        if let problem = try storageProblem(name) {
+            throw fail(name, problem, fix: "copy it into a plain dataset of this file (h5py: f2.create_dataset(name, data=f[name][:]) "
+                                         + "with no compression or gzip; or h5repack -f NONE)")
+        }
+        return try withDataset(name) { d in
             try checked(name, "cannot read the dataset's storage layout or allocation status") {
                 let creation = try hdf5(H5Dget_create_plist(d), "H5Dget_create_plist")
                 defer { ignoringFailure(H5Pclose(creation)) }
@@ -123,6 +157,7 @@ extension HDF5File {
         guard let count = SizeLimits.product(info.shape) else {
             throw fail(name, "shape \(info.shape) declares more elements than can be counted (corrupt file)", fix: "write the file again")
         }
+
         guard try count == 0 || isFullyStored(name) else {
             throw fail(name, "shape \(info.shape) is declared but its data was never (or only partly) written (corrupt or incomplete file)",
                        fix: "write the file again")

@@ -214,6 +214,10 @@ extension HDF5File {
             defer { ignoringFailure(H5Sclose(space)) }
             let creation = try hdf5(H5Pcreate(bsvi_h5p_dataset_create()), "H5Pcreate")
             defer { ignoringFailure(H5Pclose(creation)) }
+            // No creation times in the object headers (nor in groups' and the root's, HDF5File):
+            // the same contents give the same bytes — per-example files of one evaluation on any
+            // number of ranks, checkpoints of a run repeated.
+            try hdf5(H5Pset_obj_track_times(creation, false), "H5Pset_obj_track_times")
             if checksummed && shape.allSatisfy({ $0 > 0 }) {
                 var chunk = dims
                 if let rows = chunkRows { chunk[0] = hsize_t(min(rows, shape[0])) }

@@ -62,7 +62,12 @@ public final class HDF5File {
             let fapl = try hdf5(H5Pcreate(bsvi_h5p_file_access()), "H5Pcreate")
             defer { ignoringFailure(H5Pclose(fapl)) }
             try hdf5(H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_V110), "H5Pset_libver_bounds")
-            return try hdf5(H5Fcreate(path, bsvi_h5f_acc_trunc(), bsvi_h5p_default(), fapl), "H5Fcreate")
+            // No creation times in any object header (the root group's comes from here): the same
+            // contents give the same bytes.
+            let fcpl = try hdf5(H5Pcreate(bsvi_h5p_file_create()), "H5Pcreate")
+            defer { ignoringFailure(H5Pclose(fcpl)) }
+            try hdf5(H5Pset_obj_track_times(fcpl, false), "H5Pset_obj_track_times")
+            return try hdf5(H5Fcreate(path, bsvi_h5f_acc_trunc(), fcpl, fapl), "H5Fcreate")
         }
         return HDF5File(path: path, id: id)
     }
@@ -132,7 +137,10 @@ public final class HDF5File {
             prefix += "/" + part
             if try exists(prefix) { continue }
             let group = try checked(prefix, "cannot create group") {
-                try hdf5(H5Gcreate2(id, prefix, bsvi_h5p_default(), bsvi_h5p_default(), bsvi_h5p_default()), "H5Gcreate2")
+                let creation = try hdf5(H5Pcreate(bsvi_h5p_group_create()), "H5Pcreate")
+                defer { ignoringFailure(H5Pclose(creation)) }
+                try hdf5(H5Pset_obj_track_times(creation, false), "H5Pset_obj_track_times")  // as for datasets (HDF5Datasets)
+                return try hdf5(H5Gcreate2(id, prefix, bsvi_h5p_default(), creation, bsvi_h5p_default()), "H5Gcreate2")
             }
             try closing(group, with: H5Gclose, "H5Gclose", object: prefix) { _ in }
         }

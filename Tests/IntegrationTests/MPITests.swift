@@ -124,6 +124,10 @@ struct MPITests {
                 #expect(abs(a - b) <= 1e-9 * abs(a), "\(key): local \(a) vs P=\(p) \(b)")
             }
             try expectSameValues(dir + "/p\(p).h5", dir + "/local.h5", datasets: Self.evaluationDatasets, "P=\(p)")
+            // Byte for byte too: no object header carries a creation time (it made every file differ).
+            #expect(FileManager.default.contentsEqual(atPath: dir + "/p\(p).h5", andPath: dir + "/local.h5"), "P=\(p)")
+            let rows = try #require(j["rows_per_rank"] as? [Int], "\(r.stdout)")
+            #expect(rows.count == p && rows.reduce(0, +) == 20, "\(rows)")
         }
     }
 

@@ -11,6 +11,8 @@
 BSVI_HDF5_SHIM hid_t bsvi_h5p_default(void) { return H5P_DEFAULT; }
 BSVI_HDF5_SHIM hid_t bsvi_h5s_all(void) { return H5S_ALL; }
 BSVI_HDF5_SHIM hid_t bsvi_h5p_dataset_create(void) { return H5P_DATASET_CREATE; }
+BSVI_HDF5_SHIM hid_t bsvi_h5p_group_create(void) { return H5P_GROUP_CREATE; }
+BSVI_HDF5_SHIM hid_t bsvi_h5p_file_create(void) { return H5P_FILE_CREATE; }
 BSVI_HDF5_SHIM hid_t bsvi_h5p_dataset_access(void) { return H5P_DATASET_ACCESS; }
 BSVI_HDF5_SHIM hid_t bsvi_h5p_file_access(void) { return H5P_FILE_ACCESS; }
 BSVI_HDF5_SHIM unsigned bsvi_h5f_acc_rdonly(void) { return H5F_ACC_RDONLY; }

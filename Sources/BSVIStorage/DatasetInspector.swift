@@ -31,6 +31,9 @@ public struct DatasetReport: Codable {
     /// What makes the file unusable for training (missing splits, wrong types, other values
     /// than 0/1, widths that differ); empty for a good file.
     public var problems: [String]
+    /// What is wrong but does not stop training: the image shape, which only `sample` reads
+    /// (it then draws square images or asks for --image-size).
+    public var warnings: [String] = []
 }
 
 public enum DatasetInspector {
@@ -116,15 +119,16 @@ public enum DatasetInspector {
             report.problems.append("splits have different widths: " + report.splits.map { "\($0.name) \($0.width)" }.joined(separator: ", "))
         }
         // Attributes are hostile until checked: h × w of 2^62 × 4 overflows (a trap), and -4 × -4
-        // equals 16 pixels but is no image shape `sample` can draw.
+        // equals 16 pixels but is no image shape `sample` can draw. Training does not read them.
+        let ignored = "; sample ignores it (fix the attributes, or pass sample --image-size)"
         if let h = report.imageHeight, let w = report.imageWidth {
             if h <= 0 || w <= 0 {
-                report.problems.append("image_height × image_width = \(h)×\(w) is not an image shape (both must be positive)")
+                report.warnings.append("image_height × image_width = \(h)×\(w) is not an image shape (both must be positive)" + ignored)
             } else if let width = report.splits.first?.width, SizeLimits.product([h, w]) != width {
-                report.problems.append("image_height × image_width = \(h)×\(w) does not match the \(width) pixels of a row")
+                report.warnings.append("image_height × image_width = \(h)×\(w) does not match the \(width) pixels of a row" + ignored)
             }
         } else if let h = report.imageHeight ?? report.imageWidth, h <= 0 {
-            report.problems.append("\(report.imageHeight != nil ? "image_height" : "image_width") is \(h); an image side must be positive")
+            report.warnings.append("\(report.imageHeight != nil ? "image_height" : "image_width") is \(h); an image side must be positive" + ignored)
         }
         return report
     }

@@ -51,6 +51,7 @@ struct Inspect: ParsableCommand {
             }
             printTable(rows)
         }
+        for warning in r.warnings { printError("warning: \(r.file): \(warning)") }
         if !r.problems.isEmpty {
             printError("error: \(r.file): not a usable dataset: \(r.problems.joined(separator: "; ")) (rebuild it with `bsvi-dist prepare-data`)")
             throw ExitCode(FailureKind.badData.rawValue)

@@ -47,11 +47,14 @@ struct Sample: ParsableCommand {
                 (height, width) = (h, w)
             } else {
                 let side = Int(Double(dim).squareRoot().rounded())
+                // A --data of other images is the likelier mistake than a missing --image-size.
+                let other = (try? BinaryDataset(path: data)).flatMap { ds in
+                    ds.intAttribute("image_height").flatMap { h in ds.intAttribute("image_width").map { ImageShape(height: h, width: $0) } }
+                }
+                if side * side == dim, let other {
+                    printError("warning: \(data) says its images are \(other), which does not fit the model's \(dim) pixels; drawing \(side)×\(side) images (pass --image-size HxW to choose)")
+                }
                 guard side * side == dim else {
-                    // A --data of other images is the likelier mistake than a missing --image-size.
-                    let other = (try? BinaryDataset(path: data)).flatMap { ds in
-                        ds.intAttribute("image_height").flatMap { h in ds.intAttribute("image_width").map { ImageShape(height: h, width: $0) } }
-                    }
                     throw ValidationError("input_dim \(dim) is not square"
                                           + (other.map { ", and \(data) holds \($0) images, not this model's; pass the model's dataset with --data or" } ?? ";")
                                           + " pass --image-size HxW")

@@ -76,5 +76,15 @@ struct DatasetInspectorTests {
                                       imageHeight: 2, imageWidth: 2, source: "test")
         let two = try DatasetInspector.inspect(dir + "/two.h5")
         #expect(two.problems == ["/valid is missing", "/test is missing"])
+
+        // An image shape that does not fit the rows is a warning: training does not read it (it
+        // used to make inspect call a file unusable that trains, exit 65).
+        let splits: [BinaryDatasetWriter.Split] = [.train, .valid, .test].map { .init(name: $0, rows: 1, width: 4, values: [0, 1, 0, 1]) }
+        for (h, w, says) in [(3, 2, "3×2 does not match the 4 pixels"), (-2, -2, "-2×-2 is not an image shape")] {
+            try BinaryDatasetWriter.write(to: dir + "/shape.h5", splits: splits, imageHeight: h, imageWidth: w, source: "test")
+            let shape = try DatasetInspector.inspect(dir + "/shape.h5")
+            #expect(shape.problems.isEmpty, "\(shape.problems)")
+            #expect(shape.warnings.count == 1 && shape.warnings[0].contains(says) && shape.warnings[0].contains("sample ignores it"), "\(shape.warnings)")
+        }
     }
 }

@@ -204,7 +204,10 @@ private struct CheckpointReader {
                 throw problem(name, "shape \(fileShape) disagrees with the model attributes, which imply \(t.shape)")
             }
             if let bad = values.firstIndex(where: { !$0.isFinite }) {
-                throw problem(name, "non-finite value \(values[bad]) at flat index \(bad)")
+                // A float64 value beyond float32's range is finite in the file and ±∞ here.
+                let wide = values[bad].isInfinite && (try? file.datasetInfo(name).elementType) == .float64
+                throw problem(name, "non-finite value \(values[bad]) at flat index \(bad)"
+                                    + (wide ? " (the file's float64 value is beyond float32's range, ±3.4e38, which the model computes in)" : ""))
             }
             for i in 0..<t.count { params[t.offset + i] = values[i] }
         }

@@ -263,6 +263,14 @@ struct CheckpointFileTests {
         e = #expect(throws: StorageError.self) { try CheckpointFile.read(dir + "/nan.h5") }
         #expect(e?.object == "/model/encoder/dense_1/bias" && e?.problem.contains("non-finite") == true)
         #expect(e?.problem.contains("index 2") == true)
+        #expect(e?.problem.contains("float32's range") == false)
+
+        // A float64 weight of 1e39 is finite in the file: the message says why it is not here.
+        try writeModelOnly(dir + "/wide.h5", omit: "/model/encoder/dense_0/bias", edit: { f in
+            try f.writeDoubles("/model/encoder/dense_0/bias", [1e39, 0, 0, 0, 0])
+        })
+        e = #expect(throws: StorageError.self) { try CheckpointFile.read(dir + "/wide.h5") }
+        #expect(e?.problem.contains("beyond float32's range") == true, "\(String(describing: e))")
 
         try writeModelOnly(dir + "/missing.h5", omit: "/model/decoder/dense_2/bias")
         e = #expect(throws: StorageError.self) { try CheckpointFile.read(dir + "/missing.h5") }

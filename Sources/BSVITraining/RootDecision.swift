@@ -1,3 +1,4 @@
+import BSVI
 import BSVIParallel
 import Foundation
 
@@ -48,4 +49,30 @@ extension Communicator {
 private enum RootOutcome<T: Codable>: Codable {
     case value(T)
     case failure(CollectiveError)
+}
+
+extension Communicator {
+    /// Runs `open` on every rank (each reads its own copy of a file, as on hosts that do not share
+    /// a file system) and agrees on the outcome before anyone goes on. When every rank fails the
+    /// same way (a mistyped --data), rank 0 alone reports it instead of every rank; a rank whose
+    /// failure differs from rank 0's (its host's copy) reports its own, named; ranks that
+    /// succeeded while another failed stop silently with that failure's status. A collective.
+    public func onEveryRank<T>(_ open: () throws -> T) throws -> T {
+        let outcome = Result { try open() }
+        // 0 for success, else the message's hash with the exit status in the low byte.
+        var code: UInt64 = 0
+        if case .failure(let error) = outcome {
+            var hash = FNV1a()
+            for byte in "\(error)".utf8 { hash.add(byte) }
+            code = (hash.value << 8) | UInt64(ExitStatus(for: error).rawValue)
+        }
+        let codes = allgather(code)
+        switch outcome {
+        case .success(let value):
+            guard let failed = codes.first(where: { $0 != 0 }) else { return value }
+            throw CollectiveError(message: "another rank failed", exitStatus: ExitStatus(rawValue: Int32(failed & 0xff)) ?? .software, silent: true)
+        case .failure(let error):
+            throw CollectiveError(message: "\(error)", exitStatus: ExitStatus(for: error), silent: !(isRoot || codes[0] != code))
+        }
+    }
 }

@@ -21,7 +21,7 @@ final class TrainingSetup {
     private let xBuffer: FloatBuffer
 
     init(config: RunConfiguration, comm: Communicator) throws {
-        dataset = try BinaryDataset(path: config.files.dataPath)
+        dataset = try comm.onEveryRank { try BinaryDataset(path: config.files.dataPath) }
         // Before anything depends on the file: ranks reading copies that differ would build
         // different schedules from them (different collectives: a hang) or different shuffles.
         try comm.requireSameDataset(dataset)

@@ -45,7 +45,7 @@ struct SplitEvaluationOptions: ParsableArguments {
 
     /// The --data file, the same on every rank (a collective; see `requireSameDataset`).
     func openDataset(comm: Communicator) throws -> BinaryDataset {
-        let dataset = try BinaryDataset(path: data)
+        let dataset = try comm.onEveryRank { try BinaryDataset(path: data) }
         try comm.requireSameDataset(dataset)
         return dataset
     }

@@ -53,6 +53,22 @@ struct DataAgreementTests {
         #expect(!FileManager.default.fileExists(atPath: dir + "/run"), "nothing may be written")
     }
 
+    @Test("a dataset missing on every rank is reported once, by rank 0; missing on one host only, by that rank, named (66, nothing written)")
+    func missingCopies() throws {
+        let dir = try makeTemporaryDirectory(prefix: "missing")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let folders = try hostFolders(dir) { path, i in if i == 0 { try writeToyDataset(path) } }
+        let oneHost = try train(folders, runDir: dir + "/run")
+        #expect(oneHost.status == 66, "\(oneHost.stderr)")
+        #expect(oneHost.stderr.contains("rank 1: data.h5: file not found") && !oneHost.stderr.contains("rank 0:"), "\(oneHost.stderr)")
+        try FileManager.default.removeItem(atPath: folders[0] + "/data.h5")
+        let everywhere = try train(folders, runDir: dir + "/run")
+        #expect(everywhere.status == 66, "\(everywhere.stderr)")
+        // Every rank used to print the same line (and MPI_Abort's banner).
+        #expect(everywhere.stderr.contains("rank 0: data.h5: file not found") && !everywhere.stderr.contains("rank 1:"), "\(everywhere.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/run"), "nothing may be written")
+    }
+
     @Test("copies of the same shape from another source are refused too, naming the attributes")
     func sourceDiffers() throws {
         let dir = try makeTemporaryDirectory(prefix: "agree")

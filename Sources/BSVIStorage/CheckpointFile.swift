@@ -76,18 +76,14 @@ public enum CheckpointFile {
         // allocated: the attributes alone could otherwise ask for 80 GB (input_dim 100000,
         // hidden_dims [100000]) in a file of a few KB.
         try reader.checkTensors(model)
-        // eval, sample and inspect need only the model: a /training or /metrics that cannot be
-        // read (slimmed for sharing, hand-edited) is then set aside with its reason; --resume
-        // refuses it.
-        var training: TrainingState? = nil, history: [MetricRecord] = [], setAside: String? = nil
-        do {
-            training = try reader.trainingState(parameterCount: model.parameterCount)
-            history = try reader.history()
-        } catch where !requireTrainingState {
-            training = nil
-            history = []
-            setAside = "\(error)"
-        }
+        // eval, sample and inspect need only the model: a /training or /metrics with parts
+        // missing (slimmed for sharing: the moments deleted) is set aside, named; --resume
+        // refuses it. What is present is read and checked either way: damage is an error.
+        let missing = requireTrainingState ? (training: [], metrics: []) : try reader.missingParts()
+        let training = missing.training.isEmpty ? try reader.trainingState(parameterCount: model.parameterCount) : nil
+        let history = missing.metrics.isEmpty ? try reader.history() : []
+        let setAside = [("/training", missing.training), ("/metrics", missing.metrics)].filter { !$0.1.isEmpty }
+            .map { "\($0.0) lacks \($0.1.joined(separator: ", "))" }
         if training == nil && requireTrainingState {
             throw reader.problem("/training", "the checkpoint holds only the model, not the optimizer state and configuration that --resume needs",
                                  fix: "resume from a checkpoint written by bsvi-dist train, or start a new run")
@@ -97,7 +93,7 @@ public enum CheckpointFile {
                                     epoch: try f.hasAttribute("epoch") ? Int(try f.scalarInt64Attribute("epoch")) : 0,
                                     piCount: piCount, parameters: try reader.parameters(model), training: training,
                                     history: history)
-        checkpoint.unreadableTrainingState = setAside
+        checkpoint.unreadableTrainingState = setAside.isEmpty ? nil : setAside.joined(separator: "; ")
         return checkpoint
     }
 }
@@ -270,6 +266,25 @@ private struct CheckpointReader {
             firstMoment: m, secondMoment: v, skippedSteps: skippedSteps,
             resumesJSON: try file.hasAttribute("resumes", on: "/training") ? try file.stringAttribute("resumes", on: "/training") : nil,
             badStreak: badStreak, epochSums: epochSums)
+    }
+
+    static let trainingDatasets = ["/training/adam_first_moment", "/training/adam_second_moment"]
+    static let trainingAttributes = ["seed", "world_size", "adam_step"]
+    static let metricColumns = ["step", "epoch", "split", "examples", "samples", "log_likelihood", "elbo", "elbo_refined"]
+
+    /// The parts of a present /training (one with a configuration) and /metrics that are not
+    /// there, by name; empty lists when both are whole or absent.
+    func missingParts() throws -> (training: [String], metrics: [String]) {
+        var training: [String] = [], metrics: [String] = []
+        if try file.exists("/training"), try file.hasAttribute("config", on: "/training") {
+            for name in Self.trainingDatasets where !(try file.exists(name)) { training.append(String(name.dropFirst("/training/".count))) }
+            for name in Self.trainingAttributes where !(try file.hasAttribute(name, on: "/training")) { training.append("attribute \(name)") }
+            if !(try file.hasAttribute("step")) { training.append("the root attribute step") }
+        }
+        if try file.exists("/metrics/step") {
+            metrics = Self.metricColumns.filter { !((try? file.exists("/metrics/" + $0)) ?? false) }
+        }
+        return (training, metrics)
     }
 
     /// The evaluation history (/metrics), empty when absent.

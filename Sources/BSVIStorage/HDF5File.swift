@@ -130,6 +130,13 @@ public final class HDF5File {
         return true
     }
 
+    /// Removes the link to a dataset or group (its space stays in the file until it is repacked).
+    public func unlink(_ objectPath: String) throws {
+        try checked(objectPath, "cannot remove it") {
+            try hdf5(H5Ldelete(id, objectPath, bsvi_h5p_default()), "H5Ldelete")
+        }
+    }
+
     /// Creates the group and any missing parents.
     public func createGroup(_ objectPath: String) throws {
         var prefix = ""

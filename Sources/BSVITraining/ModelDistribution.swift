@@ -11,6 +11,14 @@ public struct DistributedModel {
     public let configJSON: String?
 }
 
+/// What a reader of the model alone says about a checkpoint whose /training or /metrics was
+/// set aside (parts missing): once, on rank 0.
+public func setAsideWarning(_ path: String, _ checkpoint: Checkpoint) -> String? {
+    checkpoint.unreadableTrainingState.map {
+        "warning: \(path): \($0); using the model alone (its run's settings, such as eval's refinement defaults, are not known)"
+    }
+}
+
 /// Rank 0 reads a checkpoint (validated) and every rank receives the model shape, parameters
 /// and configuration; a read error on rank 0 stops every rank together, with its exit status.
 public enum ModelDistribution {
@@ -24,6 +32,7 @@ public enum ModelDistribution {
         var parameters: [Float] = []
         let header = try comm.rootDecides { () throws -> Header in
             let c = try CheckpointFile.read(path)
+            if let warning = setAsideWarning(path, c) { FileHandle.standardError.write(Data((warning + "\n").utf8)) }
             parameters = c.parameters
             return Header(shape: c.shape, piCount: c.piCount, configJSON: c.training?.configJSON)
         }

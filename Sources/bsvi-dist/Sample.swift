@@ -32,6 +32,7 @@ struct Sample: ParsableCommand {
             // --data is read for the image shape even without reconstructions.
             try OutputFile.checkCanCreate(out, flag: "--out", inputs: [checkpoint, data])
             let ckpt = try CheckpointFile.read(checkpoint)
+            if let warning = setAsideWarning(checkpoint, ckpt) { printError(warning) }
             let model = ckpt.model
             let params = FloatBuffer(ckpt.parameters)
             let dim = model.shape.inputDim

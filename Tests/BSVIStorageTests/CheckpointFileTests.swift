@@ -64,7 +64,7 @@ func sampleCheckpoint(withTraining: Bool = true, piCount: Int = 4, history: Int 
 
 @Suite("Checkpoint file: write, read, validate")
 struct CheckpointFileTests {
-    @Test("--resume's counters are checked (a missing step resumed at 0, a negative one crashed); eval's reading sets a bad training state aside and keeps the model")
+    @Test("--resume's counters are checked (a missing step resumed at 0, a negative one crashed); damage is an error for every reader")
     func trainingCountersValidated() throws {
         let dir = try makeScratchFolder("counters")
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -86,13 +86,36 @@ struct CheckpointFileTests {
             try f.close()
             let e = #expect(throws: StorageError.self, "\(name)") { try CheckpointFile.read(path, requireTrainingState: true) }
             #expect(e?.description.contains(says) == true, "\(name): \(String(describing: e))")
-            let modelOnly = try CheckpointFile.read(path)
-            #expect(modelOnly.training == nil && modelOnly.history.isEmpty, "\(name)")
-            #expect(modelOnly.unreadableTrainingState?.contains(says) == true, "\(name): \(modelOnly.unreadableTrainingState ?? "nil")")
-            #expect(modelOnly.parameters.map(\.bitPattern) == original.parameters.map(\.bitPattern), "\(name)")
+            if name == "nostep" {
+                // Missing, not damaged: eval, sample and inspect set /training aside and use the model.
+                let modelOnly = try CheckpointFile.read(path)
+                #expect(modelOnly.training == nil && modelOnly.unreadableTrainingState == "/training lacks the root attribute step")
+                #expect(modelOnly.parameters.map(\.bitPattern) == original.parameters.map(\.bitPattern))
+            } else {
+                #expect(throws: StorageError.self, "\(name)") { try CheckpointFile.read(path) }
+            }
         }
         try CheckpointFile.write(original, to: dir + "/good.h5")
         #expect(try CheckpointFile.read(dir + "/good.h5").unreadableTrainingState == nil)
+    }
+
+    @Test("a checkpoint slimmed for sharing (moments deleted, a metrics column gone) still evaluates: those parts are set aside, named; --resume refuses it")
+    func slimmedCheckpoint() throws {
+        let dir = try makeScratchFolder("slim")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let original = sampleCheckpoint()
+        try CheckpointFile.write(original, to: dir + "/slim.h5")
+        let f = try HDF5File.open(dir + "/slim.h5", writable: true)
+        try f.unlink("/training/adam_first_moment")
+        try f.unlink("/training/adam_second_moment")
+        try f.unlink("/metrics/elbo")
+        try f.close()
+        let c = try CheckpointFile.read(dir + "/slim.h5")
+        #expect(c.training == nil && c.history.isEmpty)
+        #expect(c.unreadableTrainingState == "/training lacks adam_first_moment, adam_second_moment; /metrics lacks elbo")
+        #expect(c.parameters.map(\.bitPattern) == original.parameters.map(\.bitPattern) && c.step == original.step)
+        let e = #expect(throws: StorageError.self) { try CheckpointFile.read(dir + "/slim.h5", requireTrainingState: true) }
+        #expect(e?.problem.contains("dataset not found") == true || e?.object?.contains("adam_first_moment") == true, "\(String(describing: e))")
     }
 
     @Test("every field survives CheckpointFile.write then read, bit for bit")
@@ -302,10 +325,10 @@ struct CheckpointFileTests {
         var short = full
         short.training!.firstMoment.removeLast()
         try CheckpointFile.write(short, to: dir + "/moments.h5")
-        e = #expect(throws: StorageError.self) { try CheckpointFile.read(dir + "/moments.h5", requireTrainingState: true) }
-        #expect(e?.object == "/training" && e?.problem.contains("moments") == true)
-        let modelPart = try CheckpointFile.read(dir + "/moments.h5")
-        #expect(modelPart.training == nil && modelPart.unreadableTrainingState?.contains("moments") == true)
+        for require in [true, false] {
+            e = #expect(throws: StorageError.self) { try CheckpointFile.read(dir + "/moments.h5", requireTrainingState: require) }
+            #expect(e?.object == "/training" && e?.problem.contains("moments") == true)
+        }
 
         try Data("not an HDF5 file\n".utf8).write(to: URL(fileURLWithPath: dir + "/text.h5"))
         e = #expect(throws: StorageError.self) { try CheckpointFile.read(dir + "/text.h5") }

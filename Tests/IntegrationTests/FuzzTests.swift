@@ -184,7 +184,8 @@ struct FuzzTests {
              dir + "/huge.npy", 65),
             (["prepare-data", "--train", dir + "/huge.npy", "--test", dir + "/huge.npy", "--output", out, "--valid-from-train", "1",
               "--image-shape", "4294967296x4294967296"], "--image-shape", 64),
-            (["inspect", dir + "/toy.h5"], dir + "/toy.h5", 65),
+            // An image shape is only sample's to read: a warning naming the file, exit 0.
+            (["inspect", dir + "/toy.h5"], dir + "/toy.h5", 0),
             (["inspect", dir + "/wide.h5"], dir + "/wide.h5", 65),
             (["inspect", ckpt], ckpt, 65),
             (["eval", ckpt, "--data", dir + "/ok.h5", "--samples", "10"], ckpt, 65),

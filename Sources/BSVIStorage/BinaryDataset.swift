@@ -28,6 +28,12 @@ public final class BinaryDataset {
         self.path = path
         file = try HDF5File.open(path)
         binarization = try? file.stringAttribute("binarization")
+        // Storage the reader cannot use (a virtual dataset, external files, a filter this HDF5
+        // lacks) is a choice made for the whole file: refused at opening, which the ranks do
+        // together (one message under mpirun), not at a split's first read.
+        for split in DataSplit.allCases where try file.exists("/" + split.rawValue) {
+            try file.checkStorage("/" + split.rawValue)
+        }
     }
 
     /// Whether /train holds intensities for dynamic binarization.

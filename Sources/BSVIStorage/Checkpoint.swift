@@ -79,8 +79,11 @@ public struct Checkpoint: Equatable {
     public var training: TrainingState?
     public var history: [MetricRecord]
     /// Why a /training or /metrics present in the file was set aside when the reader did not need
-    /// them (eval, sample, inspect); nil when they were read or absent.
+    /// them (eval, sample, inspect): the parts missing; nil when they were read or absent.
     public var unreadableTrainingState: String? = nil
+    /// /training's `config` (the run's settings) when the file has one, also when the rest of
+    /// /training was set aside.
+    public var storedConfigurationJSON: String? = nil
 
     public init(shape: ModelShape, method: String, step: Int, epoch: Int, piCount: Int, parameters: [Float],
                 training: TrainingState?, history: [MetricRecord]) {

@@ -82,8 +82,13 @@ public enum CheckpointFile {
         let missing = requireTrainingState ? (training: [], metrics: []) : try reader.missingParts()
         let training = missing.training.isEmpty ? try reader.trainingState(parameterCount: model.parameterCount) : nil
         let history = missing.metrics.isEmpty ? try reader.history() : []
-        let setAside = [("/training", missing.training), ("/metrics", missing.metrics)].filter { !$0.1.isEmpty }
-            .map { "\($0.0) lacks \($0.1.joined(separator: ", "))" }
+        var setAside: [String] = []
+        if !missing.training.isEmpty {
+            setAside.append("/training lacks \(missing.training.joined(separator: ", ")) (set aside: --resume cannot continue from this file)")
+        }
+        if !missing.metrics.isEmpty {
+            setAside.append("/metrics lacks \(missing.metrics.joined(separator: ", ")) (set aside: no evaluation history)")
+        }
         if training == nil && requireTrainingState {
             throw reader.problem("/training", "the checkpoint holds only the model, not the optimizer state and configuration that --resume needs",
                                  fix: "resume from a checkpoint written by bsvi-dist train, or start a new run")
@@ -94,6 +99,9 @@ public enum CheckpointFile {
                                     piCount: piCount, parameters: try reader.parameters(model), training: training,
                                     history: history)
         checkpoint.unreadableTrainingState = setAside.isEmpty ? nil : setAside.joined(separator: "; ")
+        // The run's settings, which eval and sample take their defaults from, also when the rest
+        // of /training was set aside.
+        checkpoint.storedConfigurationJSON = try training?.configJSON ?? reader.storedConfiguration()
         return checkpoint
     }
 }
@@ -271,6 +279,12 @@ private struct CheckpointReader {
     static let trainingDatasets = ["/training/adam_first_moment", "/training/adam_second_moment"]
     static let trainingAttributes = ["seed", "world_size", "adam_step"]
     static let metricColumns = ["step", "epoch", "split", "examples", "samples", "log_likelihood", "elbo", "elbo_refined"]
+
+    /// /training's `config` attribute, when there is one.
+    func storedConfiguration() throws -> String? {
+        guard try file.exists("/training"), try file.hasAttribute("config", on: "/training") else { return nil }
+        return try file.stringAttribute("config", on: "/training")
+    }
 
     /// The parts of a present /training (one with a configuration) and /metrics that are not
     /// there, by name; empty lists when both are whole or absent.

@@ -81,6 +81,28 @@ extension HDF5File {
     /// Storage this program cannot vouch for or decode, or nil. A virtual dataset (VDS) or one
     /// with external raw files reads its missing sources as zeros, HDF5 reporting them allocated;
     /// a filter this HDF5 lacks (h5py's lzf) fails every read with a message about plugins.
+    /// Whether any stored chunk went through the filter at `filterIndex` of the pipeline (a
+    /// chunk's filter mask has bit i set when filter i was skipped for it).
+    private static func anyChunkFiltered(_ d: hid_t, filterIndex: UInt32) throws(HDF5CallError) -> Bool {
+        let space = try hdf5(H5Dget_space(d), "H5Dget_space")
+        defer { ignoringFailure(H5Sclose(space)) }
+        var count: hsize_t = 0
+        try hdf5(H5Dget_num_chunks(d, space, &count), "H5Dget_num_chunks")
+        for index in 0..<count {
+            var mask: UInt32 = 0
+            try hdf5(H5Dget_chunk_info(d, space, index, nil, &mask, nil, nil), "H5Dget_chunk_info")
+            if mask & (1 << filterIndex) == 0 { return true }
+        }
+        return false
+    }
+
+    func checkStorage(_ name: String) throws {
+        if let problem = try storageProblem(name) {
+            throw fail(name, problem, fix: "copy it into a plain dataset of this file (h5py: f2.create_dataset(name, data=f[name][:]) "
+                                         + "with no compression or gzip; or h5repack -f NONE)")
+        }
+    }
+
     private func storageProblem(_ name: String) throws -> String? {
         try withDataset(name) { d in
             try checked(name, "cannot read the dataset's storage layout") {
@@ -97,10 +119,13 @@ extension HDF5File {
                     var flags: UInt32 = 0, valueCount = 0, config: UInt32 = 0
                     var filterName = [CChar](repeating: 0, count: 64)
                     let filter = try hdf5(H5Pget_filter2(creation, i, &flags, &valueCount, nil, 64, &filterName, &config), "H5Pget_filter2")
-                    if try hdf5(H5Zfilter_avail(filter), "H5Zfilter_avail") <= 0 {
-                        let label = String(decoding: filterName.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-                        return "is compressed with filter '\(label.isEmpty ? "unnamed" : label)' (id \(filter)), which this program's HDF5 cannot decode"
-                    }
+                    guard try hdf5(H5Zfilter_avail(filter), "H5Zfilter_avail") <= 0 else { continue }
+                    // An optional filter (h5py's lzf is one) that was unavailable when a chunk was
+                    // written left that chunk unfiltered, which HDF5 reads: only chunks it filtered
+                    // cannot be read.
+                    if flags & UInt32(H5Z_FLAG_OPTIONAL) != 0, try !Self.anyChunkFiltered(d, filterIndex: i) { continue }
+                    let label = String(decoding: filterName.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                    return "is compressed with filter '\(label.isEmpty ? "unnamed" : label)' (id \(filter)), which this program's HDF5 cannot decode"
                 }
                 return nil
             }
@@ -113,10 +138,7 @@ extension HDF5File {
     /// data allocated. A dataset that is only declared reads as fill values, however large.
     /// Storage that cannot be vouched for or decoded (`storageProblem`) is an error.
     public func isFullyStored(_ name: String) throws -> Bool {
-        if let problem = try storageProblem(name) {
-            throw fail(name, problem, fix: "copy it into a plain dataset of this file (h5py: f2.create_dataset(name, data=f[name][:]) "
-                                         + "with no compression or gzip; or h5repack -f NONE)")
-        }
+        try checkStorage(name)
         return try withDataset(name) { d in
             try checked(name, "cannot read the dataset's storage layout or allocation status") {
                 let creation = try hdf5(H5Dget_create_plist(d), "H5Dget_create_plist")

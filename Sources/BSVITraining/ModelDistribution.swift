@@ -14,9 +14,7 @@ public struct DistributedModel {
 /// What a reader of the model alone says about a checkpoint whose /training or /metrics was
 /// set aside (parts missing): once, on rank 0.
 public func setAsideWarning(_ path: String, _ checkpoint: Checkpoint) -> String? {
-    checkpoint.unreadableTrainingState.map {
-        "warning: \(path): \($0); using the model alone (its run's settings, such as eval's refinement defaults, are not known)"
-    }
+    checkpoint.unreadableTrainingState.map { "warning: \(path): \($0)" }
 }
 
 /// Rank 0 reads a checkpoint (validated) and every rank receives the model shape, parameters
@@ -34,7 +32,7 @@ public enum ModelDistribution {
             let c = try CheckpointFile.read(path)
             if let warning = setAsideWarning(path, c) { FileHandle.standardError.write(Data((warning + "\n").utf8)) }
             parameters = c.parameters
-            return Header(shape: c.shape, piCount: c.piCount, configJSON: c.training?.configJSON)
+            return Header(shape: c.shape, piCount: c.piCount, configJSON: c.storedConfigurationJSON)
         }
         let model = VAEModel(shape: header.shape, piCount: header.piCount)
         if !comm.isRoot { parameters = [Float](repeating: 0, count: model.parameterCount) }

@@ -95,7 +95,7 @@ struct RunStart: Codable {
             start.adamStep = training.adamStep
             start.resumedFrom = path
             start.resume = record
-            start.finalIsTheResumedEnd = SupersededFiles.finalIsTheEnd(of: checkpoint, runDirectory: runDirectory)
+            start.finalIsTheResumedEnd = try SupersededFiles.finalIsTheEnd(of: checkpoint, runDirectory: runDirectory)
             start.message = try SupersededFiles.setAside(after: checkpoint.step, finalIsTheEnd: start.finalIsTheResumedEnd, store: store,
                                                          runDirectory: runDirectory)
         case nil:

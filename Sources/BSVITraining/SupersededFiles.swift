@@ -58,9 +58,18 @@ enum SupersededFiles {
     static func finalPath(_ runDirectory: String) -> String { (runDirectory as NSString).appendingPathComponent("final.h5") }
 
     /// Whether the run folder's final.h5 is the end of the run `checkpoint` belongs to: the same
-    /// step and the same parameters, bit for bit (final.h5 is the last checkpoint's copy).
-    static func finalIsTheEnd(of checkpoint: Checkpoint, runDirectory: String) -> Bool {
-        guard let final = try? CheckpointFile.read(finalPath(runDirectory)) else { return false }
+    /// step and the same parameters, bit for bit (final.h5 is the last checkpoint's copy). A
+    /// final.h5 another program holds open is not judged (it would be set aside): that error is
+    /// thrown.
+    static func finalIsTheEnd(of checkpoint: Checkpoint, runDirectory: String) throws -> Bool {
+        let final: Checkpoint
+        do {
+            final = try CheckpointFile.read(finalPath(runDirectory))
+        } catch let error as StorageError where error.kind == .ioError {
+            throw error
+        } catch {
+            return false
+        }
         return final.step == checkpoint.step && final.parameters.elementsEqual(checkpoint.parameters) { $0.bitPattern == $1.bitPattern }
     }
 

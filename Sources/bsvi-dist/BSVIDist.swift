@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 @main
 struct BSVIDist: ParsableCommand {
@@ -15,8 +16,21 @@ struct BSVIDist: ParsableCommand {
 
     /// The kernel path and OpenBLAS's core are settled before anything else runs (and before
     /// MPI starts): the OpenBLAS correction may re-execute the process.
+    /// A flag error (or --help) is the same on every rank of an MPI job: rank 0 alone reports it,
+    /// as failBeforeStart does for the checks made after parsing.
     static func main() {
         Startup.prepare()
-        main(NegativeValues.joined(Array(CommandLine.arguments.dropFirst())))
+        var command: ParsableCommand
+        do {
+            command = try parseAsRoot(NegativeValues.joined(Array(CommandLine.arguments.dropFirst())))
+        } catch {
+            if launchRank != 0 { Foundation.exit(0) }
+            exit(withError: error)
+        }
+        do {
+            try command.run()
+        } catch {
+            exit(withError: error)
+        }
     }
 }

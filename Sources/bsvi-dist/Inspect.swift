@@ -74,11 +74,11 @@ struct Inspect: ParsableCommand {
             print("seed            \(r.seed ?? 0)")
             print("adam steps      \(r.adamStep ?? 0) (skipped steps: \(r.skippedSteps ?? 0))")
             print("configuration   \(r.configuration ?? "")")
-        } else if let problem = r.unreadableTrainingState {
-            print("training state  unreadable, set aside (eval/sample/inspect use the model part, --resume refuses it): \(problem)")
         } else {
-            print("training state  absent (model only: eval/sample/inspect work, --resume does not)")
+            print("training state  \(r.unreadableTrainingState?.contains("/training") == true ? "incomplete" : "absent") (model only: eval/sample/inspect work, --resume does not)")
+            if let c = r.configuration { print("configuration   \(c)") }
         }
+        if let note = r.unreadableTrainingState { print("set aside       \(note)") }
         print("checksums       \(r.checksumsVerified ? "Fletcher32 verified on every parameter dataset" : "not all parameter datasets carry checksums (read OK)")")
         print("")
         var rows = [["parameter", "shape", "count", "mean", "std", "min", "max", "finite"]]

@@ -203,4 +203,13 @@ struct MPITests {
         // (almost) no rows; the two equal cores share them roughly evenly.
         #expect(rows.min()! >= 480 / 4, "rows per rank \(rows)")
     }
+
+    @Test("a flag error under mpirun is reported once, by rank 0 (eval's and compare's used to come from every rank, interleaved)")
+    func flagErrorOnce() throws {
+        for arguments in [["eval", "missing.h5", "--split", "test", "--split", "test"], ["compare", "a.h5", "b.h5", "--samples", "0"]] {
+            let r = try mpirunBSVI(ranks: 3, arguments)
+            #expect(r.status == 64, "\(r.stderr)")
+            #expect(r.stderr.components(separatedBy: "Error: ").count == 2, "\(arguments): \(r.stderr)")
+        }
+    }
 }

@@ -49,6 +49,14 @@ struct RunFolderRecoveryTests {
         // It used to resume from the checkpoint before and set this one, final.h5 and summary.json aside.
         #expect(try f.superseded("run").isEmpty)
         #expect(FileManager.default.fileExists(atPath: newest) && FileManager.default.fileExists(atPath: f.dir + "/run/final.h5"))
+        // The same for final.h5: it used to be taken for another branch's end and set aside.
+        let finalFD = open(f.dir + "/run/final.h5", O_RDONLY)
+        try #require(finalFD >= 0 && flock(finalFD, LOCK_EX | LOCK_NB) == 0)
+        let lockedFinal = try runCommand(try binaryPath(), CheckpointRun.flags(data: f.data, runDir: f.dir + "/run") + ["--max-steps", "\(2 * f.perEpoch)", "--resume", "auto"],
+                                         environment: ["HDF5_USE_FILE_LOCKING": "TRUE"])
+        close(finalFD)
+        #expect(lockedFinal.status == 74 && lockedFinal.stderr.contains(f.dir + "/run/final.h5"), "\(lockedFinal.status): \(lockedFinal.stderr)")
+        #expect(try f.superseded("run").isEmpty)
         // A checkpoint renamed to a later step is not taken for that step.
         let renamed = f.dir + "/run/checkpoints/ckpt-\(5 * f.perEpoch).h5"
         try FileManager.default.copyItem(atPath: newest, toPath: renamed)

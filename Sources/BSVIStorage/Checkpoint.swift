@@ -81,9 +81,11 @@ public struct Checkpoint: Equatable {
     /// Why a /training or /metrics present in the file was set aside when the reader did not need
     /// them (eval, sample, inspect): the parts missing; nil when they were read or absent.
     public var unreadableTrainingState: String? = nil
-    /// /training's `config` (the run's settings) when the file has one, also when the rest of
-    /// /training was set aside.
-    public var storedConfigurationJSON: String? = nil
+    /// /training's `config` when the rest of /training was set aside (else it is `training`'s).
+    public var setAsideConfigurationJSON: String? = nil
+    /// The run's settings (/training's `config`) when the file has them, also when the rest of
+    /// /training was set aside: where eval and sample take their defaults from.
+    public var configurationJSON: String? { training?.configJSON ?? setAsideConfigurationJSON }
 
     public init(shape: ModelShape, method: String, step: Int, epoch: Int, piCount: Int, parameters: [Float],
                 training: TrainingState?, history: [MetricRecord]) {

@@ -101,7 +101,7 @@ public enum CheckpointFile {
         checkpoint.unreadableTrainingState = setAside.isEmpty ? nil : setAside.joined(separator: "; ")
         // The run's settings, which eval and sample take their defaults from, also when the rest
         // of /training was set aside.
-        checkpoint.storedConfigurationJSON = try training?.configJSON ?? reader.storedConfiguration()
+        if training == nil { checkpoint.setAsideConfigurationJSON = try reader.storedConfiguration() }
         return checkpoint
     }
 }

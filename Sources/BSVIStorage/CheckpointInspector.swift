@@ -71,7 +71,7 @@ public enum CheckpointInspector {
         return CheckpointReport(file: path, format: format, formatVersion: version, method: ckpt.method, step: ckpt.step,
                                 epoch: ckpt.epoch, model: ckpt.shape, worldSize: ckpt.training?.worldSize, seed: ckpt.training?.seed,
                                 adamStep: ckpt.training?.adamStep, skippedSteps: ckpt.training?.skippedSteps,
-                                configuration: ckpt.storedConfigurationJSON, parameters: params, pi: pi, history: ckpt.history,
+                                configuration: ckpt.configurationJSON, parameters: params, pi: pi, history: ckpt.history,
                                 checksumsVerified: allVerified, hasTrainingState: ckpt.training != nil,
                                 unreadableTrainingState: ckpt.unreadableTrainingState)
     }

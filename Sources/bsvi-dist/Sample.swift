@@ -85,7 +85,7 @@ struct Sample: ParsableCommand {
                 reconstructed = count
                 let xb = try ds.readAll(split, rows: 0..<count)
                 let x = xb.matrix(rows: count, cols: dim)
-                var refinement = RunConfiguration.evaluationRefinement(checkpointConfig: ckpt.storedConfigurationJSON)
+                var refinement = RunConfiguration.evaluationRefinement(checkpointConfig: ckpt.configurationJSON)
                 if let r = refineSteps { refinement.steps = r }
                 let codes = SampleGrid.reconstructionCodes(model: model, params: params, x: x, refinement: refinement, seed: seed)
                 let d = model.shape.latentDim

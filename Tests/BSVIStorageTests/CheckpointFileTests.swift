@@ -90,7 +90,7 @@ struct CheckpointFileTests {
                 // Missing, not damaged: eval, sample and inspect set /training aside and use the model.
                 let modelOnly = try CheckpointFile.read(path)
                 #expect(modelOnly.training == nil && modelOnly.unreadableTrainingState?.hasPrefix("/training lacks the root attribute step (set aside") == true)
-                #expect(modelOnly.storedConfigurationJSON == original.training?.configJSON)
+                #expect(modelOnly.configurationJSON == original.training?.configJSON)
                 #expect(modelOnly.parameters.map(\.bitPattern) == original.parameters.map(\.bitPattern))
             } else {
                 #expect(throws: StorageError.self, "\(name)") { try CheckpointFile.read(path) }
@@ -116,7 +116,7 @@ struct CheckpointFileTests {
         #expect(c.unreadableTrainingState == "/training lacks adam_first_moment, adam_second_moment (set aside: --resume cannot continue from this file); "
                 + "/metrics lacks elbo (set aside: no evaluation history)", "\(c.unreadableTrainingState ?? "nil")")
         // The run's settings are still there for eval's and sample's defaults.
-        #expect(c.storedConfigurationJSON == original.training?.configJSON)
+        #expect(c.configurationJSON == original.training?.configJSON)
         #expect(c.parameters.map(\.bitPattern) == original.parameters.map(\.bitPattern) && c.step == original.step)
         let e = #expect(throws: StorageError.self) { try CheckpointFile.read(dir + "/slim.h5", requireTrainingState: true) }
         #expect(e?.problem.contains("dataset not found") == true || e?.object?.contains("adam_first_moment") == true, "\(String(describing: e))")

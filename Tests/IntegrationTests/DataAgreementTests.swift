@@ -66,6 +66,7 @@ struct DataAgreementTests {
         #expect(everywhere.status == 66, "\(everywhere.stderr)")
         // Every rank used to print the same line (and MPI_Abort's banner).
         #expect(everywhere.stderr.contains("rank 0: data.h5: file not found") && !everywhere.stderr.contains("rank 1:"), "\(everywhere.stderr)")
+        #expect(!everywhere.stderr.contains("MPI_ABORT"), "every rank leaves MPI cleanly: \(everywhere.stderr)")
         #expect(!FileManager.default.fileExists(atPath: dir + "/run"), "nothing may be written")
     }
 

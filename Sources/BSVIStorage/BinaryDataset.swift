@@ -228,6 +228,15 @@ public final class BinaryDataset {
 
     public func stringAttribute(_ name: String) -> String? { try? file.stringAttribute(name) }
     public func intAttribute(_ name: String) -> Int? { (try? file.scalarInt64Attribute(name)).map { Int($0) } }
+
+    /// The image shape a dataset file records (`image_height` × `image_width`), read from its
+    /// attributes alone: nil when the file or either attribute is missing or unreadable.
+    public static func recordedImageShape(at path: String) -> ImageShape? {
+        guard let f = try? HDF5File.open(path) else { return nil }
+        defer { try? f.close() }
+        guard let h = try? f.scalarInt64Attribute("image_height"), let w = try? f.scalarInt64Attribute("image_width") else { return nil }
+        return ImageShape(height: Int(h), width: Int(w))
+    }
 }
 
 /// Writes a dataset file in the layout above, atomically (temp file + rename).

@@ -79,9 +79,13 @@ public enum CheckpointFile {
         // eval, sample and inspect need only the model: a /training or /metrics with parts
         // missing (slimmed for sharing: the moments deleted) is set aside, named; --resume
         // refuses it. What is present is read and checked either way: damage is an error.
-        let missing = requireTrainingState ? (training: [], metrics: []) : try reader.missingParts()
-        let training = missing.training.isEmpty ? try reader.trainingState(parameterCount: model.parameterCount) : nil
-        let history = missing.metrics.isEmpty ? try reader.history() : []
+        let missing = try reader.missingParts()
+        if requireTrainingState && !missing.training.isEmpty {
+            throw reader.problem("/training", "it lacks \(missing.training.joined(separator: ", ")), which --resume needs",
+                                 fix: "resume from a complete checkpoint written by bsvi-dist train (a copy slimmed for sharing serves eval, sample and inspect only)")
+        }
+        let training = try reader.trainingState(parameterCount: model.parameterCount)
+        let history = try reader.history()
         var setAside: [String] = []
         if !missing.training.isEmpty {
             setAside.append("/training lacks \(missing.training.joined(separator: ", ")) (set aside: --resume cannot continue from this file)")
@@ -219,26 +223,26 @@ private struct CheckpointReader {
     }
 
     /// The optimizer state and configuration, or nil in a model-only file.
+    /// The optimizer state and configuration; nil in a model-only file, or when parts are
+    /// missing (`missingParts`: the caller sets /training aside). Every part present is checked
+    /// either way: a missing part must not hide damage in the others.
     func trainingState(parameterCount: Int) throws -> TrainingState? {
         guard try file.exists("/training"), try file.hasAttribute("config", on: "/training") else { return nil }
-        // Shapes first (cheap), so a moment declared far larger than the model is refused
-        // before it is allocated.
-        for name in ["/training/adam_first_moment", "/training/adam_second_moment"] where try file.exists(name) {
+        /// A moment vector, when present: shape first (cheap), so a moment declared far larger
+        /// than the model is refused before it is allocated; then its values.
+        func moment(_ name: String) throws -> [Float]? {
+            guard try file.exists(name) else { return nil }
             let shape = try file.datasetInfo(name).shape
             guard shape == [parameterCount] else {
                 throw problem("/training", "optimizer moments: \(name) has shape \(shape), the model has \(parameterCount) parameters")
             }
+            let values = try file.readFloats(name).values
+            guard values.allSatisfy({ $0.isFinite }) else { throw problem("/training", "optimizer moments contain non-finite values") }
+            return values
         }
-        let m = try file.readFloats("/training/adam_first_moment").values
-        let v = try file.readFloats("/training/adam_second_moment").values
-        guard m.count == parameterCount, v.count == parameterCount else {
-            throw problem("/training", "optimizer moments have \(m.count)/\(v.count) entries, the model has \(parameterCount) parameters")
-        }
-        guard m.allSatisfy({ $0.isFinite }), v.allSatisfy({ $0.isFinite }) else {
-            throw problem("/training", "optimizer moments contain non-finite values")
-        }
-        func optionalInt(_ name: String) throws -> Int? {
-            try file.hasAttribute(name, on: "/training") ? Int(try file.scalarInt64Attribute(name, on: "/training")) : nil
+        let m = try moment("/training/adam_first_moment"), v = try moment("/training/adam_second_moment")
+        func optionalInt(_ name: String, on object: String = "/training") throws -> Int? {
+            try file.hasAttribute(name, on: object) ? Int(try file.scalarInt64Attribute(name, on: object)) : nil
         }
         var epochSums: ObjectiveSums? = nil
         if try file.exists("/training/epoch_sums") {
@@ -254,26 +258,23 @@ private struct CheckpointReader {
         guard badStreak >= 0 else { throw problem("/training", "bad_streak is \(badStreak), which cannot be negative") }
         // The counters a resume continues from: a missing step used to resume "at step 0" (and
         // --resume auto set the run's later files aside), a negative one crashed.
-        guard try file.hasAttribute("step") else {
-            throw problem("/", "attribute 'step' is missing, which a checkpoint with a training state needs",
-                          fix: "restore it (step = /training adam_step + skipped_steps), or resume another checkpoint")
-        }
-        let step = Int(try file.scalarInt64Attribute("step"))
-        let worldSize = Int(try file.scalarInt64Attribute("world_size", on: "/training"))
-        let adamStep = Int(try file.scalarInt64Attribute("adam_step", on: "/training"))
+        let step = try optionalInt("step", on: "/"), worldSize = try optionalInt("world_size"), adamStep = try optionalInt("adam_step")
         let skippedSteps = try optionalInt("skipped_steps") ?? 0
-        guard step >= 0, adamStep >= 0, skippedSteps >= 0, worldSize >= 1, step == adamStep + skippedSteps else {
-            throw problem("/training", "step \(step), adam_step \(adamStep), skipped_steps \(skippedSteps) and world_size \(worldSize) do not fit together "
-                                         + "(each ≥ 0, world_size ≥ 1, step = adam_step + skipped_steps)",
+        let counters = [step, adamStep, skippedSteps].compactMap { $0 }
+        guard counters.allSatisfy({ $0 >= 0 }), (worldSize ?? 1) >= 1,
+              step == nil || adamStep == nil || step == adamStep! + skippedSteps else {
+            let shown = { (v: Int?) in v.map(String.init) ?? "missing" }
+            throw problem("/training", "step \(shown(step)), adam_step \(shown(adamStep)), skipped_steps \(skippedSteps) and world_size \(shown(worldSize)) "
+                                         + "do not fit together (each ≥ 0, world_size ≥ 1, step = adam_step + skipped_steps)",
                           fix: "restore the values bsvi-dist wrote, or resume another checkpoint")
         }
-        return TrainingState(
-            configJSON: try file.stringAttribute("config", on: "/training"),
-            seed: UInt64(bitPattern: try file.scalarInt64Attribute("seed", on: "/training")),
-            worldSize: worldSize, adamStep: adamStep,
-            firstMoment: m, secondMoment: v, skippedSteps: skippedSteps,
-            resumesJSON: try file.hasAttribute("resumes", on: "/training") ? try file.stringAttribute("resumes", on: "/training") : nil,
-            badStreak: badStreak, epochSums: epochSums)
+        let seed = try file.hasAttribute("seed", on: "/training") ? UInt64(bitPattern: try file.scalarInt64Attribute("seed", on: "/training")) : nil
+        let configJSON = try file.stringAttribute("config", on: "/training")
+        let resumesJSON = try file.hasAttribute("resumes", on: "/training") ? try file.stringAttribute("resumes", on: "/training") : nil
+        guard let m, let v, step != nil, let worldSize, let adamStep, let seed else { return nil }
+        return TrainingState(configJSON: configJSON, seed: seed, worldSize: worldSize, adamStep: adamStep,
+                             firstMoment: m, secondMoment: v, skippedSteps: skippedSteps,
+                             resumesJSON: resumesJSON, badStreak: badStreak, epochSums: epochSums)
     }
 
     static let trainingDatasets = ["/training/adam_first_moment", "/training/adam_second_moment"]
@@ -302,17 +303,22 @@ private struct CheckpointReader {
     }
 
     /// The evaluation history (/metrics), empty when absent.
+    /// The evaluation history (/metrics), empty when absent or when columns are missing (the
+    /// caller sets it aside); the columns present are read and checked either way.
     func history() throws -> [MetricRecord] {
         guard try file.exists("/metrics/step") else { return [] }
-        let steps = try file.readInt64s("/metrics/step"), epochs = try file.readInt64s("/metrics/epoch")
-        let splits = try file.readStrings("/metrics/split"), examples = try file.readInt64s("/metrics/examples")
-        let samples = try file.readInt64s("/metrics/samples")
-        let ll = try file.readDoubles("/metrics/log_likelihood"), elbo = try file.readDoubles("/metrics/elbo")
-        let elboK = try file.readDoubles("/metrics/elbo_refined")
-        let n = steps.count
-        guard [epochs.count, splits.count, examples.count, samples.count, ll.count, elbo.count, elboK.count].allSatisfy({ $0 == n }) else {
-            throw problem("/metrics", "metric columns have different lengths")
+        func column<T>(_ name: String, _ read: (String) throws -> T) throws -> T? {
+            try file.exists("/metrics/" + name) ? try read("/metrics/" + name) : nil
         }
+        let steps = try column("step", file.readInt64s), epochs = try column("epoch", file.readInt64s)
+        let splits = try column("split", file.readStrings), examples = try column("examples", file.readInt64s)
+        let samples = try column("samples", file.readInt64s)
+        let ll = try column("log_likelihood", file.readDoubles), elbo = try column("elbo", file.readDoubles)
+        let elboK = try column("elbo_refined", file.readDoubles)
+        let counts = [steps?.count, epochs?.count, splits?.count, examples?.count, samples?.count, ll?.count, elbo?.count, elboK?.count]
+        guard Set(counts.compactMap { $0 }).count <= 1 else { throw problem("/metrics", "metric columns have different lengths") }
+        guard let steps, let epochs, let splits, let examples, let samples, let ll, let elbo, let elboK else { return [] }
+        let n = steps.count
         return (0..<n).map {
             MetricRecord(step: Int(steps[$0]), epoch: Int(epochs[$0]), split: splits[$0], examples: Int(examples[$0]),
                          samples: Int(samples[$0]), logLikelihood: ll[$0], elbo: elbo[$0], elboRefined: elboK[$0])

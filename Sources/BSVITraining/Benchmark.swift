@@ -139,7 +139,9 @@ public enum Benchmark {
     /// rows of MNIST's shape. Returns the rows and where they came from.
     static func benchmarkRows(config: RunConfiguration, count b: Int, comm: Communicator) throws -> (FloatBuffer, String) {
         let path = config.files.dataPath
-        if FileManager.default.fileExists(atPath: path), let ds = try? BinaryDataset(path: path) {
+        // A file that is there but cannot be read is an error, not a reason for random rows.
+        if FileManager.default.fileExists(atPath: path) {
+            let ds = try BinaryDataset(path: path)
             let (n, _) = try ds.shape(of: .train)
             guard b <= n else {
                 throw TrainingError.invalidConfiguration(flag: "--batch-size", problem: "\(path)'s /train has \(n) rows, fewer than a rank's \(b); "

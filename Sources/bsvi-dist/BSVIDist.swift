@@ -16,17 +16,19 @@ struct BSVIDist: ParsableCommand {
 
     /// The kernel path and OpenBLAS's core are settled before anything else runs (and before
     /// MPI starts): the OpenBLAS correction may re-execute the process.
-    /// A flag error (or --help) is the same on every rank of an MPI job: rank 0 alone reports it,
-    /// as failBeforeStart does for the checks made after parsing.
+    /// A flag error (or --help) is normally the same on every rank of an MPI job: rank 0 reports
+    /// it, the others only if mpirun has not ended the job first (failBeforeStart).
     static func main() {
         Startup.prepare()
         var command: ParsableCommand
         do {
             command = try parseAsRoot(NegativeValues.joined(Array(CommandLine.arguments.dropFirst())))
         } catch {
-            if launchRank != 0 { Foundation.exit(0) }
+            if launchRank != 0 { failBeforeStart(message: fullMessage(for: error), status: exitCode(for: error).rawValue) }
             exit(withError: error)
         }
+        // `--help` parses into ArgumentParser's help command, which prints when run: once, on rank 0.
+        if launchRank != 0 && String(describing: type(of: command)) == "HelpCommand" { Foundation.exit(0) }
         do {
             try command.run()
         } catch {

@@ -54,14 +54,27 @@ func runCollectively(_ comm: Communicator, _ body: () throws -> Void) -> Never {
     }
 }
 
-/// For errors found before MPI starts (flag validation): identical on every rank, so only
-/// rank 0 prints and exits with the error's status, which mpirun reports as the job's. The
-/// other ranks exit 0 without a word: had they failed too, mpirun would abort the job at the
-/// first of them, and could kill rank 0 before its message got out (seen under load).
+/// For errors found before MPI starts (flags): rank 0 prints and exits with the error's status,
+/// which mpirun reports as the job's.
 func failBeforeStart(_ error: Error) -> Never {
-    guard launchRank == 0 else { exit(0) }
-    printError("error: \(error)")
-    exit(exitStatus(for: error))
+    failBeforeStart(message: "\(error)", status: exitStatus(for: error))
+}
+
+/// The same for a message already formatted (ArgumentParser's, with its usage lines). The other
+/// ranks usually fail the same way: they report only after a pause, by which time rank 0's exit
+/// has made mpirun end the job, them included, so the message appears once (failing at once,
+/// they could make mpirun kill rank 0 before its message got out, seen under load). A rank that
+/// fails alone — other flags in an MPMD launch, or a launcher's rank variable inherited outside
+/// mpirun — still reports, named, and exits non-zero: exiting 0 left rank 0 waiting in MPI_Init.
+func failBeforeStart(message: String, status: Int32) -> Never {
+    if launchRank != 0 {
+        guard status != 0 else { exit(0) }  // --help: rank 0 prints it
+        Thread.sleep(forTimeInterval: 2)
+        printError("rank \(launchRank): \(message)")
+        exit(status)
+    }
+    printError(status == 0 ? message : "error: \(message)")
+    exit(status)
 }
 
 /// For the single-process commands (inspect, sample, prepare-data): the error on one line and

@@ -42,16 +42,12 @@ struct Sample: ParsableCommand {
                     throw ValidationError("--image-size \(s) must be HxW with H, W ≥ 1 and H·W = input_dim \(dim)")
                 }
                 (height, width) = (shape.height, shape.width)
-            } else if reconstructions > 0 || FileManager.default.fileExists(atPath: data),
-                      let ds = try? BinaryDataset(path: data), let h = ds.intAttribute("image_height"),
-                      let w = ds.intAttribute("image_width"), case let shape = ImageShape(height: h, width: w), shape.isWithinLimits, shape.pixels == dim {
-                (height, width) = (h, w)
+            } else if let shape = BinaryDataset.recordedImageShape(at: data), shape.isWithinLimits, shape.pixels == dim {
+                (height, width) = (shape.height, shape.width)
             } else {
                 let side = Int(Double(dim).squareRoot().rounded())
                 // A --data of other images is the likelier mistake than a missing --image-size.
-                let other = (try? BinaryDataset(path: data)).flatMap { ds in
-                    ds.intAttribute("image_height").flatMap { h in ds.intAttribute("image_width").map { ImageShape(height: h, width: $0) } }
-                }
+                let other = BinaryDataset.recordedImageShape(at: data)
                 if side * side == dim, let other {
                     printError("warning: \(data) says its images are \(other), which does not fit the model's \(dim) pixels; drawing \(side)×\(side) images (pass --image-size HxW to choose)")
                 }

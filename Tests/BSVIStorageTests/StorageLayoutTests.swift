@@ -7,7 +7,10 @@ import Testing
 /// Datasets whose data HDF5 reports present although it may not be (a virtual dataset over
 /// missing sources, external raw files) or cannot decode (a filter this build lacks): each read as
 /// zeros or failed with a misleading message, and is now refused naming the layout and the fix.
-@Suite("Storage layouts the reader refuses")
+/// Calls of the test filter below: it fails on its first call (the first chunk), passes the others.
+nonisolated(unsafe) private var filterCalls = 0
+
+@Suite("Storage layouts the reader refuses", .serialized)
 struct StorageLayoutTests {
     /// A 4×6 uint8 dataset /train in a new file, its creation property list set by `configure`.
     func writeDataset(_ path: String, chunked: Bool = false, configure: (hid_t) -> Void) throws {
@@ -30,6 +33,9 @@ struct StorageLayoutTests {
         defer { try? f.close() }
         let e = #expect(throws: StorageError.self) { _ = try f.isFullyStored("/train") }
         #expect(e?.object == "/train" && e?.problem.contains(words) == true && e?.fix?.contains("plain dataset") == true, "\(String(describing: e))")
+        // Opening the file as a dataset refuses it too (where the ranks do it together, so one reports).
+        let opened = #expect(throws: StorageError.self) { _ = try BinaryDataset(path: path) }
+        #expect(opened?.problem.contains(words) == true, "\(String(describing: opened))")
     }
 
     @Test("external raw files (one half as long as declared read as zeros)")
@@ -61,6 +67,21 @@ struct StorageLayoutTests {
         let f = try HDF5File.open(dir + "/optional.h5")
         #expect(try f.isFullyStored("/train"))
         try f.close()
+        #expect(try BinaryDataset(path: dir + "/optional.h5").readAll(.train, rows: 0..<4).array.allSatisfy { $0 == 1 })
+
+        // Optional, and it failed on the first chunk only: that chunk is stored unfiltered, the
+        // second filtered. One filtered chunk is enough to refuse the file.
+        filterCalls = 0
+        var failingFirst = H5Z_class2_t(version: Int32(H5Z_CLASS_T_VERS), id: id, encoder_present: 1, decoder_present: 1, name: nil,
+                                        can_apply: nil, set_local: nil, filter: { _, _, _, bytes, _, _ in
+                                            filterCalls += 1
+                                            return filterCalls == 1 ? 0 : bytes
+                                        })
+        try #require(H5Zregister(&failingFirst) >= 0)
+        try writeDataset(dir + "/partly.h5", chunked: true) { dcpl in _ = H5Pset_filter(dcpl, id, UInt32(H5Z_FLAG_OPTIONAL), 0, nil) }
+        try #require(H5Zunregister(id) >= 0)
+        try #require(filterCalls >= 2, "the filter ran \(filterCalls) time(s)")
+        try expectRefused(dir + "/partly.h5", saying: "(id 32099), which this program's HDF5 cannot decode")
     }
 
     @Test("a virtual dataset (its sources missing read as zeros)")

@@ -83,6 +83,16 @@ struct BenchReportTests {
         #expect(line.contains("importance samples/s (K=10)") == (examples > 0), "\(line)")
     }
 
+    @Test("a --data file that is there but cannot be read is an error, not a reason to bench on random rows")
+    func unreadableData() throws {
+        let dir = try makeTemporaryDirectory(prefix: "bench-data")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Data("not HDF5\n".utf8).write(to: URL(fileURLWithPath: dir + "/text.h5"))
+        let r = try bsvi(["bench", "--method", "vae", "--steps", "1", "--eval-examples", "0", "--hidden", "16", "--latent", "4",
+                          "--data", dir + "/text.h5", "--json"])
+        #expect(r.status == 65 && r.stderr.contains(dir + "/text.h5") && !r.stdout.contains("random binary rows"), "\(r.status): \(r.stdout) \(r.stderr)")
+    }
+
     @Test("--step-times into a missing folder is refused before any step, with the file and the flag named (exit 73)")
     func stepTimesFolderChecked() throws {
         let missing = "/nonexistent-folder/step-times.csv"

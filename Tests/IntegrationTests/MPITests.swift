@@ -211,5 +211,13 @@ struct MPITests {
             #expect(r.status == 64, "\(r.stderr)")
             #expect(r.stderr.components(separatedBy: "Error: ").count == 2, "\(arguments): \(r.stderr)")
         }
+        let help = try mpirunBSVI(ranks: 2, ["eval", "--help"])
+        #expect(help.status == 0 && help.stdout.components(separatedBy: "OVERVIEW:").count == 2, "\(help.stdout)")
+        // Only rank 1's flags are wrong (an MPMD launch): it reports, named, and the job ends
+        // with its status. Exiting 0 silently left rank 0 waiting in MPI_Init (a hang).
+        let binary = try binaryPath()
+        let alone = try runCommand(mpirunPath(), ["-np", "1", binary, "inspect", "--help", ":", "-np", "1", binary, "eval", "x.h5", "--bogus"], timeout: 60)
+        #expect(!alone.timedOut && alone.status == 64, "\(alone.status): \(alone.stderr)")
+        #expect(alone.stderr.contains("rank 1: Error: Unknown option '--bogus'"), "\(alone.stderr)")
     }
 }

@@ -222,7 +222,6 @@ private struct CheckpointReader {
         return params
     }
 
-    /// The optimizer state and configuration, or nil in a model-only file.
     /// The optimizer state and configuration; nil in a model-only file, or when parts are
     /// missing (`missingParts`: the caller sets /training aside). Every part present is checked
     /// either way: a missing part must not hide damage in the others.
@@ -302,7 +301,6 @@ private struct CheckpointReader {
         return (training, metrics)
     }
 
-    /// The evaluation history (/metrics), empty when absent.
     /// The evaluation history (/metrics), empty when absent or when columns are missing (the
     /// caller sets it aside); the columns present are read and checked either way.
     func history() throws -> [MetricRecord] {

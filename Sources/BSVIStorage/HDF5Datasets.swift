@@ -78,9 +78,6 @@ extension HDF5File {
         return info
     }
 
-    /// Storage this program cannot vouch for or decode, or nil. A virtual dataset (VDS) or one
-    /// with external raw files reads its missing sources as zeros, HDF5 reporting them allocated;
-    /// a filter this HDF5 lacks (h5py's lzf) fails every read with a message about plugins.
     /// Whether any stored chunk went through the filter at `filterIndex` of the pipeline (a
     /// chunk's filter mask has bit i set when filter i was skipped for it).
     private static func anyChunkFiltered(_ d: hid_t, filterIndex: UInt32) throws(HDF5CallError) -> Bool {
@@ -96,6 +93,7 @@ extension HDF5File {
         return false
     }
 
+    /// Refuses storage this program cannot vouch for or decode (`storageProblem`), with the fix.
     func checkStorage(_ name: String) throws {
         if let problem = try storageProblem(name) {
             throw fail(name, problem, fix: "copy it into a plain dataset of this file (h5py: f2.create_dataset(name, data=f[name][:]) "
@@ -103,6 +101,9 @@ extension HDF5File {
         }
     }
 
+    /// Storage this program cannot vouch for or decode, or nil. A virtual dataset (VDS) or one
+    /// with external raw files reads its missing sources as zeros, HDF5 reporting them allocated;
+    /// a filter this HDF5 lacks (h5py's lzf) fails every read with a message about plugins.
     private func storageProblem(_ name: String) throws -> String? {
         try withDataset(name) { d in
             try checked(name, "cannot read the dataset's storage layout") {

@@ -15,9 +15,9 @@ struct BSVIDist: ParsableCommand {
         defaultSubcommand: Train.self)
 
     /// The kernel path and OpenBLAS's core are settled before anything else runs (and before
-    /// MPI starts): the OpenBLAS correction may re-execute the process.
-    /// A flag error (or --help) is normally the same on every rank of an MPI job: rank 0 reports
-    /// it, the others only if mpirun has not ended the job first (failBeforeStart).
+    /// MPI starts): the OpenBLAS correction may re-execute the process. A flag error (or --help)
+    /// is normally the same on every rank of an MPI job: rank 0 reports it, the others only if
+    /// mpirun has not ended the job first (failBeforeStart).
     static func main() {
         Startup.prepare()
         var command: ParsableCommand

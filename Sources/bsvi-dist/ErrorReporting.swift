@@ -68,12 +68,12 @@ func failBeforeStart(_ error: Error) -> Never {
 /// mpirun — still reports, named, and exits non-zero: exiting 0 left rank 0 waiting in MPI_Init.
 func failBeforeStart(message: String, status: Int32) -> Never {
     if launchRank != 0 {
-        guard status != 0 else { exit(0) }  // --help: rank 0 prints it
+        guard status != 0 else { exit(0) }  // a clean exit (--help): rank 0 prints it
         Thread.sleep(forTimeInterval: 2)
         printError("rank \(launchRank): \(message)")
         exit(status)
     }
-    printError(status == 0 ? message : "error: \(message)")
+    printError("error: \(message)")
     exit(status)
 }
 

@@ -79,33 +79,32 @@ public enum CheckpointFile {
         // eval, sample and inspect need only the model: a /training or /metrics with parts
         // missing (slimmed for sharing: the moments deleted) is set aside, named; --resume
         // refuses it. What is present is read and checked either way: damage is an error.
-        let missing = try reader.missingParts()
-        if requireTrainingState && !missing.training.isEmpty {
-            throw reader.problem("/training", "it lacks \(missing.training.joined(separator: ", ")), which --resume needs",
-                                 fix: "resume from a complete checkpoint written by bsvi-dist train (a copy slimmed for sharing serves eval, sample and inspect only)")
-        }
         let training = try reader.trainingState(parameterCount: model.parameterCount)
         let history = try reader.history()
+        if requireTrainingState && !training.missing.isEmpty {
+            throw reader.problem("/training", "it lacks \(training.missing.joined(separator: ", ")), which --resume needs",
+                                 fix: "resume from a complete checkpoint written by bsvi-dist train (a copy slimmed for sharing serves eval, sample and inspect only)")
+        }
         var setAside: [String] = []
-        if !missing.training.isEmpty {
-            setAside.append("/training lacks \(missing.training.joined(separator: ", ")) (set aside: --resume cannot continue from this file)")
+        if !training.missing.isEmpty {
+            setAside.append("/training lacks \(training.missing.joined(separator: ", ")) (set aside: --resume cannot continue from this file)")
         }
-        if !missing.metrics.isEmpty {
-            setAside.append("/metrics lacks \(missing.metrics.joined(separator: ", ")) (set aside: no evaluation history)")
+        if !history.missing.isEmpty {
+            setAside.append("/metrics lacks \(history.missing.joined(separator: ", ")) (set aside: no evaluation history)")
         }
-        if training == nil && requireTrainingState {
+        if training.state == nil && requireTrainingState {
             throw reader.problem("/training", "the checkpoint holds only the model, not the optimizer state and configuration that --resume needs",
                                  fix: "resume from a checkpoint written by bsvi-dist train, or start a new run")
         }
         var checkpoint = Checkpoint(shape: shape, method: try f.hasAttribute("method") ? try f.stringAttribute("method") : "unknown",
                                     step: try f.hasAttribute("step") ? Int(try f.scalarInt64Attribute("step")) : 0,
                                     epoch: try f.hasAttribute("epoch") ? Int(try f.scalarInt64Attribute("epoch")) : 0,
-                                    piCount: piCount, parameters: try reader.parameters(model), training: training,
-                                    history: history)
+                                    piCount: piCount, parameters: try reader.parameters(model), training: training.state,
+                                    history: history.records)
         checkpoint.unreadableTrainingState = setAside.isEmpty ? nil : setAside.joined(separator: "; ")
         // The run's settings, which eval and sample take their defaults from, also when the rest
         // of /training was set aside.
-        if training == nil { checkpoint.setAsideConfigurationJSON = try reader.storedConfiguration() }
+        if training.state == nil { checkpoint.setAsideConfigurationJSON = training.configJSON }
         return checkpoint
     }
 }
@@ -222,11 +221,19 @@ private struct CheckpointReader {
         return params
     }
 
-    /// The optimizer state and configuration; nil in a model-only file, or when parts are
-    /// missing (`missingParts`: the caller sets /training aside). Every part present is checked
-    /// either way: a missing part must not hide damage in the others.
-    func trainingState(parameterCount: Int) throws -> TrainingState? {
-        guard try file.exists("/training"), try file.hasAttribute("config", on: "/training") else { return nil }
+    /// What /training holds: the whole optimizer state, or (parts missing, which the caller sets
+    /// aside) only the configuration and the names of the parts that are not there. Nothing at
+    /// all in a model-only file.
+    struct TrainingRead {
+        var state: TrainingState? = nil
+        var configJSON: String? = nil
+        var missing: [String] = []
+    }
+
+    /// The optimizer state and configuration. Every part present is checked, also when another
+    /// is missing: a missing part must not hide damage in the others.
+    func trainingState(parameterCount: Int) throws -> TrainingRead {
+        guard try file.exists("/training"), try file.hasAttribute("config", on: "/training") else { return TrainingRead() }
         /// A moment vector, when present: shape first (cheap), so a moment declared far larger
         /// than the model is refused before it is allocated; then its values.
         func moment(_ name: String) throws -> [Float]? {
@@ -270,41 +277,22 @@ private struct CheckpointReader {
         let seed = try file.hasAttribute("seed", on: "/training") ? UInt64(bitPattern: try file.scalarInt64Attribute("seed", on: "/training")) : nil
         let configJSON = try file.stringAttribute("config", on: "/training")
         let resumesJSON = try file.hasAttribute("resumes", on: "/training") ? try file.stringAttribute("resumes", on: "/training") : nil
-        guard let m, let v, step != nil, let worldSize, let adamStep, let seed else { return nil }
-        return TrainingState(configJSON: configJSON, seed: seed, worldSize: worldSize, adamStep: adamStep,
-                             firstMoment: m, secondMoment: v, skippedSteps: skippedSteps,
-                             resumesJSON: resumesJSON, badStreak: badStreak, epochSums: epochSums)
-    }
-
-    static let trainingDatasets = ["/training/adam_first_moment", "/training/adam_second_moment"]
-    static let trainingAttributes = ["seed", "world_size", "adam_step"]
-    static let metricColumns = ["step", "epoch", "split", "examples", "samples", "log_likelihood", "elbo", "elbo_refined"]
-
-    /// /training's `config` attribute, when there is one.
-    func storedConfiguration() throws -> String? {
-        guard try file.exists("/training"), try file.hasAttribute("config", on: "/training") else { return nil }
-        return try file.stringAttribute("config", on: "/training")
-    }
-
-    /// The parts of a present /training (one with a configuration) and /metrics that are not
-    /// there, by name; empty lists when both are whole or absent.
-    func missingParts() throws -> (training: [String], metrics: [String]) {
-        var training: [String] = [], metrics: [String] = []
-        if try file.exists("/training"), try file.hasAttribute("config", on: "/training") {
-            for name in Self.trainingDatasets where !(try file.exists(name)) { training.append(String(name.dropFirst("/training/".count))) }
-            for name in Self.trainingAttributes where !(try file.hasAttribute(name, on: "/training")) { training.append("attribute \(name)") }
-            if !(try file.hasAttribute("step")) { training.append("the root attribute step") }
+        guard let m, let v, step != nil, let worldSize, let adamStep, let seed else {
+            let parts: [(String, Bool)] = [("adam_first_moment", m == nil), ("adam_second_moment", v == nil), ("attribute seed", seed == nil),
+                                           ("attribute world_size", worldSize == nil), ("attribute adam_step", adamStep == nil),
+                                           ("the root attribute step", step == nil)]
+            return TrainingRead(configJSON: configJSON, missing: parts.filter(\.1).map(\.0))
         }
-        if try file.exists("/metrics/step") {
-            metrics = Self.metricColumns.filter { !((try? file.exists("/metrics/" + $0)) ?? false) }
-        }
-        return (training, metrics)
+        return TrainingRead(state: TrainingState(configJSON: configJSON, seed: seed, worldSize: worldSize, adamStep: adamStep,
+                                                 firstMoment: m, secondMoment: v, skippedSteps: skippedSteps,
+                                                 resumesJSON: resumesJSON, badStreak: badStreak, epochSums: epochSums),
+                            configJSON: configJSON)
     }
 
-    /// The evaluation history (/metrics), empty when absent or when columns are missing (the
-    /// caller sets it aside); the columns present are read and checked either way.
-    func history() throws -> [MetricRecord] {
-        guard try file.exists("/metrics/step") else { return [] }
+    /// The evaluation history (/metrics), empty when absent; when columns are missing, empty and
+    /// their names (the caller sets it aside). The columns present are read and checked either way.
+    func history() throws -> (records: [MetricRecord], missing: [String]) {
+        guard try file.exists("/metrics/step") else { return ([], []) }
         func column<T>(_ name: String, _ read: (String) throws -> T) throws -> T? {
             try file.exists("/metrics/" + name) ? try read("/metrics/" + name) : nil
         }
@@ -315,11 +303,14 @@ private struct CheckpointReader {
         let elboK = try column("elbo_refined", file.readDoubles)
         let counts = [steps?.count, epochs?.count, splits?.count, examples?.count, samples?.count, ll?.count, elbo?.count, elboK?.count]
         guard Set(counts.compactMap { $0 }).count <= 1 else { throw problem("/metrics", "metric columns have different lengths") }
-        guard let steps, let epochs, let splits, let examples, let samples, let ll, let elbo, let elboK else { return [] }
-        let n = steps.count
-        return (0..<n).map {
+        guard let steps, let epochs, let splits, let examples, let samples, let ll, let elbo, let elboK else {
+            let names = ["step", "epoch", "split", "examples", "samples", "log_likelihood", "elbo", "elbo_refined"]
+            return ([], zip(names, counts).filter { $0.1 == nil }.map(\.0))
+        }
+        let records = (0..<steps.count).map {
             MetricRecord(step: Int(steps[$0]), epoch: Int(epochs[$0]), split: splits[$0], examples: Int(examples[$0]),
                          samples: Int(samples[$0]), logLikelihood: ll[$0], elbo: elbo[$0], elboRefined: elboK[$0])
         }
+        return (records, [])
     }
 }

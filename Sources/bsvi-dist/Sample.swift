@@ -37,23 +37,24 @@ struct Sample: ParsableCommand {
             let params = FloatBuffer(ckpt.parameters)
             let dim = model.shape.inputDim
             var height = 0, width = 0
+            // What --data records, read once: the shape to draw, or the mistake to name.
+            let recorded = BinaryDataset.recordedImageShape(at: data)
             if let s = imageSize {
                 guard let shape = ImageShape(parsing: s), shape.pixels == dim else {
                     throw ValidationError("--image-size \(s) must be HxW with H, W ≥ 1 and H·W = input_dim \(dim)")
                 }
                 (height, width) = (shape.height, shape.width)
-            } else if let shape = BinaryDataset.recordedImageShape(at: data), shape.isWithinLimits, shape.pixels == dim {
+            } else if let shape = recorded, shape.isWithinLimits, shape.pixels == dim {
                 (height, width) = (shape.height, shape.width)
             } else {
                 let side = Int(Double(dim).squareRoot().rounded())
                 // A --data of other images is the likelier mistake than a missing --image-size.
-                let other = BinaryDataset.recordedImageShape(at: data)
-                if side * side == dim, let other {
+                if side * side == dim, let other = recorded {
                     printError("warning: \(data) says its images are \(other), which does not fit the model's \(dim) pixels; drawing \(side)×\(side) images (pass --image-size HxW to choose)")
                 }
                 guard side * side == dim else {
                     throw ValidationError("input_dim \(dim) is not square"
-                                          + (other.map { ", and \(data) holds \($0) images, not this model's; pass the model's dataset with --data or" } ?? ";")
+                                          + (recorded.map { ", and \(data) holds \($0) images, not this model's; pass the model's dataset with --data or" } ?? ";")
                                           + " pass --image-size HxW")
                 }
                 (height, width) = (side, side)

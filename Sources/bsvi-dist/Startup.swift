@@ -16,7 +16,7 @@ enum Startup {
             // passed with -x to a mixed cluster) fails on nodes that may not include rank 0's, which
             // used to exit 64 without a word. Every failing rank exits with a usage error.
             if launchRank == 0 || launchLocalRank == 0 {
-                printError("error: \(launchWorldSize > 1 ? "rank \(launchRank) on \(localHostName()): " : "")\(error)")
+                printError("error: \(rankOnNode)\(error)")
             }
             exit(ExitStatus.usage.rawValue)
         }
@@ -26,6 +26,9 @@ enum Startup {
         configureOpenBLAS(environment: environment)
         flushDenormalsToZero()
     }
+
+    /// "rank r on HOST: " under a launcher, for what one node finds and another may not.
+    static var rankOnNode: String { launchWorldSize > 1 ? "rank \(launchRank) on \(localHostName()): " : "" }
 
     /// Corrects an OpenBLAS core older than the CPU, or one newer than it that a user's
     /// OPENBLAS_CORETYPE asked for (OpenBLASStartup). Re-executes this same
@@ -74,7 +77,7 @@ enum Startup {
             // Once per node: on a cluster the nodes that cannot run the core may not include
             // rank 0's.
             if launchLocalRank == 0 {
-                printError("warning: \(launchWorldSize > 1 ? "rank \(launchRank) on \(localHostName()): " : "")"
+                printError("warning: \(rankOnNode)"
                            + "OPENBLAS_CORETYPE=\(requested) makes OpenBLAS run its \(core) core, built for "
                            + "\(OpenBLASCore.instructionSet(ofCore: core)), which this CPU (\(KernelPath.cpuModel)) lacks; "
                            + "ignoring it, as if it were unset. Unset OPENBLAS_CORETYPE, or set it only on the nodes that can run it.")

@@ -13,11 +13,23 @@ public enum OutputFile {
         do { try AtomicFile.checkDestination(path) } catch let error as StorageError {
             throw TrainingError.cannotWrite(file: path, problem: "cannot create \(flag) file: \(error.problem); \(error.fix ?? "choose another path")")
         }
-        guard FileManager.default.isWritableFile(atPath: folder) else {
-            throw TrainingError.cannotWrite(file: path, problem: "cannot create \(flag) file: folder \(folder) is not writable; choose another path")
+        if let problem = creationProblem(inFolder: folder) {
+            throw TrainingError.cannotWrite(file: path, problem: "cannot create \(flag) file: folder \(folder) is not writable (\(problem)); choose another path")
         }
         if let output = FileIdentity(path), let input = inputs.first(where: { FileIdentity($0) == output }) {
             throw TrainingError.invalidConfiguration(flag: flag, problem: "\(path) is the input \(input); writing it would destroy the input. Choose another file name")
         }
+    }
+
+    /// Creates and removes a probe file in `folder`; nil when that worked, else why not.
+    /// Permission bits alone do not tell: root passes `access(W_OK)` on read-only mounts,
+    /// sysfs (/sys) and folders a quota or an ACL closes.
+    static func creationProblem(inFolder folder: String) -> String? {
+        var template = Array("\(folder)/.bsvi-dist-probe-XXXXXX".utf8CString)
+        let descriptor = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard descriptor >= 0 else { return String(cString: strerror(errno)) }
+        close(descriptor)
+        unlink(template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })
+        return nil
     }
 }

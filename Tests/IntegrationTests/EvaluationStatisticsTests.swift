@@ -166,7 +166,7 @@ struct EvaluationStatisticsTests {
                             b: try directEvaluation(checkpoint: b, data: data, samples: Self.samples, seed: Self.seed))
     }
 
-    @Test("bad requests: per-example with two splits (64), an unwritable per-example folder (73, before evaluating), mismatched inputs (65)")
+    @Test("bad requests: per-example with two splits (64), an unwritable per-example folder (73, before evaluating, also /sys as root), mismatched inputs (65)")
     func badRequests() throws {
         let dir = try makeTemporaryDirectory(prefix: "compare-bad")
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -182,6 +182,10 @@ struct EvaluationStatisticsTests {
             // Progress lines start with the first example: none means the check came first.
             #expect(!r.stdout.contains("evaluating"), "the folder was checked only after evaluating: \(r.stdout)")
         }
+        // The permission bits let root write to sysfs; only creating a file there tells.
+        let sysfs = try bsvi(["eval", a, "--data", data, "--per-example", "/sys/bsvi-dist-test.h5"])
+        #expect(sysfs.status == 73 && sysfs.stderr.contains("folder /sys is not writable"), "\(sysfs.stderr)")
+        #expect(!sysfs.stdout.contains("evaluating"), "the folder was checked only after evaluating: \(sysfs.stdout)")
         let wideRun = try bsvi(["train", "--data", dir + "/wide.h5", "--run-dir", dir + "/w", "--batch-size", "16", "--epochs", "1",
                                 "--no-final-eval"] + tinyModel)
         #expect(wideRun.status == 0, "\(wideRun.stderr)")

@@ -10,9 +10,10 @@ public enum SampleStatistics {
 
     /// The standard error of the mean: the sample standard deviation (n − 1 in the denominator)
     /// over √n. Two passes (mean first), so a large common offset such as −240 nats does not
-    /// cancel digits. 0 for fewer than two values (no spread can be estimated).
+    /// cancel digits. NaN for fewer than two values, as numpy's `std(ddof=1)`: no spread can be
+    /// estimated, and a 0 would read as a perfectly precise mean.
     public static func standardError(_ x: [Double]) -> Double {
-        guard x.count > 1 else { return 0 }
+        guard x.count > 1 else { return .nan }
         let m = mean(x)
         let squares = x.reduce(0) { $0 + ($1 - m) * ($1 - m) }
         return (squares / Double(x.count - 1) / Double(x.count)).squareRoot()
@@ -33,10 +34,13 @@ public enum SampleStatistics {
         return sorted[below] + (position - Double(below)) * (sorted[above] - sorted[below])
     }
 
-    /// The fraction of pairs where `a` is strictly greater than `b`.
+    /// The fraction of pairs where `a` is strictly greater than `b`. NaN if any value is NaN: a
+    /// pair that cannot be ordered is neither a win nor a loss, and counting it as a loss (as
+    /// `>` alone would) reported "A better on 0 %" when every difference was NaN.
     public static func fractionGreater(_ a: [Double], _ b: [Double]) -> Double {
         precondition(a.count == b.count)
         guard !a.isEmpty else { return 0 }
+        if zip(a, b).contains(where: { $0.isNaN || $1.isNaN }) { return .nan }
         return Double(zip(a, b).filter { $0 > $1 }.count) / Double(a.count)
     }
 }

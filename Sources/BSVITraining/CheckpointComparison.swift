@@ -36,7 +36,7 @@ public struct CheckpointComparison: Equatable, Sendable {
             aLogLikelihood: S.mean(a.logLikelihood), aLogLikelihoodSE: S.standardError(a.logLikelihood),
             bLogLikelihood: S.mean(b.logLikelihood), bLogLikelihoodSE: S.standardError(b.logLikelihood),
             aEssFractionMean: S.mean(a.essFraction), bEssFractionMean: S.mean(b.essFraction),
-            seconds: a.seconds + b.seconds)
+            aRefinementSteps: a.refinementSteps, bRefinementSteps: b.refinementSteps, seconds: a.seconds + b.seconds)
     }
 }
 
@@ -62,5 +62,9 @@ public struct ComparisonSummary: Codable, Equatable, Sendable {
     /// fraction of K: how far to trust each estimate (docs/evaluation.md).
     public var aEssFractionMean: Double
     public var bEssFractionMean: Double
+    /// Each side's SVI steps (its own training's k, or --refine-steps): ELBO(λ_k) and, with
+    /// `--proposal refined`, the proposal itself depend on them.
+    public var aRefinementSteps: Int
+    public var bRefinementSteps: Int
     public var seconds: Double
 }

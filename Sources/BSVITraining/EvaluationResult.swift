@@ -26,6 +26,9 @@ public struct EvaluationResult: Codable, Equatable, Sendable {
     /// The mean over examples of the largest normalised weight max_s w_s / Σw.
     public var maxWeightMean: Double
     public var seconds: Double
+    /// The seed of the evaluation noise (`eval --seed` reproduces the numbers); nil in the
+    /// summaries of runs from before it was recorded.
+    public var seed: UInt64?
 
     /// ELBO(λ_k) − ELBO(λ₀): how much per-example refinement improves on the encoder.
     public var amortizationGap: Double { elboRefined - elbo }
@@ -33,7 +36,7 @@ public struct EvaluationResult: Codable, Equatable, Sendable {
     public init(split: String, examples: Int, samples: Int, proposal: String, refinementSteps: Int,
                 logLikelihood: Double, logLikelihoodSE: Double, elbo: Double, elboSE: Double,
                 elboRefined: Double, elboRefinedSE: Double, essFractionMean: Double, essFractionP05: Double,
-                maxWeightMean: Double, seconds: Double) {
+                maxWeightMean: Double, seconds: Double, seed: UInt64? = nil) {
         self.split = split
         self.examples = examples
         self.samples = samples
@@ -49,6 +52,7 @@ public struct EvaluationResult: Codable, Equatable, Sendable {
         self.essFractionP05 = essFractionP05
         self.maxWeightMean = maxWeightMean
         self.seconds = seconds
+        self.seed = seed
     }
 }
 
@@ -62,6 +66,6 @@ extension EvaluationResult {
                   elbo: S.mean(e.elbo), elboSE: S.standardError(e.elbo),
                   elboRefined: S.mean(e.elboRefined), elboRefinedSE: S.standardError(e.elboRefined),
                   essFractionMean: S.mean(e.essFraction), essFractionP05: S.percentile(e.essFraction, 5),
-                  maxWeightMean: S.mean(e.maxWeight), seconds: e.seconds)
+                  maxWeightMean: S.mean(e.maxWeight), seconds: e.seconds, seed: e.seed)
     }
 }

@@ -74,7 +74,7 @@ public final class MetricsLog {
         }
     }
 
-    private static func f(_ x: Double) -> String { String(format: "%.6f", x) }
+    private static func f(_ x: Double) -> String { String(numbers: "%.6f", x) }
 
     /// Rank 0's resident memory when the row is written (to show memory does not grow over epochs).
     private static func residentField() -> String { ResidentMemory.currentMiB.map { String(format: "%.1f", $0) } ?? "" }

@@ -5,11 +5,11 @@ import Foundation
 /// The `--per-example FILE.h5` files of `eval` and `compare` (docs/evaluation.md), written by
 /// rank 0 atomically (AtomicFile: a crash leaves no partial file), replacing any older file.
 ///
-/// eval: root attributes `format` = "bsvi-per-example", `checkpoint`, `split`, `samples` (K),
-/// `seed`, `proposal`, `refinement_steps`, `examples`; datasets `/row` (int64) and `/log_likelihood`,
+/// eval: root attributes `format` = "bsvi-per-example", `checkpoint`, `data` (the --data path),
+/// `split`, `samples` (K), `seed` (int64, the UInt64's bits), `proposal`, `refinement_steps`, `examples`; datasets `/row` (int64) and `/log_likelihood`,
 /// `/elbo`, `/elbo_refined`, `/ess_fraction`, `/max_weight` (float64), one value per example.
 ///
-/// compare: `format` = "bsvi-comparison", `a_checkpoint`, `b_checkpoint`, `split`, `samples`,
+/// compare: `format` = "bsvi-comparison", `a_checkpoint`, `b_checkpoint`, `data`, `split`, `samples`,
 /// `seed`, `examples`, `common_random_numbers` (0/1); `/row`, `/difference` (log p̂_A − log p̂_B) and
 /// the eval datasets of each model in groups `/a` and `/b` (each with its `checkpoint`, `proposal`
 /// and `refinement_steps` attributes).
@@ -17,24 +17,24 @@ public enum PerExampleFile {
     public static let evaluationFormat = "bsvi-per-example"
     public static let comparisonFormat = "bsvi-comparison"
 
-    public static func write(_ e: PerExampleEvaluation, checkpoint: String, to path: String) throws {
+    public static func write(_ e: PerExampleEvaluation, checkpoint: String, data: String, to path: String) throws {
         try AtomicFile.write(to: path) { temporary in
             let f = try HDF5File.create(temporary)
             try f.setAttribute("format", evaluationFormat)
             try f.setAttribute("checkpoint", checkpoint)
-            try writeCommon(f, split: e.split, samples: e.samples, seed: e.seed, examples: e.examples)
+            try writeCommon(f, data: data, split: e.split, samples: e.samples, seed: e.seed, examples: e.examples)
             try writeValues(e, into: f, group: "")
             try f.close()
         }
     }
 
-    public static func write(_ c: CheckpointComparison, to path: String) throws {
+    public static func write(_ c: CheckpointComparison, data: String, to path: String) throws {
         try AtomicFile.write(to: path) { temporary in
             let f = try HDF5File.create(temporary)
             try f.setAttribute("format", comparisonFormat)
             try f.setAttribute("a_checkpoint", c.aCheckpoint)
             try f.setAttribute("b_checkpoint", c.bCheckpoint)
-            try writeCommon(f, split: c.a.split, samples: c.a.samples, seed: c.a.seed, examples: c.a.examples)
+            try writeCommon(f, data: data, split: c.a.split, samples: c.a.samples, seed: c.a.seed, examples: c.a.examples)
             try f.setAttribute("common_random_numbers", Int64(c.commonRandomNumbers ? 1 : 0))
             try f.writeInt64s("/row", c.a.rows.map { Int64($0) })
             try f.writeDoubles("/difference", c.difference)
@@ -47,7 +47,8 @@ public enum PerExampleFile {
         }
     }
 
-    private static func writeCommon(_ f: HDF5File, split: DataSplit, samples: Int, seed: UInt64, examples: Int) throws {
+    private static func writeCommon(_ f: HDF5File, data: String, split: DataSplit, samples: Int, seed: UInt64, examples: Int) throws {
+        try f.setAttribute("data", data)
         try f.setAttribute("split", split.rawValue)
         try f.setAttribute("samples", Int64(samples))
         try f.setAttribute("seed", Int64(bitPattern: seed))

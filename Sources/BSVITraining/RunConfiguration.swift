@@ -228,6 +228,12 @@ extension RunConfiguration {
     public static func evaluationRefinement(checkpointConfig json: String?) -> RefinementSettings {
         (json.flatMap { try? fromJSON($0) } ?? RunConfiguration()).objective.evaluationRefinement
     }
+
+    /// The --data a checkpoint's run trained on, as that run named it; nil without a readable
+    /// configuration.
+    public static func trainingDataPath(checkpointConfig json: String?) -> String? {
+        json.flatMap { try? fromJSON($0) }?.files.dataPath
+    }
 }
 
 /// The single flat configuration of checkpoints written before the sections (read only). Fields

@@ -59,7 +59,7 @@ final class RunRecorder {
 
     func stepDone(_ state: RunState, schedule: TrainingSchedule) {
         let epoch = schedule.epoch(ofStep: state.step - 1)
-        progress.update(String(format: "epoch %d step %d/%d (%d/%d in epoch) bound %.3f %.0f ex/s",
+        progress.update(String(numbers: "epoch %d step %d/%d (%d/%d in epoch) bound %.3f %.0f ex/s",
                                epoch + 1, state.step, schedule.totalSteps, state.step - epoch * schedule.stepsPerEpoch,
                                schedule.stepsPerEpoch, state.epochSums.mean(\.bound), state.epochExamplesPerSecond),
                         fraction: Double(state.step) / Double(schedule.totalSteps))
@@ -76,7 +76,7 @@ final class RunRecorder {
         let s = state.epochSums, rate = state.epochExamplesPerSecond
         try metrics?.recordEpoch(epoch: epoch, step: state.step, sums: s, examplesPerSecond: rate, skippedSteps: state.skippedSteps,
                              wallSeconds: Date().timeIntervalSince(state.runStart))
-        say(String(format: "epoch %d done: step %d, bound %.3f, ELBO(λ₀) %.3f, ELBO(λ_k) %.3f, %.0f examples/s, %d skipped steps",
+        say(String(numbers: "epoch %d done: step %d, bound %.3f, ELBO(λ₀) %.3f, ELBO(λ_k) %.3f, %.0f examples/s, %d skipped steps",
                    epoch, state.step, s.mean(\.bound), s.mean(\.elboInitial), s.mean(\.elboRefined), rate, state.skippedSteps))
     }
 
@@ -89,7 +89,7 @@ final class RunRecorder {
                                           logLikelihood: r.logLikelihood, elbo: r.elbo, elboRefined: r.elboRefined))
         try metrics?.recordEvaluation(r, epoch: epoch, step: state.step, skippedSteps: state.skippedSteps,
                                   wallSeconds: Date().timeIntervalSince(state.runStart))
-        say(String(format: "eval %@ (epoch %d, step %d): log p(x) ≈ %.3f ± %.3f nats (K=%d, %d examples, ESS/K %.3f), ELBO(λ₀) %.3f, ELBO(λ_%d) %.3f, gap %.3f [%.1fs]",
+        say(String(numbers: "eval %@ (epoch %d, step %d): log p(x) ≈ %.3f ± %.3f nats (K=%d, %d examples, ESS/K %.3f), ELBO(λ₀) %.3f, ELBO(λ_%d) %.3f, gap %.3f [%.1fs]",
                    r.split, epoch, state.step, r.logLikelihood, r.logLikelihoodSE, r.samples, r.examples, r.essFractionMean, r.elbo,
                    r.refinementSteps, r.elboRefined, r.amortizationGap, r.seconds))
     }

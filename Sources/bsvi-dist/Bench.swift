@@ -52,7 +52,7 @@ struct Bench: ParsableCommand {
             let evaluation = evalExamples == 0 ? "not measured (--eval-examples 0)" : String(
                 format: "%.0f importance samples/s (K=%d) → %.0f s for 10,000 examples; decoder %.1f GFLOP/s per rank, %.0f%% of peak",
                 r.evalSamplesPerS, r.evalSamples, r.evalSecondsFor10000Examples, r.evalGflopsPerRank, 100 * r.evalPeakFraction)
-            print(String(format: """
+            print(String(numbers: """
                 %@ k=%d%@ batch %d on %d rank(s), %d steps (data: %@)
                   machine           %@; kernels %@; OpenBLAS core %@ (%@)
                   examples/s        %.0f

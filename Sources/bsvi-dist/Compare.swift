@@ -29,6 +29,8 @@ struct Compare: ParsableCommand {
         runCollectively(comm) {
             let modelA = try ModelDistribution.load(a, comm: comm)
             let modelB = try ModelDistribution.load(b, comm: comm)
+            options.warnIfTrainedOnOtherData(a, config: modelA.configJSON, comm: comm)
+            options.warnIfTrainedOnOtherData(b, config: modelB.configJSON, comm: comm)
             let shapeA = modelA.model.shape, shapeB = modelB.model.shape
             guard shapeA.inputDim == shapeB.inputDim else {
                 throw CollectiveError(message: "\(b): input_dim \(shapeB.inputDim) differs from \(a)'s \(shapeA.inputDim) "
@@ -51,7 +53,7 @@ struct Compare: ParsableCommand {
             let comparison = CheckpointComparison(aCheckpoint: a, bCheckpoint: b, a: evaluationA, b: evaluationB,
                                                   commonRandomNumbers: commonRandomNumbers)
             if let path = options.perExample {
-                try comm.rootDecides { try PerExampleFile.write(comparison, to: path) }
+                try comm.rootDecides { try PerExampleFile.write(comparison, data: options.data, to: path) }
             }
             if comm.isRoot { try report(comparison.summary, ranks: comm.size, progress: progress) }
         }
@@ -61,17 +63,20 @@ struct Compare: ParsableCommand {
         if options.json {
             var object = try JSONSerialization.jsonObject(with: JSONEncoder.snakeCase.encode(r)) as? [String: Any] ?? [:]
             object["ranks"] = ranks
+            object["data"] = options.data
             object["proposal"] = options.proposal.rawValue
             if let path = options.perExample { object["per_example"] = path }
             try printJSONLine(object)
             return
         }
-        progress.line(String(format: """
-            compare on the %@ split: %d examples, K = %d samples from the %@ proposal, seed %llu, %@
+        // A refined proposal is each model's own: name how many SVI steps built it.
+        let proposal = options.proposal == .refined ? "refined proposal (A: λ_\(r.aRefinementSteps), B: λ_\(r.bRefinementSteps))" : "encoder proposal"
+        progress.line(String(numbers: """
+            compare on the %@ split: %d examples, K = %d samples from the %@, seed %llu, %@
               A %@: log p(x) ≈ %.4f ± %.4f (mean ESS %.1f%% of K)
               B %@: log p(x) ≈ %.4f ± %.4f (mean ESS %.1f%% of K)
               A − B = %.4f ± %.4f nats per example (mean ± paired standard error); A better on %.1f%% of examples
-            """, r.split, r.examples, r.samples, options.proposal.rawValue, r.seed,
+            """, r.split, r.examples, r.samples, proposal, r.seed,
             r.commonRandomNumbers ? "common random numbers" : "no common random numbers (latent sizes differ)",
             r.aCheckpoint, r.aLogLikelihood, r.aLogLikelihoodSE, 100 * r.aEssFractionMean,
             r.bCheckpoint, r.bLogLikelihood, r.bLogLikelihoodSE, 100 * r.bEssFractionMean,

@@ -42,6 +42,7 @@ struct Evaluate: ParsableCommand {
         let comm = makeCommunicator(stallTimeout: options.stallTimeout)
         runCollectively(comm) {
             let ckpt = try ModelDistribution.load(checkpoint, comm: comm)
+            options.warnIfTrainedOnOtherData(checkpoint, config: ckpt.configJSON, comm: comm)
             try options.checkPerExampleOutput(comm: comm, checkpoints: [checkpoint])
             let dataset = try options.openDataset(comm: comm)
             var refinement = options.refinement(checkpointConfig: ckpt.configJSON)
@@ -51,7 +52,7 @@ struct Evaluate: ParsableCommand {
                 let examples = try options.evaluate(ckpt, label: "", split: split, refinement: refinement, dataset: dataset,
                                                     comm: comm, progress: progress)
                 if let path = options.perExample {
-                    try comm.rootDecides { try PerExampleFile.write(examples, checkpoint: checkpoint, to: path) }
+                    try comm.rootDecides { try PerExampleFile.write(examples, checkpoint: checkpoint, data: options.data, to: path) }
                 }
                 if comm.isRoot { try report(examples.summary, refinement: refinement, rowsPerRank: examples.rowsPerRank, progress: progress) }
             }
@@ -65,7 +66,7 @@ struct Evaluate: ParsableCommand {
         let inferenceGap = r.logLikelihood - r.elbo
         if options.json {
             var object: [String: Any] = [
-                "checkpoint": checkpoint, "split": r.split, "examples": r.examples, "samples": r.samples, "seed": options.seed,
+                "checkpoint": checkpoint, "data": options.data, "split": r.split, "examples": r.examples, "samples": r.samples, "seed": options.seed,
                 "proposal": r.proposal, "refinement_steps": r.refinementSteps,
                 "log_likelihood": r.logLikelihood, "log_likelihood_se": r.logLikelihoodSE,
                 "elbo": r.elbo, "elbo_se": r.elboSE, "elbo_refined": r.elboRefined, "elbo_refined_se": r.elboRefinedSE,
@@ -82,7 +83,7 @@ struct Evaluate: ParsableCommand {
             try printJSONLine(object)
             return
         }
-        progress.line(String(format: """
+        progress.line(String(numbers: """
             %@ split: %d examples, K = %d samples from the %@ proposal (± standard error over examples)
               log p(x)      ≈ %.4f ± %.4f nats per example
               ELBO(λ₀)      = %.4f ± %.4f
@@ -94,7 +95,7 @@ struct Evaluate: ParsableCommand {
             r.amortizationGap, r.essFractionMean, r.essFractionP05, r.maxWeightMean))
         if let path = options.perExample { progress.line("  per-example values: \(path)") }
         if gaps {
-            progress.line(String(format: """
+            progress.line(String(numbers: """
                   inference gap     log p − ELBO(λ₀)  = %.4f
                   approximation gap log p − ELBO(λ*)  = %.4f   (λ* ≈ %d SVI steps)
                   amortization gap  ELBO(λ*) − ELBO(λ₀) = %.4f

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BSVI
 import BSVIStorage
 import BSVITraining
 import Foundation
@@ -46,7 +47,7 @@ struct Inspect: ParsableCommand {
             var rows = [["split", "rows", "width", "holds", "fraction of ones", "checksummed"]]
             for s in r.splits {
                 rows.append([s.name, "\(s.rows)", "\(s.width)", s.holds + (s.nonBinaryValues > 0 ? " (\(s.nonBinaryValues) NOT 0/1)" : ""),
-                             String(format: "%.4f", s.fractionOfOnes) + (s.holds == "intensities" ? " (expected per draw)" : ""),
+                             String(numbers: "%.4f", s.fractionOfOnes) + (s.holds == "intensities" ? " (expected per draw)" : ""),
                              s.checksummed ? "yes" : "no"])
             }
             printTable(rows)
@@ -84,16 +85,16 @@ struct Inspect: ParsableCommand {
         var rows = [["parameter", "shape", "count", "mean", "std", "min", "max", "finite"]]
         for p in r.parameters {
             rows.append([p.name, "[" + p.shape.map(String.init).joined(separator: ", ") + "]", "\(p.count)",
-                         String(format: "%.4g", p.mean), String(format: "%.4g", p.std), String(format: "%.4g", p.min),
-                         String(format: "%.4g", p.max), p.finite ? "yes" : "NO"])
+                         String(numbers: "%.4g", p.mean), String(numbers: "%.4g", p.std), String(numbers: "%.4g", p.min),
+                         String(numbers: "%.4g", p.max), p.finite ? "yes" : "NO"])
         }
         printTable(rows)
         if let pi = r.pi {
-            print("\nlearned π       " + pi.map { String(format: "%.4f", $0) }.joined(separator: " "))
+            print("\nlearned π       " + pi.map { String(numbers: "%.4f", $0) }.joined(separator: " "))
         }
         print("\nmetric history (\(r.history.count) evaluations)")
         for h in r.history {
-            print(String(format: "  step %6d epoch %3d %-5@ n=%-6d K=%-5d log p(x) %.4f  ELBO %.4f  ELBO(λ_k) %.4f",
+            print(String(numbers: "  step %6d epoch %3d %-5@ n=%-6d K=%-5d log p(x) %.4f  ELBO %.4f  ELBO(λ_k) %.4f",
                          h.step, h.epoch, h.split, h.examples, h.samples, h.logLikelihood, h.elbo, h.elboRefined))
         }
     }

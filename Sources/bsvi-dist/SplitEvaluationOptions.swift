@@ -43,6 +43,16 @@ struct SplitEvaluationOptions: ParsableArguments {
         return r
     }
 
+    /// Rank 0 warns when `checkpoint` was trained on another file that is here: evaluating on
+    /// the default --data by mistake would otherwise pass without a word. A recorded file that is
+    /// not here (another host, moved since) cannot be compared and gives no warning.
+    func warnIfTrainedOnOtherData(_ checkpoint: String, config: String?, comm: Communicator) {
+        guard comm.isRoot, let trained = RunConfiguration.trainingDataPath(checkpointConfig: config),
+              let trainedFile = FileIdentity(trained), let dataFile = FileIdentity(data), trainedFile != dataFile else { return }
+        printError("warning: \(checkpoint) was trained on \(trained) (its configuration's files.data_path), but --data is \(data); "
+                   + "pass --data \(trained) to evaluate on the data it was trained on")
+    }
+
     /// The --data file, the same on every rank (a collective; see `requireSameDataset`).
     func openDataset(comm: Communicator) throws -> BinaryDataset {
         let dataset = try comm.onEveryRank { try BinaryDataset(path: data) }

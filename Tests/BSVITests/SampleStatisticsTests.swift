@@ -18,9 +18,9 @@ struct SampleStatisticsTests {
             let expected = (variance / Double(n)).squareRoot()
             #expect(abs(SampleStatistics.standardError(x) - expected) <= 1e-10 * expected, "n = \(n)")
         }
-        // A constant has no spread; one value has no estimable spread.
+        // A constant has no spread; one value has no estimable spread (numpy: std(ddof=1) is nan).
         #expect(SampleStatistics.standardError([-812.25, -812.25, -812.25]) == 0)
-        #expect(SampleStatistics.standardError([3]) == 0)
+        #expect(SampleStatistics.standardError([3]).isNaN)
         #expect(SampleStatistics.mean([]) == 0)
     }
 
@@ -44,9 +44,12 @@ struct SampleStatisticsTests {
         }
     }
 
-    @Test("fraction greater counts strict wins only")
+    @Test("fraction greater counts strict wins only; a NaN on either side makes it NaN")
     func fractionGreater() {
         #expect(SampleStatistics.fractionGreater([1, 2, 3, 4], [0, 2, 4, 3]) == 0.5)
         #expect(SampleStatistics.fractionGreater([1, 1], [1, 1]) == 0)
+        #expect(SampleStatistics.fractionGreater([1, .nan], [0, 0]).isNaN)
+        #expect(SampleStatistics.fractionGreater([1, 2], [.nan, 0]).isNaN)
+        #expect(SampleStatistics.fractionGreater([.infinity, 1], [0, -.infinity]) == 1)
     }
 }

@@ -88,7 +88,7 @@ struct EvaluationSummaryTests {
         var e = Self.evaluation(examples: 11, seed: UInt64.max - 3)
         e.logLikelihood[4] = -1e300
         let path = dir + "/examples.h5"
-        try PerExampleFile.write(e, checkpoint: "runs/x/final.h5", to: path)
+        try PerExampleFile.write(e, checkpoint: "runs/x/final.h5", data: "data/thresholded.h5", to: path)
         let (back, checkpoint) = try PerExampleFile.read(path)
         #expect(checkpoint == "runs/x/final.h5")
         var expected = e
@@ -97,6 +97,7 @@ struct EvaluationSummaryTests {
         let f = try HDF5File.open(path)
         #expect(try f.readInt64s("/row") == (0..<11).map { Int64($0) })
         #expect(try f.stringAttribute("split") == "valid")
+        #expect(try f.stringAttribute("data") == "data/thresholded.h5")
         #expect(try f.scalarInt64Attribute("samples") == 1000)
         #expect(UInt64(bitPattern: try f.scalarInt64Attribute("seed")) == UInt64.max - 3)
         // Nothing but the file itself is left in the folder (the write was atomic).
@@ -112,11 +113,12 @@ struct EvaluationSummaryTests {
         var b = Self.evaluation(examples: 9, seed: 3)
         b.seed = a.seed
         let c = CheckpointComparison(aCheckpoint: "a.h5", bCheckpoint: "b.h5", a: a, b: b, commonRandomNumbers: false)
-        try PerExampleFile.write(c, to: dir + "/pair.h5")
+        try PerExampleFile.write(c, data: "toy.h5", to: dir + "/pair.h5")
         let f = try HDF5File.open(dir + "/pair.h5")
         #expect(try f.stringAttribute("format") == PerExampleFile.comparisonFormat)
         #expect(try f.stringAttribute("a_checkpoint") == "a.h5" && f.stringAttribute("b_checkpoint") == "b.h5")
         #expect(try f.scalarInt64Attribute("common_random_numbers") == 0)
+        #expect(try f.stringAttribute("data") == "toy.h5")
         #expect(try f.readDoubles("/difference") == c.difference)
         for (group, e) in [("/a", a), ("/b", b)] {
             #expect(try f.readDoubles(group + "/log_likelihood") == e.logLikelihood)

@@ -81,6 +81,9 @@ struct TrainerTests {
         let summary = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: c.files.runDirectory + "/summary.json"))) as? [String: Any])
         #expect(summary["steps"] as? Int == 30)
         #expect(summary["parameter_checksums"] != nil && summary["final_evaluation"] != nil && summary["parameterChecksums"] == nil)
+        // The final evaluation's noise is keyed by the training seed: `eval --seed` with it reproduces the numbers.
+        let evaluation = try #require(summary["final_evaluation"] as? [String: Any])
+        #expect(evaluation["seed"] as? Int == Int(c.optimizer.seed))
         let metrics = try String(contentsOfFile: c.files.runDirectory + "/metrics.csv", encoding: .utf8).split(separator: "\n")
         #expect(metrics.filter { $0.hasPrefix("train,") }.count == 3)
         #expect(metrics.filter { $0.hasPrefix("eval,") }.count == 1)

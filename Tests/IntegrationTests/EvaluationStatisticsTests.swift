@@ -100,6 +100,36 @@ struct EvaluationStatisticsTests {
         #expect(text.stdout.contains("ESS/K mean"))
     }
 
+    @Test("eval and compare name the data they read, warn when a checkpoint was trained on another file that is here, and give no error bar for one example")
+    func dataProvenance() throws {
+        let dir = try makeTemporaryDirectory(prefix: "evaldata")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let data = dir + "/toy.h5", other = dir + "/other.h5"
+        try writeToyDataset(data)
+        try writeToyDataset(other, seed: 11, source: "other")
+        let checkpoint = try trainTinyCheckpoint(data: data, runDir: dir + "/run", seed: 5, epochs: 1)
+        let samples = ["--samples", "8", "--limit", "4", "--json"]
+        let same = try bsvi(["eval", checkpoint, "--data", data] + samples)
+        #expect(same.status == 0 && !same.stderr.contains("warning"), "\(same.stderr)")
+        #expect(try parseJSONLine(same.stdout)["data"] as? String == data)
+        let elsewhere = try bsvi(["eval", checkpoint, "--data", other] + samples + ["--per-example", dir + "/other-examples.h5"])
+        #expect(elsewhere.status == 0, "\(elsewhere.stderr)")
+        #expect(elsewhere.stderr.contains("was trained on \(data)") && elsewhere.stderr.contains("--data is \(other)"), "\(elsewhere.stderr)")
+        #expect(try parseJSONLine(elsewhere.stdout)["data"] as? String == other)
+        #expect(try HDF5File.open(dir + "/other-examples.h5").stringAttribute("data") == other)
+        let pair = try bsvi(["compare", checkpoint, checkpoint, "--data", other] + samples)
+        #expect(pair.status == 0 && pair.stderr.components(separatedBy: "warning: ").count == 3, "\(pair.stderr)")
+        #expect(try parseJSONLine(pair.stdout)["data"] as? String == other)
+
+        // One example: no spread can be estimated, so no standard error (numpy's std(ddof=1) is nan).
+        let one = try bsvi(["eval", checkpoint, "--data", data, "--samples", "8", "--limit", "1", "--json"])
+        let j = try parseJSONLine(one.stdout)
+        #expect(j["log_likelihood_se"] as? String == "nan" && j["elbo_se"] as? String == "nan", "\(one.stdout)")
+        #expect(j["log_likelihood"] is Double)
+        let text = try bsvi(["eval", checkpoint, "--data", data, "--samples", "8", "--limit", "1"])
+        #expect(text.status == 0 && text.stdout.contains("± nan nats per example") && !text.stdout.contains("-nan"), "\(text.stdout)")
+    }
+
     /// compare's JSON and file against the paired statistics of the direct per-example values.
     func checkComparison(_ j: [String: Any], file: String, a: [ExampleEvaluation], b: [ExampleEvaluation]) throws {
         let la = a.map(\.estimate.logLikelihood), lb = b.map(\.estimate.logLikelihood)

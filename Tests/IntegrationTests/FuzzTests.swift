@@ -43,7 +43,7 @@ struct FuzzTests {
             whole["file"] = nil
             return whole as NSDictionary
         }
-        for key in ["seconds", "checkpoint", "file", "peak_resident_mib"] { object[key] = nil }
+        for key in ["seconds", "checkpoint", "data", "file", "peak_resident_mib"] { object[key] = nil }
         return object as NSDictionary
     }
 

@@ -44,10 +44,14 @@ public struct TrainingState: Equatable, Sendable {
     /// The training sums of the checkpoint's epoch so far (so that a run resumed mid-epoch
     /// reports that epoch's row as an uninterrupted run does); nil in older checkpoints.
     public var epochSums: ObjectiveSums?
+    /// The `DatasetFingerprint` words of the --data the run trained on, so that a resume on a
+    /// file re-prepared at the same path (other rows: another data order) is refused; nil in
+    /// checkpoints written before 2026-12-03.
+    public var dataFingerprint: [UInt64]?
 
     public init(configJSON: String, seed: UInt64, worldSize: Int, adamStep: Int, firstMoment: [Float],
                 secondMoment: [Float], skippedSteps: Int, resumesJSON: String? = nil, badStreak: Int = 0,
-                epochSums: ObjectiveSums? = nil) {
+                epochSums: ObjectiveSums? = nil, dataFingerprint: [UInt64]? = nil) {
         self.configJSON = configJSON
         self.seed = seed
         self.worldSize = worldSize
@@ -58,6 +62,7 @@ public struct TrainingState: Equatable, Sendable {
         self.resumesJSON = resumesJSON
         self.badStreak = badStreak
         self.epochSums = epochSums
+        self.dataFingerprint = dataFingerprint
     }
 }
 

@@ -41,6 +41,7 @@ public enum CheckpointFile {
                 try f.setAttribute("skipped_steps", on: "/training", Int64(s.skippedSteps))
                 if let resumes = s.resumesJSON { try f.setAttribute("resumes", on: "/training", resumes) }
                 try f.setAttribute("bad_streak", on: "/training", Int64(s.badStreak))
+                if let words = s.dataFingerprint { try f.setAttribute("data_fingerprint", on: "/training", words.map { Int64(bitPattern: $0) }) }
                 if let sums = s.epochSums {
                     try f.writeDoubles("/training/epoch_sums", [Double(sums.examples), sums.bound, sums.elboInitial, sums.elboRefined])
                 }
@@ -275,6 +276,14 @@ private struct CheckpointReader {
                           fix: "restore the values bsvi-dist wrote, or resume another checkpoint")
         }
         let seed = try file.hasAttribute("seed", on: "/training") ? UInt64(bitPattern: try file.scalarInt64Attribute("seed", on: "/training")) : nil
+        var dataFingerprint: [UInt64]? = nil
+        if try file.hasAttribute("data_fingerprint", on: "/training") {
+            let words = try file.int64Attribute("data_fingerprint", on: "/training").map { UInt64(bitPattern: $0) }
+            guard words.count == DatasetFingerprint.wordCount else {
+                throw problem("/training", "data_fingerprint holds \(words.count) values, not \(DatasetFingerprint.wordCount)")
+            }
+            dataFingerprint = words
+        }
         let configJSON = try file.stringAttribute("config", on: "/training")
         let resumesJSON = try file.hasAttribute("resumes", on: "/training") ? try file.stringAttribute("resumes", on: "/training") : nil
         guard let m, let v, step != nil, let worldSize, let adamStep, let seed else {
@@ -285,7 +294,8 @@ private struct CheckpointReader {
         }
         return TrainingRead(state: TrainingState(configJSON: configJSON, seed: seed, worldSize: worldSize, adamStep: adamStep,
                                                  firstMoment: m, secondMoment: v, skippedSteps: skippedSteps,
-                                                 resumesJSON: resumesJSON, badStreak: badStreak, epochSums: epochSums),
+                                                 resumesJSON: resumesJSON, badStreak: badStreak, epochSums: epochSums,
+                                                 dataFingerprint: dataFingerprint),
                             configJSON: configJSON)
     }
 

@@ -8,15 +8,18 @@ final class RunRecorder {
     let isRoot: Bool
     let config: RunConfiguration
     let worldSize: Int
+    let dataFingerprint: DatasetFingerprint
     let progress: ProgressReporter
     let store: CheckpointStore
     private var metrics: MetricsLog?
     private let faults: RunFaults
 
-    init(config: RunConfiguration, worldSize: Int, isRoot: Bool, progressInterval: TimeInterval, faults: RunFaults) {
+    init(config: RunConfiguration, worldSize: Int, dataFingerprint: DatasetFingerprint, isRoot: Bool, progressInterval: TimeInterval,
+         faults: RunFaults) {
         self.isRoot = isRoot
         self.config = config
         self.worldSize = worldSize
+        self.dataFingerprint = dataFingerprint
         self.faults = faults
         progress = ProgressReporter(enabled: isRoot, interval: progressInterval)
         store = CheckpointStore(runDirectory: config.files.runDirectory, keep: config.schedule.keepCheckpoints)
@@ -103,7 +106,8 @@ final class RunRecorder {
                            training: TrainingState(configJSON: try config.jsonString(), seed: config.optimizer.seed, worldSize: worldSize,
                                                    adamStep: adam.step, firstMoment: adam.firstMoment.array,
                                                    secondMoment: adam.secondMoment.array, skippedSteps: state.skippedSteps,
-                                                   resumesJSON: resumes, badStreak: state.badStreak, epochSums: state.epochSums),
+                                                   resumesJSON: resumes, badStreak: state.badStreak, epochSums: state.epochSums,
+                                                   dataFingerprint: dataFingerprint.words),
                            history: state.history)
         let path = try store.save(c, midWrite: { [faults] in faults.during(.checkpoint, rank: 0) })
         state.lastCheckpoint = SavedCheckpoint(step: state.step, path: path, contents: c)

@@ -31,7 +31,8 @@ struct RunStart: Codable {
 
     /// Rank 0 fills `params` and `adam` (from the seed or the checkpoint) and returns the rest,
     /// with `history` and `resumes` of the run so far.
-    static func decide(config: RunConfiguration, resumeFlag: String?, worldSize: Int, schedule: TrainingSchedule, store: CheckpointStore, model: VAEModel,
+    static func decide(config: RunConfiguration, resumeFlag: String?, worldSize: Int, schedule: TrainingSchedule,
+                       dataFingerprint: DatasetFingerprint, store: CheckpointStore, model: VAEModel,
                        params: FloatBuffer, adam: Adam, history: inout [MetricRecord], resumes: inout [ResumeRecord]) throws -> RunStart {
         let runDirectory = config.files.runDirectory
         do {
@@ -58,7 +59,7 @@ struct RunStart: Codable {
             params.copy(from: model.makeInitialParameters(seed: config.optimizer.seed))
         case let flag?:
             let (checkpoint, path) = try Self.checkpoint(flag, store: store, folder: folder, runDirectory: runDirectory)
-            let changes = try Self.checkCompatible(checkpoint, path: path, config: config, model: model)
+            let changes = try Self.checkCompatible(checkpoint, path: path, config: config, model: model, dataFingerprint: dataFingerprint)
             // A checkpoint from elsewhere continues into this folder only if it holds no run of its
             // own: its checkpoints and rows would mix with the continued run's.
             if flag != "auto", !folder.neverStarted, !Self.isInside(flag, runDirectory) {
@@ -164,7 +165,8 @@ struct RunStart: Codable {
 
     /// The resume rule (ConfigurationField): every experiment setting must match the checkpoint's;
     /// schedule settings may differ and are returned. The number of ranks may change.
-    static func checkCompatible(_ c: Checkpoint, path: String, config: RunConfiguration, model: VAEModel) throws -> [SettingChange] {
+    static func checkCompatible(_ c: Checkpoint, path: String, config: RunConfiguration, model: VAEModel,
+                                dataFingerprint: DatasetFingerprint) throws -> [SettingChange] {
         guard let t = c.training else {
             throw TrainingError.resume(file: path, problem: "no training state", fix: "start a new run")
         }
@@ -179,6 +181,16 @@ struct RunStart: Codable {
         guard mismatches.isEmpty else {
             throw TrainingError.resume(file: path, problem: "the checkpoint was written by a different experiment: " + mismatches.joined(separator: "; "),
                                        fix: "resume with the checkpoint's values of these flags, or start a new --run-dir")
+        }
+        // The same path may hold other data by now (re-prepared, another binarization): its rows
+        // would give another data order and other epochs, under the name of the same run.
+        if let words = t.dataFingerprint {
+            let trained = DatasetFingerprint(words: words)
+            let differences = dataFingerprint.differences(from: trained, referenceName: "the checkpoint's run trained on")
+            guard differences.isEmpty else {
+                throw TrainingError.resume(file: path, problem: "--data \(config.files.dataPath) is not the data the run trained on: " + differences.joined(separator: "; "),
+                                           fix: "resume with the dataset the run trained on, unchanged, or start a new --run-dir")
+            }
         }
         return comparison.scheduleChanges
     }

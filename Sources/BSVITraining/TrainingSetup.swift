@@ -7,6 +7,8 @@ import Foundation
 /// rank's plan of it, the model, parameters and optimizer, the step and its input buffers.
 final class TrainingSetup {
     let dataset: BinaryDataset
+    /// What the run trains on, recorded in its checkpoints and compared on resume.
+    let dataFingerprint: DatasetFingerprint
     let trainRows: Int
     let plan: ShardPlan
     let schedule: TrainingSchedule
@@ -25,10 +27,13 @@ final class TrainingSetup {
         // Before anything depends on the file: ranks reading copies that differ would build
         // different schedules from them (different collectives: a hang) or different shuffles.
         try comm.requireSameDataset(dataset)
+        dataFingerprint = DatasetFingerprint(of: dataset)
         let (rows, width) = try dataset.shape(of: .train)
         trainRows = rows
         plan = ShardPlan(totalRows: rows, worldSize: comm.size, rank: comm.rank, globalBatch: config.optimizer.batchSize)
-        try plan.validate(dataPath: config.files.dataPath)
+        // The same rows, batch and world size on every rank (checked just above): every rank
+        // fails here together, so rank 0 alone says why and all leave without MPI_Abort.
+        do { try plan.validate(dataPath: config.files.dataPath) } catch { throw CollectiveError(error, isRoot: comm.isRoot) }
         schedule = TrainingSchedule(stepsPerEpoch: plan.stepsPerEpoch, schedule: config.schedule, evaluation: config.evaluation)
         // Each rank checks a contiguous 1/P of /train now (every chunk's checksum, and 0/1 values
         // unless /train holds intensities), so a bad value stops the run before anything is

@@ -220,4 +220,15 @@ struct MPITests {
         #expect(!alone.timedOut && alone.status == 64, "\(alone.status): \(alone.stderr)")
         #expect(alone.stderr.contains("rank 1: Error: Unknown option '--bogus'"), "\(alone.stderr)")
     }
+
+    @Test("a batch larger than /train is reported once, by rank 0, and every rank leaves without MPI_Abort")
+    func batchLargerThanDataOnce() throws {
+        let dir = try makeTemporaryDirectory(prefix: "bigbatch")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try writeToyDataset(dir + "/toy.h5")
+        let r = try mpirunBSVI(ranks: 3, ["train", "--data", dir + "/toy.h5", "--run-dir", dir + "/run", "--batch-size", "97"] + tinyModel)
+        #expect(r.status == 65, "\(r.stderr)")
+        #expect(r.stderr.components(separatedBy: "fewer than one global batch").count == 2, "\(r.stderr)")
+        #expect(!r.stderr.contains("MPI_ABORT"), "\(r.stderr)")
+    }
 }

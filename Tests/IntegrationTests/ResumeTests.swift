@@ -151,6 +151,33 @@ struct ResumeTests {
         }
     }
 
+    @Test("--resume refuses the same --data path re-prepared with other rows (another data order), and resumes the unchanged file")
+    func resumeRefusesChangedData() throws {
+        let dir = try makeTemporaryDirectory(prefix: "datachange")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let data = dir + "/toy.h5"
+        try writeToyDataset(data)
+        let flags = CheckpointRun.flags(data: data, runDir: dir + "/run")
+        let first = try bsvi(flags + ["--max-steps", "5"])
+        try #require(first.status == 0, "\(first.stderr)")
+        let words = try #require(try CheckpointFile.read(dir + "/run/final.h5").training?.dataFingerprint)
+        #expect(words == DatasetFingerprint(of: try BinaryDataset(path: data)).words)
+
+        try FileManager.default.removeItem(atPath: data)
+        try writeToyDataset(data, train: 80)
+        let changed = try bsvi(flags + ["--max-steps", "10", "--resume", "auto"])
+        #expect(changed.status == 65, "\(changed.stderr)")
+        #expect(changed.stderr.contains("is not the data the run trained on: /train 80 rows × 16 (the checkpoint's run trained on: 96 rows × 16)"),
+                "\(changed.stderr)")
+        // Nothing of the run was set aside by the refused resume.
+        #expect(FileManager.default.fileExists(atPath: dir + "/run/final.h5"))
+
+        try FileManager.default.removeItem(atPath: data)
+        try writeToyDataset(data)
+        let same = try bsvi(flags + ["--max-steps", "10", "--resume", "auto"])
+        #expect(same.status == 0, "\(same.stderr)")
+    }
+
     @Test("--resume auto on a run folder that does not exist, or that never recorded anything, starts a fresh run and says so")
     func resumeAutoStartsANewRun() throws {
         let dir = try makeTemporaryDirectory(prefix: "autofresh")

@@ -29,8 +29,6 @@ struct Compare: ParsableCommand {
         runCollectively(comm) {
             let modelA = try ModelDistribution.load(a, comm: comm)
             let modelB = try ModelDistribution.load(b, comm: comm)
-            options.warnIfTrainedOnOtherData(a, config: modelA.configJSON, comm: comm)
-            options.warnIfTrainedOnOtherData(b, config: modelB.configJSON, comm: comm)
             let shapeA = modelA.model.shape, shapeB = modelB.model.shape
             guard shapeA.inputDim == shapeB.inputDim else {
                 throw CollectiveError(message: "\(b): input_dim \(shapeB.inputDim) differs from \(a)'s \(shapeA.inputDim) "
@@ -43,6 +41,8 @@ struct Compare: ParsableCommand {
             }
             try options.checkPerExampleOutput(comm: comm, checkpoints: [a, b])
             let dataset = try options.openDataset(comm: comm)
+            options.warnIfTrainedOnOtherData(a, modelA, dataset: dataset, comm: comm)
+            options.warnIfTrainedOnOtherData(b, modelB, dataset: dataset, comm: comm)
             let progress = ProgressReporter(enabled: comm.isRoot && !options.json)
             let evaluationA = try options.evaluate(modelA, label: "A on ", split: split,
                                                    refinement: options.refinement(checkpointConfig: modelA.configJSON),

@@ -42,9 +42,9 @@ struct Evaluate: ParsableCommand {
         let comm = makeCommunicator(stallTimeout: options.stallTimeout)
         runCollectively(comm) {
             let ckpt = try ModelDistribution.load(checkpoint, comm: comm)
-            options.warnIfTrainedOnOtherData(checkpoint, config: ckpt.configJSON, comm: comm)
             try options.checkPerExampleOutput(comm: comm, checkpoints: [checkpoint])
             let dataset = try options.openDataset(comm: comm)
+            options.warnIfTrainedOnOtherData(checkpoint, ckpt, dataset: dataset, comm: comm)
             var refinement = options.refinement(checkpointConfig: ckpt.configJSON)
             if gaps { refinement.steps = gapSteps }
             let progress = ProgressReporter(enabled: comm.isRoot && !options.json)

@@ -43,14 +43,22 @@ struct SplitEvaluationOptions: ParsableArguments {
         return r
     }
 
-    /// Rank 0 warns when `checkpoint` was trained on another file that is here: evaluating on
-    /// the default --data by mistake would otherwise pass without a word. A recorded file that is
-    /// not here (another host, moved since) cannot be compared and gives no warning.
-    func warnIfTrainedOnOtherData(_ checkpoint: String, config: String?, comm: Communicator) {
-        guard comm.isRoot, let trained = RunConfiguration.trainingDataPath(checkpointConfig: config),
-              let trainedFile = FileIdentity(trained), let dataFile = FileIdentity(data), trainedFile != dataFile else { return }
-        printError("warning: \(checkpoint) was trained on \(trained) (its configuration's files.data_path), but --data is \(data); "
-                   + "pass --data \(trained) to evaluate on the data it was trained on")
+    /// Rank 0 warns when `checkpoint` was trained on other data than `dataset`: evaluating on
+    /// the default --data by mistake would otherwise pass without a word. The checkpoint's data
+    /// fingerprint decides (a copy elsewhere is the same data); a checkpoint from before it was
+    /// recorded is compared by its recorded path, when that file is here.
+    func warnIfTrainedOnOtherData(_ checkpoint: String, _ model: DistributedModel, dataset: BinaryDataset, comm: Communicator) {
+        guard comm.isRoot else { return }
+        let trained = RunConfiguration.trainingDataPath(checkpointConfig: model.configJSON)
+        let advice = trained.map { "; pass --data \($0) (its run's --data) to evaluate on the data it was trained on" } ?? ""
+        if let words = model.dataFingerprint {
+            let differences = DatasetFingerprint(of: dataset).differences(from: DatasetFingerprint(words: words), referenceName: "trained on")
+            if !differences.isEmpty {
+                printError("warning: \(checkpoint) was trained on other data than --data \(data): " + differences.joined(separator: "; ") + advice)
+            }
+        } else if let trained, let trainedFile = FileIdentity(trained), let dataFile = FileIdentity(data), trainedFile != dataFile {
+            printError("warning: \(checkpoint) was trained on \(trained), not on --data \(data)" + advice)
+        }
     }
 
     /// The --data file, the same on every rank (a collective; see `requireSameDataset`).

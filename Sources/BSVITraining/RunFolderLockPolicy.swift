@@ -7,7 +7,10 @@
 /// contents add two things. A holder left named in it ended without releasing (killed, crashed):
 /// on this host the lock is taken over with a warning; on another host the run refuses, because
 /// some cluster file systems keep locks local to each host (BeeGFS by default, Lustre with
-/// `localflock`, NFS with `local_lock`), so a free lock there does not prove that run has ended.
+/// `localflock`, NFS with `local_lock`), so a free lock there does not prove that run has ended —
+/// unless the holder was an earlier incarnation of the same Slurm job (a requeue after a node
+/// failure or preemption, whose new rank 0 is usually on another node): Slurm ends a job's
+/// processes before it requeues it.
 /// Where the file system has no locks at all (flock fails with ENOLCK, EOPNOTSUPP or ENOSYS) the
 /// contents are all there is: a live pid on this host holds the folder.
 enum RunFolderLockPolicy {
@@ -48,7 +51,9 @@ enum RunFolderLockPolicy {
             let shown = text.count > 80 ? String(text.prefix(80)) + "…" : text
             return .take(warnings: warnings + ["warning: \(lockFile) held text that names no run (\(shown.debugDescription)); taking the lock over"])
         case (_, .holder(let holder)) where holder.host != me.host:
-            return .refuse(.leftByRunOnAnotherHost(lockFile: lockFile, holder: holder))
+            guard holder.isEarlierRun(ofJobOf: me) else { return .refuse(.leftByRunOnAnotherHost(lockFile: lockFile, holder: holder)) }
+            return .take(warnings: warnings + [takeOverWarning(lockFile, holder, "Slurm requeued the job (this is restart \(me.job!.restart)), "
+                                                               + "so its processes have ended")])
         case (.acquired, .holder(let holder)):
             // The kernel says nobody holds it, so a running pid with that number is another process.
             let state = isRunning(holder.pid) && holder.pid != me.pid ? "its pid now belongs to another process" : "it is no longer running"

@@ -86,8 +86,45 @@ struct RunFolderLockPolicyTests {
     func holderRoundTrip() {
         #expect(RunFolderLockHolder(fileContents: sameHost.fileContents) == sameHost)
         #expect(sameHost.fileContents == "host=node1\npid=200\nsince=2023-11-14T22:13:20Z\n")
-        for text in ["", "host=node1\npid=200\n", "host=node1\npid=-3\nsince=2023-11-14T22:13:20Z", "host=\npid=2\nsince=2023-11-14T22:13:20Z", "hello"] {
+        for text in ["", "host=node1\npid=200\n", "host=node1\npid=-3\nsince=2023-11-14T22:13:20Z", "host=\npid=2\nsince=2023-11-14T22:13:20Z", "hello",
+                     "host=node1\npid=200\nsince=2023-11-14T22:13:20Z\nslurm_job=812\n"] {
             #expect(RunFolderLockHolder(fileContents: text) == nil, "\(text.debugDescription)")
         }
+        let inJob = RunFolderLockHolder(host: "node2", pid: 7, since: sameHost.since, job: .init(id: "812", restart: 1))
+        #expect(inJob.fileContents == "host=node2\npid=7\nsince=2023-11-14T22:13:20Z\nslurm_job=812\nslurm_restart=1\n")
+        #expect(RunFolderLockHolder(fileContents: inJob.fileContents) == inJob)
+    }
+
+    @Test("the Slurm job comes from SLURM_JOB_ID and SLURM_RESTART_COUNT (0 when Slurm has not requeued it)")
+    func slurmJobFromEnvironment() {
+        #expect(RunFolderLockHolder.SlurmJob.current([:]) == nil)
+        #expect(RunFolderLockHolder.SlurmJob.current(["SLURM_JOB_ID": "812"]) == .init(id: "812", restart: 0))
+        #expect(RunFolderLockHolder.SlurmJob.current(["SLURM_JOB_ID": "812", "SLURM_RESTART_COUNT": "2"]) == .init(id: "812", restart: 2))
+        #expect(RunFolderLockHolder.SlurmJob.current(["SLURM_JOB_ID": "a b"]) == nil)
+    }
+
+    @Test("a run on another host is taken over when it was an earlier incarnation of this Slurm job (a requeue), and only then")
+    func requeuedSlurmJobTakesOver() throws {
+        func holder(_ host: String, _ job: String?, _ restart: Int) -> RunFolderLockHolder {
+            RunFolderLockHolder(host: host, pid: 200, since: otherHost.since, job: job.map { .init(id: $0, restart: restart) })
+        }
+        func decide(_ lock: RunFolderLockPolicy.KernelLock, left: RunFolderLockHolder, me: RunFolderLockHolder) -> RunFolderLockPolicy.Decision {
+            RunFolderLockPolicy.decide(lockFile: file, kernelLock: lock, contents: .holder(left), me: me, isRunning: { _ in true })
+        }
+        let requeued = holder("node7", "812", 1)
+        for lock in [RunFolderLockPolicy.KernelLock.acquired, .unsupported(reason: "flock: ENOLCK")] {
+            let w = try #require(warnings(decide(lock, left: holder("node2", "812", 0), me: requeued)))
+            #expect(w.last?.contains("Slurm job 812 restart 0") == true && w.last?.contains("this is restart 1") == true, "\(w)")
+        }
+        // Another job, the same incarnation, a later one, or no job on either side: it may still run.
+        for left in [holder("node2", "813", 0), holder("node2", "812", 1), holder("node2", "812", 2), holder("node2", nil, 0)] {
+            #expect(decide(.acquired, left: left, me: requeued) == .refuse(.leftByRunOnAnotherHost(lockFile: file, holder: left)), "\(left)")
+        }
+        let outsideSlurm = holder("node7", nil, 0)
+        #expect(decide(.acquired, left: holder("node2", "812", 0), me: outsideSlurm)
+                == .refuse(.leftByRunOnAnotherHost(lockFile: file, holder: holder("node2", "812", 0))))
+        // A lock the kernel reports held is refused even so.
+        #expect(decide(.heldByAnotherProcess, left: holder("node2", "812", 0), me: requeued)
+                == .refuse(.heldByAnotherRun(lockFile: file, holder: holder("node2", "812", 0))))
     }
 }

@@ -178,6 +178,29 @@ struct ResumeTests {
         #expect(same.status == 0, "\(same.stderr)")
     }
 
+    @Test("a requeued Slurm job resumes although its earlier incarnation, killed on another host, left the lock named; another job is refused")
+    func requeuedJobTakesOverTheLock() throws {
+        let dir = try makeTemporaryDirectory(prefix: "requeue")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let data = dir + "/toy.h5"
+        try writeToyDataset(data)
+        let flags = CheckpointRun.flags(data: data, runDir: dir + "/run") + ["--checkpoint-every", "4"]
+        let first = try bsvi(flags + ["--max-steps", "8"])
+        try #require(first.status == 0, "\(first.stderr)")
+        // What a rank 0 killed with its node leaves: its name in the lock file.
+        let left = "host=node-gone\npid=4242\nsince=2026-12-03T10:00:00Z\nslurm_job=812\nslurm_restart=0\n"
+        try left.write(toFile: dir + "/run/.lock", atomically: false, encoding: .utf8)
+        let binary = try binaryPath()
+        let resume = flags + ["--max-steps", "12", "--resume", "auto"]
+        let otherJob = try runCommand(binary, resume, environment: ["SLURM_JOB_ID": "900", "SLURM_RESTART_COUNT": "1"])
+        #expect(otherJob.status == 73 && otherJob.stderr.contains("run on another host (pid 4242 on host node-gone"), "\(otherJob.stderr)")
+        let requeued = try runCommand(binary, resume, environment: ["SLURM_JOB_ID": "812", "SLURM_RESTART_COUNT": "1"])
+        #expect(requeued.status == 0, "\(requeued.stderr)")
+        #expect(requeued.stdout.contains("taking over the run folder") && requeued.stdout.contains("Slurm requeued the job (this is restart 1)"),
+                "\(requeued.stdout)")
+        #expect(try CheckpointFile.read(dir + "/run/final.h5").step == 12)
+    }
+
     @Test("--resume auto on a run folder that does not exist, or that never recorded anything, starts a fresh run and says so")
     func resumeAutoStartsANewRun() throws {
         let dir = try makeTemporaryDirectory(prefix: "autofresh")

@@ -43,6 +43,7 @@ public final class Trainer {
 
     public func run() throws -> TrainingOutcome {
         try config.validate()
+        try comm.requireSameConfiguration(config)
         try checkRunDirectoryIsAFolder()
         let setup = try TrainingSetup(config: config, comm: comm)
         let recorder = RunRecorder(config: config, worldSize: comm.size, dataFingerprint: setup.dataFingerprint, isRoot: comm.isRoot,

@@ -221,6 +221,21 @@ struct MPITests {
         #expect(alone.stderr.contains("rank 1: Error: Unknown option '--bogus'"), "\(alone.stderr)")
     }
 
+    @Test("ranks given other settings (an MPMD launch) are refused before training, rank 0 naming the rank and the setting")
+    func mpmdSettingsDiffer() throws {
+        let dir = try makeTemporaryDirectory(prefix: "mpmd")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try writeToyDataset(dir + "/toy.h5")
+        let binary = try binaryPath()
+        let flags = ["train", "--data", dir + "/toy.h5", "--run-dir", dir + "/run", "--batch-size", "12", "--seed", "4"] + tinyModel
+        let r = try runCommand(mpirunPath(), ["--oversubscribe", "-np", "2", binary] + flags + [":", "-np", "1", binary] + flags + ["--seed", "5"],
+                               timeout: 120)
+        #expect(!r.timedOut && r.status == 64, "\(r.status): \(r.stderr)")
+        #expect(r.stderr.components(separatedBy: "got other settings").count == 2, "\(r.stderr)")
+        #expect(r.stderr.contains("rank 2 of 3 got other settings than rank 0 (rank 2: --seed 5 (rank 0: 4))"), "\(r.stderr)")
+        #expect(!r.stderr.contains("MPI_ABORT") && !FileManager.default.fileExists(atPath: dir + "/run/checkpoints"), "\(r.stderr)")
+    }
+
     @Test("a batch larger than /train is reported once, by rank 0, and every rank leaves without MPI_Abort")
     func batchLargerThanDataOnce() throws {
         let dir = try makeTemporaryDirectory(prefix: "bigbatch")

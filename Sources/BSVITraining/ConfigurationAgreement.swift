@@ -1,0 +1,32 @@
+import BSVI
+import BSVIParallel
+
+extension Communicator {
+    /// Stops the run on every rank unless every rank was given the same settings as rank 0.
+    /// An MPMD launch or a wrapper script that gives one rank another --seed would make it
+    /// follow its own data order (rows used twice or never, and the final checksum check still
+    /// passes: every rank applies the same allreduced update); another --max-steps would leave
+    /// the others waiting in a collective. A collective: one allgather of a hash of the compared
+    /// settings and, when they differ, one broadcast of the first differing rank's; rank 0 names
+    /// the settings. `--run-dir` is not compared (only rank 0 writes there).
+    public func requireSameConfiguration(_ config: RunConfiguration) throws {
+        let fields = ConfigurationField.all.filter { $0.role != .location }
+        var hash = FNV1a()
+        for field in fields { for byte in "\(field.flag)=\(field.value(config))\n".utf8 { hash.add(byte) } }
+        let gathered = allgather(hash.value)
+        // Every rank holds the same hashes, so every rank takes this branch or none.
+        guard let other = gathered.indices.first(where: { gathered[$0] != gathered[0] }) else { return }
+        let json = broadcast(string: rank == other ? ((try? config.jsonString()) ?? "") : "", root: other)
+        let differing = gathered.indices.filter { gathered[$0] != gathered[0] }
+        var settings = ""
+        if let theirs = try? RunConfiguration.fromJSON(json) {
+            let comparison = ResumeComparison(saved: config, current: theirs)
+            let changes = (comparison.mismatches + comparison.scheduleChanges).map { "\($0.flag) \($0.now) (rank 0: \($0.checkpoint))" }
+            if !changes.isEmpty { settings = ": " + changes.joined(separator: ", ") }
+        }
+        let named = differing.count == 1 ? "rank \(other)" : "ranks " + differing.map(String.init).joined(separator: ", ")
+        throw CollectiveError(TrainingError.invalidConfiguration(
+            flag: "settings", problem: "\(named) of \(size) got other settings than rank 0 (rank \(other)\(settings)); "
+                + "give every rank the same train flags (an MPMD launch or a wrapper script gave them differently)"), isRoot: isRoot)
+    }
+}

@@ -15,9 +15,9 @@ extension Communicator {
         for field in fields { for byte in "\(field.flag)=\(field.value(config))\n".utf8 { hash.add(byte) } }
         let gathered = allgather(hash.value)
         // Every rank holds the same hashes, so every rank takes this branch or none.
-        guard let other = gathered.indices.first(where: { gathered[$0] != gathered[0] }) else { return }
-        let json = broadcast(string: rank == other ? ((try? config.jsonString()) ?? "") : "", root: other)
         let differing = gathered.indices.filter { gathered[$0] != gathered[0] }
+        guard let other = differing.first else { return }
+        let json = broadcast(string: rank == other ? ((try? config.jsonString()) ?? "") : "", root: other)
         var settings = ""
         if let theirs = try? RunConfiguration.fromJSON(json) {
             let comparison = ResumeComparison(saved: config, current: theirs)

@@ -200,8 +200,10 @@ struct MPITests {
         let rows = try #require(try parseJSONLine(r.stdout)["rows_per_rank"] as? [Int], "\(r.stdout)")
         #expect(rows.count == 2 && rows.reduce(0, +) == 480, "\(rows)")
         // Comparing wall clocks, the rank whose clock was ahead looked busy for 1000 s and got
-        // (almost) no rows; the two equal cores share them roughly evenly.
-        #expect(rows.min()! >= 480 / 4, "rows per rank \(rows)")
+        // its first part only (16 of 480 rows). Dealt by speed it gets a share that follows its
+        // core's: about half on an idle machine, 106 of 480 once while the suite's other tests
+        // loaded the cores. A tenth tells the two apart without depending on the load.
+        #expect(rows.min()! >= 480 / 10, "rows per rank \(rows)")
     }
 
     @Test("a flag error under mpirun is reported once, by rank 0 (eval's and compare's used to come from every rank, interleaved)")

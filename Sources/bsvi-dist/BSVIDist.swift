@@ -1,4 +1,5 @@
 import ArgumentParser
+import CStopSignal
 import Foundation
 
 @main
@@ -19,6 +20,10 @@ struct BSVIDist: ParsableCommand {
     /// is normally the same on every rank of an MPI job: rank 0 reports it, the others only if
     /// mpirun has not ended the job first (failBeforeStart).
     static func main() {
+        // A stop signal from here on is recorded (and kept pending across the re-execution):
+        // commands that stop gracefully see it at their first check; for the others it acts,
+        // once released, as it would have on arrival.
+        bsvi_install_stop_handlers()
         Startup.prepare()
         var command: ParsableCommand
         do {
@@ -27,6 +32,7 @@ struct BSVIDist: ParsableCommand {
             if launchRank != 0 { failBeforeStart(message: fullMessage(for: error), status: exitCode(for: error).rawValue) }
             exit(withError: error)
         }
+        if !(command is StopsGracefully) { bsvi_release_stop_signals() }
         // `--help` parses into ArgumentParser's help command, which prints when run: once, on rank 0.
         if launchRank != 0 && String(describing: type(of: command)) == "HelpCommand" { Foundation.exit(0) }
         do {
@@ -36,3 +42,10 @@ struct BSVIDist: ParsableCommand {
         }
     }
 }
+
+/// A command that turns SIGTERM, SIGINT, SIGUSR1 and SIGUSR2 into a graceful stop (polling
+/// `bsvi_stop_signal()`); for every other command they keep their default action.
+protocol StopsGracefully {}
+extension Train: StopsGracefully {}
+extension Evaluate: StopsGracefully {}
+extension Compare: StopsGracefully {}

@@ -23,8 +23,8 @@ struct Compare: ParsableCommand {
     @OptionGroup var options: SplitEvaluationOptions
 
     func run() throws {
-        // A signal abandons the comparison on every rank within a few examples (exit 75).
-        bsvi_install_stop_handlers()
+        // A signal abandons the comparison on every rank within a few examples (exit 75); they
+        // are held since main began (StopsGracefully).
         let comm = makeCommunicator(stallTimeout: options.stallTimeout)
         runCollectively(comm) {
             let modelA = try ModelDistribution.load(a, comm: comm)

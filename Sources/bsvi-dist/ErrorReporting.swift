@@ -1,6 +1,7 @@
 import ArgumentParser
 import BSVIParallel
 import BSVITraining
+import CStopSignal
 import Foundation
 
 /// Prints to standard error, unbuffered.
@@ -67,6 +68,8 @@ func failBeforeStart(_ error: Error) -> Never {
 /// fails alone — other flags in an MPMD launch, or a launcher's rank variable inherited outside
 /// mpirun — still reports, named, and exits non-zero: exiting 0 left rank 0 waiting in MPI_Init.
 func failBeforeStart(message: String, status: Int32) -> Never {
+    // mpirun ends the job with SIGTERM once rank 0 has reported: the other ranks must die of it.
+    bsvi_release_stop_signals()
     if launchRank != 0 {
         guard status != 0 else { exit(0) }  // a clean exit (--help): rank 0 prints it
         Thread.sleep(forTimeInterval: 2)

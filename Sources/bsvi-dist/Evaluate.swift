@@ -37,8 +37,8 @@ struct Evaluate: ParsableCommand {
     }
 
     func run() throws {
-        // A signal abandons the evaluation on every rank within a few examples (exit 75).
-        bsvi_install_stop_handlers()
+        // A signal abandons the evaluation on every rank within a few examples (exit 75); they
+        // are held since main began (StopsGracefully).
         let comm = makeCommunicator(stallTimeout: options.stallTimeout)
         runCollectively(comm) {
             let ckpt = try ModelDistribution.load(checkpoint, comm: comm)

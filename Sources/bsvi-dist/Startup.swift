@@ -1,6 +1,7 @@
 import BSVI
 import BSVITraining
 import CKernels
+import CStopSignal
 import Foundation
 
 /// What every subcommand needs before MPI starts and before the first BLAS call: the kernel
@@ -93,8 +94,10 @@ enum Startup {
     static func reexecute() -> String {
         var arguments = CommandLine.arguments.map { strdup($0) }
         arguments.append(nil)
+        bsvi_block_stop_signals_for_exec()
         execv("/proc/self/exe", arguments)
         let reason = String(cString: strerror(errno))
+        bsvi_install_stop_handlers()
         for p in arguments { free(p) }
         return reason
     }

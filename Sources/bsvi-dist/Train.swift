@@ -71,7 +71,7 @@ struct Train: ParsableCommand {
             printError("warning: --method \(config.objective.method.rawValue) does not use " + unused.joined(separator: ", ")
                        + "; they are stored with the run's settings (a --resume must repeat them) but change nothing")
         }
-        bsvi_install_stop_handlers()
+        // Stop signals are held since main began (StopsGracefully): the loop polls them.
         let comm = makeCommunicator(stallTimeout: config.schedule.stallTimeout)
         runCollectively(comm) {
             if files.data == nil { try ensureDefaultDataset(config.files.dataPath, comm: comm) }

@@ -198,4 +198,32 @@ struct EmulatedCPUTests {
             #expect(emulated.map(\.bitPattern) == native.map(\.bitPattern))
         }
     }
+
+    /// The OpenBLAS correction re-executes the process; a stop signal sent while it did (the new
+    /// image loading, before its main) used to kill it: every one of six trials sent right after
+    /// the warning died of SIGUSR1. The signals are now held from main on and kept pending
+    /// across the exec.
+    @Test("a stop signal while the process re-executes itself for OpenBLAS stops the run gracefully")
+    func stopSignalDuringReexecution() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.qemu), "qemu-user is not installed")
+        let dir = try makeTemporaryDirectory(prefix: "qemustop")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try writeToyDataset(dir + "/toy.h5")
+        for trial in 0..<3 {
+            let command = try BackgroundCommand(Self.qemu, ["-cpu", "Westmere", try binaryPath(), "train", "--data", dir + "/toy.h5",
+                                                            "--run-dir", dir + "/run\(trial)", "--batch-size", "16", "--max-steps", "100000", "--no-final-eval"] + tinyModel,
+                                                environment: ["OPENBLAS_CORETYPE": "Haswell"])
+            // Written just before the exec; polled every 0.5 ms (pollUntil's 20 ms would often
+            // land after the new image began to hold the signals, and test nothing).
+            let deadline = Date().addingTimeInterval(60)
+            while !command.stderr.contains("Unset OPENBLAS_CORETYPE") && command.process.isRunning && Date() < deadline { usleep(500) }
+            try #require(command.stderr.contains("Unset OPENBLAS_CORETYPE"), "\(command.stderr)")
+            kill(command.process.processIdentifier, SIGUSR1)
+            #expect(command.wait(timeout: 60), "trial \(trial): the stop was not seen")
+            let ended = command.process.terminationReason == .uncaughtSignal ? "killed by signal" : "exit"
+            #expect(command.process.terminationReason == .exit && command.process.terminationStatus == 0,
+                    "trial \(trial): \(ended) \(command.process.terminationStatus)\n\(command.stderr.suffix(400))")
+            #expect(command.stdout.contains("stop requested"), "trial \(trial): \(command.stdout.suffix(400))")
+        }
+    }
 }

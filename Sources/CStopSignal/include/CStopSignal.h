@@ -1,11 +1,21 @@
 // The async-signal-safe stop flag: SIGTERM/SIGINT/SIGUSR1/SIGUSR2 set it, and the training
 // loop turns it into a collective stop. No MPI or HDF5 here, so the CLI and the trainer can
 // use it without seeing either library.
+//
+// From the first line of main the signals are held: recorded, not fatal (a signal in the
+// start-up, or while the process re-executes itself for OpenBLAS, used to kill it). Commands
+// that stop gracefully keep them so; every other path releases them, and a signal recorded
+// meanwhile then acts as it would have on arrival.
 #ifndef BSVI_CSTOPSIGNAL_H
 #define BSVI_CSTOPSIGNAL_H
 
 /// Installs the handlers (and unblocks the signals, which a process may inherit blocked).
 void bsvi_install_stop_handlers(void);
+/// The default actions again; a stop signal recorded so far is raised (and so acted on) now.
+void bsvi_release_stop_signals(void);
+/// Before execv of this program: blocks the signals, so that one arriving before the new image
+/// holds them stays pending instead of killing it, and makes a recorded one pending again.
+void bsvi_block_stop_signals_for_exec(void);
 /// 0, or the number of the first stop signal received.
 int bsvi_stop_signal(void);
 

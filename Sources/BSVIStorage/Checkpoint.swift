@@ -86,11 +86,16 @@ public struct Checkpoint: Equatable {
     /// Why a /training or /metrics present in the file was set aside when the reader did not need
     /// them (eval, sample, inspect): the parts missing; nil when they were read or absent.
     public var unreadableTrainingState: String? = nil
-    /// /training's `config` when the rest of /training was set aside (else it is `training`'s).
+    /// /training's `config` and `data_fingerprint` when the rest of /training was set aside (else
+    /// they are `training`'s).
     public var setAsideConfigurationJSON: String? = nil
+    public var setAsideDataFingerprint: [UInt64]? = nil
     /// The run's settings (/training's `config`) when the file has them, also when the rest of
     /// /training was set aside: where eval and sample take their defaults from.
     public var configurationJSON: String? { training?.configJSON ?? setAsideConfigurationJSON }
+    /// What the run trained on (/training's `data_fingerprint`), also when the rest of /training
+    /// was set aside: what eval compares --data with.
+    public var dataFingerprint: [UInt64]? { training?.dataFingerprint ?? setAsideDataFingerprint }
 
     public init(shape: ModelShape, method: String, step: Int, epoch: Int, piCount: Int, parameters: [Float],
                 training: TrainingState?, history: [MetricRecord]) {

@@ -105,7 +105,10 @@ public enum CheckpointFile {
         checkpoint.unreadableTrainingState = setAside.isEmpty ? nil : setAside.joined(separator: "; ")
         // The run's settings, which eval and sample take their defaults from, also when the rest
         // of /training was set aside.
-        if training.state == nil { checkpoint.setAsideConfigurationJSON = training.configJSON }
+        if training.state == nil {
+            checkpoint.setAsideConfigurationJSON = training.configJSON
+            checkpoint.setAsideDataFingerprint = training.dataFingerprint
+        }
         return checkpoint
     }
 }
@@ -228,6 +231,7 @@ private struct CheckpointReader {
     struct TrainingRead {
         var state: TrainingState? = nil
         var configJSON: String? = nil
+        var dataFingerprint: [UInt64]? = nil
         var missing: [String] = []
     }
 
@@ -290,13 +294,13 @@ private struct CheckpointReader {
             let parts: [(String, Bool)] = [("adam_first_moment", m == nil), ("adam_second_moment", v == nil), ("attribute seed", seed == nil),
                                            ("attribute world_size", worldSize == nil), ("attribute adam_step", adamStep == nil),
                                            ("the root attribute step", step == nil)]
-            return TrainingRead(configJSON: configJSON, missing: parts.filter(\.1).map(\.0))
+            return TrainingRead(configJSON: configJSON, dataFingerprint: dataFingerprint, missing: parts.filter(\.1).map(\.0))
         }
         return TrainingRead(state: TrainingState(configJSON: configJSON, seed: seed, worldSize: worldSize, adamStep: adamStep,
                                                  firstMoment: m, secondMoment: v, skippedSteps: skippedSteps,
                                                  resumesJSON: resumesJSON, badStreak: badStreak, epochSums: epochSums,
                                                  dataFingerprint: dataFingerprint),
-                            configJSON: configJSON)
+                            configJSON: configJSON, dataFingerprint: dataFingerprint)
     }
 
     /// The evaluation history (/metrics), empty when absent; when columns are missing, empty and

@@ -28,30 +28,40 @@ public struct DatasetFingerprint: Equatable, Sendable {
     public var valid: SplitShape
     public var test: SplitShape
     public var trainValues: SplitValues
-    /// FNV-1a of `identityAttributes`' names and values (absent ones included as absent), so
-    /// that files of other sources or binarizations differ even when their shapes agree.
+    /// FNV-1a of `attributes`' names and values (absent ones included as absent), so that files
+    /// of other sources or binarizations differ even when their shapes agree.
     public var attributesHash: UInt64
+    /// The root attributes `attributesHash` covers (named in `differences`; not in `words`).
+    public var attributes: [String]
 
-    /// The root attributes that identify a dataset file's content (DESIGN.md §4, docs/data.md).
+    /// The root attributes that identify a dataset file's content (DESIGN.md §4, docs/data.md),
+    /// as ranks compare their copies of one file.
     public static let identityAttributes = ["source", "binarization", "binarization_seed", "binarization_threshold",
                                             "image_height", "image_width"]
+    /// What a run's checkpoints record of the data it trained on: the identity attributes but
+    /// `source`, which holds the input path as typed to prepare-data, so that the same files
+    /// prepared again from another folder (a job's scratch copy) are the same data.
+    public static let trainingAttributes = identityAttributes.filter { $0 != "source" }
 
-    public init(train: SplitShape, valid: SplitShape, test: SplitShape, trainValues: SplitValues, attributesHash: UInt64) {
+    public init(train: SplitShape, valid: SplitShape, test: SplitShape, trainValues: SplitValues, attributesHash: UInt64,
+                attributes: [String] = identityAttributes) {
         self.train = train
         self.valid = valid
         self.test = test
         self.trainValues = trainValues
         self.attributesHash = attributesHash
+        self.attributes = attributes
     }
 
-    /// The fingerprint of an open dataset. Never throws: a split or attribute that cannot be
-    /// read is recorded as such, so a rank with a damaged copy still takes part in the comparison.
-    public init(of dataset: BinaryDataset) {
+    /// The fingerprint of an open dataset over `attributes`. Never throws: a split or attribute
+    /// that cannot be read is recorded as such, so a rank with a damaged copy still takes part in
+    /// the comparison.
+    public init(of dataset: BinaryDataset, attributes: [String] = identityAttributes) {
         func shape(_ split: DataSplit) -> SplitShape {
             (try? dataset.shape(of: split)).map { SplitShape(rows: $0.rows, width: $0.width) } ?? .absent
         }
         self.init(train: shape(.train), valid: shape(.valid), test: shape(.test), trainValues: dataset.values(of: .train),
-                  attributesHash: Self.hash(Self.identityAttributes.map { "\($0)=\(Self.attributeText($0, in: dataset.file))" }))
+                  attributesHash: Self.hash(attributes.map { "\($0)=\(Self.attributeText($0, in: dataset.file))" }), attributes: attributes)
     }
 
     // MARK: Exchanging
@@ -64,11 +74,12 @@ public struct DatasetFingerprint: Equatable, Sendable {
 
     public static let wordCount = 8
 
-    /// The fingerprint `words` came from.
-    public init(words w: [UInt64]) {
+    /// The fingerprint `words` came from (over `attributes`).
+    public init(words w: [UInt64], attributes: [String] = identityAttributes) {
         precondition(w.count == Self.wordCount, "a dataset fingerprint is \(Self.wordCount) words, got \(w.count)")
         func shape(_ i: Int) -> SplitShape { SplitShape(rows: Int(truncatingIfNeeded: w[i]), width: Int(truncatingIfNeeded: w[i + 1])) }
-        self.init(train: shape(0), valid: shape(2), test: shape(4), trainValues: w[6] == 1 ? .intensities : .binary, attributesHash: w[7])
+        self.init(train: shape(0), valid: shape(2), test: shape(4), trainValues: w[6] == 1 ? .intensities : .binary, attributesHash: w[7],
+                  attributes: attributes)
     }
 
     // MARK: Comparing
@@ -85,7 +96,7 @@ public struct DatasetFingerprint: Equatable, Sendable {
             found.append("/train holds \(trainValues.rawValue) values (\(referenceName): \(reference.trainValues.rawValue))")
         }
         if attributesHash != reference.attributesHash {
-            found.append("its attributes (\(Self.identityAttributes.joined(separator: ", "))) differ: hash "
+            found.append("its attributes (\(attributes.joined(separator: ", "))) differ: hash "
                          + String(format: "%016llx", attributesHash) + " (\(referenceName): " + String(format: "%016llx", reference.attributesHash) + ")")
         }
         return found

@@ -8,9 +8,10 @@ extension Communicator {
     /// passes: every rank applies the same allreduced update); another --max-steps would leave
     /// the others waiting in a collective. A collective: one allgather of a hash of the compared
     /// settings and, when they differ, one broadcast of the first differing rank's; rank 0 names
-    /// the settings. `--run-dir` is not compared (only rank 0 writes there).
+    /// the settings. Not compared: `--run-dir` (only rank 0 writes there) and `--data`, whose
+    /// spellings may differ (`d.h5`, `./d.h5`) and whose file `requireSameDataset` compares.
     public func requireSameConfiguration(_ config: RunConfiguration) throws {
-        let fields = ConfigurationField.all.filter { $0.role != .location }
+        let fields = ConfigurationField.all.filter { $0.role != .location && $0.flag != "--data" }
         var hash = FNV1a()
         for field in fields { for byte in "\(field.flag)=\(field.value(config))\n".utf8 { hash.add(byte) } }
         let gathered = allgather(hash.value)
@@ -21,12 +22,12 @@ extension Communicator {
         var settings = ""
         if let theirs = try? RunConfiguration.fromJSON(json) {
             let comparison = ResumeComparison(saved: config, current: theirs)
-            let changes = (comparison.mismatches + comparison.scheduleChanges).map { "\($0.flag) \($0.now) (rank 0: \($0.checkpoint))" }
-            if !changes.isEmpty { settings = ": " + changes.joined(separator: ", ") }
+            let changes = (comparison.mismatches + comparison.scheduleChanges).filter { $0.flag != "--data" }
+            settings = changes.map { "\($0.flag) \($0.now) (rank 0: \($0.checkpoint))" }.joined(separator: ", ")
         }
         let named = differing.count == 1 ? "rank \(other)" : "ranks " + differing.map(String.init).joined(separator: ", ")
         throw CollectiveError(TrainingError.invalidConfiguration(
-            flag: "settings", problem: "\(named) of \(size) got other settings than rank 0 (rank \(other)\(settings)); "
+            flag: "settings", problem: "\(named) of \(size) got other settings than rank 0" + (settings.isEmpty ? "" : " (rank \(other): \(settings))") + "; "
                 + "give every rank the same train flags (an MPMD launch or a wrapper script gave them differently)"), isRoot: isRoot)
     }
 }

@@ -46,7 +46,7 @@ extension Communicator {
     /// prints the error; every rank exits with status 65.
     public func requireSameDataset(_ dataset: BinaryDataset) throws {
         let gathered = allgather(DatasetFingerprint(of: dataset).words)
-        let agreement = DatasetAgreement(fingerprints: gathered.map(DatasetFingerprint.init(words:)))
+        let agreement = DatasetAgreement(fingerprints: gathered.map { DatasetFingerprint(words: $0) })
         // Every rank holds the same gathered fingerprints, so every rank takes this branch or none.
         guard !agreement.disagreeingRanks.isEmpty else { return }
         var hosts: [Int: String] = [:]

@@ -35,7 +35,7 @@ public enum ModelDistribution {
             let c = try CheckpointFile.read(path)
             if let warning = setAsideWarning(path, c) { FileHandle.standardError.write(Data((warning + "\n").utf8)) }
             parameters = c.parameters
-            return Header(shape: c.shape, piCount: c.piCount, configJSON: c.configurationJSON, dataFingerprint: c.training?.dataFingerprint)
+            return Header(shape: c.shape, piCount: c.piCount, configJSON: c.configurationJSON, dataFingerprint: c.dataFingerprint)
         }
         let model = VAEModel(shape: header.shape, piCount: header.piCount)
         if !comm.isRoot { parameters = [Float](repeating: 0, count: model.parameterCount) }

@@ -185,7 +185,7 @@ struct RunStart: Codable {
         // The same path may hold other data by now (re-prepared, another binarization): its rows
         // would give another data order and other epochs, under the name of the same run.
         if let words = t.dataFingerprint {
-            let trained = DatasetFingerprint(words: words)
+            let trained = DatasetFingerprint(words: words, attributes: DatasetFingerprint.trainingAttributes)
             let differences = dataFingerprint.differences(from: trained, referenceName: "the checkpoint's run trained on")
             guard differences.isEmpty else {
                 throw TrainingError.resume(file: path, problem: "--data \(config.files.dataPath) is not the data the run trained on: " + differences.joined(separator: "; "),

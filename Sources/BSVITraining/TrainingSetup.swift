@@ -27,7 +27,7 @@ final class TrainingSetup {
         // Before anything depends on the file: ranks reading copies that differ would build
         // different schedules from them (different collectives: a hang) or different shuffles.
         try comm.requireSameDataset(dataset)
-        dataFingerprint = DatasetFingerprint(of: dataset)
+        dataFingerprint = DatasetFingerprint(of: dataset, attributes: DatasetFingerprint.trainingAttributes)
         let (rows, width) = try dataset.shape(of: .train)
         trainRows = rows
         plan = ShardPlan(totalRows: rows, worldSize: comm.size, rank: comm.rank, globalBatch: config.optimizer.batchSize)

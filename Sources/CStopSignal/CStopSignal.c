@@ -21,17 +21,34 @@ static sigset_t stop_signal_set(void) {
     return set;
 }
 
-static void set_disposition(void (*handler)(int)) {
-    struct sigaction action;
-    memset(&action, 0, sizeof action);
-    action.sa_handler = handler;
-    sigemptyset(&action.sa_mask);
-    action.sa_flags = SA_RESTART;
-    for (int i = 0; i < stop_signal_count; i++) sigaction(stop_signals[i], &action, NULL);
+/* The dispositions the process started with (a parent's SIG_IGN: `trap '' TERM`, or SIGINT in
+   a non-interactive shell's background job), given back on release and before an exec. */
+static struct sigaction inherited[stop_signal_count];
+static int inherited_saved = 0;
+
+static int inherited_ignores(int signal_number) {
+    for (int i = 0; i < stop_signal_count; i++) {
+        if (stop_signals[i] == signal_number) return inherited_saved && inherited[i].sa_handler == SIG_IGN;
+    }
+    return 0;
+}
+
+static void restore_inherited(void) {
+    if (!inherited_saved) return;
+    for (int i = 0; i < stop_signal_count; i++) sigaction(stop_signals[i], &inherited[i], NULL);
 }
 
 void bsvi_install_stop_handlers(void) {
-    set_disposition(on_stop_signal);
+    if (!inherited_saved) {
+        for (int i = 0; i < stop_signal_count; i++) sigaction(stop_signals[i], NULL, &inherited[i]);
+        inherited_saved = 1;
+    }
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = on_stop_signal;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    for (int i = 0; i < stop_signal_count; i++) sigaction(stop_signals[i], &action, NULL);
     /* A process inherits its parent's blocked signals (e.g. from a thread pool); unblock ours.
        One that arrived while blocked (see bsvi_block_stop_signals_for_exec) is recorded now. */
     sigset_t set = stop_signal_set();
@@ -39,19 +56,21 @@ void bsvi_install_stop_handlers(void) {
 }
 
 void bsvi_release_stop_signals(void) {
-    set_disposition(SIG_DFL);
+    restore_inherited();
     sigset_t set = stop_signal_set();
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
-    /* What the signal would have done on arrival. */
-    if (stop_signal != 0) raise(stop_signal);
+    /* What the signal would have done on arrival (nothing, if the process was started ignoring it). */
+    if (stop_signal != 0 && !inherited_ignores(stop_signal)) raise(stop_signal);
 }
 
 void bsvi_block_stop_signals_for_exec(void) {
     sigset_t set = stop_signal_set();
     pthread_sigmask(SIG_BLOCK, &set, NULL);
-    /* Pending signals and the blocked mask survive execv (handlers do not): the new image
-       records this one once it holds the signals again. */
-    if (stop_signal != 0) raise(stop_signal);
+    /* Pending signals, the blocked mask and ignored dispositions survive execv (handlers do
+       not): the new image inherits what this one did, and records a signal received here once
+       it holds the signals again. */
+    restore_inherited();
+    if (stop_signal != 0 && !inherited_ignores(stop_signal)) raise(stop_signal);
 }
 
 int bsvi_stop_signal(void) { return stop_signal; }

@@ -50,9 +50,15 @@ struct SplitEvaluationOptions: ParsableArguments {
     func warnIfTrainedOnOtherData(_ checkpoint: String, _ model: DistributedModel, dataset: BinaryDataset, comm: Communicator) {
         guard comm.isRoot else { return }
         let trained = RunConfiguration.trainingDataPath(checkpointConfig: model.configJSON)
-        let advice = trained.map { "; pass --data \($0) (its run's --data) to evaluate on the data it was trained on" } ?? ""
+        // The run's --data is worth naming unless it is this very file (since re-prepared).
+        let advice = trained.flatMap { path in
+            path == data || FileIdentity(path).map { $0 == FileIdentity(data) } == true ? nil
+                : "; pass --data \(path) (its run's --data) to evaluate on the data it was trained on"
+        } ?? ""
         if let words = model.dataFingerprint {
-            let differences = DatasetFingerprint(of: dataset).differences(from: DatasetFingerprint(words: words), referenceName: "trained on")
+            let attributes = DatasetFingerprint.trainingAttributes
+            let differences = DatasetFingerprint(of: dataset, attributes: attributes)
+                .differences(from: DatasetFingerprint(words: words, attributes: attributes), referenceName: "trained on")
             if !differences.isEmpty {
                 printError("warning: \(checkpoint) was trained on other data than --data \(data): " + differences.joined(separator: "; ") + advice)
             }

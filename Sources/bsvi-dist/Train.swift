@@ -74,17 +74,19 @@ struct Train: ParsableCommand {
         // Stop signals are held since main began (StopsGracefully): the loop polls them.
         let comm = makeCommunicator(stallTimeout: config.schedule.stallTimeout)
         runCollectively(comm) {
-            if files.data == nil { try ensureDefaultDataset(config.files.dataPath, comm: comm) }
+            // Every rank takes part, --data given or not (an MPMD launch may give it to some
+            // ranks only): a collective that one rank skipped would leave the others waiting.
+            try ensureDefaultDataset(config.files.dataPath, prepareIfMissing: files.data == nil, comm: comm)
             _ = try Trainer(config: config, options: options, comm: comm).run()
         }
     }
 }
 
-/// Without --data, the default dataset is prepared from the Debian package on first use, by
-/// rank 0; every rank goes on, or stops, together.
-func ensureDefaultDataset(_ path: String, comm: Communicator) throws {
+/// Without --data (on rank 0), the default dataset is prepared from the Debian package on first
+/// use, by rank 0; every rank goes on, or stops, together.
+func ensureDefaultDataset(_ path: String, prepareIfMissing: Bool, comm: Communicator) throws {
     try comm.rootDecides {
-        guard !FileManager.default.fileExists(atPath: path) else { return }
+        guard prepareIfMissing, !FileManager.default.fileExists(atPath: path) else { return }
         print("\(path) not found: preparing it from \(FashionMNISTImporter.defaultSourceFolder) (one time, under a minute)")
         try FashionMNISTImporter.prepare(output: path, seed: PrepareData.defaultSeed, progress: { print("  \($0)") })
     }

@@ -41,6 +41,14 @@ struct DatasetFingerprintTests {
         #expect(try fingerprint("other.h5").attributesHash != a.attributesHash)
         #expect(try fingerprint("seeded.h5").attributesHash != a.attributesHash)
         #expect(try fingerprint("other.h5").train == a.train)
+        // What a checkpoint records leaves `source` (the input path prepare-data was given) out:
+        // the same data prepared from another folder is the same data; a binarization is not.
+        func trained(_ name: String) throws -> DatasetFingerprint {
+            DatasetFingerprint(of: try BinaryDataset(path: dir + "/" + name), attributes: DatasetFingerprint.trainingAttributes)
+        }
+        #expect(try trained("other.h5") == trained("a.h5"))
+        #expect(try trained("seeded.h5").attributesHash != trained("a.h5").attributesHash)
+        #expect(!DatasetFingerprint.trainingAttributes.contains("source") && DatasetFingerprint.trainingAttributes.count == 5)
     }
 
     @Test("the attribute hash is FNV-1a, not Swift's per-process seeded Hasher (ranks are separate processes)")

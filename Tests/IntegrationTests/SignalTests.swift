@@ -285,6 +285,37 @@ struct SignalTests {
                                            "killed three times, resumed, vs straight")
     }
 
+    /// Stop signals are held from main on and then released for commands without a graceful
+    /// stop: released to what the process started with, not to the default action, or a parent's
+    /// `trap '' TERM` (SIGINT in a script's background job) would be lost.
+    @Test("a command without a graceful stop keeps ignoring the stop signals its parent ignored")
+    func inheritedIgnoreIsKept() throws {
+        let dir = try makeTemporaryDirectory(prefix: "sigign")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try writeToyDataset(dir + "/toy.h5")
+        let command = try BackgroundCommand("/bin/sh", ["-c", "trap '' TERM INT; exec \"$0\" \"$@\"", try binaryPath(), "bench",
+                                                        "--data", dir + "/toy.h5", "--batch-size", "16", "--steps", "300", "--eval-examples", "0"]
+                                                        + tinyModel)
+        // Not before the shell has set its trap: from the exec on (the process's name changes).
+        let pid = command.process.processIdentifier
+        let deadline = Date().addingTimeInterval(30)
+        func name() -> String { ((try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines) }
+        while name() != "bsvi-dist" && command.process.isRunning && Date() < deadline { usleep(200) }
+        // Every 5 ms for the whole run: some land before main, some while the signals are
+        // held, the rest after their release. All must be ignored.
+        var sent = 0
+        while command.process.isRunning {
+            kill(command.process.processIdentifier, sent % 2 == 0 ? SIGTERM : SIGINT)
+            sent += 1
+            usleep(5000)
+        }
+        #expect(command.wait(timeout: 60))
+        #expect(sent > 10, "the run ended before the signals could test anything (\(sent) sent)")
+        #expect(command.process.terminationReason == .exit && command.process.terminationStatus == 0,
+                "\(command.process.terminationReason == .uncaughtSignal ? "killed by signal" : "exit") \(command.process.terminationStatus): \(command.stderr)")
+        #expect(command.stdout.contains("examples/s"), "\(command.stdout)")
+    }
+
     /// A parent that blocks SIGTERM/SIGINT (a Dispatch-based supervisor, this test runner's
     /// threads) hands the mask on to the process it spawns; the run must still see the signal.
     @Test("a run launched with SIGTERM blocked by its parent still stops gracefully on SIGTERM")

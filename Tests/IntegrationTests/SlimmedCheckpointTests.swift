@@ -30,6 +30,14 @@ struct SlimmedCheckpointTests {
         #expect(j["refinement_steps"] as? Int == 5 && full["refinement_steps"] as? Int == 5, "\(j)")
         #expect(j["elbo_refined"] as? Double == full["elbo_refined"] as? Double)
         #expect(r.stderr.contains("/training lacks adam_first_moment, adam_second_moment") && r.stderr.contains("/metrics lacks elbo"), "\(r.stderr)")
+        // The data fingerprint stays with the configuration: a copy of the data elsewhere is the
+        // same data (no warning), other data is named.
+        try FileManager.default.copyItem(atPath: data, toPath: dir + "/copy.h5")
+        let copy = try bsvi(["eval", "--data", dir + "/copy.h5", "--samples", "5", slim])
+        #expect(copy.status == 0 && !copy.stderr.contains("trained on"), "\(copy.stderr)")
+        try writeToyDataset(dir + "/other.h5", train: 80)
+        let other = try bsvi(["eval", "--data", dir + "/other.h5", "--samples", "5", slim])
+        #expect(other.status == 0 && other.stderr.contains("was trained on other data than --data \(dir)/other.h5: /train 80 rows"), "\(other.stderr)")
 
         let shown = try bsvi(["inspect", slim])
         #expect(shown.status == 0 && shown.stdout.contains("training state  incomplete") && shown.stdout.contains("set aside       /training lacks"), "\(shown.stdout)")

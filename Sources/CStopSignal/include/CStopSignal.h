@@ -4,14 +4,16 @@
 //
 // From the first line of main the signals are held: recorded, not fatal (a signal in the
 // start-up, or while the process re-executes itself for OpenBLAS, used to kill it). Commands
-// that stop gracefully keep them so; every other path releases them, and a signal recorded
-// meanwhile then acts as it would have on arrival.
+// that stop gracefully keep them so; every other path releases them to the dispositions the
+// process started with (default, or ignored by its parent), and a signal recorded meanwhile
+// then acts as it would have on arrival.
 #ifndef BSVI_CSTOPSIGNAL_H
 #define BSVI_CSTOPSIGNAL_H
 
 /// Installs the handlers (and unblocks the signals, which a process may inherit blocked).
 void bsvi_install_stop_handlers(void);
-/// The default actions again; a stop signal recorded so far is raised (and so acted on) now.
+/// The dispositions the process started with again; a stop signal recorded so far is raised
+/// (and so acted on) now, unless the process was started ignoring it.
 void bsvi_release_stop_signals(void);
 /// Before execv of this program: blocks the signals, so that one arriving before the new image
 /// holds them stays pending instead of killing it, and makes a recorded one pending again.

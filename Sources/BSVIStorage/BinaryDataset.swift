@@ -158,8 +158,10 @@ public final class BinaryDataset {
     /// Checks rows `rows` of `split` (the start-up check of /train): reads them block by block
     /// through one block-sized buffer, nothing kept, so every chunk's Fletcher32 checksum is
     /// verified, and rejects values other than 0/1 in a binary split. Intensities (/train of a
-    /// dynamic dataset) are 0–255 by construction: any uint8 is one.
-    public func validateRows(_ split: DataSplit, rows: Range<Int>) throws {
+    /// dynamic dataset) are 0–255 by construction: any uint8 is one. Returns the rows' digest
+    /// (`rowsDigest`), so that the ranks' checks of their parts add up to the split's.
+    @discardableResult
+    public func validateRows(_ split: DataSplit, rows: Range<Int>) throws -> UInt64 {
         let (n, width) = try shape(of: split)
         let reader = try HDF5RowReader(file: file, name: "/" + split.rawValue, chunkCacheBytes: 0)
         guard rows.lowerBound >= 0 && rows.upperBound <= n else {
@@ -170,6 +172,7 @@ public final class BinaryDataset {
         let block = UnsafeMutablePointer<UInt8>.allocate(capacity: blockRows * width)
         defer { block.deallocate() }
         var start = rows.lowerBound
+        var digest: UInt64 = 0
         while start < rows.upperBound {
             // Block-aligned pieces, so every chunk is read once.
             let end = min(rows.upperBound, (start / blockRows + 1) * blockRows)
@@ -177,8 +180,31 @@ public final class BinaryDataset {
             if values(of: split) == .binary {
                 try checkBinary(block, rows: end - start, width: width, split: split) { [start] in start + $0 }
             }
+            for r in 0..<(end - start) { digest &+= Self.rowDigest(block + r * width, width: width, row: start + r) }
             start = end
         }
+        return digest
+    }
+
+    /// A 64-bit hash of one row's bytes and its index. The digest of a set of rows is the
+    /// wrapping sum of theirs: the same however the rows are split into parts (ranks), and
+    /// different, but for a 2⁻⁶⁴ chance, when any byte or row moves. Not cryptographic.
+    public static func rowDigest(_ bytes: UnsafePointer<UInt8>, width: Int, row: Int) -> UInt64 {
+        var h = 0xcbf2_9ce4_8422_2325 ^ (UInt64(row) &* 0x9E37_79B9_7F4A_7C15)
+        var i = 0
+        // FNV-1a's step on 8-byte words (little-endian loads), then on the last bytes.
+        while i + 8 <= width {
+            h = (h ^ UnsafeRawPointer(bytes + i).loadUnaligned(as: UInt64.self)) &* 0x100_0000_01b3
+            i += 8
+        }
+        while i < width {
+            h = (h ^ UInt64(bytes[i])) &* 0x100_0000_01b3
+            i += 1
+        }
+        // SplitMix64's finalizer: every input bit reaches every output bit before the sum.
+        h = (h ^ (h >> 30)) &* 0xbf58_476d_1ce4_e5b9
+        h = (h ^ (h >> 27)) &* 0x94d0_49bb_1331_11eb
+        return h ^ (h >> 31)
     }
 
     /// Rows per block of a chunk-wise read: one chunk of a chunked split; about 1 MiB of rows of

@@ -48,10 +48,14 @@ public struct TrainingState: Equatable, Sendable {
     /// file re-prepared at the same path (other rows: another data order) is refused; nil in
     /// checkpoints written before 2026-12-03.
     public var dataFingerprint: [UInt64]?
+    /// The digest of /train's rows the run trained on (`BinaryDataset.rowsDigest`): what the
+    /// fingerprint's shapes and attributes cannot tell (other images of the same shape); nil in
+    /// checkpoints written before 2026-12-03.
+    public var trainDigest: UInt64?
 
     public init(configJSON: String, seed: UInt64, worldSize: Int, adamStep: Int, firstMoment: [Float],
                 secondMoment: [Float], skippedSteps: Int, resumesJSON: String? = nil, badStreak: Int = 0,
-                epochSums: ObjectiveSums? = nil, dataFingerprint: [UInt64]? = nil) {
+                epochSums: ObjectiveSums? = nil, dataFingerprint: [UInt64]? = nil, trainDigest: UInt64? = nil) {
         self.configJSON = configJSON
         self.seed = seed
         self.worldSize = worldSize
@@ -63,6 +67,7 @@ public struct TrainingState: Equatable, Sendable {
         self.badStreak = badStreak
         self.epochSums = epochSums
         self.dataFingerprint = dataFingerprint
+        self.trainDigest = trainDigest
     }
 }
 

@@ -42,6 +42,7 @@ public enum CheckpointFile {
                 if let resumes = s.resumesJSON { try f.setAttribute("resumes", on: "/training", resumes) }
                 try f.setAttribute("bad_streak", on: "/training", Int64(s.badStreak))
                 if let words = s.dataFingerprint { try f.setAttribute("data_fingerprint", on: "/training", words.map { Int64(bitPattern: $0) }) }
+                if let digest = s.trainDigest { try f.setAttribute("train_digest", on: "/training", Int64(bitPattern: digest)) }
                 if let sums = s.epochSums {
                     try f.writeDoubles("/training/epoch_sums", [Double(sums.examples), sums.bound, sums.elboInitial, sums.elboRefined])
                 }
@@ -288,6 +289,8 @@ private struct CheckpointReader {
             }
             dataFingerprint = words
         }
+        let trainDigest = try file.hasAttribute("train_digest", on: "/training")
+            ? UInt64(bitPattern: try file.scalarInt64Attribute("train_digest", on: "/training")) : nil
         let configJSON = try file.stringAttribute("config", on: "/training")
         let resumesJSON = try file.hasAttribute("resumes", on: "/training") ? try file.stringAttribute("resumes", on: "/training") : nil
         guard let m, let v, step != nil, let worldSize, let adamStep, let seed else {
@@ -299,7 +302,7 @@ private struct CheckpointReader {
         return TrainingRead(state: TrainingState(configJSON: configJSON, seed: seed, worldSize: worldSize, adamStep: adamStep,
                                                  firstMoment: m, secondMoment: v, skippedSteps: skippedSteps,
                                                  resumesJSON: resumesJSON, badStreak: badStreak, epochSums: epochSums,
-                                                 dataFingerprint: dataFingerprint),
+                                                 dataFingerprint: dataFingerprint, trainDigest: trainDigest),
                             configJSON: configJSON, dataFingerprint: dataFingerprint)
     }
 

@@ -9,17 +9,19 @@ final class RunRecorder {
     let config: RunConfiguration
     let worldSize: Int
     let dataFingerprint: DatasetFingerprint
+    let trainDigest: UInt64
     let progress: ProgressReporter
     let store: CheckpointStore
     private var metrics: MetricsLog?
     private let faults: RunFaults
 
-    init(config: RunConfiguration, worldSize: Int, dataFingerprint: DatasetFingerprint, isRoot: Bool, progressInterval: TimeInterval,
-         faults: RunFaults) {
+    init(config: RunConfiguration, worldSize: Int, dataFingerprint: DatasetFingerprint, trainDigest: UInt64, isRoot: Bool,
+         progressInterval: TimeInterval, faults: RunFaults) {
         self.isRoot = isRoot
         self.config = config
         self.worldSize = worldSize
         self.dataFingerprint = dataFingerprint
+        self.trainDigest = trainDigest
         self.faults = faults
         progress = ProgressReporter(enabled: isRoot, interval: progressInterval)
         store = CheckpointStore(runDirectory: config.files.runDirectory, keep: config.schedule.keepCheckpoints)
@@ -107,7 +109,7 @@ final class RunRecorder {
                                                    adamStep: adam.step, firstMoment: adam.firstMoment.array,
                                                    secondMoment: adam.secondMoment.array, skippedSteps: state.skippedSteps,
                                                    resumesJSON: resumes, badStreak: state.badStreak, epochSums: state.epochSums,
-                                                   dataFingerprint: dataFingerprint.words),
+                                                   dataFingerprint: dataFingerprint.words, trainDigest: trainDigest),
                            history: state.history)
         let path = try store.save(c, midWrite: { [faults] in faults.during(.checkpoint, rank: 0) })
         state.lastCheckpoint = SavedCheckpoint(step: state.step, path: path, contents: c)

@@ -32,7 +32,7 @@ struct RunStart: Codable {
     /// Rank 0 fills `params` and `adam` (from the seed or the checkpoint) and returns the rest,
     /// with `history` and `resumes` of the run so far.
     static func decide(config: RunConfiguration, resumeFlag: String?, worldSize: Int, schedule: TrainingSchedule,
-                       dataFingerprint: DatasetFingerprint, store: CheckpointStore, model: VAEModel,
+                       data: (fingerprint: DatasetFingerprint, trainDigest: UInt64), store: CheckpointStore, model: VAEModel,
                        params: FloatBuffer, adam: Adam, history: inout [MetricRecord], resumes: inout [ResumeRecord]) throws -> RunStart {
         let runDirectory = config.files.runDirectory
         do {
@@ -59,7 +59,7 @@ struct RunStart: Codable {
             params.copy(from: model.makeInitialParameters(seed: config.optimizer.seed))
         case let flag?:
             let (checkpoint, path) = try Self.checkpoint(flag, store: store, folder: folder, runDirectory: runDirectory)
-            let changes = try Self.checkCompatible(checkpoint, path: path, config: config, model: model, dataFingerprint: dataFingerprint)
+            let changes = try Self.checkCompatible(checkpoint, path: path, config: config, model: model, data: data)
             // A checkpoint from elsewhere continues into this folder only if it holds no run of its
             // own: its checkpoints and rows would mix with the continued run's.
             if flag != "auto", !folder.neverStarted, !Self.isInside(flag, runDirectory) {
@@ -166,7 +166,7 @@ struct RunStart: Codable {
     /// The resume rule (ConfigurationField): every experiment setting must match the checkpoint's;
     /// schedule settings may differ and are returned. The number of ranks may change.
     static func checkCompatible(_ c: Checkpoint, path: String, config: RunConfiguration, model: VAEModel,
-                                dataFingerprint: DatasetFingerprint) throws -> [SettingChange] {
+                                data: (fingerprint: DatasetFingerprint, trainDigest: UInt64)) throws -> [SettingChange] {
         guard let t = c.training else {
             throw TrainingError.resume(file: path, problem: "no training state", fix: "start a new run")
         }
@@ -186,7 +186,11 @@ struct RunStart: Codable {
         // would give another data order and other epochs, under the name of the same run.
         if let words = t.dataFingerprint {
             let trained = DatasetFingerprint(words: words, attributes: DatasetFingerprint.trainingAttributes)
-            let differences = dataFingerprint.differences(from: trained, referenceName: "the checkpoint's run trained on")
+            var differences = data.fingerprint.differences(from: trained, referenceName: "the checkpoint's run trained on")
+            if differences.isEmpty, let digest = t.trainDigest, digest != data.trainDigest {
+                differences.append("/train holds other rows of the same shape (digest " + String(data.trainDigest, radix: 16)
+                                   + ", the checkpoint's run trained on " + String(digest, radix: 16) + ")")
+            }
             guard differences.isEmpty else {
                 throw TrainingError.resume(file: path, problem: "--data \(config.files.dataPath) is not the data the run trained on: " + differences.joined(separator: "; "),
                                            fix: "resume with the dataset the run trained on, unchanged, or start a new --run-dir")

@@ -7,8 +7,10 @@ import Foundation
 /// rank's plan of it, the model, parameters and optimizer, the step and its input buffers.
 final class TrainingSetup {
     let dataset: BinaryDataset
-    /// What the run trains on, recorded in its checkpoints and compared on resume.
+    /// What the run trains on, recorded in its checkpoints and compared on resume: the file's
+    /// shapes and attributes, and the digest of /train's rows (every rank's part, summed).
     let dataFingerprint: DatasetFingerprint
+    let trainDigest: UInt64
     let trainRows: Int
     let plan: ShardPlan
     let schedule: TrainingSchedule
@@ -38,7 +40,8 @@ final class TrainingSetup {
         // Each rank checks a contiguous 1/P of /train now (every chunk's checksum, and 0/1 values
         // unless /train holds intensities), so a bad value stops the run before anything is
         // written, whichever epoch would first use it.
-        try dataset.validateRows(.train, rows: ShardPlan.startupCheckRows(count: rows, worldSize: comm.size, rank: comm.rank))
+        let digest = try dataset.validateRows(.train, rows: ShardPlan.startupCheckRows(count: rows, worldSize: comm.size, rank: comm.rank))
+        trainDigest = comm.allgather(digest).reduce(0, &+)
         // The evaluation splits are checked now, not after hours of training: the rows the
         // evaluations will use, split across the ranks like /train.
         if config.evaluation.every > 0 {

@@ -89,4 +89,38 @@ struct BinaryDatasetTests {
         try dataset.validateRows(.train, rows: 0..<badRow)
         try dataset.validateRows(.train, rows: (badRow + 11)..<n)
     }
+
+    @Test("the rows' digest is the same however the rows are split into parts (ranks), and changes with one bit or two swapped rows")
+    func rowsDigest() throws {
+        let dir = try makeScratchFolder("digest")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let n = 2500
+        let values = Self.rowBits(n)
+        try Self.writeChunked(dir + "/d.h5", rows: n, values: values)
+        let whole = try BinaryDataset(path: dir + "/d.h5").validateRows(.train, rows: 0..<n)
+        for parts in [2, 3, 7] {
+            let dataset = try BinaryDataset(path: dir + "/d.h5")
+            let sum = try (0..<parts).reduce(UInt64(0)) { $0 &+ (try dataset.validateRows(.train, rows: ShardPlanLike.part(n, parts, $1))) }
+            #expect(sum == whole, "\(parts) parts")
+        }
+        var flipped = values
+        flipped[1234 * Self.width + 3] ^= 1
+        try Self.writeChunked(dir + "/flipped.h5", rows: n, values: flipped)
+        #expect(try BinaryDataset(path: dir + "/flipped.h5").validateRows(.train, rows: 0..<n) != whole)
+        var swapped = values
+        for c in 0..<Self.width { swapped.swapAt(10 * Self.width + c, 11 * Self.width + c) }
+        if swapped != values {
+            try Self.writeChunked(dir + "/swapped.h5", rows: n, values: swapped)
+            #expect(try BinaryDataset(path: dir + "/swapped.h5").validateRows(.train, rows: 0..<n) != whole)
+        }
+    }
+}
+
+/// Contiguous balanced parts, as the ranks' start-up checks take them.
+enum ShardPlanLike {
+    static func part(_ count: Int, _ parts: Int, _ index: Int) -> Range<Int> {
+        let base = count / parts, extra = count % parts
+        let start = index * base + min(index, extra)
+        return start..<(start + base + (index < extra ? 1 : 0))
+    }
 }

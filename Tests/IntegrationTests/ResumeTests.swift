@@ -172,6 +172,12 @@ struct ResumeTests {
         // Nothing of the run was set aside by the refused resume.
         #expect(FileManager.default.fileExists(atPath: dir + "/run/final.h5"))
 
+        // Other rows of the same shape and binarization: only the digest of /train tells.
+        try FileManager.default.removeItem(atPath: data)
+        try writeToyDataset(data, seed: 99)
+        let otherRows = try bsvi(flags + ["--max-steps", "10", "--resume", "auto"])
+        #expect(otherRows.status == 65 && otherRows.stderr.contains("/train holds other rows of the same shape"), "\(otherRows.stderr)")
+
         // The same rows prepared again from another folder (`source` names the input path): the
         // same data, which resumes.
         try FileManager.default.removeItem(atPath: data)

@@ -1,6 +1,8 @@
 #include "CStopSignal.h"
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static volatile sig_atomic_t stop_signal = 0;
@@ -10,7 +12,24 @@ static volatile sig_atomic_t stop_signal = 0;
 static const int stop_signals[] = {SIGTERM, SIGINT, SIGUSR1, SIGUSR2};
 enum { stop_signal_count = sizeof stop_signals / sizeof stop_signals[0] };
 
+/* The stop signals this process was started ignoring, carried across the re-execution (which
+   resets caught signals to the default action): a parent's `trap '' TERM`, or SIGINT in a
+   non-interactive shell's background job. */
+static const char *const ignored_variable = "BSVI_IGNORED_STOP_SIGNALS";
+
+/* The dispositions the process started with, given back on release. */
+static struct sigaction inherited[stop_signal_count];
+static int inherited_saved = 0;
+static pthread_t main_thread;
+
 static void on_stop_signal(int signal_number) {
+    /* A process-directed signal may land on any thread that does not block it (OpenBLAS's
+       workers, started before main, block nothing). Hand it to the main thread, which records
+       it, or keeps it pending while it blocks the signals across the exec. */
+    if (!pthread_equal(pthread_self(), main_thread)) {
+        pthread_kill(main_thread, signal_number);
+        return;
+    }
     if (stop_signal == 0) stop_signal = signal_number;
 }
 
@@ -21,11 +40,6 @@ static sigset_t stop_signal_set(void) {
     return set;
 }
 
-/* The dispositions the process started with (a parent's SIG_IGN: `trap '' TERM`, or SIGINT in
-   a non-interactive shell's background job), given back on release and before an exec. */
-static struct sigaction inherited[stop_signal_count];
-static int inherited_saved = 0;
-
 static int inherited_ignores(int signal_number) {
     for (int i = 0; i < stop_signal_count; i++) {
         if (stop_signals[i] == signal_number) return inherited_saved && inherited[i].sa_handler == SIG_IGN;
@@ -33,16 +47,22 @@ static int inherited_ignores(int signal_number) {
     return 0;
 }
 
-static void restore_inherited(void) {
-    if (!inherited_saved) return;
-    for (int i = 0; i < stop_signal_count; i++) sigaction(stop_signals[i], &inherited[i], NULL);
+static void save_inherited(void) {
+    const char *carried = getenv(ignored_variable);
+    for (int i = 0; i < stop_signal_count; i++) {
+        sigaction(stop_signals[i], NULL, &inherited[i]);
+        char name[16];
+        snprintf(name, sizeof name, ",%d,", stop_signals[i]);
+        if (carried != NULL && strstr(carried, name) != NULL) inherited[i].sa_handler = SIG_IGN;
+    }
+    if (carried != NULL) unsetenv(ignored_variable);
+    main_thread = pthread_self();
+    inherited_saved = 1;
 }
 
 void bsvi_install_stop_handlers(void) {
-    if (!inherited_saved) {
-        for (int i = 0; i < stop_signal_count; i++) sigaction(stop_signals[i], NULL, &inherited[i]);
-        inherited_saved = 1;
-    }
+    if (!inherited_saved) save_inherited();
+    else unsetenv(ignored_variable);  /* after an exec that failed */
     struct sigaction action;
     memset(&action, 0, sizeof action);
     action.sa_handler = on_stop_signal;
@@ -56,7 +76,8 @@ void bsvi_install_stop_handlers(void) {
 }
 
 void bsvi_release_stop_signals(void) {
-    restore_inherited();
+    if (!inherited_saved) return;
+    for (int i = 0; i < stop_signal_count; i++) sigaction(stop_signals[i], &inherited[i], NULL);
     sigset_t set = stop_signal_set();
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
     /* What the signal would have done on arrival (nothing, if the process was started ignoring it). */
@@ -66,11 +87,18 @@ void bsvi_release_stop_signals(void) {
 void bsvi_block_stop_signals_for_exec(void) {
     sigset_t set = stop_signal_set();
     pthread_sigmask(SIG_BLOCK, &set, NULL);
-    /* Pending signals, the blocked mask and ignored dispositions survive execv (handlers do
-       not): the new image inherits what this one did, and records a signal received here once
-       it holds the signals again. */
-    restore_inherited();
-    if (stop_signal != 0 && !inherited_ignores(stop_signal)) raise(stop_signal);
+    /* The handlers stay until execv resets them (another thread's signal is forwarded here and
+       stays pending); pending signals and the blocked mask survive execv. A signal recorded so
+       far is made pending again, for the new image to record once it holds the signals. */
+    char carried[64] = ",";
+    for (int i = 0; i < stop_signal_count; i++) {
+        if (!inherited_ignores(stop_signals[i])) continue;
+        char name[16];
+        snprintf(name, sizeof name, "%d,", stop_signals[i]);
+        strncat(carried, name, sizeof carried - strlen(carried) - 1);
+    }
+    if (strlen(carried) > 1) setenv(ignored_variable, carried, 1);
+    if (stop_signal != 0) raise(stop_signal);
 }
 
 int bsvi_stop_signal(void) { return stop_signal; }

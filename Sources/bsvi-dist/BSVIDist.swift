@@ -29,6 +29,8 @@ struct BSVIDist: ParsableCommand {
         do {
             command = try parseAsRoot(NegativeValues.joined(Array(CommandLine.arguments.dropFirst())))
         } catch {
+            // A stop signal recorded so far acts now, as it would have on arrival.
+            bsvi_release_stop_signals()
             if launchRank != 0 { failBeforeStart(message: fullMessage(for: error), status: exitCode(for: error).rawValue) }
             exit(withError: error)
         }

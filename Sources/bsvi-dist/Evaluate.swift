@@ -48,9 +48,12 @@ struct Evaluate: ParsableCommand {
             var refinement = options.refinement(checkpointConfig: ckpt.configJSON)
             if gaps { refinement.steps = gapSteps }
             let progress = ProgressReporter(enabled: comm.isRoot && !options.json)
-            for split in split {
-                let examples = try options.evaluate(ckpt, label: "", split: split, refinement: refinement, dataset: dataset,
-                                                    comm: comm, progress: progress)
+            // Every split first, then the reports: a stop signal (exit 75) leaves nothing printed or
+            // written, not the first split's results alone.
+            let evaluations = try split.map { split in
+                try options.evaluate(ckpt, label: "", split: split, refinement: refinement, dataset: dataset, comm: comm, progress: progress)
+            }
+            for examples in evaluations {
                 if let path = options.perExample {
                     try comm.rootDecides { try PerExampleFile.write(examples, checkpoint: checkpoint, data: options.data, to: path) }
                 }

@@ -16,6 +16,7 @@ enum Startup {
             // Once per node, naming it under mpirun: a path this node's CPU lacks (BSVI_KERNELS=avx512
             // passed with -x to a mixed cluster) fails on nodes that may not include rank 0's, which
             // used to exit 64 without a word. Every failing rank exits with a usage error.
+            bsvi_release_stop_signals()
             if launchRank == 0 || launchLocalRank == 0 {
                 printError("error: \(rankOnNode)\(error)")
             }
@@ -105,6 +106,7 @@ enum Startup {
     /// Ends a process whose OpenBLAS core must not be used after the restart that would have left
     /// it failed.
     static func refuseToContinue(core: String, because failure: String) -> Never {
+        bsvi_release_stop_signals()
         printError("error: could not restart without OpenBLAS's \(core) core (\(failure)), which this process must not use; "
                    + "set OPENBLAS_CORETYPE to a core this CPU runs (`bsvi-dist cpu` names the CPU) and run again.")
         exit(ExitStatus.software.rawValue)

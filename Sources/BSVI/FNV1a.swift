@@ -7,4 +7,6 @@ public struct FNV1a {
     public init() {}
 
     public mutating func add(_ byte: UInt8) { value = (value ^ UInt64(byte)) &* 0x100_0000_01b3 }
+
+    public mutating func add<Bytes: Sequence<UInt8>>(_ bytes: Bytes) { for byte in bytes { add(byte) } }
 }

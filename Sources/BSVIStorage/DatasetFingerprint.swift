@@ -74,6 +74,12 @@ public struct DatasetFingerprint: Equatable, Sendable {
 
     public static let wordCount = 8
 
+    /// What a run's checkpoints record of `dataset`, the data it trains on (`trainingAttributes`).
+    public static func ofTrainingData(_ dataset: BinaryDataset) -> DatasetFingerprint { .init(of: dataset, attributes: trainingAttributes) }
+
+    /// The fingerprint a checkpoint recorded as `words`.
+    public static func ofTrainingData(words: [UInt64]) -> DatasetFingerprint { .init(words: words, attributes: trainingAttributes) }
+
     /// The fingerprint `words` came from (over `attributes`).
     public init(words w: [UInt64], attributes: [String] = identityAttributes) {
         precondition(w.count == Self.wordCount, "a dataset fingerprint is \(Self.wordCount) words, got \(w.count)")
@@ -118,9 +124,7 @@ public struct DatasetFingerprint: Equatable, Sendable {
     /// every process.
     static func hash(_ lines: [String]) -> UInt64 {
         var h = FNV1a()
-        for line in lines {
-            for byte in line.utf8 + [0] { h.add(byte) }
-        }
+        for line in lines { h.add(line.utf8 + [0]) }
         return h.value
     }
 }

@@ -15,4 +15,10 @@ public struct FileIdentity: Equatable, Sendable {
         device = UInt64(info.st_dev)
         inode = UInt64(info.st_ino)
     }
+
+    /// Whether two paths name one file: the same text, or the same existing file (`d.h5`,
+    /// `./d.h5`, an absolute path, a link).
+    public static func sameFile(_ a: String, _ b: String) -> Bool {
+        a == b || FileIdentity(a).map { $0 == FileIdentity(b) } == true
+    }
 }

@@ -13,7 +13,7 @@ extension Communicator {
     public func requireSameConfiguration(_ config: RunConfiguration) throws {
         let fields = ConfigurationField.all.filter { $0.role != .location && $0.flag != "--data" }
         var hash = FNV1a()
-        for field in fields { for byte in "\(field.flag)=\(field.value(config))\n".utf8 { hash.add(byte) } }
+        for field in fields { hash.add("\(field.flag)=\(field.value(config))\n".utf8) }
         let gathered = allgather(hash.value)
         // Every rank holds the same hashes, so every rank takes this branch or none.
         let differing = gathered.indices.filter { gathered[$0] != gathered[0] }

@@ -62,7 +62,7 @@ public struct ConfigurationField: Sendable {
         .init("--eval-limit", .schedule, "evaluation.limit") { "\($0.evaluation.limit)" },
         .init("--eval-proposal", .schedule, "evaluation.proposal") { $0.evaluation.proposal.rawValue },
         .init("--no-final-eval", .schedule, "evaluation.skipFinal") { "\($0.evaluation.skipFinal)" },
-        .init("--data", .experiment, "files.dataPath", sameSetting: { saved, now in saved == now || (FileIdentity(saved) != nil && FileIdentity(saved) == FileIdentity(now)) }) {
+        .init("--data", .experiment, "files.dataPath", sameSetting: { FileIdentity.sameFile($0, $1) }) {
             $0.files.dataPath
         },
         .init("--run-dir", .location, "files.runDirectory") { $0.files.runDirectory },

@@ -63,7 +63,7 @@ extension Communicator {
         var code: UInt64 = 0
         if case .failure(let error) = outcome {
             var hash = FNV1a()
-            for byte in "\(error)".utf8 { hash.add(byte) }
+            hash.add("\(error)".utf8)
             code = (hash.value << 8) | UInt64(ExitStatus(for: error).rawValue)
         }
         let codes = allgather(code)

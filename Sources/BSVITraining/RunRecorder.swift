@@ -8,20 +8,17 @@ final class RunRecorder {
     let isRoot: Bool
     let config: RunConfiguration
     let worldSize: Int
-    let dataFingerprint: DatasetFingerprint
-    let trainDigest: UInt64
+    let data: TrainingData
     let progress: ProgressReporter
     let store: CheckpointStore
     private var metrics: MetricsLog?
     private let faults: RunFaults
 
-    init(config: RunConfiguration, worldSize: Int, dataFingerprint: DatasetFingerprint, trainDigest: UInt64, isRoot: Bool,
-         progressInterval: TimeInterval, faults: RunFaults) {
+    init(config: RunConfiguration, worldSize: Int, data: TrainingData, isRoot: Bool, progressInterval: TimeInterval, faults: RunFaults) {
         self.isRoot = isRoot
         self.config = config
         self.worldSize = worldSize
-        self.dataFingerprint = dataFingerprint
-        self.trainDigest = trainDigest
+        self.data = data
         self.faults = faults
         progress = ProgressReporter(enabled: isRoot, interval: progressInterval)
         store = CheckpointStore(runDirectory: config.files.runDirectory, keep: config.schedule.keepCheckpoints)
@@ -109,7 +106,7 @@ final class RunRecorder {
                                                    adamStep: adam.step, firstMoment: adam.firstMoment.array,
                                                    secondMoment: adam.secondMoment.array, skippedSteps: state.skippedSteps,
                                                    resumesJSON: resumes, badStreak: state.badStreak, epochSums: state.epochSums,
-                                                   dataFingerprint: dataFingerprint.words, trainDigest: trainDigest),
+                                                   dataFingerprint: data.fingerprint.words, trainDigest: data.trainDigest),
                            history: state.history)
         let path = try store.save(c, midWrite: { [faults] in faults.during(.checkpoint, rank: 0) })
         state.lastCheckpoint = SavedCheckpoint(step: state.step, path: path, contents: c)

@@ -32,7 +32,7 @@ struct RunStart: Codable {
     /// Rank 0 fills `params` and `adam` (from the seed or the checkpoint) and returns the rest,
     /// with `history` and `resumes` of the run so far.
     static func decide(config: RunConfiguration, resumeFlag: String?, worldSize: Int, schedule: TrainingSchedule,
-                       data: (fingerprint: DatasetFingerprint, trainDigest: UInt64), store: CheckpointStore, model: VAEModel,
+                       data: TrainingData, store: CheckpointStore, model: VAEModel,
                        params: FloatBuffer, adam: Adam, history: inout [MetricRecord], resumes: inout [ResumeRecord]) throws -> RunStart {
         let runDirectory = config.files.runDirectory
         do {
@@ -166,7 +166,7 @@ struct RunStart: Codable {
     /// The resume rule (ConfigurationField): every experiment setting must match the checkpoint's;
     /// schedule settings may differ and are returned. The number of ranks may change.
     static func checkCompatible(_ c: Checkpoint, path: String, config: RunConfiguration, model: VAEModel,
-                                data: (fingerprint: DatasetFingerprint, trainDigest: UInt64)) throws -> [SettingChange] {
+                                data: TrainingData) throws -> [SettingChange] {
         guard let t = c.training else {
             throw TrainingError.resume(file: path, problem: "no training state", fix: "start a new run")
         }
@@ -184,17 +184,10 @@ struct RunStart: Codable {
         }
         // The same path may hold other data by now (re-prepared, another binarization): its rows
         // would give another data order and other epochs, under the name of the same run.
-        if let words = t.dataFingerprint {
-            let trained = DatasetFingerprint(words: words, attributes: DatasetFingerprint.trainingAttributes)
-            var differences = data.fingerprint.differences(from: trained, referenceName: "the checkpoint's run trained on")
-            if differences.isEmpty, let digest = t.trainDigest, digest != data.trainDigest {
-                differences.append("/train holds other rows of the same shape (digest " + String(data.trainDigest, radix: 16)
-                                   + ", the checkpoint's run trained on " + String(digest, radix: 16) + ")")
-            }
-            guard differences.isEmpty else {
-                throw TrainingError.resume(file: path, problem: "--data \(config.files.dataPath) is not the data the run trained on: " + differences.joined(separator: "; "),
-                                           fix: "resume with the dataset the run trained on, unchanged, or start a new --run-dir")
-            }
+        let differences = data.differences(fromRecordedIn: t)
+        guard differences.isEmpty else {
+            throw TrainingError.resume(file: path, problem: "--data \(config.files.dataPath) is not the data the run trained on: " + differences.joined(separator: "; "),
+                                       fix: "resume with the dataset the run trained on, unchanged, or start a new --run-dir")
         }
         return comparison.scheduleChanges
     }

@@ -46,8 +46,8 @@ public final class Trainer {
         try comm.requireSameConfiguration(config)
         try checkRunDirectoryIsAFolder()
         let setup = try TrainingSetup(config: config, comm: comm)
-        let recorder = RunRecorder(config: config, worldSize: comm.size, dataFingerprint: setup.dataFingerprint, trainDigest: setup.trainDigest,
-                                   isRoot: comm.isRoot, progressInterval: options.progressInterval, faults: options.faults)
+        let recorder = RunRecorder(config: config, worldSize: comm.size, data: setup.data, isRoot: comm.isRoot,
+                                   progressInterval: options.progressInterval, faults: options.faults)
         defer { folderLock?.release() }
         let (begun, start) = try begin(setup, recorder)
         var state = begun
@@ -174,7 +174,7 @@ public final class Trainer {
             // (The lock's warnings carry their own "warning: " prefix.)
             folderLock = try RunFolderLock.acquire(runDirectory: config.files.runDirectory, warn: { recorder.say($0) })
             var start = try RunStart.decide(config: config, resumeFlag: options.resume, worldSize: comm.size,
-                                            schedule: setup.schedule, data: (setup.dataFingerprint, setup.trainDigest), store: recorder.store,
+                                            schedule: setup.schedule, data: setup.data, store: recorder.store,
                                             model: setup.model, params: setup.params, adam: setup.adam, history: &history,
                                             resumes: &resumes)
             start.findWorkLeft(schedule: setup.schedule, evaluation: config.evaluation, history: history,

@@ -7,10 +7,9 @@ import Foundation
 /// rank's plan of it, the model, parameters and optimizer, the step and its input buffers.
 final class TrainingSetup {
     let dataset: BinaryDataset
-    /// What the run trains on, recorded in its checkpoints and compared on resume: the file's
-    /// shapes and attributes, and the digest of /train's rows (every rank's part, summed).
-    let dataFingerprint: DatasetFingerprint
-    let trainDigest: UInt64
+    /// What the run trains on, recorded in its checkpoints and compared on resume (the digest of
+    /// /train's rows: every rank's part, summed).
+    let data: TrainingData
     let trainRows: Int
     let plan: ShardPlan
     let schedule: TrainingSchedule
@@ -29,7 +28,6 @@ final class TrainingSetup {
         // Before anything depends on the file: ranks reading copies that differ would build
         // different schedules from them (different collectives: a hang) or different shuffles.
         try comm.requireSameDataset(dataset)
-        dataFingerprint = DatasetFingerprint(of: dataset, attributes: DatasetFingerprint.trainingAttributes)
         let (rows, width) = try dataset.shape(of: .train)
         trainRows = rows
         plan = ShardPlan(totalRows: rows, worldSize: comm.size, rank: comm.rank, globalBatch: config.optimizer.batchSize)
@@ -41,7 +39,7 @@ final class TrainingSetup {
         // unless /train holds intensities), so a bad value stops the run before anything is
         // written, whichever epoch would first use it.
         let digest = try dataset.validateRows(.train, rows: ShardPlan.startupCheckRows(count: rows, worldSize: comm.size, rank: comm.rank))
-        trainDigest = comm.allgather(digest).reduce(0, &+)
+        data = TrainingData(fingerprint: .ofTrainingData(dataset), trainDigest: comm.allgather(digest).reduce(0, &+))
         // The evaluation splits are checked now, not after hours of training: the rows the
         // evaluations will use, split across the ranks like /train.
         if config.evaluation.every > 0 {

@@ -52,13 +52,11 @@ struct SplitEvaluationOptions: ParsableArguments {
         let trained = RunConfiguration.trainingDataPath(checkpointConfig: model.configJSON)
         // The run's --data is worth naming unless it is this very file (since re-prepared).
         let advice = trained.flatMap { path in
-            path == data || FileIdentity(path).map { $0 == FileIdentity(data) } == true ? nil
+            FileIdentity.sameFile(path, data) ? nil
                 : "; pass --data \(path) (its run's --data) to evaluate on the data it was trained on"
         } ?? ""
         if let words = model.dataFingerprint {
-            let attributes = DatasetFingerprint.trainingAttributes
-            let differences = DatasetFingerprint(of: dataset, attributes: attributes)
-                .differences(from: DatasetFingerprint(words: words, attributes: attributes), referenceName: "trained on")
+            let differences = DatasetFingerprint.ofTrainingData(dataset).differences(from: .ofTrainingData(words: words), referenceName: "trained on")
             if !differences.isEmpty {
                 printError("warning: \(checkpoint) was trained on other data than --data \(data): " + differences.joined(separator: "; ") + advice)
             }

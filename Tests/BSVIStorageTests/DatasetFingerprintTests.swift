@@ -44,7 +44,7 @@ struct DatasetFingerprintTests {
         // What a checkpoint records leaves `source` (the input path prepare-data was given) out:
         // the same data prepared from another folder is the same data; a binarization is not.
         func trained(_ name: String) throws -> DatasetFingerprint {
-            DatasetFingerprint(of: try BinaryDataset(path: dir + "/" + name), attributes: DatasetFingerprint.trainingAttributes)
+            DatasetFingerprint.ofTrainingData(try BinaryDataset(path: dir + "/" + name))
         }
         #expect(try trained("other.h5") == trained("a.h5"))
         #expect(try trained("seeded.h5").attributesHash != trained("a.h5").attributesHash)

@@ -161,7 +161,7 @@ struct ResumeTests {
         let first = try bsvi(flags + ["--max-steps", "5"])
         try #require(first.status == 0, "\(first.stderr)")
         let words = try #require(try CheckpointFile.read(dir + "/run/final.h5").training?.dataFingerprint)
-        #expect(words == DatasetFingerprint(of: try BinaryDataset(path: data), attributes: DatasetFingerprint.trainingAttributes).words)
+        #expect(words == DatasetFingerprint.ofTrainingData(try BinaryDataset(path: data)).words)
 
         try FileManager.default.removeItem(atPath: data)
         try writeToyDataset(data, train: 80)

@@ -44,18 +44,14 @@ public struct TrainingState: Equatable, Sendable {
     /// The training sums of the checkpoint's epoch so far (so that a run resumed mid-epoch
     /// reports that epoch's row as an uninterrupted run does); nil in older checkpoints.
     public var epochSums: ObjectiveSums?
-    /// The `DatasetFingerprint` words of the --data the run trained on, so that a resume on a
-    /// file re-prepared at the same path (other rows: another data order) is refused; nil in
-    /// checkpoints written before 2026-12-03.
-    public var dataFingerprint: [UInt64]?
-    /// The digest of /train's rows the run trained on (`BinaryDataset.rowsDigest`): what the
-    /// fingerprint's shapes and attributes cannot tell (other images of the same shape); nil in
-    /// checkpoints written before 2026-12-03.
-    public var trainDigest: UInt64?
+    /// What the run trained on, so that a resume on a file re-prepared at the same path (other
+    /// rows: another data order) is refused and eval warns about other data; nil in checkpoints
+    /// written before 2026-12-03.
+    public var trainingData: RecordedTrainingData?
 
     public init(configJSON: String, seed: UInt64, worldSize: Int, adamStep: Int, firstMoment: [Float],
                 secondMoment: [Float], skippedSteps: Int, resumesJSON: String? = nil, badStreak: Int = 0,
-                epochSums: ObjectiveSums? = nil, dataFingerprint: [UInt64]? = nil, trainDigest: UInt64? = nil) {
+                epochSums: ObjectiveSums? = nil, trainingData: RecordedTrainingData? = nil) {
         self.configJSON = configJSON
         self.seed = seed
         self.worldSize = worldSize
@@ -66,7 +62,20 @@ public struct TrainingState: Equatable, Sendable {
         self.resumesJSON = resumesJSON
         self.badStreak = badStreak
         self.epochSums = epochSums
-        self.dataFingerprint = dataFingerprint
+        self.trainingData = trainingData
+    }
+}
+
+/// What a run recorded about the data it trained on: /training's `data_fingerprint` (the
+/// `DatasetFingerprint` words: shapes and binarization) and `train_digest` (the digest of
+/// /train's rows, `BinaryDataset.validateRows`: what the fingerprint cannot tell, other images
+/// of the same shape; nil in checkpoints written before the second half of 2026-12-03).
+public struct RecordedTrainingData: Codable, Equatable, Sendable {
+    public var fingerprint: [UInt64]
+    public var trainDigest: UInt64?
+
+    public init(fingerprint: [UInt64], trainDigest: UInt64?) {
+        self.fingerprint = fingerprint
         self.trainDigest = trainDigest
     }
 }
@@ -91,16 +100,16 @@ public struct Checkpoint: Equatable {
     /// Why a /training or /metrics present in the file was set aside when the reader did not need
     /// them (eval, sample, inspect): the parts missing; nil when they were read or absent.
     public var unreadableTrainingState: String? = nil
-    /// /training's `config` and `data_fingerprint` when the rest of /training was set aside (else
-    /// they are `training`'s).
+    /// /training's `config`, `data_fingerprint` and `train_digest` when the rest of /training was
+    /// set aside (else they are `training`'s).
     public var setAsideConfigurationJSON: String? = nil
-    public var setAsideDataFingerprint: [UInt64]? = nil
+    public var setAsideTrainingData: RecordedTrainingData? = nil
     /// The run's settings (/training's `config`) when the file has them, also when the rest of
     /// /training was set aside: where eval and sample take their defaults from.
     public var configurationJSON: String? { training?.configJSON ?? setAsideConfigurationJSON }
-    /// What the run trained on (/training's `data_fingerprint`), also when the rest of /training
-    /// was set aside: what eval compares --data with.
-    public var dataFingerprint: [UInt64]? { training?.dataFingerprint ?? setAsideDataFingerprint }
+    /// What the run trained on, also when the rest of /training was set aside: what eval
+    /// compares --data with.
+    public var trainingData: RecordedTrainingData? { training?.trainingData ?? setAsideTrainingData }
 
     public init(shape: ModelShape, method: String, step: Int, epoch: Int, piCount: Int, parameters: [Float],
                 training: TrainingState?, history: [MetricRecord]) {

@@ -41,8 +41,10 @@ public enum CheckpointFile {
                 try f.setAttribute("skipped_steps", on: "/training", Int64(s.skippedSteps))
                 if let resumes = s.resumesJSON { try f.setAttribute("resumes", on: "/training", resumes) }
                 try f.setAttribute("bad_streak", on: "/training", Int64(s.badStreak))
-                if let words = s.dataFingerprint { try f.setAttribute("data_fingerprint", on: "/training", words.map { Int64(bitPattern: $0) }) }
-                if let digest = s.trainDigest { try f.setAttribute("train_digest", on: "/training", Int64(bitPattern: digest)) }
+                if let d = s.trainingData {
+                    try f.setAttribute("data_fingerprint", on: "/training", d.fingerprint.map { Int64(bitPattern: $0) })
+                    if let digest = d.trainDigest { try f.setAttribute("train_digest", on: "/training", Int64(bitPattern: digest)) }
+                }
                 if let sums = s.epochSums {
                     try f.writeDoubles("/training/epoch_sums", [Double(sums.examples), sums.bound, sums.elboInitial, sums.elboRefined])
                 }
@@ -108,7 +110,7 @@ public enum CheckpointFile {
         // of /training was set aside.
         if training.state == nil {
             checkpoint.setAsideConfigurationJSON = training.configJSON
-            checkpoint.setAsideDataFingerprint = training.dataFingerprint
+            checkpoint.setAsideTrainingData = training.trainingData
         }
         return checkpoint
     }
@@ -232,7 +234,7 @@ private struct CheckpointReader {
     struct TrainingRead {
         var state: TrainingState? = nil
         var configJSON: String? = nil
-        var dataFingerprint: [UInt64]? = nil
+        var trainingData: RecordedTrainingData? = nil
         var missing: [String] = []
     }
 
@@ -281,29 +283,29 @@ private struct CheckpointReader {
                           fix: "restore the values bsvi-dist wrote, or resume another checkpoint")
         }
         let seed = try file.hasAttribute("seed", on: "/training") ? UInt64(bitPattern: try file.scalarInt64Attribute("seed", on: "/training")) : nil
-        var dataFingerprint: [UInt64]? = nil
+        var trainingData: RecordedTrainingData? = nil
         if try file.hasAttribute("data_fingerprint", on: "/training") {
             let words = try file.int64Attribute("data_fingerprint", on: "/training").map { UInt64(bitPattern: $0) }
             guard words.count == DatasetFingerprint.wordCount else {
                 throw problem("/training", "data_fingerprint holds \(words.count) values, not \(DatasetFingerprint.wordCount)")
             }
-            dataFingerprint = words
+            let digest = try file.hasAttribute("train_digest", on: "/training")
+                ? UInt64(bitPattern: try file.scalarInt64Attribute("train_digest", on: "/training")) : nil
+            trainingData = RecordedTrainingData(fingerprint: words, trainDigest: digest)
         }
-        let trainDigest = try file.hasAttribute("train_digest", on: "/training")
-            ? UInt64(bitPattern: try file.scalarInt64Attribute("train_digest", on: "/training")) : nil
         let configJSON = try file.stringAttribute("config", on: "/training")
         let resumesJSON = try file.hasAttribute("resumes", on: "/training") ? try file.stringAttribute("resumes", on: "/training") : nil
         guard let m, let v, step != nil, let worldSize, let adamStep, let seed else {
             let parts: [(String, Bool)] = [("adam_first_moment", m == nil), ("adam_second_moment", v == nil), ("attribute seed", seed == nil),
                                            ("attribute world_size", worldSize == nil), ("attribute adam_step", adamStep == nil),
                                            ("the root attribute step", step == nil)]
-            return TrainingRead(configJSON: configJSON, dataFingerprint: dataFingerprint, missing: parts.filter(\.1).map(\.0))
+            return TrainingRead(configJSON: configJSON, trainingData: trainingData, missing: parts.filter(\.1).map(\.0))
         }
         return TrainingRead(state: TrainingState(configJSON: configJSON, seed: seed, worldSize: worldSize, adamStep: adamStep,
                                                  firstMoment: m, secondMoment: v, skippedSteps: skippedSteps,
                                                  resumesJSON: resumesJSON, badStreak: badStreak, epochSums: epochSums,
-                                                 dataFingerprint: dataFingerprint, trainDigest: trainDigest),
-                            configJSON: configJSON, dataFingerprint: dataFingerprint)
+                                                 trainingData: trainingData),
+                            configJSON: configJSON, trainingData: trainingData)
     }
 
     /// The evaluation history (/metrics), empty when absent; when columns are missing, empty and

@@ -9,8 +9,8 @@ public struct DistributedModel {
     public let parameters: [Float]
     /// The stored training configuration (JSON), if the checkpoint has one.
     public let configJSON: String?
-    /// The `DatasetFingerprint` words of the data it trained on, if the checkpoint records them.
-    public let dataFingerprint: [UInt64]?
+    /// What it trained on, if the checkpoint records it.
+    public let trainingData: RecordedTrainingData?
 }
 
 /// What a reader of the model alone says about a checkpoint whose /training or /metrics was
@@ -26,7 +26,7 @@ public enum ModelDistribution {
         var shape: ModelShape
         var piCount: Int
         var configJSON: String?
-        var dataFingerprint: [UInt64]?
+        var trainingData: RecordedTrainingData?
     }
 
     public static func load(_ path: String, comm: Communicator) throws -> DistributedModel {
@@ -35,11 +35,11 @@ public enum ModelDistribution {
             let c = try CheckpointFile.read(path)
             if let warning = setAsideWarning(path, c) { FileHandle.standardError.write(Data((warning + "\n").utf8)) }
             parameters = c.parameters
-            return Header(shape: c.shape, piCount: c.piCount, configJSON: c.configurationJSON, dataFingerprint: c.dataFingerprint)
+            return Header(shape: c.shape, piCount: c.piCount, configJSON: c.configurationJSON, trainingData: c.trainingData)
         }
         let model = VAEModel(shape: header.shape, piCount: header.piCount)
         if !comm.isRoot { parameters = [Float](repeating: 0, count: model.parameterCount) }
         parameters.withUnsafeMutableBytes { comm.broadcast($0.baseAddress!, byteCount: $0.count, root: 0) }
-        return DistributedModel(model: model, parameters: parameters, configJSON: header.configJSON, dataFingerprint: header.dataFingerprint)
+        return DistributedModel(model: model, parameters: parameters, configJSON: header.configJSON, trainingData: header.trainingData)
     }
 }

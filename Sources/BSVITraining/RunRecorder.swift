@@ -106,7 +106,7 @@ final class RunRecorder {
                                                    adamStep: adam.step, firstMoment: adam.firstMoment.array,
                                                    secondMoment: adam.secondMoment.array, skippedSteps: state.skippedSteps,
                                                    resumesJSON: resumes, badStreak: state.badStreak, epochSums: state.epochSums,
-                                                   dataFingerprint: data.fingerprint.words, trainDigest: data.trainDigest),
+                                                   trainingData: data.recorded),
                            history: state.history)
         let path = try store.save(c, midWrite: { [faults] in faults.during(.checkpoint, rank: 0) })
         state.lastCheckpoint = SavedCheckpoint(step: state.step, path: path, contents: c)

@@ -184,7 +184,7 @@ struct RunStart: Codable {
         }
         // The same path may hold other data by now (re-prepared, another binarization): its rows
         // would give another data order and other epochs, under the name of the same run.
-        let differences = data.differences(fromRecordedIn: t)
+        let differences = data.differences(from: t.trainingData, referenceName: "the checkpoint's run trained on")
         guard differences.isEmpty else {
             throw TrainingError.resume(file: path, problem: "--data \(config.files.dataPath) is not the data the run trained on: " + differences.joined(separator: "; "),
                                        fix: "resume with the dataset the run trained on, unchanged, or start a new --run-dir")

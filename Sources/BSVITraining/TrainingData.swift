@@ -1,20 +1,53 @@
+import BSVIParallel
 import BSVIStorage
 
-/// What a run trains on, as its checkpoints record it (/training's `data_fingerprint` and
-/// `train_digest`) and `--resume` compares it: the file's shapes and binarization, and the
-/// digest of /train's rows, which tells other images of the same shape apart.
-struct TrainingData {
+/// The data a run trains on, as its checkpoints record it (`RecordedTrainingData`): the file's
+/// shapes and binarization, and the digest of /train's rows, which tells other images of the
+/// same shape apart (Fashion-MNIST and MNIST have the same). `--resume` refuses other data;
+/// eval and compare warn about it.
+public struct TrainingData {
     let fingerprint: DatasetFingerprint
-    let trainDigest: UInt64
+    /// nil when /train was not read (eval reads it only when the comparison needs it).
+    let trainDigest: UInt64?
 
-    /// How this differs from what the checkpoint's run recorded, one phrase per difference;
-    /// empty when they agree or the checkpoint (written before 2026-12-03) recorded nothing.
-    func differences(fromRecordedIn t: TrainingState) -> [String] {
-        guard let words = t.dataFingerprint else { return [] }
-        var found = fingerprint.differences(from: .ofTrainingData(words: words), referenceName: "the checkpoint's run trained on")
-        if found.isEmpty, let digest = t.trainDigest, digest != trainDigest {
-            found.append("/train holds other rows of the same shape (digest " + String(trainDigest, radix: 16)
-                         + ", the checkpoint's run trained on " + String(digest, radix: 16) + ")")
+    var recorded: RecordedTrainingData { RecordedTrainingData(fingerprint: fingerprint.words, trainDigest: trainDigest) }
+
+    /// The run's data at start-up: each rank checks a contiguous 1/P of /train (every chunk's
+    /// checksum, and 0/1 values unless /train holds intensities), so a bad value stops the run
+    /// before anything is written, whichever epoch would first use it; the parts' digests add
+    /// up to the same /train digest for any number of ranks. A collective.
+    static func checked(_ dataset: BinaryDataset, comm: Communicator) throws -> TrainingData {
+        let rows = try dataset.shape(of: .train).rows
+        let digest = try dataset.validateRows(.train, rows: ShardPlan.startupCheckRows(count: rows, worldSize: comm.size, rank: comm.rank))
+        return TrainingData(fingerprint: .ofTrainingData(dataset), trainDigest: comm.allgather(digest).reduce(0, &+))
+    }
+
+    /// `dataset` as eval compares it with what a checkpoint's run `recorded`: /train is read (each
+    /// rank its part) only when the shapes and binarization agree and the checkpoint recorded a
+    /// digest. Evaluating never needs /train, so a part a rank cannot read leaves the digest out
+    /// (nil) rather than failing the evaluation. A collective when `recorded` is the same on
+    /// every rank, as `ModelDistribution.load` makes it.
+    public static func compared(with recorded: RecordedTrainingData?, _ dataset: BinaryDataset, comm: Communicator) -> TrainingData {
+        let fingerprint = DatasetFingerprint.ofTrainingData(dataset)
+        guard let recorded, recorded.trainDigest != nil, fingerprint.words == recorded.fingerprint,
+              let rows = try? dataset.shape(of: .train).rows else {
+            return TrainingData(fingerprint: fingerprint, trainDigest: nil)
+        }
+        let part = try? dataset.validateRows(.train, rows: ShardPlan.startupCheckRows(count: rows, worldSize: comm.size, rank: comm.rank))
+        let parts = comm.allgather([part ?? 0, part == nil ? 1 : 0])
+        let readable = parts.allSatisfy { $0[1] == 0 }
+        return TrainingData(fingerprint: fingerprint, trainDigest: readable ? parts.map { $0[0] }.reduce(0, &+) : nil)
+    }
+
+    /// How this differs from what a checkpoint's run `recorded`, one phrase per difference, each
+    /// naming the recorded value after `referenceName`; empty when they agree, or when the
+    /// checkpoint (written before 2026-12-03) recorded nothing.
+    public func differences(from recorded: RecordedTrainingData?, referenceName: String) -> [String] {
+        guard let recorded else { return [] }
+        var found = fingerprint.differences(from: .ofTrainingData(words: recorded.fingerprint), referenceName: referenceName)
+        if found.isEmpty, let mine = trainDigest, let theirs = recorded.trainDigest, mine != theirs {
+            found.append("/train holds other rows of the same shape (digest " + String(mine, radix: 16)
+                         + "; \(referenceName): " + String(theirs, radix: 16) + ")")
         }
         return found
     }

@@ -35,11 +35,7 @@ final class TrainingSetup {
         // fails here together, so rank 0 alone says why and all leave without MPI_Abort.
         do { try plan.validate(dataPath: config.files.dataPath) } catch { throw CollectiveError(error, isRoot: comm.isRoot) }
         schedule = TrainingSchedule(stepsPerEpoch: plan.stepsPerEpoch, schedule: config.schedule, evaluation: config.evaluation)
-        // Each rank checks a contiguous 1/P of /train now (every chunk's checksum, and 0/1 values
-        // unless /train holds intensities), so a bad value stops the run before anything is
-        // written, whichever epoch would first use it.
-        let digest = try dataset.validateRows(.train, rows: ShardPlan.startupCheckRows(count: rows, worldSize: comm.size, rank: comm.rank))
-        data = TrainingData(fingerprint: .ofTrainingData(dataset), trainDigest: comm.allgather(digest).reduce(0, &+))
+        data = try TrainingData.checked(dataset, comm: comm)
         // The evaluation splits are checked now, not after hours of training: the rows the
         // evaluations will use, split across the ranks like /train.
         if config.evaluation.every > 0 {

@@ -44,10 +44,14 @@ struct SplitEvaluationOptions: ParsableArguments {
     }
 
     /// Rank 0 warns when `checkpoint` was trained on other data than `dataset`: evaluating on
-    /// the default --data by mistake would otherwise pass without a word. The checkpoint's data
-    /// fingerprint decides (a copy elsewhere is the same data); a checkpoint from before it was
-    /// recorded is compared by its recorded path, when that file is here.
+    /// the default --data by mistake, or on another dataset of the same shape (MNIST for
+    /// Fashion-MNIST), would otherwise pass without a word. What the checkpoint's run recorded
+    /// decides (a copy elsewhere is the same data): shapes and binarization, then /train's rows;
+    /// a checkpoint from before that was recorded is compared by its recorded path, when that
+    /// file is here. A collective (each rank reads its part of /train).
     func warnIfTrainedOnOtherData(_ checkpoint: String, _ model: DistributedModel, dataset: BinaryDataset, comm: Communicator) {
+        let differences = TrainingData.compared(with: model.trainingData, dataset, comm: comm)
+            .differences(from: model.trainingData, referenceName: "trained on")
         guard comm.isRoot else { return }
         let trained = RunConfiguration.trainingDataPath(checkpointConfig: model.configJSON)
         // The run's --data is worth naming unless it is this very file (since re-prepared).
@@ -55,8 +59,7 @@ struct SplitEvaluationOptions: ParsableArguments {
             FileIdentity.sameFile(path, data) ? nil
                 : "; pass --data \(path) (its run's --data) to evaluate on the data it was trained on"
         } ?? ""
-        if let words = model.dataFingerprint {
-            let differences = DatasetFingerprint.ofTrainingData(dataset).differences(from: .ofTrainingData(words: words), referenceName: "trained on")
+        if model.trainingData != nil {
             if !differences.isEmpty {
                 printError("warning: \(checkpoint) was trained on other data than --data \(data): " + differences.joined(separator: "; ") + advice)
             }

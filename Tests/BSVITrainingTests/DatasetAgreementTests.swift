@@ -40,6 +40,16 @@ struct DatasetAgreementTests {
         #expect(error.exitStatus == .badData)
     }
 
+    @Test("a rank given another --data than rank 0 (an MPMD launch) is named with its path; the same path is not repeated")
+    func otherPathNamed() throws {
+        let agreement = DatasetAgreement(fingerprints: [Self.reference, Self.reference, Self.with(trainRows: 205)])
+        let problem = try #require(agreement.problem(hosts: [0: "nodeA", 2: "nodeB"], paths: [0: "a.h5", 2: "b.h5"]))
+        #expect(problem == "the ranks see different files: 1 of 3 ranks differ from rank 0 (host nodeA): "
+                    + "rank 2 (host nodeB, --data b.h5) sees /train 205 rows × 16 (rank 0: 200 rows × 16)")
+        let samePath = try #require(agreement.problem(hosts: [:], paths: [0: "a.h5", 2: "a.h5"]))
+        #expect(samePath.hasPrefix("the ranks see different files at this path: 1 of 3 ranks differ from rank 0: rank 2 sees /train 205"))
+    }
+
     @Test("with many differing ranks the message names the first four and counts the rest")
     func manyRanksDiffer() throws {
         let agreement = DatasetAgreement(fingerprints: [Self.reference] + (1...7).map { Self.with(trainRows: 300 + $0) })

@@ -53,6 +53,23 @@ struct DataAgreementTests {
         #expect(!FileManager.default.fileExists(atPath: dir + "/run"), "nothing may be written")
     }
 
+    @Test("an MPMD launch that gives a rank another --data names that rank's path (exit 65, nothing written)")
+    func mpmdOtherData() throws {
+        let dir = try makeTemporaryDirectory(prefix: "agree")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try writeToyDataset(dir + "/a.h5", train: 200)
+        try writeToyDataset(dir + "/b.h5", train: 205)
+        let binary = try binaryPath()
+        let flags = ["train", "--run-dir", dir + "/run", "--batch-size", "10", "--epochs", "1", "--stall-timeout", "30"] + tinyModel
+        let r = try runCommand(mpirunPath(), ["--oversubscribe", "-np", "1", binary] + flags + ["--data", dir + "/a.h5"]
+                                   + [":", "-np", "1", binary] + flags + ["--data", dir + "/b.h5"], timeout: 120)
+        #expect(r.status == ExitStatus.badData.rawValue && !r.timedOut && !r.stderr.contains("stalled"), "status \(r.status): \(r.stderr)")
+        #expect(r.stderr.contains("rank 0: \(dir)/a.h5: the ranks see different files: 1 of 2 ranks differ from rank 0 (host \(localHostName())): "
+                                  + "rank 1 (host \(localHostName()), --data \(dir)/b.h5) sees /train 205 rows × 16 (rank 0: 200 rows × 16)"),
+                "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/run"), "nothing may be written")
+    }
+
     @Test("a dataset missing on every rank is reported once, by rank 0; missing on one host only, by that rank, named (66, nothing written)")
     func missingCopies() throws {
         let dir = try makeTemporaryDirectory(prefix: "missing")

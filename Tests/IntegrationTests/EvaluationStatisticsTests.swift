@@ -117,6 +117,14 @@ struct EvaluationStatisticsTests {
         #expect(elsewhere.stderr.contains("was trained on other data than --data \(other): /train 80 rows × 16 (trained on: 96 rows × 16)")
                     && elsewhere.stderr.contains("pass --data \(data)"),
                 "\(elsewhere.stderr)")
+        // Other images of the same shape and binarization (MNIST for Fashion-MNIST): only /train's
+        // rows tell, and the warning names their digests.
+        let sameShape = dir + "/same-shape.h5"
+        try writeToyDataset(sameShape, seed: 12)
+        let rowsDiffer = try bsvi(["eval", checkpoint, "--data", sameShape] + samples)
+        #expect(rowsDiffer.status == 0
+                    && rowsDiffer.stderr.contains("was trained on other data than --data \(sameShape): /train holds other rows of the same shape (digest ")
+                    && rowsDiffer.stderr.contains("pass --data \(data)"), "\(rowsDiffer.stderr)")
         // A copy of the training data elsewhere is the same data: no warning.
         try FileManager.default.copyItem(atPath: data, toPath: dir + "/copy.h5")
         let copy = try bsvi(["eval", checkpoint, "--data", dir + "/copy.h5"] + samples)

@@ -80,6 +80,18 @@ struct ReproduceTests {
         let mean = (differences[0] + differences[1]) / 2
         #expect(page.contains(String(format: "%+.2f ±", mean)), "paired mean \(mean) not on the page")
 
+        // A standard error that bsvi-dist wrote as "nan" (one example: no spread) is printed as
+        // nan; the page used to fail on the string.
+        var withNaN = results, nanTest = test, nanCompare = compare
+        nanCompare["1"] = (compare["1"] as! [String: Any]).merging(["difference_se": "nan"]) { _, new in new }
+        nanTest["compare"] = nanCompare
+        withNaN["test"] = nanTest
+        try FileManager.default.createDirectory(atPath: dir + "/nan", withIntermediateDirectories: true)
+        try JSONSerialization.data(withJSONObject: withNaN).write(to: URL(fileURLWithPath: dir + "/nan/results.json"))
+        let nanPage = try runCommand("/usr/bin/env", ["python3", root + "/scripts/results-page", dir + "/nan"], environment: env, directory: root)
+        #expect(nanPage.status == 0, "\(nanPage.stderr)")
+        #expect(try String(contentsOfFile: dir + "/nan/results.md", encoding: .utf8).contains(String(format: "%+.2f ± nan |", differences[0])))
+
         // Figures: the validation curves and the sweep (matplotlib), and the sample grids:
         // 4 rows of prior samples + 3 rows (data, λ₀, λ_k) of 10 reconstructions, 4×4 tiles.
         for figure in ["validation-curves", "sweep"] {

@@ -160,7 +160,7 @@ struct ResumeTests {
         let flags = CheckpointRun.flags(data: data, runDir: dir + "/run")
         let first = try bsvi(flags + ["--max-steps", "5"])
         try #require(first.status == 0, "\(first.stderr)")
-        let words = try #require(try CheckpointFile.read(dir + "/run/final.h5").training?.dataFingerprint)
+        let words = try #require(try CheckpointFile.read(dir + "/run/final.h5").training?.trainingData?.fingerprint)
         #expect(words == DatasetFingerprint.ofTrainingData(try BinaryDataset(path: data)).words)
 
         try FileManager.default.removeItem(atPath: data)

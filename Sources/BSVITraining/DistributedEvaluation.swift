@@ -77,36 +77,14 @@ public enum DistributedEvaluation {
         // table whatever P is and whichever rank evaluated a row. 0.4 MB for 10,000 examples.
         let tableWidth = PerExampleEvaluation.valuesPerExample
         var table = [Double](repeating: 0, count: total * tableWidth)
-        // Each round starts a vote (RoundReport) and reads the previous round's: the same rounds
-        // and votes on every rank.
         var dealer = EvaluationDealer(total: total, ranks: comm.size, roundRows: roundRows)
-        var reports: [RoundReport]? = nil  // the last vote read
-        var vote: PendingGather? = nil
-        var mine = RoundReport()
-        // The ranks' start times are compared with each other: each rank counts on its own
-        // monotonic clock from this barrier, which all leave within far less than a round. (Wall
-        // clocks differ between hosts: an offset of 0.2 s left a rank with a tenth of the rows.)
-        comm.barrier()
-        let clockZero = DispatchTime.now().uptimeNanoseconds
+        var voting = RoundVoting(comm: comm)
         while !dealer.finished {
-            if dealer.next > 0 {
-                if let gathered = vote?.wait() {
-                    let read = RoundReport.all(gathered)
-                    if read.contains(where: \.stop) {
-                        throw EvaluationInterrupted(split: split, examplesDone: dealer.next, examples: total)
-                    }
-                    reports = read
-                }
-                mine.stop = stopRequested()
-                mine.startedAt = Double(DispatchTime.now().uptimeNanoseconds - clockZero) * 1e-9
-                vote = comm.startAllgather(mine.values)
+            if dealer.next > 0, voting.nextRound(stopRequested: stopRequested) {
+                throw EvaluationInterrupted(split: split, examplesDone: dealer.next, examples: total)
             }
             let roundStart = dealer.next
-            // Vote v (started at round v) is read at round v + 1, whose deal follows round v's:
-            // the starts it carries are those of the last parts dealt. A rank that has evaluated
-            // nothing yet counts as fast as one row per second (all do, until measured).
-            let speeds = reports?.map { $0.speed ?? 1 } ?? Array(repeating: 1, count: comm.size)
-            let part = dealer.deal(speeds: speeds, lastStarts: reports?.map(\.startedAt))[comm.rank]
+            let part = dealer.deal(speeds: voting.speeds, lastStarts: voting.lastStarts)[comm.rank]
             guard !part.isEmpty else { continue }
             let t0 = Date()
             try dataset.readRows(split, rows: part, into: rows.rows(0..<part.count))
@@ -115,29 +93,79 @@ public enum DistributedEvaluation {
                 for (c, v) in PerExampleEvaluation.packed(e).enumerated() { table[row * tableWidth + c] = v }
             }
             progress?(min(roundStart + part.count * comm.size, dealer.next), total)
-            mine.rowsDone += part.count
-            mine.seconds += Date().timeIntervalSince(t0)
+            voting.mine.rowsDone += part.count
+            voting.mine.seconds += Date().timeIntervalSince(t0)
         }
         // The last vote comes too late to save work: the evaluation is complete (a stop is then
         // the caller's to honour, as for a signal after the last round).
-        _ = vote?.wait()
+        voting.finish()
         withExtendedLifetime(rowsBuffer) {}
-        // The rows each rank evaluated, one slot per rank summed with the table: every rank deals
-        // from the same numbers, so together they evaluated every row once; a deal that differed
-        // would show.
+        let rowsPerRank = combine(&table, rowsDone: voting.mine.rowsDone, total: total, comm: comm)
+        var evaluation = PerExampleEvaluation(table: table, split: split, samples: samples, proposal: proposal,
+                                              refinementSteps: refinement.steps, seed: seed, seconds: Date().timeIntervalSince(start))
+        evaluation.rowsPerRank = rowsPerRank
+        return evaluation
+    }
+
+    /// Sums every rank's `table` (zero but for its rows), so every rank holds the whole split's,
+    /// and returns the rows each rank evaluated: one slot per rank summed with the table. Every
+    /// rank deals from the same numbers, so together they evaluated every row once; a deal that
+    /// differed would show.
+    static func combine(_ table: inout [Double], rowsDone: Int, total: Int, comm: Communicator) -> [Int] {
         var rowsPerRank = [Double](repeating: 0, count: comm.size)
-        rowsPerRank[comm.rank] = Double(mine.rowsDone)
+        rowsPerRank[comm.rank] = Double(rowsDone)
         table.append(contentsOf: rowsPerRank)
         comm.allreduceSum(&table)
         rowsPerRank = Array(table.suffix(comm.size))
         table.removeLast(comm.size)
         let rowsEvaluated = rowsPerRank.reduce(0, +)
         if rowsEvaluated != Double(total) { fatalError("the ranks' evaluation deals disagree: \(rowsEvaluated) rows of \(total) evaluated") }
-        var evaluation = PerExampleEvaluation(table: table, split: split, samples: samples, proposal: proposal,
-                                              refinementSteps: refinement.steps, seed: seed, seconds: Date().timeIntervalSince(start))
-        evaluation.rowsPerRank = rowsPerRank.map { Int($0) }
-        return evaluation
+        return rowsPerRank.map { Int($0) }
     }
+}
+
+/// The ranks' vote at each round after the first: each round starts a vote (every rank's
+/// RoundReport) and reads the previous round's, so the same rounds and votes on every rank, and
+/// no rank waits for the vote it just started.
+private struct RoundVoting {
+    let comm: Communicator
+    /// The ranks' start times are compared with each other: each rank counts on its own
+    /// monotonic clock from the barrier in `init`, which all leave within far less than a round.
+    /// (Wall clocks differ between hosts: an offset of 0.2 s left a rank with a tenth of the rows.)
+    let clockZero: UInt64
+    /// The last vote read, the one started, and this rank's running report.
+    var reports: [RoundReport]? = nil
+    var pending: PendingGather? = nil
+    var mine = RoundReport()
+
+    /// A collective (a barrier).
+    init(comm: Communicator) {
+        self.comm = comm
+        comm.barrier()
+        clockZero = DispatchTime.now().uptimeNanoseconds
+    }
+
+    /// Reads the previous round's vote and starts this round's; true when a rank asked to stop.
+    mutating func nextRound(stopRequested: () -> Bool) -> Bool {
+        if let gathered = pending?.wait() {
+            let read = RoundReport.all(gathered)
+            if read.contains(where: \.stop) { return true }
+            reports = read
+        }
+        mine.stop = stopRequested()
+        mine.startedAt = Double(DispatchTime.now().uptimeNanoseconds - clockZero) * 1e-9
+        pending = comm.startAllgather(mine.values)
+        return false
+    }
+
+    /// Vote v (started at round v) is read at round v + 1, whose deal follows round v's: the
+    /// starts it carries are those of the last parts dealt. A rank that has evaluated nothing
+    /// yet counts as fast as one row per second (all do, until measured).
+    var speeds: [Double] { reports?.map { $0.speed ?? 1 } ?? Array(repeating: 1, count: comm.size) }
+    var lastStarts: [Double]? { reports?.map(\.startedAt) }
+
+    /// Waits for the last vote started.
+    mutating func finish() { _ = pending?.wait() }
 }
 
 /// What a rank tells the others at the start of each evaluation round.

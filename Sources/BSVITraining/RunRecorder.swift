@@ -25,8 +25,14 @@ final class RunRecorder {
     }
 
     /// Rank 0, once the run folder exists: opens (or continues) metrics.csv.
-    func openMetrics() throws {
-        metrics = try MetricsLog(path: Self.path(config, "metrics.csv"), worldSize: worldSize)
+    /// Opens metrics.csv. On resume (`resumedAt` the checkpoint's step) the rows of the steps
+    /// after the checkpoint go: the run that stopped wrote them, and they come again.
+    func openMetrics(resumedAt step: Int?, history: [MetricRecord]) throws {
+        let metrics = try MetricsLog(path: Self.path(config, "metrics.csv"), worldSize: worldSize)
+        self.metrics = metrics
+        guard let step else { return }
+        let removed = try metrics.discardRows(after: step, history: history)
+        if removed > 0 { say("metrics.csv: removed \(removed) row(s) after step \(step), written after the checkpoint resumed from") }
     }
 
     static func path(_ config: RunConfiguration, _ name: String) -> String {
@@ -34,13 +40,6 @@ final class RunRecorder {
     }
 
     func say(_ s: String) { progress.line(s) }
-
-    /// On resume: metrics.csv without the rows of the steps after the checkpoint.
-    func discardMetrics(after step: Int, history: [MetricRecord]) throws {
-        guard let metrics else { return }
-        let removed = try metrics.discardRows(after: step, history: history)
-        if removed > 0 { say("metrics.csv: removed \(removed) row(s) after step \(step), written after the checkpoint resumed from") }
-    }
 
     func announce(trainRows: Int, values: SplitValues, plan: ShardPlan, schedule: TrainingSchedule) {
         let o = config.objective, b = config.optimizer.batchSize

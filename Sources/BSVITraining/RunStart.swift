@@ -30,16 +30,11 @@ struct RunStart: Codable {
     var finalEvaluationRepeats = false
 
     /// Rank 0 fills `params` and `adam` (from the seed or the checkpoint) and returns the rest,
-    /// with `history` and `resumes` of the run so far.
+    /// with `history` and `resumes` of the run so far. The run folder exists (its lock is held).
     static func decide(config: RunConfiguration, resumeFlag: String?, worldSize: Int, schedule: TrainingSchedule,
                        data: TrainingData, store: CheckpointStore, model: VAEModel,
                        params: FloatBuffer, adam: Adam, history: inout [MetricRecord], resumes: inout [ResumeRecord]) throws -> RunStart {
         let runDirectory = config.files.runDirectory
-        do {
-            try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
-        } catch {
-            throw TrainingError.cannotWrite(file: runDirectory, problem: "cannot create the run folder (\(error.localizedDescription)); choose another --run-dir")
-        }
         // Temp files of writers killed mid-write (never renamed into place); with the folder
         // locked, no writer of ours is alive.
         store.removeStaleTemporaryFiles()
@@ -60,59 +55,11 @@ struct RunStart: Codable {
         case let flag?:
             let (checkpoint, path) = try Self.checkpoint(flag, store: store, folder: folder, runDirectory: runDirectory)
             let changes = try Self.checkCompatible(checkpoint, path: path, config: config, model: model, data: data)
-            // A checkpoint from elsewhere continues into this folder only if it holds no run of its
-            // own: its checkpoints and rows would mix with the continued run's.
-            if flag != "auto", !folder.neverStarted, !Self.isInside(flag, runDirectory) {
-                throw TrainingError.invalidConfiguration(
-                    flag: "--run-dir", problem: "\(runDirectory) holds another run (\(folder.earlierRunEvidence)), and \(flag) is not one of its checkpoints; "
-                        + "continue \(flag) in a new --run-dir, or resume one of this folder's checkpoints")
-            }
-            // Continuing past the schedule's end would finish at the checkpoint's step, not where
-            // an uninterrupted run with these flags stops.
-            let totalSteps = schedule.totalSteps
-            guard checkpoint.step <= totalSteps else {
-                // The flag whose limit applies: --epochs unless --max-steps ends the run earlier.
-                let epochsEnd = config.schedule.epochs > 0 ? config.schedule.epochs * schedule.stepsPerEpoch : Int.max
-                throw TrainingError.invalidConfiguration(
-                    flag: epochsEnd == totalSteps ? "--epochs" : "--max-steps",
-                    problem: "\(path) is at step \(checkpoint.step), past step \(totalSteps), where a run with --epochs \(config.schedule.epochs)"
-                        + (config.schedule.maxSteps > 0 ? " --max-steps \(config.schedule.maxSteps)" : "") + " ends; "
-                        + "resume a checkpoint at or before step \(totalSteps) with --resume PATH (a superseded-* folder or final.h5 of \(runDirectory) may hold it), "
-                        + "or give --epochs/--max-steps that reach step \(checkpoint.step)")
-            }
-            let training = checkpoint.training!
-            params.copy(from: checkpoint.parameters)
-            adam.firstMoment.copy(from: training.firstMoment)
-            adam.secondMoment.copy(from: training.secondMoment)
-            history = checkpoint.history
-            resumes = training.resumesJSON.flatMap { try? JSONDecoder.snakeCase.decode([ResumeRecord].self, from: Data($0.utf8)) } ?? []
-            let record = ResumeRecord(step: checkpoint.step, worldSize: worldSize, previousWorldSize: training.worldSize,
-                                      scheduleChanges: changes)
-            resumes.append(record)
-            start.step = checkpoint.step
-            start.skippedSteps = training.skippedSteps
-            start.badStreak = training.badStreak
-            start.epochSums = training.epochSums ?? ObjectiveSums()
-            start.adamStep = training.adamStep
-            start.resumedFrom = path
-            start.resume = record
-            start.finalIsTheResumedEnd = try SupersededFiles.finalIsTheEnd(of: checkpoint, runDirectory: runDirectory)
-            start.message = try SupersededFiles.setAside(after: checkpoint.step, finalIsTheEnd: start.finalIsTheResumedEnd, store: store,
-                                                         runDirectory: runDirectory)
+            try Self.checkContinuable(checkpoint, path: path, flag: flag, folder: folder, config: config, schedule: schedule)
+            start = try Self.restore(checkpoint, path: path, changes: changes, worldSize: worldSize, store: store, runDirectory: runDirectory,
+                                     params: params, adam: adam, history: &history, resumes: &resumes)
         case nil:
-            if let existing = store.list().first {
-                throw TrainingError.invalidConfiguration(
-                    flag: "--run-dir", problem: "\(runDirectory) already holds checkpoints of an earlier run (newest \(existing.path)); "
-                        + "pass --resume auto to continue it, or choose a new --run-dir")
-            }
-            // No checkpoint, but rows or a final.h5 of an earlier run: a fresh run would append to
-            // its metrics.csv and overwrite its final.h5 and summary.json.
-            guard folder.neverStarted else {
-                throw TrainingError.invalidConfiguration(
-                    flag: "--run-dir", problem: "\(runDirectory) holds an earlier run (\(folder.earlierRunEvidence)) and no checkpoint to continue it from; "
-                        + (folder.stoppedBeforeFirstCheckpoint ? "pass --resume auto to start it again (its rows are set aside), " : "")
-                        + "move it away or choose a new --run-dir")
-            }
+            try Self.requireNoEarlierRun(folder, store: store, runDirectory: runDirectory)
             params.copy(from: model.makeInitialParameters(seed: config.optimizer.seed))
         }
         // Before any step: where checkpoints cannot go, the run stops now, not after an epoch.
@@ -120,11 +67,78 @@ struct RunStart: Codable {
         return start
     }
 
+    /// Whether `checkpoint` (compatible with the flags) may continue in this folder, to this
+    /// schedule's end.
+    static func checkContinuable(_ checkpoint: Checkpoint, path: String, flag: String, folder: RunFolder, config: RunConfiguration,
+                                 schedule: TrainingSchedule) throws {
+        let runDirectory = folder.path
+        // A checkpoint from elsewhere continues into this folder only if it holds no run of its
+        // own: its checkpoints and rows would mix with the continued run's.
+        if flag != "auto", !folder.neverStarted, !Self.isInside(flag, runDirectory) {
+            throw TrainingError.invalidConfiguration(
+                flag: "--run-dir", problem: "\(runDirectory) holds another run (\(folder.earlierRunEvidence)), and \(flag) is not one of its checkpoints; "
+                    + "continue \(flag) in a new --run-dir, or resume one of this folder's checkpoints")
+        }
+        // Continuing past the schedule's end would finish at the checkpoint's step, not where
+        // an uninterrupted run with these flags stops.
+        let totalSteps = schedule.totalSteps
+        guard checkpoint.step <= totalSteps else {
+            // The flag whose limit applies: --epochs unless --max-steps ends the run earlier.
+            let epochsEnd = config.schedule.epochs > 0 ? config.schedule.epochs * schedule.stepsPerEpoch : Int.max
+            throw TrainingError.invalidConfiguration(
+                flag: epochsEnd == totalSteps ? "--epochs" : "--max-steps",
+                problem: "\(path) is at step \(checkpoint.step), past step \(totalSteps), where a run with --epochs \(config.schedule.epochs)"
+                    + (config.schedule.maxSteps > 0 ? " --max-steps \(config.schedule.maxSteps)" : "") + " ends; "
+                    + "resume a checkpoint at or before step \(totalSteps) with --resume PATH (a superseded-* folder or final.h5 of \(runDirectory) may hold it), "
+                    + "or give --epochs/--max-steps that reach step \(checkpoint.step)")
+        }
+    }
+
+    /// The checkpoint's state into `params`, `adam`, `history` and `resumes` (with this resume
+    /// recorded), the run folder's later files set aside; the counters as the start.
+    static func restore(_ checkpoint: Checkpoint, path: String, changes: [SettingChange], worldSize: Int, store: CheckpointStore,
+                        runDirectory: String, params: FloatBuffer, adam: Adam,
+                        history: inout [MetricRecord], resumes: inout [ResumeRecord]) throws -> RunStart {
+        let training = checkpoint.training!
+        params.copy(from: checkpoint.parameters)
+        adam.firstMoment.copy(from: training.firstMoment)
+        adam.secondMoment.copy(from: training.secondMoment)
+        history = checkpoint.history
+        resumes = training.resumesJSON.flatMap { try? JSONDecoder.snakeCase.decode([ResumeRecord].self, from: Data($0.utf8)) } ?? []
+        let record = ResumeRecord(step: checkpoint.step, worldSize: worldSize, previousWorldSize: training.worldSize,
+                                  scheduleChanges: changes)
+        resumes.append(record)
+        var start = RunStart(step: checkpoint.step, skippedSteps: training.skippedSteps, badStreak: training.badStreak,
+                             epochSums: training.epochSums ?? ObjectiveSums(), adamStep: training.adamStep, resumedFrom: path, resume: record)
+        start.finalIsTheResumedEnd = try SupersededFiles.finalIsTheEnd(of: checkpoint, runDirectory: runDirectory)
+        start.message = try SupersededFiles.setAside(after: checkpoint.step, finalIsTheEnd: start.finalIsTheResumedEnd, store: store,
+                                                     runDirectory: runDirectory)
+        return start
+    }
+
+    /// A fresh run (no --resume) needs a folder that holds no earlier run.
+    static func requireNoEarlierRun(_ folder: RunFolder, store: CheckpointStore, runDirectory: String) throws {
+        if let existing = store.list().first {
+            throw TrainingError.invalidConfiguration(
+                flag: "--run-dir", problem: "\(runDirectory) already holds checkpoints of an earlier run (newest \(existing.path)); "
+                    + "pass --resume auto to continue it, or choose a new --run-dir")
+        }
+        // No checkpoint, but rows or a final.h5 of an earlier run: a fresh run would append to
+        // its metrics.csv and overwrite its final.h5 and summary.json.
+        guard folder.neverStarted else {
+            throw TrainingError.invalidConfiguration(
+                flag: "--run-dir", problem: "\(runDirectory) holds an earlier run (\(folder.earlierRunEvidence)) and no checkpoint to continue it from; "
+                    + (folder.stoppedBeforeFirstCheckpoint ? "pass --resume auto to start it again (its rows are set aside), " : "")
+                    + "move it away or choose a new --run-dir")
+        }
+    }
+
     /// The flags that say how the final evaluation runs: one changed on resume asks for it again.
     static let finalEvaluationFlags: Set<String> = ["--eval-samples", "--eval-limit", "--eval-proposal", "--no-final-eval"]
 
-    /// What is left of a resumed run at its step (rank 0 decides; `history` is rank 0's).
-    mutating func findWorkLeft(schedule: TrainingSchedule, evaluation: EvaluationSection, history: [MetricRecord], runDirectory: String) {
+    /// What is left of a resumed run at its step (rank 0 decides; `history` is rank 0's). A
+    /// final evaluation that repeats takes its recorded result's place in `history`.
+    mutating func findWorkLeft(schedule: TrainingSchedule, evaluation: EvaluationSection, history: inout [MetricRecord], runDirectory: String) {
         guard let resume else { return }
         if step >= schedule.totalSteps {
             let sameEvaluation = !resume.scheduleChanges.contains { Self.finalEvaluationFlags.contains($0.flag) }
@@ -133,6 +147,7 @@ struct RunStart: Codable {
             let summary = (runDirectory as NSString).appendingPathComponent("summary.json")
             alreadyFinished = sameEvaluation && tested && finalIsTheResumedEnd && FileManager.default.fileExists(atPath: summary)
             finalEvaluationRepeats = !alreadyFinished && sameEvaluation && tested && !evaluation.skipFinal
+            if finalEvaluationRepeats { history.removeAll { [step] in $0.split == DataSplit.test.rawValue && $0.step == step } }
         }
         if step > 0, step <= schedule.totalSteps, schedule.afterStep(completed: step, stopRequested: false).evaluateValidation {
             validationPending = !history.contains { $0.split == DataSplit.valid.rawValue && $0.step == step }

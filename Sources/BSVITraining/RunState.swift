@@ -3,7 +3,9 @@ import BSVIStorage
 import Foundation
 
 /// Where a run stands: everything the loop changes as it goes. Identical on every rank except
-/// `history` and `lastCheckpoint`, which only rank 0 (the one that writes files) keeps.
+/// `history`, `resumes` and the last checkpoint (`lastCheckpoint`, `lastCheckpointPath`), which
+/// only rank 0 (the one that writes files) keeps: nothing every rank must take part in may
+/// depend on them.
 struct RunState {
     /// Steps completed (global, the same on every rank).
     var step: Int

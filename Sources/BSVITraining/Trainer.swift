@@ -19,7 +19,7 @@ public struct RunOptions {
     public var progressInterval: TimeInterval = 10
     /// Faults the reliability tests inject (NoFaults in every user's run).
     public var faults: RunFaults = NoFaults()
-    /// Whether this process has been asked to stop (SIGTERM, SIGINT, SIGUSR1); read once per step
+    /// Whether this process has been asked to stop (SIGTERM, SIGINT, SIGUSR1, SIGUSR2); read once per step
     /// and during evaluations, and turned into a collective decision.
     public var stopRequested: @Sendable () -> Bool = { bsvi_stop_signal() != 0 }
     public init() {}
@@ -59,9 +59,10 @@ public final class Trainer {
         recorder.announce(trainRows: setup.trainRows, values: setup.epochRows.values, plan: setup.plan, schedule: setup.schedule)
         if start.validationPending {
             // As the uninterrupted run did at this epoch's end: the evaluation, then the checkpoint with its result.
-            let epoch = setup.schedule.epoch(ofStep: state.step)
-            guard try evaluate(.valid, epoch: epoch, &state, setup, recorder) != nil else { return try stop(&state, setup, recorder) }
-            try recorder.checkpoint(&state, epoch: epoch, model: setup.model, params: setup.params, adam: setup.adam)
+            guard try evaluate(.valid, epoch: setup.schedule.epoch(ofStep: state.step), &state, setup, recorder) != nil else {
+                return try stop(&state, setup, recorder)
+            }
+            try checkpoint(&state, setup, recorder)
         }
         while state.step < setup.schedule.totalSteps {
             let result = try trainOneStep(&state, setup, recorder)
@@ -107,9 +108,7 @@ public final class Trainer {
             }
         }
         if next.stop { return try stop(&state, setup, recorder) }
-        // The epoch a checkpoint names is the epoch its next step belongs to.
-        if next.checkpoint { try recorder.checkpoint(&state, epoch: setup.schedule.epoch(ofStep: state.step), model: setup.model,
-                                                     params: setup.params, adam: setup.adam) }
+        if next.checkpoint { try checkpoint(&state, setup, recorder) }
         return nil
     }
 
@@ -119,14 +118,12 @@ public final class Trainer {
         let checksums = try checkConsistency(setup.params)
         let epoch = setup.schedule.epoch(ofStep: state.step)
         // Save the trained state before the (long) final evaluation, then again with its result.
-        if state.lastCheckpoint?.step != state.step {
-            try recorder.checkpoint(&state, epoch: epoch, model: setup.model, params: setup.params, adam: setup.adam)
-        }
+        try checkpointUnlessSaved(&state, setup, recorder)
         var finalEvaluation: EvaluationResult? = nil
         if !config.evaluation.skipFinal {
             guard let r = try evaluate(.test, epoch: epoch, &state, setup, recorder) else { return stopped(state, recorder) }
             finalEvaluation = r
-            try recorder.checkpoint(&state, epoch: epoch, model: setup.model, params: setup.params, adam: setup.adam)
+            try checkpoint(&state, setup, recorder)
         }
         try recorder.finished(state, epoch: epoch, checksums: checksums, finalEvaluation: finalEvaluation, epochRows: setup.epochRows)
         return .finished(step: state.step)
@@ -134,11 +131,20 @@ public final class Trainer {
 
     /// A collective stop: the stop checkpoint (the state after the last completed step), then out.
     func stop(_ state: inout RunState, _ setup: TrainingSetup, _ recorder: RunRecorder) throws -> TrainingOutcome {
-        if state.lastCheckpoint?.step != state.step {
-            try recorder.checkpoint(&state, epoch: setup.schedule.epoch(ofStep: state.step), model: setup.model,
-                                    params: setup.params, adam: setup.adam)
-        }
+        try checkpointUnlessSaved(&state, setup, recorder)
         return stopped(state, recorder)
+    }
+
+    /// Rank 0 saves the state after step `state.step`. The epoch a checkpoint names is the
+    /// epoch its next step belongs to.
+    func checkpoint(_ state: inout RunState, _ setup: TrainingSetup, _ recorder: RunRecorder) throws {
+        try recorder.checkpoint(&state, epoch: setup.schedule.epoch(ofStep: state.step), model: setup.model, params: setup.params, adam: setup.adam)
+    }
+
+    /// The same, unless this step's checkpoint is written already (rank 0 knows; elsewhere
+    /// `checkpoint` does nothing).
+    func checkpointUnlessSaved(_ state: inout RunState, _ setup: TrainingSetup, _ recorder: RunRecorder) throws {
+        if state.lastCheckpoint?.step != state.step { try checkpoint(&state, setup, recorder) }
     }
 
     func stopped(_ state: RunState, _ recorder: RunRecorder) -> TrainingOutcome {
@@ -177,16 +183,9 @@ public final class Trainer {
                                             schedule: setup.schedule, data: setup.data, store: recorder.store,
                                             model: setup.model, params: setup.params, adam: setup.adam, history: &history,
                                             resumes: &resumes)
-            start.findWorkLeft(schedule: setup.schedule, evaluation: config.evaluation, history: history,
+            start.findWorkLeft(schedule: setup.schedule, evaluation: config.evaluation, history: &history,
                                runDirectory: config.files.runDirectory)
-            if start.finalEvaluationRepeats {
-                history.removeAll { $0.split == DataSplit.test.rawValue && $0.step == start.step }
-            }
-            try recorder.openMetrics()
-            if start.resume != nil {
-                // Rows of steps after the checkpoint were written by the run that stopped; they come again.
-                try recorder.discardMetrics(after: start.step, history: history)
-            }
+            try recorder.openMetrics(resumedAt: start.resume != nil ? start.step : nil, history: history)
             return start
         }
         comm.broadcast(setup.params.base, count: setup.params.count)
@@ -220,11 +219,15 @@ public final class Trainer {
         return sums
     }
 
+    /// Rank 0 judges its own file system (the run folder is rank 0's), and every rank learns
+    /// the outcome: one message and a clean exit under mpirun, before the data is read.
     func checkRunDirectoryIsAFolder() throws {
-        var isDirectory: ObjCBool = false
-        let path = config.files.runDirectory
-        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && !isDirectory.boolValue {
-            throw TrainingError.invalidConfiguration(flag: "--run-dir", problem: "\(path) is a file, not a folder; choose another path")
+        try comm.rootDecides {
+            var isDirectory: ObjCBool = false
+            let path = config.files.runDirectory
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && !isDirectory.boolValue {
+                throw TrainingError.invalidConfiguration(flag: "--run-dir", problem: "\(path) is a file, not a folder; choose another path")
+            }
         }
     }
 

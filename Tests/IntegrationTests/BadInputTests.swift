@@ -108,5 +108,13 @@ struct BadInputTests {
         let r = try train(dir + "/toy.h5", dir)
         expectCleanFailure(r, mentions: ["--run-dir", "is a file"])
         #expect(try String(contentsOfFile: dir + "/run", encoding: .utf8) == "x")
+        // Under mpirun rank 0 alone says it, and every rank leaves cleanly: every rank used to
+        // print it, then MPI_Abort's banner.
+        let ranks = try mpirunBSVI(ranks: 2, ["train", "--data", dir + "/toy.h5", "--run-dir", dir + "/run", "--batch-size", "8",
+                                              "--max-steps", "2"] + tinyModel, timeout: 120)
+        #expect(ranks.status == 64 && !ranks.timedOut, "\(ranks.status): \(ranks.stderr)")
+        #expect(ranks.stderr.components(separatedBy: "is a file").count == 2 && ranks.stderr.contains("rank 0: invalid --run-dir"), "\(ranks.stderr)")
+        #expect(!ranks.stderr.contains("rank 1:") && !ranks.stderr.contains("MPI_ABORT"), "\(ranks.stderr)")
+        #expect(try String(contentsOfFile: dir + "/run", encoding: .utf8) == "x")
     }
 }

@@ -242,36 +242,63 @@ private struct CheckpointReader {
     /// is missing: a missing part must not hide damage in the others.
     func trainingState(parameterCount: Int) throws -> TrainingRead {
         guard try file.exists("/training"), try file.hasAttribute("config", on: "/training") else { return TrainingRead() }
-        /// A moment vector, when present: shape first (cheap), so a moment declared far larger
-        /// than the model is refused before it is allocated; then its values.
-        func moment(_ name: String) throws -> [Float]? {
-            guard try file.exists(name) else { return nil }
-            let shape = try file.datasetInfo(name).shape
-            guard shape == [parameterCount] else {
-                throw problem("/training", "optimizer moments: \(name) has shape \(shape), the model has \(parameterCount) parameters")
-            }
-            let values = try file.readFloats(name).values
-            guard values.allSatisfy({ $0.isFinite }) else { throw problem("/training", "optimizer moments contain non-finite values") }
-            return values
+        let m = try moment("/training/adam_first_moment", parameterCount: parameterCount)
+        let v = try moment("/training/adam_second_moment", parameterCount: parameterCount)
+        let epochSums = try epochSums()
+        let counters = try resumeCounters()
+        let seed = try file.hasAttribute("seed", on: "/training") ? UInt64(bitPattern: try file.scalarInt64Attribute("seed", on: "/training")) : nil
+        let trainingData = try recordedTrainingData()
+        let configJSON = try file.stringAttribute("config", on: "/training")
+        let resumesJSON = try file.hasAttribute("resumes", on: "/training") ? try file.stringAttribute("resumes", on: "/training") : nil
+        guard let m, let v, counters.step != nil, let worldSize = counters.worldSize, let adamStep = counters.adamStep, let seed else {
+            let parts: [(String, Bool)] = [("adam_first_moment", m == nil), ("adam_second_moment", v == nil), ("attribute seed", seed == nil),
+                                           ("attribute world_size", counters.worldSize == nil), ("attribute adam_step", counters.adamStep == nil),
+                                           ("the root attribute step", counters.step == nil)]
+            return TrainingRead(configJSON: configJSON, trainingData: trainingData, missing: parts.filter(\.1).map(\.0))
         }
-        let m = try moment("/training/adam_first_moment"), v = try moment("/training/adam_second_moment")
-        func optionalInt(_ name: String, on object: String = "/training") throws -> Int? {
-            try file.hasAttribute(name, on: object) ? Int(try file.scalarInt64Attribute(name, on: object)) : nil
+        return TrainingRead(state: TrainingState(configJSON: configJSON, seed: seed, worldSize: worldSize, adamStep: adamStep,
+                                                 firstMoment: m, secondMoment: v, skippedSteps: counters.skippedSteps,
+                                                 resumesJSON: resumesJSON, badStreak: counters.badStreak, epochSums: epochSums,
+                                                 trainingData: trainingData),
+                            configJSON: configJSON, trainingData: trainingData)
+    }
+
+    /// A moment vector, when present: shape first (cheap), so a moment declared far larger
+    /// than the model is refused before it is allocated; then its values.
+    func moment(_ name: String, parameterCount: Int) throws -> [Float]? {
+        guard try file.exists(name) else { return nil }
+        let shape = try file.datasetInfo(name).shape
+        guard shape == [parameterCount] else {
+            throw problem("/training", "optimizer moments: \(name) has shape \(shape), the model has \(parameterCount) parameters")
         }
-        var epochSums: ObjectiveSums? = nil
-        if try file.exists("/training/epoch_sums") {
-            let v = try file.readDoubles("/training/epoch_sums")
-            // The sums may be ±∞ or NaN: a refinement that diverges on one example makes the
-            // epoch's ELBO(λ_k) −∞ legitimately (the run goes on; its metrics row says -inf).
-            guard v.count == 4, v[0] >= 0, v[0] < 0x1p53, v[0] == v[0].rounded() else {
-                throw problem("/training", "epoch_sums must be 4 values (examples: a whole number ≥ 0, then the bound, elbo and elbo_refined sums), got \(v)")
-            }
-            epochSums = ObjectiveSums(examples: Int(v[0]), bound: v[1], elboInitial: v[2], elboRefined: v[3])
+        let values = try file.readFloats(name).values
+        guard values.allSatisfy({ $0.isFinite }) else { throw problem("/training", "optimizer moments contain non-finite values") }
+        return values
+    }
+
+    /// An integer attribute, nil when absent.
+    func optionalInt(_ name: String, on object: String = "/training") throws -> Int? {
+        try file.hasAttribute(name, on: object) ? Int(try file.scalarInt64Attribute(name, on: object)) : nil
+    }
+
+    /// The running sums of the epoch under way (/training/epoch_sums), nil when absent.
+    func epochSums() throws -> ObjectiveSums? {
+        guard try file.exists("/training/epoch_sums") else { return nil }
+        let v = try file.readDoubles("/training/epoch_sums")
+        // The sums may be ±∞ or NaN: a refinement that diverges on one example makes the
+        // epoch's ELBO(λ_k) −∞ legitimately (the run goes on; its metrics row says -inf).
+        guard v.count == 4, v[0] >= 0, v[0] < 0x1p53, v[0] == v[0].rounded() else {
+            throw problem("/training", "epoch_sums must be 4 values (examples: a whole number ≥ 0, then the bound, elbo and elbo_refined sums), got \(v)")
         }
+        return ObjectiveSums(examples: Int(v[0]), bound: v[1], elboInitial: v[2], elboRefined: v[3])
+    }
+
+    /// The counters a resume continues from, checked to fit together; nil when missing (the
+    /// caller names it). A missing step used to resume "at step 0" (and --resume auto set the
+    /// run's later files aside), a negative one crashed.
+    func resumeCounters() throws -> (step: Int?, worldSize: Int?, adamStep: Int?, skippedSteps: Int, badStreak: Int) {
         let badStreak = try optionalInt("bad_streak") ?? 0
         guard badStreak >= 0 else { throw problem("/training", "bad_streak is \(badStreak), which cannot be negative") }
-        // The counters a resume continues from: a missing step used to resume "at step 0" (and
-        // --resume auto set the run's later files aside), a negative one crashed.
         let step = try optionalInt("step", on: "/"), worldSize = try optionalInt("world_size"), adamStep = try optionalInt("adam_step")
         let skippedSteps = try optionalInt("skipped_steps") ?? 0
         let counters = [step, adamStep, skippedSteps].compactMap { $0 }
@@ -282,30 +309,19 @@ private struct CheckpointReader {
                                          + "do not fit together (each ≥ 0, world_size ≥ 1, step = adam_step + skipped_steps)",
                           fix: "restore the values bsvi-dist wrote, or resume another checkpoint")
         }
-        let seed = try file.hasAttribute("seed", on: "/training") ? UInt64(bitPattern: try file.scalarInt64Attribute("seed", on: "/training")) : nil
-        var trainingData: RecordedTrainingData? = nil
-        if try file.hasAttribute("data_fingerprint", on: "/training") {
-            let words = try file.int64Attribute("data_fingerprint", on: "/training").map { UInt64(bitPattern: $0) }
-            guard words.count == DatasetFingerprint.wordCount else {
-                throw problem("/training", "data_fingerprint holds \(words.count) values, not \(DatasetFingerprint.wordCount)")
-            }
-            let digest = try file.hasAttribute("train_digest", on: "/training")
-                ? UInt64(bitPattern: try file.scalarInt64Attribute("train_digest", on: "/training")) : nil
-            trainingData = RecordedTrainingData(fingerprint: words, trainDigest: digest)
+        return (step, worldSize, adamStep, skippedSteps, badStreak)
+    }
+
+    /// The data the run trained on (data_fingerprint and train_digest), nil when not recorded.
+    func recordedTrainingData() throws -> RecordedTrainingData? {
+        guard try file.hasAttribute("data_fingerprint", on: "/training") else { return nil }
+        let words = try file.int64Attribute("data_fingerprint", on: "/training").map { UInt64(bitPattern: $0) }
+        guard words.count == DatasetFingerprint.wordCount else {
+            throw problem("/training", "data_fingerprint holds \(words.count) values, not \(DatasetFingerprint.wordCount)")
         }
-        let configJSON = try file.stringAttribute("config", on: "/training")
-        let resumesJSON = try file.hasAttribute("resumes", on: "/training") ? try file.stringAttribute("resumes", on: "/training") : nil
-        guard let m, let v, step != nil, let worldSize, let adamStep, let seed else {
-            let parts: [(String, Bool)] = [("adam_first_moment", m == nil), ("adam_second_moment", v == nil), ("attribute seed", seed == nil),
-                                           ("attribute world_size", worldSize == nil), ("attribute adam_step", adamStep == nil),
-                                           ("the root attribute step", step == nil)]
-            return TrainingRead(configJSON: configJSON, trainingData: trainingData, missing: parts.filter(\.1).map(\.0))
-        }
-        return TrainingRead(state: TrainingState(configJSON: configJSON, seed: seed, worldSize: worldSize, adamStep: adamStep,
-                                                 firstMoment: m, secondMoment: v, skippedSteps: skippedSteps,
-                                                 resumesJSON: resumesJSON, badStreak: badStreak, epochSums: epochSums,
-                                                 trainingData: trainingData),
-                            configJSON: configJSON, trainingData: trainingData)
+        let digest = try file.hasAttribute("train_digest", on: "/training")
+            ? UInt64(bitPattern: try file.scalarInt64Attribute("train_digest", on: "/training")) : nil
+        return RecordedTrainingData(fingerprint: words, trainDigest: digest)
     }
 
     /// The evaluation history (/metrics), empty when absent; when columns are missing, empty and

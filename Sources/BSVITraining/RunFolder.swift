@@ -6,6 +6,12 @@ import Foundation
 /// its first epoch or checkpoint), never started — `--resume auto` starts it fresh. Anything
 /// else is an earlier run.
 struct RunFolder {
+    /// The run folder's own files (checkpoints/ is `CheckpointStore`'s), named once.
+    static let finalCheckpoint = "final.h5", summary = "summary.json", metricsLog = "metrics.csv"
+
+    /// The run folder's file `name`.
+    static func file(_ name: String, in runDirectory: String) -> String { (runDirectory as NSString).appendingPathComponent(name) }
+
     let path: String
     let checkpointFiles: Int
     let hasFinalCheckpoint: Bool
@@ -15,8 +21,8 @@ struct RunFolder {
     init(path: String, store: CheckpointStore) {
         self.path = path
         checkpointFiles = store.list().count
-        hasFinalCheckpoint = FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent("final.h5"))
-        metrics = MetricsLog.rowFacts(atPath: (path as NSString).appendingPathComponent("metrics.csv"))
+        hasFinalCheckpoint = FileManager.default.fileExists(atPath: Self.file(Self.finalCheckpoint, in: path))
+        metrics = MetricsLog.rowFacts(atPath: Self.file(Self.metricsLog, in: path))
     }
 
     var neverStarted: Bool { checkpointFiles == 0 && !hasFinalCheckpoint && metricRows == 0 }

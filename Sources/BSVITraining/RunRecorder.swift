@@ -28,7 +28,7 @@ final class RunRecorder {
     /// Opens metrics.csv. On resume (`resumedAt` the checkpoint's step) the rows of the steps
     /// after the checkpoint go: the run that stopped wrote them, and they come again.
     func openMetrics(resumedAt step: Int?, history: [MetricRecord]) throws {
-        let metrics = try MetricsLog(path: Self.path(config, "metrics.csv"), worldSize: worldSize)
+        let metrics = try MetricsLog(path: Self.path(config, RunFolder.metricsLog), worldSize: worldSize)
         self.metrics = metrics
         guard let step else { return }
         let removed = try metrics.discardRows(after: step, history: history)
@@ -36,7 +36,7 @@ final class RunRecorder {
     }
 
     static func path(_ config: RunConfiguration, _ name: String) -> String {
-        (config.files.runDirectory as NSString).appendingPathComponent(name)
+        RunFolder.file(name, in: config.files.runDirectory)
     }
 
     func say(_ s: String) { progress.line(s) }
@@ -119,7 +119,7 @@ final class RunRecorder {
     /// final.h5 (the last checkpoint) and summary.json.
     func finished(_ state: RunState, epoch: Int, checksums: [UInt64], finalEvaluation: EvaluationResult?, epochRows: EpochRows) throws {
         guard isRoot, let last = state.lastCheckpoint else { return }
-        let finalPath = Self.path(config, "final.h5")
+        let finalPath = Self.path(config, RunFolder.finalCheckpoint)
         try CheckpointFile.write(last.contents, to: finalPath)
         let summary = RunSummary(
             steps: state.step, epoch: epoch, worldSize: worldSize, parameterChecksums: checksums.map { String(format: "%016llx", $0) },
@@ -129,7 +129,7 @@ final class RunRecorder {
             dataReadChunks: epochRows.readStatistics.blocks, dataReadBytes: epochRows.readStatistics.bytesRead, resumes: state.resumes)
         let e = JSONEncoder.snakeCase
         e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        let summaryPath = Self.path(config, "summary.json")
+        let summaryPath = Self.path(config, RunFolder.summary)
         // Atomically, like every file of the run: a crash mid-write must not leave a truncated
         // summary in place of an earlier, complete one.
         let json = try e.encode(summary)

@@ -38,8 +38,8 @@ struct RunStart: Codable {
         // Temp files of writers killed mid-write (never renamed into place); with the folder
         // locked, no writer of ours is alive.
         store.removeStaleTemporaryFiles()
-        for name in ["final.h5", "summary.json"] {
-            AtomicFile.removeStaleTemporaryFiles(of: (runDirectory as NSString).appendingPathComponent(name))
+        for name in [RunFolder.finalCheckpoint, RunFolder.summary] {
+            AtomicFile.removeStaleTemporaryFiles(of: RunFolder.file(name, in: runDirectory))
         }
         let folder = RunFolder(path: runDirectory, store: store)
         var start = RunStart()
@@ -144,7 +144,7 @@ struct RunStart: Codable {
             let sameEvaluation = !resume.scheduleChanges.contains { Self.finalEvaluationFlags.contains($0.flag) }
             let tested = evaluation.skipFinal || history.contains { $0.split == DataSplit.test.rawValue && $0.step == step }
             // final.h5 of this very checkpoint (not another branch's), and the summary written with it.
-            let summary = (runDirectory as NSString).appendingPathComponent("summary.json")
+            let summary = RunFolder.file(RunFolder.summary, in: runDirectory)
             alreadyFinished = sameEvaluation && tested && finalIsTheResumedEnd && FileManager.default.fileExists(atPath: summary)
             finalEvaluationRepeats = !alreadyFinished && sameEvaluation && tested && !evaluation.skipFinal
             if finalEvaluationRepeats { history.removeAll { [step] in $0.split == DataSplit.test.rawValue && $0.step == step } }

@@ -18,10 +18,10 @@ enum SupersededFiles {
         let foreignFinal = FileManager.default.fileExists(atPath: finalPath(runDirectory)) && !finalIsTheEnd
         guard !later.isEmpty || foreignFinal else { return nil }
         let folder = newFolder(in: runDirectory)
-        let runFiles = existing(["final.h5", "summary.json"], in: runDirectory)
+        let runFiles = existing([RunFolder.finalCheckpoint, RunFolder.summary], in: runDirectory)
         // metrics.csv stays (the continued run keeps its rows up to the step); a copy keeps the
         // abandoned rows after it, which the resume then removes from the run's own file.
-        try move(later.map(\.path) + runFiles, copying: existing(["metrics.csv"], in: runDirectory), into: folder,
+        try move(later.map(\.path) + runFiles, copying: existing([RunFolder.metricsLog], in: runDirectory), into: folder,
                  what: "the abandoned run's later checkpoints")
         let names = later.map { ($0.path as NSString).lastPathComponent } + runFiles.map { ($0 as NSString).lastPathComponent }
         return "resuming from step \(step): the files of the branch it abandons (\(names.joined(separator: ", "))) moved to \(folder), with a copy of metrics.csv"
@@ -31,7 +31,7 @@ enum SupersededFiles {
     /// nothing to continue, so `--resume auto` starts it again; its rows move aside, not away.
     static func setAsideRowsWithoutCheckpoint(runDirectory: String) throws -> String {
         let folder = newFolder(in: runDirectory)
-        try move(existing(["metrics.csv", "summary.json"], in: runDirectory), into: folder, what: "the stopped run's metrics.csv")
+        try move(existing([RunFolder.metricsLog, RunFolder.summary], in: runDirectory), into: folder, what: "the stopped run's metrics.csv")
         return "--resume auto: \(runDirectory) holds metrics rows of its first epoch but no checkpoint (the run stopped before its first); "
             + "starting it again from the seed, its old rows moved to \(folder) (their settings cannot be checked without a checkpoint)"
     }
@@ -52,10 +52,10 @@ enum SupersededFiles {
 
     /// The run folder's files of these names that exist.
     static func existing(_ names: [String], in runDirectory: String) -> [String] {
-        names.map { (runDirectory as NSString).appendingPathComponent($0) }.filter { FileManager.default.fileExists(atPath: $0) }
+        names.map { RunFolder.file($0, in: runDirectory) }.filter { FileManager.default.fileExists(atPath: $0) }
     }
 
-    static func finalPath(_ runDirectory: String) -> String { (runDirectory as NSString).appendingPathComponent("final.h5") }
+    static func finalPath(_ runDirectory: String) -> String { RunFolder.file(RunFolder.finalCheckpoint, in: runDirectory) }
 
     /// Whether the run folder's final.h5 is the end of the run `checkpoint` belongs to: the same
     /// step and the same parameters, bit for bit (final.h5 is the last checkpoint's copy). A

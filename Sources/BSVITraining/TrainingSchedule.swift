@@ -34,10 +34,9 @@ public struct TrainingSchedule: Equatable, Sendable {
         public var evaluateValidation = false
         public var checkConsistency = false
         public var checkpoint = false
-        /// Stop now (a signal): the checkpoint above is the stop checkpoint.
+        /// Stop now (a signal), with the stop checkpoint (`Trainer.stop`). After the run's last
+        /// step the loop ends by itself (`Trainer.finish`).
         public var stop = false
-        /// The run's last step: the final consistency check, checkpoint and test evaluation follow.
-        public var finished = false
     }
 
     public func afterStep(completed: Int, stopRequested: Bool) -> AfterStep {
@@ -49,7 +48,6 @@ public struct TrainingSchedule: Equatable, Sendable {
         }
         next.checkConsistency = consistencyEvery > 0 && completed % consistencyEvery == 0
         next.stop = stopRequested
-        next.finished = !stopRequested && completed >= totalSteps
         next.checkpoint = stopRequested || next.endedEpoch != nil || (checkpointEvery > 0 && completed % checkpointEvery == 0)
         return next
     }

@@ -98,4 +98,13 @@ public struct ResumeComparison: Equatable, Sendable {
             if field.role == .experiment { mismatches.append(change) } else { scheduleChanges.append(change) }
         }
     }
+
+    /// With the data's content recorded (the digest of its rows), the content decides whether
+    /// --data is the run's data, not its path: a copy elsewhere, or a relative --data typed in
+    /// another folder (a requeued job's), continues the run when the content matches, which the
+    /// caller checks. The new path is then printed and recorded like a schedule change.
+    public mutating func judgeDataByContent() {
+        scheduleChanges += mismatches.filter { $0.flag == "--data" }
+        mismatches.removeAll { $0.flag == "--data" }
+    }
 }

@@ -54,7 +54,10 @@ final class RunRecorder {
     func resumed(from path: String, at step: Int, record: ResumeRecord, epoch: Int, skippedSteps: Int) throws {
         say("resuming from \(path) at step \(step)"
             + (record.previousWorldSize == worldSize ? "" : " (written by \(record.previousWorldSize) rank(s), continuing on \(worldSize): the same global data order)"))
-        for change in record.scheduleChanges { say("  schedule setting changed on resume: \(change)") }
+        for change in record.scheduleChanges {
+            say("  " + (change.flag == "--data" ? "the same data (its rows' digest) at another path" : "schedule setting changed on resume")
+                + ": \(change)")
+        }
         try metrics?.recordResume(epoch: epoch, step: step, skippedSteps: skippedSteps, previousWorldSize: record.previousWorldSize)
     }
 

@@ -190,15 +190,17 @@ struct RunStart: Codable {
             throw TrainingError.resume(file: path, problem: "/training attribute 'config' is not a valid bsvi-dist configuration",
                                        fix: "resume from a checkpoint written by bsvi-dist")
         }
-        let comparison = ResumeComparison(saved: saved, current: config)
+        var comparison = ResumeComparison(saved: saved, current: config)
+        if t.trainingData?.trainDigest != nil { comparison.judgeDataByContent() }
         var mismatches = comparison.mismatches.map(\.description)
         if c.shape != model.shape && mismatches.isEmpty { mismatches.append("model shape \(c.shape) → \(model.shape)") }
         guard mismatches.isEmpty else {
             throw TrainingError.resume(file: path, problem: "the checkpoint was written by a different experiment: " + mismatches.joined(separator: "; "),
                                        fix: "resume with the checkpoint's values of these flags, or start a new --run-dir")
         }
-        // The same path may hold other data by now (re-prepared, another binarization): its rows
-        // would give another data order and other epochs, under the name of the same run.
+        // The same path may hold other data by now (re-prepared, another binarization), or another
+        // path the same data: other rows would give another data order and other epochs, under
+        // the name of the same run.
         let differences = data.differences(from: t.trainingData, referenceName: "the checkpoint's run trained on")
         guard differences.isEmpty else {
             throw TrainingError.resume(file: path, problem: "--data \(config.files.dataPath) is not the data the run trained on: " + differences.joined(separator: "; "),

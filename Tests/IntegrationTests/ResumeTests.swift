@@ -151,7 +151,7 @@ struct ResumeTests {
         }
     }
 
-    @Test("--resume refuses the same --data path re-prepared with other rows (another data order), and resumes the unchanged file")
+    @Test("--resume refuses the same --data path re-prepared with other rows (another data order), and resumes the same rows under any path")
     func resumeRefusesChangedData() throws {
         let dir = try makeTemporaryDirectory(prefix: "datachange")
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -184,6 +184,24 @@ struct ResumeTests {
         try writeToyDataset(data, source: "/scratch/job-812/toy")
         let same = try bsvi(flags + ["--max-steps", "10", "--resume", "auto"])
         #expect(same.status == 0, "\(same.stderr)")
+
+        // The content decides, not the path: a copy elsewhere resumes, and so does a relative
+        // --data typed in another folder (a requeued job's); the new path is recorded as a change.
+        // They used to be refused as "a different experiment: --data …".
+        try FileManager.default.createDirectory(atPath: dir + "/elsewhere", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: data, toPath: dir + "/elsewhere/toy.h5")
+        let copy = try bsvi(CheckpointRun.flags(data: dir + "/elsewhere/toy.h5", runDir: dir + "/run") + ["--max-steps", "15", "--resume", "auto"])
+        #expect(copy.status == 0 && (copy.stdout + copy.stderr).contains("the same data (its rows' digest) at another path: --data \(data) → \(dir)/elsewhere/toy.h5"),
+                "\(copy.stdout)\n\(copy.stderr)")
+        let relative = try runCommand(try binaryPath(), CheckpointRun.flags(data: "toy.h5", runDir: dir + "/run") + ["--max-steps", "20", "--resume", "auto"],
+                                      directory: dir + "/elsewhere")
+        #expect(relative.status == 0, "\(relative.stderr)")
+        let recorded = try #require(try CheckpointFile.read(dir + "/run/final.h5").training?.resumesJSON)
+        #expect(recorded.contains("elsewhere/toy.h5") && recorded.contains("\"flag\":\"--data\""), "\(recorded)")
+        // Other content at another path is still refused, by what differs.
+        try writeToyDataset(dir + "/other.h5", seed: 99)
+        let other = try bsvi(CheckpointRun.flags(data: dir + "/other.h5", runDir: dir + "/run") + ["--max-steps", "25", "--resume", "auto"])
+        #expect(other.status == 65 && other.stderr.contains("/train holds other rows of the same shape"), "\(other.stderr)")
     }
 
     @Test("a requeued Slurm job resumes although its earlier incarnation, killed on another host, left the lock named; another job is refused")

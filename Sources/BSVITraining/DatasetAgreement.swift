@@ -45,6 +45,14 @@ public struct DatasetAgreement: Equatable {
 }
 
 extension Communicator {
+    /// `split`'s shape as every rank's copy has it. Every rank reads the same file (or an
+    /// identical copy, `requireSameDataset`), so a split missing or unusable (no /test, float
+    /// pixels) fails on every rank alike: rank 0 alone reports it and every rank leaves with its
+    /// exit status, instead of each printing it and aborting the job. A collective.
+    public func agreedShape(of split: DataSplit, in dataset: BinaryDataset) throws -> (rows: Int, width: Int) {
+        try onEveryRank { try dataset.shape(of: split) }
+    }
+
     /// Stops the run on every rank, with the same error, unless every rank's `dataset` has the
     /// same fingerprint as rank 0's. A collective (one allgather per fingerprint word, and when
     /// they differ two broadcasts, host name and path, per named rank): every rank calls it at the same

@@ -56,11 +56,12 @@ public enum DistributedEvaluation {
         // Every rank's `dataset` must be the same file (`requireSameDataset`, called once where
         // the file is opened: TrainingSetup, and eval's and compare's `openDataset`): copies that
         // differ would deal different totals of rows and meet in different collectives.
-        let (n, width) = try dataset.shape(of: split)
+        let (n, width) = try comm.agreedShape(of: split, in: dataset)
         guard width == model.shape.inputDim else {
-            throw TrainingError.data(file: dataset.path,
-                                     problem: "/\(split.rawValue) rows have \(width) pixels but the model's input_dim is \(model.shape.inputDim)",
-                                     fix: "evaluate with the dataset the model was trained on")
+            // The same file and model on every rank: every rank finds this, and rank 0 says it.
+            throw CollectiveError(TrainingError.data(file: dataset.path,
+                                                     problem: "/\(split.rawValue) rows have \(width) pixels but the model's input_dim is \(model.shape.inputDim)",
+                                                     fix: "evaluate with the dataset the model was trained on"), isRoot: comm.isRoot)
         }
         let total = evaluatedRows(splitRows: n, limit: limit)
         let roundRows = roundRowsPerRank * comm.size

@@ -28,7 +28,7 @@ final class TrainingSetup {
         // Before anything depends on the file: ranks reading copies that differ would build
         // different schedules from them (different collectives: a hang) or different shuffles.
         try comm.requireSameDataset(dataset)
-        let (rows, width) = try dataset.shape(of: .train)
+        let (rows, width) = try comm.agreedShape(of: .train, in: dataset)
         trainRows = rows
         plan = ShardPlan(totalRows: rows, worldSize: comm.size, rank: comm.rank, globalBatch: config.optimizer.batchSize)
         // The same rows, batch and world size on every rank (checked just above): every rank
@@ -71,10 +71,11 @@ final class TrainingSetup {
     /// /train, a bad row is this rank's error (it aborts the job, see docs/reliability.md).
     static func checkEvaluationSplit(_ split: DataSplit, of dataset: BinaryDataset, width: Int, limit: Int,
                                      comm: Communicator) throws {
-        let (rows, w) = try dataset.shape(of: split)
+        let (rows, w) = try comm.agreedShape(of: split, in: dataset)
         guard w == width else {
-            throw TrainingError.data(file: dataset.path, problem: "/\(split.rawValue) rows have \(w) pixels but /train rows have \(width)",
-                                     fix: "use one dataset file whose splits have the same width")
+            // The same file on every rank: every rank finds this, and rank 0 says it.
+            throw CollectiveError(TrainingError.data(file: dataset.path, problem: "/\(split.rawValue) rows have \(w) pixels but /train rows have \(width)",
+                                                     fix: "use one dataset file whose splits have the same width"), isRoot: comm.isRoot)
         }
         let evaluated = DistributedEvaluation.evaluatedRows(splitRows: rows, limit: limit)
         try dataset.validateRows(split, rows: ShardPlan.startupCheckRows(count: evaluated, worldSize: comm.size, rank: comm.rank))

@@ -70,6 +70,30 @@ struct DataAgreementTests {
         #expect(!FileManager.default.fileExists(atPath: dir + "/run"), "nothing may be written")
     }
 
+    @Test("a split missing from the file every rank reads is reported once, by rank 0, with exit 65 and no MPI_Abort (train and eval)")
+    func splitMissingEverywhere() throws {
+        let dir = try makeTemporaryDirectory(prefix: "nosplit")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let data = dir + "/notest.h5"
+        let row = (0..<16).map { UInt8($0 % 2) }
+        try BinaryDatasetWriter.write(to: data, splits: [
+            .init(name: .train, rows: 40, width: 16, values: Array((0..<40).map { _ in row }.joined())),
+            .init(name: .valid, rows: 8, width: 16, values: Array((0..<8).map { _ in row }.joined())),
+        ], imageHeight: 4, imageWidth: 4, source: "toy")
+        let train = try mpirunBSVI(ranks: 2, ["train", "--data", data, "--run-dir", dir + "/run", "--batch-size", "10", "--max-steps", "2"] + tinyModel,
+                                   timeout: 120)
+        try writeToyDataset(dir + "/toy.h5")
+        let checkpoint = try trainTinyCheckpoint(data: dir + "/toy.h5", runDir: dir + "/trained", seed: 5, epochs: 1)
+        let eval = try mpirunBSVI(ranks: 2, ["eval", checkpoint, "--data", data, "--samples", "5"], timeout: 120)
+        // Each rank used to print it, then MPI_Abort's banner.
+        for r in [train, eval] {
+            #expect(r.status == 65 && !r.timedOut, "\(r.status): \(r.stderr)")
+            #expect(r.stderr.components(separatedBy: "/test: split is missing").count == 2 && r.stderr.contains("rank 0: \(data): /test"), "\(r.stderr)")
+            #expect(!r.stderr.contains("rank 1:") && !r.stderr.contains("MPI_ABORT"), "\(r.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir + "/run/checkpoints"), "nothing may be written")
+    }
+
     @Test("a dataset missing on every rank is reported once, by rank 0; missing on one host only, by that rank, named (66, nothing written)")
     func missingCopies() throws {
         let dir = try makeTemporaryDirectory(prefix: "missing")

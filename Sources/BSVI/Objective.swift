@@ -22,6 +22,14 @@ public struct RefinementSettings: Sendable, Equatable, Codable {
     public var momentum: Float
     /// Per-example gradient-norm clip; 0 disables it.
     public var clipNorm: Float
+    /// What the refinement returns: λ_k, the last of k steps at the constant step size (training,
+    /// ELBO(λ_k), the refined proposal), or its best estimate of the optimum λ* (`eval --gaps`):
+    /// a last iterate keeps jittering around the optimum at a scale set by the step size, which
+    /// understates the best Gaussian's ELBO. A setting of the evaluation, never stored with a
+    /// run's configuration.
+    public var target: RefinementTarget = .lastIterate
+
+    private enum CodingKeys: String, CodingKey { case steps, learningRate, rule, momentum, clipNorm }
 
     public init(steps: Int, learningRate: Float, rule: RefinementRule, momentum: Float = 0.9, clipNorm: Float = 0) {
         self.steps = steps
@@ -30,6 +38,30 @@ public struct RefinementSettings: Sendable, Equatable, Codable {
         self.momentum = momentum
         self.clipNorm = clipNorm
     }
+}
+
+/// What an SVI refinement returns (`RefinementSettings.target`).
+public enum RefinementTarget: Sendable, Equatable {
+    /// λ_k after k steps of the rule at its constant step size.
+    case lastIterate
+    /// An estimate of the best Gaussian λ* = argmax ELBO(λ): the step size decays linearly to
+    /// zero over the k steps, and λ* is the average of the iterates of the last `averagedFraction`
+    /// of them (Polyak–Ruppert), which cancels most of the remaining jitter.
+    case optimum
+
+    /// The share of the steps whose iterates `optimum` averages.
+    public static let averagedFraction = 0.5
+
+    /// The step size's multiplier at step j (from 1) of k.
+    func stepScale(step j: Int, of k: Int) -> Float {
+        switch self {
+        case .lastIterate: return 1
+        case .optimum: return Float(k - j + 1) / Float(k)
+        }
+    }
+
+    /// The first iterate (λ_j, j from 1) `optimum` averages, of k steps.
+    static func firstAveraged(of k: Int) -> Int { k - max(1, Int((Double(k) * averagedFraction).rounded(.down))) + 1 }
 }
 
 /// Everything that defines a method's per-batch objective.

@@ -89,6 +89,9 @@ public final class SVIRefinement {
                      "refinement batch does not match its workspace")
         let sampled = mode == .lambdaOnly ? k : k + 1
         guard sampled > 0 else { return }
+        let target = settings.target
+        precondition(target == .lastIterate || mode == .lambdaOnly, "only an evaluation's refinement estimates the optimum")
+        var average = IterateAverage(from: target == .optimum ? RefinementTarget.firstAveraged(of: k) : k + 1)
         if mode == .lambdaOnly { latents.useParameters(params) }
         let g = gradient.rows(0..<b)
         updateRule.reset()
@@ -103,8 +106,12 @@ public final class SVIRefinement {
             latents.backward(rows: rows, params: params, toLatent: needsGradient)
             if needsGradient { latents.elboGradient(start: rows.lowerBound, lambda: lambda, into: g) }
             onStep(Step(index: j, rows: rows, lambda: lambda, elboGradient: needsGradient ? g : nil))
-            if j < k { updateRule.apply(gradient: g, to: lambda, step: j + 1) }
+            if j < k {
+                updateRule.apply(gradient: g, to: lambda, step: j + 1, stepScale: target.stepScale(step: j + 1, of: k))
+                average.add(lambda, iterate: j + 1)
+            }
         }
+        average.store(into: lambda)
     }
 
     /// The workspace block (rows block·b ..< (block + 1)·b) that holds step j's sample; after a
@@ -116,6 +123,33 @@ public final class SVIRefinement {
         case .buffer: return j
         case .endpoints: return j == 0 ? 0 : 1
         case .lambdaOnly: return 0
+        }
+    }
+}
+
+/// The running mean, in Float64, of the iterates λ_j from `first` on (none when `first` is past
+/// the last step: the refinement then returns its last iterate).
+private struct IterateAverage {
+    let first: Int
+    var sum: [Double] = []
+    var count = 0
+
+    init(from first: Int) { self.first = first }
+
+    mutating func add(_ lambda: Matrix, iterate j: Int) {
+        guard j >= first else { return }
+        if sum.isEmpty { sum = [Double](repeating: 0, count: lambda.rows * lambda.cols) }
+        for r in 0..<lambda.rows {
+            for c in 0..<lambda.cols { sum[r * lambda.cols + c] += Double(lambda[r, c]) }
+        }
+        count += 1
+    }
+
+    /// λ ← the mean, when any iterate was averaged.
+    func store(into lambda: Matrix) {
+        guard count > 0 else { return }
+        for r in 0..<lambda.rows {
+            for c in 0..<lambda.cols { lambda[r, c] = Float(sum[r * lambda.cols + c] / Double(count)) }
         }
     }
 }

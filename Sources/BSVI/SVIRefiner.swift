@@ -24,9 +24,9 @@ public final class SVIRefiner {
         second.zero()
     }
 
-    /// λ ← λ + update(g) for every row; `step` counts from 1 (Adam's bias correction).
-    /// Clipping rescales `gradient` in place.
-    public func apply(gradient: Matrix, to lambda: Matrix, step: Int) {
+    /// λ ← λ + update(g) for every row; `step` counts from 1 (Adam's bias correction), and the
+    /// step size is the settings' times `stepScale`. Clipping rescales `gradient` in place.
+    public func apply(gradient: Matrix, to lambda: Matrix, step: Int, stepScale: Float = 1) {
         precondition(gradient.rows == lambda.rows && lambda.cols == width && gradient.cols == width
                      && lambda.rows * width <= first.count, "refinement shapes")
         let beta = settings.momentum, beta2: Float = 0.999
@@ -39,7 +39,7 @@ public final class SVIRefiner {
         }
         StepProfile.elementwise {
             bsvi_refine_step(rule, Int32(lambda.rows), Int32(width), lambda.base, Int32(lambda.cols), gradient.base,
-                             Int32(gradient.cols), first.base, second.base, settings.learningRate, beta, beta2, 1e-8,
+                             Int32(gradient.cols), first.base, second.base, settings.learningRate * stepScale, beta, beta2, 1e-8,
                              correction1, correction2, settings.clipNorm)
         }
     }

@@ -9,9 +9,11 @@ public struct EvaluationInterrupted: Error, CustomStringConvertible, ExitStatusC
     public let examplesDone: Int
     public let examples: Int
     public var exitStatus: ExitStatus { .stopped }
-    public var description: String {
-        "stopped by a signal while evaluating /\(split.rawValue) (\(examplesDone) of \(examples) examples done; nothing recorded); run the command again"
+    /// What happened, without advice: train says how to resume.
+    public var summary: String {
+        "stopped by a signal while evaluating /\(split.rawValue) (\(examplesDone) of \(examples) examples done; nothing recorded)"
     }
+    public var description: String { summary + "; run the command again" }
 }
 
 /// Importance-sampled evaluation with the split's rows divided across ranks: the rows are

@@ -32,7 +32,7 @@ final class RunRecorder {
         self.metrics = metrics
         guard let step else { return }
         let removed = try metrics.discardRows(after: step, history: history)
-        if removed > 0 { say("metrics.csv: removed \(removed) row(s) after step \(step), written after the checkpoint resumed from") }
+        if removed > 0 { say("metrics.csv: removed \(removed) row(s) that the stopped run wrote after saving the checkpoint of step \(step), which this run writes again") }
     }
 
     static func path(_ config: RunConfiguration, _ name: String) -> String {

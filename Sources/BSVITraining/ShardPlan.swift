@@ -63,12 +63,14 @@ public struct ShardPlan: Equatable, Sendable {
 
     /// Every rank needs at least one example per step: B ≥ P. (Any B ≥ P splits: the slices
     /// differ by at most one row, and the allreduced gradient sum is divided by B, not by P.)
-    public static func checkBatchSplits(_ globalBatch: Int, across worldSize: Int) throws {
+    /// A run that `resumes` keeps its batch (an experiment setting), so then only the ranks can change.
+    public static func checkBatchSplits(_ globalBatch: Int, across worldSize: Int, resumes: Bool = false) throws {
         guard globalBatch >= worldSize else {
             throw TrainingError.invalidConfiguration(
                 flag: "--batch-size",
                 problem: "\(globalBatch) is smaller than the \(worldSize) ranks, so some rank would have no example in a step; "
-                    + "use --batch-size \(worldSize) or more, or run on at most \(globalBatch) ranks")
+                    + (resumes ? "a resumed run keeps its batch size: run it on at most \(globalBatch) ranks"
+                               : "use --batch-size \(worldSize) or more, or run on at most \(globalBatch) ranks"))
         }
     }
 

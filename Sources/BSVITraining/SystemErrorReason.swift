@@ -7,7 +7,11 @@ import Glibc
 /// denied"): Foundation's own text is "The operation could not be completed", and the POSIX
 /// error under it says why.
 func systemReason(_ error: Error) -> String {
-    guard let posix = (error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError,
-          posix.domain == NSPOSIXErrorDomain else { return "\(error)" }
-    return String(cString: strerror(Int32(posix.code)))
+    let ns = error as NSError
+    for candidate in [ns.userInfo[NSUnderlyingErrorKey] as? Error, error].compactMap({ $0 }) {
+        let posix = candidate as NSError
+        if posix.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(posix.code))) }
+    }
+    // Foundation's own sentence ("The volume is read only."), not its userInfo dump.
+    return ns.localizedDescription
 }

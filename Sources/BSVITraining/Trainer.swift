@@ -167,7 +167,7 @@ public final class Trainer {
             try recorder.evaluated(r, epoch: epoch, state: &state)
             return r
         } catch let interrupted as EvaluationInterrupted {
-            recorder.say("\(interrupted)")
+            recorder.say(interrupted.summary)
             return nil
         }
     }

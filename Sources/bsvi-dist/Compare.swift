@@ -40,7 +40,7 @@ struct Compare: ParsableCommand {
                            + "same ε: the difference is still paired by example, but its Monte Carlo noise is shared only in part")
             }
             try options.checkPerExampleOutput(comm: comm, checkpoints: [a, b])
-            let dataset = try options.openDataset(comm: comm)
+            let dataset = try options.openDataset(comm: comm, trainedOn: RunConfiguration.trainingDataPath(checkpointConfig: modelA.configJSON))
             options.warnIfTrainedOnOtherData(a, modelA, dataset: dataset, comm: comm)
             options.warnIfTrainedOnOtherData(b, modelB, dataset: dataset, comm: comm)
             let progress = ProgressReporter(enabled: comm.isRoot && !options.json)
@@ -52,10 +52,11 @@ struct Compare: ParsableCommand {
                                                    dataset: dataset, comm: comm, progress: progress)
             let comparison = CheckpointComparison(aCheckpoint: a, bCheckpoint: b, a: evaluationA, b: evaluationB,
                                                   commonRandomNumbers: commonRandomNumbers)
+            // The results first: a --per-example file that cannot be written must not take them with it.
+            if comm.isRoot { try report(comparison.summary, ranks: comm.size, progress: progress) }
             if let path = options.perExample {
                 try comm.rootDecides { try PerExampleFile.write(comparison, data: options.data, to: path) }
             }
-            if comm.isRoot { try report(comparison.summary, ranks: comm.size, progress: progress) }
         }
     }
 

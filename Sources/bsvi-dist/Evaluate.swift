@@ -43,10 +43,13 @@ struct Evaluate: ParsableCommand {
         runCollectively(comm) {
             let ckpt = try ModelDistribution.load(checkpoint, comm: comm)
             try options.checkPerExampleOutput(comm: comm, checkpoints: [checkpoint])
-            let dataset = try options.openDataset(comm: comm)
+            let dataset = try options.openDataset(comm: comm, trainedOn: RunConfiguration.trainingDataPath(checkpointConfig: ckpt.configJSON))
             options.warnIfTrainedOnOtherData(checkpoint, ckpt, dataset: dataset, comm: comm)
             var refinement = options.refinement(checkpointConfig: ckpt.configJSON)
-            if gaps { refinement.steps = gapSteps }
+            if gaps {
+                refinement.steps = gapSteps
+                refinement.target = .optimum
+            }
             let progress = ProgressReporter(enabled: comm.isRoot && !options.json)
             // Every split first, then the reports: a stop signal (exit 75) leaves nothing printed or
             // written, not the first split's results alone.
@@ -54,10 +57,12 @@ struct Evaluate: ParsableCommand {
                 try options.evaluate(ckpt, label: "", split: split, refinement: refinement, dataset: dataset, comm: comm, progress: progress)
             }
             for examples in evaluations {
+                // The results first: a --per-example file that cannot be written (a full disk)
+                // must not take the evaluation's numbers with it.
+                if comm.isRoot { try report(examples.summary, refinement: refinement, rowsPerRank: examples.rowsPerRank, progress: progress) }
                 if let path = options.perExample {
                     try comm.rootDecides { try PerExampleFile.write(examples, checkpoint: checkpoint, data: options.data, to: path) }
                 }
-                if comm.isRoot { try report(examples.summary, refinement: refinement, rowsPerRank: examples.rowsPerRank, progress: progress) }
             }
         }
     }
@@ -86,15 +91,17 @@ struct Evaluate: ParsableCommand {
             try printJSONLine(object)
             return
         }
+        // The labels padded to one width, so that the numbers line up for any k.
+        let refinedLabel = "ELBO(λ_\(r.refinementSteps))".padding(toLength: 13, withPad: " ", startingAt: 0)
         progress.line(String(numbers: """
             %@ split: %d examples, K = %d samples from the %@ proposal (± standard error over examples)
               log p(x)      ≈ %.4f ± %.4f nats per example
               ELBO(λ₀)      = %.4f ± %.4f
-              ELBO(λ_%d)     = %.4f ± %.4f  (refined: %@ η=%g)
+              %@ = %.4f ± %.4f  (refined: %@ η=%g)
               amortization gap ELBO(λ_k) − ELBO(λ₀) = %.4f
               importance weights: ESS/K mean %.4f, 5th percentile %.4f; largest normalised weight mean %.4f
             """, r.split, r.examples, r.samples, r.proposal, r.logLikelihood, r.logLikelihoodSE, r.elbo, r.elboSE,
-            r.refinementSteps, r.elboRefined, r.elboRefinedSE, refinement.rule.rawValue, Double(refinement.learningRate),
+            refinedLabel, r.elboRefined, r.elboRefinedSE, refinement.rule.rawValue, Double(refinement.learningRate),
             r.amortizationGap, r.essFractionMean, r.essFractionP05, r.maxWeightMean))
         if let path = options.perExample { progress.line("  per-example values: \(path)") }
         if gaps {

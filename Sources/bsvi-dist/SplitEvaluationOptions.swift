@@ -68,9 +68,18 @@ struct SplitEvaluationOptions: ParsableArguments {
         }
     }
 
-    /// The --data file, the same on every rank (a collective; see `requireSameDataset`).
-    func openDataset(comm: Communicator) throws -> BinaryDataset {
-        let dataset = try comm.onEveryRank { try BinaryDataset(path: data) }
+    /// The --data file, the same on every rank (a collective; see `requireSameDataset`). A
+    /// missing file names the flag and, when known, the data the checkpoint trained on
+    /// (`trainedOn`): the default data/fashion-mnist.h5 is relative to where eval runs.
+    func openDataset(comm: Communicator, trainedOn: String? = nil) throws -> BinaryDataset {
+        let dataset = try comm.onEveryRank {
+            do { return try BinaryDataset(path: data) } catch let e as StorageError where e.kind == .missingInput && e.file == data {
+                let recorded = trainedOn.flatMap { FileIdentity.sameFile($0, data) ? nil : $0 }
+                throw StorageError(file: data, problem: "file not found",
+                                   fix: "pass --data FILE" + (recorded.map { "; the checkpoint was trained on --data \($0)" } ?? ", the dataset to evaluate on"),
+                                   kind: .missingInput)
+            }
+        }
         try comm.requireSameDataset(dataset)
         return dataset
     }

@@ -34,7 +34,7 @@ struct Train: ParsableCommand {
         c.files = files.section
         try c.validate()
         // Checked here too (the trainer checks again) so that every rank finds it before MPI starts.
-        try ShardPlan.checkBatchSplits(c.optimizer.batchSize, across: launchWorldSize)
+        try ShardPlan.checkBatchSplits(c.optimizer.batchSize, across: launchWorldSize, resumes: resume != nil)
         return c
     }
 

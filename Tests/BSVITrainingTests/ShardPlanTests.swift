@@ -53,6 +53,13 @@ struct ShardPlanTests {
             Issue.record("expected an error")
         } catch {
             #expect("\(error)".contains("--batch-size") && "\(error)".contains("6 is smaller than the 8 ranks"), "\(error)")
+            #expect("\(error)".contains("use --batch-size 8 or more, or run on at most 6 ranks"), "\(error)")
+        }
+        // A resumed run keeps its batch size: only the ranks can change (a new --batch-size is refused).
+        #expect(throws: (any Error).self) { try ShardPlan.checkBatchSplits(6, across: 8, resumes: true) }
+        do { try ShardPlan.checkBatchSplits(6, across: 8, resumes: true) } catch {
+            #expect("\(error)".contains("a resumed run keeps its batch size: run it on at most 6 ranks") && !"\(error)".contains("use --batch-size"),
+                    "\(error)")
         }
         do {
             try ShardPlan(totalRows: 10, worldSize: 4, rank: 0, globalBatch: 16).validate(dataPath: "d.h5")

@@ -125,6 +125,11 @@ struct EvaluationStatisticsTests {
         #expect(rowsDiffer.status == 0
                     && rowsDiffer.stderr.contains("was trained on other data than --data \(sameShape): /train holds other rows of the same shape (digest ")
                     && rowsDiffer.stderr.contains("pass --data \(data)"), "\(rowsDiffer.stderr)")
+        // A --data that is not there (the default is relative to where eval runs) names the flag
+        // and the data the checkpoint trained on.
+        let missing = try bsvi(["eval", checkpoint, "--data", dir + "/nope.h5"] + samples)
+        #expect(missing.status == 66 && missing.stderr.contains("nope.h5: file not found (pass --data FILE; the checkpoint was trained on --data \(data))"),
+                "\(missing.stderr)")
         // A copy of the training data elsewhere is the same data: no warning.
         try FileManager.default.copyItem(atPath: data, toPath: dir + "/copy.h5")
         let copy = try bsvi(["eval", checkpoint, "--data", dir + "/copy.h5"] + samples)

@@ -137,20 +137,31 @@ struct BSVIBoundTests {
     }
 
     @Test("E[Σ_j π_j w_j] = p(x): the bsvi weight is unbiased, so its log is a lower bound on average",
-          arguments: [PiMode.uniform, .last])
+          arguments: PiMode.allCases)
     func bufferWeightIsUnbiased(pi: PiMode) {
         // Latent dimension 1, so p(x) is exact by quadrature. Over many independent noise
         // contexts the mean of exp(bound − log p(x)) must be 1 within 5 standard errors, and the
         // mean bound must not exceed log p(x) by more than 5 standard errors.
-        let m = LatentOneModel(seed: 11)
+        let k = 3
+        let settings = ObjectiveSettings(method: .bsvi, k: k, pi: pi,
+                                         refinement: RefinementSettings(steps: k, learningRate: 0.2, rule: .sgd))
+        let m = LatentOneModel(seed: 11, piCount: settings.piCount)
+        if pi == .learned {
+            // π = softmax(α) far from uniform, from logits whose exponentials sum to ≈ 7.9, not 1:
+            // a bound weighting w_j by e^α_j (or by any π off the simplex) is biased by that factor.
+            let t = m.model.piLogits!
+            for (j, a) in [Float(0.9), -0.6, 0.2, 1.3].enumerated() { m.params[t.offset + j] = a }
+        }
         let chosen = [0, 5, 10, 15]
         let xs = HostMatrix(rows: chosen.count, cols: 4, values: chosen.flatMap { m.x.row($0) })
         let ids = chosen.map { m.ids[$0] }
         let exact = chosen.map { m.exactLogMarginal($0) }
-        let k = 3
-        let settings = ObjectiveSettings(method: .bsvi, k: k, pi: pi,
-                                         refinement: RefinementSettings(steps: k, learningRate: 0.2, rule: .sgd))
         let objective = BatchObjective(model: m.model, settings: settings, batchCapacity: 1)
+        if pi == .learned {
+            // The learned case weights the buffer otherwise than uniform does.
+            let logPi = objective.bufferLogWeights(params: m.params)
+            #expect(logPi.map { abs($0 + log(Float(k + 1))) }.max()! > 0.5, "log π = \(logPi)")
+        }
         let grads = FloatBuffer(count: m.model.parameterCount)
         let trials = 1000
         for (n, i) in chosen.enumerated() {

@@ -10,9 +10,36 @@ import Testing
 /// svi, bsvi: the decoder gradient is ∇θ of bound with the refined samples z_j (and hence
 /// log p(z_j) − log q(z_j; λ_j)) held constant; π-logit gradients are ∂bound/∂α; the
 /// encoder gradient is ∇φ of the one-sample analytic-KL ELBO at λ₀ (elboInitial).
+///
+/// The gradient checks run on every hidden activation (tanh, relu, softplus) and with one and
+/// two hidden layers (`networks`): the objective's own passes — the encoder's back-propagation on
+/// its transposed kernels, the decoder's to z in every SVI step, the buffer's weighted weight
+/// gradients — differ by activation and by depth.
 @Suite("BatchObjective gradients")
 struct ObjectiveGradientTests {
     static let shape = ModelShape(inputDim: 18, latentDim: 2, hiddenDims: [5], activation: .tanh)
+
+    /// The hidden layers and activation of a fixture's encoder and decoder (input 18, latent 2).
+    struct Network: Sendable, CustomTestStringConvertible {
+        let activation: Activation
+        let hidden: [Int]
+        var testDescription: String { "\(activation) \(hidden.map(String.init).joined(separator: "-"))" }
+        var shape: ModelShape {
+            var s = ObjectiveGradientTests.shape
+            s.activation = activation
+            s.hiddenDims = hidden
+            return s
+        }
+    }
+
+    static let tanhOneLayer = Network(activation: .tanh, hidden: [5])
+    static let networks: [Network] = [[5], [5, 4]].flatMap { hidden in Activation.allCases.map { Network(activation: $0, hidden: hidden) } }
+
+    /// relu's kink: a fixture's hidden pre-activations (encoder on x, decoder on every sample z)
+    /// all lie at least this far from 0, so central differences of step `step` (which move a
+    /// pre-activation by ~1e-6) never cross it. The Float32 differences' larger step is checked
+    /// coordinate by coordinate instead (`crossesKink`).
+    static let kinkMargin = 1e-3
     static let ids = [4, 9, 1]
     static let noise = NoiseSource(seed: 99, purpose: .trainingNoise, context: 1)
     /// Float32 analytic gradients vs exact Float64 differences: Float32 rounding is ~1e-5
@@ -64,14 +91,51 @@ struct ObjectiveGradientTests {
         let settings: ObjectiveSettings
         var b: Int { x.rows }
 
-        init(settings: ObjectiveSettings, seed: UInt64 = 1) {
+        /// For relu the parameters are redrawn (as in MLPGradientTests) until every hidden
+        /// pre-activation of the run lies `kinkMargin` or more from the kink and both signs occur:
+        /// the finite differences are then of a smooth function, and the mask is exercised.
+        init(settings: ObjectiveSettings, network: Network = ObjectiveGradientTests.tanhOneLayer, seed: UInt64 = 1) {
             self.settings = settings
-            model = VAEModel(shape: ObjectiveGradientTests.shape, piCount: settings.piCount)
+            model = VAEModel(shape: network.shape, piCount: settings.piCount)
             params = randomParameters(model: model, seed: seed)
             var values = TestValues(seed: seed, key: 5)
             let ids = ObjectiveGradientTests.ids
             x = HostMatrix(rows: ids.count, cols: model.shape.inputDim, values: values.bits(ids.count * model.shape.inputDim))
             objective = BatchObjective(model: model, settings: settings, batchCapacity: 4)
+            guard network.activation == .relu else { return }
+            for attempt in 0..<200 {
+                if attempt > 0 { params.copy(from: randomParameters(model: model, seed: seed &+ UInt64(attempt) &* 1000)) }
+                _ = run()
+                let pre = preActivations(params.doubles, z: (0..<(settings.rowsPerExample * b)).map { self.z(row: $0) })
+                if pre.allSatisfy({ abs($0) >= ObjectiveGradientTests.kinkMargin }) && pre.contains(where: { $0 < 0 })
+                    && pre.contains(where: { $0 > 0 }) { return }
+            }
+            fatalError("no relu parameters away from the kink")
+        }
+
+        /// Every hidden pre-activation of the reference passes at `p`: the encoder on each x, the
+        /// decoder on each of `z`.
+        func preActivations(_ p: [Double], z: [[Double]]) -> [Double] {
+            var pre = [Double]()
+            for i in 0..<b { _ = Reference.forward(model.encoder, params: p, input: x.rowDouble(i)) { pre += $0 } }
+            for zr in z { _ = Reference.forward(model.decoder, params: p, input: zr) { pre += $0 } }
+            return pre
+        }
+
+        /// Whether moving coordinate `i` by ±h flips a hidden pre-activation of the library's
+        /// recomputed passes: the encoder on x and the decoder on z = μ + σε at λ₀ of the moved
+        /// parameters, for the noise ε of every workspace row (row r belongs to example r mod b).
+        func crossesKink(_ p: [Double], index i: Int, step h: Double, eps: [[Double]]) -> Bool {
+            func signs(_ q: [Double]) -> [Bool] {
+                let lambda = (0..<b).map { lambda0(q, example: $0) }
+                let z = eps.indices.map { Reference.reparameterize(lambda[$0 % b], eps[$0]) }
+                return preActivations(q, z: z).map { $0 > 0 }
+            }
+            var plus = p, minus = p
+            plus[i] += h
+            minus[i] -= h
+            let at = signs(p)
+            return signs(plus) != at || signs(minus) != at
         }
 
         func run(params p: FloatBuffer? = nil) -> (ObjectiveSums, FloatBuffer) {
@@ -160,9 +224,9 @@ struct ObjectiveGradientTests {
         }
     }
 
-    @Test("vae and iwae: bound and its gradient w.r.t. every parameter", arguments: sampledCases)
-    func sampledObjective(testCase: Case) {
-        let f = Fixture(settings: testCase.settings)
+    @Test("vae and iwae: bound and its gradient w.r.t. every parameter", arguments: sampledCases, networks)
+    func sampledObjective(testCase: Case, network: Network) {
+        let f = Fixture(settings: testCase.settings, network: network)
         let (stats, grads) = f.run()
         let n = testCase.settings.rowsPerExample
         let eps = (0..<n).map { s in (0..<f.b).map { f.epsilon(row: s * f.b + $0) } }
@@ -190,16 +254,19 @@ struct ObjectiveGradientTests {
         #expect(cmp.worst <= Self.tolerance, "\(cmp)")
     }
 
-    @Test("vae and iwae: gradient matches Float32 differences of the library's own bound", arguments: sampledCases)
-    func sampledObjectiveEndToEnd(testCase: Case) {
+    @Test("vae and iwae: gradient matches Float32 differences of the library's own bound", arguments: sampledCases, networks)
+    func sampledObjectiveEndToEnd(testCase: Case, network: Network) {
         // No reference code involved: perturb a parameter, call accumulate again (same noise).
-        let f = Fixture(settings: testCase.settings, seed: 2)
+        let f = Fixture(settings: testCase.settings, network: network, seed: 2)
         let (_, grads) = f.run()
         let h: Float = 5e-3
         let coords = coordinateSubset(Array(0..<f.model.parameterCount), limit: 40, seed: 3)
+        let eps = (0..<(testCase.settings.rowsPerExample * f.b)).map { f.epsilon(row: $0) }, p0 = f.params.doubles
         let probe = FloatBuffer(count: f.params.count)
         var cmp = GradientComparison()
         for i in coords {
+            // relu: a step that crosses the kink differences two linear pieces; such a coordinate is left out.
+            if network.activation == .relu && f.crossesKink(p0, index: i, step: Double(h), eps: eps) { continue }
             probe.copy(from: f.params)
             probe[i] = f.params[i] + h
             let up = f.run(params: probe).0.bound
@@ -207,14 +274,15 @@ struct ObjectiveGradientTests {
             let down = f.run(params: probe).0.bound
             cmp.add(index: i, analytic: Double(grads[i]), reference: (up - down) / (2 * Double(h)))
         }
+        #expect(cmp.checked >= 30)
         cmp.report(#function)
         #expect(cmp.worst <= 2e-2, "\(cmp)")
     }
 
     @Test("svi and bsvi: decoder gradient is ∇θ of the bound with λ_j fixed, π-logit gradient is ∂bound/∂α, encoder gradient is ∇φ of the ELBO at λ₀",
-          arguments: refinedCases)
-    func refinedObjective(testCase: Case) {
-        let f = Fixture(settings: testCase.settings)
+          arguments: refinedCases, networks)
+    func refinedObjective(testCase: Case, network: Network) {
+        let f = Fixture(settings: testCase.settings, network: network)
         let k = testCase.settings.k
         let (stats, grads) = f.run()
         let lat = f.objective.latents
@@ -271,18 +339,21 @@ struct ObjectiveGradientTests {
     }
 
     @Test("svi and bsvi with η = 0: decoder and π gradients match Float32 differences of the library's bound",
-          arguments: refinedCases.filter { $0.settings.refinement.learningRate == 0 })
-    func refinedObjectiveEndToEnd(testCase: Case) {
+          arguments: refinedCases.filter { $0.settings.refinement.learningRate == 0 }, networks)
+    func refinedObjectiveEndToEnd(testCase: Case, network: Network) {
         // With η = 0 every λ_j = λ₀, which does not depend on θ or α: bound is then a
         // function of θ and α whose total derivative the objective must return.
-        let f = Fixture(settings: testCase.settings, seed: 2)
+        let f = Fixture(settings: testCase.settings, network: network, seed: 2)
         let (_, grads) = f.run()
         let h: Float = 5e-3
         let candidates = (0..<f.model.parameterCount).filter { !isEncoderParameter(f.model, $0) }
         let coords = coordinateSubset(candidates, limit: 40, seed: 4)
+        // Every kept sample is z = μ + σε at λ₀ with its row's noise (η = 0).
+        let eps = (0..<(testCase.settings.rowsPerExample * f.b)).map { f.epsilon(row: $0) }, p0 = f.params.doubles
         let probe = FloatBuffer(count: f.params.count)
         var cmp = GradientComparison()
         for i in coords {
+            if network.activation == .relu && f.crossesKink(p0, index: i, step: Double(h), eps: eps) { continue }
             probe.copy(from: f.params)
             probe[i] = f.params[i] + h
             let up = f.run(params: probe).0.bound

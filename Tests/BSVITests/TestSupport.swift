@@ -254,15 +254,16 @@ func syntheticBinaryData(examples: Int, dimension: Int, prototypes: Int = 3, fli
 /// is available by quadrature, and all 16 binary inputs as its data set. The encoder's
 /// log-variance output is pinned near 0.7 (σ² ≈ 2 > ½): with a bounded likelihood the
 /// importance weights w = p(x|z) N(z; 0, 1) / q(z) then have finite variance, so standard
-/// errors estimated from samples are meaningful.
+/// errors estimated from samples are meaningful. With `piCount` > 0 the layout ends in that many
+/// bsvi π logits (bsvi with learned π), drawn last, so the other parameters do not change.
 final class LatentOneModel {
     let model: VAEModel
     let params: FloatBuffer
     let x: HostMatrix
     let ids: [Int]
 
-    init(seed: UInt64, activation: Activation = .tanh) {
-        model = VAEModel(shape: ModelShape(inputDim: 4, latentDim: 1, hiddenDims: [3], activation: activation))
+    init(seed: UInt64, activation: Activation = .tanh, piCount: Int = 0) {
+        model = VAEModel(shape: ModelShape(inputDim: 4, latentDim: 1, hiddenDims: [3], activation: activation), piCount: piCount)
         params = randomParameters(model: model, seed: seed, scale: 1.2)
         let lastKernel = model.encoder.kernels[model.encoder.layerCount - 1]
         let lastBias = model.encoder.biases[model.encoder.layerCount - 1]

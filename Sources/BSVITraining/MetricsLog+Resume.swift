@@ -44,6 +44,8 @@ extension MetricsLog {
             // A row we cannot read is left alone: it is not ours to judge.
             guard fields.count > max(kind, stepColumn, split), let rowStep = Int(fields[stepColumn]) else { return true }
             if rowStep > step { return false }
+            // The epoch the run ended in goes on from here: its full row comes at its end.
+            if rowStep == step && fields[split] == Substring(MetricsLog.partialEpochSplit) { return false }
             return !(rowStep == step && fields[kind] == "eval" && !recordedHere.contains(String(fields[split])))
         }
         let removed = rowsBefore - kept.count

@@ -80,9 +80,14 @@ public final class MetricsLog {
     private static func residentField() -> String { ResidentMemory.currentMiB.map { String(format: "%.1f", $0) } ?? "" }
 
     /// An epoch's training sums, as means per example.
-    public func recordEpoch(epoch: Int, step: Int, sums: ObjectiveSums, examplesPerSecond: Double, skippedSteps: Int, wallSeconds: Double) throws {
+    /// The split of a training row for an epoch the run ended in (`--max-steps` short of the
+    /// epoch's end): its steps so far. A resume from that step removes it (the epoch goes on).
+    public static let partialEpochSplit = "train_partial"
+
+    public func recordEpoch(epoch: Int, step: Int, sums: ObjectiveSums, examplesPerSecond: Double, skippedSteps: Int, wallSeconds: Double,
+                            partial: Bool = false) throws {
         let elbo = sums.mean(\.elboInitial), elboRefined = sums.mean(\.elboRefined)
-        try append(["train", "\(epoch)", "\(step)", "train", "\(sums.examples)", "", Self.f(sums.mean(\.bound)), "", Self.f(elbo),
+        try append(["train", "\(epoch)", "\(step)", partial ? Self.partialEpochSplit : "train", "\(sums.examples)", "", Self.f(sums.mean(\.bound)), "", Self.f(elbo),
                 Self.f(elboRefined), Self.f(elboRefined - elbo), String(format: "%.1f", examplesPerSecond), "\(skippedSteps)", String(format: "%.3f", wallSeconds),
                 Self.residentField()])
     }

@@ -76,12 +76,15 @@ final class RunRecorder {
         say("step \(state.step): \(what); skipped on all ranks (\(state.badStreak) in a row)")
     }
 
-    func epochDone(_ epoch: Int, state: RunState) throws {
+    /// Epoch `epoch` (from 1) ended, or, with `partialSteps`, the run ended after that many of
+    /// its steps: its training row and line.
+    func epochDone(_ epoch: Int, state: RunState, partialSteps: (done: Int, of: Int)? = nil) throws {
         let s = state.epochSums, rate = state.epochExamplesPerSecond
         try metrics?.recordEpoch(epoch: epoch, step: state.step, sums: s, examplesPerSecond: rate, skippedSteps: state.skippedSteps,
-                             wallSeconds: Date().timeIntervalSince(state.runStart))
-        say(String(numbers: "epoch %d done: step %d, bound %.3f, ELBO(λ₀) %.3f, ELBO(λ_k) %.3f, %.0f examples/s, %d skipped steps",
-                   epoch, state.step, s.mean(\.bound), s.mean(\.elboInitial), s.mean(\.elboRefined), rate, state.skippedSteps))
+                             wallSeconds: Date().timeIntervalSince(state.runStart), partial: partialSteps != nil)
+        let which = partialSteps.map { "epoch \(epoch) (its first \($0.done) of \($0.of) steps)" } ?? "epoch \(epoch)"
+        say(String(numbers: "%@ done: step %d, bound %.3f, ELBO(λ₀) %.3f, ELBO(λ_k) %.3f, %.0f examples/s, %d skipped steps",
+                   which, state.step, s.mean(\.bound), s.mean(\.elboInitial), s.mean(\.elboRefined), rate, state.skippedSteps))
     }
 
     func evaluationProgress(_ split: DataSplit, done: Int, total: Int) {

@@ -117,6 +117,12 @@ public final class Trainer {
     func finish(_ state: inout RunState, _ setup: TrainingSetup, _ recorder: RunRecorder) throws -> TrainingOutcome {
         let checksums = try checkConsistency(setup.params)
         let epoch = setup.schedule.epoch(ofStep: state.step)
+        // A run that ends inside an epoch (--max-steps) reports that epoch's steps so far, or a
+        // short run would record no training row at all.
+        let inEpoch = setup.schedule.positionInEpoch(ofStep: state.step)
+        if inEpoch > 0 && state.epochSums.examples > 0 {
+            try recorder.epochDone(epoch + 1, state: state, partialSteps: (inEpoch, setup.schedule.stepsPerEpoch))
+        }
         // Save the trained state before the (long) final evaluation, then again with its result.
         try checkpointUnlessSaved(&state, setup, recorder)
         var finalEvaluation: EvaluationResult? = nil

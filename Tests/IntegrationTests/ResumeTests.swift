@@ -39,6 +39,16 @@ struct ResumeTests {
         #expect(straight.status == 0, "\(straight.stderr)")
         let first = try CheckpointRun.train(ranks: split.ranks, flags(dir + "/split") + ["--max-steps", "\(stop)"])
         #expect(first.status == 0, "\(first.stderr)")
+        // A run that ends inside an epoch reports that epoch's steps so far (a short run had no
+        // training row at all); the resume below removes the row, as the epoch goes on.
+        let partial = try Self.epochRows(dir + "/split/metrics.csv").filter { $0.contains(",\(MetricsLog.partialEpochSplit),") }
+        if stop % perEpoch != 0 {
+            #expect(partial.count == 1 && partial[0].hasPrefix("train,\(stop / perEpoch + 1),\(stop),train_partial,\(CheckpointRun.batch * (stop % perEpoch)),"),
+                    "\(partial)")
+            #expect(first.stdout.contains("epoch \(stop / perEpoch + 1) (its first \(stop % perEpoch) of \(perEpoch) steps) done: step \(stop)"), "\(first.stdout)")
+        } else {
+            #expect(partial.isEmpty, "\(partial)")
+        }
         let stopped = try CheckpointFile.read(dir + "/split/checkpoints/ckpt-\(stop).h5", requireTrainingState: true)
         #expect(stopped.step == stop && stopped.epoch == stop / perEpoch)
         #expect(stopped.training?.worldSize == split.ranks)
@@ -62,6 +72,7 @@ struct ResumeTests {
         // in the checkpoint): every column but the timing ones.
         #expect(try Self.epochRows(dir + "/split/metrics.csv") == Self.epochRows(dir + "/straight/metrics.csv"))
         #expect(try Self.epochRows(dir + "/straight/metrics.csv").count == 2)
+        #expect(try !String(contentsOfFile: dir + "/split/metrics.csv", encoding: .utf8).contains(MetricsLog.partialEpochSplit))
         // The epoch-end checkpoint the straight run wrote after the split point is the same too.
         if stop < perEpoch {
             CheckpointRun.expectIdenticalState(try CheckpointFile.read(dir + "/straight/checkpoints/ckpt-\(perEpoch).h5"),

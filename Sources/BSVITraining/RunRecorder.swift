@@ -129,7 +129,8 @@ final class RunRecorder {
         try CheckpointFile.write(last.contents, to: finalPath)
         let summary = RunSummary(
             steps: state.step, epoch: epoch, worldSize: worldSize, parameterChecksums: checksums.map { String(format: "%016llx", $0) },
-            finalEvaluation: finalEvaluation, seconds: Date().timeIntervalSince(state.runStart), trainingSeconds: state.trainingSeconds,
+            finalEvaluation: finalEvaluation, seconds: Date().timeIntervalSince(state.runStart), processSteps: state.trainedSteps,
+            trainingSeconds: state.trainingSeconds,
             trainingExamplesPerSecond: Double(state.trainedExamples) / max(state.trainingSeconds, 1e-9),
             dataReadSeconds: epochRows.readSeconds, dataReadEpochs: epochRows.loads, dataReadRows: epochRows.readStatistics.rows,
             dataReadChunks: epochRows.readStatistics.blocks, dataReadBytes: epochRows.readStatistics.bytesRead, resumes: state.resumes)
@@ -154,7 +155,9 @@ struct RunSummary: Codable {
     var finalEvaluation: EvaluationResult?
     /// Wall time of this process's run (including evaluation and checkpoints).
     var seconds: Double
-    /// Time in training steps of this process's run (resumed parts not included).
+    /// Steps this process trained, and their time: a resumed run's last part only, where
+    /// `steps` counts the whole run.
+    var processSteps: Int
     var trainingSeconds: Double
     var trainingExamplesPerSecond: Double
     /// Rank 0's reads of its epoch rows from /train in this process: time, rows kept, chunks and

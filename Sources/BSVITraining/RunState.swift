@@ -28,8 +28,9 @@ struct RunState {
     }
     /// Rank 0: the newest good checkpoint of the run (this process's, or the one it resumed from).
     var lastCheckpointPath: String?
-    /// Time in training steps, and examples trained, in this process.
+    /// Time in training steps, and steps and examples trained, in this process.
     var trainingSeconds = 0.0
+    var trainedSteps = 0
     var trainedExamples = 0
 
     init(step: Int, skippedSteps: Int, badStreak: Int = 0, epochSums: ObjectiveSums = ObjectiveSums(), history: [MetricRecord],
@@ -45,6 +46,7 @@ struct RunState {
     /// Folds one step's result in: its sums (applied steps only) and the non-finite streak.
     mutating func record(_ result: StepResult, examples: Int, seconds: Double) {
         step += 1
+        trainedSteps += 1
         trainingSeconds += seconds
         trainedExamples += examples
         if result.applied {

@@ -73,6 +73,10 @@ struct ResumeTests {
         #expect(try Self.epochRows(dir + "/split/metrics.csv") == Self.epochRows(dir + "/straight/metrics.csv"))
         #expect(try Self.epochRows(dir + "/straight/metrics.csv").count == 2)
         #expect(try !String(contentsOfFile: dir + "/split/metrics.csv", encoding: .utf8).contains(MetricsLog.partialEpochSplit))
+        // summary.json: the whole run's steps, and the part this process trained (its timing's).
+        let (straightSummary, splitSummary) = (try readJSON(dir + "/straight/summary.json"), try readJSON(dir + "/split/summary.json"))
+        #expect(straightSummary["steps"] as? Int == total && straightSummary["process_steps"] as? Int == total)
+        #expect(splitSummary["steps"] as? Int == total && splitSummary["process_steps"] as? Int == total - stop, "\(splitSummary)")
         // The epoch-end checkpoint the straight run wrote after the split point is the same too.
         if stop < perEpoch {
             CheckpointRun.expectIdenticalState(try CheckpointFile.read(dir + "/straight/checkpoints/ckpt-\(perEpoch).h5"),

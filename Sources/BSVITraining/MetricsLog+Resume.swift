@@ -8,16 +8,18 @@ extension MetricsLog {
     /// every row at or before `step`, except an `eval` row at `step` itself that `history` (the
     /// checkpoint's evaluation history) does not record — the final test evaluation's row is
     /// written after the checkpoint of its step and before the checkpoint that records it. A row
-    /// cut short by a crash mid-append goes too. The rewrite is atomic (`AtomicFile`): a crash
-    /// during it leaves the old file; a temp file such a crash left behind is removed first.
-    /// Returns how many rows were removed; the file is not touched when there is none.
+    /// cut short by a crash mid-append goes too, and, when the run `continuesEpoch` (it trains
+    /// on from `step`, inside an epoch), the `train_partial` row of that epoch at `step`: its full
+    /// row, or a new partial one, follows. The rewrite is atomic (`AtomicFile`): a crash during
+    /// it leaves the old file; a temp file such a crash left behind is removed first. Returns how
+    /// many rows were removed; the file is not touched when there is none.
     @discardableResult
-    public func discardRows(after step: Int, history: [MetricRecord]) throws -> Int {
-        try discardRows(after: step, history: history, midWrite: {})
+    public func discardRows(after step: Int, history: [MetricRecord], continuesEpoch: Bool = false) throws -> Int {
+        try discardRows(after: step, history: history, continuesEpoch: continuesEpoch, midWrite: {})
     }
 
     /// `midWrite` runs when half of the new file is written (tests kill the process there).
-    func discardRows(after step: Int, history: [MetricRecord], midWrite: () -> Void) throws -> Int {
+    func discardRows(after step: Int, history: [MetricRecord], continuesEpoch: Bool = false, midWrite: () -> Void) throws -> Int {
         AtomicFile.removeStaleTemporaryFiles(of: path)  // a rewrite killed half-way; the caller holds the folder's lock
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
@@ -45,7 +47,7 @@ extension MetricsLog {
             guard fields.count > max(kind, stepColumn, split), let rowStep = Int(fields[stepColumn]) else { return true }
             if rowStep > step { return false }
             // The epoch the run ended in goes on from here: its full row comes at its end.
-            if rowStep == step && fields[split] == Substring(MetricsLog.partialEpochSplit) { return false }
+            if continuesEpoch && rowStep == step && fields[split] == Substring(MetricsLog.partialEpochSplit) { return false }
             return !(rowStep == step && fields[kind] == "eval" && !recordedHere.contains(String(fields[split])))
         }
         let removed = rowsBefore - kept.count

@@ -27,12 +27,18 @@ final class RunRecorder {
     /// Rank 0, once the run folder exists: opens (or continues) metrics.csv.
     /// Opens metrics.csv. On resume (`resumedAt` the checkpoint's step) the rows of the steps
     /// after the checkpoint go: the run that stopped wrote them, and they come again.
-    func openMetrics(resumedAt step: Int?, history: [MetricRecord]) throws {
+    /// `trainsOn`: steps are left to train, so the partial epoch row at `step` goes too.
+    func openMetrics(resumedAt step: Int?, trainsOn: Bool, history: [MetricRecord]) throws {
         let metrics = try MetricsLog(path: Self.path(config, RunFolder.metricsLog), worldSize: worldSize)
         self.metrics = metrics
         guard let step else { return }
-        let removed = try metrics.discardRows(after: step, history: history)
-        if removed > 0 { say("metrics.csv: removed \(removed) row(s) that the stopped run wrote after saving the checkpoint of step \(step), which this run writes again") }
+        let removed = try metrics.discardRows(after: step, history: history, continuesEpoch: trainsOn)
+        if removed > 0 { say("metrics.csv: removed \(removed) row(s) from step \(step) on, which this run writes again as it continues from that step") }
+    }
+
+    /// What a change recorded on resume is: a schedule setting's, or the data's path.
+    static func describe(_ change: SettingChange) -> String {
+        change.flag == "--data" ? "the same data (its rows' digest) at another path" : "schedule setting changed on resume"
     }
 
     static func path(_ config: RunConfiguration, _ name: String) -> String {
@@ -54,10 +60,7 @@ final class RunRecorder {
     func resumed(from path: String, at step: Int, record: ResumeRecord, epoch: Int, skippedSteps: Int) throws {
         say("resuming from \(path) at step \(step)"
             + (record.previousWorldSize == worldSize ? "" : " (written by \(record.previousWorldSize) rank(s), continuing on \(worldSize): the same global data order)"))
-        for change in record.scheduleChanges {
-            say("  " + (change.flag == "--data" ? "the same data (its rows' digest) at another path" : "schedule setting changed on resume")
-                + ": \(change)")
-        }
+        for change in record.scheduleChanges { say("  " + Self.describe(change) + ": \(change)") }
         try metrics?.recordResume(epoch: epoch, step: step, skippedSteps: skippedSteps, previousWorldSize: record.previousWorldSize)
     }
 

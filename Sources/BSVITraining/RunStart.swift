@@ -204,7 +204,7 @@ struct RunStart: Codable {
         let differences = data.differences(from: t.trainingData, referenceName: "the checkpoint's run trained on")
         guard differences.isEmpty else {
             throw TrainingError.resume(file: path, problem: "--data \(config.files.dataPath) is not the data the run trained on: " + differences.joined(separator: "; "),
-                                       fix: "resume with the dataset the run trained on, unchanged, or start a new --run-dir")
+                                       fix: "resume with the dataset the run trained on (its --data: \(saved.files.dataPath)), unchanged, or start a new --run-dir")
         }
         return comparison.scheduleChanges
     }

@@ -69,7 +69,7 @@ public struct ShardPlan: Equatable, Sendable {
             throw TrainingError.invalidConfiguration(
                 flag: "--batch-size",
                 problem: "\(globalBatch) is smaller than the \(worldSize) ranks, so some rank would have no example in a step; "
-                    + (resumes ? "a resumed run keeps its batch size: run it on at most \(globalBatch) ranks"
+                    + (resumes ? "run on at most \(globalBatch) ranks (a resumed run keeps its batch size; a new run may use --batch-size \(worldSize) or more)"
                                : "use --batch-size \(worldSize) or more, or run on at most \(globalBatch) ranks"))
         }
     }

@@ -53,7 +53,9 @@ public final class Trainer {
         let (state, start) = try begin(setup, recorder)
         if start.alreadyFinished {
             recorder.say("\(config.files.runDirectory) finished at step \(state.step) (final.h5 and summary.json are in place); nothing left to do")
-            for change in start.resume?.scheduleChanges ?? [] { recorder.say("  (schedule setting changed, with nothing left for it to change: \(change))") }
+            for change in start.resume?.scheduleChanges ?? [] {
+                recorder.say("  (" + RunRecorder.describe(change) + ", with nothing left for it to change: \(change))")
+            }
             return .finished(step: state.step)
         }
         recorder.announce(trainRows: setup.trainRows, values: setup.epochRows.values, plan: setup.plan, schedule: setup.schedule)
@@ -80,7 +82,8 @@ public final class Trainer {
                                             resumes: &resumes)
             start.findWorkLeft(schedule: setup.schedule, evaluation: config.evaluation, history: &history,
                                runDirectory: config.files.runDirectory)
-            try recorder.openMetrics(resumedAt: start.resume != nil ? start.step : nil, history: history)
+            try recorder.openMetrics(resumedAt: start.resume != nil ? start.step : nil,
+                                     trainsOn: !start.alreadyFinished && start.step < setup.schedule.totalSteps, history: history)
             return start
         }
         comm.broadcast(setup.params.base, count: setup.params.count)

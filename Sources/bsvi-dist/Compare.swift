@@ -56,6 +56,7 @@ struct Compare: ParsableCommand {
             if comm.isRoot { try report(comparison.summary, ranks: comm.size, progress: progress) }
             if let path = options.perExample {
                 try comm.rootDecides { try PerExampleFile.write(comparison, data: options.data, to: path) }
+                progress.line("  per-example values: \(path)")  // rank 0, text output only
             }
         }
     }
@@ -82,6 +83,5 @@ struct Compare: ParsableCommand {
             r.aCheckpoint, r.aLogLikelihood, r.aLogLikelihoodSE, 100 * r.aEssFractionMean,
             r.bCheckpoint, r.bLogLikelihood, r.bLogLikelihoodSE, 100 * r.bEssFractionMean,
             r.difference, r.differenceSE, 100 * r.aBetterFraction))
-        if let path = options.perExample { progress.line("  per-example values: \(path)") }
     }
 }

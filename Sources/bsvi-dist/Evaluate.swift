@@ -58,6 +58,7 @@ struct Evaluate: ParsableCommand {
                 if comm.isRoot { try report(examples.summary, refinement: refinement, rowsPerRank: examples.rowsPerRank, progress: progress) }
                 if let path = options.perExample {
                     try comm.rootDecides { try PerExampleFile.write(examples, checkpoint: checkpoint, data: options.data, to: path) }
+                    progress.line("  per-example values: \(path)")  // rank 0, text output only
                 }
             }
         }
@@ -98,7 +99,7 @@ struct Evaluate: ParsableCommand {
             return
         }
         // The labels padded to one width, so that the numbers line up for any k.
-        let refinedLabel = "ELBO(λ_\(r.refinementSteps))".padding(toLength: 13, withPad: " ", startingAt: 0)
+        let refinedLabel = (gaps ? "ELBO(λ*)" : "ELBO(λ_\(r.refinementSteps))").padding(toLength: 13, withPad: " ", startingAt: 0)
         progress.line(String(numbers: """
             %@ split: %d examples, K = %d samples from the %@ proposal (± standard error over examples)
               log p(x)      ≈ %.4f ± %.4f nats per example
@@ -109,7 +110,6 @@ struct Evaluate: ParsableCommand {
             """, r.split, r.examples, r.samples, r.proposal, r.logLikelihood, r.logLikelihoodSE, r.elbo, r.elboSE,
             refinedLabel, r.elboRefined, r.elboRefinedSE, refinement.rule.rawValue, Double(refinement.learningRate),
             r.amortizationGap, r.essFractionMean, r.essFractionP05, r.maxWeightMean))
-        if let path = options.perExample { progress.line("  per-example values: \(path)") }
         if gaps {
             progress.line(String(numbers: """
                   inference gap     log p − ELBO(λ₀)  = %.4f

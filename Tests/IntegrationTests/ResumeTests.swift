@@ -85,6 +85,33 @@ struct ResumeTests {
         }
     }
 
+    @Test("a run that ended inside an epoch keeps its partial epoch row through resumes with nothing left to train")
+    func partialEpochRowSurvivesResumesWithNothingToTrain() throws {
+        let dir = try makeTemporaryDirectory(prefix: "partialrow")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let data = dir + "/toy.h5"
+        try writeToyDataset(data)
+        let stop = CheckpointRun.stepsPerEpoch() / 2
+        let flags = CheckpointRun.flags(data: data, runDir: dir + "/run") + ["--max-steps", "\(stop)"]
+        let first = try bsvi(flags)
+        try #require(first.status == 0, "\(first.stderr)")
+        let rows = try Self.epochRows(dir + "/run/metrics.csv")
+        try #require(rows.count == 1 && rows[0].contains(",\(MetricsLog.partialEpochSplit),"), "\(rows)")
+        let full = try String(contentsOfFile: dir + "/run/metrics.csv", encoding: .utf8)
+        // Finished: nothing to do, and the row stays (the trimming used to remove it for good).
+        let again = try bsvi(flags + ["--resume", "auto"])
+        #expect(again.status == 0 && again.stdout.contains("nothing left to do"), "\(again.stdout)\n\(again.stderr)")
+        #expect(try Self.epochRows(dir + "/run/metrics.csv") == rows)
+        // Finished but for summary.json (a crash before it): the end runs again without a step
+        // trained here, and keeps the row the first part wrote, its speed included.
+        try FileManager.default.removeItem(atPath: dir + "/run/summary.json")
+        let ending = try bsvi(flags + ["--resume", "auto"])
+        #expect(ending.status == 0, "\(ending.stderr)")
+        let after = try String(contentsOfFile: dir + "/run/metrics.csv", encoding: .utf8)
+        #expect(after.split(separator: "\n").filter { $0.contains(MetricsLog.partialEpochSplit) }
+                    == full.split(separator: "\n").filter { $0.contains(MetricsLog.partialEpochSplit) }, "\(after)")
+    }
+
     /// The `train` rows of a metrics.csv, from `kind` to `amortization_gap` (not the timing columns).
     static func epochRows(_ path: String) throws -> [String] {
         try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").filter { $0.hasPrefix("train,") }

@@ -11,6 +11,8 @@ public struct DistributedModel {
     public let configJSON: String?
     /// What it trained on, if the checkpoint records it.
     public let trainingData: RecordedTrainingData?
+    /// Its run's --data as that run named it (from `configJSON`).
+    public let trainingDataPath: String?
 }
 
 /// What a reader of the model alone says about a checkpoint whose /training or /metrics was
@@ -40,6 +42,7 @@ public enum ModelDistribution {
         let model = VAEModel(shape: header.shape, piCount: header.piCount)
         if !comm.isRoot { parameters = [Float](repeating: 0, count: model.parameterCount) }
         parameters.withUnsafeMutableBytes { comm.broadcast($0.baseAddress!, byteCount: $0.count, root: 0) }
-        return DistributedModel(model: model, parameters: parameters, configJSON: header.configJSON, trainingData: header.trainingData)
+        return DistributedModel(model: model, parameters: parameters, configJSON: header.configJSON, trainingData: header.trainingData,
+                                trainingDataPath: RunConfiguration.trainingDataPath(checkpointConfig: header.configJSON))
     }
 }

@@ -134,7 +134,7 @@ final class RunRecorder {
             steps: state.step, epoch: epoch, worldSize: worldSize, parameterChecksums: checksums.map { String(format: "%016llx", $0) },
             finalEvaluation: finalEvaluation, seconds: Date().timeIntervalSince(state.runStart), processSteps: state.trainedSteps,
             trainingSeconds: state.trainingSeconds,
-            trainingExamplesPerSecond: Double(state.trainedExamples) / max(state.trainingSeconds, 1e-9),
+            trainingExamplesPerSecond: Double(state.trainedSteps * config.optimizer.batchSize) / max(state.trainingSeconds, 1e-9),
             dataReadSeconds: epochRows.readSeconds, dataReadEpochs: epochRows.loads, dataReadRows: epochRows.readStatistics.rows,
             dataReadChunks: epochRows.readStatistics.blocks, dataReadBytes: epochRows.readStatistics.bytesRead, resumes: state.resumes)
         let e = JSONEncoder.snakeCase

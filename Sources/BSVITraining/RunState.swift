@@ -28,10 +28,9 @@ struct RunState {
     }
     /// Rank 0: the newest good checkpoint of the run (this process's, or the one it resumed from).
     var lastCheckpointPath: String?
-    /// Time in training steps, and steps and examples trained, in this process.
+    /// Time in training steps, and steps trained (of `batchSize` examples each), in this process.
     var trainingSeconds = 0.0
     var trainedSteps = 0
-    var trainedExamples = 0
 
     init(step: Int, skippedSteps: Int, badStreak: Int = 0, epochSums: ObjectiveSums = ObjectiveSums(), history: [MetricRecord],
          resumes: [ResumeRecord]) {
@@ -44,11 +43,10 @@ struct RunState {
     }
 
     /// Folds one step's result in: its sums (applied steps only) and the non-finite streak.
-    mutating func record(_ result: StepResult, examples: Int, seconds: Double) {
+    mutating func record(_ result: StepResult, seconds: Double) {
         step += 1
         trainedSteps += 1
         trainingSeconds += seconds
-        trainedExamples += examples
         if result.applied {
             badStreak = 0
             epochSums.add(result.sums)

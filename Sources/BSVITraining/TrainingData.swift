@@ -17,23 +17,26 @@ public struct TrainingData {
     /// before anything is written, whichever epoch would first use it; the parts' digests add
     /// up to the same /train digest for any number of ranks. A collective.
     static func checked(_ dataset: BinaryDataset, comm: Communicator) throws -> TrainingData {
-        let rows = try dataset.shape(of: .train).rows
-        let digest = try dataset.validateRows(.train, rows: ShardPlan.startupCheckRows(count: rows, worldSize: comm.size, rank: comm.rank))
-        return TrainingData(fingerprint: .ofTrainingData(dataset), trainDigest: comm.allgather(digest).reduce(0, &+))
+        TrainingData(fingerprint: .ofTrainingData(dataset), trainDigest: comm.allgather(try partDigest(dataset, comm: comm)).reduce(0, &+))
     }
 
-    /// `dataset` as eval compares it with what a checkpoint's run `recorded`: /train is read (each
-    /// rank its part) only when the shapes and binarization agree and the checkpoint recorded a
-    /// digest. Evaluating never needs /train, so a part a rank cannot read leaves the digest out
-    /// (nil) rather than failing the evaluation. A collective when `recorded` is the same on
-    /// every rank, as `ModelDistribution.load` makes it.
-    public static func compared(with recorded: RecordedTrainingData?, _ dataset: BinaryDataset, comm: Communicator) -> TrainingData {
+    /// This rank's contiguous 1/P of /train, checked (`BinaryDataset.validateRows`), as its digest.
+    private static func partDigest(_ dataset: BinaryDataset, comm: Communicator) throws -> UInt64 {
+        let rows = try dataset.shape(of: .train).rows
+        return try dataset.validateRows(.train, rows: ShardPlan.startupCheckRows(count: rows, worldSize: comm.size, rank: comm.rank))
+    }
+
+    /// `dataset` as eval and compare compare it with what the checkpoints' runs `recorded`: /train
+    /// is read (each rank its part, once for all the checkpoints) only when one of them recorded a
+    /// digest and the shapes and binarization agree with it. Evaluating never needs /train, so a
+    /// part a rank cannot read leaves the digest out (nil) rather than failing the evaluation. A
+    /// collective when `recorded` is the same on every rank, as `ModelDistribution.load` makes it.
+    public static func compared(with recorded: [RecordedTrainingData?], _ dataset: BinaryDataset, comm: Communicator) -> TrainingData {
         let fingerprint = DatasetFingerprint.ofTrainingData(dataset)
-        guard let recorded, recorded.trainDigest != nil, fingerprint.words == recorded.fingerprint,
-              let rows = try? dataset.shape(of: .train).rows else {
+        guard recorded.contains(where: { $0?.trainDigest != nil && $0?.fingerprint == fingerprint.words }) else {
             return TrainingData(fingerprint: fingerprint, trainDigest: nil)
         }
-        let part = try? dataset.validateRows(.train, rows: ShardPlan.startupCheckRows(count: rows, worldSize: comm.size, rank: comm.rank))
+        let part = try? partDigest(dataset, comm: comm)
         let parts = comm.allgather([part ?? 0, part == nil ? 1 : 0])
         let readable = parts.allSatisfy { $0[1] == 0 }
         return TrainingData(fingerprint: fingerprint, trainDigest: readable ? parts.map { $0[0] }.reduce(0, &+) : nil)

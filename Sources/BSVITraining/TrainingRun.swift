@@ -43,8 +43,8 @@ final class TrainingRun {
         options.faults.beforeExchange(step: state.step, rank: comm.rank, gradients: setup.step.exchange.gradients)
         let result = setup.step.exchangeAndUpdate(params: setup.params, comm: comm, stopRequested: options.stopRequested())
         options.faults.afterUpdate(step: state.step, rank: comm.rank, parameters: setup.params)
-        if state.trainedExamples == 0 { try dumpGradientIfAsked() }
-        state.record(result, examples: config.optimizer.batchSize, seconds: Date().timeIntervalSince(started))
+        if state.trainedSteps == 0 { try dumpGradientIfAsked() }
+        state.record(result, seconds: Date().timeIntervalSince(started))
         if !result.applied {
             recorder.skipped(result, state: state)
             if setup.schedule.givesUp(badStreak: state.badStreak) {

@@ -40,9 +40,8 @@ struct Compare: ParsableCommand {
                            + "same ε: the difference is still paired by example, but its Monte Carlo noise is shared only in part")
             }
             try options.checkPerExampleOutput(comm: comm, checkpoints: [a, b])
-            let dataset = try options.openDataset(comm: comm, trainedOn: RunConfiguration.trainingDataPath(checkpointConfig: modelA.configJSON))
-            options.warnIfTrainedOnOtherData(a, modelA, dataset: dataset, comm: comm)
-            options.warnIfTrainedOnOtherData(b, modelB, dataset: dataset, comm: comm)
+            let dataset = try options.openDataset(comm: comm, trainedOn: modelA.trainingDataPath)
+            options.warnIfTrainedOnOtherData([(a, modelA), (b, modelB)], dataset: dataset, comm: comm)
             let progress = ProgressReporter(enabled: comm.isRoot && !options.json)
             let evaluationA = try options.evaluate(modelA, label: "A on ", split: split,
                                                    refinement: options.refinement(checkpointConfig: modelA.configJSON),

@@ -43,8 +43,8 @@ struct Evaluate: ParsableCommand {
         runCollectively(comm) {
             let ckpt = try ModelDistribution.load(checkpoint, comm: comm)
             try options.checkPerExampleOutput(comm: comm, checkpoints: [checkpoint])
-            let dataset = try options.openDataset(comm: comm, trainedOn: RunConfiguration.trainingDataPath(checkpointConfig: ckpt.configJSON))
-            options.warnIfTrainedOnOtherData(checkpoint, ckpt, dataset: dataset, comm: comm)
+            let dataset = try options.openDataset(comm: comm, trainedOn: ckpt.trainingDataPath)
+            options.warnIfTrainedOnOtherData([(checkpoint, ckpt)], dataset: dataset, comm: comm)
             let refinement = gaps ? gapRefinement() : options.refinement(checkpointConfig: ckpt.configJSON)
             let progress = ProgressReporter(enabled: comm.isRoot && !options.json)
             // Every split first, then the reports: a stop signal (exit 75) leaves nothing printed or

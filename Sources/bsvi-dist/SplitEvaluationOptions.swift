@@ -43,28 +43,30 @@ struct SplitEvaluationOptions: ParsableArguments {
         return r
     }
 
-    /// Rank 0 warns when `checkpoint` was trained on other data than `dataset`: evaluating on
-    /// the default --data by mistake, or on another dataset of the same shape (MNIST for
+    /// Rank 0 warns for each checkpoint trained on other data than `dataset`: evaluating on the
+    /// default --data by mistake, or on another dataset of the same shape (MNIST for
     /// Fashion-MNIST), would otherwise pass without a word. What the checkpoint's run recorded
     /// decides (a copy elsewhere is the same data): shapes and binarization, then /train's rows;
     /// a checkpoint from before that was recorded is compared by its recorded path, when that
-    /// file is here. A collective (each rank reads its part of /train).
-    func warnIfTrainedOnOtherData(_ checkpoint: String, _ model: DistributedModel, dataset: BinaryDataset, comm: Communicator) {
-        let differences = TrainingData.compared(with: model.trainingData, dataset, comm: comm)
-            .differences(from: model.trainingData, referenceName: "trained on")
+    /// file is here. A collective (each rank reads its part of /train, once for all).
+    func warnIfTrainedOnOtherData(_ checkpoints: [(path: String, model: DistributedModel)], dataset: BinaryDataset, comm: Communicator) {
+        let here = TrainingData.compared(with: checkpoints.map(\.model.trainingData), dataset, comm: comm)
         guard comm.isRoot else { return }
-        let trained = RunConfiguration.trainingDataPath(checkpointConfig: model.configJSON)
-        // The run's --data is worth naming unless it is this very file (since re-prepared).
-        let advice = trained.flatMap { path in
-            FileIdentity.sameFile(path, data) ? nil
-                : "; pass --data \(path) (its run's --data) to evaluate on the data it was trained on"
-        } ?? ""
-        if model.trainingData != nil {
-            if !differences.isEmpty {
-                printError("warning: \(checkpoint) was trained on other data than --data \(data): " + differences.joined(separator: "; ") + advice)
+        for (checkpoint, model) in checkpoints {
+            let trained = model.trainingDataPath
+            // The run's --data is worth naming unless it is this very file (since re-prepared).
+            let advice = trained.flatMap { path in
+                FileIdentity.sameFile(path, data) ? nil
+                    : "; pass --data \(path) (its run's --data) to evaluate on the data it was trained on"
+            } ?? ""
+            if model.trainingData != nil {
+                let differences = here.differences(from: model.trainingData, referenceName: "trained on")
+                if !differences.isEmpty {
+                    printError("warning: \(checkpoint) was trained on other data than --data \(data): " + differences.joined(separator: "; ") + advice)
+                }
+            } else if let trained, let trainedFile = FileIdentity(trained), let dataFile = FileIdentity(data), trainedFile != dataFile {
+                printError("warning: \(checkpoint) was trained on \(trained), not on --data \(data)" + advice)
             }
-        } else if let trained, let trainedFile = FileIdentity(trained), let dataFile = FileIdentity(data), trainedFile != dataFile {
-            printError("warning: \(checkpoint) was trained on \(trained), not on --data \(data)" + advice)
         }
     }
 

@@ -19,15 +19,19 @@ static inline __attribute__((always_inline)) __m256i lane_mask8(int n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lanes);
 }
 
+// A full half goes by a plain load or store: VMASKMOVPS is slow on AMD's cores before Zen 5 (its
+// store is microcoded), and the values are the same.
 static inline __attribute__((always_inline)) vf16 load_partial(const float *p, int n) {
-    const vf8 lo = (vf8)_mm256_maskload_ps(p, lane_mask8(n));
-    const vf8 hi = (vf8)_mm256_maskload_ps(p + 8, lane_mask8(n - 8));
+    const vf8 lo = (vf8)(n >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, lane_mask8(n)));
+    const vf8 hi = (vf8)(n > 8 ? _mm256_maskload_ps(p + 8, lane_mask8(n - 8)) : _mm256_setzero_ps());
     return __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
 }
 
 static inline void store_partial(vf16 v, float *p, int n) {
-    _mm256_maskstore_ps(p, lane_mask8(n), (__m256)__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7));
-    _mm256_maskstore_ps(p + 8, lane_mask8(n - 8), (__m256)__builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15));
+    const __m256 lo = (__m256)__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7);
+    if (n >= 8) _mm256_storeu_ps(p, lo);
+    else _mm256_maskstore_ps(p, lane_mask8(n), lo);
+    if (n > 8) _mm256_maskstore_ps(p + 8, lane_mask8(n - 8), (__m256)__builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15));
 }
 
 #include "elementwise.inc"
@@ -39,31 +43,56 @@ static inline void store_partial(vf16 v, float *p, int n) {
 #define NR 16   // columns of C per strip (two vectors)
 #define KC 256  // inner-dimension chunk (as in the AVX-512 variant: the order of the sums is the same)
 
+/// Copies R ≤ MR < 8 floats of a row of A into its panel, where the panel rows follow each other
+/// (dst + R is the next row's): one plain 8-float store, whose extra lanes the next row (or the
+/// next panel, or PANEL_ROW_SLACK's floats after the last) overwrites, because VMASKMOVPS's store
+/// is microcoded on AMD's cores before Zen 5 (16 % of these products on a Zen 4). The load is
+/// plain too where the row has 8 floats left (`left`).
+#define PANEL_ROW_SLACK 8
+static inline __attribute__((always_inline)) void pack_panel_row(const float *src, float *dst, int R, int left) {
+    _mm256_storeu_ps(dst, left >= 8 ? _mm256_loadu_ps(src) : _mm256_maskload_ps(src, lane_mask8(R)));
+}
+
 enum { START_ZERO, START_BIAS, START_FROM_C };
 
 static inline __attribute__((always_inline)) __m256 masked_load(const float *p, __m256i mask) { return _mm256_maskload_ps(p, mask); }
+/// A vector of a strip of B or C: plain loads and stores where the strip is full (`full`), for
+/// the same reason as in load_partial. In the products' inner loop the masked load alone cost a
+/// quarter of the speed on a Zen 4 (docs/benchmarks.md).
+static inline __attribute__((always_inline)) __m256 strip_load(const int full, const float *p, __m256i mask) {
+    return full ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, mask);
+}
+static inline __attribute__((always_inline)) void strip_store(const int full, float *p, __m256i mask, __m256 v) {
+    if (full) _mm256_storeu_ps(p, v);
+    else _mm256_maskstore_ps(p, mask, v);
+}
+/// Whether a strip is all 16 columns wide (its second vector's mask has every lane).
+static inline __attribute__((always_inline)) int is_full(int V, __m256i m1) {
+    return V == 2 && _mm256_movemask_ps(_mm256_castsi256_ps(m1)) == 0xff;
+}
+
 
 static inline __attribute__((always_inline)) void
-nn_block(const int R, const int V, const int kc, const float *a, const long lda, const float *b, const long ldb,
+nn_block(const int R, const int V, const int full, const int kc, const float *a, const long lda, const float *b, const long ldb,
          float *c, const long ldc, const __m256i m0, const __m256i m1, const int start, const float *bias,
          const bsvi_activation activation) {
     __m256 acc0[MR], acc1[MR];
     if (start == START_FROM_C) {
         for (int r = 0; r < R; r++) {
-            acc0[r] = masked_load(c + r * ldc, m0);
-            acc1[r] = V == 2 ? masked_load(c + r * ldc + 8, m1) : _mm256_setzero_ps();
+            acc0[r] = strip_load(full, c + r * ldc, m0);
+            acc1[r] = V == 2 ? strip_load(full, c + r * ldc + 8, m1) : _mm256_setzero_ps();
         }
     } else {
-        const __m256 s0 = start == START_BIAS ? masked_load(bias, m0) : _mm256_setzero_ps();
-        const __m256 s1 = start == START_BIAS && V == 2 ? masked_load(bias + 8, m1) : _mm256_setzero_ps();
+        const __m256 s0 = start == START_BIAS ? strip_load(full, bias, m0) : _mm256_setzero_ps();
+        const __m256 s1 = start == START_BIAS && V == 2 ? strip_load(full, bias + 8, m1) : _mm256_setzero_ps();
         for (int r = 0; r < R; r++) {
             acc0[r] = s0;
             acc1[r] = s1;
         }
     }
     for (int p = 0; p < kc; p++) {
-        const __m256 b0 = masked_load(b + p * ldb, m0);
-        const __m256 b1 = V == 2 ? masked_load(b + p * ldb + 8, m1) : b0;
+        const __m256 b0 = strip_load(full, b + p * ldb, m0);
+        const __m256 b1 = V == 2 ? strip_load(full, b + p * ldb + 8, m1) : b0;
         for (int r = 0; r < R; r++) {
             const __m256 x = _mm256_broadcast_ss(a + r * lda + p);
             acc0[r] = _mm256_fmadd_ps(x, b0, acc0[r]);
@@ -80,20 +109,20 @@ nn_block(const int R, const int V, const int kc, const float *a, const long lda,
         }
     }
     for (int r = 0; r < R; r++) {
-        _mm256_maskstore_ps(c + r * ldc, m0, acc0[r]);
-        if (V == 2) _mm256_maskstore_ps(c + r * ldc + 8, m1, acc1[r]);
+        strip_store(full, c + r * ldc, m0, acc0[r]);
+        if (V == 2) strip_store(full, c + r * ldc + 8, m1, acc1[r]);
     }
 }
 
 /// C[0..R)[strip] += Σ_p A(p, r)·B'[p][strip] over a packed panel of A (ap[p·R + r]) and a packed,
 /// already weighted strip of B (bp[p·16 + j]).
 static inline __attribute__((always_inline)) void
-tn_block(const int R, const int V, const int kc, const float *ap, const float *bp, float *c, const long ldc,
+tn_block(const int R, const int V, const int full, const int kc, const float *ap, const float *bp, float *c, const long ldc,
          const __m256i m0, const __m256i m1) {
     __m256 acc0[MR], acc1[MR];
     for (int r = 0; r < R; r++) {
-        acc0[r] = masked_load(c + r * ldc, m0);
-        if (V == 2) acc1[r] = masked_load(c + r * ldc + 8, m1);
+        acc0[r] = strip_load(full, c + r * ldc, m0);
+        if (V == 2) acc1[r] = strip_load(full, c + r * ldc + 8, m1);
     }
     for (int p = 0; p < kc; p++) {
         const __m256 b0 = _mm256_load_ps(bp + p * NR);
@@ -105,8 +134,8 @@ tn_block(const int R, const int V, const int kc, const float *ap, const float *b
         }
     }
     for (int r = 0; r < R; r++) {
-        _mm256_maskstore_ps(c + r * ldc, m0, acc0[r]);
-        if (V == 2) _mm256_maskstore_ps(c + r * ldc + 8, m1, acc1[r]);
+        strip_store(full, c + r * ldc, m0, acc0[r]);
+        if (V == 2) strip_store(full, c + r * ldc + 8, m1, acc1[r]);
     }
 }
 
@@ -116,10 +145,11 @@ tn_block(const int R, const int V, const int kc, const float *ap, const float *b
 static void pack_weighted_strip(const int kc, const float *b, const long ldb, const float *w, float *bp, float *g,
                                 const __m256i m0, const __m256i m1, const float *next) {
     (void)next;
+    const int full = is_full(2, m1);
     __m256 g0 = g ? masked_load(g, m0) : _mm256_setzero_ps(), g1 = g ? masked_load(g + 8, m1) : _mm256_setzero_ps();
     for (int p = 0; p < kc; p++) {
-        __m256 b0 = masked_load(b + p * ldb, m0);
-        __m256 b1 = masked_load(b + p * ldb + 8, m1);
+        __m256 b0 = strip_load(full, b + p * ldb, m0);
+        __m256 b1 = strip_load(full, b + p * ldb + 8, m1);
         if (w) {
             const __m256 wp = _mm256_broadcast_ss(w + p);
             b0 = _mm256_mul_ps(b0, wp);
@@ -138,8 +168,9 @@ static void pack_weighted_strip(const int kc, const float *b, const long ldb, co
 
 #define NN_CASE(R)                                                                                   \
     case R:                                                                                          \
-        if (V == 2) nn_block(R, 2, kc, a, lda, b, ldb, c, ldc, m0, m1, start, bias, activation);     \
-        else nn_block(R, 1, kc, a, lda, b, ldb, c, ldc, m0, m1, start, bias, activation);            \
+        if (full) nn_block(R, 2, 1, kc, a, lda, b, ldb, c, ldc, m0, m1, start, bias, activation);    \
+        else if (V == 2) nn_block(R, 2, 0, kc, a, lda, b, ldb, c, ldc, m0, m1, start, bias, activation); \
+        else nn_block(R, 1, 0, kc, a, lda, b, ldb, c, ldc, m0, m1, start, bias, activation);         \
         break;
 
 /// `next`, the strip the driver takes next, is not prefetched on this path (the AVX-512 variant
@@ -148,17 +179,20 @@ static void nn_dispatch(int R, int V, int kc, const float *a, long lda, const fl
                         __m256i m0, __m256i m1, int start, const float *bias, bsvi_activation activation,
                         const float *next) {
     (void)next;
+    const int full = is_full(V, m1);
     switch (R) { NN_CASE(1) NN_CASE(2) NN_CASE(3) NN_CASE(4) NN_CASE(5) NN_CASE(6) }
 }
 
 #define TN_CASE(R)                                                                                   \
     case R:                                                                                          \
-        if (V == 2) tn_block(R, 2, kc, ap, bp, c, ldc, m0, m1);                                      \
-        else tn_block(R, 1, kc, ap, bp, c, ldc, m0, m1);                                             \
+        if (full) tn_block(R, 2, 1, kc, ap, bp, c, ldc, m0, m1);                                     \
+        else if (V == 2) tn_block(R, 2, 0, kc, ap, bp, c, ldc, m0, m1);                              \
+        else tn_block(R, 1, 0, kc, ap, bp, c, ldc, m0, m1);                                          \
         break;
 
 static void tn_dispatch(int R, int V, int kc, const float *ap, const float *bp, float *c, long ldc, __m256i m0,
                         __m256i m1) {
+    const int full = is_full(V, m1);
     switch (R) { TN_CASE(1) TN_CASE(2) TN_CASE(3) TN_CASE(4) TN_CASE(5) TN_CASE(6) }
 }
 

@@ -23,6 +23,14 @@ static inline void store_partial(vf16 v, float *p, int n) { _mm512_mask_storeu_p
 #define NR 32   // columns of C per strip (two vectors)
 #define KC 256  // inner-dimension chunk: a 256×32 strip of B (32 KiB) stays in L1 across row blocks
 
+/// Copies R ≤ MR < 16 floats of a row of A into its panel (`left`, the row's floats from src on,
+/// is unused): one masked load and store instead of a memcpy call.
+#define PANEL_ROW_SLACK 0
+static inline __attribute__((always_inline)) void pack_panel_row(const float *src, float *dst, int R, int left) {
+    (void)left;
+    store_partial(load_partial(src, R), dst, R);
+}
+
 enum { START_ZERO, START_BIAS, START_FROM_C };
 
 /// Both cache lines a strip row (NR floats) can span, into L2: a weight matrix's rows are ~3 KB

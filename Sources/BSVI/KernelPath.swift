@@ -69,6 +69,13 @@ public enum KernelPath: String, CaseIterable, Sendable {
 
     /// The CPU's brand string (CPUID), e.g. "Intel(R) Xeon(R) Processor".
     public static var cpuModel: String { String(cString: bsvi_cpu_model_name()) }
+    /// CPUID's family and model numbers, e.g. 25 and 17 for a Zen 4 EPYC (0 where unknown).
+    public static var cpuFamily: Int { Int(bsvi_cpu_family()) }
+    public static var cpuModelNumber: Int { Int(bsvi_cpu_model_number()) }
+    /// The brand string with the family and model, which tell apart CPUs a VM names alike.
+    public static var cpuDescription: String {
+        cpuFamily > 0 ? "\(cpuModel) (family \(cpuFamily), model \(cpuModelNumber))" : cpuModel
+    }
 
     /// The core's single-precision FMA peak in GFLOP/s at this path's vector width: a
     /// register-only loop of independent fused multiply-adds, run for about `seconds` (the best

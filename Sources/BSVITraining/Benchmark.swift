@@ -11,6 +11,10 @@ import Foundation
 /// memory floor); OpenBLAS's sgemm rate on its own; and the importance-sampling evaluator's throughput.
 public struct BenchmarkReport: Codable {
     public var cpuModel: String
+    /// CPUID's family and model numbers (KernelPath.cpuFamily), which tell apart CPUs whose
+    /// brand strings a VM shortens alike.
+    public var cpuFamily: Int
+    public var cpuModelNumber: Int
     /// The kernel path in use: avx512, avx2 or portable.
     public var kernelIsa: String
     /// The OpenBLAS core in use (after the start-up correction).
@@ -119,7 +123,8 @@ public enum Benchmark {
         let updateFloorMs = t.updateFloorSeconds * 1e3
         let ceiling = atPeakMs / (atPeakMs + updateFloorMs)
         return BenchmarkReport(
-            cpuModel: KernelPath.cpuModel, kernelIsa: KernelPath.active.rawValue, blasCore: OpenBLASCore.current,
+            cpuModel: KernelPath.cpuModel, cpuFamily: KernelPath.cpuFamily, cpuModelNumber: KernelPath.cpuModelNumber,
+            kernelIsa: KernelPath.active.rawValue, blasCore: OpenBLASCore.current,
             blasCoreChooser: .current,
             method: config.objective.method.rawValue, k: config.objective.k, pi: config.objective.pi.rawValue, batchSize: config.optimizer.batchSize, ranks: comm.size,
             steps: steps, dataSource: source, examplesPerS: examplesPerS, msPerStep: totalMs, gemmMsPerStep: gemmMs,

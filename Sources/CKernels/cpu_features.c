@@ -14,6 +14,7 @@ typedef struct {
     int avx512;
     int avx512_bf16;
     int vendor;
+    int family, model_number;
     char model[49];
 } cpu_info;
 
@@ -31,6 +32,11 @@ static void detect(cpu_info *info) {
     if (b == 0x756e6547 && d == 0x49656e69 && c == 0x6c65746e) info->vendor = 1;       // GenuineIntel
     else if (b == 0x68747541 && d == 0x69746e65 && c == 0x444d4163) info->vendor = 2;  // AuthenticAMD
     __get_cpuid(1, &a, &b, &c, &d);
+    // Family and model as the vendors' manuals (and /proc/cpuinfo) combine them: the extended
+    // family counts only above 15, the extended model only in families 6 and 15 and above.
+    const int base_family = (a >> 8) & 0xF, base_model = (a >> 4) & 0xF;
+    info->family = base_family == 0xF ? base_family + (int)((a >> 20) & 0xFF) : base_family;
+    info->model_number = base_family == 0x6 || base_family == 0xF ? (int)((a >> 12) & 0xF0) + base_model : base_model;
     const int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1;
     // The OS must save the registers on context switches: XMM|YMM for AVX2, plus the opmask
     // and both halves of the ZMM state for AVX-512 (XCR0 bits 1, 2, 5, 6, 7).
@@ -73,7 +79,7 @@ static void detect(cpu_info *info) {
 }
 #else
 typedef struct {
-    int avx, fma4, avx2_fma, avx512, avx512_bf16, vendor;
+    int avx, fma4, avx2_fma, avx512, avx512_bf16, vendor, family, model_number;
     char model[49];
 } cpu_info;
 static void detect(cpu_info *info) {
@@ -112,6 +118,8 @@ int bsvi_cpu_has_avx512_bf16(void) { return cpu()->avx512_bf16; }
 int bsvi_cpu_has_avx(void) { return cpu()->avx; }
 int bsvi_cpu_has_fma4(void) { return cpu()->fma4; }
 int bsvi_cpu_vendor(void) { return cpu()->vendor; }
+int bsvi_cpu_family(void) { return cpu()->family; }
+int bsvi_cpu_model_number(void) { return cpu()->model_number; }
 
 int bsvi_isa_parse(const char *name, bsvi_isa *isa) {
     if (!name) return -1;

@@ -63,7 +63,7 @@ struct Bench: ParsableCommand {
                   OpenBLAS sgemm    %.1f GFLOP/s (1024², one thread; not the yardstick)
                   evaluation        %@
                 """, r.method, r.k, r.method == "bsvi" ? " π=\(r.pi)" : "", r.batchSize, r.ranks, r.steps, r.dataSource,
-                r.cpuModel, r.kernelIsa, r.blasCore, r.blasCoreChooser.note,
+                KernelPath.cpuDescription, r.kernelIsa, r.blasCore, r.blasCoreChooser.note,
                 r.examplesPerS, r.msPerStep, r.gemmMsPerStep, r.elementwiseMsPerStep, r.updateMsPerStep,
                 r.bookkeepingMsPerStep, r.allreduceMsPerStep, r.allreduceBytes, lockstep,
                 Double(r.usefulMultiplyAddsPerExample) / 1e6, r.gflops, r.gflopsPerRank,

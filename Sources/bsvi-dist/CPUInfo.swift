@@ -15,7 +15,8 @@ struct CPUInfo: ParsableCommand {
         let peaks = peak ? supported.map { $0.fmaPeakGigaflops(seconds: 0.3) } : []
         if json {
             var object: [String: Any] = [
-                "cpu_model": KernelPath.cpuModel, "kernel_paths": supported.map(\.rawValue),
+                "cpu_model": KernelPath.cpuModel, "cpu_family": KernelPath.cpuFamily,
+                "cpu_model_number": KernelPath.cpuModelNumber, "kernel_paths": supported.map(\.rawValue),
                 "kernel_isa": KernelPath.active.rawValue, "blas_core": OpenBLASCore.current,
                 "blas_core_chooser": OpenBLASCoreChooser.current.rawValue,
             ]
@@ -23,7 +24,7 @@ struct CPUInfo: ParsableCommand {
             print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self))
             return
         }
-        print("CPU             \(KernelPath.cpuModel)")
+        print("CPU             \(KernelPath.cpuDescription)")
         print("kernel paths    \(supported.map(\.rawValue).joined(separator: ", ")) (in use: \(KernelPath.active.rawValue); set BSVI_KERNELS to choose)")
         print("OpenBLAS core   \(OpenBLASCore.current) (\(OpenBLASCoreChooser.current.note))")
         for (path, rate) in zip(supported, peaks) { print(String(format: "FMA peak        %@ %.1f GFLOP/s per core", path.rawValue, rate)) }

@@ -21,6 +21,20 @@ struct KernelSelectionTests {
         for path in paths { #expect(try Self.cpuInfo(environment: ["BSVI_KERNELS": path])["kernel_isa"] as? String == path) }
     }
 
+    @Test("cpu names CPUID's family and model as /proc/cpuinfo does (a VM's brand string may not tell a Zen 4 from a Zen 5)")
+    func familyAndModel() throws {
+        let info = try Self.cpuInfo()
+        let proc = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
+        func field(_ name: String) -> Int? {
+            let line = proc.split(separator: "\n").first { $0.split(separator: ":").first?.trimmingCharacters(in: .whitespaces) == name }
+            return line.flatMap { Int($0.split(separator: ":").last!.trimmingCharacters(in: .whitespaces)) }
+        }
+        let family = try #require(field("cpu family")), model = try #require(field("model"))
+        #expect(info["cpu_family"] as? Int == family && info["cpu_model_number"] as? Int == model, "\(info)")
+        let text = try runCommand(try binaryPath(), ["cpu"])
+        #expect(text.stdout.contains("(family \(family), model \(model))"), "\(text.stdout)")
+    }
+
     @Test("an unknown BSVI_KERNELS value is refused with exit 64 and a message naming the variable and the choices")
     func unknownPathIsRefused() throws {
         for command in [["cpu"], ["train", "--epochs", "1"]] {
@@ -156,6 +170,15 @@ struct EmulatedCPUTests {
                                    "--hidden", "24", "--latent", "5", "--k", "3", "--no-final-eval"], environment: environment)
         #expect(r.status == 0 && !r.signaled, "\(r.stderr.suffix(400))")
         return try CheckpointFile.read(runDir + "/final.h5").parameters
+    }
+
+    @Test("family and model from CPUID's extended fields: Intel family 6 models 44 and 60, AMD families 21, 23 and 25")
+    func familyAndModelOfOtherCPUs() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.qemu), "qemu-user is not installed")
+        for (cpu, family, model) in [("Westmere", 6, 44), ("Haswell", 6, 60), ("Opteron_G5", 21, 2), ("EPYC", 23, 1), ("EPYC-Milan", 25, 1)] {
+            let info = try parseJSONLine(try Self.run(cpu: cpu, ["cpu", "--json"]).stdout)
+            #expect(info["cpu_family"] as? Int == family && info["cpu_model_number"] as? Int == model, "\(cpu): \(info)")
+        }
     }
 
     @Test("a CPU without AVX (Westmere) runs the portable kernels and trains; an AVX2-only CPU (Haswell) runs the AVX2 kernels")

@@ -48,6 +48,11 @@ int bsvi_cpu_has_avx(void);
 int bsvi_cpu_has_fma4(void);
 /// 1 for GenuineIntel, 2 for AuthenticAMD, 0 otherwise.
 int bsvi_cpu_vendor(void);
+/// The CPU's family and model numbers (CPUID 1, combined as /proc/cpuinfo shows them; 0 where
+/// unknown): a VM's brand string may say only "AMD EPYC", which a Zen 4 (family 25) and a Zen 5
+/// (family 26) share.
+int bsvi_cpu_family(void);
+int bsvi_cpu_model_number(void);
 
 /// Parses "avx512", "avx2" or "portable". Returns 0 and sets *isa, or -1 for any other text.
 int bsvi_isa_parse(const char *name, bsvi_isa *isa);

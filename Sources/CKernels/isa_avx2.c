@@ -175,7 +175,8 @@ static void pack_weighted_strip(const int kc, const float *b, const long ldb, co
         break;
 
 /// `next`, the strip the driver takes next, is not prefetched on this path (the AVX-512 variant
-/// does): here it made the evaluator 6 % slower and training no faster (docs/benchmarks.md).
+/// does): here it made the evaluator 6 % slower and training no faster (docs/benchmarks.md), and
+/// on a Zen 4 without the masked loads, six alternated pairs, neither faster.
 static void nn_dispatch(int R, int V, int kc, const float *a, long lda, const float *b, long ldb, float *c, long ldc,
                         __m256i m0, __m256i m1, int start, const float *bias, bsvi_activation activation,
                         const float *next) {

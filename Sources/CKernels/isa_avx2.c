@@ -72,7 +72,6 @@ static inline __attribute__((always_inline)) int is_full(int V, __m256i m1) {
     return V == 2 && _mm256_movemask_ps(_mm256_castsi256_ps(m1)) == 0xff;
 }
 
-
 static inline __attribute__((always_inline)) void
 nn_block(const int R, const int V, const int full, const int kc, const float *a, const long lda, const float *b, const long ldb,
          float *c, const long ldc, const __m256i m0, const __m256i m1, const int start, const float *bias,

@@ -183,9 +183,7 @@ struct ObjectiveGradientTests {
         func initialELBO(_ p: [Double], eps: [[Double]]) -> Double {
             var total = 0.0
             for i in 0..<b {
-                let lam = lambda0(p, example: i)
-                total += Reference.logLikelihood(model: model, params: p, x: x.rowDouble(i),
-                                                 z: Reference.reparameterize(lam, eps[i])) - Reference.kl(lam)
+                total += Reference.elbo(model: model, params: p, x: x.rowDouble(i), lambda: lambda0(p, example: i), eps: eps[i])
             }
             return total
         }

@@ -186,6 +186,11 @@ enum Reference {
         return (0..<d).map { lambda[$0] + exp(0.5 * lambda[d + $0]) * eps[$0] }
     }
 
+    /// The one-sample ELBO with an analytic KL: log p(x | μ + exp(ℓ/2) ⊙ ε) − KL(q(z; λ) ‖ p(z)).
+    static func elbo(model: VAEModel, params: [Double], x: [Double], lambda: [Double], eps: [Double]) -> Double {
+        logLikelihood(model: model, params: params, x: x, z: reparameterize(lambda, eps)) - kl(lambda)
+    }
+
     /// log w = log p(x|z) + log N(z; 0, I) − log N(z; μ, exp ℓ) with z = μ + exp(ℓ/2) ε.
     static func logWeight(model: VAEModel, params: [Double], x: [Double], lambda: [Double], eps: [Double]) -> Double {
         let d = eps.count

@@ -65,9 +65,8 @@ struct WideLatentTests {
             let p = params.doubles
             var f = 0.0
             for i in 0..<b {
-                let li = Array(lam[(i * 2 * d)..<((i + 1) * 2 * d)])
-                f += Reference.logLikelihood(model: model, params: p, x: x.rowDouble(i), z: Reference.reparameterize(li, eps[i]))
-                    - Reference.kl(li)
+                f += Reference.elbo(model: model, params: p, x: x.rowDouble(i), lambda: Array(lam[(i * 2 * d)..<((i + 1) * 2 * d)]),
+                                    eps: eps[i])
             }
             return f
         }

@@ -16,10 +16,6 @@ public final class BatchObjective {
     public let settings: ObjectiveSettings
     public let batchCapacity: Int
     public let encoder: MLPWorkspace
-    /// The encoder's Wᵀ above its input layer, taken on entry to every batch: back-propagation
-    /// then runs on the kernel path's own products, so a step never calls BLAS on the vector
-    /// paths (and AVX2 and AVX-512 give the same bits whatever OpenBLAS core a machine has).
-    private let encoderTransposed: TransposedKernels
     public let latents: LatentWorkspace
     /// svi and bsvi: the k SVI steps, every step's sample a block of `latents`; nil for vae and iwae.
     public let refinement: SVIRefinement?
@@ -39,8 +35,11 @@ public final class BatchObjective {
         let d = model.shape.latentDim
         let rows = batchCapacity * settings.rowsPerExample
         encoder = MLPWorkspace(mlp: model.encoder, capacity: batchCapacity)
-        encoderTransposed = TransposedKernels(mlp: model.encoder, firstLayer: 1)
-        latents = LatentWorkspace(model: model, capacity: rows)
+        // The encoder back-propagates once a step, straight from W (bsvi_sgemm_nt); the decoder
+        // holds its Wᵀ only where the SVI loop uses them k times a step. Either way a step never
+        // calls BLAS on the vector paths, so AVX2 and AVX-512 give the same bits whatever OpenBLAS
+        // core a machine has, and the bits do not depend on the choice.
+        latents = LatentWorkspace(model: model, capacity: rows, transposesDecoder: settings.method.refines)
         switch settings.method {
         case .vae, .iwae:
             refinement = nil
@@ -69,7 +68,6 @@ public final class BatchObjective {
         precondition(b <= batchCapacity && exampleIDs.count == b && x.cols == model.shape.inputDim,
                      "batch shape does not match the objective's workspace")
         latents.useParameters(params)
-        encoderTransposed.update(from: params)
         encoder.forward(x, rows: 0..<b, params: params)
         let lam = lambda.rows(0..<b)
         lam.copy(from: encoder.output.rows(0..<b))
@@ -81,7 +79,7 @@ public final class BatchObjective {
             stats = refinedObjective(x: x, ids: exampleIDs, noise: noise, params: params, grads: grads)
         }
         encoder.outputDelta.rows(0..<b).copy(from: encoderGradient.rows(0..<b))
-        encoder.backward(rows: 0..<b, params: params, inputGradient: nil, transposed: encoderTransposed)
+        encoder.backward(rows: 0..<b, params: params, inputGradient: nil)
         encoder.accumulateWeightGradients(input: x, rows: 0..<b, grads: grads)
         stats.examples = b
         return stats

@@ -7,8 +7,9 @@ import Foundation
 /// example r mod b of a batch of b.
 public final class LatentWorkspace {
     public let decoder: MLPWorkspace
-    /// The decoder's Wᵀ for `backward`; see `useParameters`.
-    public let decoderTransposed: TransposedKernels
+    /// The decoder's Wᵀ for `backward` (see `useParameters`), when the owner back-propagates
+    /// several times per parameter update; nil: `backward` reads each W itself.
+    public let decoderTransposed: TransposedKernels?
     public let latentDim: Int
     public let capacity: Int
     public let epsilon: Matrix
@@ -20,9 +21,11 @@ public final class LatentWorkspace {
     private var streamKeys: [UInt64]
     private let storage: [FloatBuffer]
 
-    public init(model: VAEModel, capacity: Int) {
+    /// `transposesDecoder`: keep the decoder's Wᵀ (one transpose per `useParameters`), worth it
+    /// when `backward` runs more than once per call of it (the SVI loop), not for a single pass.
+    public init(model: VAEModel, capacity: Int, transposesDecoder: Bool = true) {
         decoder = MLPWorkspace(mlp: model.decoder, capacity: capacity)
-        decoderTransposed = TransposedKernels(mlp: model.decoder)
+        decoderTransposed = transposesDecoder ? TransposedKernels(mlp: model.decoder) : nil
         latentDim = model.shape.latentDim
         self.capacity = capacity
         let e = FloatBuffer(count: capacity * latentDim)
@@ -98,7 +101,7 @@ public final class LatentWorkspace {
     /// (the parameters may have changed since the last one); until then `backward` with
     /// another buffer falls back to BLAS, so a missed call costs speed, never correctness
     /// — except when the *same* buffer was changed in place, hence "every batch".
-    public func useParameters(_ params: FloatBuffer) { decoderTransposed.update(from: params) }
+    public func useParameters(_ params: FloatBuffer) { decoderTransposed?.update(from: params) }
 
     /// The reparameterized one-sample gradient of ELBO(λ) = E_q[log p(x|z)] − KL(q‖p) with
     /// analytic KL, for the b rows starting at `start`, into `gradient` (b × 2d):

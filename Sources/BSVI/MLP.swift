@@ -110,15 +110,17 @@ public final class MLPWorkspace {
     /// Back-propagates the output error (already in `outputDelta`) for `rows` through the
     /// hidden layers, and, if `inputGradient` is given, to the input: inputGradient = δ₀·W₀ᵀ.
     /// `transposed`, when it holds these `params`' kernels, turns each δ·Wᵀ into a `multiply`
-    /// with the stored Wᵀ (the fast path of the SVI loop); otherwise BLAS transposes W.
+    /// with the stored Wᵀ (the SVI loop's path, which uses each Wᵀ k times); otherwise δ·Wᵀ is
+    /// read from W itself (`multiply(_:transposeOf:into:)`, one pass for a single use). Both
+    /// give the same bits.
     public func backward(rows: Range<Int>, params: FloatBuffer, inputGradient: Matrix?,
                          transposed: TransposedKernels? = nil) {
         let t = transposed.flatMap { $0.holds(params) ? $0 : nil }
         func propagate(_ l: Int, into below: Matrix) {
-            if let t, l >= t.firstLayer {
+            if let t {
                 multiply(deltas[l].rows(rows), t.kernel(l), into: below)
             } else {
-                gemm(deltas[l].rows(rows), mlp.kernel(l, in: params), transposeB: true, into: below)
+                multiply(deltas[l].rows(rows), transposeOf: mlp.kernel(l, in: params), into: below)
             }
         }
         for l in stride(from: mlp.layerCount - 1, to: 0, by: -1) {
@@ -152,37 +154,32 @@ public final class MLPWorkspace {
 }
 
 /// Wᵀ (out × in, row-major) of every kernel of an MLP, so back-propagation's δ·Wᵀ is a plain
-/// row-major product that `multiply` can run without packing. Owners call `update(from:)`
+/// row-major product that `multiply` runs on strips of Wᵀ in place. Owners call `update(from:)`
 /// whenever the parameters may have changed (the objective and the evaluator do it on entry
-/// to each batch); one transpose per training step replaces the copies BLAS would make in
-/// each of the k SVI steps.
+/// to each batch); one transpose per training step replaces the k transposes of the SVI loop's
+/// k backward passes (`multiply(_:transposeOf:into:)` transposes W a strip at a time per call).
 public final class TransposedKernels {
     public let mlp: MLP
-    /// The first layer transposed: 1 when nothing is back-propagated to the MLP's input (the
-    /// encoder), so its largest kernel is never copied.
-    public let firstLayer: Int
-    private let buffers: [FloatBuffer?]
+    private let buffers: [FloatBuffer]
     /// The parameter buffer the transposes were taken from (identity, not contents). Weak, so a
     /// new buffer allocated at a freed one's address can never pass for it.
     private weak var source: FloatBuffer?
 
-    public init(mlp: MLP, firstLayer: Int = 0) {
-        precondition(firstLayer >= 0 && firstLayer < mlp.layerCount)
+    public init(mlp: MLP) {
         self.mlp = mlp
-        self.firstLayer = firstLayer
-        buffers = (0..<mlp.layerCount).map { $0 >= firstLayer ? FloatBuffer(count: mlp.sizes[$0] * mlp.sizes[$0 + 1]) : nil }
+        buffers = (0..<mlp.layerCount).map { FloatBuffer(count: mlp.sizes[$0] * mlp.sizes[$0 + 1]) }
     }
 
     /// Whether these are the transposes of `params` (as of the last `update`).
     public func holds(_ params: FloatBuffer) -> Bool { source === params }
 
-    /// Layer l's Wᵀ: sizes[l+1] × sizes[l], for l ≥ firstLayer.
-    public func kernel(_ l: Int) -> Matrix { buffers[l]!.matrix(rows: mlp.sizes[l + 1], cols: mlp.sizes[l]) }
+    /// Layer l's Wᵀ: sizes[l+1] × sizes[l].
+    public func kernel(_ l: Int) -> Matrix { buffers[l].matrix(rows: mlp.sizes[l + 1], cols: mlp.sizes[l]) }
 
     public func update(from params: FloatBuffer) {
-        for l in firstLayer..<mlp.layerCount {
+        for l in 0..<mlp.layerCount {
             let w = mlp.kernel(l, in: params)
-            bsvi_transpose(Int32(w.rows), Int32(w.cols), w.base, Int32(w.cols), buffers[l]!.base, Int32(w.rows))
+            bsvi_transpose(Int32(w.rows), Int32(w.cols), w.base, Int32(w.cols), buffers[l].base, Int32(w.rows))
         }
         source = params
     }

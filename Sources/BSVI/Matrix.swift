@@ -92,6 +92,23 @@ public func multiply(_ a: Matrix, _ b: Matrix, into c: Matrix, addingToEveryRow 
     if let activation { StepProfile.elementwise { activation.apply(c.base, count: c.count) } }
 }
 
+/// C = A·Bᵀ, B given untransposed (c.cols × a.cols): back-propagation's δ·Wᵀ read from W
+/// itself. On the kernel paths this is bsvi_sgemm_nt, the same bits as `multiply` with an
+/// explicit Bᵀ (so a caller may hold transposes or not without changing a result); on the
+/// portable path it is cblas_sgemm with B transposed.
+public func multiply(_ a: Matrix, transposeOf b: Matrix, into c: Matrix, useKernel: Bool = KernelPath.activeHasProducts) {
+    precondition(a.cols == b.cols && c.rows == a.rows && c.cols == b.rows,
+                 "multiply shape mismatch: (\(a.rows)x\(a.cols)) · (\(b.rows)x\(b.cols))ᵀ into (\(c.rows)x\(c.cols))")
+    precondition(!useKernel || KernelPath.activeHasProducts, "the \(KernelPath.active) path has no product kernels")
+    if c.rows == 0 || c.cols == 0 { return }
+    guard useKernel else { return gemm(a, b, transposeB: true, into: c) }
+    MultiplyAddCount.record(m: a.rows, k: a.cols, n: b.rows)
+    StepProfile.gemm {
+        bsvi_sgemm_nt(Int32(a.rows), Int32(a.cols), Int32(b.rows), a.base, Int32(a.cols), b.base, Int32(b.cols), c.base,
+                      Int32(c.cols))
+    }
+}
+
 /// Weight gradients: C += Σ_r w_r · A[r]ᵀ · B[r] over the rows of A (rows × C.rows) and B
 /// (rows × C.cols), w = `rowWeights` (rows values) or 1; with `biasGradient` (C.cols values) also
 /// biasGradient += Σ_r w_r · B[r]. A and B are not modified. On the kernel paths this is

@@ -1,6 +1,9 @@
 /// The training methods of DESIGN.md §2.
 public enum TrainingMethod: String, CaseIterable, Codable, Sendable {
     case vae, iwae, svi, bsvi
+
+    /// svi and bsvi: each example's λ is refined by k SVI steps, each a pass back through the decoder.
+    public var refines: Bool { self == .svi || self == .bsvi }
 }
 
 /// The BSVI buffer's mixture weights π over λ₀…λ_k.

@@ -60,7 +60,7 @@ public struct ObjectiveSection: Codable, Equatable, Sendable {
     }
 
     /// Whether the method refines each example's λ (svi, bsvi).
-    public var refines: Bool { method == .svi || method == .bsvi }
+    public var refines: Bool { method.refines }
 
     public var refinement: RefinementSettings {
         RefinementSettings(steps: refines ? k : 0, learningRate: sviLearningRate, rule: sviRule, momentum: sviMomentum, clipNorm: sviClip)

@@ -237,6 +237,7 @@ static double fma_peak_gflops(double seconds) {
 const bsvi_kernel_table bsvi_kernels_avx2 = {
     .isa = BSVI_ISA_AVX2,
     .sgemm_nn = sgemm_nn,
+    .sgemm_nt = sgemm_nt,
     .sgemm_tn_accumulate = sgemm_tn_accumulate,
     .sgemm_nn_bernoulli_log_likelihood = sgemm_nn_bernoulli_log_likelihood,
     .transpose = transpose_avx,

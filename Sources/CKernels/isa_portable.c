@@ -70,6 +70,7 @@ double bsvi_avx_multiply_add_peak_gflops(double seconds) {
 const bsvi_kernel_table bsvi_kernels_portable = {
     .isa = BSVI_ISA_PORTABLE,
     .sgemm_nn = 0,
+    .sgemm_nt = 0,
     .sgemm_tn_accumulate = 0,
     .sgemm_nn_bernoulli_log_likelihood = 0,
     .transpose = transpose,

@@ -107,6 +107,10 @@ void bsvi_sgemm_nn(int m, int k, int n, const float *a, int lda, const float *b,
     FLUSHING(active()->sgemm_nn(m, k, n, a, lda, b, ldb, c, ldc, bias, activation));
 }
 
+void bsvi_sgemm_nt(int m, int k, int n, const float *a, int lda, const float *b, int ldb, float *c, int ldc) {
+    FLUSHING(active()->sgemm_nt(m, k, n, a, lda, b, ldb, c, ldc));
+}
+
 void bsvi_sgemm_tn_accumulate(int m, int n, int rows, const float *a, int lda, const float *b, int ldb, float *c,
                               int ldc, float *bias_gradient, const float *row_weights) {
     FLUSHING(active()->sgemm_tn_accumulate(m, n, rows, a, lda, b, ldb, c, ldc, bias_gradient, row_weights));

@@ -10,6 +10,7 @@ typedef struct {
     // NULL on the portable path: callers use BLAS.
     void (*sgemm_nn)(int m, int k, int n, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
                      const float *bias, bsvi_activation activation);
+    void (*sgemm_nt)(int m, int k, int n, const float *a, int lda, const float *b, int ldb, float *c, int ldc);
     void (*sgemm_tn_accumulate)(int m, int n, int rows, const float *a, int lda, const float *b, int ldb, float *c,
                                 int ldc, float *bias_gradient, const float *row_weights);
     void (*sgemm_nn_bernoulli_log_likelihood)(int m, int k, int n, const float *a, int lda, const float *b, int ldb,

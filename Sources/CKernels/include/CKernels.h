@@ -63,7 +63,7 @@ const char *bsvi_isa_name(bsvi_isa isa);
 int bsvi_kernels_select(bsvi_isa isa);
 /// The calling thread's instruction set (on first use: BSVI_KERNELS if valid and supported, else the best).
 bsvi_isa bsvi_kernels_active(void);
-/// Whether the active path has its own matrix products (bsvi_sgemm_nn, bsvi_sgemm_tn_accumulate);
+/// Whether the active path has its own matrix products (bsvi_sgemm_nn, bsvi_sgemm_nt, bsvi_sgemm_tn_accumulate);
 /// 0 on the portable path, whose callers use BLAS.
 int bsvi_kernels_have_products(void);
 
@@ -92,6 +92,12 @@ typedef enum {
 /// so a row's result does not depend on m or on the other rows.
 void bsvi_sgemm_nn(int m, int k, int n, const float *a, int lda, const float *b, int ldb,
                    float *c, int ldc, const float *bias, bsvi_activation activation);
+
+/// C = A·Bᵀ for A m×k (row stride lda) and B n×k (ldb), C m×n (ldc): back-propagation's δ·Wᵀ
+/// read from W itself. The same bits as bsvi_sgemm_nn(m, k, n, a, lda, Bᵀ, n, c, ldc, NULL,
+/// BSVI_ACTIVATION_NONE) on an explicit transpose Bᵀ (k×n): B is transposed a strip at a time
+/// into a small panel instead.
+void bsvi_sgemm_nt(int m, int k, int n, const float *a, int lda, const float *b, int ldb, float *c, int ldc);
 
 /// Weight gradients: C (m×n) += Σ_r w_r · A[r, 0..<m]ᵀ · B[r, 0..<n] over r = 0..<rows, with A
 /// rows×m (row stride lda) and B rows×n (ldb); w = row_weights, or 1 when NULL. When bias_gradient

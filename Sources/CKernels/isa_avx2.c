@@ -72,6 +72,22 @@ static inline __attribute__((always_inline)) int is_full(int V, __m256i m1) {
     return V == 2 && _mm256_movemask_ps(_mm256_castsi256_ps(m1)) == 0xff;
 }
 
+/// C ← f(C) on R rows of a strip just stored (V vectors a row), with the 16-lane element-wise
+/// code on each row's two halves: the same values as applying f to the accumulators before the
+/// store, but in a function of its own. Inside nn_block, f's constants and temporaries competed
+/// with the 12 accumulators for AVX2's 16 registers, and the products with a fused tanh ran
+/// 5–10 points further from the peak than without it (docs/benchmarks.md).
+static __attribute__((noinline)) void activate_block(bsvi_activation f, int R, int V, int full, float *c, long ldc, __m256i m0,
+                                                     __m256i m1) {
+    for (int r = 0; r < R; r++) {
+        const vf8 lo = (vf8)strip_load(full, c + r * ldc, m0);
+        const vf8 hi = V == 2 ? (vf8)strip_load(full, c + r * ldc + 8, m1) : (vf8)_mm256_setzero_ps();
+        const vf y = activate(f, __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+        strip_store(full, c + r * ldc, m0, (__m256)__builtin_shufflevector(y, y, 0, 1, 2, 3, 4, 5, 6, 7));
+        if (V == 2) strip_store(full, c + r * ldc + 8, m1, (__m256)__builtin_shufflevector(y, y, 8, 9, 10, 11, 12, 13, 14, 15));
+    }
+}
+
 static inline __attribute__((always_inline)) void
 nn_block(const int R, const int V, const int full, const int kc, const float *a, const long lda, const float *b, const long ldb,
          float *c, const long ldc, const __m256i m0, const __m256i m1, const int start, const float *bias,
@@ -99,19 +115,11 @@ nn_block(const int R, const int V, const int full, const int kc, const float *a,
             if (V == 2) acc1[r] = _mm256_fmadd_ps(x, b1, acc1[r]);
         }
     }
-    if (activation != BSVI_ACTIVATION_NONE) {
-        // The 16-lane element-wise code on the two halves of each row's strip.
-        for (int r = 0; r < R; r++) {
-            const vf y = activate(activation, __builtin_shufflevector((vf8)acc0[r], (vf8)acc1[r], 0, 1, 2, 3, 4, 5, 6, 7, 8, 9,
-                                                                      10, 11, 12, 13, 14, 15));
-            acc0[r] = (__m256)__builtin_shufflevector(y, y, 0, 1, 2, 3, 4, 5, 6, 7);
-            acc1[r] = (__m256)__builtin_shufflevector(y, y, 8, 9, 10, 11, 12, 13, 14, 15);
-        }
-    }
     for (int r = 0; r < R; r++) {
         strip_store(full, c + r * ldc, m0, acc0[r]);
         if (V == 2) strip_store(full, c + r * ldc + 8, m1, acc1[r]);
     }
+    if (activation != BSVI_ACTIVATION_NONE) activate_block(activation, R, V, full, c, ldc, m0, m1);
 }
 
 /// C[0..R)[strip] += Σ_p A(p, r)·B'[p][strip] over a packed panel of A (ap[p·R + r]) and a packed,

@@ -41,6 +41,17 @@ static inline __attribute__((always_inline)) void prefetch_strip_row(const float
     _mm_prefetch((const char *)(row + NR - 1), _MM_HINT_T1);
 }
 
+/// C ← f(C) on R rows of a strip just stored (V vectors a row): the same values as applying f to
+/// the accumulators before the store, in a function of its own so that f's constants and
+/// temporaries do not compete with nn_block's 24 accumulators for registers (as on the AVX2 path).
+static __attribute__((noinline)) void activate_block(bsvi_activation f, int R, int V, float *c, long ldc, __mmask16 m0,
+                                                     __mmask16 m1) {
+    for (int r = 0; r < R; r++) {
+        _mm512_mask_storeu_ps(c + r * ldc, m0, (__m512)activate(f, (vf)_mm512_maskz_loadu_ps(m0, c + r * ldc)));
+        if (V == 2) _mm512_mask_storeu_ps(c + r * ldc + 16, m1, (__m512)activate(f, (vf)_mm512_maskz_loadu_ps(m1, c + r * ldc + 16)));
+    }
+}
+
 /// C[0..R)[strip] = start + Σ_p A(r, p)·B[p][strip] for p in [0, kc), A(r, p) = a[r·lda + p].
 /// R ≤ MR and V (1 or 2 vectors) are constants after inlining, so the accumulators live in registers.
 /// `next` (or NULL): the rows of the strip the driver takes next, fetched into L2 meanwhile.
@@ -72,16 +83,11 @@ nn_block(const int R, const int V, const int kc, const float *a, const long lda,
             if (V == 2) acc1[r] = _mm512_fmadd_ps(x, b1, acc1[r]);
         }
     }
-    if (activation != BSVI_ACTIVATION_NONE) {
-        for (int r = 0; r < R; r++) {
-            acc0[r] = (__m512)activate(activation, (vf)acc0[r]);
-            if (V == 2) acc1[r] = (__m512)activate(activation, (vf)acc1[r]);
-        }
-    }
     for (int r = 0; r < R; r++) {
         _mm512_mask_storeu_ps(c + r * ldc, m0, acc0[r]);
         if (V == 2) _mm512_mask_storeu_ps(c + r * ldc + 16, m1, acc1[r]);
     }
+    if (activation != BSVI_ACTIVATION_NONE) activate_block(activation, R, V, c, ldc, m0, m1);
 }
 
 /// C[0..R)[strip] += Σ_p A(p, r)·B'[p][strip] over a packed panel of A (ap[p·R + r]) and a packed,

@@ -36,10 +36,10 @@ public final class BatchObjective {
         let rows = batchCapacity * settings.rowsPerExample
         encoder = MLPWorkspace(mlp: model.encoder, capacity: batchCapacity)
         // The encoder back-propagates once a step, straight from W (bsvi_sgemm_nt); the decoder
-        // holds its Wᵀ only where the SVI loop uses them k times a step. Either way a step never
-        // calls BLAS on the vector paths, so AVX2 and AVX-512 give the same bits whatever OpenBLAS
-        // core a machine has, and the bits do not depend on the choice.
-        latents = LatentWorkspace(model: model, capacity: rows, transposesDecoder: settings.method.refines)
+        // holds its Wᵀ only where the SVI loop uses them k > 0 times a step. Either way a step
+        // never calls BLAS on the vector paths, so AVX2 and AVX-512 give the same bits whatever
+        // OpenBLAS core a machine has, and on those paths the choice does not change the bits.
+        latents = LatentWorkspace(model: model, capacity: rows, transposesDecoder: settings.method.refines && settings.k > 0)
         switch settings.method {
         case .vae, .iwae:
             refinement = nil

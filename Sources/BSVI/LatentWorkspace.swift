@@ -97,10 +97,10 @@ public final class LatentWorkspace {
                          transposed: decoderTransposed)
     }
 
-    /// Takes the decoder's transposed kernels from `params`. Call on entry to every batch
-    /// (the parameters may have changed since the last one); until then `backward` with
-    /// another buffer falls back to BLAS, so a missed call costs speed, never correctness
-    /// — except when the *same* buffer was changed in place, hence "every batch".
+    /// Takes the decoder's transposed kernels from `params` (nothing without `transposesDecoder`).
+    /// Call on entry to every batch (the parameters may have changed since the last one); until
+    /// then `backward` with another buffer reads W itself, so a missed call costs speed, never
+    /// correctness — except when the *same* buffer was changed in place, hence "every batch".
     public func useParameters(_ params: FloatBuffer) { decoderTransposed?.update(from: params) }
 
     /// The reparameterized one-sample gradient of ELBO(λ) = E_q[log p(x|z)] − KL(q‖p) with

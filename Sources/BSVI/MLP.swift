@@ -111,8 +111,9 @@ public final class MLPWorkspace {
     /// hidden layers, and, if `inputGradient` is given, to the input: inputGradient = δ₀·W₀ᵀ.
     /// `transposed`, when it holds these `params`' kernels, turns each δ·Wᵀ into a `multiply`
     /// with the stored Wᵀ (the SVI loop's path, which uses each Wᵀ k times); otherwise δ·Wᵀ is
-    /// read from W itself (`multiply(_:transposeOf:into:)`, one pass for a single use). Both
-    /// give the same bits.
+    /// read from W itself (`multiply(_:transposeOf:into:)`, one pass for a single use). On the
+    /// kernel paths both give the same bits; on the portable path both are BLAS (NN on Wᵀ, NT
+    /// on W), equal within rounding.
     public func backward(rows: Range<Int>, params: FloatBuffer, inputGradient: Matrix?,
                          transposed: TransposedKernels? = nil) {
         let t = transposed.flatMap { $0.holds(params) ? $0 : nil }
@@ -155,9 +156,10 @@ public final class MLPWorkspace {
 
 /// Wᵀ (out × in, row-major) of every kernel of an MLP, so back-propagation's δ·Wᵀ is a plain
 /// row-major product that `multiply` runs on strips of Wᵀ in place. Owners call `update(from:)`
-/// whenever the parameters may have changed (the objective and the evaluator do it on entry
-/// to each batch); one transpose per training step replaces the k transposes of the SVI loop's
-/// k backward passes (`multiply(_:transposeOf:into:)` transposes W a strip at a time per call).
+/// whenever the parameters may have changed (the svi/bsvi objective and the evaluator's
+/// refinement do it on entry to each batch); one transpose per training step replaces the k
+/// transposes of the SVI loop's k backward passes (`multiply(_:transposeOf:into:)` transposes
+/// W a strip at a time per call).
 public final class TransposedKernels {
     public let mlp: MLP
     private let buffers: [FloatBuffer]

@@ -66,7 +66,7 @@ public func gemm(_ a: Matrix, transposeA: Bool = false, _ b: Matrix, transposeB:
 /// C = f(A·B + bias): `bias` (c.cols values) added to every row when given, then the
 /// `activation` f when given. On the AVX2 and AVX-512 kernel paths this is bsvi_sgemm_nn,
 /// which reads B in place instead of packing both operands per call as BLAS does (the SVI loop's
-/// products have 50–500 rows and a weight matrix) and applies f in registers before storing C;
+/// products have 50–500 rows and a weight matrix) and applies f to each block of C as it is stored;
 /// on the portable path it is cblas_sgemm with the bias copied into C first, then a pass of f.
 /// `useKernel: false` forces the BLAS path (tests compare the two).
 public func multiply(_ a: Matrix, _ b: Matrix, into c: Matrix, addingToEveryRow bias: UnsafePointer<Float>? = nil,

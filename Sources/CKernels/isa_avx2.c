@@ -76,7 +76,7 @@ static inline __attribute__((always_inline)) int is_full(int V, __m256i m1) {
 /// code on each row's two halves: the same values as applying f to the accumulators before the
 /// store, but in a function of its own. Inside nn_block, f's constants and temporaries competed
 /// with the 12 accumulators for AVX2's 16 registers, and the products with a fused tanh ran
-/// 5–10 points further from the peak than without it (docs/benchmarks.md).
+/// further from the peak than without it (docs/benchmarks.md, "Later that day").
 static __attribute__((noinline)) void activate_block(bsvi_activation f, int R, int V, int full, float *c, long ldc, __m256i m0,
                                                      __m256i m1) {
     for (int r = 0; r < R; r++) {

@@ -1,4 +1,5 @@
 import BSVI
+import CKernels
 import Foundation
 import Testing
 
@@ -86,6 +87,35 @@ struct MatrixProductTests {
             if useKernel { #expect(differentBits == 0, "m=\(m) k=\(k) n=\(n): \(differentBits) entries differ from multiply on Bᵀ") }
             for j in 0..<n { #expect(c[m * n + j].isNaN, "wrote past C's last row at column \(j)") }
         }
+    }
+
+    /// bsvi_sgemm_nt itself, with row strides wider than the rows (A k+3, B k+5, C n+7) and k = 0:
+    /// bit for bit bsvi_sgemm_nn on an explicit Bᵀ, and C's padding untouched.
+    @Test("bsvi_sgemm_nt with padded strides equals bsvi_sgemm_nn on Bᵀ bit for bit, padding untouched",
+          arguments: KernelPath.supported, [(3, 0, 5), (1, 1, 1), (7, 9, 17), (13, 600, 37), (25, 1000, 47), (12, 257, 100)])
+    func ntKernelWithStrides(path: KernelPath, shape: (m: Int, k: Int, n: Int)) {
+        let (m, k, n) = shape
+        guard onPath(path, { KernelPath.activeHasProducts }) else { return }
+        let lda = k + 3, ldb = k + 5, ldc = n + 7
+        var values = TestValues(seed: UInt64(m * 5_000_000 + k * 1000 + n))
+        let a = FloatBuffer(values.floats(m * lda, -1, 1)), b = FloatBuffer(values.floats(n * ldb, -1, 1))
+        let bt = FloatBuffer(count: max(1, k * n))
+        for j in 0..<n { for p in 0..<k { bt[p * n + j] = b[j * ldb + p] } }
+        let c = FloatBuffer(count: m * ldc), reference = FloatBuffer(count: m * n)
+        for i in 0..<c.count { c[i] = .nan }
+        onPath(path) {
+            bsvi_sgemm_nt(Int32(m), Int32(k), Int32(n), a.base, Int32(lda), b.base, Int32(ldb), c.base, Int32(ldc))
+            bsvi_sgemm_nn(Int32(m), Int32(k), Int32(n), a.base, Int32(lda), bt.base, Int32(n), reference.base, Int32(n), nil,
+                          BSVI_ACTIVATION_NONE)
+        }
+        var differentBits = 0, paddingWritten = 0
+        for i in 0..<m {
+            for j in 0..<n where c[i * ldc + j].bitPattern != reference[i * n + j].bitPattern { differentBits += 1 }
+            for j in n..<ldc where !c[i * ldc + j].isNaN { paddingWritten += 1 }
+        }
+        #expect(differentBits == 0, "m=\(m) k=\(k) n=\(n): \(differentBits) entries differ from bsvi_sgemm_nn on Bᵀ")
+        #expect(paddingWritten == 0, "m=\(m) k=\(k) n=\(n): \(paddingWritten) padding cells written")
+        if k == 0 { #expect((0..<m).allSatisfy { i in (0..<n).allSatisfy { c[i * ldc + $0] == 0 } }, "k = 0 must give C = 0") }
     }
 
     /// C += Σ_r w_r A[r]ᵀ B[r] and the bias gradient Σ_r w_r B[r], with and without row weights

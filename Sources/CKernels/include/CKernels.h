@@ -85,7 +85,8 @@ typedef enum {
 } bsvi_activation;
 
 /// C = f(A·B + bias) (bias added to every row when non-NULL; f the activation, or none for
-/// BSVI_ACTIVATION_NONE, applied in registers before C is stored). A is m×k (row stride lda), B is
+/// BSVI_ACTIVATION_NONE, applied to each register block's tile right after it is stored, while it
+/// is in L1). A is m×k (row stride lda), B is
 /// k×n (ldb), C is m×n (ldc). B is read in place, in strips of 32 (AVX-512) or 16 (AVX2)
 /// columns, nothing is packed: made for the SVI loop's products of 50–500 rows with a weight
 /// matrix. Each C element is bias (or 0) plus Σ_p a_ip·b_pj accumulated by FMAs in order p = 0…k−1,

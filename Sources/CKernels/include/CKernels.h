@@ -86,10 +86,9 @@ typedef enum {
 
 /// C = f(A·B + bias) (bias added to every row when non-NULL; f the activation, or none for
 /// BSVI_ACTIVATION_NONE, applied to each register block's tile right after it is stored, while it
-/// is in L1). A is m×k (row stride lda), B is
-/// k×n (ldb), C is m×n (ldc). B is read in place, in strips of 32 (AVX-512) or 16 (AVX2)
-/// columns, nothing is packed: made for the SVI loop's products of 50–500 rows with a weight
-/// matrix. Each C element is bias (or 0) plus Σ_p a_ip·b_pj accumulated by FMAs in order p = 0…k−1,
+/// is in L1). A is m×k (row stride lda), B is k×n (ldb), C is m×n (ldc). B is read in place, in
+/// strips of 32 (AVX-512) or 16 (AVX2) columns, nothing is packed: made for the SVI loop's
+/// products of 50–500 rows with a weight matrix. Each C element is bias (or 0) plus Σ_p a_ip·b_pj accumulated by FMAs in order p = 0…k−1,
 /// so a row's result does not depend on m or on the other rows.
 void bsvi_sgemm_nn(int m, int k, int n, const float *a, int lda, const float *b, int ldb,
                    float *c, int ldc, const float *bias, bsvi_activation activation);

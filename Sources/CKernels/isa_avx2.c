@@ -107,9 +107,10 @@ nn_block(const int R, const int V, const int full, const int kc, const float *a,
         }
     }
     // Four steps of p per iteration: per step the 12 FMAs take 6 cycles, and the loop's counter and
-    // address arithmetic left less slack than the AVX-512 block's 24 FMAs (which runs best as is).
-    // The decoder's products in the SVI loop's order (a C harness, 8 rotated rounds): 7 % less time;
-    // unrolled by 2, 3 %; by 8, 34 % more; the TN block unrolled, no change.
+    // address arithmetic left less slack than the AVX-512 block's 24 FMAs (which unrolled ran
+    // slower). scripts/kernel-ab against the loop as it was, 30 rounds on a Zen 4: these products
+    // 14–20 % faster. Unrolled by 2, half the gain; by 8, a third slower; the TN block unrolled,
+    // no change (docs/benchmarks.md, "Evening").
     _Pragma("clang loop unroll_count(4)")
     for (int p = 0; p < kc; p++) {
         const __m256 b0 = strip_load(full, b + p * ldb, m0);

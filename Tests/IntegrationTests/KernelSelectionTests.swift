@@ -132,6 +132,52 @@ struct KernelSelectionTests {
         #expect(unknown.status == 64 && unknown.stderr.contains("BSVI_KERNELS=avx1024 is not a kernel path"), "\(unknown.stderr)")
     }
 
+    /// This checkout's scripts/kernel-ab.
+    static let kernelABScript = repositoryRoot.appendingPathComponent("scripts/kernel-ab").path
+
+    /// scripts/kernel-ab builds a revision's kernels and this checkout's into one program that runs
+    /// them in turns; against HEAD it must keep compiling and report every part of the work for
+    /// both, with a ratio per part and per round (not bounded here: which side wins is noise).
+    @Test("scripts/kernel-ab runs HEAD's kernels against this checkout's on each vector path", arguments: ["avx2", "avx512"])
+    func kernelAB(path: String) throws {
+        try #require(path == "avx2" ? KernelPath.avx2.isSupported : KernelPath.avx512.isSupported, "needs a CPU with \(path)")
+        let r = try runCommand(Self.kernelABScript, ["HEAD", "2"], environment: ["BSVI_KERNELS": path])
+        #expect(r.status == 0, "\(r.stderr)")
+        let lines = r.stdout.split(separator: "\n")
+        #expect(lines.first?.hasPrefix("\(path) kernels, 2 rounds") == true, "\(r.stdout)")
+        // The nine parts and the sum: two positive times and their ratio each.
+        let rows = lines.filter { $0.hasPrefix("forward") || $0.hasPrefix("back") || $0.hasPrefix("likelihood")
+                                  || $0.hasPrefix("weight") || $0.hasPrefix("sum of") }
+        #expect(rows.count == 10, "\(r.stdout)")
+        for row in rows {
+            let numbers = row.split(separator: " ").suffix(3).compactMap { Double($0) }
+            #expect(numbers.count == 3 && numbers.allSatisfy { $0 > 0 }, "\(row)")
+        }
+        #expect(lines.last?.hasPrefix("per-round ratio: median ") == true && lines.last?.hasSuffix("of 2 rounds") == true,
+                "\(r.stdout)")
+    }
+
+    @Test("scripts/kernel-ab refuses an unknown revision, a revision with other kernel tables, 0 rounds and the portable path, with exit 64")
+    func kernelABRefusals() throws {
+        let script = Self.kernelABScript
+        let unknown = try runCommand(script, ["no-such-revision", "2"])
+        #expect(unknown.status == 64 && unknown.stderr.contains("'no-such-revision' is not a commit"), "\(unknown.stderr)")
+        let zero = try runCommand(script, ["HEAD", "0"])
+        #expect(zero.status == 64 && zero.stderr.contains("ROUNDS must be a positive integer"), "\(zero.stderr)")
+        let portable = try runCommand(script, ["HEAD", "2"], environment: ["BSVI_KERNELS": "portable"])
+        #expect(portable.status == 64 && portable.stderr.contains("portable path has no product kernels"), "\(portable.stderr)")
+        // The parent of the last commit that changed the kernel table lays the table out otherwise.
+        let last = try runCommand("/usr/bin/git", ["-C", repositoryRoot.path, "log", "-1", "--format=%H", "--",
+                                                   "Sources/CKernels/kernel_table.h"])
+        let commit = last.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try #require(last.status == 0 && !commit.isEmpty, "\(last.stderr)")
+        let parent = try runCommand("/usr/bin/git", ["-C", repositoryRoot.path, "rev-parse", "--verify", "--quiet", commit + "~1"])
+        guard parent.status == 0 else { return }  // a shallow clone without that history
+        let older = try runCommand(script, [commit + "~1", "2"])
+        #expect(older.status == 64 && older.stderr.contains("cannot share one program"), "\(older.stderr)")
+        #expect(older.stdout.isEmpty, "\(older.stdout)")
+    }
+
     @Test("training on the AVX2 and the AVX-512 path gives bit-identical parameters")
     func vectorPathsTrainIdentically() throws {
         try #require(KernelPath.avx512.isSupported, "needs a CPU with AVX-512")

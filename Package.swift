@@ -34,6 +34,7 @@ let package = Package(
         // The hot kernels, one variant per instruction set, chosen at run time (include/CKernels.h).
         // Optimized in every configuration, so debug-built tests check the vectorized code that
         // ships; -fno-math-errno lets sqrt vectorize (Adam's v is never negative).
+        // scripts/kernel-bench and scripts/kernel-ab compile these sources with the same flags.
         .target(name: "CKernels", exclude: ["README.md"], cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]),
 
         .target(name: "BSVI", dependencies: ["CBLAS", "CKernels"], exclude: ["README.md"], swiftSettings: numericsFlags),

@@ -1,8 +1,9 @@
 // Two builds of one kernel path in one process: table A (the CKernels of a git revision) and
 // table B (this checkout's) take turns on the same step-shaped work, round after round, the
-// order swapped every round, so the drift of a shared VM (±20 % between runs) falls on both
-// alike. Built and run by scripts/kernel-ab, which compiles A's isa_avx2.c and isa_avx512.c with
-// their tables renamed kernel_ab_a_avx2 and kernel_ab_a_avx512, and B's as kernel_ab_b_*.
+// order swapped every round, so the drift of a shared VM (identical runs minutes apart differ by
+// up to ±20 %) falls on both alike. Built and run by scripts/kernel-ab, which compiles A's
+// isa_avx2.c and isa_avx512.c with their tables renamed kernel_ab_a_avx2 and kernel_ab_a_avx512;
+// B's are this checkout's own bsvi_kernels_avx2 and bsvi_kernels_avx512.
 //
 // The work, per round and table: the default model's decoder (50-200-200-784, tanh) through k = 20
 // SVI refinement steps of a batch of 100 (forward, likelihood and its gradient, back to z through
@@ -13,7 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-extern const bsvi_kernel_table kernel_ab_a_avx2, kernel_ab_a_avx512, kernel_ab_b_avx2, kernel_ab_b_avx512;
+extern const bsvi_kernel_table kernel_ab_a_avx2, kernel_ab_a_avx512;
 
 static float *random_floats(long n, float scale) {
     float *p = bsvi_allocate_floats(n);
@@ -24,6 +25,15 @@ static float *random_floats(long n, float scale) {
 static int by_value(const void *a, const void *b) {
     const double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
+}
+
+/// The q-quantile of n sorted values, interpolated between neighbours (numpy's default), so an
+/// even number of rounds gives the midpoint of the middle two as the median.
+static double quantile(const double *sorted, int n, double q) {
+    const double position = q * (n - 1);
+    const int below = (int)position;
+    const double above = below + 1 < n ? sorted[below + 1] : sorted[below];
+    return sorted[below] + (position - below) * (above - sorted[below]);
 }
 
 enum { F1, F2, F3, SCORE, B3, B2, B1, TN, NT, PARTS };
@@ -110,7 +120,7 @@ int main(int argc, char **argv) {
     // The CPU's best path, as bsvi-dist picks it, or the one BSVI_KERNELS names.
     const char *requested = getenv("BSVI_KERNELS");
     bsvi_isa isa = bsvi_cpu_best_isa();
-    if (requested && bsvi_isa_parse(requested, &isa) != 0) {
+    if (requested && *requested && bsvi_isa_parse(requested, &isa) != 0) {
         fprintf(stderr, "kernel-ab: BSVI_KERNELS=%s is not a kernel path; use avx512 or avx2\n", requested);
         return 64;
     }
@@ -123,7 +133,7 @@ int main(int argc, char **argv) {
     workload w = make_workload();
     const int avx512 = isa == BSVI_ISA_AVX512;
     const bsvi_kernel_table *tables[2] = {avx512 ? &kernel_ab_a_avx512 : &kernel_ab_a_avx2,
-                                          avx512 ? &kernel_ab_b_avx512 : &kernel_ab_b_avx2};
+                                          avx512 ? &bsvi_kernels_avx512 : &bsvi_kernels_avx2};
     double *seconds[2][PARTS], *round_ratio = calloc(rounds, sizeof(double));
     for (int v = 0; v < 2; v++)
         for (int p = 0; p < PARTS; p++) seconds[v][p] = calloc(rounds, sizeof(double));
@@ -148,7 +158,7 @@ int main(int argc, char **argv) {
     double total[2] = {0, 0};
     for (int p = 0; p < PARTS; p++) {
         for (int v = 0; v < 2; v++) qsort(seconds[v][p], rounds, sizeof(double), by_value);
-        const double a = 1e3 * seconds[0][p][rounds / 2], b = 1e3 * seconds[1][p][rounds / 2];
+        const double a = 1e3 * quantile(seconds[0][p], rounds, 0.5), b = 1e3 * quantile(seconds[1][p], rounds, 0.5);
         total[0] += a, total[1] += b;
         printf("%-24s %10.3f %10.3f %8.3f\n", part_names[p], a, b, a / b);
     }
@@ -156,7 +166,8 @@ int main(int argc, char **argv) {
     int b_faster = 0;
     for (int r = 0; r < rounds; r++) b_faster += round_ratio[r] > 1;
     qsort(round_ratio, rounds, sizeof(double), by_value);
-    printf("per-round ratio: median %.3f, quartiles %.3f-%.3f; %s faster in %d of %d rounds\n", round_ratio[rounds / 2],
-           round_ratio[rounds / 4], round_ratio[(3 * rounds) / 4], label_b, b_faster, rounds);
+    printf("per-round ratio: median %.3f, quartiles %.3f-%.3f; %s faster in %d of %d rounds\n",
+           quantile(round_ratio, rounds, 0.5), quantile(round_ratio, rounds, 0.25), quantile(round_ratio, rounds, 0.75),
+           label_b, b_faster, rounds);
     return 0;
 }

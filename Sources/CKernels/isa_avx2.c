@@ -106,11 +106,11 @@ nn_block(const int R, const int V, const int full, const int kc, const float *a,
             acc1[r] = s1;
         }
     }
-    // Four steps of p per iteration: per step the 12 FMAs take 6 cycles, and the loop's counter and
-    // address arithmetic left less slack than the AVX-512 block's 24 FMAs (which unrolled ran
-    // slower). scripts/kernel-ab against the loop as it was, 30 rounds on a Zen 4: these products
-    // 14–20 % faster. Unrolled by 2, half the gain; by 8, a third slower; the TN block unrolled,
-    // no change (docs/benchmarks.md, "Evening").
+    // Four steps of p per iteration: 12 FMAs a step (6 cycles at two a cycle) leave too little room
+    // to hide the loop counter and the address arithmetic of six rows of A; the AVX-512 block's 24
+    // do (unrolled, it ran slower). scripts/kernel-ab against the loop as it was, 30 rounds on a
+    // Zen 4: these products 3–20 % faster (the 200-wide ones 14–20 %). Unrolled by 2, about half
+    // the gain; by 8, a third slower; the TN block unrolled, no change (docs/benchmarks.md, "Evening").
     _Pragma("clang loop unroll_count(4)")
     for (int p = 0; p < kc; p++) {
         const __m256 b0 = strip_load(full, b + p * ldb, m0);

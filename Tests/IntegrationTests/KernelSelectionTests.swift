@@ -135,10 +135,23 @@ struct KernelSelectionTests {
     /// This checkout's scripts/kernel-ab.
     static let kernelABScript = repositoryRoot.appendingPathComponent("scripts/kernel-ab").path
 
+    /// git, from PATH as the script finds it.
+    static func git(_ arguments: [String], in directory: String) throws -> CommandResult {
+        try runCommand("/usr/bin/env", ["git", "-C", directory] + arguments)
+    }
+
+    /// Whether this checkout's kernel headers are HEAD's: an uncommitted table change makes
+    /// `kernel-ab HEAD` refuse, as it should, which is not a failure of the script.
+    static var kernelHeadersCommitted: Bool {
+        (try? git(["diff", "--quiet", "HEAD", "--", "Sources/CKernels/kernel_table.h", "Sources/CKernels/include/CKernels.h"],
+                  in: repositoryRoot.path).status) == 0
+    }
+
     /// scripts/kernel-ab builds a revision's kernels and this checkout's into one program that runs
     /// them in turns; against HEAD it must keep compiling and report every part of the work for
     /// both, with a ratio per part and per round (not bounded here: which side wins is noise).
-    @Test("scripts/kernel-ab runs HEAD's kernels against this checkout's on each vector path", arguments: ["avx2", "avx512"])
+    @Test("scripts/kernel-ab runs HEAD's kernels against this checkout's on each vector path",
+          .enabled(if: kernelHeadersCommitted), arguments: ["avx2", "avx512"])
     func kernelAB(path: String) throws {
         try #require(path == "avx2" ? KernelPath.avx2.isSupported : KernelPath.avx512.isSupported, "needs a CPU with \(path)")
         let r = try runCommand(Self.kernelABScript, ["HEAD", "2"], environment: ["BSVI_KERNELS": path])
@@ -157,25 +170,76 @@ struct KernelSelectionTests {
                 "\(r.stdout)")
     }
 
-    @Test("scripts/kernel-ab refuses an unknown revision, a revision with other kernel tables, 0 rounds and the portable path, with exit 64")
+    @Test("scripts/kernel-ab refuses an unknown revision, 0 rounds, the portable path and an unknown path, with exit 64")
     func kernelABRefusals() throws {
         let script = Self.kernelABScript
-        let unknown = try runCommand(script, ["no-such-revision", "2"])
+        let unknown = try runCommand(script, ["no-such-revision", "2"], unsetting: ["BSVI_KERNELS"])
         #expect(unknown.status == 64 && unknown.stderr.contains("'no-such-revision' is not a commit"), "\(unknown.stderr)")
-        let zero = try runCommand(script, ["HEAD", "0"])
+        let zero = try runCommand(script, ["HEAD", "0"], unsetting: ["BSVI_KERNELS"])
         #expect(zero.status == 64 && zero.stderr.contains("ROUNDS must be a positive integer"), "\(zero.stderr)")
         let portable = try runCommand(script, ["HEAD", "2"], environment: ["BSVI_KERNELS": "portable"])
         #expect(portable.status == 64 && portable.stderr.contains("portable path has no product kernels"), "\(portable.stderr)")
-        // The parent of the last commit that changed the kernel table lays the table out otherwise.
-        let last = try runCommand("/usr/bin/git", ["-C", repositoryRoot.path, "log", "-1", "--format=%H", "--",
-                                                   "Sources/CKernels/kernel_table.h"])
-        let commit = last.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        try #require(last.status == 0 && !commit.isEmpty, "\(last.stderr)")
-        let parent = try runCommand("/usr/bin/git", ["-C", repositoryRoot.path, "rev-parse", "--verify", "--quiet", commit + "~1"])
-        guard parent.status == 0 else { return }  // a shallow clone without that history
-        let older = try runCommand(script, [commit + "~1", "2"])
-        #expect(older.status == 64 && older.stderr.contains("cannot share one program"), "\(older.stderr)")
-        #expect(older.stdout.isEmpty, "\(older.stdout)")
+        let other = try runCommand(script, ["HEAD", "2"], environment: ["BSVI_KERNELS": "avx1024"])
+        #expect(other.status == 64 && other.stderr.contains("BSVI_KERNELS=avx1024 is not a kernel path"), "\(other.stderr)")
+        for r in [unknown, zero, portable, other] { #expect(r.stdout.isEmpty, "\(r.stdout)") }
+    }
+
+    /// In a repository of its own (the script and the kernel sources, one commit): side A is built
+    /// from the revision's sources and side B from the working tree, each shown by a compile error
+    /// planted on one side only; a working tree whose table declares another field is refused,
+    /// one whose header differs only in a comment is not.
+    @Test("scripts/kernel-ab builds side A from the revision and side B from the working tree, and compares tables as declared")
+    func kernelABSides() throws {
+        try #require(KernelPath.avx2.isSupported, "needs a CPU with avx2")
+        let dir = try makeTemporaryDirectory(prefix: "kernel-ab")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: dir + "/scripts", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: dir + "/Sources", withIntermediateDirectories: true)
+        for file in ["scripts/kernel-ab", "scripts/kernel-ab.c", "Sources/CKernels"] {
+            try fm.copyItem(atPath: repositoryRoot.appendingPathComponent(file).path, toPath: dir + "/" + file)
+        }
+        func commit(_ message: String) throws {
+            for args in [["init", "-q"], ["add", "-A"],
+                         ["-c", "user.name=kernel-ab test", "-c", "user.email=test@example.invalid", "commit", "-q", "-m", message]] {
+                let r = try Self.git(args, in: dir)
+                try #require(r.status == 0, "git \(args): \(r.stderr)")
+            }
+        }
+        let isa = dir + "/Sources/CKernels/isa_avx2.c", table = dir + "/Sources/CKernels/kernel_table.h"
+        let isaSource = try String(contentsOfFile: isa, encoding: .utf8), tableSource = try String(contentsOfFile: table, encoding: .utf8)
+        let script = dir + "/scripts/kernel-ab"
+        let environment = ["BSVI_KERNELS": "avx2"]
+
+        // The marker committed, the working tree clean: only side A can have compiled it.
+        try (isaSource + "\n#error \"planted in the revision\"\n").write(toFile: isa, atomically: true, encoding: .utf8)
+        try commit("marker")
+        try isaSource.write(toFile: isa, atomically: true, encoding: .utf8)
+        let a = try runCommand(script, ["HEAD", "1"], environment: environment)
+        #expect(a.status != 0 && a.status != 64 && a.stderr.contains("planted in the revision"), "\(a.stderr)")
+        #expect(a.stdout.isEmpty, "\(a.stdout)")
+
+        // The revision clean, the marker only in the working tree: side B.
+        try commit("clean")
+        try (isaSource + "\n#error \"planted in the working tree\"\n").write(toFile: isa, atomically: true, encoding: .utf8)
+        let b = try runCommand(script, ["HEAD", "1"], environment: environment)
+        #expect(b.status != 0 && b.status != 64 && b.stderr.contains("planted in the working tree"), "\(b.stderr)")
+        try isaSource.write(toFile: isa, atomically: true, encoding: .utf8)
+
+        // A field added to the table in the working tree: refused before anything is compiled.
+        let field = "    bsvi_isa isa;\n"
+        try #require(tableSource.contains(field))
+        try tableSource.replacingOccurrences(of: field, with: field + "    int added_by_a_test;\n")
+            .write(toFile: table, atomically: true, encoding: .utf8)
+        let refused = try runCommand(script, ["HEAD", "1"], environment: environment)
+        #expect(refused.status == 64 && refused.stderr.contains("cannot share one program"), "\(refused.stderr)")
+        #expect(refused.stdout.isEmpty, "\(refused.stdout)")
+
+        // Only a comment added: the same table, so the comparison runs.
+        try tableSource.replacingOccurrences(of: field, with: field + "    // a comment added by a test\n")
+            .write(toFile: table, atomically: true, encoding: .utf8)
+        let comment = try runCommand(script, ["HEAD", "1"], environment: environment)
+        #expect(comment.status == 0 && comment.stdout.hasPrefix("avx2 kernels, 1 rounds"), "\(comment.stderr)\n\(comment.stdout)")
     }
 
     @Test("training on the AVX2 and the AVX-512 path gives bit-identical parameters")

@@ -199,13 +199,15 @@ struct KernelSelectionTests {
         for file in ["scripts/kernel-ab", "scripts/kernel-ab.c", "Sources/CKernels"] {
             try fm.copyItem(atPath: repositoryRoot.appendingPathComponent(file).path, toPath: dir + "/" + file)
         }
-        func commit(_ message: String) throws {
-            for args in [["init", "-q"], ["add", "-A"],
-                         ["-c", "user.name=kernel-ab test", "-c", "user.email=test@example.invalid", "commit", "-q", "-m", message]] {
-                let r = try Self.git(args, in: dir)
-                try #require(r.status == 0, "git \(args): \(r.stderr)")
-            }
+        func git(_ args: [String]) throws {
+            let r = try Self.git(args, in: dir)
+            try #require(r.status == 0, "git \(args): \(r.stderr)")
         }
+        func commit(_ message: String) throws {
+            try git(["add", "-A"])
+            try git(["-c", "user.name=kernel-ab test", "-c", "user.email=test@example.invalid", "commit", "-q", "-m", message])
+        }
+        try git(["init", "-q"])
         let isa = dir + "/Sources/CKernels/isa_avx2.c", table = dir + "/Sources/CKernels/kernel_table.h"
         let isaSource = try String(contentsOfFile: isa, encoding: .utf8), tableSource = try String(contentsOfFile: table, encoding: .utf8)
         let script = dir + "/scripts/kernel-ab"

@@ -94,15 +94,15 @@ static void run_round(const bsvi_kernel_table *t, workload *w, double *seconds) 
         t0 = bsvi_seconds_now();
     }
     float *g = w->gradient;
-    t->sgemm_tn_accumulate(200, 784, GRADIENT_ROWS, w->many_h2, 200, w->many_d3, 784, g, 784, 0, w->row_weights);
+    t->sgemm_tn_accumulate(200, 784, GRADIENT_ROWS, w->many_h2, 200, w->many_d3, 784, g, 784, 0, w->row_weights, 1);
     g += 200 * 784;
-    t->sgemm_tn_accumulate(200, 200, GRADIENT_ROWS, w->many_h1, 200, w->many_d2, 200, g, 200, 0, w->row_weights);
+    t->sgemm_tn_accumulate(200, 200, GRADIENT_ROWS, w->many_h1, 200, w->many_d2, 200, g, 200, 0, w->row_weights, 1);
     g += 200 * 200;
-    t->sgemm_tn_accumulate(50, 200, GRADIENT_ROWS, w->many_z, 50, w->many_d1, 200, g, 200, 0, w->row_weights);
+    t->sgemm_tn_accumulate(50, 200, GRADIENT_ROWS, w->many_z, 50, w->many_d1, 200, g, 200, 0, w->row_weights, 1);
     g += 50 * 200;
-    t->sgemm_tn_accumulate(784, 200, BATCH, w->input, 784, w->dx, 200, g, 200, 0, 0);
+    t->sgemm_tn_accumulate(784, 200, BATCH, w->input, 784, w->dx, 200, g, 200, 0, 0, 1);
     g += 784 * 200;
-    t->sgemm_tn_accumulate(200, 200, BATCH, w->input, 784, w->de, 200, g, 200, 0, 0);
+    t->sgemm_tn_accumulate(200, 200, BATCH, w->input, 784, w->de, 200, g, 200, 0, 0, 1);
     LAP(TN);
     t->sgemm_nt(BATCH, 200, 784, w->de, 200, w->e1, 200, w->logits, 784);
     t->sgemm_nt(BATCH, 200, 200, w->de, 200, w->e2, 200, w->d1, 200);

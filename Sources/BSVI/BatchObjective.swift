@@ -60,27 +60,31 @@ public final class BatchObjective {
     }
 
     /// The method's objective for the examples `x` (b × D, b ≤ capacity) with ids `exampleIDs`;
-    /// adds ∇(Σ objective) to `grads` and returns the batch sums.
+    /// adds ∇(Σ objective) to `grads` and returns the batch sums. With `overwrite`, sets `grads`
+    /// to it instead, whatever `grads` held, with the bits of adding into zeros: the weight-gradient
+    /// products write every encoder and decoder entry, and only the π logits' few are zeroed first
+    /// (the training step's 1.7 MB gradient buffer is then never zeroed).
     @discardableResult
     public func accumulate(x: Matrix, exampleIDs: [Int], noise: NoiseSource, params: FloatBuffer,
-                           grads: FloatBuffer) -> ObjectiveSums {
+                           grads: FloatBuffer, overwrite: Bool = false) -> ObjectiveSums {
         let b = x.rows
         precondition(b <= batchCapacity && exampleIDs.count == b && x.cols == model.shape.inputDim,
                      "batch shape does not match the objective's workspace")
         latents.useParameters(params)
+        if overwrite, let pi = model.piLogits { (grads.base + pi.offset).update(repeating: 0, count: pi.count) }
         encoder.forward(x, rows: 0..<b, params: params)
         let lam = lambda.rows(0..<b)
         lam.copy(from: encoder.output.rows(0..<b))
         var stats: ObjectiveSums
         switch settings.method {
         case .vae, .iwae:
-            stats = sampledObjective(x: x, ids: exampleIDs, noise: noise, params: params, grads: grads)
+            stats = sampledObjective(x: x, ids: exampleIDs, noise: noise, params: params, grads: grads, overwrite: overwrite)
         case .svi, .bsvi:
-            stats = refinedObjective(x: x, ids: exampleIDs, noise: noise, params: params, grads: grads)
+            stats = refinedObjective(x: x, ids: exampleIDs, noise: noise, params: params, grads: grads, overwrite: overwrite)
         }
         encoder.outputDelta.rows(0..<b).copy(from: encoderGradient.rows(0..<b))
         encoder.backward(rows: 0..<b, params: params, inputGradient: nil)
-        encoder.accumulateWeightGradients(input: x, rows: 0..<b, grads: grads)
+        encoder.accumulateWeightGradients(input: x, rows: 0..<b, grads: grads, overwrite: overwrite)
         stats.examples = b
         return stats
     }
@@ -88,7 +92,7 @@ public final class BatchObjective {
     // MARK: vae and iwae: n (or k) samples from q(z; λ₀), all rows in one decoder pass.
 
     private func sampledObjective(x: Matrix, ids: [Int], noise: NoiseSource, params: FloatBuffer,
-                                  grads: FloatBuffer) -> ObjectiveSums {
+                                  grads: FloatBuffer, overwrite: Bool) -> ObjectiveSums {
         let b = x.rows, d = model.shape.latentDim, n = settings.rowsPerExample
         let lam = lambda.rows(0..<b)
         for s in 0..<n { latents.draw(lambda: lam, start: s * b, slot: s, exampleIDs: ids, noise: noise) }
@@ -134,7 +138,8 @@ public final class BatchObjective {
             }
         }
         stats.elboRefined = stats.elboInitial
-        latents.decoder.accumulateWeightGradients(input: latents.z.rows(all), rows: all, grads: grads, rowWeights: rowWeights.base)
+        latents.decoder.accumulateWeightGradients(input: latents.z.rows(all), rows: all, grads: grads, rowWeights: rowWeights.base,
+                                                  overwrite: overwrite)
         return stats
     }
 
@@ -156,7 +161,7 @@ public final class BatchObjective {
     // MARK: svi and bsvi: k SVI steps, block j holding the sample at λ_j.
 
     private func refinedObjective(x: Matrix, ids: [Int], noise: NoiseSource, params: FloatBuffer,
-                                  grads: FloatBuffer) -> ObjectiveSums {
+                                  grads: FloatBuffer, overwrite: Bool) -> ObjectiveSums {
         let b = x.rows, k = settings.k
         // Each step's sample stays in its block; its KL and, at λ₀, the encoder's gradient are taken as the run passes.
         refinement!.run(lambda.rows(0..<b), x: x, ids: ids, noise: noise, params: params) { step in
@@ -173,7 +178,8 @@ public final class BatchObjective {
         if settings.method == .svi {
             // θ maximizes the one-sample objective at λ_k: log w_k (its θ-gradient is ∇θ log p(x|z_k)).
             for i in 0..<b { stats.bound += Double(latents.logWeight[kb + i]) }
-            latents.decoder.accumulateWeightGradients(input: latents.z.rows(last), rows: last, grads: grads)
+            latents.decoder.accumulateWeightGradients(input: latents.z.rows(last), rows: last, grads: grads,
+                                                      overwrite: overwrite)
             return stats
         }
         // bsvi: log Σ_j π_j w_j per example; θ-gradient Σ_j ŵ_j ∇θ log p(x|z_j).
@@ -192,7 +198,8 @@ public final class BatchObjective {
             }
         }
         let all = 0..<((k + 1) * b)
-        latents.decoder.accumulateWeightGradients(input: latents.z.rows(all), rows: all, grads: grads, rowWeights: rowWeights.base)
+        latents.decoder.accumulateWeightGradients(input: latents.z.rows(all), rows: all, grads: grads, rowWeights: rowWeights.base,
+                                                  overwrite: overwrite)
         return stats
     }
 

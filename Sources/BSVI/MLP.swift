@@ -137,15 +137,16 @@ public final class MLPWorkspace {
     /// grads += Σ_rows w_r · input_lᵀ · δ_l for every layer (w = `rowWeights`, one per row of
     /// `rows`, or 1), bias gradients included: one product per layer over all `rows`. By linearity
     /// of back-propagation in the output error, weighting the rows here is the same as weighting
-    /// the output errors before the backward pass; the stored errors are not modified.
+    /// the output errors before the backward pass; the stored errors are not modified. With
+    /// `overwrite`, this MLP's gradients in `grads` are set (=) instead, whatever they held.
     public func accumulateWeightGradients(input: Matrix, rows: Range<Int>, grads: FloatBuffer,
-                                          rowWeights: UnsafePointer<Float>? = nil) {
+                                          rowWeights: UnsafePointer<Float>? = nil, overwrite: Bool = false) {
         precondition(input.rows == rows.count && input.cols == mlp.inputSize, "MLP input shape mismatch")
         var x = input
         for l in 0..<mlp.layerCount {
             accumulateTransposedProduct(x, deltas[l].rows(rows), into: mlp.kernel(l, in: grads),
                                         biasGradient: grads.base + mlp.biases[l].offset, rowWeights: rowWeights,
-                                        scratch: KernelPath.activeHasProducts ? nil : weightedInputScratch)
+                                        scratch: KernelPath.activeHasProducts ? nil : weightedInputScratch, overwrite: overwrite)
             x = outputs[l].rows(rows)
         }
     }

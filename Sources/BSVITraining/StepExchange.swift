@@ -33,7 +33,11 @@ public final class StepExchange {
         set { buffer[parameterCount + ObjectiveSums.packedCount + flag.rawValue] = newValue }
     }
 
-    public func reset() { buffer.zero() }
+    /// Zeroes the sums and flags. The gradient part is not zeroed: the objective writes all of it
+    /// (`BatchObjective.accumulate(…, overwrite: true)`), which saves a pass over 1.7 MB a step.
+    public func resetSumsAndFlags() {
+        (buffer.base + parameterCount).update(repeating: 0, count: buffer.count - parameterCount)
+    }
 
     /// Fills the sums and flags after the local work; a rank flags itself if anything it is
     /// about to contribute is NaN or ±∞.

@@ -48,8 +48,9 @@ public final class TrainingStep {
 
     /// This rank's part: the objective's gradient and sums over its examples, into the exchange.
     public func computeLocal(x: Matrix, exampleIDs: [Int], noise: NoiseSource, params: FloatBuffer) {
-        exchange.reset()
-        localStatistics = objective.accumulate(x: x, exampleIDs: exampleIDs, noise: noise, params: params, grads: exchange.gradients)
+        exchange.resetSumsAndFlags()
+        localStatistics = objective.accumulate(x: x, exampleIDs: exampleIDs, noise: noise, params: params, grads: exchange.gradients,
+                                               overwrite: true)
     }
 
     private var localStatistics = ObjectiveSums()

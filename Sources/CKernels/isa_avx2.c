@@ -129,14 +129,19 @@ nn_block(const int R, const int V, const int full, const int kc, const float *a,
 }
 
 /// C[0..R)[strip] += Σ_p A(p, r)·B'[p][strip] over a packed panel of A (ap[p·R + r]) and a packed,
-/// already weighted strip of B (bp[p·16 + j]).
+/// already weighted strip of B (bp[p·16 + j]). With `overwrite` the sums start from zero and C is
+/// only written.
 static inline __attribute__((always_inline)) void
 tn_block(const int R, const int V, const int full, const int kc, const float *ap, const float *bp, float *c, const long ldc,
-         const __m256i m0, const __m256i m1) {
+         const __m256i m0, const __m256i m1, const int overwrite) {
     __m256 acc0[MR], acc1[MR];
-    for (int r = 0; r < R; r++) {
-        acc0[r] = strip_load(full, c + r * ldc, m0);
-        if (V == 2) acc1[r] = strip_load(full, c + r * ldc + 8, m1);
+    if (overwrite) {
+        for (int r = 0; r < R; r++) acc0[r] = acc1[r] = _mm256_setzero_ps();
+    } else {
+        for (int r = 0; r < R; r++) {
+            acc0[r] = strip_load(full, c + r * ldc, m0);
+            if (V == 2) acc1[r] = strip_load(full, c + r * ldc + 8, m1);
+        }
     }
     for (int p = 0; p < kc; p++) {
         const __m256 b0 = _mm256_load_ps(bp + p * NR);
@@ -154,13 +159,14 @@ tn_block(const int R, const int V, const int full, const int kc, const float *ap
 }
 
 /// Packs rows [0, kc) of a 16-column strip of B, times the row weights w (when given), into
-/// bp[p·16 + j] (zeros beyond the strip's width), adding them to the strip's bias gradient g
-/// (`next` unused here, as in nn_dispatch).
+/// bp[p·16 + j] (zeros beyond the strip's width), adding them to the strip's bias gradient g (from
+/// zero with `overwrite`; `next` unused here, as in nn_dispatch).
 static void pack_weighted_strip(const int kc, const float *b, const long ldb, const float *w, float *bp, float *g,
-                                const __m256i m0, const __m256i m1, const float *next) {
+                                const __m256i m0, const __m256i m1, const float *next, const int overwrite) {
     (void)next;
     const int full = is_full(2, m1);
-    __m256 g0 = g ? masked_load(g, m0) : _mm256_setzero_ps(), g1 = g ? masked_load(g + 8, m1) : _mm256_setzero_ps();
+    const int from_g = g && !overwrite;
+    __m256 g0 = from_g ? masked_load(g, m0) : _mm256_setzero_ps(), g1 = from_g ? masked_load(g + 8, m1) : _mm256_setzero_ps();
     for (int p = 0; p < kc; p++) {
         __m256 b0 = strip_load(full, b + p * ldb, m0);
         __m256 b1 = strip_load(full, b + p * ldb + 8, m1);
@@ -200,13 +206,13 @@ static void nn_dispatch(int R, int V, int kc, const float *a, long lda, const fl
 
 #define TN_CASE(R)                                                                                   \
     case R:                                                                                          \
-        if (full) tn_block(R, 2, 1, kc, ap, bp, c, ldc, m0, m1);                                     \
-        else if (V == 2) tn_block(R, 2, 0, kc, ap, bp, c, ldc, m0, m1);                              \
-        else tn_block(R, 1, 0, kc, ap, bp, c, ldc, m0, m1);                                          \
+        if (full) tn_block(R, 2, 1, kc, ap, bp, c, ldc, m0, m1, overwrite);                          \
+        else if (V == 2) tn_block(R, 2, 0, kc, ap, bp, c, ldc, m0, m1, overwrite);                   \
+        else tn_block(R, 1, 0, kc, ap, bp, c, ldc, m0, m1, overwrite);                               \
         break;
 
 static void tn_dispatch(int R, int V, int kc, const float *ap, const float *bp, float *c, long ldc, __m256i m0,
-                        __m256i m1) {
+                        __m256i m1, int overwrite) {
     const int full = is_full(V, m1);
     switch (R) { TN_CASE(1) TN_CASE(2) TN_CASE(3) TN_CASE(4) TN_CASE(5) TN_CASE(6) }
 }

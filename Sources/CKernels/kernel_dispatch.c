@@ -112,8 +112,8 @@ void bsvi_sgemm_nt(int m, int k, int n, const float *a, int lda, const float *b,
 }
 
 void bsvi_sgemm_tn_accumulate(int m, int n, int rows, const float *a, int lda, const float *b, int ldb, float *c,
-                              int ldc, float *bias_gradient, const float *row_weights) {
-    FLUSHING(active()->sgemm_tn_accumulate(m, n, rows, a, lda, b, ldb, c, ldc, bias_gradient, row_weights));
+                              int ldc, float *bias_gradient, const float *row_weights, int overwrite) {
+    FLUSHING(active()->sgemm_tn_accumulate(m, n, rows, a, lda, b, ldb, c, ldc, bias_gradient, row_weights, overwrite));
 }
 
 void bsvi_sgemm_nn_bernoulli_log_likelihood(int m, int k, int n, const float *a, int lda, const float *b, int ldb,

@@ -12,7 +12,7 @@ typedef struct {
                      const float *bias, bsvi_activation activation);
     void (*sgemm_nt)(int m, int k, int n, const float *a, int lda, const float *b, int ldb, float *c, int ldc);
     void (*sgemm_tn_accumulate)(int m, int n, int rows, const float *a, int lda, const float *b, int ldb, float *c,
-                                int ldc, float *bias_gradient, const float *row_weights);
+                                int ldc, float *bias_gradient, const float *row_weights, int overwrite);
     void (*sgemm_nn_bernoulli_log_likelihood)(int m, int k, int n, const float *a, int lda, const float *b, int ldb,
                                               const float *bias, const float *x, int ldx, int x_rows,
                                               float *log_likelihood);

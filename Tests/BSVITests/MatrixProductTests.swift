@@ -159,6 +159,40 @@ struct MatrixProductTests {
         }
     }
 
+    /// With `overwrite`, C and the bias gradient are written, never read: NaN in them beforehand
+    /// must not show, and the bits must be those of accumulating into zeros, on every row chunk
+    /// (600 rows are three 256-deep chunks, of which only the first starts from zero) and with no
+    /// rows at all (an empty sum: zeros).
+    @Test("accumulateTransposedProduct with overwrite gives the bits of accumulating into zeros, whatever C held",
+          arguments: KernelPath.supported, shapes + [(3, 0, 17), (40, 0, 33)])
+    func transposedProductOverwrites(path: KernelPath, shape: (m: Int, rows: Int, n: Int)) {
+        let (m, rows, n) = shape
+        var values = TestValues(seed: UInt64(m * 5_000_000 + rows * 1000 + n))
+        let a = FloatBuffer(values.floats(rows * m, -1, 1))
+        let b = FloatBuffer(values.floats(rows * n, -1, 1))
+        let weights = FloatBuffer(values.floats(rows, 0, 2))
+        for useKernel in Self.usesKernel(on: path) {
+            for weighted in [false, true] {
+                func product(startingFrom start: Float, overwrite: Bool) -> (c: [Float], bias: [Float]) {
+                    let c = FloatBuffer([Float](repeating: start, count: m * n)), bias = FloatBuffer([Float](repeating: start, count: n))
+                    onPath(path) {
+                        accumulateTransposedProduct(a.matrix(rows: rows, cols: m), b.matrix(rows: rows, cols: n),
+                                                    into: c.matrix(rows: m, cols: n), biasGradient: bias.base,
+                                                    rowWeights: weighted ? UnsafePointer(weights.base) : nil, overwrite: overwrite,
+                                                    useKernel: useKernel)
+                    }
+                    return (c.array, bias.array)
+                }
+                let added = product(startingFrom: 0, overwrite: false), written = product(startingFrom: .nan, overwrite: true)
+                let label = "m=\(m) rows=\(rows) n=\(n) weighted=\(weighted) kernel=\(useKernel)"
+                func differing(_ x: [Float], _ y: [Float]) -> Int { zip(x, y).filter { $0.bitPattern != $1.bitPattern }.count }
+                #expect(differing(written.c, added.c) == 0, "C differs from the accumulation into zeros: \(label)")
+                #expect(differing(written.bias, added.bias) == 0, "bias gradient differs: \(label)")
+                if rows == 0 { #expect(written.c.allSatisfy { $0 == 0 } && written.bias.allSatisfy { $0 == 0 }, "no rows: \(label)") }
+            }
+        }
+    }
+
     @Test("transpose is exact for tile-aligned and ragged shapes",
           arguments: KernelPath.supported, [(1, 1), (8, 8), (9, 17), (50, 200), (200, 784), (23, 5)])
     func transpose(path: KernelPath, shape: (rows: Int, cols: Int)) {

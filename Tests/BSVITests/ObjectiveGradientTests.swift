@@ -401,4 +401,28 @@ struct ObjectiveGradientTests {
         #expect(worst <= 1e-5)
         #expect(wholeGrads.array.contains { $0 != 0 })
     }
+
+    /// The training step never zeroes its gradient buffer: `overwrite` must write every entry
+    /// (encoder and decoder through their weight-gradient products, π's logits zeroed first), so
+    /// a buffer full of NaN gives the bits of accumulating into zeros. A tensor the objective
+    /// forgot would keep its NaN.
+    @Test("accumulate with overwrite sets every gradient entry: the bits of accumulating into zeros",
+          arguments: [Case.make(.vae, k: 1, vaeSamples: 2), .make(.iwae, k: 3), .make(.svi, k: 2, eta: 0.05),
+                      .make(.bsvi, k: 2, pi: .learned, eta: 0.05, rule: .adam)], KernelPath.supported)
+    func overwriteSetsEveryEntry(testCase: Case, path: KernelPath) {
+        onPath(path) {
+            let f = Fixture(settings: testCase.settings)
+            let (addedStats, added) = f.run()
+            let written = FloatBuffer([Float](repeating: .nan, count: f.model.parameterCount))
+            let writtenStats = f.objective.accumulate(x: f.x.matrix, exampleIDs: Self.ids, noise: Self.noise, params: f.params,
+                                                      grads: written, overwrite: true)
+            #expect(writtenStats == addedStats)
+            for tensor in f.model.layout.tensors {
+                let range = tensor.offset..<(tensor.offset + tensor.count)
+                let differing = range.filter { written[$0].bitPattern != added[$0].bitPattern }.count
+                #expect(differing == 0, "\(tensor.name): \(differing) of \(tensor.count) entries differ")
+            }
+            #expect(testCase.settings.method != .bsvi || f.model.piLogits != nil, "the bsvi case must cover π's logits")
+        }
+    }
 }

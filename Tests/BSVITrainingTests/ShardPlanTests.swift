@@ -88,7 +88,12 @@ struct ShardPlanTests {
         e.gradients[3] = .nan
         e.finishLocal(stats, stopRequested: true)
         #expect(e[.nonFiniteRanks] == 1 && e[.stopRequests] == 1)
-        e.reset()
+        // The next step: the sums and flags start again from zero; the gradient part is left for
+        // the objective to overwrite (here by hand).
+        e.resetSumsAndFlags()
+        #expect(e[.nonFiniteRanks] == 0 && e[.stopRequests] == 0 && e.sums == ObjectiveSums())
+        #expect(e.gradients[3].isNaN, "the reset must not spend a pass on the gradient part")
+        e.gradients[3] = 0
         stats.bound = -.infinity
         e.finishLocal(stats, stopRequested: false)
         #expect(e[.nonFiniteRanks] == 1)
@@ -101,7 +106,7 @@ struct ShardPlanTests {
         stats.bound = -1
         stats.examples = 1
         for (value, overflows) in [(Float(3e38), true), (-1e36, false)] {
-            e.reset()
+            e.buffer.zero()
             e.gradients[3] = -2
             e.gradients[17] = value
             e.finishLocal(stats, stopRequested: false)

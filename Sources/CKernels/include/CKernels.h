@@ -102,8 +102,10 @@ void bsvi_sgemm_nt(int m, int k, int n, const float *a, int lda, const float *b,
 /// Weight gradients: C (m×n) += Σ_r w_r · A[r, 0..<m]ᵀ · B[r, 0..<n] over r = 0..<rows, with A
 /// rows×m (row stride lda) and B rows×n (ldb); w = row_weights, or 1 when NULL. When bias_gradient
 /// is non-NULL it also gets bias_gradient[j] += Σ_r w_r · B[r, j]. Sums run over r in order.
+/// With `overwrite` non-zero, C and bias_gradient are set to these sums (their previous contents,
+/// even NaN, are never read): the bits of an accumulation into zeros, without zeroing first.
 void bsvi_sgemm_tn_accumulate(int m, int n, int rows, const float *a, int lda, const float *b, int ldb,
-                              float *c, int ldc, float *bias_gradient, const float *row_weights);
+                              float *c, int ldc, float *bias_gradient, const float *row_weights, int overwrite);
 
 /// The evaluator's output layer and likelihood in one pass: log_likelihood[r] = Σ_c x·a − softplus(a)
 /// for the logits a = A·B + bias (as bsvi_sgemm_nn, no activation) of row r, which are never stored.

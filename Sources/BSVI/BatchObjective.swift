@@ -63,7 +63,7 @@ public final class BatchObjective {
     /// adds ∇(Σ objective) to `grads` and returns the batch sums. With `overwrite`, sets `grads`
     /// to it instead, whatever `grads` held, with the bits of adding into zeros: the weight-gradient
     /// products write every encoder and decoder entry, and only the π logits' few are zeroed first
-    /// (the training step's 1.7 MB gradient buffer is then never zeroed).
+    /// (on the kernel paths the training step's 1.7 MB gradient buffer is then never zeroed).
     @discardableResult
     public func accumulate(x: Matrix, exampleIDs: [Int], noise: NoiseSource, params: FloatBuffer,
                            grads: FloatBuffer, overwrite: Bool = false) -> ObjectiveSums {

@@ -112,8 +112,8 @@ public func multiply(_ a: Matrix, transposeOf b: Matrix, into c: Matrix, useKern
 /// Weight gradients: C += Σ_r w_r · A[r]ᵀ · B[r] over the rows of A (rows × C.rows) and B
 /// (rows × C.cols), w = `rowWeights` (rows values) or 1; with `biasGradient` (C.cols values) also
 /// biasGradient += Σ_r w_r · B[r]. A and B are not modified. With `overwrite`, C (and the bias
-/// gradient) are set to the sums, whatever they held: the bits of adding into zeros, without a
-/// pass that zeroes them first (the training step's gradient buffer is never zeroed). On the
+/// gradient) are set to the sums, whatever they held: the bits of adding into zeros, on the kernel
+/// paths without a pass that zeroes them first (the training step's gradient buffer). On the
 /// kernel paths this is bsvi_sgemm_tn_accumulate, which applies the weights on the fly; on the
 /// portable path the weighted rows of A go through `scratch` (at least A's size; allocated here
 /// if nil) into cblas_sgemm, and the bias gradient is a gemv.
@@ -123,15 +123,8 @@ public func accumulateTransposedProduct(_ a: Matrix, _ b: Matrix, into c: Matrix
     precondition(a.rows == b.rows && c.rows == a.cols && c.cols == b.cols,
                  "transposed product shape mismatch: (\(a.rows)x\(a.cols))ᵀ · (\(b.rows)x\(b.cols)) into (\(c.rows)x\(c.cols))")
     precondition(!useKernel || KernelPath.activeHasProducts, "the \(KernelPath.active) path has no product kernels")
-    if c.count == 0 { return }
-    if overwrite && (a.rows == 0 || !useKernel) {
-        // An empty sum written, or BLAS's start: zero first, then add (cblas' β = 0 would also skip
-        // reading C, but its gemv's β = 0 may scale a NaN by 0, and this path is not the fast one).
-        c.base.update(repeating: 0, count: c.count)
-        biasGradient?.update(repeating: 0, count: c.cols)
-    }
-    if a.rows == 0 { return }
-    if useKernel {
+    if c.count == 0 || (a.rows == 0 && !overwrite) { return }
+    if useKernel {  // (with no rows and `overwrite`, the kernel writes the empty sums: zeros)
         MultiplyAddCount.record(m: c.rows, k: a.rows, n: c.cols)
         StepProfile.gemm {
             bsvi_sgemm_tn_accumulate(Int32(c.rows), Int32(c.cols), Int32(a.rows), a.base, Int32(a.cols), b.base, Int32(b.cols),
@@ -139,6 +132,13 @@ public func accumulateTransposedProduct(_ a: Matrix, _ b: Matrix, into c: Matrix
         }
         return
     }
+    if overwrite {
+        // Zero first, then add: cblas' β = 0 would also skip reading C, but its gemv's β = 0 may
+        // scale a NaN by 0, and this path is not the fast one.
+        c.base.update(repeating: 0, count: c.count)
+        biasGradient?.update(repeating: 0, count: c.cols)
+    }
+    if a.rows == 0 { return }
     var weighted: FloatBuffer? = nil
     var left = a
     if let rowWeights {

@@ -34,7 +34,8 @@ public struct BenchmarkReport: Codable {
     public var elementwiseMsPerStep: Double
     /// Adam's update of every parameter (compare `updateFloorMs`).
     public var updateMsPerStep: Double
-    /// The rest: SVI optimizer steps, buffer weights, transposes, zeroing and scanning the exchange.
+    /// The rest: SVI optimizer steps, buffer weights, transposes, resetting the exchange's sums and
+    /// flags and scanning its gradient.
     public var bookkeepingMsPerStep: Double
     public var allreduceMsPerStep: Double
     /// The allreduce's cost to the job, split (LockstepSplit, over every rank's steps): the mean

@@ -161,8 +161,8 @@ struct MatrixProductTests {
 
     /// With `overwrite`, C and the bias gradient are written, never read: NaN in them beforehand
     /// must not show, and the bits must be those of accumulating into zeros, on every row chunk
-    /// (600 rows are three 256-deep chunks, of which only the first starts from zero) and with no
-    /// rows at all (an empty sum: zeros).
+    /// (600 rows are chunks of 256, 256 and 88, of which only the first starts from zero) and with
+    /// no rows at all (an empty sum: zeros).
     @Test("accumulateTransposedProduct with overwrite gives the bits of accumulating into zeros, whatever C held",
           arguments: KernelPath.supported, shapes + [(3, 0, 17), (40, 0, 33)])
     func transposedProductOverwrites(path: KernelPath, shape: (m: Int, rows: Int, n: Int)) {

@@ -29,9 +29,15 @@ let mpiEnvironment: [String: String] = {
     return variables
 }()
 
-/// This process's environment plus scripts/mpi-env's settings and `extra`.
-func testEnvironment(_ extra: [String: String] = [:], unsetting: [String] = []) -> [String: String] {
+/// This process's environment plus scripts/mpi-env's settings and `extra`. With
+/// `mpiSessionFolder` (a folder the caller removes afterwards), Open MPI keeps its session
+/// directories there (`orte_tmpdir_base`) instead of in the /tmp/ompi.HOST.UID every mpirun
+/// shares: a job that ends removes that shared folder once it looks empty, and a job starting
+/// beside it then fails with "A call to mkdir was unable to create the desired directory"
+/// (open-mpi/ompi#8510; it failed this suite's CI once, 2026-12-03). The suite runs many jobs at once.
+func testEnvironment(_ extra: [String: String] = [:], unsetting: [String] = [], mpiSessionFolder: String? = nil) -> [String: String] {
     var env = ProcessInfo.processInfo.environment
+    if let mpiSessionFolder { env["OMPI_MCA_orte_tmpdir_base"] = mpiSessionFolder }
     // scripts/test turns HDF5's file locks off for the test process only; children lock as the
     // caller's own runs would.
     if let callers = env.removeValue(forKey: "BSVI_TEST_CALLERS_HDF5_LOCKING") {
@@ -78,7 +84,7 @@ func runCommand(_ executable: String, _ arguments: [String], timeout: TimeInterv
     let p = Process()
     p.executableURL = URL(fileURLWithPath: executable)
     p.arguments = arguments
-    p.environment = testEnvironment(environment, unsetting: unsetting)
+    p.environment = testEnvironment(environment, unsetting: unsetting, mpiSessionFolder: dir)
     if let directory { p.currentDirectoryURL = URL(fileURLWithPath: directory) }
     p.standardOutput = FileHandle(forWritingAtPath: outPath)
     p.standardError = FileHandle(forWritingAtPath: errPath)

@@ -39,7 +39,7 @@ struct FaultToleranceTests {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: mpirunPath())
         p.arguments = args
-        p.environment = testEnvironment()
+        p.environment = testEnvironment(mpiSessionFolder: dir)
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
         let ended = DispatchSemaphore(value: 0)

@@ -22,7 +22,7 @@ final class BackgroundCommand {
         }
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
-        process.environment = testEnvironment(environment)
+        process.environment = testEnvironment(environment, mpiSessionFolder: folder)
         process.standardOutput = FileHandle(forWritingAtPath: folder + "/stdout")
         process.standardError = FileHandle(forWritingAtPath: folder + "/stderr")
         process.standardInput = FileHandle.nullDevice

@@ -56,7 +56,7 @@ public func gemm(_ a: Matrix, transposeA: Bool = false, _ b: Matrix, transposeB:
         return
     }
     MultiplyAddCount.record(m: m, k: k, n: n)
-    StepProfile.gemm {
+    StepProfile.product(.blas(transposeA: transposeA, transposeB: transposeB), m: m, k: k, n: n) {
         cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), alpha, a.base, Int32(a.cols), b.base, Int32(b.cols),
                     beta, c.base, Int32(c.cols))
@@ -77,7 +77,7 @@ public func multiply(_ a: Matrix, _ b: Matrix, into c: Matrix, addingToEveryRow 
     if c.rows == 0 || c.cols == 0 { return }
     if useKernel {
         MultiplyAddCount.record(m: a.rows, k: a.cols, n: b.cols)
-        StepProfile.gemm {
+        StepProfile.product(.nn, m: a.rows, k: a.cols, n: b.cols) {
             bsvi_sgemm_nn(Int32(a.rows), Int32(a.cols), Int32(b.cols), a.base, Int32(a.cols), b.base, Int32(b.cols),
                           c.base, Int32(c.cols), bias, activation?.kernel ?? BSVI_ACTIVATION_NONE)
         }
@@ -103,7 +103,7 @@ public func multiply(_ a: Matrix, transposeOf b: Matrix, into c: Matrix, useKern
     if c.rows == 0 || c.cols == 0 { return }
     guard useKernel else { return gemm(a, b, transposeB: true, into: c) }
     MultiplyAddCount.record(m: a.rows, k: a.cols, n: b.rows)
-    StepProfile.gemm {
+    StepProfile.product(.nt, m: a.rows, k: a.cols, n: b.rows) {
         bsvi_sgemm_nt(Int32(a.rows), Int32(a.cols), Int32(b.rows), a.base, Int32(a.cols), b.base, Int32(b.cols), c.base,
                       Int32(c.cols))
     }
@@ -126,7 +126,7 @@ public func accumulateTransposedProduct(_ a: Matrix, _ b: Matrix, into c: Matrix
     if c.count == 0 || (a.rows == 0 && !overwrite) { return }
     if useKernel {  // (with no rows and `overwrite`, the kernel writes the empty sums: zeros)
         MultiplyAddCount.record(m: c.rows, k: a.rows, n: c.cols)
-        StepProfile.gemm {
+        StepProfile.product(.tn, m: c.rows, k: a.rows, n: c.cols) {
             bsvi_sgemm_tn_accumulate(Int32(c.rows), Int32(c.cols), Int32(a.rows), a.base, Int32(a.cols), b.base, Int32(b.cols),
                                      c.base, Int32(c.cols), biasGradient, rowWeights, overwrite ? 1 : 0)
         }
@@ -153,7 +153,7 @@ public func accumulateTransposedProduct(_ a: Matrix, _ b: Matrix, into c: Matrix
     withExtendedLifetime(weighted) {
         gemm(left, transposeA: true, b, into: c, beta: 1)
         guard let biasGradient else { return }
-        StepProfile.gemm {
+        StepProfile.product(.blasBiasGradient, m: 1, k: b.rows, n: b.cols) {
             if let rowWeights {
                 cblas_sgemv(CblasRowMajor, CblasTrans, Int32(b.rows), Int32(b.cols), 1, b.base, Int32(b.cols),
                             rowWeights, 1, 1, biasGradient, 1)

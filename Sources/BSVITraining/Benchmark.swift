@@ -75,6 +75,32 @@ public struct BenchmarkReport: Codable {
     public var evalPeakFraction: Double
     /// Projected wall time of K = evalSamples on a 10,000-example split with these ranks.
     public var evalSecondsFor10000Examples: Double
+    /// `gemmMsPerStep` by routine and shape (this rank's, rank 0 under mpirun), the most time first.
+    public var products: [ProductTiming]
+}
+
+/// The matrix products of one routine and shape inside the timed steps: what `bench --products`
+/// lists, to tell which product runs how far from the FMA peak in the step itself (with the
+/// caches as the step leaves them, unlike a product timed alone).
+public struct ProductTiming: Codable, Equatable {
+    public var routine: ProductRoutine
+    /// An m×k by k×n product (m·k·n multiply-adds a call); a weight gradient's k is its rows.
+    public var m: Int, k: Int, n: Int
+    public var callsPerStep: Double
+    public var microsecondsPerCall: Double
+    public var gflops: Double
+    /// gflops ÷ the FMA peak.
+    public var peakFraction: Double
+
+    init(_ tally: ProductTally, steps: Int, fmaPeakGflops: Double) {
+        let s = tally.shape
+        routine = s.routine
+        (m, k, n) = (s.m, s.k, s.n)
+        callsPerStep = Double(tally.calls) / Double(steps)
+        microsecondsPerCall = Double(tally.nanoseconds) * 1e-3 / Double(tally.calls)
+        gflops = tally.nanoseconds > 0 ? 2 * Double(s.multiplyAdds * tally.calls) / Double(tally.nanoseconds) : 0
+        peakFraction = gflops / fmaPeakGflops
+    }
 }
 
 public enum Benchmark {
@@ -138,7 +164,9 @@ public enum Benchmark {
             ceilingFraction: ceiling, fractionOfCeiling: peakFraction / ceiling, blasGflops: t.blasRate,
             evalSamples: evalSamples, evalSamplesPerS: e.samplesPerS, evalGflopsPerRank: evalGflopsPerRank,
             evalPeakFraction: evalGflopsPerRank / fmaPeak,
-            evalSecondsFor10000Examples: e.samplesPerS > 0 ? 10_000 * Double(evalSamples) / e.samplesPerS : 0)
+            evalSecondsFor10000Examples: e.samplesPerS > 0 ? 10_000 * Double(evalSamples) / e.samplesPerS : 0,
+            products: t.products.sorted { $0.nanoseconds > $1.nanoseconds }
+                .map { ProductTiming($0, steps: steps, fmaPeakGflops: fmaPeak) })
     }
 
     /// This rank's `count` rows: real training rows when the dataset exists, else random binary
@@ -170,6 +198,7 @@ public enum Benchmark {
         var stepTimes: RankStepTimes
         var yardstick: PeakYardstick
         var fmaPeak, blasRate, updateFloorSeconds: Double
+        var products: [ProductTally]
     }
 
     /// `warmup` untimed steps, the yardsticks, then `steps` timed training steps split by kind.
@@ -218,7 +247,8 @@ public enum Benchmark {
             allreduceNanoseconds: inAllreduce.reduce(0, +) * 1e6,
             updateNanoseconds: Double(step.updateNanoseconds - updateBefore),
             slowestRankSeconds: Double(comm.allgather(elapsed).max()!) * 1e-9, allreduceBytes: step.exchange.buffer.count * 4,
-            stepTimes: stepTimes, yardstick: yardstick, fmaPeak: fmaPeak, blasRate: blasRate, updateFloorSeconds: updateFloor)
+            stepTimes: stepTimes, yardstick: yardstick, fmaPeak: fmaPeak, blasRate: blasRate, updateFloorSeconds: updateFloor,
+            products: StepProfile.products)
     }
 
     /// The evaluator as DistributedEvaluation runs it (encoder and refinement for

@@ -18,6 +18,8 @@ struct Bench: ParsableCommand {
     @Option(help: "Dataset for real rows (random binary rows if the file is missing).") var data: String = RunConfiguration.defaultDataPath
     @Option(help: "Write every rank's per-step work and allreduce times (ms) to this CSV file (step,rank,work_ms,allreduce_ms); replaced if it exists.")
     var stepTimes: String?
+    @Flag(help: "Also list the step's matrix products by routine and shape: calls, time and % of the FMA peak inside the step (always in --json, as \"products\").")
+    var products = false
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
@@ -73,10 +75,24 @@ struct Bench: ParsableCommand {
             if let path = stepTimes {
                 print("  step times        every rank's work and allreduce ms per step in \(path)")
             }
+            if products { print(productTable(r)) }
             if max(r.peakFraction, r.evalPeakFraction) > 1 {
                 print(String(format: "  note              a fraction above 100%% means the host took the core away during both peak readings (%@ GFLOP/s); run again",
                              r.fmaPeakReadings.map { String(format: "%.1f", $0) }.joined(separator: " and ")))
             }
         }
     }
+}
+
+/// `bench --products`: the products' share of the step, one line per routine and shape.
+func productTable(_ r: BenchmarkReport) -> String {
+    var lines = [String(numbers: "  products          gemm %.2f ms/step by routine and shape%@, the most time first:", r.gemmMsPerStep,
+                        r.ranks == 1 ? "" : " (rank 0's)"),
+                 "    routine                m ×    k ×    n   calls/step    µs/call   GFLOP/s   of peak"]
+    for p in r.products {
+        lines.append(String(numbers: "    %@ %5d × %4d × %4d   %10.2f %10.1f %9.1f %8.0f%%",
+                            p.routine.rawValue.padding(toLength: 20, withPad: " ", startingAt: 0), p.m, p.k, p.n,
+                            p.callsPerStep, p.microsecondsPerCall, p.gflops, 100 * p.peakFraction))
+    }
+    return lines.joined(separator: "\n")
 }

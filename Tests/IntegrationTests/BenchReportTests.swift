@@ -36,6 +36,50 @@ struct BenchReportTests {
         #expect(try number("lockstep_wait_ms_per_step") == 0)
         #expect(abs(try number("exchange_ms_per_step") - (try number("allreduce_ms_per_step"))) <= 1e-9)
         #expect(["openblas", "bsvi-dist", "OPENBLAS_CORETYPE"].contains(report["blas_core_chooser"] as? String ?? ""), "\(r.stdout)")
+
+        // The products by routine and shape: together they are the step's gemm time and its useful
+        // multiply-adds (the BLAS path's bias-gradient gemv is timed as a product but is not useful
+        // work), and each one's rate follows from its own time.
+        let products = try #require(report["products"] as? [[String: Any]], "\(r.stdout)")
+        #expect(!products.isEmpty)
+        var milliseconds = 0.0, usefulMultiplyAdds = 0.0
+        for p in products {
+            let routine = try #require(p["routine"] as? String), calls = try #require(p["calls_per_step"] as? Double)
+            let shape = try ["m", "k", "n"].map { try #require(p[$0] as? Int, "\($0) in \(p)") }
+            let microseconds = try #require(p["microseconds_per_call"] as? Double), gflops = try #require(p["gflops"] as? Double)
+            let multiplyAdds = Double(shape.reduce(1, *))
+            #expect(calls > 0 && microseconds > 0 && shape.allSatisfy { $0 > 0 }, "\(p)")
+            #expect(abs(gflops - 2 * multiplyAdds / (microseconds * 1e3)) <= 1e-9 * gflops, "\(p)")
+            #expect(abs(try #require(p["peak_fraction"] as? Double) - gflops / peak) <= 1e-12, "\(p)")
+            milliseconds += calls * microseconds * 1e-3
+            if routine != "blas_bias_gradient" { usefulMultiplyAdds += calls * multiplyAdds }
+        }
+        #expect(Set(products.map { "\($0["routine"]!) \($0["m"]!) \($0["k"]!) \($0["n"]!)" }).count == products.count,
+                "one entry per routine and shape: \(products)")
+        #expect(abs(milliseconds - (try number("gemm_ms_per_step"))) <= 1e-9 * milliseconds)
+        let time = products.map { ($0["calls_per_step"] as! Double) * ($0["microseconds_per_call"] as! Double) }
+        #expect(zip(time, time.dropFirst()).allSatisfy { $0 >= $1 * (1 - 1e-12) }, "the most time first: \(time)")
+        #expect(usefulMultiplyAdds == Double(batch * multiplyAdds / ranks), "\(products)")
+    }
+
+    @Test("--products lists the step's products by routine and shape in the text report; without it, no list")
+    func productTable() throws {
+        func bench(_ extra: [String]) throws -> (lines: [Substring], stdout: String) {
+            let r = try bsvi(["bench", "--method", "bsvi", "--k", "2", "--steps", "2", "--warmup", "0", "--eval-examples", "0",
+                              "--hidden", "16", "--latent", "4"] + extra)
+            #expect(r.status == 0, "\(r.stderr)")
+            return (r.stdout.split(separator: "\n"), r.stdout)
+        }
+        let plain = try bench([])
+        #expect(!plain.stdout.contains("by routine and shape") && !plain.lines.isEmpty, "\(plain.stdout)")
+        let listed = try bench(["--products"])
+        let header = try #require(listed.lines.firstIndex { $0.hasPrefix("    routine") }, "\(listed.stdout)")
+        #expect(listed.lines[header - 1].contains("by routine and shape"), "\(listed.stdout)")
+        let rows = listed.lines[(header + 1)...].map { $0.split(separator: " ").filter { $0 != "×" } }
+        // routine, m, k, n, calls/step, µs/call, GFLOP/s, % of peak
+        #expect(!rows.isEmpty && rows.allSatisfy { $0.count == 8 && $0[7].hasSuffix("%") }, "\(listed.stdout)")
+        let routines = Set(rows.map { String($0[0]) })
+        #expect(routines.isSuperset(of: ["nn", "nt", "tn"]) || routines.contains("blas_nn"), "\(routines)")
     }
 
     @Test("under mpirun the exchange splits into waiting for the slowest rank and the exchange itself, together within the step; --step-times holds every rank's steps they come from")

@@ -2,13 +2,15 @@ import Foundation
 
 /// Optional timing of the step's parts for `bsvi-dist bench`: matrix products (every gemm, also
 /// per routine and shape) and element-wise passes (activations, likelihood, sampling, per-row
-/// scaling). Off by default; when off each probe is one predictable branch.
+/// scaling). Off by default; when off each probe is one predictable branch. Single-threaded:
+/// only `bench` turns it on, around steps that run on its one thread (the tally's array is not
+/// safe to append to from two threads at once).
 public enum StepProfile {
     nonisolated(unsafe) public static var enabled = false
     nonisolated(unsafe) public static var gemmNanoseconds: UInt64 = 0
     nonisolated(unsafe) public static var elementwiseNanoseconds: UInt64 = 0
-    /// The products timed since the last reset, one entry per routine and shape, in the order
-    /// each first ran. A step has a few dozen distinct shapes at most, so a linear search costs
+    /// The products timed since the last reset, one entry per routine and shape (calls with and
+    /// without bias, activation or `overwrite` share it), in the order each first ran. A step has a few dozen distinct shapes at most, so a linear search costs
     /// less than a dictionary's hashing and is far below a product's microseconds.
     nonisolated(unsafe) public private(set) static var products: [ProductTally] = []
 
@@ -52,7 +54,8 @@ public enum StepProfile {
 
 /// Which routine ran a product (`bench --products` and its JSON name them so).
 public enum ProductRoutine: String, Codable, Sendable, CaseIterable {
-    /// bsvi_sgemm_nn: C = f(A·B + bias), the forward products.
+    /// bsvi_sgemm_nn: C = f(A·B + bias), the forward products, and the SVI steps' δ·Wᵀ through
+    /// a transpose of W held for the step.
     case nn
     /// bsvi_sgemm_nt: C = A·Bᵀ, back-propagation's δ·Wᵀ.
     case nt

@@ -56,6 +56,16 @@ struct BenchReportTests {
         }
         #expect(Set(products.map { "\($0["routine"]!) \($0["m"]!) \($0["k"]!) \($0["n"]!)" }).count == products.count,
                 "one entry per routine and shape: \(products)")
+        if method == "vae" {
+            // One shape under two routines stays two entries: the encoder's first layer (nn) and the
+            // decoder's δ·W₁ᵀ back to the 16 hidden units (nt) are both batch × 784 × 16, once a step.
+            for routine in ["nn", "nt"] {
+                let entry = products.first {
+                    $0["routine"] as? String == routine && $0["m"] as? Int == batch && $0["k"] as? Int == 784 && $0["n"] as? Int == 16
+                }
+                #expect(entry?["calls_per_step"] as? Double == 1, "\(routine) \(batch) × 784 × 16 in \(products)")
+            }
+        }
         #expect(abs(milliseconds - (try number("gemm_ms_per_step"))) <= 1e-9 * milliseconds)
         let time = products.map { ($0["calls_per_step"] as! Double) * ($0["microseconds_per_call"] as! Double) }
         #expect(zip(time, time.dropFirst()).allSatisfy { $0 >= $1 * (1 - 1e-12) }, "the most time first: \(time)")
@@ -75,7 +85,7 @@ struct BenchReportTests {
         let listed = try bench(["--products"])
         let header = try #require(listed.lines.firstIndex { $0.hasPrefix("    routine") }, "\(listed.stdout)")
         #expect(listed.lines[header - 1].contains("by routine and shape"), "\(listed.stdout)")
-        let rows = listed.lines[(header + 1)...].map { $0.split(separator: " ").filter { $0 != "×" } }
+        let rows = listed.lines[(header + 1)...].prefix { $0.hasPrefix("    ") }.map { $0.split(separator: " ").filter { $0 != "×" } }
         // routine, m, k, n, calls/step, µs/call, GFLOP/s, % of peak
         #expect(!rows.isEmpty && rows.allSatisfy { $0.count == 8 && $0[7].hasSuffix("%") }, "\(listed.stdout)")
         let routines = Set(rows.map { String($0[0]) })

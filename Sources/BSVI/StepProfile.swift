@@ -10,8 +10,9 @@ public enum StepProfile {
     nonisolated(unsafe) public static var gemmNanoseconds: UInt64 = 0
     nonisolated(unsafe) public static var elementwiseNanoseconds: UInt64 = 0
     /// The products timed since the last reset, one entry per routine and shape (calls with and
-    /// without bias, activation or `overwrite` share it), in the order each first ran. A step has a few dozen distinct shapes at most, so a linear search costs
-    /// less than a dictionary's hashing and is far below a product's microseconds.
+    /// without bias, activation or `overwrite` share it), in the order each first ran. A step has
+    /// a few dozen distinct shapes at most, so a linear search costs less than a dictionary's
+    /// hashing and is far below a product's microseconds.
     nonisolated(unsafe) public private(set) static var products: [ProductTally] = []
 
     public static func reset() {
@@ -53,7 +54,7 @@ public enum StepProfile {
 }
 
 /// Which routine ran a product (`bench --products` and its JSON name them so).
-public enum ProductRoutine: String, Codable, Sendable, CaseIterable {
+public enum ProductRoutine: String, Codable, Sendable {
     /// bsvi_sgemm_nn: C = f(A·B + bias), the forward products, and the SVI steps' δ·Wᵀ through
     /// a transpose of W held for the step.
     case nn

@@ -82,7 +82,7 @@ public struct BenchmarkReport: Codable {
 /// The matrix products of one routine and shape inside the timed steps: what `bench --products`
 /// lists, to tell which product runs how far from the FMA peak in the step itself (with the
 /// caches as the step leaves them, unlike a product timed alone).
-public struct ProductTiming: Codable, Equatable {
+public struct ProductTiming: Codable {
     public var routine: ProductRoutine
     /// An m×k by k×n product (m·k·n multiply-adds a call); a weight gradient's k is its rows.
     public var m: Int, k: Int, n: Int

@@ -76,7 +76,7 @@ struct Bench: ParsableCommand {
                 print("  step times        every rank's work and allreduce ms per step in \(path)")
             }
             if products { print(productTable(r)) }
-            if max(r.peakFraction, r.evalPeakFraction) > 1 {
+            if ([r.peakFraction, r.evalPeakFraction] + (products ? r.products.map(\.peakFraction) : [])).max()! > 1 {
                 print(String(format: "  note              a fraction above 100%% means the host took the core away during both peak readings (%@ GFLOP/s); run again",
                              r.fmaPeakReadings.map { String(format: "%.1f", $0) }.joined(separator: " and ")))
             }

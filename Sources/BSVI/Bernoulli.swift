@@ -21,8 +21,7 @@ public enum Bernoulli {
                                                 into out: UnsafeMutablePointer<Float>) {
         precondition(hidden.cols == kernel.rows && x.cols == kernel.cols && x.rows > 0, "likelihood shapes")
         precondition(KernelPath.activeHasProducts, "the \(KernelPath.active) path has no product kernels")
-        MultiplyAddCount.record(m: hidden.rows, k: hidden.cols, n: kernel.cols)
-        StepProfile.product(.nnLikelihood, m: hidden.rows, k: hidden.cols, n: kernel.cols) {
+        usefulProduct(.nnLikelihood, m: hidden.rows, k: hidden.cols, n: kernel.cols) {
             bsvi_sgemm_nn_bernoulli_log_likelihood(Int32(hidden.rows), Int32(hidden.cols), Int32(kernel.cols), hidden.base,
                                                    Int32(hidden.cols), kernel.base, Int32(kernel.cols), bias, x.base,
                                                    Int32(x.cols), Int32(x.rows), out)

@@ -41,6 +41,14 @@ public struct Matrix {
     public var array: [Float] { Array(UnsafeBufferPointer(start: base, count: count)) }
 }
 
+/// Runs `body`, one m×k by k×n product of `routine` that is useful work: its multiply-adds
+/// counted (MultiplyAddCount) and its time profiled (StepProfile) from one statement of its shape.
+@inline(__always)
+func usefulProduct<T>(_ routine: ProductRoutine, m: Int, k: Int, n: Int, _ body: () -> T) -> T {
+    MultiplyAddCount.record(m: m, k: k, n: n)
+    return StepProfile.product(routine, m: m, k: k, n: n, body)
+}
+
 /// C = alpha · op(A) · op(B) + beta · C on cblas_sgemm, with shapes checked.
 public func gemm(_ a: Matrix, transposeA: Bool = false, _ b: Matrix, transposeB: Bool = false,
                  into c: Matrix, alpha: Float = 1, beta: Float = 0) {
@@ -55,8 +63,7 @@ public func gemm(_ a: Matrix, transposeA: Bool = false, _ b: Matrix, transposeB:
         if beta == 0 { c.fill(0) } else if beta != 1 { for i in 0..<c.count { c.base[i] *= beta } }
         return
     }
-    MultiplyAddCount.record(m: m, k: k, n: n)
-    StepProfile.product(.blas(transposeA: transposeA, transposeB: transposeB), m: m, k: k, n: n) {
+    usefulProduct(.blas(transposeA: transposeA, transposeB: transposeB), m: m, k: k, n: n) {
         cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), alpha, a.base, Int32(a.cols), b.base, Int32(b.cols),
                     beta, c.base, Int32(c.cols))
@@ -76,8 +83,7 @@ public func multiply(_ a: Matrix, _ b: Matrix, into c: Matrix, addingToEveryRow 
     precondition(!useKernel || KernelPath.activeHasProducts, "the \(KernelPath.active) path has no product kernels")
     if c.rows == 0 || c.cols == 0 { return }
     if useKernel {
-        MultiplyAddCount.record(m: a.rows, k: a.cols, n: b.cols)
-        StepProfile.product(.nn, m: a.rows, k: a.cols, n: b.cols) {
+        usefulProduct(.nn, m: a.rows, k: a.cols, n: b.cols) {
             bsvi_sgemm_nn(Int32(a.rows), Int32(a.cols), Int32(b.cols), a.base, Int32(a.cols), b.base, Int32(b.cols),
                           c.base, Int32(c.cols), bias, activation?.kernel ?? BSVI_ACTIVATION_NONE)
         }
@@ -102,8 +108,7 @@ public func multiply(_ a: Matrix, transposeOf b: Matrix, into c: Matrix, useKern
     precondition(!useKernel || KernelPath.activeHasProducts, "the \(KernelPath.active) path has no product kernels")
     if c.rows == 0 || c.cols == 0 { return }
     guard useKernel else { return gemm(a, b, transposeB: true, into: c) }
-    MultiplyAddCount.record(m: a.rows, k: a.cols, n: b.rows)
-    StepProfile.product(.nt, m: a.rows, k: a.cols, n: b.rows) {
+    usefulProduct(.nt, m: a.rows, k: a.cols, n: b.rows) {
         bsvi_sgemm_nt(Int32(a.rows), Int32(a.cols), Int32(b.rows), a.base, Int32(a.cols), b.base, Int32(b.cols), c.base,
                       Int32(c.cols))
     }
@@ -125,8 +130,7 @@ public func accumulateTransposedProduct(_ a: Matrix, _ b: Matrix, into c: Matrix
     precondition(!useKernel || KernelPath.activeHasProducts, "the \(KernelPath.active) path has no product kernels")
     if c.count == 0 || (a.rows == 0 && !overwrite) { return }
     if useKernel {  // (with no rows and `overwrite`, the kernel writes the empty sums: zeros)
-        MultiplyAddCount.record(m: c.rows, k: a.rows, n: c.cols)
-        StepProfile.product(.tn, m: c.rows, k: a.rows, n: c.cols) {
+        usefulProduct(.tn, m: c.rows, k: a.rows, n: c.cols) {
             bsvi_sgemm_tn_accumulate(Int32(c.rows), Int32(c.cols), Int32(a.rows), a.base, Int32(a.cols), b.base, Int32(b.cols),
                                      c.base, Int32(c.cols), biasGradient, rowWeights, overwrite ? 1 : 0)
         }

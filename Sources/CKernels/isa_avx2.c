@@ -128,12 +128,19 @@ nn_block(const int R, const int V, const int full, const int kc, const float *a,
     if (activation != BSVI_ACTIVATION_NONE) activate_block(activation, R, V, full, c, ldc, m0, m1);
 }
 
+/// Both cache lines a strip row (NR floats) can span, into L2.
+static inline __attribute__((always_inline)) void prefetch_strip_row(const float *row) {
+    _mm_prefetch((const char *)row, _MM_HINT_T1);
+    _mm_prefetch((const char *)(row + NR - 1), _MM_HINT_T1);
+}
+
 /// C[0..R)[strip] += Σ_p A(p, r)·B'[p][strip] over a packed panel of A (ap[p·R + r]) and a packed,
 /// already weighted strip of B (bp[p·16 + j]). With `overwrite` the sums start from zero and C is
-/// only written.
+/// only written. `next` (or NULL): the strip of B packed next, whose first `next_rows` rows (row
+/// stride ldb) are fetched into L2 meanwhile.
 static inline __attribute__((always_inline)) void
 tn_block(const int R, const int V, const int full, const int kc, const float *ap, const float *bp, float *c, const long ldc,
-         const __m256i m0, const __m256i m1, const int overwrite) {
+         const __m256i m0, const __m256i m1, const int overwrite, const float *next, const long ldb, const int next_rows) {
     __m256 acc0[MR], acc1[MR];
     if (overwrite) {
         for (int r = 0; r < R; r++) acc0[r] = acc1[r] = _mm256_setzero_ps();
@@ -146,6 +153,7 @@ tn_block(const int R, const int V, const int full, const int kc, const float *ap
     for (int p = 0; p < kc; p++) {
         const __m256 b0 = _mm256_load_ps(bp + p * NR);
         const __m256 b1 = V == 2 ? _mm256_load_ps(bp + p * NR + 8) : b0;
+        if (next && p < next_rows) prefetch_strip_row(next + p * ldb);
         for (int r = 0; r < R; r++) {
             const __m256 x = _mm256_broadcast_ss(ap + p * R + r);
             acc0[r] = _mm256_fmadd_ps(x, b0, acc0[r]);
@@ -160,10 +168,9 @@ tn_block(const int R, const int V, const int full, const int kc, const float *ap
 
 /// Packs rows [0, kc) of a 16-column strip of B, times the row weights w (when given), into
 /// bp[p·16 + j] (zeros beyond the strip's width), adding them to the strip's bias gradient g (from
-/// zero with `overwrite`; `next` unused here, as in nn_dispatch).
+/// zero with `overwrite`).
 static void pack_weighted_strip(const int kc, const float *b, const long ldb, const float *w, float *bp, float *g,
-                                const __m256i m0, const __m256i m1, const float *next, const int overwrite) {
-    (void)next;
+                                const __m256i m0, const __m256i m1, const int overwrite) {
     const int full = is_full(2, m1);
     const int from_g = g && !overwrite;
     __m256 g0 = from_g ? masked_load(g, m0) : _mm256_setzero_ps(), g1 = from_g ? masked_load(g + 8, m1) : _mm256_setzero_ps();
@@ -204,15 +211,15 @@ static void nn_dispatch(int R, int V, int kc, const float *a, long lda, const fl
     switch (R) { NN_CASE(1) NN_CASE(2) NN_CASE(3) NN_CASE(4) NN_CASE(5) NN_CASE(6) }
 }
 
-#define TN_CASE(R)                                                                                   \
-    case R:                                                                                          \
-        if (full) tn_block(R, 2, 1, kc, ap, bp, c, ldc, m0, m1, overwrite);                          \
-        else if (V == 2) tn_block(R, 2, 0, kc, ap, bp, c, ldc, m0, m1, overwrite);                   \
-        else tn_block(R, 1, 0, kc, ap, bp, c, ldc, m0, m1, overwrite);                               \
+#define TN_CASE(R)                                                                                       \
+    case R:                                                                                              \
+        if (full) tn_block(R, 2, 1, kc, ap, bp, c, ldc, m0, m1, overwrite, next, ldb, next_rows);        \
+        else if (V == 2) tn_block(R, 2, 0, kc, ap, bp, c, ldc, m0, m1, overwrite, next, ldb, next_rows); \
+        else tn_block(R, 1, 0, kc, ap, bp, c, ldc, m0, m1, overwrite, next, ldb, next_rows);             \
         break;
 
 static void tn_dispatch(int R, int V, int kc, const float *ap, const float *bp, float *c, long ldc, __m256i m0,
-                        __m256i m1, int overwrite) {
+                        __m256i m1, int overwrite, const float *next, long ldb, int next_rows) {
     const int full = is_full(V, m1);
     switch (R) { TN_CASE(1) TN_CASE(2) TN_CASE(3) TN_CASE(4) TN_CASE(5) TN_CASE(6) }
 }

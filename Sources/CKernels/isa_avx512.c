@@ -92,10 +92,11 @@ nn_block(const int R, const int V, const int kc, const float *a, const long lda,
 
 /// C[0..R)[strip] += Σ_p A(p, r)·B'[p][strip] over a packed panel of A (ap[p·R + r]) and a packed,
 /// already weighted strip of B (bp[p·32 + j]): both contiguous, so every load hits L1. With
-/// `overwrite` the sums start from zero and C is only written.
+/// `overwrite` the sums start from zero and C is only written. `next` (or NULL): the strip of B
+/// packed next, whose first `next_rows` rows (row stride ldb) are fetched into L2 meanwhile.
 static inline __attribute__((always_inline)) void
 tn_block(const int R, const int V, const int kc, const float *ap, const float *bp, float *c, const long ldc,
-         const __mmask16 m0, const __mmask16 m1, const int overwrite) {
+         const __mmask16 m0, const __mmask16 m1, const int overwrite, const float *next, const long ldb, const int next_rows) {
     __m512 acc0[MR], acc1[MR];
     if (overwrite) {
         for (int r = 0; r < R; r++) acc0[r] = acc1[r] = _mm512_setzero_ps();
@@ -108,6 +109,7 @@ tn_block(const int R, const int V, const int kc, const float *ap, const float *b
     for (int p = 0; p < kc; p++) {
         const __m512 b0 = _mm512_load_ps(bp + p * NR);
         const __m512 b1 = V == 2 ? _mm512_load_ps(bp + p * NR + 16) : b0;
+        if (next && p < next_rows) prefetch_strip_row(next + p * ldb);
         for (int r = 0; r < R; r++) {
             const __m512 x = _mm512_set1_ps(ap[p * R + r]);
             acc0[r] = _mm512_fmadd_ps(x, b0, acc0[r]);
@@ -122,16 +124,14 @@ tn_block(const int R, const int V, const int kc, const float *ap, const float *b
 
 /// Packs rows [0, kc) of a 32-column strip of B, times the row weights w (when given), into
 /// bp[p·32 + j] (zeros beyond the strip's width), and adds the weighted rows to the strip's
-/// bias gradient g (when given; from zero with `overwrite`) in row order. `next` (or NULL): the
-/// next strip's rows, into L2.
+/// bias gradient g (when given; from zero with `overwrite`) in row order.
 static void pack_weighted_strip(const int kc, const float *b, const long ldb, const float *w, float *bp, float *g,
-                                const __mmask16 m0, const __mmask16 m1, const float *next, const int overwrite) {
+                                const __mmask16 m0, const __mmask16 m1, const int overwrite) {
     __m512 g0 = g && !overwrite ? _mm512_maskz_loadu_ps(m0, g) : _mm512_setzero_ps();
     __m512 g1 = g && !overwrite ? _mm512_maskz_loadu_ps(m1, g + 16) : _mm512_setzero_ps();
     for (int p = 0; p < kc; p++) {
         __m512 b0 = _mm512_maskz_loadu_ps(m0, b + p * ldb);
         __m512 b1 = _mm512_maskz_loadu_ps(m1, b + p * ldb + 16);
-        if (next) prefetch_strip_row(next + p * ldb);
         if (w) {
             const __m512 wp = _mm512_set1_ps(w[p]);
             b0 = _mm512_mul_ps(b0, wp);
@@ -163,14 +163,14 @@ static void nn_dispatch(int R, int V, int kc, const float *a, long lda, const fl
     }
 }
 
-#define TN_CASE(R)                                                                                   \
-    case R:                                                                                          \
-        if (V == 2) tn_block(R, 2, kc, ap, bp, c, ldc, m0, m1, overwrite);                           \
-        else tn_block(R, 1, kc, ap, bp, c, ldc, m0, m1, overwrite);                                  \
+#define TN_CASE(R)                                                                               \
+    case R:                                                                                      \
+        if (V == 2) tn_block(R, 2, kc, ap, bp, c, ldc, m0, m1, overwrite, next, ldb, next_rows); \
+        else tn_block(R, 1, kc, ap, bp, c, ldc, m0, m1, overwrite, next, ldb, next_rows);        \
         break;
 
 static void tn_dispatch(int R, int V, int kc, const float *ap, const float *bp, float *c, long ldc, __mmask16 m0,
-                        __mmask16 m1, int overwrite) {
+                        __mmask16 m1, int overwrite, const float *next, long ldb, int next_rows) {
     switch (R) {
         TN_CASE(1) TN_CASE(2) TN_CASE(3) TN_CASE(4) TN_CASE(5) TN_CASE(6)
         TN_CASE(7) TN_CASE(8) TN_CASE(9) TN_CASE(10) TN_CASE(11) TN_CASE(12)

@@ -44,8 +44,9 @@ static inline void store_partial(vf16 v, float *p, int n) {
 #define KC 256  // inner-dimension chunk (as in the AVX-512 variant: the order of the sums is the same)
 
 /// Copies R ≤ MR < 8 floats of a row of A into its panel, where the panel rows follow each other
-/// (dst + R is the next row's): one plain 8-float store, whose extra lanes the next row (or the
-/// next panel, or PANEL_ROW_SLACK's floats after the last) overwrites, because VMASKMOVPS's store
+/// (dst + R is the next row's): one plain 8-float store, whose extra lanes the next row overwrites
+/// (after a panel's last row, the PANEL_ROW_SLACK floats between it and the next panel take them,
+/// since sgemm_tn_accumulate writes the panels row by row of A), because VMASKMOVPS's store
 /// is microcoded on AMD's cores before Zen 5 (16 % of these products on a Zen 4). The load is
 /// plain too where the row has 8 floats left (`left`).
 #define PANEL_ROW_SLACK 8

@@ -33,8 +33,9 @@ static inline __attribute__((always_inline)) void pack_panel_row(const float *sr
 
 enum { START_ZERO, START_BIAS, START_FROM_C };
 
-/// Both cache lines a strip row (NR floats) can span, into L2: a weight matrix's rows are ~3 KB
-/// apart, too far for the hardware's stream prefetcher, so without this each strip's first
+/// The first and last cache lines of a strip row (NR floats: two lines, or three when the row is
+/// not 64-byte aligned, and then the middle one is not fetched), into L2: a weight matrix's rows
+/// are ~3 KB apart, too far for the hardware's stream prefetcher, so without this each strip's first
 /// row block waits on L3 for every row once the step's other data has pushed the weights out.
 static inline __attribute__((always_inline)) void prefetch_strip_row(const float *row) {
     _mm_prefetch((const char *)row, _MM_HINT_T1);

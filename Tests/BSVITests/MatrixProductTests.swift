@@ -13,6 +13,10 @@ struct MatrixProductTests {
     /// sizes below, at and above the 256-deep chunks.
     static let shapes = [(1, 1, 1), (2, 3, 5), (3, 8, 17), (5, 4, 16), (6, 16, 16), (7, 17, 3), (11, 9, 40), (13, 50, 31),
                          (25, 257, 33), (50, 200, 50), (12, 33, 200), (100, 49, 784), (24, 600, 48)]
+    /// The weight gradients' (m, rows, n) also cross chunks with row blocks of two heights on both
+    /// paths (58: 11 and 12 rows on AVX-512, 5 and 6 on AVX2; A is packed row by row of A into
+    /// every block's panel) and with a single block (m = 5, which then fetches each next strip).
+    static let weightGradientShapes = shapes + [(58, 600, 50), (5, 300, 17)]
 
     /// The product paths a kernel path offers: its own kernel (if any) and BLAS.
     static func usesKernel(on path: KernelPath) -> [Bool] { onPath(path) { KernelPath.activeHasProducts } ? [true, false] : [false] }
@@ -121,7 +125,7 @@ struct MatrixProductTests {
     /// C += Σ_r w_r A[r]ᵀ B[r] and the bias gradient Σ_r w_r B[r], with and without row weights
     /// (including zero and denormal-sized weights), accumulating onto what C already holds.
     @Test("accumulateTransposedProduct (kernel and BLAS) equals the Float64 weighted sum",
-          arguments: KernelPath.supported, shapes)
+          arguments: KernelPath.supported, weightGradientShapes)
     func transposedProduct(path: KernelPath, shape: (m: Int, rows: Int, n: Int)) {
         let (m, rows, n) = shape
         var values = TestValues(seed: UInt64(m * 7_000_000 + rows * 1000 + n))
@@ -164,7 +168,7 @@ struct MatrixProductTests {
     /// (600 rows are chunks of 256, 256 and 88, of which only the first starts from zero) and with
     /// no rows at all (an empty sum: zeros).
     @Test("accumulateTransposedProduct with overwrite gives the bits of accumulating into zeros, whatever C held",
-          arguments: KernelPath.supported, shapes + [(3, 0, 17), (40, 0, 33)])
+          arguments: KernelPath.supported, weightGradientShapes + [(3, 0, 17), (40, 0, 33)])
     func transposedProductOverwrites(path: KernelPath, shape: (m: Int, rows: Int, n: Int)) {
         let (m, rows, n) = shape
         var values = TestValues(seed: UInt64(m * 5_000_000 + rows * 1000 + n))

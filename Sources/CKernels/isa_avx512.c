@@ -33,12 +33,15 @@ static inline __attribute__((always_inline)) void pack_panel_row(const float *sr
 
 enum { START_ZERO, START_BIAS, START_FROM_C };
 
-/// The first and last cache lines of a strip row (NR floats: two lines, or three when the row is
-/// not 64-byte aligned, and then the middle one is not fetched), into L2: a weight matrix's rows
-/// are ~3 KB apart, too far for the hardware's stream prefetcher, so without this each strip's first
-/// row block waits on L3 for every row once the step's other data has pushed the weights out.
+/// Every cache line a strip row (NR floats) can span, into L2: two, or three where the row is not
+/// 64-byte aligned, as every other row of a 200-wide matrix is (fetching the middle one too made
+/// bsvi's tn 50 × 2100 × 200 18 % faster; docs/benchmarks.md, stop 43). B's rows (a weight
+/// matrix's, or the errors a weight gradient sums over) are 0.8–3 KB apart, too far for the
+/// hardware's stream prefetcher, so without this each strip's first row block waits on L3 for
+/// every row once the step's other data has pushed B out.
 static inline __attribute__((always_inline)) void prefetch_strip_row(const float *row) {
     _mm_prefetch((const char *)row, _MM_HINT_T1);
+    _mm_prefetch((const char *)(row + 16), _MM_HINT_T1);
     _mm_prefetch((const char *)(row + NR - 1), _MM_HINT_T1);
 }
 

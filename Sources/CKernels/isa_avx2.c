@@ -201,13 +201,14 @@ static void pack_weighted_strip(const int kc, const float *b, const long ldb, co
         else nn_block(R, 1, 0, kc, a, lda, b, ldb, c, ldc, m0, m1, start, bias, activation);         \
         break;
 
-/// `next`, the strip the driver takes next, is not prefetched on this path (the AVX-512 variant
-/// does): here it made the evaluator 6 % slower and training no faster (docs/benchmarks.md), and
-/// on a Zen 4 without the masked loads, six alternated pairs, neither faster.
+/// `next` (with next_ld and next_rows), what the driver reads next, is not prefetched on this path
+/// (the AVX-512 variant does): here it made the evaluator 6 % slower and training no faster
+/// (docs/benchmarks.md), and on a Zen 4 without the masked loads, six alternated pairs, neither
+/// faster.
 static void nn_dispatch(int R, int V, int kc, const float *a, long lda, const float *b, long ldb, float *c, long ldc,
                         __m256i m0, __m256i m1, int start, const float *bias, bsvi_activation activation,
-                        const float *next) {
-    (void)next;
+                        const float *next, long next_ld, int next_rows) {
+    (void)next, (void)next_ld, (void)next_rows;
     const int full = is_full(V, m1);
     switch (R) { NN_CASE(1) NN_CASE(2) NN_CASE(3) NN_CASE(4) NN_CASE(5) NN_CASE(6) }
 }

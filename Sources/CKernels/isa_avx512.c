@@ -58,11 +58,12 @@ static __attribute__((noinline)) void activate_block(bsvi_activation f, int R, i
 
 /// C[0..R)[strip] = start + Σ_p A(r, p)·B[p][strip] for p in [0, kc), A(r, p) = a[r·lda + p].
 /// R ≤ MR and V (1 or 2 vectors) are constants after inlining, so the accumulators live in registers.
-/// `next` (or NULL): the rows of the strip the driver takes next, fetched into L2 meanwhile.
+/// `next` (or NULL): NR floats of each of the first `next_rows` rows (row stride next_ld) of what
+/// the driver reads next, fetched into L2 meanwhile, a row per step.
 static inline __attribute__((always_inline)) void
 nn_block(const int R, const int V, const int kc, const float *a, const long lda, const float *b, const long ldb,
          float *c, const long ldc, const __mmask16 m0, const __mmask16 m1, const int start, const float *bias,
-         const bsvi_activation activation, const float *next) {
+         const bsvi_activation activation, const float *next, const long next_ld, const int next_rows) {
     __m512 acc0[MR], acc1[MR];
     if (start == START_FROM_C) {
         for (int r = 0; r < R; r++) {
@@ -80,7 +81,7 @@ nn_block(const int R, const int V, const int kc, const float *a, const long lda,
     for (int p = 0; p < kc; p++) {
         const __m512 b0 = _mm512_maskz_loadu_ps(m0, b + p * ldb);
         const __m512 b1 = V == 2 ? _mm512_maskz_loadu_ps(m1, b + p * ldb + 16) : b0;
-        if (next) prefetch_strip_row(next + p * ldb);
+        if (next && p < next_rows) prefetch_strip_row(next + p * next_ld);
         for (int r = 0; r < R; r++) {
             const __m512 x = _mm512_set1_ps(a[r * lda + p]);
             acc0[r] = _mm512_fmadd_ps(x, b0, acc0[r]);
@@ -152,15 +153,15 @@ static void pack_weighted_strip(const int kc, const float *b, const long ldb, co
     }
 }
 
-#define NN_CASE(R)                                                                                   \
-    case R:                                                                                          \
-        if (V == 2) nn_block(R, 2, kc, a, lda, b, ldb, c, ldc, m0, m1, start, bias, activation, next); \
-        else nn_block(R, 1, kc, a, lda, b, ldb, c, ldc, m0, m1, start, bias, activation, next);        \
+#define NN_CASE(R)                                                                                                         \
+    case R:                                                                                                                \
+        if (V == 2) nn_block(R, 2, kc, a, lda, b, ldb, c, ldc, m0, m1, start, bias, activation, next, next_ld, next_rows); \
+        else nn_block(R, 1, kc, a, lda, b, ldb, c, ldc, m0, m1, start, bias, activation, next, next_ld, next_rows);        \
         break;
 
 static void nn_dispatch(int R, int V, int kc, const float *a, long lda, const float *b, long ldb, float *c, long ldc,
                         __mmask16 m0, __mmask16 m1, int start, const float *bias, bsvi_activation activation,
-                        const float *next) {
+                        const float *next, long next_ld, int next_rows) {
     switch (R) {
         NN_CASE(1) NN_CASE(2) NN_CASE(3) NN_CASE(4) NN_CASE(5) NN_CASE(6)
         NN_CASE(7) NN_CASE(8) NN_CASE(9) NN_CASE(10) NN_CASE(11) NN_CASE(12)

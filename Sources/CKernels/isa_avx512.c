@@ -57,73 +57,92 @@ static __attribute__((noinline)) void activate_block(bsvi_activation f, int R, i
 }
 
 /// C[0..R)[strip] = start + Σ_p A(r, p)·B[p][strip] for p in [0, kc), A(r, p) = a[r·lda + p].
-/// R ≤ MR and V (1 or 2 vectors) are constants after inlining, so the accumulators live in registers.
+/// R ≤ MR, V (1 or 2 vectors) and H are constants after inlining, so the accumulators live in
+/// registers. H: a strip of at most 8 columns (V = 1), such as the last of a 200-wide product, on
+/// 256-bit registers (acch instead of acc0): Zen 4 runs a 512-bit FMA as two 256-bit halves,
+/// masked lanes included, so this costs it half as much (bsvi's n = 200 products 2–3 % faster;
+/// docs/benchmarks.md, stop 44). The same operations on the same lanes: the same bits. (For the
+/// 256-bit last vector of a 17–24-column strip, clang spills the 24 accumulators: not used.)
 /// `next` (or NULL): NR floats of each of the first `next_rows` rows (row stride next_ld) of what
 /// the driver reads next, fetched into L2 meanwhile, a row per step.
 static inline __attribute__((always_inline)) void
-nn_block(const int R, const int V, const int kc, const float *a, const long lda, const float *b, const long ldb,
-         float *c, const long ldc, const __mmask16 m0, const __mmask16 m1, const int start, const float *bias,
-         const bsvi_activation activation, const float *next, const long next_ld, const int next_rows) {
+nn_block(const int R, const int V, const int H, const int kc, const float *a, const long lda, const float *b,
+         const long ldb, float *c, const long ldc, const __mmask16 m0, const __mmask16 m1, const int start,
+         const float *bias, const bsvi_activation activation, const float *next, const long next_ld, const int next_rows) {
+    const int Z = V - H;  // 512-bit vectors
+    const __mmask8 mh = (__mmask8)m0;
     __m512 acc0[MR], acc1[MR];
+    __m256 acch[MR];
     if (start == START_FROM_C) {
         for (int r = 0; r < R; r++) {
-            acc0[r] = _mm512_maskz_loadu_ps(m0, c + r * ldc);
-            acc1[r] = V == 2 ? _mm512_maskz_loadu_ps(m1, c + r * ldc + 16) : _mm512_setzero_ps();
+            if (Z >= 1) acc0[r] = _mm512_maskz_loadu_ps(m0, c + r * ldc);
+            if (Z == 2) acc1[r] = _mm512_maskz_loadu_ps(m1, c + r * ldc + 16);
+            if (H) acch[r] = _mm256_maskz_loadu_ps(mh, c + r * ldc);
         }
     } else {
-        const __m512 s0 = start == START_BIAS ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
-        const __m512 s1 = start == START_BIAS && V == 2 ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
+        const int biased = start == START_BIAS;
+        const __m512 s0 = biased && Z >= 1 ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
+        const __m512 s1 = biased && Z == 2 ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
+        const __m256 sh = biased && H ? _mm256_maskz_loadu_ps(mh, bias) : _mm256_setzero_ps();
         for (int r = 0; r < R; r++) {
             acc0[r] = s0;
             acc1[r] = s1;
+            acch[r] = sh;
         }
     }
     for (int p = 0; p < kc; p++) {
-        const __m512 b0 = _mm512_maskz_loadu_ps(m0, b + p * ldb);
-        const __m512 b1 = V == 2 ? _mm512_maskz_loadu_ps(m1, b + p * ldb + 16) : b0;
+        const __m512 b0 = Z >= 1 ? _mm512_maskz_loadu_ps(m0, b + p * ldb) : _mm512_setzero_ps();
+        const __m512 b1 = Z == 2 ? _mm512_maskz_loadu_ps(m1, b + p * ldb + 16) : b0;
+        const __m256 bh = H ? _mm256_maskz_loadu_ps(mh, b + p * ldb) : _mm256_setzero_ps();
         if (next && p < next_rows) prefetch_strip_row(next + p * next_ld);
         for (int r = 0; r < R; r++) {
             const __m512 x = _mm512_set1_ps(a[r * lda + p]);
-            acc0[r] = _mm512_fmadd_ps(x, b0, acc0[r]);
-            if (V == 2) acc1[r] = _mm512_fmadd_ps(x, b1, acc1[r]);
+            if (Z >= 1) acc0[r] = _mm512_fmadd_ps(x, b0, acc0[r]);
+            if (Z == 2) acc1[r] = _mm512_fmadd_ps(x, b1, acc1[r]);
+            if (H) acch[r] = _mm256_fmadd_ps(_mm256_set1_ps(a[r * lda + p]), bh, acch[r]);
         }
     }
     for (int r = 0; r < R; r++) {
-        _mm512_mask_storeu_ps(c + r * ldc, m0, acc0[r]);
-        if (V == 2) _mm512_mask_storeu_ps(c + r * ldc + 16, m1, acc1[r]);
+        if (Z >= 1) _mm512_mask_storeu_ps(c + r * ldc, m0, acc0[r]);
+        if (Z == 2) _mm512_mask_storeu_ps(c + r * ldc + 16, m1, acc1[r]);
+        if (H) _mm256_mask_storeu_ps(c + r * ldc , mh, acch[r]);
     }
     if (activation != BSVI_ACTIVATION_NONE) activate_block(activation, R, V, c, ldc, m0, m1);
 }
 
 /// C[0..R)[strip] += Σ_p A(p, r)·B'[p][strip] over a packed panel of A (ap[p·R + r]) and a packed,
 /// already weighted strip of B (bp[p·32 + j]): both contiguous, so every load hits L1. With
-/// `overwrite` the sums start from zero and C is only written. `next` (or NULL): the strip of B
-/// packed next, whose first `next_rows` rows (row stride ldb) are fetched into L2 meanwhile.
+/// `overwrite` the sums start from zero and C is only written. V and H as in nn_block. `next`
+/// (or NULL): the strip of B packed next, whose first `next_rows` rows (row stride ldb) are
+/// fetched into L2 meanwhile.
 static inline __attribute__((always_inline)) void
-tn_block(const int R, const int V, const int kc, const float *ap, const float *bp, float *c, const long ldc,
+tn_block(const int R, const int V, const int H, const int kc, const float *ap, const float *bp, float *c, const long ldc,
          const __mmask16 m0, const __mmask16 m1, const int overwrite, const float *next, const long ldb, const int next_rows) {
+    const int Z = V - H;  // 512-bit vectors
+    const __mmask8 mh = (__mmask8)m0;
     __m512 acc0[MR], acc1[MR];
-    if (overwrite) {
-        for (int r = 0; r < R; r++) acc0[r] = acc1[r] = _mm512_setzero_ps();
-    } else {
-        for (int r = 0; r < R; r++) {
-            acc0[r] = _mm512_maskz_loadu_ps(m0, c + r * ldc);
-            if (V == 2) acc1[r] = _mm512_maskz_loadu_ps(m1, c + r * ldc + 16);
-        }
+    __m256 acch[MR];
+    for (int r = 0; r < R; r++) {
+        acc0[r] = Z >= 1 && !overwrite ? _mm512_maskz_loadu_ps(m0, c + r * ldc) : _mm512_setzero_ps();
+        acc1[r] = Z == 2 && !overwrite ? _mm512_maskz_loadu_ps(m1, c + r * ldc + 16) : _mm512_setzero_ps();
+        acch[r] = H && !overwrite ? _mm256_maskz_loadu_ps(mh, c + r * ldc) : _mm256_setzero_ps();
     }
     for (int p = 0; p < kc; p++) {
-        const __m512 b0 = _mm512_load_ps(bp + p * NR);
-        const __m512 b1 = V == 2 ? _mm512_load_ps(bp + p * NR + 16) : b0;
+        const __m512 b0 = Z >= 1 ? _mm512_load_ps(bp + p * NR) : _mm512_setzero_ps();
+        const __m512 b1 = Z == 2 ? _mm512_load_ps(bp + p * NR + 16) : b0;
+        const __m256 bh = H ? _mm256_load_ps(bp + p * NR) : _mm256_setzero_ps();
         if (next && p < next_rows) prefetch_strip_row(next + p * ldb);
         for (int r = 0; r < R; r++) {
             const __m512 x = _mm512_set1_ps(ap[p * R + r]);
-            acc0[r] = _mm512_fmadd_ps(x, b0, acc0[r]);
-            if (V == 2) acc1[r] = _mm512_fmadd_ps(x, b1, acc1[r]);
+            if (Z >= 1) acc0[r] = _mm512_fmadd_ps(x, b0, acc0[r]);
+            if (Z == 2) acc1[r] = _mm512_fmadd_ps(x, b1, acc1[r]);
+            if (H) acch[r] = _mm256_fmadd_ps(_mm256_set1_ps(ap[p * R + r]), bh, acch[r]);
         }
     }
     for (int r = 0; r < R; r++) {
-        _mm512_mask_storeu_ps(c + r * ldc, m0, acc0[r]);
-        if (V == 2) _mm512_mask_storeu_ps(c + r * ldc + 16, m1, acc1[r]);
+        if (Z >= 1) _mm512_mask_storeu_ps(c + r * ldc, m0, acc0[r]);
+        if (Z == 2) _mm512_mask_storeu_ps(c + r * ldc + 16, m1, acc1[r]);
+        if (H) _mm256_mask_storeu_ps(c + r * ldc , mh, acch[r]);
     }
 }
 
@@ -153,29 +172,36 @@ static void pack_weighted_strip(const int kc, const float *b, const long ldb, co
     }
 }
 
-#define NN_CASE(R)                                                                                                         \
-    case R:                                                                                                                \
-        if (V == 2) nn_block(R, 2, kc, a, lda, b, ldb, c, ldc, m0, m1, start, bias, activation, next, next_ld, next_rows); \
-        else nn_block(R, 1, kc, a, lda, b, ldb, c, ldc, m0, m1, start, bias, activation, next, next_ld, next_rows);        \
+/// Whether a strip is at most 8 columns wide: H for nn_block and tn_block.
+static inline __attribute__((always_inline)) int narrow_strip(int V, __mmask16 m0) { return V == 1 && (m0 & 0xFF00) == 0; }
+
+#define NN_CASE(R)                                                                                                             \
+    case R:                                                                                                                    \
+        if (V == 2) nn_block(R, 2, 0, kc, a, lda, b, ldb, c, ldc, m0, m1, start, bias, activation, next, next_ld, next_rows);  \
+        else if (!H) nn_block(R, 1, 0, kc, a, lda, b, ldb, c, ldc, m0, m1, start, bias, activation, next, next_ld, next_rows); \
+        else nn_block(R, 1, 1, kc, a, lda, b, ldb, c, ldc, m0, m1, start, bias, activation, next, next_ld, next_rows);         \
         break;
 
 static void nn_dispatch(int R, int V, int kc, const float *a, long lda, const float *b, long ldb, float *c, long ldc,
                         __mmask16 m0, __mmask16 m1, int start, const float *bias, bsvi_activation activation,
                         const float *next, long next_ld, int next_rows) {
+    const int H = narrow_strip(V, m0);
     switch (R) {
         NN_CASE(1) NN_CASE(2) NN_CASE(3) NN_CASE(4) NN_CASE(5) NN_CASE(6)
         NN_CASE(7) NN_CASE(8) NN_CASE(9) NN_CASE(10) NN_CASE(11) NN_CASE(12)
     }
 }
 
-#define TN_CASE(R)                                                                               \
-    case R:                                                                                      \
-        if (V == 2) tn_block(R, 2, kc, ap, bp, c, ldc, m0, m1, overwrite, next, ldb, next_rows); \
-        else tn_block(R, 1, kc, ap, bp, c, ldc, m0, m1, overwrite, next, ldb, next_rows);        \
+#define TN_CASE(R)                                                                                   \
+    case R:                                                                                          \
+        if (V == 2) tn_block(R, 2, 0, kc, ap, bp, c, ldc, m0, m1, overwrite, next, ldb, next_rows);  \
+        else if (!H) tn_block(R, 1, 0, kc, ap, bp, c, ldc, m0, m1, overwrite, next, ldb, next_rows); \
+        else tn_block(R, 1, 1, kc, ap, bp, c, ldc, m0, m1, overwrite, next, ldb, next_rows);         \
         break;
 
 static void tn_dispatch(int R, int V, int kc, const float *ap, const float *bp, float *c, long ldc, __mmask16 m0,
                         __mmask16 m1, int overwrite, const float *next, long ldb, int next_rows) {
+    const int H = narrow_strip(V, m0);
     switch (R) {
         TN_CASE(1) TN_CASE(2) TN_CASE(3) TN_CASE(4) TN_CASE(5) TN_CASE(6)
         TN_CASE(7) TN_CASE(8) TN_CASE(9) TN_CASE(10) TN_CASE(11) TN_CASE(12)

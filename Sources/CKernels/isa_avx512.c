@@ -61,8 +61,9 @@ static __attribute__((noinline)) void activate_block(bsvi_activation f, int R, i
 /// registers. H: a strip of at most 8 columns (V = 1), such as the last of a 200-wide product, on
 /// 256-bit registers (acch instead of acc0): Zen 4 runs a 512-bit FMA as two 256-bit halves,
 /// masked lanes included, so this costs it half as much (bsvi's n = 200 products 2–3 % faster;
-/// docs/benchmarks.md, stop 44). The same operations on the same lanes: the same bits. (For the
-/// 256-bit last vector of a 17–24-column strip, clang spills the 24 accumulators: not used.)
+/// docs/benchmarks.md, stop 44). The same operations on the same lanes: the same bits. A 17–24-
+/// column strip keeps two 512-bit vectors: with its second on 256-bit registers, clang spilled
+/// accumulators to the stack in the loop.
 /// `next` (or NULL): NR floats of each of the first `next_rows` rows (row stride next_ld) of what
 /// the driver reads next, fetched into L2 meanwhile, a row per step.
 static inline __attribute__((always_inline)) void
@@ -105,7 +106,7 @@ nn_block(const int R, const int V, const int H, const int kc, const float *a, co
     for (int r = 0; r < R; r++) {
         if (Z >= 1) _mm512_mask_storeu_ps(c + r * ldc, m0, acc0[r]);
         if (Z == 2) _mm512_mask_storeu_ps(c + r * ldc + 16, m1, acc1[r]);
-        if (H) _mm256_mask_storeu_ps(c + r * ldc , mh, acch[r]);
+        if (H) _mm256_mask_storeu_ps(c + r * ldc, mh, acch[r]);
     }
     if (activation != BSVI_ACTIVATION_NONE) activate_block(activation, R, V, c, ldc, m0, m1);
 }
@@ -142,7 +143,7 @@ tn_block(const int R, const int V, const int H, const int kc, const float *ap, c
     for (int r = 0; r < R; r++) {
         if (Z >= 1) _mm512_mask_storeu_ps(c + r * ldc, m0, acc0[r]);
         if (Z == 2) _mm512_mask_storeu_ps(c + r * ldc + 16, m1, acc1[r]);
-        if (H) _mm256_mask_storeu_ps(c + r * ldc , mh, acch[r]);
+        if (H) _mm256_mask_storeu_ps(c + r * ldc, mh, acch[r]);
     }
 }
 

@@ -175,9 +175,11 @@ public enum OpenBLASStartup: Equatable, Sendable {
     public static let chosenVariable = "BSVI_OPENBLAS_CHOSEN"
     public static let coreTypeVariable = "OPENBLAS_CORETYPE"
 
-    /// A user's OPENBLAS_CORETYPE that names no core OpenBLAS knows (a typo), which it ignores
-    /// without a word, choosing by itself as if the variable were unset. nil for a known name
-    /// (even one this build maps onto another core), or when the program set the variable.
+    /// A user's OPENBLAS_CORETYPE that names no core OpenBLAS knows (a typo). OpenBLAS ignores it
+    /// without a word, but not as if it were unset: it falls back to a core chosen by instruction set
+    /// alone (Haswell on a Zen 1, whose detected core is Zen), so the program restarts without it.
+    /// nil for a known name (even one this build maps onto another core), or when the program set
+    /// the variable.
     public static func unhonouredCoreType(currentCore: String, environment: [String: String]) -> String? {
         guard environment[candidateVariable] == nil, let requested = environment[coreTypeVariable],
               requested.lowercased() != currentCore.lowercased(),

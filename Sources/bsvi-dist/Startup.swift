@@ -40,14 +40,20 @@ enum Startup {
         let current = OpenBLASCore.current
         var environment = environment
         if let requested = OpenBLASStartup.unhonouredCoreType(currentCore: current, environment: environment) {
-            // Unset, so that it is not reported as the user's choice and the correction below
-            // applies as it would without it.
+            // OpenBLAS did not choose as if the variable were unset: for a name it does not know it
+            // falls back by instruction set (Haswell on a Zen 1, whose own choice is Zen). So restart
+            // without it, and OpenBLAS detects the CPU as it would have; the new process goes
+            // through this function again, with nothing left to warn about.
             if launchLocalRank == 0 {
-                printError("warning: OPENBLAS_CORETYPE=\(requested) names no core OpenBLAS knows (it runs \(current), chosen by itself); "
-                           + "ignoring it, as if it were unset. Set it to a core's name, e.g. Haswell, Zen, SkylakeX or Cooperlake, or unset it.")
+                printError("warning: OPENBLAS_CORETYPE=\(requested) names no core OpenBLAS knows; "
+                           + "ignoring it, as if it were unset, and letting OpenBLAS choose. "
+                           + "Set it to a core's name, e.g. Haswell, Zen, SkylakeX or Cooperlake, or unset it.")
             }
             unsetenv(OpenBLASStartup.coreTypeVariable)
             environment[OpenBLASStartup.coreTypeVariable] = nil
+            let failure = reexecute()
+            // Still on the fallback OpenBLAS chose for the unknown name (one this CPU runs): carry on.
+            if launchLocalRank == 0 { printError("warning: could not restart without OPENBLAS_CORETYPE (\(failure)); continuing on \(current)") }
         }
         switch OpenBLASStartup.decide(currentCore: current, cpu: .this, environment: environment) {
         case .keep:

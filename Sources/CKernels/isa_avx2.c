@@ -89,10 +89,18 @@ static __attribute__((noinline)) void activate_block(bsvi_activation f, int R, i
     }
 }
 
+/// Both cache lines a strip row (NR floats) can span, into L2.
+static inline __attribute__((always_inline)) void prefetch_strip_row(const float *row) {
+    _mm_prefetch((const char *)row, _MM_HINT_T1);
+    _mm_prefetch((const char *)(row + NR - 1), _MM_HINT_T1);
+}
+
+/// `next` (or NULL): NR floats of each of the first `next_rows` rows (row stride next_ld) of what
+/// the driver reads next, fetched into L2 meanwhile, a row per step (as in the AVX-512 variant).
 static inline __attribute__((always_inline)) void
 nn_block(const int R, const int V, const int full, const int kc, const float *a, const long lda, const float *b, const long ldb,
          float *c, const long ldc, const __m256i m0, const __m256i m1, const int start, const float *bias,
-         const bsvi_activation activation) {
+         const bsvi_activation activation, const float *next, const long next_ld, const int next_rows) {
     __m256 acc0[MR], acc1[MR];
     if (start == START_FROM_C) {
         for (int r = 0; r < R; r++) {
@@ -116,6 +124,7 @@ nn_block(const int R, const int V, const int full, const int kc, const float *a,
     for (int p = 0; p < kc; p++) {
         const __m256 b0 = strip_load(full, b + p * ldb, m0);
         const __m256 b1 = V == 2 ? strip_load(full, b + p * ldb + 8, m1) : b0;
+        if (next && p < next_rows) prefetch_strip_row(next + p * next_ld);
         for (int r = 0; r < R; r++) {
             const __m256 x = _mm256_broadcast_ss(a + r * lda + p);
             acc0[r] = _mm256_fmadd_ps(x, b0, acc0[r]);
@@ -127,12 +136,6 @@ nn_block(const int R, const int V, const int full, const int kc, const float *a,
         if (V == 2) strip_store(full, c + r * ldc + 8, m1, acc1[r]);
     }
     if (activation != BSVI_ACTIVATION_NONE) activate_block(activation, R, V, full, c, ldc, m0, m1);
-}
-
-/// Both cache lines a strip row (NR floats) can span, into L2.
-static inline __attribute__((always_inline)) void prefetch_strip_row(const float *row) {
-    _mm_prefetch((const char *)row, _MM_HINT_T1);
-    _mm_prefetch((const char *)(row + NR - 1), _MM_HINT_T1);
 }
 
 /// C[0..R)[strip] += Σ_p A(p, r)·B'[p][strip] over a packed panel of A (ap[p·R + r]) and a packed,
@@ -194,23 +197,27 @@ static void pack_weighted_strip(const int kc, const float *b, const long ldb, co
     }
 }
 
-#define NN_CASE(R)                                                                                   \
-    case R:                                                                                          \
-        if (full) nn_block(R, 2, 1, kc, a, lda, b, ldb, c, ldc, m0, m1, start, bias, activation);    \
-        else if (V == 2) nn_block(R, 2, 0, kc, a, lda, b, ldb, c, ldc, m0, m1, start, bias, activation); \
-        else nn_block(R, 1, 0, kc, a, lda, b, ldb, c, ldc, m0, m1, start, bias, activation);         \
+#define NN_CASE(R, NEXT)                                                                                                 \
+    case R:                                                                                                              \
+        if (full) nn_block(R, 2, 1, kc, a, lda, b, ldb, c, ldc, m0, m1, start, bias, activation, NEXT, next_ld, next_rows);     \
+        else if (V == 2) nn_block(R, 2, 0, kc, a, lda, b, ldb, c, ldc, m0, m1, start, bias, activation, NEXT, next_ld, next_rows); \
+        else nn_block(R, 1, 0, kc, a, lda, b, ldb, c, ldc, m0, m1, start, bias, activation, NEXT, next_ld, next_rows);         \
         break;
 
-/// `next` (with next_ld and next_rows), what the driver reads next, is not prefetched on this path
-/// (the AVX-512 variant does): here it made the evaluator 6 % slower and training no faster
-/// (docs/benchmarks.md), and on a Zen 4 without the masked loads, six alternated pairs, neither
-/// faster.
+/// `next` (with next_ld and next_rows), what the driver reads next, is fetched into L2 as on the
+/// AVX-512 path, by a separate instantiation of the blocks: with the test for `next` inside every
+/// block's loop (the AVX-512 form), the blocks that fetch nothing ran slower too and the whole came
+/// out 2 % slower on a Zen 1; unswitched, the bsvi-shaped products ran 3–4 % faster there (its
+/// 512 KB L2 does not hold a 200 × 784 weight matrix; scripts/kernel-ab, docs/benchmarks.md, stop 46).
 static void nn_dispatch(int R, int V, int kc, const float *a, long lda, const float *b, long ldb, float *c, long ldc,
                         __m256i m0, __m256i m1, int start, const float *bias, bsvi_activation activation,
                         const float *next, long next_ld, int next_rows) {
-    (void)next, (void)next_ld, (void)next_rows;
     const int full = is_full(V, m1);
-    switch (R) { NN_CASE(1) NN_CASE(2) NN_CASE(3) NN_CASE(4) NN_CASE(5) NN_CASE(6) }
+    if (next) {
+        switch (R) { NN_CASE(1, next) NN_CASE(2, next) NN_CASE(3, next) NN_CASE(4, next) NN_CASE(5, next) NN_CASE(6, next) }
+    } else {
+        switch (R) { NN_CASE(1, 0) NN_CASE(2, 0) NN_CASE(3, 0) NN_CASE(4, 0) NN_CASE(5, 0) NN_CASE(6, 0) }
+    }
 }
 
 #define TN_CASE(R)                                                                                       \

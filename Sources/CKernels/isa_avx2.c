@@ -42,6 +42,9 @@ static inline void store_partial(vf16 v, float *p, int n) {
 #define MR 6    // rows of C per register block: 6 × 2 vectors = 12 of the 16 YMM registers
 #define NR 16   // columns of C per strip (two vectors)
 #define KC 256  // inner-dimension chunk (as in the AVX-512 variant: the order of the sums is the same)
+/// Whether the evaluator's output layer fused with the likelihood fetches its next strip of B ahead
+/// (the other products do): on a Zen 1 it made the evaluator 5–8 % slower (docs/benchmarks.md, stop 46).
+#define LIKELIHOOD_FETCHES_AHEAD 0
 
 /// Copies R ≤ MR < 8 floats of a row of A into its panel, where the panel rows follow each other
 /// (dst + R is the next row's): one plain 8-float store, whose extra lanes the next row overwrites

@@ -166,6 +166,10 @@ public enum OpenBLASStartup: Equatable, Sendable {
     /// without it, with a warning, and let OpenBLAS choose.
     case dropUnrunnable(core: String)
 
+    /// A user's OPENBLAS_CORETYPE names no core OpenBLAS knows (unhonouredCoreType): re-execute
+    /// without it, with a warning, so that OpenBLAS chooses as if it were unset.
+    case dropUnknown(name: String)
+
     /// Set by the program when it re-executes with a candidate core.
     public static let candidateVariable = "BSVI_OPENBLAS_CANDIDATE"
     /// Set by the program when a candidate failed its self-check, so it is not tried again.
@@ -190,6 +194,9 @@ public enum OpenBLASStartup: Equatable, Sendable {
     public static func decide(currentCore: String, cpu: OpenBLASCore.CPU, environment: [String: String]) -> OpenBLASStartup {
         if let candidate = environment[candidateVariable], environment[coreTypeVariable] == candidate {
             return .verifyCandidate(core: candidate)
+        }
+        if let unknown = unhonouredCoreType(currentCore: currentCore, environment: environment) {
+            return .dropUnknown(name: unknown)
         }
         // A user's own OPENBLAS_CORETYPE is respected, as long as the CPU can run the core it loaded.
         if environment[coreTypeVariable] != nil {

@@ -33,28 +33,11 @@ enum Startup {
     static var rankOnNode: String { launchWorldSize > 1 ? "rank \(launchRank) on \(localHostName()): " : "" }
 
     /// Corrects an OpenBLAS core older than the CPU, or one newer than it that a user's
-    /// OPENBLAS_CORETYPE asked for (OpenBLASStartup). Re-executes this same
+    /// OPENBLAS_CORETYPE asked for, or a name of theirs OpenBLAS does not know (OpenBLASStartup). Re-executes this same
     /// program with the same arguments; every rank of an MPI job does the same on its own,
     /// before MPI_Init.
     static func configureOpenBLAS(environment: [String: String]) {
         let current = OpenBLASCore.current
-        var environment = environment
-        if let requested = OpenBLASStartup.unhonouredCoreType(currentCore: current, environment: environment) {
-            // OpenBLAS did not choose as if the variable were unset: for a name it does not know it
-            // falls back by instruction set (Haswell on a Zen 1, whose own choice is Zen). So restart
-            // without it, and OpenBLAS detects the CPU as it would have; the new process goes
-            // through this function again, with nothing left to warn about.
-            if launchLocalRank == 0 {
-                printError("warning: OPENBLAS_CORETYPE=\(requested) names no core OpenBLAS knows; "
-                           + "ignoring it, as if it were unset, and letting OpenBLAS choose. "
-                           + "Set it to a core's name, e.g. Haswell, Zen, SkylakeX or Cooperlake, or unset it.")
-            }
-            unsetenv(OpenBLASStartup.coreTypeVariable)
-            environment[OpenBLASStartup.coreTypeVariable] = nil
-            let failure = reexecute()
-            // Still on the fallback OpenBLAS chose for the unknown name (one this CPU runs): carry on.
-            if launchLocalRank == 0 { printError("warning: could not restart without OPENBLAS_CORETYPE (\(failure)); continuing on \(current)") }
-        }
         switch OpenBLASStartup.decide(currentCore: current, cpu: .this, environment: environment) {
         case .keep:
             return
@@ -80,6 +63,19 @@ enum Startup {
             setenv(OpenBLASStartup.rejectedVariable, core, 1)
             // This process's core gives wrong products: it must not go on.
             refuseToContinue(core: core, because: reexecute())
+        case .dropUnknown(let requested):
+            // OpenBLAS ignores a name it does not know, but not as if it were unset: it falls back
+            // by instruction set (Haswell on a Zen 1, whose own choice is Zen). So restart without
+            // it, and OpenBLAS detects the CPU as it would have.
+            if launchLocalRank == 0 {
+                printError("warning: OPENBLAS_CORETYPE=\(requested) names no core OpenBLAS knows; "
+                           + "ignoring it, as if it were unset, and letting OpenBLAS choose. "
+                           + "Set it to a core's name, e.g. Haswell, Zen, SkylakeX or Cooperlake, or unset it.")
+            }
+            unsetenv(OpenBLASStartup.coreTypeVariable)
+            let failure = reexecute()
+            // Still on the fallback OpenBLAS chose for the unknown name (one this CPU runs): carry on.
+            if launchLocalRank == 0 { printError("warning: could not restart without OPENBLAS_CORETYPE (\(failure)); continuing on \(current)") }
         case .dropUnrunnable(let core):
             let requested = environment[OpenBLASStartup.coreTypeVariable] ?? core
             // Once per node: on a cluster the nodes that cannot run the core may not include

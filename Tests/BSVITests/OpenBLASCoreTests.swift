@@ -92,6 +92,9 @@ struct OpenBLASCoreTests {
     @Test("an OPENBLAS_CORETYPE naming no core OpenBLAS knows is found; a loaded or known name, or the program's candidate, is not")
     func unhonouredName() {
         #expect(OpenBLASStartup.unhonouredCoreType(currentCore: "Cooperlake", environment: ["OPENBLAS_CORETYPE": "Bogus"]) == "Bogus")
+        // …and the start-up drops it by restarting, whatever core OpenBLAS fell back to.
+        #expect(OpenBLASStartup.decide(currentCore: "Haswell", cpu: Self.zen3, environment: ["OPENBLAS_CORETYPE": "Bogus"])
+                == .dropUnknown(name: "Bogus"))
         #expect(OpenBLASStartup.unhonouredCoreType(currentCore: "Haswell", environment: ["OPENBLAS_CORETYPE": "haswell"]) == nil)
         #expect(OpenBLASStartup.unhonouredCoreType(currentCore: "Haswell", environment: [:]) == nil)
         // A known name a build maps onto another core (no Cooperlake kernels: SkylakeX's) is the user's choice.

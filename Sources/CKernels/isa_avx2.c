@@ -34,6 +34,7 @@ static inline void store_partial(vf16 v, float *p, int n) {
     if (n > 8) _mm256_maskstore_ps(p + 8, lane_mask8(n - 8), (__m256)__builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15));
 }
 
+#define SCORE_VECTORS_PER_STEP 2  // two vectors per iteration of the training likelihood pass (elementwise.inc)
 #include "elementwise.inc"
 #include "transpose.inc"
 

@@ -122,6 +122,49 @@ struct MatrixProductTests {
         if k == 0 { #expect((0..<m).allSatisfy { i in (0..<n).allSatisfy { c[i * ldc + $0] == 0 } }, "k = 0 must give C = 0") }
     }
 
+    /// B where a weight matrix in the parameter vector puts it: `offset` floats past a cache line,
+    /// so that every strip row spans two lines (the AVX2 products then read a copy of each strip;
+    /// product_drivers.inc, strip_to_read). The products with B there — plain, with bias and tanh,
+    /// and the output layer fused with the likelihood — must give the bits of B on a cache line.
+    @Test("bsvi_sgemm_nn and the fused likelihood give the same bits with B off a cache line",
+          arguments: KernelPath.supported, [(13, 200, 784), (7, 600, 48), (100, 49, 37), (12, 257, 100), (2, 5, 16)])
+    func productsWithBOffALine(path: KernelPath, shape: (m: Int, k: Int, n: Int)) {
+        let (m, k, n) = shape
+        guard onPath(path, { KernelPath.activeHasProducts }) else { return }
+        var values = TestValues(seed: UInt64(m * 7_000_000 + k * 1000 + n))
+        let a = FloatBuffer(values.floats(m * k, -1, 1)), bValues = values.floats(k * n, -0.3, 0.3)
+        let bias = FloatBuffer(values.floats(n, -0.5, 0.5)), x = FloatBuffer(values.bits(2 * n))
+        /// C = A·B (+ bias, tanh) and the fused log-likelihoods, with B `offset` floats into its buffer.
+        func products(offset: Int, ldb: Int) -> (plain: [UInt32], activated: [UInt32], likelihood: [UInt32]) {
+            let storage = FloatBuffer(count: offset + k * ldb + 16)
+            precondition(UInt(bitPattern: storage.base) % 64 == 0, "FloatBuffer starts on a cache line")
+            for p in 0..<k { for j in 0..<n { storage[offset + p * ldb + j] = bValues[p * n + j] } }
+            let b = storage.base + offset
+            let plain = FloatBuffer(count: m * n), activated = FloatBuffer(count: m * n), ll = FloatBuffer(count: m)
+            onPath(path) {
+                bsvi_sgemm_nn(Int32(m), Int32(k), Int32(n), a.base, Int32(k), b, Int32(ldb), plain.base, Int32(n), nil,
+                              BSVI_ACTIVATION_NONE)
+                bsvi_sgemm_nn(Int32(m), Int32(k), Int32(n), a.base, Int32(k), b, Int32(ldb), activated.base, Int32(n), bias.base,
+                              BSVI_ACTIVATION_TANH)
+                bsvi_sgemm_nn_bernoulli_log_likelihood(Int32(m), Int32(k), Int32(n), a.base, Int32(k), b, Int32(ldb), bias.base,
+                                                       x.base, Int32(n), 2, ll.base)
+            }
+            return (plain.array.map(\.bitPattern), activated.array.map(\.bitPattern), ll.array.map(\.bitPattern))
+        }
+        // Row strides that keep every row off a line with it (a multiple of 16 floats), and the
+        // model's own n.
+        let ldb = (n + 15) / 16 * 16
+        let aligned = products(offset: 0, ldb: ldb)
+        for offset in [1, 4, 12] {
+            for stride in Set([ldb, n]) {
+                let shifted = products(offset: offset, ldb: stride)
+                #expect(shifted.plain == aligned.plain, "m=\(m) k=\(k) n=\(n), B \(offset) floats off a line, ldb \(stride)")
+                #expect(shifted.activated == aligned.activated, "with bias and tanh: m=\(m) k=\(k) n=\(n), offset \(offset)")
+                #expect(shifted.likelihood == aligned.likelihood, "fused likelihood: m=\(m) k=\(k) n=\(n), offset \(offset)")
+            }
+        }
+    }
+
     /// C += Σ_r w_r A[r]ᵀ B[r] and the bias gradient Σ_r w_r B[r], with and without row weights
     /// (including zero and denormal-sized weights), accumulating onto what C already holds.
     @Test("accumulateTransposedProduct (kernel and BLAS) equals the Float64 weighted sum",

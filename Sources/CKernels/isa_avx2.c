@@ -245,7 +245,7 @@ static inline __attribute__((always_inline)) int strip_masks(int width, strip_ma
     return width > 8 ? 2 : 1;
 }
 
-#define NN_PACKS_B 1  // the forward products copy each strip of B into an aligned panel (product_drivers.inc)
+#define NN_PACKS_B 1  // a forward product copies a strip of B whose rows start off a cache line (product_drivers.inc)
 #include "product_drivers.inc"
 
 /// Independent FMA chains on registers only: enough to cover the FMA latency on both ports.

@@ -51,4 +51,12 @@ public final class Adam {
         let p = FloatBuffer(count: n), m = FloatBuffer(count: n), v = FloatBuffer(count: n), g = FloatBuffer(count: n)
         return shortestSeconds(ofPasses: repeats, afterWarmups: 1) { bsvi_update_traffic(n, p.base, m.base, v.base, g.base) }
     }
+
+    /// The hardware's other floor for one update: a square root and a division per parameter, both
+    /// exactly rounded (the bits must not depend on the path), at the core's rate for them on the
+    /// active path's vectors (`bsvi_sqrt_divide_rate`, register-only chains, the best of five
+    /// windows). Where the divider is slow, as on a Zen 1, this floor is above the traffic's.
+    public static func dividerFloorSeconds(parameterCount n: Int, seconds: Double = 0.05) -> Double {
+        Double(n) / bestOfPeakWindows(seconds: seconds) { bsvi_sqrt_divide_rate($0) }
+    }
 }

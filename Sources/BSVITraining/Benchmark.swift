@@ -56,9 +56,13 @@ public struct BenchmarkReport: Codable {
     /// Useful FLOP/s per rank ÷ FMA peak: ≤ 1 unless the host took the core away during both
     /// peak readings (`bench` then says so).
     public var peakFraction: Double
-    /// One parameter update's floor on this core (ms): Adam's memory traffic with none of its
-    /// arithmetic (`Adam.trafficFloorSeconds`). Every rank updates every parameter each step.
+    /// One parameter update's floor on this core (ms): the larger of `updateTrafficFloorMs` and
+    /// `updateDividerFloorMs`. Every rank updates every parameter each step.
     public var updateFloorMs: Double
+    /// Adam's memory traffic with none of its arithmetic (`Adam.trafficFloorSeconds`).
+    public var updateTrafficFloorMs: Double
+    /// Adam's square roots and divisions at the core's rate for them (`Adam.dividerFloorSeconds`).
+    public var updateDividerFloorMs: Double
     /// This step's own ceiling as a fraction of the FMA peak: its useful FLOPs per rank at the
     /// peak, plus the update's floor (the one per-step cost no arithmetic hides). A method with
     /// fewer FLOPs per update (vae) has a lower ceiling than one with many (bsvi).
@@ -147,7 +151,7 @@ public enum Benchmark {
         let evalGflopsPerRank = e.samplesPerS / Double(evalSamples * comm.size) * e.multiplyAddsPerExample * 2 / 1e9
         let gflopsPerRank = gflops / Double(comm.size), peakFraction = gflopsPerRank / fmaPeak
         let atPeakMs = Double(config.optimizer.batchSize * macs * 2) / Double(comm.size) / (fmaPeak * 1e9) * 1e3
-        let updateFloorMs = t.updateFloorSeconds * 1e3
+        let updateFloorMs = max(t.updateTrafficSeconds, t.updateDividerSeconds) * 1e3
         let ceiling = atPeakMs / (atPeakMs + updateFloorMs)
         return BenchmarkReport(
             cpuModel: KernelPath.cpuModel, cpuFamily: KernelPath.cpuFamily, cpuModelNumber: KernelPath.cpuModelNumber,
@@ -161,6 +165,7 @@ public enum Benchmark {
             allreduceBytes: t.allreduceBytes,
             usefulMultiplyAddsPerExample: macs, gflops: gflops, gflopsPerRank: gflopsPerRank, fmaPeakGflops: fmaPeak, fmaPeakReadings: fmaPeakReadings,
             fmaPeakIsa: t.yardstick.rawValue, peakFraction: peakFraction, updateFloorMs: updateFloorMs,
+            updateTrafficFloorMs: t.updateTrafficSeconds * 1e3, updateDividerFloorMs: t.updateDividerSeconds * 1e3,
             ceilingFraction: ceiling, fractionOfCeiling: peakFraction / ceiling, blasGflops: t.blasRate,
             evalSamples: evalSamples, evalSamplesPerS: e.samplesPerS, evalGflopsPerRank: evalGflopsPerRank,
             evalPeakFraction: evalGflopsPerRank / fmaPeak,
@@ -197,7 +202,7 @@ public enum Benchmark {
         var allreduceBytes: Int
         var stepTimes: RankStepTimes
         var yardstick: PeakYardstick
-        var fmaPeak, blasRate, updateFloorSeconds: Double
+        var fmaPeak, blasRate, updateTrafficSeconds, updateDividerSeconds: Double
         var products: [ProductTally]
     }
 
@@ -218,7 +223,8 @@ public enum Benchmark {
         let yardstick = PeakYardstick.forWork(kernels: KernelPath.active, blasCore: OpenBLASCore.current)
         let fmaPeak = yardstick.gigaflops()
         let blasRate = measureBLASRate()
-        let updateFloor = Adam.trafficFloorSeconds(parameterCount: model.parameterCount)
+        let updateTraffic = Adam.trafficFloorSeconds(parameterCount: model.parameterCount)
+        let updateDivider = Adam.dividerFloorSeconds(parameterCount: model.parameterCount)
         comm.barrier()
         StepProfile.reset()
         StepProfile.enabled = true
@@ -247,7 +253,8 @@ public enum Benchmark {
             allreduceNanoseconds: inAllreduce.reduce(0, +) * 1e6,
             updateNanoseconds: Double(step.updateNanoseconds - updateBefore),
             slowestRankSeconds: Double(comm.allgather(elapsed).max()!) * 1e-9, allreduceBytes: step.exchange.buffer.count * 4,
-            stepTimes: stepTimes, yardstick: yardstick, fmaPeak: fmaPeak, blasRate: blasRate, updateFloorSeconds: updateFloor,
+            stepTimes: stepTimes, yardstick: yardstick, fmaPeak: fmaPeak, blasRate: blasRate, updateTrafficSeconds: updateTraffic,
+            updateDividerSeconds: updateDivider,
             products: StepProfile.products)
     }
 

@@ -178,6 +178,8 @@ void bsvi_update_traffic(long n, float *p, float *m, float *v, const float *grad
     active()->update_traffic(n, p, m, v, gradient);
 }
 
+double bsvi_sqrt_divide_rate(double seconds) { return active()->sqrt_divide_rate(seconds); }
+
 float bsvi_max_magnitude(const float *x, long count) {
     // (Bit patterns, so no flushing is needed: a denormal's magnitude comes back unchanged.)
     return active()->max_magnitude(x, count);

@@ -36,6 +36,7 @@ typedef struct {
     void (*adam_update)(long n, float *p, float *m, float *v, const float *gradient, float gradient_scale,
                         float beta1, float beta2, float step_size, float inverse_c2, float epsilon);
     void (*update_traffic)(long n, float *p, float *m, float *v, const float *gradient);
+    double (*sqrt_divide_rate)(double seconds);
     float (*max_magnitude)(const float *x, long count);
     void (*fill_normals)(uint64_t key, uint64_t counter_offset, float *out, long count);
     void (*elementary)(bsvi_function f, const float *in, float *out, long count);

@@ -61,7 +61,7 @@ struct Bench: ParsableCommand {
                   ms/step           %.2f   = gemm %.2f + element-wise %.2f + update %.2f + other bookkeeping %.2f + allreduce %.2f (%d bytes)%@
                   useful work       %.2f M multiply-adds/example → %.1f GFLOP/s (%.1f per rank)
                   FMA peak          %.1f GFLOP/s per core (%@ register loop) → %.0f%% of peak
-                  own ceiling       %.0f%% of peak (the update's memory floor %.2f ms/step) → %.0f%% of the ceiling
+                  own ceiling       %.0f%% of peak (the update's floor %.2f ms/step: memory traffic %.2f, square roots and divisions %.2f) → %.0f%% of the ceiling
                   OpenBLAS sgemm    %.1f GFLOP/s (1024², one thread; not the yardstick)
                   evaluation        %@
                 """, r.method, r.k, r.method == "bsvi" ? " π=\(r.pi)" : "", r.batchSize, r.ranks, r.steps, r.dataSource,
@@ -70,7 +70,7 @@ struct Bench: ParsableCommand {
                 r.bookkeepingMsPerStep, r.allreduceMsPerStep, r.allreduceBytes, lockstep,
                 Double(r.usefulMultiplyAddsPerExample) / 1e6, r.gflops, r.gflopsPerRank,
                 r.fmaPeakGflops, r.fmaPeakIsa, 100 * r.peakFraction,
-                100 * r.ceilingFraction, r.updateFloorMs, 100 * r.fractionOfCeiling,
+                100 * r.ceilingFraction, r.updateFloorMs, r.updateTrafficFloorMs, r.updateDividerFloorMs, 100 * r.fractionOfCeiling,
                 r.blasGflops, evaluation))
             if let path = stepTimes {
                 print("  step times        every rank's work and allreduce ms per step in \(path)")

@@ -176,6 +176,12 @@ void bsvi_adam_update(long n, float *p, float *m, float *v, const float *gradien
 /// floor no update of n parameters can go below. On zeroed arrays it leaves zeros.
 void bsvi_update_traffic(long n, float *p, float *m, float *v, const float *gradient);
 
+/// Square roots with a division each (y ← c/(√y + 1)) per second on the active path's vectors, from
+/// register-only chains run for about `seconds`: Adam's update needs one of each per parameter,
+/// exactly rounded, so n parameters take at least n over this rate. `bench` sets the update's
+/// floor to the larger of this and bsvi_update_traffic's time.
+double bsvi_sqrt_divide_rate(double seconds);
+
 /// max |x_i| over `count` floats (0 for none): +∞ if some x_i is ±∞, NaN if some x_i is NaN.
 float bsvi_max_magnitude(const float *x, long count);
 

@@ -5,14 +5,19 @@
 // isa_avx2.c and isa_avx512.c with their tables renamed kernel_ab_a_avx2 and kernel_ab_a_avx512;
 // B's are this checkout's own bsvi_kernels_avx2 and bsvi_kernels_avx512.
 //
-// The work, per round and table: the default model's decoder (50-200-200-784, tanh) through k = 20
-// SVI refinement steps of a batch of 100 (forward, likelihood and its gradient, back to z through
-// held transposes), then the weight-gradient products of bsvi k = 20 (the decoder's three layers
-// over 2,100 weighted rows, two encoder layers over 100) and two back-propagation products through
-// an untransposed W (sgemm_nt).
+// The work, per round and table, WORK = bsvi (the default): the default model's decoder
+// (50-200-200-784, tanh) through k = 20 SVI refinement steps of a batch of 100 (forward, likelihood
+// and its gradient, back to z through held transposes), then the weight-gradient products of bsvi
+// k = 20 (the decoder's three layers over 2,100 weighted rows, two encoder layers over 100) and two
+// back-propagation products through an untransposed W (sgemm_nt). WORK = vae: vae's step on the
+// default model, 784-200-200-(50+50) and 50-200-200-784 with tanh, batch 100: both networks
+// forward, the likelihood and its gradient, back through every W as it is (sgemm_nt), every weight
+// gradient (sgemm_tn_accumulate), and Adam over all the parameters, so each round leaves the
+// caches as a step leaves them for the next.
 #include "kernel_table.h"
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 extern const bsvi_kernel_table kernel_ab_a_avx2, kernel_ab_a_avx512;
 
@@ -40,6 +45,9 @@ enum { F1, F2, F3, SCORE, B3, B2, B1, TN, NT, PARTS };
 static const char *const part_names[PARTS] = {
     "forward 50-200 tanh", "forward 200-200 tanh", "forward 200-784", "likelihood, gradient",
     "back 784-200, tanh'", "back 200-200, tanh'", "back 200-50", "weight gradients (TN)", "back through W (NT)"};
+enum { VAE_FORWARD, VAE_SCORE, VAE_BACK, VAE_TN, VAE_UPDATE, VAE_PARTS };
+static const char *const vae_part_names[VAE_PARTS] = {"vae forward (NN)", "vae likelihood, gradient",
+                                                      "vae back (NT, tanh')", "vae weight gradients (TN)", "vae update (Adam)"};
 
 enum { BATCH = 100, REFINEMENTS = 20, GRADIENT_ROWS = BATCH * (REFINEMENTS + 1) };
 
@@ -110,9 +118,101 @@ static void run_round(const bsvi_kernel_table *t, workload *w, double *seconds) 
 #undef LAP
 }
 
+/// vae's layers in one parameter vector, in the model's order (weights, then biases, layer by
+/// layer), its gradient, Adam's moments, and the step's activations.
+enum { IN = 784, HID = 200, LAT = 50 };
+typedef struct {
+    float *params, *gradient, *m, *v;
+    long count;
+    float *w[6], *b[6], *gw[6], *gb[6];
+    float *x, *h1, *h2, *q, *z, *g1, *g2, *logits, *ll, *dg2, *dg1, *dz, *dq, *dh2, *dh1;
+} vae_workload;
+
+static const int vae_in[6] = {IN, HID, HID, LAT, HID, HID}, vae_out[6] = {HID, HID, 2 * LAT, HID, HID, IN};
+
+static vae_workload make_vae_workload(void) {
+    vae_workload w;
+    w.count = 0;
+    for (int l = 0; l < 6; l++) w.count += (long)vae_in[l] * vae_out[l] + vae_out[l];
+    w.params = random_floats(w.count, 0.1f), w.gradient = random_floats(w.count, 0.1f);
+    w.m = random_floats(w.count, 0.01f), w.v = random_floats(w.count, 0.01f);
+    for (long i = 0; i < w.count; i++) w.v[i] = w.v[i] * w.v[i];
+    long at = 0;
+    for (int l = 0; l < 6; l++) {
+        w.w[l] = w.params + at, w.gw[l] = w.gradient + at;
+        at += (long)vae_in[l] * vae_out[l];
+        w.b[l] = w.params + at, w.gb[l] = w.gradient + at;
+        at += vae_out[l];
+    }
+    w.x = random_floats(BATCH * IN, 1);
+    for (int i = 0; i < BATCH * IN; i++) w.x[i] = w.x[i] > 0.2f;  // binary pixels, about 30 % ones
+    w.h1 = random_floats(BATCH * HID, 1), w.h2 = random_floats(BATCH * HID, 1), w.q = random_floats(BATCH * 2 * LAT, 1);
+    w.z = random_floats(BATCH * LAT, 1), w.g1 = random_floats(BATCH * HID, 1), w.g2 = random_floats(BATCH * HID, 1);
+    w.logits = random_floats(BATCH * IN, 1), w.ll = random_floats(BATCH, 1), w.dg2 = random_floats(BATCH * HID, 1);
+    w.dg1 = random_floats(BATCH * HID, 1), w.dz = random_floats(BATCH * LAT, 1), w.dq = random_floats(BATCH * 2 * LAT, 0.1f);
+    w.dh2 = random_floats(BATCH * HID, 1), w.dh1 = random_floats(BATCH * HID, 1);
+    return w;
+}
+
+/// One vae step on table t. z and ∂/∂(μ, log σ²) are held fixed (the sampling and the KL terms
+/// are small element-wise passes the products do not depend on).
+static void run_vae_round(const bsvi_kernel_table *t, vae_workload *w, double *seconds) {
+    double t0 = bsvi_seconds_now(), t1;
+#define LAP(part) (t1 = bsvi_seconds_now(), seconds[part] += t1 - t0, t0 = t1)
+    const bsvi_activation tanh = BSVI_ACTIVATION_TANH, none = BSVI_ACTIVATION_NONE;
+    t->sgemm_nn(BATCH, IN, HID, w->x, IN, w->w[0], HID, w->h1, HID, w->b[0], tanh);
+    t->sgemm_nn(BATCH, HID, HID, w->h1, HID, w->w[1], HID, w->h2, HID, w->b[1], tanh);
+    t->sgemm_nn(BATCH, HID, 2 * LAT, w->h2, HID, w->w[2], 2 * LAT, w->q, 2 * LAT, w->b[2], none);
+    t->sgemm_nn(BATCH, LAT, HID, w->z, LAT, w->w[3], HID, w->g1, HID, w->b[3], tanh);
+    t->sgemm_nn(BATCH, HID, HID, w->g1, HID, w->w[4], HID, w->g2, HID, w->b[4], tanh);
+    t->sgemm_nn(BATCH, HID, IN, w->g2, HID, w->w[5], IN, w->logits, IN, w->b[5], none);
+    LAP(VAE_FORWARD);
+    t->bernoulli_score(BATCH, IN, w->x, IN, BATCH, w->logits, IN, w->ll);
+    LAP(VAE_SCORE);
+    // The decoder's layers back to z, then the encoder's back to its first layer (whose δ is not needed).
+    t->sgemm_tn_accumulate(HID, IN, BATCH, w->g2, HID, w->logits, IN, w->gw[5], IN, w->gb[5], 0, 1);
+    LAP(VAE_TN);
+    t->sgemm_nt(BATCH, IN, HID, w->logits, IN, w->w[5], IN, w->dg2, HID);
+    t->activation_backward(tanh, w->dg2, w->g2, (long)BATCH * HID);
+    LAP(VAE_BACK);
+    t->sgemm_tn_accumulate(HID, HID, BATCH, w->g1, HID, w->dg2, HID, w->gw[4], HID, w->gb[4], 0, 1);
+    LAP(VAE_TN);
+    t->sgemm_nt(BATCH, HID, HID, w->dg2, HID, w->w[4], HID, w->dg1, HID);
+    t->activation_backward(tanh, w->dg1, w->g1, (long)BATCH * HID);
+    LAP(VAE_BACK);
+    t->sgemm_tn_accumulate(LAT, HID, BATCH, w->z, LAT, w->dg1, HID, w->gw[3], HID, w->gb[3], 0, 1);
+    LAP(VAE_TN);
+    t->sgemm_nt(BATCH, HID, LAT, w->dg1, HID, w->w[3], HID, w->dz, LAT);
+    LAP(VAE_BACK);
+    t->sgemm_tn_accumulate(HID, 2 * LAT, BATCH, w->h2, HID, w->dq, 2 * LAT, w->gw[2], 2 * LAT, w->gb[2], 0, 1);
+    LAP(VAE_TN);
+    t->sgemm_nt(BATCH, 2 * LAT, HID, w->dq, 2 * LAT, w->w[2], 2 * LAT, w->dh2, HID);
+    t->activation_backward(tanh, w->dh2, w->h2, (long)BATCH * HID);
+    LAP(VAE_BACK);
+    t->sgemm_tn_accumulate(HID, HID, BATCH, w->h1, HID, w->dh2, HID, w->gw[1], HID, w->gb[1], 0, 1);
+    LAP(VAE_TN);
+    t->sgemm_nt(BATCH, HID, HID, w->dh2, HID, w->w[1], HID, w->dh1, HID);
+    t->activation_backward(tanh, w->dh1, w->h1, (long)BATCH * HID);
+    LAP(VAE_BACK);
+    t->sgemm_tn_accumulate(IN, HID, BATCH, w->x, IN, w->dh1, HID, w->gw[0], HID, w->gb[0], 0, 1);
+    LAP(VAE_TN);
+    // A tiny step size keeps the weights where they started, round after round.
+    t->adam_update(w->count, w->params, w->m, w->v, w->gradient, 1.0f, 0.9f, 0.999f, 1e-9f, 1.0f, 1e-8f);
+    LAP(VAE_UPDATE);
+#undef LAP
+}
+
 int main(int argc, char **argv) {
     const int rounds = argc > 1 ? atoi(argv[1]) : 30;
     const char *label_a = argc > 2 ? argv[2] : "A", *label_b = argc > 3 ? argv[3] : "B";
+    const char *work = argc > 4 ? argv[4] : "bsvi";
+    const int vae = strcmp(work, "vae") == 0;
+    if (!vae && strcmp(work, "bsvi") != 0) {
+        fprintf(stderr, "kernel-ab: WORK must be bsvi or vae, got '%s'\n", work);
+        return 64;
+    }
+    const int parts = vae ? VAE_PARTS : PARTS;
+    const char *const *names = vae ? vae_part_names : part_names;
     if (rounds <= 0) {
         fprintf(stderr, "kernel-ab: ROUNDS must be a positive number of rounds\n");
         return 64;
@@ -130,37 +230,41 @@ int main(int argc, char **argv) {
         return 64;
     }
     bsvi_flush_denormals_on_this_thread();
-    workload w = make_workload();
+    workload w;
+    vae_workload vw;
+    if (vae) vw = make_vae_workload();
+    else w = make_workload();
     const int avx512 = isa == BSVI_ISA_AVX512;
     const bsvi_kernel_table *tables[2] = {avx512 ? &kernel_ab_a_avx512 : &kernel_ab_a_avx2,
                                           avx512 ? &bsvi_kernels_avx512 : &bsvi_kernels_avx2};
     double *seconds[2][PARTS], *round_ratio = calloc(rounds, sizeof(double));
     for (int v = 0; v < 2; v++)
-        for (int p = 0; p < PARTS; p++) seconds[v][p] = calloc(rounds, sizeof(double));
+        for (int p = 0; p < parts; p++) seconds[v][p] = calloc(rounds, sizeof(double));
     double scratch[PARTS];
     for (int r = -2; r < rounds; r++) {  // two untimed rounds first: page faults, caches
         for (int turn = 0; turn < 2; turn++) {
             const int v = (r & 1) ? 1 - turn : turn;
-            for (int p = 0; p < PARTS; p++) scratch[p] = 0;
-            run_round(tables[v], &w, scratch);
+            for (int p = 0; p < parts; p++) scratch[p] = 0;
+            if (vae) run_vae_round(tables[v], &vw, scratch);
+            else run_round(tables[v], &w, scratch);
             if (r >= 0)
-                for (int p = 0; p < PARTS; p++) seconds[v][p][r] = scratch[p];
+                for (int p = 0; p < parts; p++) seconds[v][p][r] = scratch[p];
         }
         if (r >= 0) {
             double a = 0, b = 0;
-            for (int p = 0; p < PARTS; p++) a += seconds[0][p][r], b += seconds[1][p][r];
+            for (int p = 0; p < parts; p++) a += seconds[0][p][r], b += seconds[1][p][r];
             round_ratio[r] = a / b;
         }
     }
-    printf("%s kernels, %d rounds: ms per round (medians); %s/%s > 1 means %s is faster\n",
-           bsvi_isa_name(isa), rounds, label_a, label_b, label_b);
+    printf("%s kernels, %d rounds of %s's work: ms per round (medians); %s/%s > 1 means %s is faster\n",
+           bsvi_isa_name(isa), rounds, work, label_a, label_b, label_b);
     printf("%-24s %10s %10s %8s\n", "part", label_a, label_b, "ratio");
     double total[2] = {0, 0};
-    for (int p = 0; p < PARTS; p++) {
+    for (int p = 0; p < parts; p++) {
         for (int v = 0; v < 2; v++) qsort(seconds[v][p], rounds, sizeof(double), by_value);
         const double a = 1e3 * quantile(seconds[0][p], rounds, 0.5), b = 1e3 * quantile(seconds[1][p], rounds, 0.5);
         total[0] += a, total[1] += b;
-        printf("%-24s %10.3f %10.3f %8.3f\n", part_names[p], a, b, a / b);
+        printf("%-24s %10.3f %10.3f %8.3f\n", names[p], a, b, a / b);
     }
     printf("%-24s %10.3f %10.3f %8.3f\n", "sum of the medians", total[0], total[1], total[0] / total[1]);
     int b_faster = 0;

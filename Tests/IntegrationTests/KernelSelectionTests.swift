@@ -174,7 +174,25 @@ struct KernelSelectionTests {
                 "\(r.stdout)")
     }
 
-    @Test("scripts/kernel-ab refuses an unknown revision, 0 rounds, the portable path and an unknown path, with exit 64")
+    /// The vae workload: vae's step (both networks forward, the likelihood, back through every W,
+    /// every weight gradient, Adam), in five parts and their sum.
+    @Test("scripts/kernel-ab runs vae's step as its second workload on each vector path",
+          .enabled(if: kernelHeadersCommitted), arguments: vectorPathsOfThisCPU)
+    func kernelABVAE(path: String) throws {
+        let r = try runCommand(Self.kernelABScript, ["HEAD", "2", "vae"], environment: ["BSVI_KERNELS": path])
+        #expect(r.status == 0, "\(r.stderr)")
+        let lines = r.stdout.split(separator: "\n")
+        #expect(lines.first?.hasPrefix("\(path) kernels, 2 rounds of vae's work") == true, "\(r.stdout)")
+        let rows = lines.filter { $0.hasPrefix("vae ") || $0.hasPrefix("sum of") }
+        #expect(rows.count == 6, "\(r.stdout)")
+        for row in rows {
+            let numbers = row.split(separator: " ").suffix(3).compactMap { Double($0) }
+            #expect(numbers.count == 3 && numbers.allSatisfy { $0 > 0 }, "\(row)")
+        }
+        #expect(!lines.contains { $0.hasPrefix("forward") }, "bsvi's parts in vae's run: \(r.stdout)")
+    }
+
+    @Test("scripts/kernel-ab refuses an unknown revision, 0 rounds, the portable path, an unknown path and an unknown workload, with exit 64")
     func kernelABRefusals() throws {
         let script = Self.kernelABScript
         let unknown = try runCommand(script, ["no-such-revision", "2"], unsetting: ["BSVI_KERNELS"])
@@ -185,7 +203,9 @@ struct KernelSelectionTests {
         #expect(portable.status == 64 && portable.stderr.contains("portable path has no product kernels"), "\(portable.stderr)")
         let other = try runCommand(script, ["HEAD", "2"], environment: ["BSVI_KERNELS": "avx1024"])
         #expect(other.status == 64 && other.stderr.contains("BSVI_KERNELS=avx1024 is not a kernel path"), "\(other.stderr)")
-        for r in [unknown, zero, portable, other] { #expect(r.stdout.isEmpty, "\(r.stdout)") }
+        let work = try runCommand(script, ["HEAD", "2", "iwae"], unsetting: ["BSVI_KERNELS"])
+        #expect(work.status == 64 && work.stderr.contains("WORK must be bsvi"), "\(work.stderr)")
+        for r in [unknown, zero, portable, other, work] { #expect(r.stdout.isEmpty, "\(r.stdout)") }
     }
 
     /// In a repository of its own (the script and the kernel sources, one commit): side A is built

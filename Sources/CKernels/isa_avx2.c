@@ -46,6 +46,10 @@ static inline void store_partial(vf16 v, float *p, int n) {
 /// Whether the evaluator's output layer fused with the likelihood fetches its next strip of B ahead
 /// (the other products do): on a Zen 1 it made the evaluator 5–8 % slower (docs/benchmarks.md, stop 46).
 #define LIKELIHOOD_FETCHES_AHEAD 0
+/// Whether sgemm_nt's row blocks fetch the next panel's rows of W ahead (the AVX-512 variant's do):
+/// on a Zen 1 vae's back-propagation through W₆ (100 × 784 × 200) ran 6.6 % faster without it,
+/// and bsvi's step did not change (scripts/kernel-ab, docs/benchmarks.md, stop 49).
+#define NT_FETCHES_AHEAD 0
 
 /// Copies R ≤ MR < 8 floats of a row of A into its panel, where the panel rows follow each other
 /// (dst + R is the next row's): one plain 8-float store, whose extra lanes the next row overwrites

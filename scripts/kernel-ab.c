@@ -154,6 +154,22 @@ static vae_workload make_vae_workload(void) {
     return w;
 }
 
+/// One layer of vae's backward pass, from the layer's input `in` and the δ of its output: ∂/∂W_l
+/// and its bias (timed as VAE_TN), then, given `delta_in`, δ back through W_l itself, times tanh'
+/// where the input is a tanh layer's output (timed as VAE_BACK). *t0 is the round's clock.
+static void vae_layer_back(const bsvi_kernel_table *t, vae_workload *w, int l, const float *in, const float *delta,
+                           float *delta_in, int tanh_input, double *seconds, double *t0) {
+    const int k = vae_in[l], n = vae_out[l];
+    t->sgemm_tn_accumulate(k, n, BATCH, in, k, delta, n, w->gw[l], n, w->gb[l], 0, 1);
+    double t1 = bsvi_seconds_now();
+    seconds[VAE_TN] += t1 - *t0, *t0 = t1;
+    if (!delta_in) return;
+    t->sgemm_nt(BATCH, n, k, delta, n, w->w[l], n, delta_in, k);
+    if (tanh_input) t->activation_backward(BSVI_ACTIVATION_TANH, delta_in, in, (long)BATCH * k);
+    t1 = bsvi_seconds_now();
+    seconds[VAE_BACK] += t1 - *t0, *t0 = t1;
+}
+
 /// One vae step on table t. z and ∂/∂(μ, log σ²) are held fixed (the sampling and the KL terms
 /// are small element-wise passes the products do not depend on).
 static void run_vae_round(const bsvi_kernel_table *t, vae_workload *w, double *seconds) {
@@ -170,32 +186,12 @@ static void run_vae_round(const bsvi_kernel_table *t, vae_workload *w, double *s
     t->bernoulli_score(BATCH, IN, w->x, IN, BATCH, w->logits, IN, w->ll);
     LAP(VAE_SCORE);
     // The decoder's layers back to z, then the encoder's back to its first layer (whose δ is not needed).
-    t->sgemm_tn_accumulate(HID, IN, BATCH, w->g2, HID, w->logits, IN, w->gw[5], IN, w->gb[5], 0, 1);
-    LAP(VAE_TN);
-    t->sgemm_nt(BATCH, IN, HID, w->logits, IN, w->w[5], IN, w->dg2, HID);
-    t->activation_backward(tanh, w->dg2, w->g2, (long)BATCH * HID);
-    LAP(VAE_BACK);
-    t->sgemm_tn_accumulate(HID, HID, BATCH, w->g1, HID, w->dg2, HID, w->gw[4], HID, w->gb[4], 0, 1);
-    LAP(VAE_TN);
-    t->sgemm_nt(BATCH, HID, HID, w->dg2, HID, w->w[4], HID, w->dg1, HID);
-    t->activation_backward(tanh, w->dg1, w->g1, (long)BATCH * HID);
-    LAP(VAE_BACK);
-    t->sgemm_tn_accumulate(LAT, HID, BATCH, w->z, LAT, w->dg1, HID, w->gw[3], HID, w->gb[3], 0, 1);
-    LAP(VAE_TN);
-    t->sgemm_nt(BATCH, HID, LAT, w->dg1, HID, w->w[3], HID, w->dz, LAT);
-    LAP(VAE_BACK);
-    t->sgemm_tn_accumulate(HID, 2 * LAT, BATCH, w->h2, HID, w->dq, 2 * LAT, w->gw[2], 2 * LAT, w->gb[2], 0, 1);
-    LAP(VAE_TN);
-    t->sgemm_nt(BATCH, 2 * LAT, HID, w->dq, 2 * LAT, w->w[2], 2 * LAT, w->dh2, HID);
-    t->activation_backward(tanh, w->dh2, w->h2, (long)BATCH * HID);
-    LAP(VAE_BACK);
-    t->sgemm_tn_accumulate(HID, HID, BATCH, w->h1, HID, w->dh2, HID, w->gw[1], HID, w->gb[1], 0, 1);
-    LAP(VAE_TN);
-    t->sgemm_nt(BATCH, HID, HID, w->dh2, HID, w->w[1], HID, w->dh1, HID);
-    t->activation_backward(tanh, w->dh1, w->h1, (long)BATCH * HID);
-    LAP(VAE_BACK);
-    t->sgemm_tn_accumulate(IN, HID, BATCH, w->x, IN, w->dh1, HID, w->gw[0], HID, w->gb[0], 0, 1);
-    LAP(VAE_TN);
+    vae_layer_back(t, w, 5, w->g2, w->logits, w->dg2, 1, seconds, &t0);
+    vae_layer_back(t, w, 4, w->g1, w->dg2, w->dg1, 1, seconds, &t0);
+    vae_layer_back(t, w, 3, w->z, w->dg1, w->dz, 0, seconds, &t0);
+    vae_layer_back(t, w, 2, w->h2, w->dq, w->dh2, 1, seconds, &t0);
+    vae_layer_back(t, w, 1, w->h1, w->dh2, w->dh1, 1, seconds, &t0);
+    vae_layer_back(t, w, 0, w->x, w->dh1, 0, 0, seconds, &t0);
     // A tiny step size keeps the weights where they started, round after round.
     t->adam_update(w->count, w->params, w->m, w->v, w->gradient, 1.0f, 0.9f, 0.999f, 1e-9f, 1.0f, 1e-8f);
     LAP(VAE_UPDATE);

@@ -47,7 +47,8 @@ static const char *const part_names[PARTS] = {
     "back 784-200, tanh'", "back 200-200, tanh'", "back 200-50", "weight gradients (TN)", "back through W (NT)"};
 enum { VAE_FORWARD, VAE_SCORE, VAE_BACK, VAE_TN, VAE_UPDATE, VAE_PARTS };
 static const char *const vae_part_names[VAE_PARTS] = {"vae forward (NN)", "vae likelihood, gradient",
-                                                      "vae back (NT, tanh')", "vae weight gradients (TN)", "vae update (Adam)"};
+                                                      "vae back (NT, tanh')", "vae gradients (TN)", "vae update (Adam)"};
+_Static_assert(VAE_PARTS <= PARTS, "main sizes its arrays by PARTS");
 
 enum { BATCH = 100, REFINEMENTS = 20, GRADIENT_ROWS = BATCH * (REFINEMENTS + 1) };
 

@@ -42,7 +42,16 @@ static inline void store_partial(vf16 v, float *p, int n) {
 
 #define MR 6    // rows of C per register block: 6 × 2 vectors = 12 of the 16 YMM registers
 #define NR 16   // columns of C per strip (two vectors)
-#define KC 256  // inner-dimension chunk (as in the AVX-512 variant: the order of the sums is the same)
+/// Inner-dimension chunk of the forward and back-propagation products (sgemm_nn, sgemm_nt): the
+/// default model's 784 is one chunk, whose 784 × 16 strip of B (49 KiB) the row blocks read from
+/// L2, where the AVX-512 variant's 256 cuts it in four and stores and reloads C three times more.
+/// On a Zen 1 the 100 × 784 × 200 products ran 1.5–2.8 % faster in one chunk than in four, and
+/// 1.2–1.6 % faster than in two (docs/benchmarks.md, stop 50). Where a chunk ends never changes a
+/// sum (C is stored and reloaded exactly), so both variants still give the same bits.
+#define KC 800
+/// Rows of A and B per chunk of the weight gradients (sgemm_tn_accumulate), as in the AVX-512
+/// variant: the packed panels of A (TN_KC × m floats) stay in L2.
+#define TN_KC 256
 /// Whether the evaluator's output layer fused with the likelihood fetches its next strip of B ahead
 /// (the other products do): on a Zen 1 it made the evaluator 5–8 % slower (docs/benchmarks.md, stop 46).
 #define LIKELIHOOD_FETCHES_AHEAD 0

@@ -22,6 +22,7 @@ static inline void store_partial(vf16 v, float *p, int n) { _mm512_mask_storeu_p
 #define MR 12   // rows of C per register block: 12 × 2 vectors = 24 of the 32 ZMM registers
 #define NR 32   // columns of C per strip (two vectors)
 #define KC 256  // inner-dimension chunk: a 256×32 strip of B (32 KiB) stays in L1 across row blocks
+#define TN_KC KC  // rows per chunk of the weight gradients
 #define LIKELIHOOD_FETCHES_AHEAD 1  // the evaluator's output layer fetches its next strip too (docs/benchmarks.md, Intel, 2026-12-02 morning)
 #define NT_FETCHES_AHEAD 1          // sgemm_nt's blocks fetch the next panel's rows (docs/benchmarks.md, Zen 4, stop 43)
 

@@ -10,7 +10,8 @@ import Testing
 struct MatrixProductTests {
     /// Shapes for every edge of the kernels: 1–25 rows (register blocks of up to 12 or 6 rows, split
     /// evenly, and every remainder), widths below, at and above the 16- and 32-column strips, inner
-    /// sizes below, at and above the 256-deep chunks.
+    /// sizes below, at and above AVX-512's 256-deep chunks and the weight gradients' 256-row ones
+    /// (AVX2's products take up to 800 in one chunk: `chunkedSumsAreSequentialFMAs` crosses them).
     static let shapes = [(1, 1, 1), (2, 3, 5), (3, 8, 17), (5, 4, 16), (6, 16, 16), (7, 17, 3), (11, 9, 40), (13, 50, 31),
                          (25, 257, 33), (50, 200, 50), (12, 33, 200), (100, 49, 784), (24, 600, 48)]
     /// The weight gradients' (m, rows, n) also cross chunks with row blocks of two heights on both
@@ -20,6 +21,53 @@ struct MatrixProductTests {
 
     /// The product paths a kernel path offers: its own kernel (if any) and BLAS.
     static func usesKernel(on path: KernelPath) -> [Bool] { onPath(path) { KernelPath.activeHasProducts } ? [true, false] : [false] }
+
+    /// On the vector paths every entry of a product is one chain of FMAs in order of the inner
+    /// index, from the bias (or zero, or what C held), whatever the chunk lengths: a chunk stores
+    /// its sums in C and the next reloads them exactly. So AVX2's 800-deep chunks and AVX-512's
+    /// 256-deep ones give the same bits, which this checks against the chain itself, past both
+    /// lengths: C = A·B + bias, C = A·Bᵀ, and C += Aᵀ·diag(w)·B with its bias gradient (each weighted
+    /// row w·B[r] rounded once, as the kernels pack it).
+    @Test("the vector kernels' sums are FMA chains in order of the inner index, across chunks",
+          arguments: KernelPath.supported.filter { onPath($0) { KernelPath.activeHasProducts } },
+          [(9, 1000, 40), (13, 850, 17), (7, 1700, 20), (3, 257, 33)])
+    func chunkedSumsAreSequentialFMAs(path: KernelPath, shape: (m: Int, k: Int, n: Int)) {
+        let (m, k, n) = shape
+        var values = TestValues(seed: UInt64(m * 5_000_000 + k * 1000 + n))
+        let a = FloatBuffer(values.floats(m * k, -1, 1)), b = FloatBuffer(values.floats(k * n, -1, 1))
+        let bt = FloatBuffer(count: n * k)
+        for p in 0..<k { for j in 0..<n { bt[j * k + p] = b[p * n + j] } }
+        let bias = FloatBuffer(values.floats(n, -1, 1)), weights = FloatBuffer(values.floats(k, 0, 2))
+        let start = values.floats(k * n, -1, 1)  // C's first m × n for the weight gradient (m ≤ k)
+        let forward = FloatBuffer(count: m * n), backward = FloatBuffer(count: m * n)
+        let gradient = FloatBuffer(Array(start[0..<(m * n)])), biasGradient = FloatBuffer(Array(bias.array))
+        onPath(path) {
+            multiply(a.matrix(rows: m, cols: k), b.matrix(rows: k, cols: n), into: forward.matrix(rows: m, cols: n),
+                     addingToEveryRow: UnsafePointer(bias.base))
+            multiply(a.matrix(rows: m, cols: k), transposeOf: bt.matrix(rows: n, cols: k), into: backward.matrix(rows: m, cols: n))
+            // A here is `a` read as k × m: rows of the gradient's sum are a's p-th m values.
+            accumulateTransposedProduct(a.matrix(rows: k, cols: m), b.matrix(rows: k, cols: n), into: gradient.matrix(rows: m, cols: n),
+                                        biasGradient: biasGradient.base, rowWeights: UnsafePointer(weights.base))
+        }
+        var differing = [0, 0, 0, 0]
+        for j in 0..<n {
+            var g = bias[j]
+            for p in 0..<k { g += weights[p] * b[p * n + j] }
+            if g.bitPattern != biasGradient[j].bitPattern { differing[3] += 1 }
+            for i in 0..<m {
+                var s = bias[j], t: Float = 0, u = start[i * n + j]
+                for p in 0..<k {
+                    s = s.addingProduct(a[i * k + p], b[p * n + j])
+                    t = t.addingProduct(a[i * k + p], b[p * n + j])
+                    u = u.addingProduct(a[p * m + i], weights[p] * b[p * n + j])
+                }
+                if s.bitPattern != forward[i * n + j].bitPattern { differing[0] += 1 }
+                if t.bitPattern != backward[i * n + j].bitPattern { differing[1] += 1 }
+                if u.bitPattern != gradient[i * n + j].bitPattern { differing[2] += 1 }
+            }
+        }
+        #expect(differing == [0, 0, 0, 0], "m=\(m) k=\(k) n=\(n): entries off the FMA chain in A·B + bias, A·Bᵀ, the weight gradient, its bias gradient")
+    }
 
     /// C = f(A·B + bias); C's padding (a sentinel row after C) must stay untouched.
     @Test("multiply (kernel and BLAS) equals the Float64 product, with and without bias and fused activation",

@@ -46,7 +46,7 @@ static inline void store_partial(vf16 v, float *p, int n) {
 /// default model's 784 is one chunk, whose 784 × 16 strip of B (49 KiB) the row blocks read from
 /// L2, where the AVX-512 variant's 256 cuts it in four and stores and reloads C three times more.
 /// On a Zen 1 the 100 × 784 × 200 products ran 1.5–2.8 % faster in one chunk than in four, and
-/// 1.2–1.6 % faster than in two (docs/benchmarks.md, stop 50). Where a chunk ends never changes a
+/// 0.4–1.6 % faster than in two (docs/benchmarks.md, stop 50). Where a chunk ends never changes a
 /// sum (C is stored and reloaded exactly), so both variants still give the same bits.
 #define KC 800
 /// Rows of A and B per chunk of the weight gradients (sgemm_tn_accumulate), as in the AVX-512

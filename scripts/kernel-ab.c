@@ -78,27 +78,32 @@ static workload make_workload(void) {
     return w;
 }
 
+/// Adds the time since *t0 to part `part` of this round's `seconds` and restarts the clock there.
+static void lap(double *seconds, int part, double *t0) {
+    const double t1 = bsvi_seconds_now();
+    seconds[part] += t1 - *t0, *t0 = t1;
+}
+
 /// One round of the work on table t, each part's seconds added to seconds[part].
 static void run_round(const bsvi_kernel_table *t, workload *w, double *seconds) {
-    double t0 = bsvi_seconds_now(), t1;
-#define LAP(part) (t1 = bsvi_seconds_now(), seconds[part] += t1 - t0, t0 = t1)
+    double t0 = bsvi_seconds_now();
     for (int step = 0; step < REFINEMENTS; step++) {
         t->sgemm_nn(BATCH, 50, 200, w->z, 50, w->w1, 200, w->h1, 200, w->b1, BSVI_ACTIVATION_TANH);
-        LAP(F1);
+        lap(seconds, F1, &t0);
         t->sgemm_nn(BATCH, 200, 200, w->h1, 200, w->w2, 200, w->h2, 200, w->b2, BSVI_ACTIVATION_TANH);
-        LAP(F2);
+        lap(seconds, F2, &t0);
         t->sgemm_nn(BATCH, 200, 784, w->h2, 200, w->w3, 784, w->logits, 784, w->b3, BSVI_ACTIVATION_NONE);
-        LAP(F3);
+        lap(seconds, F3, &t0);
         t->bernoulli_score(BATCH, 784, w->x, 784, BATCH, w->logits, 784, w->ll);
-        LAP(SCORE);
+        lap(seconds, SCORE, &t0);
         t->sgemm_nn(BATCH, 784, 200, w->logits, 784, w->w3t, 200, w->d2, 200, 0, BSVI_ACTIVATION_NONE);
         t->activation_backward(BSVI_ACTIVATION_TANH, w->d2, w->h2, (long)BATCH * 200);
-        LAP(B3);
+        lap(seconds, B3, &t0);
         t->sgemm_nn(BATCH, 200, 200, w->d2, 200, w->w2t, 200, w->d1, 200, 0, BSVI_ACTIVATION_NONE);
         t->activation_backward(BSVI_ACTIVATION_TANH, w->d1, w->h1, (long)BATCH * 200);
-        LAP(B2);
+        lap(seconds, B2, &t0);
         t->sgemm_nn(BATCH, 200, 50, w->d1, 200, w->w1t, 50, w->dz, 50, 0, BSVI_ACTIVATION_NONE);
-        LAP(B1);
+        lap(seconds, B1, &t0);
         for (int i = 0; i < BATCH * 50; i++) w->z[i] = 0.9f * w->z[i] + 0.01f * w->dz[i];  // keeps z bounded
         t0 = bsvi_seconds_now();
     }
@@ -112,11 +117,10 @@ static void run_round(const bsvi_kernel_table *t, workload *w, double *seconds) 
     t->sgemm_tn_accumulate(784, 200, BATCH, w->input, 784, w->dx, 200, g, 200, 0, 0, 1);
     g += 784 * 200;
     t->sgemm_tn_accumulate(200, 200, BATCH, w->input, 784, w->de, 200, g, 200, 0, 0, 1);
-    LAP(TN);
+    lap(seconds, TN, &t0);
     t->sgemm_nt(BATCH, 200, 784, w->de, 200, w->e1, 200, w->logits, 784);
     t->sgemm_nt(BATCH, 200, 200, w->de, 200, w->e2, 200, w->d1, 200);
-    LAP(NT);
-#undef LAP
+    lap(seconds, NT, &t0);
 }
 
 /// vae's layers in one parameter vector, in the model's order (weights, then biases, layer by
@@ -162,20 +166,17 @@ static void vae_layer_back(const bsvi_kernel_table *t, vae_workload *w, int l, c
                            float *delta_in, int tanh_input, double *seconds, double *t0) {
     const int k = vae_in[l], n = vae_out[l];
     t->sgemm_tn_accumulate(k, n, BATCH, in, k, delta, n, w->gw[l], n, w->gb[l], 0, 1);
-    double t1 = bsvi_seconds_now();
-    seconds[VAE_TN] += t1 - *t0, *t0 = t1;
+    lap(seconds, VAE_TN, t0);
     if (!delta_in) return;
     t->sgemm_nt(BATCH, n, k, delta, n, w->w[l], n, delta_in, k);
     if (tanh_input) t->activation_backward(BSVI_ACTIVATION_TANH, delta_in, in, (long)BATCH * k);
-    t1 = bsvi_seconds_now();
-    seconds[VAE_BACK] += t1 - *t0, *t0 = t1;
+    lap(seconds, VAE_BACK, t0);
 }
 
 /// One vae step on table t. z and ∂/∂(μ, log σ²) are held fixed (the sampling and the KL terms
 /// are small element-wise passes the products do not depend on).
 static void run_vae_round(const bsvi_kernel_table *t, vae_workload *w, double *seconds) {
-    double t0 = bsvi_seconds_now(), t1;
-#define LAP(part) (t1 = bsvi_seconds_now(), seconds[part] += t1 - t0, t0 = t1)
+    double t0 = bsvi_seconds_now();
     const bsvi_activation tanh = BSVI_ACTIVATION_TANH, none = BSVI_ACTIVATION_NONE;
     t->sgemm_nn(BATCH, IN, HID, w->x, IN, w->w[0], HID, w->h1, HID, w->b[0], tanh);
     t->sgemm_nn(BATCH, HID, HID, w->h1, HID, w->w[1], HID, w->h2, HID, w->b[1], tanh);
@@ -183,9 +184,9 @@ static void run_vae_round(const bsvi_kernel_table *t, vae_workload *w, double *s
     t->sgemm_nn(BATCH, LAT, HID, w->z, LAT, w->w[3], HID, w->g1, HID, w->b[3], tanh);
     t->sgemm_nn(BATCH, HID, HID, w->g1, HID, w->w[4], HID, w->g2, HID, w->b[4], tanh);
     t->sgemm_nn(BATCH, HID, IN, w->g2, HID, w->w[5], IN, w->logits, IN, w->b[5], none);
-    LAP(VAE_FORWARD);
+    lap(seconds, VAE_FORWARD, &t0);
     t->bernoulli_score(BATCH, IN, w->x, IN, BATCH, w->logits, IN, w->ll);
-    LAP(VAE_SCORE);
+    lap(seconds, VAE_SCORE, &t0);
     // The decoder's layers back to z, then the encoder's back to its first layer (whose δ is not needed).
     vae_layer_back(t, w, 5, w->g2, w->logits, w->dg2, 1, seconds, &t0);
     vae_layer_back(t, w, 4, w->g1, w->dg2, w->dg1, 1, seconds, &t0);
@@ -195,8 +196,7 @@ static void run_vae_round(const bsvi_kernel_table *t, vae_workload *w, double *s
     vae_layer_back(t, w, 0, w->x, w->dh1, 0, 0, seconds, &t0);
     // A tiny step size keeps the weights where they started, round after round.
     t->adam_update(w->count, w->params, w->m, w->v, w->gradient, 1.0f, 0.9f, 0.999f, 1e-9f, 1.0f, 1e-8f);
-    LAP(VAE_UPDATE);
-#undef LAP
+    lap(seconds, VAE_UPDATE, &t0);
 }
 
 int main(int argc, char **argv) {

@@ -25,6 +25,8 @@ public final class BatchObjective {
     private let encoderGradient: Matrix
     private let klPerRow: FloatBuffer
     private let rowWeights: FloatBuffer
+    /// vae with several samples: one sample's ELBO gradient (b × 2d), before it joins the mean.
+    private let sampleGradient: Matrix?
     private let storage: [FloatBuffer]
 
     public init(model: VAEModel, settings: ObjectiveSettings, batchCapacity: Int) {
@@ -56,7 +58,9 @@ public final class BatchObjective {
         encoderGradient = e.matrix(rows: batchCapacity, cols: 2 * d)
         klPerRow = FloatBuffer(count: rows)
         rowWeights = FloatBuffer(count: rows)
-        storage = [l, e]
+        let s = FloatBuffer(count: settings.method == .vae && settings.vaeSamples > 1 ? batchCapacity * 2 * d : 0)
+        sampleGradient = s.count > 0 ? s.matrix(rows: batchCapacity, cols: 2 * d) : nil
+        storage = [l, e, s]
     }
 
     /// The method's objective for the examples `x` (b × D, b ≤ capacity) with ids `exampleIDs`;
@@ -93,68 +97,83 @@ public final class BatchObjective {
 
     private func sampledObjective(x: Matrix, ids: [Int], noise: NoiseSource, params: FloatBuffer,
                                   grads: FloatBuffer, overwrite: Bool) -> ObjectiveSums {
-        let b = x.rows, d = model.shape.latentDim, n = settings.rowsPerExample
+        let b = x.rows, n = settings.rowsPerExample
         let lam = lambda.rows(0..<b)
         for s in 0..<n { latents.draw(lambda: lam, start: s * b, slot: s, exampleIDs: ids, noise: noise) }
         let all = 0..<(n * b)
         latents.score(rows: all, x: x, lambda: lam, params: params)
         latents.backward(rows: all, params: params, toLatent: true)
-        var stats = ObjectiveSums()
         let grad = encoderGradient.rows(0..<b)
-        grad.fill(0)
-        for i in 0..<b {
-            let lamRow = lam.row(i), g = grad.row(i)
-            let kl = Gaussian.klToStandard(mean: lamRow, logVariance: lamRow + d, count: d)
-            if settings.method == .vae {
-                // ELBO = mean_s log p(x|z_s) − KL; reparameterized gradient with analytic KL.
-                var meanLogLikelihood = 0.0
-                for s in 0..<n {
-                    let r = s * b + i
-                    meanLogLikelihood += Double(latents.logLikelihood[r]) / Double(n)
-                    rowWeights[r] = 1 / Float(n)
-                    accumulateReparameterized(row: r, lambdaRow: lamRow, weight: 1 / Float(n), into: g,
-                                              includePriorAndEntropy: false)
-                }
-                for c in 0..<d {
-                    g[c] -= lamRow[c]
-                    g[d + c] -= 0.5 * (exp(lamRow[d + c]) - 1)
-                }
-                let elbo = meanLogLikelihood - Double(kl)
-                stats.bound += elbo
-                stats.elboInitial += elbo
-            } else {
-                // IWAE: log (1/k) Σ w_s; gradient Σ ŵ_s ∇ log w_s.
-                // Example i's log weights sit b apart in the workspace (one block per sample).
-                let lse = logSumExp(latents.logWeight.base + i, count: n, stride: b)
-                for s in 0..<n {
-                    let r = s * b + i
-                    let wHat = exp(latents.logWeight[r] - lse)
-                    rowWeights[r] = wHat
-                    accumulateReparameterized(row: r, lambdaRow: lamRow, weight: wHat, into: g,
-                                              includePriorAndEntropy: true)
-                }
-                stats.bound += Double(lse) - log(Double(n))
-                stats.elboInitial += Double(latents.logLikelihood[i]) - Double(kl)
-            }
-        }
+        var stats = settings.method == .vae
+            ? vaeBoundAndGradient(lambda: lam, samples: n, into: grad)
+            : iwaeBoundAndGradient(lambda: lam, samples: n, into: grad)
         stats.elboRefined = stats.elboInitial
         latents.decoder.accumulateWeightGradients(input: latents.z.rows(all), rows: all, grads: grads, rowWeights: rowWeights.base,
                                                   overwrite: overwrite)
         return stats
     }
 
-    /// g += weight · ∇_λ f(z(λ, ε)) for the row's sample, with f = log p(x|z) (vae, KL added
-    /// analytically by the caller) or f = log w = log p(x|z) + log p(z) − log q(z; λ) (iwae),
-    /// whose total derivative through z = μ + exp(ℓ/2)ε is (g_z, ½ g_z ε exp(ℓ/2) + ½) with
-    /// g_z = ∂log p(x|z)/∂z − z.
+    /// vae: ELBO = mean_s log p(x|z_s) − KL(q‖p) and its reparameterized gradient with analytic
+    /// KL, which is the mean over the n samples of each one's one-sample ELBO gradient (the KL part
+    /// is the same in each): the vector pass the SVI steps use, a batch at a time. As a scalar loop
+    /// with two expf calls per latent it took 0.9 % of vae's step (docs/benchmarks.md, stop 51).
+    private func vaeBoundAndGradient(lambda lam: Matrix, samples n: Int, into grad: Matrix) -> ObjectiveSums {
+        let b = lam.rows
+        StepProfile.elementwise { Gaussian.klToStandard(lambda: lam, into: klPerRow.base) }
+        latents.elboGradient(start: 0, lambda: lam, into: grad)
+        if n > 1 {
+            let sample = sampleGradient!.rows(0..<b)  // allocated for vae with vaeSamples > 1
+            for s in 1..<n {
+                latents.elboGradient(start: s * b, lambda: lam, into: sample)
+                for j in 0..<grad.count { grad.base[j] += sample.base[j] }
+            }
+            for j in 0..<grad.count { grad.base[j] /= Float(n) }
+        }
+        rowWeights.base.update(repeating: 1 / Float(n), count: n * b)
+        var stats = ObjectiveSums()
+        for i in 0..<b {
+            var meanLogLikelihood = 0.0
+            for s in 0..<n { meanLogLikelihood += Double(latents.logLikelihood[s * b + i]) / Double(n) }
+            let elbo = meanLogLikelihood - Double(klPerRow[i])
+            stats.bound += elbo
+            stats.elboInitial += elbo
+        }
+        return stats
+    }
+
+    /// iwae: log (1/k) Σ_s w_s and its gradient Σ_s ŵ_s ∇ log w_s.
+    private func iwaeBoundAndGradient(lambda lam: Matrix, samples n: Int, into grad: Matrix) -> ObjectiveSums {
+        let b = lam.rows, d = model.shape.latentDim
+        grad.fill(0)
+        var stats = ObjectiveSums()
+        for i in 0..<b {
+            let lamRow = lam.row(i), g = grad.row(i)
+            let kl = Gaussian.klToStandard(mean: lamRow, logVariance: lamRow + d, count: d)
+            // Example i's log weights sit b apart in the workspace (one block per sample).
+            let lse = logSumExp(latents.logWeight.base + i, count: n, stride: b)
+            for s in 0..<n {
+                let r = s * b + i
+                let wHat = exp(latents.logWeight[r] - lse)
+                rowWeights[r] = wHat
+                accumulateReparameterized(row: r, lambdaRow: lamRow, weight: wHat, into: g)
+            }
+            stats.bound += Double(lse) - log(Double(n))
+            stats.elboInitial += Double(latents.logLikelihood[i]) - Double(kl)
+        }
+        return stats
+    }
+
+    /// g += weight · ∇_λ log w(z(λ, ε)) for the row's sample, with log w = log p(x|z) + log p(z) −
+    /// log q(z; λ), whose total derivative through z = μ + exp(ℓ/2)ε is (g_z, ½ g_z ε exp(ℓ/2) + ½)
+    /// with g_z = ∂log p(x|z)/∂z − z.
     private func accumulateReparameterized(row r: Int, lambdaRow: UnsafeMutablePointer<Float>, weight: Float,
-                                           into g: UnsafeMutablePointer<Float>, includePriorAndEntropy: Bool) {
+                                           into g: UnsafeMutablePointer<Float>) {
         let d = model.shape.latentDim
         let dzr = latents.dz.row(r), eps = latents.epsilon.row(r), zr = latents.z.row(r)
         for c in 0..<d {
-            let gz = includePriorAndEntropy ? dzr[c] - zr[c] : dzr[c]
+            let gz = dzr[c] - zr[c]
             g[c] += weight * gz
-            g[d + c] += weight * (0.5 * gz * eps[c] * exp(0.5 * lambdaRow[d + c]) + (includePriorAndEntropy ? 0.5 : 0))
+            g[d + c] += weight * (0.5 * gz * eps[c] * exp(0.5 * lambdaRow[d + c]) + 0.5)
         }
     }
 

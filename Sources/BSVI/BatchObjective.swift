@@ -182,9 +182,12 @@ public final class BatchObjective {
     private func refinedObjective(x: Matrix, ids: [Int], noise: NoiseSource, params: FloatBuffer,
                                   grads: FloatBuffer, overwrite: Bool) -> ObjectiveSums {
         let b = x.rows, k = settings.k
-        // Each step's sample stays in its block; its KL and, at λ₀, the encoder's gradient are taken as the run passes.
+        // Each step's sample stays in its block. The KLs of λ₀ and λ_k (the sums' two ELBOs; no
+        // other step's is read) and, at λ₀, the encoder's gradient are taken as the run passes.
         refinement!.run(lambda.rows(0..<b), x: x, ids: ids, noise: noise, params: params) { step in
-            StepProfile.elementwise { Gaussian.klToStandard(lambda: step.lambda, into: klPerRow.base + step.rows.lowerBound) }
+            if step.index == 0 || step.index == k {
+                StepProfile.elementwise { Gaussian.klToStandard(lambda: step.lambda, into: klPerRow.base + step.rows.lowerBound) }
+            }
             if step.index == 0, let gradient = step.elboGradient { encoderGradient.rows(0..<b).copy(from: gradient) }
         }
         var stats = ObjectiveSums()

@@ -41,7 +41,7 @@ public final class BatchObjective {
         // holds its Wᵀ only where the SVI loop uses them k > 0 times a step. Either way a step
         // never calls BLAS on the vector paths, so AVX2 and AVX-512 give the same bits whatever
         // OpenBLAS core a machine has, and on those paths the choice does not change the bits.
-        latents = LatentWorkspace(model: model, capacity: rows, copiesDecoder: settings.method.refines && settings.k > 0)
+        latents = LatentWorkspace(model: model, capacity: rows, transposesDecoder: settings.method.refines && settings.k > 0)
         switch settings.method {
         case .vae, .iwae:
             refinement = nil

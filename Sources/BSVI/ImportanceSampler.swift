@@ -48,7 +48,7 @@ public final class ImportanceSampler {
         self.proposal = proposal
         let d = model.shape.latentDim
         encoder = MLPWorkspace(mlp: model.encoder, capacity: batchCapacity)
-        latents = LatentWorkspace(model: model, capacity: self.chunk, copiesDecoder: false)  // forward passes only
+        latents = LatentWorkspace(model: model, capacity: self.chunk, transposesDecoder: false)  // forward passes only
         refiner = SVIRefinement(model: model, settings: refinement, batchCapacity: batchCapacity)
         let a = FloatBuffer(count: batchCapacity * 2 * d)
         let r = FloatBuffer(count: batchCapacity * 2 * d)

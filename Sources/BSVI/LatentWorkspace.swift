@@ -7,11 +7,9 @@ import Foundation
 /// example r mod b of a batch of b.
 public final class LatentWorkspace {
     public let decoder: MLPWorkspace
-    /// The decoder's Wᵀ for `backward` and its kernels on a cache line for the forward pass (see
-    /// `useParameters`), when the owner runs the decoder several times per parameter update;
-    /// nil: both read each W itself.
+    /// The decoder's Wᵀ for `backward` (see `useParameters`), when the owner back-propagates
+    /// several times per parameter update; nil: `backward` reads each W itself.
     public let decoderTransposed: TransposedKernels?
-    public let decoderAligned: AlignedKernels?
     public let latentDim: Int
     public let capacity: Int
     public let epsilon: Matrix
@@ -23,13 +21,11 @@ public final class LatentWorkspace {
     private var streamKeys: [UInt64]
     private let storage: [FloatBuffer]
 
-    /// `copiesDecoder`: keep the decoder's Wᵀ and aligned kernels (one transpose and copy per
-    /// `useParameters`), worth it when the decoder runs more than once per call of it (the SVI
-    /// loop), not for a single pass.
-    public init(model: VAEModel, capacity: Int, copiesDecoder: Bool = true) {
+    /// `transposesDecoder`: keep the decoder's Wᵀ (one transpose per `useParameters`), worth it
+    /// when `backward` runs more than once per call of it (the SVI loop), not for a single pass.
+    public init(model: VAEModel, capacity: Int, transposesDecoder: Bool = true) {
         decoder = MLPWorkspace(mlp: model.decoder, capacity: capacity)
-        decoderTransposed = copiesDecoder ? TransposedKernels(mlp: model.decoder) : nil
-        decoderAligned = copiesDecoder ? AlignedKernels(mlp: model.decoder) : nil
+        decoderTransposed = transposesDecoder ? TransposedKernels(mlp: model.decoder) : nil
         latentDim = model.shape.latentDim
         self.capacity = capacity
         let e = FloatBuffer(count: capacity * latentDim)
@@ -62,7 +58,7 @@ public final class LatentWorkspace {
     /// is the proposal row r was drawn from; x row likewise. Without `weights`, the error only
     /// (log p(x|z) and log w of these rows are left as they were).
     public func score(rows: Range<Int>, x: Matrix, lambda: Matrix, params: FloatBuffer, weights: Bool = true) {
-        decoder.forward(z.rows(rows), rows: rows, params: params, aligned: decoderAligned)
+        decoder.forward(z.rows(rows), rows: rows, params: params)
         StepProfile.elementwise {
             Bernoulli.logLikelihoodAndError(x: x, logitsToError: decoder.output.rows(rows),
                                             into: weights ? logLikelihood.base + rows.lowerBound : nil)
@@ -101,14 +97,11 @@ public final class LatentWorkspace {
                          transposed: decoderTransposed)
     }
 
-    /// Takes the decoder's transposed and aligned kernels from `params` (nothing without `copiesDecoder`).
+    /// Takes the decoder's transposed kernels from `params` (nothing without `transposesDecoder`).
     /// Call on entry to every batch (the parameters may have changed since the last one); until
-    /// then `backward` and `score` with another buffer read W itself, so a missed call costs speed, never
+    /// then `backward` with another buffer reads W itself, so a missed call costs speed, never
     /// correctness — except when the *same* buffer was changed in place, hence "every batch".
-    public func useParameters(_ params: FloatBuffer) {
-        decoderTransposed?.update(from: params)
-        decoderAligned?.update(from: params)
-    }
+    public func useParameters(_ params: FloatBuffer) { decoderTransposed?.update(from: params) }
 
     /// The reparameterized one-sample gradient of ELBO(λ) = E_q[log p(x|z)] − KL(q‖p) with
     /// analytic KL, for the b rows starting at `start`, into `gradient` (b × 2d):

@@ -87,24 +87,20 @@ public final class MLPWorkspace {
     public var outputDelta: Matrix { deltas[mlp.layerCount - 1] }
 
     /// Forward pass for workspace rows `rows`, reading `input` (rows.count × input size).
-    /// `aligned`, when it holds these `params`' kernels, supplies the copies it keeps (the same
-    /// values on a cache line; the same bits).
-    public func forward(_ input: Matrix, rows: Range<Int>, params: FloatBuffer, aligned: AlignedKernels? = nil) {
-        forward(input, rows: rows, params: params, layers: mlp.layerCount, aligned: aligned)
+    public func forward(_ input: Matrix, rows: Range<Int>, params: FloatBuffer) {
+        forward(input, rows: rows, params: params, layers: mlp.layerCount)
     }
 
     /// The first `layers` layers of the forward pass; returns the last one's output rows (the
     /// input when `layers` is 0).
     @discardableResult
-    public func forward(_ input: Matrix, rows: Range<Int>, params: FloatBuffer, layers: Int,
-                        aligned: AlignedKernels? = nil) -> Matrix {
+    public func forward(_ input: Matrix, rows: Range<Int>, params: FloatBuffer, layers: Int) -> Matrix {
         precondition(input.rows == rows.count && input.cols == mlp.inputSize, "MLP input shape mismatch")
         precondition(layers >= 0 && layers <= mlp.layerCount)
         var x = input
         for l in 0..<layers {
             let y = outputs[l].rows(rows)
-            let w = aligned?.kernel(l, of: params) ?? mlp.kernel(l, in: params)
-            multiply(x, w, into: y, addingToEveryRow: params.base + mlp.biases[l].offset,
+            multiply(x, mlp.kernel(l, in: params), into: y, addingToEveryRow: params.base + mlp.biases[l].offset,
                      then: l < mlp.layerCount - 1 ? mlp.activation : nil)
             x = y
         }
@@ -187,48 +183,6 @@ public final class TransposedKernels {
         for l in 0..<mlp.layerCount {
             let w = mlp.kernel(l, in: params)
             bsvi_transpose(Int32(w.rows), Int32(w.cols), w.base, Int32(w.cols), buffers[l].base, Int32(w.rows))
-        }
-        source = params
-    }
-}
-
-/// A copy on a cache line of each kernel W whose rows are whole cache lines but which starts off
-/// one in the parameter vector, as the decoder's 200 × 784 output kernel does (16 bytes into a
-/// line): read there, every row of a 16-float strip spans two lines, so the kernel path copies
-/// each strip into an aligned panel on every call (product_drivers.inc, strip_to_read). The SVI
-/// loop reads that kernel k + 1 times per parameter update; one copy per update replaces k + 1
-/// strip copies, and the products read the copy in place (docs/benchmarks.md, stop 51). Owners call
-/// `update(from:)` whenever the parameters may have changed, as for TransposedKernels.
-public final class AlignedKernels {
-    public let mlp: MLP
-    /// Room for layer l's copy where its rows are whole cache lines (nil elsewhere: a 200-wide
-    /// row is 12.5 lines, and half its rows span two lines wherever the kernel starts).
-    private let buffers: [FloatBuffer?]
-    /// Whether layer l's kernel was copied at the last `update` (it started off a line).
-    private var copied: [Bool]
-    /// The parameter buffer copied from (identity, not contents), weak as in TransposedKernels.
-    private weak var source: FloatBuffer?
-
-    public init(mlp: MLP) {
-        self.mlp = mlp
-        buffers = (0..<mlp.layerCount).map { l in
-            (mlp.sizes[l + 1] * MemoryLayout<Float>.size) % 64 == 0 ? FloatBuffer(count: mlp.kernels[l].count) : nil
-        }
-        copied = Array(repeating: false, count: mlp.layerCount)
-    }
-
-    /// Layer l's kernel as copied from `params`, or nil (not copied, or taken from another buffer):
-    /// then read W itself.
-    public func kernel(_ l: Int, of params: FloatBuffer) -> Matrix? {
-        guard source === params, copied[l], let b = buffers[l] else { return nil }
-        return b.matrix(rows: mlp.sizes[l], cols: mlp.sizes[l + 1])
-    }
-
-    public func update(from params: FloatBuffer) {
-        for l in 0..<mlp.layerCount {
-            let w = mlp.kernel(l, in: params)
-            copied[l] = buffers[l] != nil && Int(bitPattern: w.base) % 64 != 0
-            if copied[l], let b = buffers[l] { b.base.update(from: w.base, count: w.count) }
         }
         source = params
     }

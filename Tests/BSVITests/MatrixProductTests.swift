@@ -350,58 +350,6 @@ struct MatrixProductTests {
         #expect(run(stale) == reference, "kernels of another buffer were used")
     }
 
-    /// The forward pass through AlignedKernels must give the bits of the pass from W itself: on a
-    /// kernel path the driver copies each strip of a kernel that starts off a cache line into an
-    /// aligned panel, and reads the aligned copy in place. Only kernels whose rows are whole cache
-    /// lines and which start off one are copied, and a copy taken from another buffer is not used.
-    @Test("forward through AlignedKernels equals forward from W itself", arguments: KernelPath.supported)
-    func forwardThroughAlignedKernels(path: KernelPath) throws {
-        var values = TestValues(seed: 8)
-        var layout = ParameterLayout()
-        // Kernels 5 × 23 (rows of 23 floats: never copied), 23 × 32 and 32 × 48 (rows of 2 and 3
-        // lines, starting 40 bytes into a line: copied).
-        let mlp = MLP(prefix: "decoder", sizes: [5, 23, 32, 48], activation: .tanh, layout: &layout)
-        let params = FloatBuffer(values.floats(layout.count, -0.5, 0.5))
-        let other = FloatBuffer(values.floats(layout.count, -0.5, 0.5))
-        let rows = 9  // two register blocks: the driver copies strips only for more than one
-        let inputBuffer = FloatBuffer(values.floats(rows * 5, -1, 1))
-        let input = inputBuffer.matrix(rows: rows, cols: 5)
-        defer { withExtendedLifetime(inputBuffer) {} }
-        func run(_ aligned: AlignedKernels?) -> [Float] {
-            onPath(path) {
-                let work = MLPWorkspace(mlp: mlp, capacity: rows)
-                work.forward(input, rows: 0..<rows, params: params, aligned: aligned)
-                return work.outputs.flatMap(\.array)
-            }
-        }
-        let reference = run(nil)
-        let aligned = AlignedKernels(mlp: mlp)
-        #expect(aligned.kernel(1, of: params) == nil, "a copy before any update")
-        aligned.update(from: params)
-        #expect(aligned.kernel(0, of: params) == nil, "rows of 23 floats are not whole lines")
-        for l in [1, 2] {
-            let copy = try #require(aligned.kernel(l, of: params), "layer \(l) starts off a line")
-            #expect(Int(bitPattern: copy.base) % 64 == 0)
-            let w = params.matrix(rows: mlp.sizes[l], cols: mlp.sizes[l + 1], offset: mlp.kernels[l].offset)
-            #expect(copy.array.elementsEqual(w.array), "layer \(l)'s copy holds other values")
-        }
-        let viaCopies = run(aligned)
-        let worst = zip(reference, viaCopies).map { abs($0 - $1) }.max() ?? .nan
-        #expect(worst < 1e-5, "largest difference \(worst)")
-        if onPath(path, { KernelPath.activeHasProducts }) {
-            #expect(viaCopies.map(\.bitPattern) == reference.map(\.bitPattern), "the kernel path's two routes differ in bits")
-        }
-        #expect(aligned.kernel(1, of: other) == nil, "a copy of another buffer")
-        // A kernel that starts on a line is read in place: 4 × 16 and 16 × 16 at offsets 0 and 80.
-        var alignedLayout = ParameterLayout()
-        let lined = MLP(prefix: "lined", sizes: [4, 16, 16], activation: .tanh, layout: &alignedLayout)
-        let linedParams = FloatBuffer(count: alignedLayout.count)
-        let linedCopies = AlignedKernels(mlp: lined)
-        linedCopies.update(from: linedParams)
-        #expect(Int(bitPattern: linedParams.base + lined.kernels[1].offset) % 64 == 0)
-        #expect(linedCopies.kernel(0, of: linedParams) == nil && linedCopies.kernel(1, of: linedParams) == nil)
-    }
-
     @Test("maxMagnitude is max |x|, ∞ for ±∞ and NaN for a NaN anywhere, including the tail; allFinite follows",
           arguments: KernelPath.supported, [1, 15, 16, 17, 63, 64, 65, 100, 1001])
     func finiteness(path: KernelPath, count: Int) {

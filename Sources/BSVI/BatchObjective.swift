@@ -25,9 +25,10 @@ public final class BatchObjective {
     private let encoderGradient: Matrix
     private let klPerRow: FloatBuffer
     private let rowWeights: FloatBuffer
-    /// vae with several samples: one sample's ELBO gradient (b × 2d), before it joins the mean.
-    private let sampleGradient: Matrix?
     private let storage: [FloatBuffer]
+    /// vae with several samples: one sample's ELBO gradient (b × 2d) before it joins the mean,
+    /// allocated on first use (as MLPWorkspace's weighted-input scratch).
+    private lazy var sampleGradient = FloatBuffer(count: batchCapacity * 2 * model.shape.latentDim)
 
     public init(model: VAEModel, settings: ObjectiveSettings, batchCapacity: Int) {
         precondition(settings.rowsPerExample >= 1, "\(settings.method) needs at least one sample")
@@ -58,9 +59,7 @@ public final class BatchObjective {
         encoderGradient = e.matrix(rows: batchCapacity, cols: 2 * d)
         klPerRow = FloatBuffer(count: rows)
         rowWeights = FloatBuffer(count: rows)
-        let s = FloatBuffer(count: settings.method == .vae && settings.vaeSamples > 1 ? batchCapacity * 2 * d : 0)
-        sampleGradient = s.count > 0 ? s.matrix(rows: batchCapacity, cols: 2 * d) : nil
-        storage = [l, e, s]
+        storage = [l, e]
     }
 
     /// The method's objective for the examples `x` (b × D, b ≤ capacity) with ids `exampleIDs`;
@@ -122,7 +121,7 @@ public final class BatchObjective {
         StepProfile.elementwise { Gaussian.klToStandard(lambda: lam, into: klPerRow.base) }
         latents.elboGradient(start: 0, lambda: lam, into: grad)
         if n > 1 {
-            let sample = sampleGradient!.rows(0..<b)  // allocated for vae with vaeSamples > 1
+            let sample = sampleGradient.matrix(rows: b, cols: grad.cols)
             for s in 1..<n {
                 latents.elboGradient(start: s * b, lambda: lam, into: sample)
                 for j in 0..<grad.count { grad.base[j] += sample.base[j] }

@@ -81,15 +81,26 @@ struct ElementaryFunctionTests {
         #expect(worst.error <= 1, "error in ulps: \(worst)")
     }
 
-    @Test("tanh: absolute error ≤ 2e-7 everywhere, odd, saturating", arguments: KernelPath.supported)
+    /// The rational tanh's error comes from rounding, largest near |x| = 7–9 (3.1e-7 with FMA,
+    /// 3.8e-7 without, every float of [0, 10] checked once outside the suite); here every 257th
+    /// float of [0, 10] (4.2 million, the tiny ones included), a sweep of [−20, 20], exact ±1
+    /// beyond 9, x itself for tiny x, and NaN kept.
+    @Test("tanh: absolute error ≤ 4e-7 everywhere, odd, exactly ±1 beyond 9, x for tiny x", arguments: KernelPath.supported)
     func tanh(path: KernelPath) {
-        let xs = Self.sweep(-20, 20, 40_001) + [0.625, -0.625, 0.62499994, 1e30, -1e30, .infinity, -.infinity, 1e-30]
+        let positive = stride(from: UInt32(0), through: Float(10).bitPattern, by: 257).map { Float(bitPattern: $0) }
+        let xs = positive + Self.sweep(-20, 20, 40_001) + [9, 9.000001, -9.000001, 1e30, -1e30, .infinity, -.infinity]
         let ys = Self.apply(.tanh, xs, on: path)
         var worst = Worst()
         for (x, y) in zip(xs, ys) { worst.add(abs(Double(y) - Foundation.tanh(Double(x))), x) }
-        #expect(worst.error <= 2e-7, "\(worst)")
-        let odd = Self.apply(.tanh, [0.3, -0.3, 2.5, -2.5], on: path)
-        #expect(odd[0] == -odd[1] && odd[2] == -odd[3])
+        #expect(positive.count > 4_000_000)
+        #expect(worst.error <= 4e-7, "\(worst)")
+        let odd = Self.apply(.tanh, [0.3, -0.3, 2.5, -2.5, 8.5, -8.5], on: path)
+        #expect(odd[0] == -odd[1] && odd[2] == -odd[3] && odd[4] == -odd[5])
+        #expect(Self.apply(.tanh, [9.000001, 20, 1e30, .infinity], on: path) == [1, 1, 1, 1])
+        #expect(Self.apply(.tanh, [-9.000001, -20, -1e30, -.infinity], on: path) == [-1, -1, -1, -1])
+        #expect(Self.apply(.tanh, [1e-30, -1e-30, 1e-5, 0, -0.0], on: path).map(\.bitPattern)
+                    == [Float(1e-30), -1e-30, 1e-5, 0, -0.0].map(\.bitPattern))
+        #expect(Self.apply(.tanh, [.nan], on: path)[0].isNaN)
     }
 
     @Test("softplus: absolute error ≤ 2e-7 plus the rounding of the result; sigmoid ≤ 2e-7 relative",
@@ -134,7 +145,7 @@ struct ElementaryFunctionTests {
         onPath(path) {
             buffer.withUnsafeMutableBufferPointer { Activation.tanh.apply($0.baseAddress!, count: count) }
         }
-        for i in 0..<count { #expect(abs(Double(buffer[i]) - Foundation.tanh(Double(original[i]))) <= 2e-7) }
+        for i in 0..<count { #expect(abs(Double(buffer[i]) - Foundation.tanh(Double(original[i]))) <= 4e-7) }
         for i in count..<buffer.count { #expect(buffer[i].isNaN, "element \(i) beyond count was written") }
     }
 }

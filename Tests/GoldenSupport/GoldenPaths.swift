@@ -10,7 +10,8 @@ public enum GoldenPaths {
 
     public static func kind(_ path: KernelPath) -> Kind { path == .portable ? .portable : .vector }
 
-    /// The OpenBLAS core the portable goldens were recorded with (this machine's, 2026-12-01).
+    /// The OpenBLAS core the portable goldens were recorded with (this machine's on 2026-12-01; re-recorded
+    /// 2026-12-05 on a Zen 1 with OPENBLAS_CORETYPE=Prescott).
     public static let portableRecordedOnCore = "Prescott"
 
     /// Every supported path; the portable one only on the OpenBLAS core its golden was recorded with.

@@ -14,8 +14,8 @@ import Testing
 /// (commit e0473de), by printing the values this file computes (BSVI_RECORD_GOLDEN=1), and
 /// re-recorded once, 2026-12-05, when tanh became a rational function (CKernels/elementwise.inc):
 /// every value moved in its last digits (bounds by ≤ 2e-8 relative), as a change of tanh by a few
-/// units in the last place must; the portable ones with OPENBLAS_CORETYPE=Prescott. The AVX2 and AVX-512
-/// paths give the same bits (one golden); the portable path leaves the products to OpenBLAS,
+/// units in the last place must; the portable ones with OPENBLAS_CORETYPE=Prescott. The AVX2 and
+/// AVX-512 paths give the same bits (one golden); the portable path leaves the products to OpenBLAS,
 /// whose rounding depends on the OpenBLAS core, so its golden holds only on the core it was
 /// recorded with (`GoldenPaths`).
 @Suite("Objectives and evaluation: golden values")

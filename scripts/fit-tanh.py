@@ -10,8 +10,17 @@ and the error in exact arithmetic (1.1e-8 relative); the Float32 error, which ro
 Needs numpy and scipy:  python3 scripts/fit-tanh.py [ITERATIONS]   (default 200, ~1 minute)
 """
 import sys
-import numpy as np
-from scipy.optimize import linprog
+
+if len(sys.argv) > 2 or (len(sys.argv) == 2 and not sys.argv[1].isdigit()):
+    print("fit-tanh.py: ITERATIONS must be a non-negative integer "
+          "(usage: python3 scripts/fit-tanh.py [ITERATIONS], default 200)", file=sys.stderr)
+    sys.exit(64)
+try:
+    import numpy as np
+    from scipy.optimize import linprog
+except ImportError as error:
+    print(f"fit-tanh.py: {error}; install them with: python3 -m pip install numpy scipy", file=sys.stderr)
+    sys.exit(69)
 
 C, NP, NQ = 9.0, 8, 4  # interval end; number of coefficients of P and of Q
 iterations = int(sys.argv[1]) if len(sys.argv) > 1 else 200

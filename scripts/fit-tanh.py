@@ -54,13 +54,15 @@ for _ in range(iterations):
     cost = np.zeros(n + 1)
     cost[-1] = 1
     lp = linprog(cost, A_ub=rows, b_ub=bound, bounds=[(-1, 1)] * n + [(0, None)], method="highs")
+    if lp.status != 0:
+        print(f"fit-tanh.py: the linear program stopped ({lp.message}); keeping the last fit", file=sys.stderr)
+        break
     d = lp.x[:n] / scale * level
-    tried = [(np.max(np.abs(relative_error(p + a * d[:NP], q + a * np.concatenate([[0.0], d[NP:]])))), a)
-             for a in (1.0, 0.5, 0.25, 0.1)]
-    best, a = min(tried)
+    dp, dq = d[:NP], np.concatenate([[0.0], d[NP:]])  # Q(0) stays 1
+    best, a = min((np.max(np.abs(relative_error(p + a * dp, q + a * dq))), a) for a in (1.0, 0.5, 0.25, 0.1))
     if best >= level:
         break
-    p, q = p + a * d[:NP], q + a * np.concatenate([[0.0], d[NP:]])
+    p, q = p + a * dp, q + a * dq
 
 P = [p[i] / C ** (2 * i) for i in range(NP)]
 Q = [q[i] / C ** (2 * i) for i in range(NQ)]

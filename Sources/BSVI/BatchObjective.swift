@@ -65,8 +65,9 @@ public final class BatchObjective {
     /// The method's objective for the examples `x` (b × D, b ≤ capacity) with ids `exampleIDs`;
     /// adds ∇(Σ objective) to `grads` and returns the batch sums. With `overwrite`, sets `grads`
     /// to it instead, whatever `grads` held, with the bits of adding into zeros: the weight-gradient
-    /// products write every encoder and decoder entry, and only the π logits' few are zeroed first
-    /// (on the kernel paths the training step's 1.7 MB gradient buffer is then never zeroed).
+    /// products write every encoder and decoder entry, and only the π logits' few and the layout's
+    /// gaps between tensors are zeroed first (on the kernel paths the training step's 1.7 MB
+    /// gradient buffer is then never zeroed).
     @discardableResult
     public func accumulate(x: Matrix, exampleIDs: [Int], noise: NoiseSource, params: FloatBuffer,
                            grads: FloatBuffer, overwrite: Bool = false) -> ObjectiveSums {
@@ -74,7 +75,10 @@ public final class BatchObjective {
         precondition(b <= batchCapacity && exampleIDs.count == b && x.cols == model.shape.inputDim,
                      "batch shape does not match the objective's workspace")
         latents.useParameters(params)
-        if overwrite, let pi = model.piLogits { (grads.base + pi.offset).update(repeating: 0, count: pi.count) }
+        if overwrite {
+            if let pi = model.piLogits { (grads.base + pi.offset).update(repeating: 0, count: pi.count) }
+            model.layout.zeroGaps(grads.base)
+        }
         encoder.forward(x, rows: 0..<b, params: params)
         let lam = lambda.rows(0..<b)
         lam.copy(from: encoder.output.rows(0..<b))

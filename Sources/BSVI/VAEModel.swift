@@ -35,11 +35,12 @@ public struct VAEModel {
         self.layout = layout
     }
 
-    public var parameterCount: Int { layout.count }
+    /// Floats in the flat parameter vector (the tensors and the gaps between them, ParameterLayout).
+    public var vectorLength: Int { layout.vectorLength }
 
     /// Deterministic initialization from the seed (π logits start at 0: uniform π).
     public func makeInitialParameters(seed: UInt64) -> FloatBuffer {
-        let p = FloatBuffer(count: layout.count)
+        let p = FloatBuffer(count: layout.vectorLength)
         encoder.initialize(p, seed: seed, streamKey: 1)
         decoder.initialize(p, seed: seed, streamKey: 2)
         return p

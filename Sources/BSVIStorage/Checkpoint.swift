@@ -32,6 +32,8 @@ public struct TrainingState: Equatable, Sendable {
     public var seed: UInt64
     public var worldSize: Int
     public var adamStep: Int
+    /// Adam's moments, laid out as the parameter vector (ParameterLayout: gaps included; the
+    /// file holds them without).
     public var firstMoment: [Float]
     public var secondMoment: [Float]
     public var skippedSteps: Int
@@ -93,7 +95,8 @@ public struct Checkpoint: Equatable {
     public var epoch: Int
     /// Learned π logits, if any; the flat parameter vector holds them last.
     public var piCount: Int
-    /// All parameters in `VAEModel(shape:piCount:)` layout order.
+    /// The flat parameter vector of `VAEModel(shape:piCount:)` (its layout: tensors in order, each
+    /// on a cache line, zeros between them).
     public var parameters: [Float]
     public var training: TrainingState?
     public var history: [MetricRecord]

@@ -7,7 +7,7 @@ public enum CheckpointFile {
     /// `midWrite` runs after the model datasets are written (fault injection for tests).
     public static func write(_ c: Checkpoint, to path: String, midWrite: (() -> Void)? = nil) throws {
         let model = c.model
-        precondition(c.parameters.count == model.parameterCount, "checkpoint parameters do not match the layout")
+        precondition(c.parameters.count == model.vectorLength, "checkpoint parameters do not match the layout")
         guard c.parameters.allSatisfy({ $0.isFinite }),
               c.training.map({ $0.firstMoment.allSatisfy { $0.isFinite } && $0.secondMoment.allSatisfy { $0.isFinite } }) ?? true else {
             throw StorageError(file: path, problem: "refusing to write a checkpoint with non-finite parameters or optimizer state")
@@ -50,8 +50,11 @@ public enum CheckpointFile {
                 }
                 try f.setAttribute("parameter_order", on: "/training",
                                    model.layout.tensors.map { Checkpoint.datasetPath(for: $0.name) }.joined(separator: ","))
-                try f.writeFloats("/training/adam_first_moment", s.firstMoment, shape: [s.firstMoment.count])
-                try f.writeFloats("/training/adam_second_moment", s.secondMoment, shape: [s.secondMoment.count])
+                // The moments without the layout's gaps: one value per parameter, in parameter_order.
+                for (name, moment) in [("adam_first_moment", s.firstMoment), ("adam_second_moment", s.secondMoment)] {
+                    let values = model.layout.packed(moment)
+                    try f.writeFloats("/training/" + name, values, shape: [values.count])
+                }
             }
             try f.createGroup("/metrics")
             let h = c.history
@@ -76,14 +79,14 @@ public enum CheckpointFile {
         let piCount = try reader.piCount()
         let model = VAEModel(shape: shape, piCount: piCount)
         let f = reader.file
-        // Every tensor's shape is checked (cheap) before anything of parameterCount floats is
+        // Every tensor's shape is checked (cheap) before anything of the model's size is
         // allocated: the attributes alone could otherwise ask for 80 GB (input_dim 100000,
         // hidden_dims [100000]) in a file of a few KB.
         try reader.checkTensors(model)
         // eval, sample and inspect need only the model: a /training or /metrics with parts
         // missing (slimmed for sharing: the moments deleted) is set aside, named; --resume
         // refuses it. What is present is read and checked either way: damage is an error.
-        let training = try reader.trainingState(parameterCount: model.parameterCount)
+        let training = try reader.trainingState(model.layout)
         let history = try reader.history()
         if requireTrainingState && !training.missing.isEmpty {
             throw reader.problem("/training", "it lacks \(training.missing.joined(separator: ", ")), which --resume needs",
@@ -210,7 +213,7 @@ private struct CheckpointReader {
     /// Every tensor of the model's layout, in layout order: present, of the implied shape, finite.
     /// `read` has run `checkTensors` first, so the allocation below is backed by stored data.
     func parameters(_ model: VAEModel) throws -> [Float] {
-        var params = [Float](repeating: 0, count: model.parameterCount)
+        var params = [Float](repeating: 0, count: model.vectorLength)
         for t in model.layout.tensors {
             let name = Checkpoint.datasetPath(for: t.name)
             let (values, fileShape) = try file.readFloats(name)
@@ -240,10 +243,10 @@ private struct CheckpointReader {
 
     /// The optimizer state and configuration. Every part present is checked, also when another
     /// is missing: a missing part must not hide damage in the others.
-    func trainingState(parameterCount: Int) throws -> TrainingRead {
+    func trainingState(_ layout: ParameterLayout) throws -> TrainingRead {
         guard try file.exists("/training"), try file.hasAttribute("config", on: "/training") else { return TrainingRead() }
-        let m = try moment("/training/adam_first_moment", parameterCount: parameterCount)
-        let v = try moment("/training/adam_second_moment", parameterCount: parameterCount)
+        let m = try moment("/training/adam_first_moment", layout)
+        let v = try moment("/training/adam_second_moment", layout)
         let epochSums = try epochSums()
         let counters = try resumeCounters()
         let seed = try file.hasAttribute("seed", on: "/training") ? UInt64(bitPattern: try file.scalarInt64Attribute("seed", on: "/training")) : nil
@@ -263,17 +266,18 @@ private struct CheckpointReader {
                             configJSON: configJSON, trainingData: trainingData)
     }
 
-    /// A moment vector, when present: shape first (cheap), so a moment declared far larger
-    /// than the model is refused before it is allocated; then its values.
-    func moment(_ name: String, parameterCount: Int) throws -> [Float]? {
+    /// A moment vector, when present, laid out as the parameter vector (the file holds it
+    /// without the layout's gaps): shape first (cheap), so a moment declared far larger than the
+    /// model is refused before it is allocated; then its values.
+    func moment(_ name: String, _ layout: ParameterLayout) throws -> [Float]? {
         guard try file.exists(name) else { return nil }
         let shape = try file.datasetInfo(name).shape
-        guard shape == [parameterCount] else {
-            throw problem("/training", "optimizer moments: \(name) has shape \(shape), the model has \(parameterCount) parameters")
+        guard shape == [layout.parameterCount] else {
+            throw problem("/training", "optimizer moments: \(name) has shape \(shape), the model has \(layout.parameterCount) parameters")
         }
         let values = try file.readFloats(name).values
         guard values.allSatisfy({ $0.isFinite }) else { throw problem("/training", "optimizer moments contain non-finite values") }
-        return values
+        return layout.unpacked(values)
     }
 
     /// An integer attribute, nil when absent.

@@ -209,7 +209,7 @@ public enum Benchmark {
     /// `warmup` untimed steps, the yardsticks, then `steps` timed training steps split by kind.
     static func timeSteps(config: RunConfiguration, model: VAEModel, params: FloatBuffer, x: Matrix, steps: Int, warmup: Int,
                           comm: Communicator) throws -> StepTiming {
-        let adam = Adam(parameterCount: model.parameterCount, learningRate: config.optimizer.learningRate)
+        let adam = Adam(parameterCount: model.vectorLength, learningRate: config.optimizer.learningRate)
         let step = TrainingStep(model: model, settings: config.objective.settings, localBatch: x.rows,
                                 globalBatch: config.optimizer.batchSize, adam: adam)
         let ids = (0..<x.rows).map { comm.rank * x.rows + $0 }
@@ -223,8 +223,8 @@ public enum Benchmark {
         let yardstick = PeakYardstick.forWork(kernels: KernelPath.active, blasCore: OpenBLASCore.current)
         let fmaPeak = yardstick.gigaflops()
         let blasRate = measureBLASRate()
-        let updateTraffic = Adam.trafficFloorSeconds(parameterCount: model.parameterCount)
-        let updateDivider = Adam.dividerFloorSeconds(parameterCount: model.parameterCount)
+        let updateTraffic = Adam.trafficFloorSeconds(parameterCount: model.vectorLength)
+        let updateDivider = Adam.dividerFloorSeconds(parameterCount: model.vectorLength)
         comm.barrier()
         StepProfile.reset()
         StepProfile.enabled = true

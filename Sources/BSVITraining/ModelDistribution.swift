@@ -40,7 +40,7 @@ public enum ModelDistribution {
             return Header(shape: c.shape, piCount: c.piCount, configJSON: c.configurationJSON, trainingData: c.trainingData)
         }
         let model = VAEModel(shape: header.shape, piCount: header.piCount)
-        if !comm.isRoot { parameters = [Float](repeating: 0, count: model.parameterCount) }
+        if !comm.isRoot { parameters = [Float](repeating: 0, count: model.vectorLength) }
         parameters.withUnsafeMutableBytes { comm.broadcast($0.baseAddress!, byteCount: $0.count, root: 0) }
         return DistributedModel(model: model, parameters: parameters, configJSON: header.configJSON, trainingData: header.trainingData,
                                 trainingDataPath: RunConfiguration.trainingDataPath(checkpointConfig: header.configJSON))

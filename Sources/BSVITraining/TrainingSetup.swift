@@ -48,8 +48,8 @@ final class TrainingSetup {
         // afresh every epoch when /train holds intensities (dynamic binarization).
         epochRows = EpochRows(plan: plan, width: width, values: dataset.values(of: .train))
         model = VAEModel(shape: config.model.shape(inputDim: width), piCount: config.objective.settings.piCount)
-        params = FloatBuffer(count: model.parameterCount)
-        adam = Adam(parameterCount: model.parameterCount, learningRate: config.optimizer.learningRate)
+        params = FloatBuffer(count: model.vectorLength)
+        adam = Adam(parameterCount: model.vectorLength, learningRate: config.optimizer.learningRate)
         step = TrainingStep(model: model, settings: config.objective.settings, localBatch: plan.localBatch,
                             globalBatch: config.optimizer.batchSize, adam: adam)
         xBuffer = FloatBuffer(count: plan.localBatch * width)

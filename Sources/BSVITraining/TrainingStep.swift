@@ -34,7 +34,7 @@ public final class TrainingStep {
 
     public init(model: VAEModel, settings: ObjectiveSettings, localBatch: Int, globalBatch: Int, adam: Adam) {
         objective = BatchObjective(model: model, settings: settings, batchCapacity: localBatch)
-        exchange = StepExchange(parameterCount: model.parameterCount)
+        exchange = StepExchange(parameterCount: model.vectorLength)
         self.adam = adam
         self.globalBatch = globalBatch
     }

@@ -32,7 +32,7 @@ struct BSVIBoundTests {
             let settings = ObjectiveSettings(method: method, k: k ?? self.k, pi: pi, refinement: refinement)
             let objective = BatchObjective(model: model, settings: settings, batchCapacity: 4)
             return objective.accumulate(x: x.matrix, exampleIDs: BSVIBoundTests.ids, noise: BSVIBoundTests.noise,
-                                        params: params, grads: FloatBuffer(count: model.parameterCount))
+                                        params: params, grads: FloatBuffer(count: model.vectorLength))
         }
 
         /// log w_ij, log p(x_i|z_ij) − KL(λ_ij) for j = 0…k: the evaluation's run (its own rows,
@@ -162,7 +162,7 @@ struct BSVIBoundTests {
             let logPi = objective.bufferLogWeights(params: m.params)
             #expect(logPi.map { abs($0 + log(Float(k + 1))) }.max()! > 0.5, "log π = \(logPi)")
         }
-        let grads = FloatBuffer(count: m.model.parameterCount)
+        let grads = FloatBuffer(count: m.model.vectorLength)
         let trials = 1000
         for (n, i) in chosen.enumerated() {
             let xi = HostMatrix(rows: 1, cols: 4, values: xs.row(n))

@@ -64,7 +64,7 @@ struct KernelPathTests {
         var values = TestValues(seed: 12)
         let b = 21
         let x = HostMatrix(rows: b, cols: 784, values: values.bits(b * 784, probabilityOfOne: 0.3))
-        let grads = FloatBuffer(count: model.parameterCount)
+        let grads = FloatBuffer(count: model.vectorLength)
         let stats = onPath(path) {
             BatchObjective(model: model, settings: settings, batchCapacity: b)
                 .accumulate(x: x.matrix, exampleIDs: Array(100..<(100 + b)), noise: NoiseSource(seed: 5, purpose: .trainingNoise, context: 2),

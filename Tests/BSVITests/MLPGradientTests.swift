@@ -40,7 +40,7 @@ struct MLPGradientTests {
         let c = values.floats(batch * outputSize, -1, 1).map(Double.init)
         for attempt in 0..<200 {
             var pv = TestValues(seed: seed &+ UInt64(attempt) &* 1000, key: 3)
-            let params = FloatBuffer(pv.floats(layout.count, -1, 1))
+            let params = FloatBuffer(pv.floats(layout.vectorLength, -1, 1))
             if activation != .relu { return Setup(mlp: mlp, params: params, input: input, c: c) }
             var pre = [Double]()
             for r in 0..<batch {

@@ -294,7 +294,7 @@ struct MatrixProductTests {
         let (rows, cols) = shape
         var values = TestValues(seed: UInt64(rows * 1000 + cols))
         let mlp = MLPForTranspose.make(rows: rows, cols: cols)
-        let params = FloatBuffer(values.floats(mlp.layout.count, -2, 2))
+        let params = FloatBuffer(values.floats(mlp.layout.vectorLength, -2, 2))
         let t = TransposedKernels(mlp: mlp.mlp)
         #expect(!t.holds(params))
         onPath(path) { t.update(from: params) }
@@ -317,8 +317,8 @@ struct MatrixProductTests {
         var values = TestValues(seed: 7)
         var layout = ParameterLayout()
         let mlp = MLP(prefix: "decoder", sizes: [5, 23, 40, 37], activation: .tanh, layout: &layout)
-        let params = FloatBuffer(values.floats(layout.count, -0.5, 0.5))
-        let other = FloatBuffer(values.floats(layout.count, -0.5, 0.5))
+        let params = FloatBuffer(values.floats(layout.vectorLength, -0.5, 0.5))
+        let other = FloatBuffer(values.floats(layout.vectorLength, -0.5, 0.5))
         let rows = 9
         let inputBuffer = FloatBuffer(values.floats(rows * 5, -1, 1))
         let input = inputBuffer.matrix(rows: rows, cols: 5)

@@ -49,7 +49,7 @@ struct MultiplyAddCountTests {
             MultiplyAddCount.counting {
                 objective.accumulate(x: x.matrix, exampleIDs: Array(0..<Self.batch),
                                      noise: NoiseSource(seed: 1, purpose: .trainingNoise, context: 0), params: params,
-                                     grads: FloatBuffer(count: model.parameterCount))
+                                     grads: FloatBuffer(count: model.vectorLength))
             }.multiplyAdds
         }
         #expect(counted == settings.usefulMultiplyAddsPerExample(model: model) * Self.batch,

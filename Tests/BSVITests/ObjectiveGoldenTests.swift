@@ -54,12 +54,12 @@ struct ObjectiveGoldenTests {
         let model = VAEModel(shape: shape, piCount: settings.piCount)
         let params = randomParameters(model: model, seed: 13, scale: 0.6)
         let x = data()
-        let grads = FloatBuffer(count: model.parameterCount)
+        let grads = FloatBuffer(count: model.vectorLength)
         let stats = onPath(path) {
             BatchObjective(model: model, settings: settings, batchCapacity: 8)
                 .accumulate(x: x.matrix, exampleIDs: ids, noise: noise, params: params, grads: grads)
         }
-        return ObjectiveResult(gradientFingerprint: fingerprint(grads.array), bound: stats.bound,
+        return ObjectiveResult(gradientFingerprint: fingerprint(model.layout.packed(grads.array)), bound: stats.bound,
                                elboInitial: stats.elboInitial, elboRefined: stats.elboRefined,
                                sampledGradient: sampledIndices(model).map { grads[$0] })
     }

@@ -139,7 +139,7 @@ struct ObjectiveGradientTests {
         }
 
         func run(params p: FloatBuffer? = nil) -> (ObjectiveSums, FloatBuffer) {
-            let grads = FloatBuffer(count: model.parameterCount)
+            let grads = FloatBuffer(count: model.vectorLength)
             let stats = objective.accumulate(x: x.matrix, exampleIDs: ObjectiveGradientTests.ids,
                                              noise: ObjectiveGradientTests.noise, params: p ?? params, grads: grads)
             return (stats, grads)
@@ -243,11 +243,11 @@ struct ObjectiveGradientTests {
         #expect(stats.elboRefined == stats.elboInitial)
 
         var cmp = GradientComparison()
-        for i in 0..<p0.count {
+        for i in parameterIndices(f.model) {
             let fd = centralDifference({ f.sampledBound($0, eps: eps) }, at: p0, index: i, step: Self.step)
             cmp.add(index: i, analytic: Double(grads[i]), reference: fd)
         }
-        #expect(cmp.checked == f.model.parameterCount)
+        #expect(cmp.checked == f.model.layout.parameterCount)
         cmp.report(#function)
         #expect(cmp.worst <= Self.tolerance, "\(cmp)")
     }
@@ -258,7 +258,7 @@ struct ObjectiveGradientTests {
         let f = Fixture(settings: testCase.settings, network: network, seed: 2)
         let (_, grads) = f.run()
         let h: Float = 5e-3
-        let coords = coordinateSubset(Array(0..<f.model.parameterCount), limit: 40, seed: 3)
+        let coords = coordinateSubset(parameterIndices(f.model), limit: 40, seed: 3)
         let eps = (0..<(testCase.settings.rowsPerExample * f.b)).map { f.epsilon(row: $0) }, p0 = f.params.doubles
         let probe = FloatBuffer(count: f.params.count)
         var cmp = GradientComparison()
@@ -313,7 +313,7 @@ struct ObjectiveGradientTests {
         #expect(abs(stats.elboInitial - elbo0) <= 1e-4 * max(1, abs(elbo0)))
 
         var decoderCmp = GradientComparison(), encoderCmp = GradientComparison(), piCmp = GradientComparison()
-        for i in 0..<p0.count {
+        for i in parameterIndices(f.model) {
             if isEncoderParameter(f.model, i) {
                 let fd = centralDifference({ f.initialELBO($0, eps: eps0) }, at: p0, index: i, step: Self.step)
                 encoderCmp.add(index: i, analytic: Double(grads[i]), reference: fd)
@@ -344,7 +344,7 @@ struct ObjectiveGradientTests {
         let f = Fixture(settings: testCase.settings, network: network, seed: 2)
         let (_, grads) = f.run()
         let h: Float = 5e-3
-        let candidates = (0..<f.model.parameterCount).filter { !isEncoderParameter(f.model, $0) }
+        let candidates = parameterIndices(f.model).filter { !isEncoderParameter(f.model, $0) }
         let coords = coordinateSubset(candidates, limit: 40, seed: 4)
         // Every kept sample is z = μ + σε at λ₀ with its row's noise (η = 0).
         let eps = (0..<(testCase.settings.rowsPerExample * f.b)).map { f.epsilon(row: $0) }, p0 = f.params.doubles
@@ -385,7 +385,7 @@ struct ObjectiveGradientTests {
         let (whole, wholeGrads) = f.run()
         // The same examples as two batches ([1] then [0, 2]) into one gradient buffer: the noise
         // is keyed by example id, so the sums must agree with the single batch.
-        let grads = FloatBuffer(count: f.model.parameterCount)
+        let grads = FloatBuffer(count: f.model.vectorLength)
         var split = ObjectiveSums()
         for part in [[1], [0, 2]] {
             let xs = HostMatrix(rows: part.count, cols: f.x.cols, values: part.flatMap { f.x.row($0) })
@@ -414,7 +414,7 @@ struct ObjectiveGradientTests {
         onPath(path) {
             let f = Fixture(settings: testCase.settings)
             let (addedStats, added) = f.run()
-            let written = FloatBuffer([Float](repeating: .nan, count: f.model.parameterCount))
+            let written = FloatBuffer([Float](repeating: .nan, count: f.model.vectorLength))
             let writtenStats = f.objective.accumulate(x: f.x.matrix, exampleIDs: Self.ids, noise: Self.noise, params: f.params,
                                                       grads: written, overwrite: true)
             #expect(writtenStats == addedStats)

@@ -34,8 +34,8 @@ struct RefinementImprovesELBOTests {
                                            settings: ObjectiveSettings(method: .vae, k: 1,
                                                                        refinement: RefinementSettings(steps: 0, learningRate: 0, rule: .sgd)),
                                            batchCapacity: ids.count)
-            let adam = Adam(parameterCount: model.parameterCount, learningRate: 0.02)
-            let grads = FloatBuffer(count: model.parameterCount)
+            let adam = Adam(parameterCount: model.vectorLength, learningRate: 0.02)
+            let grads = FloatBuffer(count: model.vectorLength)
             var first = 0.0, last = 0.0
             let steps = 200
             for step in 0..<steps {

@@ -59,10 +59,16 @@ struct TestValues {
     }
 }
 
-/// Fills every parameter (kernels, biases, π logits) with uniform values in ±scale.
+/// Fills every parameter (kernels, biases, π logits) with uniform values in ±scale, drawn in
+/// layout order without the gaps (zeros there): the values do not depend on the alignment.
 func randomParameters(model: VAEModel, seed: UInt64, scale: Double = 0.8) -> FloatBuffer {
     var values = TestValues(seed: seed, key: 1)
-    return FloatBuffer(values.floats(model.parameterCount, -scale, scale))
+    return FloatBuffer(model.layout.unpacked(values.floats(model.layout.parameterCount, -scale, scale)))
+}
+
+/// The indices of the flat vector that hold parameters (every tensor's, in order; no gaps).
+func parameterIndices(_ model: VAEModel) -> [Int] {
+    model.layout.tensors.flatMap { $0.offset..<($0.offset + $0.count) }
 }
 
 /// The decoder's parameters (and any π logits) occupy the tail of the layout.

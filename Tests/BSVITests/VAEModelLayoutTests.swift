@@ -5,7 +5,7 @@ import Testing
 /// The flat parameter layout of the VAE and its deterministic Glorot initialization.
 @Suite("VAE model layout and initialization")
 struct VAEModelLayoutTests {
-    @Test("encoder x → hidden → 2d, decoder d → reversed hidden → x, then π logits; tensors tile the vector")
+    @Test("encoder x → hidden → 2d, decoder d → reversed hidden → x, then π logits; each tensor on a cache line")
     func layout() {
         let shape = ModelShape(inputDim: 12, latentDim: 3, hiddenDims: [7, 5], activation: .relu)
         let model = VAEModel(shape: shape, piCount: 4)
@@ -16,18 +16,47 @@ struct VAEModelLayoutTests {
                           "encoder/dense_2/kernel", "encoder/dense_2/bias", "decoder/dense_0/kernel", "decoder/dense_0/bias",
                           "decoder/dense_1/kernel", "decoder/dense_1/bias", "decoder/dense_2/kernel", "decoder/dense_2/bias",
                           "pi/logits"])
-        var offset = 0
+        // In order, each at the first multiple of 16 floats (64 bytes) after the one before it.
+        var end = 0
         for t in model.layout.tensors {
-            #expect(t.offset == offset, "\(t.name)")
-            offset += t.count
+            #expect(t.offset % 16 == 0 && t.offset >= end && t.offset - end < 16, "\(t.name) at \(t.offset), the one before ends at \(end)")
+            end = t.offset + t.count
         }
-        #expect(offset == model.parameterCount)
+        #expect(end == model.vectorLength)
         let expectedCount = (12 * 7 + 7) + (7 * 5 + 5) + (5 * 6 + 6) + (3 * 5 + 5) + (5 * 7 + 7) + (7 * 12 + 12) + 4
-        #expect(model.parameterCount == expectedCount)
+        #expect(model.layout.parameterCount == expectedCount)
+        #expect(model.layout.gaps.map(\.count).reduce(0, +) == model.vectorLength - expectedCount)
+        #expect(model.layout.gaps.first == 84..<96)  // after encoder/dense_0/kernel (12 × 7), before its bias
         #expect(model.layout.tensor(named: "decoder/dense_1/kernel")?.shape == [5, 7])
         #expect(model.piLogits?.count == 4)
         #expect(VAEModel(shape: shape).piLogits == nil)
         #expect(model.encoder.multiplyAddsPerRow == 12 * 7 + 7 * 5 + 5 * 6)
+    }
+
+    @Test("packed drops the gaps in layout order, unpacked puts the values back with zeros between; zeroGaps clears only the gaps")
+    func packing() {
+        let model = VAEModel(shape: ModelShape(inputDim: 12, latentDim: 3, hiddenDims: [7, 5], activation: .relu), piCount: 4)
+        let layout = model.layout
+        let vector = (0..<layout.vectorLength).map { Float($0) + 0.5 }
+        let packed = layout.packed(vector)
+        #expect(packed == layout.tensors.flatMap { t in (t.offset..<(t.offset + t.count)).map { Float($0) + 0.5 } })
+        let back = layout.unpacked(packed)
+        let inGap = Set(layout.gaps.flatMap { Array($0) })
+        #expect(!inGap.isEmpty)
+        #expect((0..<layout.vectorLength).allSatisfy { back[$0] == (inGap.contains($0) ? 0 : vector[$0]) })
+        let cleared = FloatBuffer(vector)
+        layout.zeroGaps(cleared.base)
+        #expect(cleared.array == back)
+    }
+
+    @Test("the default model: the decoder's output kernel at float 267,744, on a cache line (packed end to end, 267,700: 16 bytes into one)")
+    func defaultModelAlignment() {
+        let model = VAEModel(shape: ModelShape(inputDim: 784, latentDim: 50, hiddenDims: [200, 200], activation: .tanh))
+        let output = model.decoder.kernels[model.decoder.layerCount - 1]
+        #expect(output.shape == [200, 784] && output.offset == 267_744)
+        #expect(model.layout.tensors.allSatisfy { $0.offset % 16 == 0 })
+        // 425,284 parameters; 44 floats of gaps.
+        #expect(model.layout.parameterCount == 425_284 && model.vectorLength == 425_328)
     }
 
     @Test("piCount and rows per example follow the method")

@@ -60,7 +60,7 @@ struct TrainingStepGoldenTests {
         let x = FloatBuffer((0..<(batch * shape.inputDim)).map { data.uniform(UInt64($0)) < 0.35 ? 1 : 0 })
         let ids = [7, 40, 3, 12, 25, 0]
         let step = TrainingStep(model: model, settings: settings, localBatch: batch, globalBatch: batch,
-                                adam: Adam(parameterCount: model.parameterCount, learningRate: 0.003))
+                                adam: Adam(parameterCount: model.vectorLength, learningRate: 0.003))
         // A previous step's leftovers (NaN here) must not show: the step writes its whole exchange
         // buffer and never zeroes it, so a step that added to it instead would fail the golden values.
         step.exchange.buffer.base.update(repeating: .nan, count: step.exchange.buffer.count)
@@ -69,11 +69,11 @@ struct TrainingStepGoldenTests {
                      noise: NoiseSource(seed: 33, purpose: .trainingNoise, context: 1), params: params,
                      comm: LocalCommunicator(), stopRequested: false)
         }
-        let gradient = (0..<model.parameterCount).map { step.exchange.gradients[$0] }
+        let gradient = (0..<model.vectorLength).map { step.exchange.gradients[$0] }
         let pi = model.piLogits!
         let lastBias = model.decoder.biases[model.decoder.layerCount - 1]
         let sampled = [model.encoder.kernels[0].offset, lastBias.offset + lastBias.count - 1] + Array(pi.offset..<(pi.offset + pi.count))
-        let result = Result(gradientFingerprint: fingerprint(gradient), parameterFingerprint: fingerprint(params.array),
+        let result = Result(gradientFingerprint: fingerprint(model.layout.packed(gradient)), parameterFingerprint: fingerprint(model.layout.packed(params.array)),
                             bound: stepResult.sums.bound, elboInitial: stepResult.sums.elboInitial,
                             elboRefined: stepResult.sums.elboRefined, piGradient: Array(gradient[pi.offset..<(pi.offset + pi.count)]),
                             sampledParameters: sampled.map { params[$0] })

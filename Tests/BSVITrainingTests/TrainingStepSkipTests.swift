@@ -20,15 +20,15 @@ struct TrainingStepSkipTests {
         let before = params.array
         let data = RandomStream(seed: 6, purpose: .sampling, 1)
         let x = FloatBuffer((0..<(batch * shape.inputDim)).map { data.uniform(UInt64($0)) < 0.4 ? 1 : 0 })
-        let adam = Adam(parameterCount: model.parameterCount, learningRate: 0.001)
+        let adam = Adam(parameterCount: model.vectorLength, learningRate: 0.001)
         let step = TrainingStep(model: model, settings: ObjectiveSettings(method: .vae, k: 1, refinement: RefinementSettings(steps: 0, learningRate: 0.1, rule: .sgd)), localBatch: batch, globalBatch: batch,
                                 adam: adam)
         step.computeLocal(x: x.matrix(rows: batch, cols: shape.inputDim), exampleIDs: Array(0..<batch),
                           noise: NoiseSource(seed: 7, purpose: .trainingNoise, context: 1), params: params)
         let g = step.exchange.gradients
-        let current = (0..<model.parameterCount).map { abs(g[$0]) }.max()!
+        let current = (0..<model.vectorLength).map { abs(g[$0]) }.max()!
         let factor = largest * Float(batch) / current
-        for i in 0..<model.parameterCount { g[i] *= factor }
+        for i in 0..<model.vectorLength { g[i] *= factor }
         let result = step.exchangeAndUpdate(params: params, comm: LocalCommunicator(), stopRequested: false)
         return (result, before, params, adam)
     }

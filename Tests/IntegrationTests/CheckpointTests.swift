@@ -409,6 +409,7 @@ struct CheckpointTests {
                     "kernel_bits": [int(x) for x in k[()].view(np.uint32).ravel()],
                     "world_size": int(f["training"].attrs["world_size"]),
                     "moment_length": int(f["training/adam_first_moment"].shape[0]),
+                    "first_moment_bits": [int(x) for x in f["training/adam_first_moment"][()].view(np.uint32)],
                     "logits": h.tolist()}))
             """.write(toFile: script, atomically: true, encoding: .utf8)
         let r = try runCommand(python, [script, path])
@@ -421,7 +422,11 @@ struct CheckpointTests {
         #expect(j["kernel_dtype"] as? String == "float32" && j["fletcher32"] as? Bool == true)
         let kernel = try #require(c.model.layout.tensor(named: "encoder/dense_0/kernel"))
         #expect(j["kernel_bits"] as? [Int] == c.parameters[kernel.offset..<(kernel.offset + kernel.count)].map { Int($0.bitPattern) })
-        #expect(j["world_size"] as? Int == 1 && j["moment_length"] as? Int == c.parameters.count)
+        // The moments one value per parameter in parameter_order, without the layout's gaps.
+        #expect(j["world_size"] as? Int == 1 && j["moment_length"] as? Int == c.model.layout.parameterCount)
+        let firstMoment = try #require(c.training?.firstMoment)
+        #expect(c.model.vectorLength > c.model.layout.parameterCount, "the test model's layout has gaps")
+        #expect(j["first_moment_bits"] as? [Int] == c.model.layout.packed(firstMoment).map { Int($0.bitPattern) })
         // The logits h5py computes from the file agree with the project's own decoder.
         let logits = try #require(j["logits"] as? [[Double]])
         let params = FloatBuffer(c.parameters)
@@ -455,8 +460,8 @@ struct CheckpointTests {
         #expect(w.status == 0, "\(w.stderr)")
         let back = try CheckpointFile.read(plain)
         #expect(back.training == nil && back.shape == c.shape)
-        let modelCount = c.parameters.count - c.piCount
-        #expect(back.parameters.map(\.bitPattern) == c.parameters.prefix(modelCount).map(\.bitPattern))
+        #expect(back.model.layout.packed(back.parameters).map(\.bitPattern)
+                    == c.model.layout.packed(c.parameters).dropLast(c.piCount).map(\.bitPattern))
         let e = try bsvi(["eval", plain, "--data", data, "--samples", "10", "--json"])
         #expect(e.status == 0, "\(e.stderr)")
         #expect((try parseJSONLine(e.stdout)["log_likelihood"] as? Double)?.isFinite == true)

@@ -95,7 +95,7 @@ struct DynamicTrainingTests {
         let model = VAEModel(shape: ModelShape(inputDim: width, latentDim: 2, hiddenDims: [8], activation: .tanh),
                              piCount: objective.settings.piCount)
         let params = model.makeInitialParameters(seed: seed)
-        let grads = FloatBuffer(count: model.parameterCount)
+        let grads = FloatBuffer(count: model.vectorLength)
         BatchObjective(model: model, settings: objective.settings, batchCapacity: batch)
             .accumulate(x: x, exampleIDs: ids, noise: NoiseSource(seed: seed, purpose: .trainingNoise, context: 0), params: params, grads: grads)
         return grads.array.map { $0 / Float(batch) }

@@ -31,7 +31,7 @@ struct MPITests {
         let xb = FloatBuffer(count: ids.count * width)
         let x = xb.matrix(rows: ids.count, cols: width)
         for (i, id) in ids.enumerated() { x.row(i).update(from: all.base + id * width, count: width) }
-        let grads = FloatBuffer(count: model.parameterCount)
+        let grads = FloatBuffer(count: model.vectorLength)
         BatchObjective(model: model, settings: objective.settings, batchCapacity: ids.count).accumulate(x: x, exampleIDs: ids, noise: NoiseSource(seed: 5, purpose: .trainingNoise, context: 0),
                              params: params, grads: grads)
         return grads.array.map { $0 / Float(Self.globalBatch) }

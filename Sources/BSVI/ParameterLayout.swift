@@ -18,7 +18,7 @@ public struct ParameterTensor: Sendable, Equatable {
 /// in place: the products' bits are the same (docs/benchmarks.md, stop 53). The few floats between
 /// tensors (`gaps`) hold zeros: buffers start zeroed, an objective that overwrites its gradients
 /// zeroes them, and Adam leaves a zero parameter with zero gradient at zero. Checkpoints store the
-/// tensors without the gaps (`packed`), as DESIGN.md §4 lays the moment vectors out.
+/// tensors without the gaps (`packed`), as docs/checkpoint-format.md lays the moment vectors out.
 public struct ParameterLayout: Sendable, Equatable {
     /// Floats in a 64-byte cache line.
     public static let alignment = 16

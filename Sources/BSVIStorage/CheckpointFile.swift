@@ -8,6 +8,8 @@ public enum CheckpointFile {
     public static func write(_ c: Checkpoint, to path: String, midWrite: (() -> Void)? = nil) throws {
         let model = c.model
         precondition(c.parameters.count == model.vectorLength, "checkpoint parameters do not match the layout")
+        precondition(c.training.map { $0.firstMoment.count == model.vectorLength && $0.secondMoment.count == model.vectorLength } ?? true,
+                     "checkpoint optimizer moments do not match the layout")
         guard c.parameters.allSatisfy({ $0.isFinite }),
               c.training.map({ $0.firstMoment.allSatisfy { $0.isFinite } && $0.secondMoment.allSatisfy { $0.isFinite } }) ?? true else {
             throw StorageError(file: path, problem: "refusing to write a checkpoint with non-finite parameters or optimizer state")

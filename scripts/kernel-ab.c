@@ -58,12 +58,19 @@ typedef struct {
     float *many_h2, *many_h1, *many_z, *many_d3, *many_d2, *many_d1, *row_weights, *input, *dx, *de;
 } workload;
 
+/// The next offset on a cache line (a multiple of 16 floats), as ParameterLayout places tensors.
+static long line_up(long at) { return (at + 15) / 16 * 16; }
+
 static workload make_workload(void) {
     workload w;
-    // The weights in one buffer, as in the model's parameters (huge pages over 1 MiB, allocate.c).
-    float *params = random_floats(50 * 200 + 200 * 200 + 200 * 784 + 200 + 200 + 784 + 784 * 200 + 200 * 200, 0.1f);
-    w.w1 = params, w.w2 = w.w1 + 50 * 200, w.w3 = w.w2 + 200 * 200, w.b1 = w.w3 + 200 * 784, w.b2 = w.b1 + 200;
-    w.b3 = w.b2 + 200, w.e1 = w.b3 + 784, w.e2 = w.e1 + 784 * 200;
+    // The weights in one buffer, each on a cache line as in the model's parameters
+    // (ParameterLayout; huge pages over 1 MiB, allocate.c).
+    const long sizes[8] = {50 * 200, 200 * 200, 200 * 784, 200, 200, 784, 784 * 200, 200 * 200};
+    long offsets[8], at = 0;
+    for (int i = 0; i < 8; i++) offsets[i] = line_up(at), at = offsets[i] + sizes[i];
+    float *params = random_floats(at, 0.1f);
+    w.w1 = params + offsets[0], w.w2 = params + offsets[1], w.w3 = params + offsets[2], w.b1 = params + offsets[3];
+    w.b2 = params + offsets[4], w.b3 = params + offsets[5], w.e1 = params + offsets[6], w.e2 = params + offsets[7];
     w.w1t = random_floats(200 * 50, 0.2f), w.w2t = random_floats(200 * 200, 0.1f), w.w3t = random_floats(784 * 200, 0.1f);
     w.gradient = random_floats(50 * 200 + 200 * 200 + 200 * 784 + 784 * 200 + 200 * 200, 0.1f);
     w.z = random_floats(BATCH * 50, 1), w.h1 = random_floats(BATCH * 200, 1), w.h2 = random_floats(BATCH * 200, 1);
@@ -124,7 +131,8 @@ static void run_round(const bsvi_kernel_table *t, workload *w, double *seconds) 
 }
 
 /// vae's layers in one parameter vector, in the model's order (weights, then biases, layer by
-/// layer), its gradient, Adam's moments, and the step's activations.
+/// layer, each starting on a cache line as ParameterLayout places them), its gradient, Adam's
+/// moments, and the step's activations.
 enum { IN = 784, HID = 200, LAT = 50 };
 typedef struct {
     float *params, *gradient, *m, *v;
@@ -138,14 +146,15 @@ static const int vae_in[6] = {IN, HID, HID, LAT, HID, HID}, vae_out[6] = {HID, H
 static vae_workload make_vae_workload(void) {
     vae_workload w;
     w.count = 0;
-    for (int l = 0; l < 6; l++) w.count += (long)vae_in[l] * vae_out[l] + vae_out[l];
+    for (int l = 0; l < 6; l++) w.count = line_up(line_up(w.count) + (long)vae_in[l] * vae_out[l]) + vae_out[l];
     w.params = random_floats(w.count, 0.1f), w.gradient = random_floats(w.count, 0.1f);
     w.m = random_floats(w.count, 0.01f), w.v = random_floats(w.count, 0.01f);
     for (long i = 0; i < w.count; i++) w.v[i] = w.v[i] * w.v[i];
     long at = 0;
     for (int l = 0; l < 6; l++) {
+        at = line_up(at);
         w.w[l] = w.params + at, w.gw[l] = w.gradient + at;
-        at += (long)vae_in[l] * vae_out[l];
+        at = line_up(at + (long)vae_in[l] * vae_out[l]);
         w.b[l] = w.params + at, w.gb[l] = w.gradient + at;
         at += vae_out[l];
     }

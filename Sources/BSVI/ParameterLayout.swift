@@ -7,8 +7,8 @@ public struct ParameterTensor: Sendable, Equatable {
 }
 
 /// The order and shapes of every trainable tensor in one flat Float32 vector. Parameters,
-/// gradients and both Adam moments share this layout, so the gradient allreduce, the
-/// optimizer and checkpoints each handle a single contiguous buffer.
+/// gradients and both Adam moments share this layout, so the gradient allreduce and the
+/// optimizer each handle a single contiguous buffer.
 ///
 /// Every tensor starts on a cache line: its offset is a multiple of `alignment` floats, and the
 /// vector's buffer is 64-byte aligned (`bsvi_allocate_floats`). Packed end to end, the default

@@ -72,14 +72,19 @@ public final class StepExchange {
     static let noOverflowBound: Float = 1e37
 }
 
-/// FNV-1a over the bytes of the parameters: equal on all ranks iff they hold the same bits.
-public func parameterChecksum(_ p: FloatBuffer) -> UInt64 {
+/// FNV-1a over the bytes of the parameters, tensor after tensor in layout order (the gaps
+/// between them left out, so the value is that of the packed vector, as before the layout had
+/// gaps): equal on all ranks iff they hold the same bits.
+public func parameterChecksum(_ p: FloatBuffer, layout: ParameterLayout) -> UInt64 {
+    precondition(p.count == layout.vectorLength, "a vector of \(p.count) floats, the layout has \(layout.vectorLength)")
     var h = FNV1a()
-    for i in 0..<p.count {
-        var bits = p[i].bitPattern
-        for _ in 0..<4 {  // little-endian byte order
-            h.add(UInt8(truncatingIfNeeded: bits))
-            bits >>= 8
+    for t in layout.tensors {
+        for i in t.offset..<(t.offset + t.count) {
+            var bits = p[i].bitPattern
+            for _ in 0..<4 {  // little-endian byte order
+                h.add(UInt8(truncatingIfNeeded: bits))
+                bits >>= 8
+            }
         }
     }
     return h.value

@@ -140,7 +140,7 @@ final class TrainingRun {
     /// same steps) and stops the run if any rank disagrees with rank 0.
     @discardableResult
     func checkConsistency(_ params: FloatBuffer) throws -> [UInt64] {
-        let sums = comm.allgather(parameterChecksum(params))
+        let sums = comm.allgather(parameterChecksum(params, layout: setup.model.layout))
         let differing = sums.indices.filter { sums[$0] != sums[0] }
         guard differing.isEmpty else {
             let error = TrainingError.ranksDiverged(

@@ -118,11 +118,27 @@ struct ShardPlanTests {
         }
     }
 
-    @Test func checksumSeesEveryBit() {
-        let a = FloatBuffer([1, 2, 3]), b = FloatBuffer([1, 2, 3])
-        #expect(parameterChecksum(a) == parameterChecksum(b))
-        b[2] = Float(bitPattern: b[2].bitPattern ^ 1)
-        #expect(parameterChecksum(a) != parameterChecksum(b))
+    @Test("the parameter checksum sees every bit of every tensor, and is the packed vector's: the gaps are left out")
+    func checksumSeesEveryBit() {
+        var layout = ParameterLayout()
+        layout.add("w", shape: [3])
+        layout.add("b", shape: [2])
+        #expect(layout.vectorLength == 18)
+        let values = FloatBuffer(layout.unpacked([1, 2, 3, 4, 5]))
+        let same = FloatBuffer(values.array)
+        #expect(parameterChecksum(values, layout: layout) == parameterChecksum(same, layout: layout))
+        // Packed end to end (a layout without gaps) the same five values give the same checksum.
+        var packedLayout = ParameterLayout()
+        packedLayout.add("all", shape: [5])
+        #expect(parameterChecksum(FloatBuffer([1, 2, 3, 4, 5]), layout: packedLayout) == parameterChecksum(values, layout: layout))
+        for i in [0, 2, 16, 17] {
+            let flipped = FloatBuffer(values.array)
+            flipped[i] = Float(bitPattern: flipped[i].bitPattern ^ 1)
+            #expect(parameterChecksum(flipped, layout: layout) != parameterChecksum(values, layout: layout), "bit flipped at \(i)")
+        }
+        let gap = FloatBuffer(values.array)
+        gap[5] = 7
+        #expect(parameterChecksum(gap, layout: layout) == parameterChecksum(values, layout: layout))
     }
 
 }

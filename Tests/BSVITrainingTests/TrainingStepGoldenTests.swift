@@ -52,7 +52,7 @@ struct TrainingStepGoldenTests {
                           sampledParameters: [-0.16592914, -0.0030000003, -0.0029999996, 0.0029999996, 0.0029999989, -0.0029999998]),
     ]
 
-    static func step(on path: KernelPath) -> (result: Result, applied: Bool, examples: Double, adamStep: Int) {
+    static func step(on path: KernelPath) -> (result: Result, applied: Bool, examples: Double, adamStep: Int, gapsZero: Bool) {
         let model = VAEModel(shape: shape, piCount: settings.piCount)
         let params = model.makeInitialParameters(seed: 31)
         // Fixed binary data from a stream of its own.
@@ -77,15 +77,20 @@ struct TrainingStepGoldenTests {
                             bound: stepResult.sums.bound, elboInitial: stepResult.sums.elboInitial,
                             elboRefined: stepResult.sums.elboRefined, piGradient: Array(gradient[pi.offset..<(pi.offset + pi.count)]),
                             sampledParameters: sampled.map { params[$0] })
-        return (result, stepResult.applied, Double(stepResult.sums.examples), step.adam.step)
+        // The fingerprints leave the layout's gaps out: the step must have zeroed the exchange's
+        // (NaN above), and the parameters' must still be zero after Adam.
+        let gaps = model.layout.gaps.joined()
+        let gapsZero = !gaps.isEmpty && gaps.allSatisfy { step.exchange.gradients[$0] == 0 && params[$0] == 0 }
+        return (result, stepResult.applied, Double(stepResult.sums.examples), step.adam.step, gapsZero)
     }
 
     @Test("one bsvi step with learned π on LocalCommunicator: gradient, sums and parameters after Adam",
           arguments: GoldenPaths.testable)
     func oneStep(path: KernelPath) {
-        let (result, applied, examples, adamStep) = Self.step(on: path)
+        let (result, applied, examples, adamStep, gapsZero) = Self.step(on: path)
         GoldenPaths.record("training step \(path)", result)
         #expect(applied && examples == Double(Self.batch) && adamStep == 1)
+        #expect(gapsZero, "the layout's gaps hold zeros after the step")
         #expect(result == Self.golden[GoldenPaths.kind(path)])
     }
 }

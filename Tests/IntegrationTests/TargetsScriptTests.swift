@@ -40,7 +40,7 @@ struct TargetsScriptTests {
         return path
     }
 
-    @Test("three rounds: methods rotated, paths alternated, all on one core; medians, ranges and rounds ahead of bsvi")
+    @Test("three rounds: methods rotated, paths alternated, all on one core; medians, ranges, rounds ahead of bsvi and the median difference a round")
     func runsAndReport() throws {
         let dir = try makeTemporaryDirectory(prefix: "targets")
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -59,8 +59,8 @@ struct TargetsScriptTests {
         #expect(r.stdout == """
             Test CPU (family 6, model 143): kernel path avx512, OpenBLAS Haswell, FMA peak 100.0 GFLOP/s; 3 rounds on core \(core)
             bsvi k=20  69.0 % (67.0–71.0) of peak, 74.0 % (72.0–76.0) of its ceiling, 2001 examples/s
-            svi k=20   75.0 % (75.0–75.0) of peak, 80.0 % (80.0–80.0) of its ceiling, 2002 examples/s; at least as close to its ceiling as bsvi in 3 of 3 rounds
-            vae        70.0 % (70.0–70.0) of peak, 75.0 % (75.0–75.0) of its ceiling, 2003 examples/s; at least as close to its ceiling as bsvi in 2 of 3 rounds
+            svi k=20   75.0 % (75.0–75.0) of peak, 80.0 % (80.0–80.0) of its ceiling, 2002 examples/s; at least as close to its ceiling as bsvi in 3 of 3 rounds, +6.00 points a round (median)
+            vae        70.0 % (70.0–70.0) of peak, 75.0 % (75.0–75.0) of its ceiling, 2003 examples/s; at least as close to its ceiling as bsvi in 2 of 3 rounds, +1.00 points a round (median)
             bsvi k=20 on the avx2 path 62.0 % (61.0–63.0) of peak, on avx512 67.0 % (66.0–68.0); 3 rounds alternated
 
             """, "\(r.stdout)")

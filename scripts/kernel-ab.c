@@ -145,18 +145,18 @@ static const int vae_in[6] = {IN, HID, HID, LAT, HID, HID}, vae_out[6] = {HID, H
 
 static vae_workload make_vae_workload(void) {
     vae_workload w;
-    w.count = 0;
-    for (int l = 0; l < 6; l++) w.count = line_up(line_up(w.count) + (long)vae_in[l] * vae_out[l]) + vae_out[l];
+    long kernel_at[6], bias_at[6], at = 0;
+    for (int l = 0; l < 6; l++) {
+        kernel_at[l] = line_up(at), bias_at[l] = line_up(kernel_at[l] + (long)vae_in[l] * vae_out[l]);
+        at = bias_at[l] + vae_out[l];
+    }
+    w.count = at;
     w.params = random_floats(w.count, 0.1f), w.gradient = random_floats(w.count, 0.1f);
     w.m = random_floats(w.count, 0.01f), w.v = random_floats(w.count, 0.01f);
     for (long i = 0; i < w.count; i++) w.v[i] = w.v[i] * w.v[i];
-    long at = 0;
     for (int l = 0; l < 6; l++) {
-        at = line_up(at);
-        w.w[l] = w.params + at, w.gw[l] = w.gradient + at;
-        at = line_up(at + (long)vae_in[l] * vae_out[l]);
-        w.b[l] = w.params + at, w.gb[l] = w.gradient + at;
-        at += vae_out[l];
+        w.w[l] = w.params + kernel_at[l], w.gw[l] = w.gradient + kernel_at[l];
+        w.b[l] = w.params + bias_at[l], w.gb[l] = w.gradient + bias_at[l];
     }
     w.x = random_floats(BATCH * IN, 1);
     for (int i = 0; i < BATCH * IN; i++) w.x[i] = w.x[i] > 0.2f;  // binary pixels, about 30 % ones

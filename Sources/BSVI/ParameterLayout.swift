@@ -4,6 +4,8 @@ public struct ParameterTensor: Sendable, Equatable {
     public let shape: [Int]
     public let offset: Int
     public var count: Int { shape.reduce(1, *) }
+    /// Its floats in the flat vector.
+    public var range: Range<Int> { offset..<(offset + count) }
 }
 
 /// The order and shapes of every trainable tensor in one flat Float32 vector. Parameters,
@@ -50,7 +52,7 @@ public struct ParameterLayout: Sendable, Equatable {
         var result: [Range<Int>] = []
         for t in tensors {
             if t.offset > end { result.append(end..<t.offset) }
-            end = t.offset + t.count
+            end = t.range.upperBound
         }
         return result
     }
@@ -66,7 +68,7 @@ public struct ParameterLayout: Sendable, Equatable {
         precondition(vector.count == vectorLength, "a vector of \(vector.count) floats, the layout has \(vectorLength)")
         var values: [Float] = []
         values.reserveCapacity(parameterCount)
-        for t in tensors { values.append(contentsOf: vector[t.offset..<(t.offset + t.count)]) }
+        for t in tensors { values.append(contentsOf: vector[t.range]) }
         return values
     }
 
@@ -78,7 +80,7 @@ public struct ParameterLayout: Sendable, Equatable {
         var vector = [Float](repeating: 0, count: vectorLength)
         var next = 0
         for t in tensors {
-            vector.replaceSubrange(t.offset..<(t.offset + t.count), with: values[next..<(next + t.count)])
+            vector.replaceSubrange(t.range, with: values[next..<(next + t.count)])
             next += t.count
         }
         return vector

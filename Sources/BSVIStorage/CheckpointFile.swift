@@ -29,7 +29,7 @@ public enum CheckpointFile {
             try f.setAttribute("likelihood", on: "/model", "bernoulli")
             try c.parameters.withUnsafeBufferPointer { all in
                 for t in model.layout.tensors {
-                    let slice = UnsafeBufferPointer(rebasing: all[t.offset..<(t.offset + t.count)])
+                    let slice = UnsafeBufferPointer(rebasing: all[t.range])
                     try f.writeFloats(Checkpoint.datasetPath(for: t.name), slice, shape: t.shape)
                 }
             }

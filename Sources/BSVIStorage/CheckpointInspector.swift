@@ -52,7 +52,7 @@ public enum CheckpointInspector {
         for t in model.layout.tensors {
             let name = Checkpoint.datasetPath(for: t.name)
             let info = try f.datasetInfo(name)
-            let values = ckpt.parameters[t.offset..<(t.offset + t.count)].map { Double($0) }
+            let values = ckpt.parameters[t.range].map { Double($0) }
             let n = Double(values.count)
             let mean = values.reduce(0, +) / max(n, 1)
             let variance = values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / max(n, 1)

@@ -79,7 +79,7 @@ public func parameterChecksum(_ p: FloatBuffer, layout: ParameterLayout) -> UInt
     precondition(p.count == layout.vectorLength, "a vector of \(p.count) floats, the layout has \(layout.vectorLength)")
     var h = FNV1a()
     for t in layout.tensors {
-        for i in t.offset..<(t.offset + t.count) {
+        for i in t.range {
             var bits = p[i].bitPattern
             for _ in 0..<4 {  // little-endian byte order
                 h.add(UInt8(truncatingIfNeeded: bits))

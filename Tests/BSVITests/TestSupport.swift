@@ -68,7 +68,7 @@ func randomParameters(model: VAEModel, seed: UInt64, scale: Double = 0.8) -> Flo
 
 /// The indices of the flat vector that hold parameters (every tensor's, in order; no gaps).
 func parameterIndices(_ model: VAEModel) -> [Int] {
-    model.layout.tensors.flatMap { $0.offset..<($0.offset + $0.count) }
+    model.layout.tensors.flatMap(\.range)
 }
 
 /// The decoder's parameters (and any π logits) occupy the tail of the layout.

@@ -89,6 +89,7 @@ struct ObjectiveGradientTests {
         let x: HostMatrix
         let objective: BatchObjective
         let settings: ObjectiveSettings
+        let network: Network
         var b: Int { x.rows }
 
         /// For relu the parameters are redrawn (as in MLPGradientTests) until every hidden
@@ -96,6 +97,7 @@ struct ObjectiveGradientTests {
         /// the finite differences are then of a smooth function, and the mask is exercised.
         init(settings: ObjectiveSettings, network: Network = ObjectiveGradientTests.tanhOneLayer, seed: UInt64 = 1) {
             self.settings = settings
+            self.network = network
             model = VAEModel(shape: network.shape, piCount: settings.piCount)
             params = randomParameters(model: model, seed: seed)
             var values = TestValues(seed: seed, key: 5)
@@ -136,6 +138,25 @@ struct ObjectiveGradientTests {
             minus[i] -= h
             let at = signs(p)
             return signs(plus) != at || signs(minus) != at
+        }
+
+        /// `grads` (from the last `run`) against central differences of the library's own bound in
+        /// Float32 at `coordinates`, the noise held fixed. relu: a step that crosses the kink
+        /// differences two linear pieces, so such a coordinate is left out.
+        func endToEndComparison(grads: FloatBuffer, coordinates: [Int], step h: Float) -> GradientComparison {
+            let eps = (0..<(settings.rowsPerExample * b)).map { epsilon(row: $0) }, p0 = params.doubles
+            let probe = FloatBuffer(count: params.count)
+            var cmp = GradientComparison()
+            for i in coordinates {
+                if network.activation == .relu && crossesKink(p0, index: i, step: Double(h), eps: eps) { continue }
+                probe.copy(from: params)
+                probe[i] = params[i] + h
+                let up = run(params: probe).0.bound
+                probe[i] = params[i] - h
+                let down = run(params: probe).0.bound
+                cmp.add(index: i, analytic: Double(grads[i]), reference: (up - down) / (2 * Double(h)))
+            }
+            return cmp
         }
 
         func run(params p: FloatBuffer? = nil) -> (ObjectiveSums, FloatBuffer) {
@@ -259,19 +280,7 @@ struct ObjectiveGradientTests {
         let (_, grads) = f.run()
         let h: Float = 5e-3
         let coords = coordinateSubset(parameterIndices(f.model), limit: 40, seed: 3)
-        let eps = (0..<(testCase.settings.rowsPerExample * f.b)).map { f.epsilon(row: $0) }, p0 = f.params.doubles
-        let probe = FloatBuffer(count: f.params.count)
-        var cmp = GradientComparison()
-        for i in coords {
-            // relu: a step that crosses the kink differences two linear pieces; such a coordinate is left out.
-            if network.activation == .relu && f.crossesKink(p0, index: i, step: Double(h), eps: eps) { continue }
-            probe.copy(from: f.params)
-            probe[i] = f.params[i] + h
-            let up = f.run(params: probe).0.bound
-            probe[i] = f.params[i] - h
-            let down = f.run(params: probe).0.bound
-            cmp.add(index: i, analytic: Double(grads[i]), reference: (up - down) / (2 * Double(h)))
-        }
+        let cmp = f.endToEndComparison(grads: grads, coordinates: coords, step: h)
         #expect(cmp.checked >= 30)
         cmp.report(#function)
         #expect(cmp.worst <= 2e-2, "\(cmp)")
@@ -347,18 +356,7 @@ struct ObjectiveGradientTests {
         let candidates = parameterIndices(f.model).filter { !isEncoderParameter(f.model, $0) }
         let coords = coordinateSubset(candidates, limit: 40, seed: 4)
         // Every kept sample is z = μ + σε at λ₀ with its row's noise (η = 0).
-        let eps = (0..<(testCase.settings.rowsPerExample * f.b)).map { f.epsilon(row: $0) }, p0 = f.params.doubles
-        let probe = FloatBuffer(count: f.params.count)
-        var cmp = GradientComparison()
-        for i in coords {
-            if network.activation == .relu && f.crossesKink(p0, index: i, step: Double(h), eps: eps) { continue }
-            probe.copy(from: f.params)
-            probe[i] = f.params[i] + h
-            let up = f.run(params: probe).0.bound
-            probe[i] = f.params[i] - h
-            let down = f.run(params: probe).0.bound
-            cmp.add(index: i, analytic: Double(grads[i]), reference: (up - down) / (2 * Double(h)))
-        }
+        let cmp = f.endToEndComparison(grads: grads, coordinates: coords, step: h)
         #expect(cmp.checked >= 30)
         cmp.report(#function)
         #expect(cmp.worst <= 2e-2, "\(cmp)")

@@ -11,7 +11,8 @@ examples of a split, three times on the same noise, the decoder's three products
   f32   in float32 (what the kernels compute),
   bf16  with both factors of each product rounded to bfloat16 (to nearest, ties to even) and the
         sums in float32 (what VDPBF16PS computes, up to the order of the sums);
-the encoder, tanh and the likelihood in each product's precision, biases added in it. Prints
+the encoder in float32; the activations (tanh, relu or softplus) and the likelihood in each
+product's precision, biases added in it. Prints
 each estimate's mean, the per-example differences' mean, standard deviation and extremes, and
 for scale the Monte Carlo error of the float32 estimate itself (per example by the delta method,
 sqrt(1/ESS − 1/K), ESS = (Σw)²/Σw²; its median and root mean square) (`--json`: one JSON object).
@@ -46,17 +47,29 @@ def log_sum_exp(v):
     return m + np.log(np.exp(v - m).sum())
 
 
-def decoder_log_likelihood(x, z, layers, mode):
+def softplus(a):
+    return np.maximum(a, 0) + np.log1p(np.exp(-np.abs(a)))
+
+
+ACTIVATIONS = {"tanh": np.tanh, "relu": lambda a: np.maximum(a, 0), "softplus": softplus}
+
+
+def forward(a, layers, activation, factor=lambda a: a):
+    """The network's output for the rows of `a`: every layer but the last followed by `activation`;
+    each product's two factors passed through `factor` first."""
+    for j, (kernel, bias) in enumerate(layers):
+        a = factor(a) @ factor(kernel) + bias.astype(a.dtype)
+        if j < len(layers) - 1:
+            a = activation(a)
+    return a
+
+
+def decoder_log_likelihood(x, z, layers, activation, mode):
     """log p(x|z) for each row of z, the products in `mode`'s precision."""
     dtype = np.float64 if mode == "f64" else np.float32
     factor = to_bf16 if mode == "bf16" else (lambda a: a.astype(dtype))
-    a = z
-    for j, (kernel, bias) in enumerate(layers):
-        a = factor(a) @ factor(kernel) + bias.astype(dtype)
-        if j < len(layers) - 1:
-            a = np.tanh(a)
-    softplus = np.maximum(a, 0) + np.log1p(np.exp(-np.abs(a)))
-    return (x.astype(dtype) * a - softplus).astype(np.float64).sum(1)
+    logits = forward(z.astype(dtype), layers, activation, factor)
+    return (x.astype(dtype) * logits - softplus(logits)).astype(np.float64).sum(1)
 
 
 def fail(message, status):
@@ -78,10 +91,11 @@ def main():
         fail(f"--examples and --samples must be positive (got {args.examples} and {args.samples})", 64)
     try:
         with h5py.File(args.checkpoint, "r") as f:
-            activation = f["model"].attrs["activation"]
-            activation = activation.decode() if isinstance(activation, bytes) else str(activation)
-            if activation != "tanh":
-                fail(f"{args.checkpoint}: the model's activation is {activation}; this script computes tanh networks only", 65)
+            name = f["model"].attrs["activation"]
+            name = name.decode() if isinstance(name, bytes) else str(name)
+            if name not in ACTIVATIONS:
+                fail(f"{args.checkpoint}: unknown activation '{name}' (this script knows {', '.join(ACTIVATIONS)})", 65)
+            activation = ACTIVATIONS[name]
             config = f["training"].attrs.get("config") if "training" in f else None
             config = json.loads(config.decode() if isinstance(config, bytes) else config) if config is not None else {}
             net = {name: [(f[f"model/{name}/dense_{i}/kernel"][()], f[f"model/{name}/dense_{i}/bias"][()])
@@ -105,11 +119,7 @@ def main():
     monte_carlo_sd = []
     started = time.time()
     for i, x in enumerate(x_all):
-        h = x
-        for j, (kernel, bias) in enumerate(net["encoder"]):
-            h = h @ kernel + bias
-            if j < len(net["encoder"]) - 1:
-                h = np.tanh(h)
+        h = forward(x, net["encoder"], activation)
         mu, log_variance = h[:d].astype(np.float64), h[d:].astype(np.float64)
         epsilon = rng.standard_normal((args.samples, d))
         z = mu + np.exp(0.5 * log_variance) * epsilon
@@ -117,7 +127,7 @@ def main():
         log_q = -0.5 * (epsilon * epsilon).sum(1) - 0.5 * log_variance.sum() - 0.5 * d * np.log(2 * np.pi)
         for m in modes:
             z_m = z if m == "f64" else z.astype(np.float32)
-            log_weight = decoder_log_likelihood(x, z_m, net["decoder"], m) + log_prior - log_q
+            log_weight = decoder_log_likelihood(x, z_m, net["decoder"], activation, m) + log_prior - log_q
             estimates[m].append(log_sum_exp(log_weight) - np.log(args.samples))
             if m == "f32":
                 w = np.exp(log_weight - log_weight.max())

@@ -12,13 +12,14 @@ struct BF16EvalErrorScriptTests {
         try runCommand(try #require(CheckpointRun.python3Path), [script] + arguments, timeout: 300)
     }
 
-    @Test("its float32 log p̂ is bsvi-dist eval's (independent noise), float32 agrees with float64, bfloat16 moves every example a little")
-    func estimatesMatchTheEvaluator() throws {
+    @Test("its float32 log p̂ is bsvi-dist eval's (independent noise), float32 agrees with float64, bfloat16 moves every example a little",
+          arguments: ["tanh", "relu", "softplus"])
+    func estimatesMatchTheEvaluator(activation: String) throws {
         let dir = try makeTemporaryDirectory(prefix: "bf16")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let data = dir + "/toy.h5"
         try writeToyDataset(data)
-        let checkpoint = try trainTinyCheckpoint(data: data, runDir: dir + "/run", seed: 3)
+        let checkpoint = try trainTinyCheckpoint(data: data, runDir: dir + "/run", seed: 3, epochs: 10, activation: activation)
         let samples = 40_000
         let eval = try bsvi(["eval", checkpoint, "--data", data, "--samples", "\(samples)", "--json"])
         #expect(eval.status == 0, "\(eval.stderr)")
@@ -34,7 +35,7 @@ struct BF16EvalErrorScriptTests {
             let f32 = try #require(mean["f32"]), f64 = try #require(mean["f64"]), bf16 = try #require(mean["bf16"])
             means.append(f32)
             // The delta method's Monte Carlo SD of an example's estimate, sqrt(1/ESS − 1/K)
-            // (median 0.020–0.026, root mean square 0.05–0.14 nats here).
+            // (root mean square 0.006–0.043 nats here).
             let mc = try #require(j["monte_carlo_sd"] as? [String: Double])
             #expect(try #require(mc["median"]) > 0 && mc["rms"]! < 1, "\(mc)")
             monteCarloRMS.append(mc["rms"]!)
@@ -45,16 +46,18 @@ struct BF16EvalErrorScriptTests {
             #expect(try #require(moved["sd"]) > 1e-6 && abs(bf16 - f32) < 0.1, "\(moved)")
         }
         // Two seeds of the script and the evaluator estimate the same mean, each with its own
-        // noise. The two-epoch toy model's q is far from its posterior, so the estimates spread
-        // even at K = 40,000: the three were within 0.041 of each other (−11.078, −11.037 and
-        // −11.043). Every run draws the same numbers (fixed seeds), so 0.15 is a margin, not luck;
-        // a wrong estimator (σ for σ², a missing log K: 10.6 nats) moves the mean much further.
-        #expect(abs(means[0] - means[1]) < 0.15, "script seeds: \(means)")
-        // …and the delta method accounts for that spread: the two means differ by at most five
-        // standard errors of their difference, √2 · rms / √20 (0.041 against 0.079–0.22 here).
+        // noise. Ten epochs bring the toy model's q close enough to its posterior that at
+        // K = 40,000 the three agree within 0.015 (relu: −10.5167, −10.5139, −10.5159), 0.016
+        // (tanh) and 0.029 (softplus). Every run draws the same numbers (fixed seeds), so 0.1 is
+        // a margin, not luck; a wrong estimator (σ for σ², a missing log K: 10.6 nats) moves the
+        // mean much further.
+        #expect(abs(means[0] - means[1]) < 0.1, "script seeds: \(means)")
+        for m in means { #expect(abs(m - evaluated) < 0.1, "script \(m) against bsvi-dist eval \(evaluated)") }
+        // …and the delta method accounts for the seeds' spread: the two means differ by at most
+        // five standard errors of their difference, √2 · rms / √20 with the larger rms (0.003–0.015
+        // against 0.011–0.067 here).
         let n = 20.0
-        #expect(abs(means[0] - means[1]) <= 5 * (2.0 / n).squareRoot() * monteCarloRMS.min()!, "\(means), rms \(monteCarloRMS)")
-        for m in means { #expect(abs(m - evaluated) < 0.15, "script \(m) against bsvi-dist eval \(evaluated)") }
+        #expect(abs(means[0] - means[1]) <= 5 * (2.0 / n).squareRoot() * monteCarloRMS.max()!, "\(means), rms \(monteCarloRMS)")
     }
 
     @Test("a missing checkpoint, a missing split and a bad count are refused with the file and the fix")

@@ -5,9 +5,10 @@ import Foundation
 import Testing
 
 /// A tiny model trained on the toy data (latent size `latent`, `epochs` epochs from `seed`).
-func trainTinyCheckpoint(data: String, runDir: String, seed: Int, epochs: Int = 2, latent: Int = 2) throws -> String {
+func trainTinyCheckpoint(data: String, runDir: String, seed: Int, epochs: Int = 2, latent: Int = 2, activation: String = "tanh") throws -> String {
     let r = try bsvi(["train", "--data", data, "--run-dir", runDir, "--batch-size", "16", "--epochs", "\(epochs)", "--seed", "\(seed)",
-                      "--hidden", "8", "--latent", "\(latent)", "--eval-samples", "20", "--no-final-eval", "--method", "svi", "--k", "2"])
+                      "--hidden", "8", "--latent", "\(latent)", "--activation", activation, "--eval-samples", "20", "--no-final-eval",
+                      "--method", "svi", "--k", "2"])
     #expect(r.status == 0, "\(r.stderr)")
     return runDir + "/final.h5"
 }

@@ -6,16 +6,16 @@ two multiply-adds a 32-bit lane where an FMA does one, so bfloat16 products are 
 left where even the FMA peak is too slow (the Zen 4's evaluation target). This script measures
 what they would cost in accuracy before anyone builds them: log p̂(x) by importance sampling
 (K samples from the encoder's q, as `bsvi-dist eval` with its default proposal) for the first N
-examples of a split, three times on the same noise, the decoder's three products
+examples of a split, three times on the same noise, the decoder's products
   f64   in float64 (the reference),
   f32   in float32 (what the kernels compute),
   bf16  with both factors of each product rounded to bfloat16 (to nearest, ties to even) and the
         sums in float32 (what VDPBF16PS computes, up to the order of the sums);
 the encoder in float32; the activations (tanh, relu or softplus) and the likelihood in each
-product's precision, biases added in it. Prints
-each estimate's mean, the per-example differences' mean, standard deviation and extremes, and
-for scale the Monte Carlo error of the float32 estimate itself (per example by the delta method,
-sqrt(1/ESS − 1/K), ESS = (Σw)²/Σw²; its median and root mean square) (`--json`: one JSON object).
+product's precision, biases added in it. Prints each estimate's mean, the per-example
+differences' mean, standard deviation and extremes, and for scale the Monte Carlo error of the
+float32 estimate itself (per example by the delta method, sqrt(1/ESS − 1/K), ESS = (Σw)²/Σw²;
+its median and root mean square). `--json` prints one JSON object instead.
 
 Usage: python3 scripts/bf16-eval-error.py CKPT.h5 [--data FILE.h5] [--split test] [--examples N]
        [--samples K] [--seed S] [--json]          (defaults: the checkpoint's data, test, 200,
@@ -98,9 +98,9 @@ def main():
             activation = ACTIVATIONS[name]
             config = f["training"].attrs.get("config") if "training" in f else None
             config = json.loads(config.decode() if isinstance(config, bytes) else config) if config is not None else {}
-            net = {name: [(f[f"model/{name}/dense_{i}/kernel"][()], f[f"model/{name}/dense_{i}/bias"][()])
-                          for i in range(len([k for k in f[f"model/{name}"] if k.startswith("dense_")]))]
-                   for name in ("encoder", "decoder")}
+            net = {part: [(f[f"model/{part}/dense_{i}/kernel"][()], f[f"model/{part}/dense_{i}/bias"][()])
+                          for i in range(len([k for k in f[f"model/{part}"] if k.startswith("dense_")]))]
+                   for part in ("encoder", "decoder")}
     except (OSError, KeyError) as error:
         fail(f"{args.checkpoint}: not a bsvi-dist checkpoint ({error}); pass a checkpoint file such as runs/…/final.h5", 66)
     data = args.data or config.get("files", {}).get("data_path")

@@ -246,7 +246,7 @@ struct CheckpointFileTests {
             #expect(try f.datasetInfo(name).hasFletcher32, "\(name) has no Fletcher32 filter")
             // Each dataset holds exactly its slice of the flat parameter vector.
             let values = try f.readFloats(name).values
-            #expect(values.map(\.bitPattern) == c.parameters[t.offset..<(t.offset + t.count)].map(\.bitPattern), "\(name)")
+            #expect(values.map(\.bitPattern) == c.parameters[t.range].map(\.bitPattern), "\(name)")
         }
         for name in ["/training/adam_first_moment", "/training/adam_second_moment"] {
             let info = try f.datasetInfo(name)
@@ -268,7 +268,7 @@ struct CheckpointFileTests {
         try CheckpointFile.write(c, to: path)
         let t = try #require(c.model.layout.tensor(named: "decoder/dense_1/kernel"))
         var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
-        let at = occurrences(of: littleEndianBytes(c.parameters[t.offset..<(t.offset + t.count)]), in: bytes)
+        let at = occurrences(of: littleEndianBytes(c.parameters[t.range]), in: bytes)
         try #require(at.count == 1, "the dataset's raw bytes should occur once in the file, found \(at.count)")
         bytes[at[0] + 4 * t.count / 2 + 1] ^= 0x10
         try Data(bytes).write(to: URL(fileURLWithPath: path))
@@ -295,7 +295,7 @@ struct CheckpointFileTests {
             for t in good.model.layout.tensors {
                 let name = Checkpoint.datasetPath(for: t.name)
                 if name == omit { continue }
-                let v = values(name, Array(good.parameters[t.offset..<(t.offset + t.count)]))
+                let v = values(name, Array(good.parameters[t.range]))
                 let s = shapes(name, t.shape)
                 if s.reduce(1, *) == v.count { try f.writeFloats(name, v, shape: s, checksummed: false) }
                 else { try f.writeFloats(name, Array(v.prefix(s.reduce(1, *))), shape: s, checksummed: false) }

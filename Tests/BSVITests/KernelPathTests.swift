@@ -93,7 +93,7 @@ struct KernelPathTests {
             if ProcessInfo.processInfo.environment["BSVI_TEST_VERBOSE"] != nil { print("[paths] sums: \(abs(a - b) / abs(a))") }
         }
         for tensor in wide.model.layout.tensors {
-            let range = tensor.offset..<(tensor.offset + tensor.count)
+            let range = tensor.range
             let scale = range.map { abs(wide.gradient[$0]) }.max() ?? 0
             let worst = range.map { abs(wide.gradient[$0] - portable.gradient[$0]) }.max() ?? 0
             #expect(worst <= 2e-5 * scale, "\(tensor.name): largest difference \(worst), largest entry \(scale)")

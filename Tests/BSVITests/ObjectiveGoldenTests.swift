@@ -46,7 +46,7 @@ struct ObjectiveGoldenTests {
 
     static func sampledIndices(_ model: VAEModel) -> [Int] {
         let lastBias = model.decoder.biases[model.decoder.layerCount - 1]
-        let pi = model.piLogits.map { Array($0.offset..<($0.offset + $0.count)) } ?? []
+        let pi = model.piLogits.map { Array($0.range) } ?? []
         return [model.encoder.kernels[0].offset, lastBias.offset + lastBias.count - 1] + pi
     }
 

@@ -417,7 +417,7 @@ struct ObjectiveGradientTests {
                                                       grads: written, overwrite: true)
             #expect(writtenStats == addedStats)
             for tensor in f.model.layout.tensors {
-                let range = tensor.offset..<(tensor.offset + tensor.count)
+                let range = tensor.range
                 let differing = range.filter { written[$0].bitPattern != added[$0].bitPattern }.count
                 #expect(differing == 0, "\(tensor.name): \(differing) of \(tensor.count) entries differ")
             }

@@ -39,7 +39,7 @@ struct VAEModelLayoutTests {
         let layout = model.layout
         let vector = (0..<layout.vectorLength).map { Float($0) + 0.5 }
         let packed = layout.packed(vector)
-        #expect(packed == layout.tensors.flatMap { t in (t.offset..<(t.offset + t.count)).map { Float($0) + 0.5 } })
+        #expect(packed == layout.tensors.flatMap { t in t.range.map { Float($0) + 0.5 } })
         let back = layout.unpacked(packed)
         let inGap = Set(layout.gaps.flatMap { Array($0) })
         #expect(!inGap.isEmpty)

@@ -72,10 +72,10 @@ struct TrainingStepGoldenTests {
         let gradient = (0..<model.vectorLength).map { step.exchange.gradients[$0] }
         let pi = model.piLogits!
         let lastBias = model.decoder.biases[model.decoder.layerCount - 1]
-        let sampled = [model.encoder.kernels[0].offset, lastBias.offset + lastBias.count - 1] + Array(pi.offset..<(pi.offset + pi.count))
+        let sampled = [model.encoder.kernels[0].offset, lastBias.offset + lastBias.count - 1] + Array(pi.range)
         let result = Result(gradientFingerprint: fingerprint(model.layout.packed(gradient)), parameterFingerprint: fingerprint(model.layout.packed(params.array)),
                             bound: stepResult.sums.bound, elboInitial: stepResult.sums.elboInitial,
-                            elboRefined: stepResult.sums.elboRefined, piGradient: Array(gradient[pi.offset..<(pi.offset + pi.count)]),
+                            elboRefined: stepResult.sums.elboRefined, piGradient: Array(gradient[pi.range]),
                             sampledParameters: sampled.map { params[$0] })
         // The fingerprints leave the layout's gaps out: the step must have zeroed the exchange's
         // (NaN above), and the parameters' must still be zero after Adam.

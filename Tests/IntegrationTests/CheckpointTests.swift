@@ -49,7 +49,7 @@ enum CheckpointRun {
     static func flippingByte(in path: String, tensor: String) throws -> [UInt8] {
         let c = try CheckpointFile.read(path)
         let t = try #require(c.model.layout.tensor(named: tensor))
-        let pattern = c.parameters[t.offset..<(t.offset + t.count)].flatMap { v -> [UInt8] in
+        let pattern = c.parameters[t.range].flatMap { v -> [UInt8] in
             let b = v.bitPattern.littleEndian
             return [UInt8(b & 0xff), UInt8(b >> 8 & 0xff), UInt8(b >> 16 & 0xff), UInt8(b >> 24 & 0xff)]
         }
@@ -211,7 +211,7 @@ struct CheckpointTests {
         #expect(line("checksums")?.contains("Fletcher32 verified") == true)
         // One table row per tensor: name, shape, count and the statistics of the stored values.
         for tensor in c.model.layout.tensors {
-            let values = c.parameters[tensor.offset..<(tensor.offset + tensor.count)]
+            let values = c.parameters[tensor.range]
             let row = try #require(lines.first { $0.hasPrefix(tensor.name + " ") }, "no row for \(tensor.name)")
             let cells = row.split(separator: " ").map(String.init)
             let shape = "[" + tensor.shape.map(String.init).joined(separator: ", ") + "]"
@@ -316,7 +316,7 @@ struct CheckpointTests {
         try f.setAttribute("activation", on: "/model", trained.shape.activation.rawValue)
         try f.setAttribute("likelihood", on: "/model", "bernoulli")
         for tensor in trained.model.layout.tensors {
-            try f.writeFloats("/model/" + tensor.name, Array(trained.parameters[tensor.offset..<(tensor.offset + tensor.count)]),
+            try f.writeFloats("/model/" + tensor.name, Array(trained.parameters[tensor.range]),
                               shape: tensor.shape, checksummed: false)
         }
         try f.close()
@@ -421,7 +421,7 @@ struct CheckpointTests {
         #expect(j["kernel_shape"] as? [Int] == [16, 8])
         #expect(j["kernel_dtype"] as? String == "float32" && j["fletcher32"] as? Bool == true)
         let kernel = try #require(c.model.layout.tensor(named: "encoder/dense_0/kernel"))
-        #expect(j["kernel_bits"] as? [Int] == c.parameters[kernel.offset..<(kernel.offset + kernel.count)].map { Int($0.bitPattern) })
+        #expect(j["kernel_bits"] as? [Int] == c.parameters[kernel.range].map { Int($0.bitPattern) })
         // The moments one value per parameter in parameter_order, without the layout's gaps.
         #expect(j["world_size"] as? Int == 1 && j["moment_length"] as? Int == c.model.layout.parameterCount)
         let firstMoment = try #require(c.training?.firstMoment)

@@ -56,6 +56,22 @@ public final class MetricsLog {
         return facts
     }
 
+    /// Whether the file holds an epoch's partial training row at `step`: the row a run that
+    /// ended there (`--max-steps`) wrote when it finished. A run stopped by a signal at that step
+    /// never finished, so a resume with no steps left finds none and writes it.
+    public func hasPartialEpochRow(atStep step: Int) -> Bool {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return false }
+        let lines = text.split(separator: "\n")
+        guard let header = lines.first else { return false }
+        let columns = header.split(separator: ",", omittingEmptySubsequences: false)
+        guard let stepColumn = columns.firstIndex(of: "step"), let split = columns.firstIndex(of: "split") else { return false }
+        return lines.dropFirst().contains { line in
+            let fields = line.split(separator: ",", omittingEmptySubsequences: false)
+            return fields.count > max(stepColumn, split) && Int(fields[stepColumn]) == step
+                && fields[split] == Substring(Self.partialEpochSplit)
+        }
+    }
+
     /// Appends one row. A failure (disk full, the file gone) is an error of the run, not a lost
     /// row; the throwing FileHandle calls are used because the older `write(_:)` traps instead.
     private func append(_ fields: [String]) throws {
@@ -84,11 +100,13 @@ public final class MetricsLog {
     /// epoch's end): its steps so far. A resume from that step removes it (the epoch goes on).
     public static let partialEpochSplit = "train_partial"
 
-    public func recordEpoch(epoch: Int, step: Int, sums: ObjectiveSums, examplesPerSecond: Double, skippedSteps: Int, wallSeconds: Double,
+    /// `examplesPerSecond` is nil (an empty field) when this process timed none of the epoch's
+    /// examples: a resume with no steps left writes the row its stopped predecessor did not.
+    public func recordEpoch(epoch: Int, step: Int, sums: ObjectiveSums, examplesPerSecond: Double?, skippedSteps: Int, wallSeconds: Double,
                             partial: Bool = false) throws {
         let elbo = sums.mean(\.elboInitial), elboRefined = sums.mean(\.elboRefined)
         try append(["train", "\(epoch)", "\(step)", partial ? Self.partialEpochSplit : "train", "\(sums.examples)", "", Self.f(sums.mean(\.bound)), "", Self.f(elbo),
-                Self.f(elboRefined), Self.f(elboRefined - elbo), String(format: "%.1f", examplesPerSecond), "\(skippedSteps)", String(format: "%.3f", wallSeconds),
+                Self.f(elboRefined), Self.f(elboRefined - elbo), examplesPerSecond.map { String(format: "%.1f", $0) } ?? "", "\(skippedSteps)", String(format: "%.3f", wallSeconds),
                 Self.residentField()])
     }
 

@@ -82,13 +82,17 @@ final class RunRecorder {
     /// Epoch `epoch` (from 1) ended, or, with `partialSteps`, the run ended after that many of
     /// its steps: its training row and line.
     func epochDone(_ epoch: Int, state: RunState, partialSteps: (done: Int, of: Int)? = nil) throws {
-        let s = state.epochSums, rate = state.epochExamplesPerSecond
+        let s = state.epochSums, rate = state.epochTimedExamples > 0 ? state.epochExamplesPerSecond : nil
         try metrics?.recordEpoch(epoch: epoch, step: state.step, sums: s, examplesPerSecond: rate, skippedSteps: state.skippedSteps,
                              wallSeconds: Date().timeIntervalSince(state.runStart), partial: partialSteps != nil)
         let which = partialSteps.map { "epoch \(epoch) (its first \($0.done) of \($0.of) steps)" } ?? "epoch \(epoch)"
-        say(String(numbers: "%@ done: step %d, bound %.3f, ELBO(λ₀) %.3f, ELBO(λ_k) %.3f, %.0f examples/s, %d skipped steps",
-                   which, state.step, s.mean(\.bound), s.mean(\.elboInitial), s.mean(\.elboRefined), rate, state.skippedSteps))
+        say(String(numbers: "%@ done: step %d, bound %.3f, ELBO(λ₀) %.3f, ELBO(λ_k) %.3f, ", which, state.step, s.mean(\.bound),
+                   s.mean(\.elboInitial), s.mean(\.elboRefined))
+            + (rate.map { String(numbers: "%.0f examples/s", $0) } ?? "no steps timed in this process") + ", \(state.skippedSteps) skipped steps")
     }
+
+    /// Rank 0: whether metrics.csv holds the partial training row of the epoch at `step` already.
+    func hasPartialEpochRow(atStep step: Int) -> Bool { metrics?.hasPartialEpochRow(atStep: step) ?? false }
 
     func evaluationProgress(_ split: DataSplit, done: Int, total: Int) {
         progress.update("evaluating \(split.rawValue): \(done)/\(total) examples", fraction: Double(done) / Double(max(total, 1)))

@@ -76,10 +76,11 @@ final class TrainingRun {
         let checksums = try checkConsistency(setup.params)
         let epoch = setup.schedule.epoch(ofStep: state.step)
         // A run that ends inside an epoch (--max-steps) reports that epoch's steps so far, or a
-        // short run would record no training row at all; one that trained none of them here (a
-        // resume with no steps left) keeps the row the earlier part wrote.
+        // short run would record no training row at all. A resume with no steps left keeps the
+        // row the earlier part wrote when it finished, and writes it when that part was stopped
+        // at this step (a stop checkpoints and leaves before `finish`). Only rank 0 records.
         let inEpoch = setup.schedule.positionInEpoch(ofStep: state.step)
-        if inEpoch > 0 && state.epochSums.examples > 0 && state.epochTimedExamples > 0 {
+        if inEpoch > 0 && state.epochSums.examples > 0 && !recorder.hasPartialEpochRow(atStep: state.step) {
             try recorder.epochDone(epoch + 1, state: state, partialSteps: (inEpoch, setup.schedule.stepsPerEpoch))
         }
         // Save the trained state before the (long) final evaluation, then again with its result.

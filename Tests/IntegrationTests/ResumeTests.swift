@@ -112,6 +112,46 @@ struct ResumeTests {
                     == full.split(separator: "\n").filter { $0.contains(MetricsLog.partialEpochSplit) }, "\(after)")
     }
 
+    @Test("a run stopped at its last step inside an epoch gets its partial epoch row on a resume with nothing left to train, as a straight run has it")
+    func partialEpochRowOfARunStoppedAtItsLastStep() throws {
+        let dir = try makeTemporaryDirectory(prefix: "stoppedlast")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let data = dir + "/toy.h5"
+        try writeToyDataset(data)
+        let last = CheckpointRun.stepsPerEpoch() / 2 + 1
+        func flags(_ run: String, maxSteps: Int = last) -> [String] {
+            CheckpointRun.flags(data: data, runDir: dir + "/" + run) + ["--max-steps", "\(maxSteps)"]
+        }
+        let straight = try bsvi(flags("straight"))
+        try #require(straight.status == 0, "\(straight.stderr)")
+        let straightRows = try Self.epochRows(dir + "/straight/metrics.csv")
+        try #require(straightRows.count == 1 && straightRows[0].contains(",\(MetricsLog.partialEpochSplit),"), "\(straightRows)")
+        // The stop arrives while step last − 1's checkpoint is written, so the run stops after
+        // step `last` with its stop checkpoint and never reaches the end that writes the row.
+        let stopped = try bsvi(flags("run") + ["--checkpoint-every", "\(last - 1)", "--inject-stop-during", "checkpoint"])
+        try #require(stopped.status == 0, "\(stopped.stderr)")
+        try #require(FileManager.default.fileExists(atPath: dir + "/run/checkpoints/ckpt-\(last).h5"), "\(stopped.stdout)")
+        #expect(try Self.epochRows(dir + "/run/metrics.csv").isEmpty)
+        let resumed = try bsvi(flags("run") + ["--resume", "auto"])
+        #expect(resumed.status == 0, "\(resumed.stdout)\n\(resumed.stderr)")
+        #expect(try Self.epochRows(dir + "/run/metrics.csv") == straightRows)
+        // This process timed none of the epoch's steps: its speed is left empty, not 0.
+        let row = try #require(try String(contentsOfFile: dir + "/run/metrics.csv", encoding: .utf8).split(separator: "\n")
+            .first { $0.contains(",\(MetricsLog.partialEpochSplit),") })
+        let columns = MetricsLog.header.split(separator: ",")
+        let speed = try #require(columns.firstIndex(of: "examples_per_s"))
+        #expect(row.split(separator: ",", omittingEmptySubsequences: false)[speed].isEmpty, "\(row)")
+        #expect(resumed.stdout.contains("no steps timed in this process"), "\(resumed.stdout)")
+
+        // Resumed by path from the earlier checkpoint and ended there: the rows after it go and
+        // the epoch's partial row at that step comes, as a straight run of that length has it.
+        let shorter = try bsvi(flags("shorter", maxSteps: last - 1))
+        try #require(shorter.status == 0, "\(shorter.stderr)")
+        let back = try bsvi(flags("run", maxSteps: last - 1) + ["--resume", dir + "/run/checkpoints/ckpt-\(last - 1).h5"])
+        #expect(back.status == 0, "\(back.stdout)\n\(back.stderr)")
+        #expect(try Self.epochRows(dir + "/run/metrics.csv") == Self.epochRows(dir + "/shorter/metrics.csv"))
+    }
+
     /// The `train` rows of a metrics.csv, from `kind` to `amortization_gap` (not the timing columns).
     static func epochRows(_ path: String) throws -> [String] {
         try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").filter { $0.hasPrefix("train,") }

@@ -72,13 +72,33 @@ public struct TrainingState: Equatable, Sendable {
 /// `DatasetFingerprint` words: shapes and binarization) and `train_digest` (the digest of
 /// /train's rows, `BinaryDataset.validateRows`: what the fingerprint cannot tell, other images
 /// of the same shape; nil in checkpoints written before the second half of 2026-12-03).
+/// Also `valid_digest` and `test_digest`: the digests of the evaluation splits' rows the run
+/// evaluated (nil when it evaluated none of a split, and in checkpoints before 2026-12-05).
 public struct RecordedTrainingData: Codable, Equatable, Sendable {
     public var fingerprint: [UInt64]
     public var trainDigest: UInt64?
+    public var validDigest: EvaluatedRowsDigest?
+    public var testDigest: EvaluatedRowsDigest?
 
-    public init(fingerprint: [UInt64], trainDigest: UInt64?) {
+    public init(fingerprint: [UInt64], trainDigest: UInt64?, validDigest: EvaluatedRowsDigest? = nil,
+                testDigest: EvaluatedRowsDigest? = nil) {
         self.fingerprint = fingerprint
         self.trainDigest = trainDigest
+        self.validDigest = validDigest
+        self.testDigest = testDigest
+    }
+}
+
+/// The digest (`BinaryDataset.validateRows`) of an evaluation split's first `rows` rows: those a
+/// run's evaluations use (`--eval-limit`, or the whole split). A digest of other rows than the
+/// ones evaluated could refuse a run over rows it never reads.
+public struct EvaluatedRowsDigest: Codable, Equatable, Sendable {
+    public var rows: Int
+    public var digest: UInt64
+
+    public init(rows: Int, digest: UInt64) {
+        self.rows = rows
+        self.digest = digest
     }
 }
 

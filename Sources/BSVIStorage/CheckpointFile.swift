@@ -46,6 +46,10 @@ public enum CheckpointFile {
                 if let d = s.trainingData {
                     try f.setAttribute("data_fingerprint", on: "/training", d.fingerprint.map { Int64(bitPattern: $0) })
                     if let digest = d.trainDigest { try f.setAttribute("train_digest", on: "/training", Int64(bitPattern: digest)) }
+                    for (name, evaluated) in [("valid_digest", d.validDigest), ("test_digest", d.testDigest)] {
+                        guard let evaluated else { continue }
+                        try f.setAttribute(name, on: "/training", [Int64(evaluated.rows), Int64(bitPattern: evaluated.digest)])
+                    }
                 }
                 if let sums = s.epochSums {
                     try f.writeDoubles("/training/epoch_sums", [Double(sums.examples), sums.bound, sums.elboInitial, sums.elboRefined])
@@ -318,7 +322,8 @@ private struct CheckpointReader {
         return (step, worldSize, adamStep, skippedSteps, badStreak)
     }
 
-    /// The data the run trained on (data_fingerprint and train_digest), nil when not recorded.
+    /// The data the run trained on (data_fingerprint, train_digest, valid_digest, test_digest),
+    /// nil when not recorded.
     func recordedTrainingData() throws -> RecordedTrainingData? {
         guard try file.hasAttribute("data_fingerprint", on: "/training") else { return nil }
         let words = try file.int64Attribute("data_fingerprint", on: "/training").map { UInt64(bitPattern: $0) }
@@ -327,7 +332,18 @@ private struct CheckpointReader {
         }
         let digest = try file.hasAttribute("train_digest", on: "/training")
             ? UInt64(bitPattern: try file.scalarInt64Attribute("train_digest", on: "/training")) : nil
-        return RecordedTrainingData(fingerprint: words, trainDigest: digest)
+        return RecordedTrainingData(fingerprint: words, trainDigest: digest, validDigest: try evaluatedRowsDigest("valid_digest"),
+                                    testDigest: try evaluatedRowsDigest("test_digest"))
+    }
+
+    /// /training's `valid_digest` or `test_digest` ([rows, digest]), nil when absent.
+    private func evaluatedRowsDigest(_ name: String) throws -> EvaluatedRowsDigest? {
+        guard try file.hasAttribute(name, on: "/training") else { return nil }
+        let values = try file.int64Attribute(name, on: "/training")
+        guard values.count == 2, values[0] >= 0 else {
+            throw problem("/training", "\(name) holds \(values), not [rows ≥ 0, digest]")
+        }
+        return EvaluatedRowsDigest(rows: Int(values[0]), digest: UInt64(bitPattern: values[1]))
     }
 
     /// The evaluation history (/metrics), empty when absent; when columns are missing, empty and

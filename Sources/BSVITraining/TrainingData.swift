@@ -9,8 +9,15 @@ public struct TrainingData {
     let fingerprint: DatasetFingerprint
     /// nil when /train was not read (eval reads it only when the comparison needs it).
     let trainDigest: UInt64?
+    /// The rows of /valid and /test the run evaluates, as its start-up check read them (nil for
+    /// a split it does not evaluate, and in eval and compare): a resume refuses other rows there,
+    /// which would make one validation curve of two validation sets.
+    var validDigest: EvaluatedRowsDigest? = nil
+    var testDigest: EvaluatedRowsDigest? = nil
 
-    var recorded: RecordedTrainingData { RecordedTrainingData(fingerprint: fingerprint.words, trainDigest: trainDigest) }
+    var recorded: RecordedTrainingData {
+        RecordedTrainingData(fingerprint: fingerprint.words, trainDigest: trainDigest, validDigest: validDigest, testDigest: testDigest)
+    }
 
     /// The run's data at start-up: each rank checks a contiguous 1/P of /train (every chunk's
     /// checksum, and 0/1 values unless /train holds intensities), so a bad value stops the run
@@ -51,6 +58,12 @@ public struct TrainingData {
         if found.isEmpty, let mine = trainDigest, let theirs = recorded.trainDigest, mine != theirs {
             found.append("/train holds other rows of the same shape (digest " + String(mine, radix: 16)
                          + "; \(referenceName): " + String(theirs, radix: 16) + ")")
+        }
+        // Comparable only over the same rows: a changed --eval-limit (a schedule setting) evaluates others.
+        for (split, mine, theirs) in [("valid", validDigest, recorded.validDigest), ("test", testDigest, recorded.testDigest)] {
+            guard found.isEmpty, let mine, let theirs, mine.rows == theirs.rows, mine.digest != theirs.digest else { continue }
+            found.append("/\(split) holds other rows of the same shape (the digest of the \(mine.rows) rows evaluated "
+                         + String(mine.digest, radix: 16) + "; \(referenceName): " + String(theirs.digest, radix: 16) + ")")
         }
         return found
     }

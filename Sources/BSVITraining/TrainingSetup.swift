@@ -35,15 +35,16 @@ final class TrainingSetup {
         // fails here together, so rank 0 alone says why and all leave without MPI_Abort.
         do { try plan.validate(dataPath: config.files.dataPath) } catch { throw CollectiveError(error, isRoot: comm.isRoot) }
         schedule = TrainingSchedule(stepsPerEpoch: plan.stepsPerEpoch, schedule: config.schedule, evaluation: config.evaluation)
-        data = try TrainingData.checked(dataset, comm: comm)
+        var data = try TrainingData.checked(dataset, comm: comm)
         // The evaluation splits are checked now, not after hours of training: the rows the
         // evaluations will use, split across the ranks like /train.
         if config.evaluation.every > 0 {
-            try Self.checkEvaluationSplit(.valid, of: dataset, width: width, limit: config.evaluation.limit, comm: comm)
+            data.validDigest = try Self.checkEvaluationSplit(.valid, of: dataset, width: width, limit: config.evaluation.limit, comm: comm)
         }
         if !config.evaluation.skipFinal {
-            try Self.checkEvaluationSplit(.test, of: dataset, width: width, limit: config.evaluation.limit, comm: comm)
+            data.testDigest = try Self.checkEvaluationSplit(.test, of: dataset, width: width, limit: config.evaluation.limit, comm: comm)
         }
+        self.data = data
         // The rows this rank trains on, read epoch by epoch (≈ N/P rows held, not N); drawn
         // afresh every epoch when /train holds intensities (dynamic binarization).
         epochRows = EpochRows(plan: plan, width: width, values: dataset.values(of: .train))
@@ -69,8 +70,9 @@ final class TrainingSetup {
     /// readable 0/1 rows: each rank checks its contiguous part of the rows evaluation will use
     /// (the first `limit`, 0 = all), every chunk's checksum and every value. Like the check of
     /// /train, a bad row is this rank's error (it aborts the job, see docs/reliability.md).
+    /// Returns those rows' digest, the ranks' parts summed (a collective).
     static func checkEvaluationSplit(_ split: DataSplit, of dataset: BinaryDataset, width: Int, limit: Int,
-                                     comm: Communicator) throws {
+                                     comm: Communicator) throws -> EvaluatedRowsDigest {
         let (rows, w) = try comm.agreedShape(of: split, in: dataset)
         guard w == width else {
             // The same file on every rank: every rank finds this, and rank 0 says it.
@@ -78,6 +80,7 @@ final class TrainingSetup {
                                                      fix: "use one dataset file whose splits have the same width"), isRoot: comm.isRoot)
         }
         let evaluated = DistributedEvaluation.evaluatedRows(splitRows: rows, limit: limit)
-        try dataset.validateRows(split, rows: ShardPlan.startupCheckRows(count: evaluated, worldSize: comm.size, rank: comm.rank))
+        let part = try dataset.validateRows(split, rows: ShardPlan.startupCheckRows(count: evaluated, worldSize: comm.size, rank: comm.rank))
+        return EvaluatedRowsDigest(rows: evaluated, digest: comm.allgather(part).reduce(0, &+))
     }
 }

@@ -142,26 +142,28 @@ func makeTemporaryDirectory(prefix: String) throws -> String {
 
 /// A small structured binary dataset: rows are noisy copies of a few random prototypes, so a
 /// VAE has something to learn.
+/// `edit` may change a split's values (row-major, `width` a row) before they are written.
 func writeToyDataset(_ path: String, train: Int = 96, valid: Int = 24, test: Int = 20, width: Int = 16, seed: UInt64 = 7,
-                     source: String = "toy") throws {
+                     source: String = "toy", edit: (DataSplit, inout [UInt8]) -> Void = { _, _ in }) throws {
     var state = seed &* 0x9E37_79B9_7F4A_7C15 | 1
     func next() -> UInt64 {
         state ^= state << 13; state ^= state >> 7; state ^= state << 17
         return state
     }
     let prototypes = (0..<4).map { _ in (0..<width).map { _ in UInt8(next() % 2) } }
-    func rows(_ n: Int) -> [UInt8] {
+    func rows(_ n: Int, _ split: DataSplit) -> [UInt8] {
         var v: [UInt8] = []
         for _ in 0..<n {
             let p = prototypes[Int(next() % 4)]
             for c in 0..<width { v.append(next() % 10 == 0 ? 1 - p[c] : p[c]) }
         }
+        edit(split, &v)
         return v
     }
     try BinaryDatasetWriter.write(to: path, splits: [
-        .init(name: .train, rows: train, width: width, values: rows(train)),
-        .init(name: .valid, rows: valid, width: width, values: rows(valid)),
-        .init(name: .test, rows: test, width: width, values: rows(test)),
+        .init(name: .train, rows: train, width: width, values: rows(train, .train)),
+        .init(name: .valid, rows: valid, width: width, values: rows(valid, .valid)),
+        .init(name: .test, rows: test, width: width, values: rows(test, .test)),
     ], imageHeight: 4, imageWidth: width / 4, source: source)
 }
 

@@ -286,6 +286,42 @@ struct ResumeTests {
         #expect(other.status == 65 && other.stderr.contains("/train holds other rows of the same shape"), "\(other.stderr)")
     }
 
+    @Test("--resume refuses /valid or /test rows the run evaluated that changed (one curve of two validation sets); a change in rows it never evaluated resumes")
+    func resumeRefusesChangedEvaluationRows() throws {
+        let dir = try makeTemporaryDirectory(prefix: "evalchange")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let data = dir + "/toy.h5"
+        try writeToyDataset(data)
+        let perEpoch = CheckpointRun.stepsPerEpoch()
+        let evaluated = 8
+        // Validation at each epoch's end and the final test evaluation, on the first 8 rows of each.
+        let flags = CheckpointRun.flags(data: data, runDir: dir + "/run").filter { $0 != "--no-final-eval" }
+            + ["--eval-every", "1", "--eval-limit", "\(evaluated)"]
+        let first = try bsvi(flags + ["--max-steps", "\(perEpoch)"])
+        try #require(first.status == 0, "\(first.stderr)")
+        let recorded = try #require(try CheckpointFile.read(dir + "/run/final.h5").training?.trainingData)
+        #expect(recorded.validDigest?.rows == evaluated && recorded.testDigest?.rows == evaluated, "\(recorded)")
+        #expect(recorded.validDigest?.digest != recorded.testDigest?.digest)
+
+        /// The same dataset but for one pixel of `split`'s row `row`.
+        func flipOnePixel(of split: DataSplit, row: Int) throws {
+            try FileManager.default.removeItem(atPath: data)
+            try writeToyDataset(data) { s, values in if s == split { values[row * 16 + 3] ^= 1 } }
+        }
+        for split in [DataSplit.valid, .test] {
+            try flipOnePixel(of: split, row: evaluated - 1)
+            let changed = try bsvi(flags + ["--max-steps", "\(2 * perEpoch)", "--resume", "auto"])
+            #expect(changed.status == 65, "\(split): \(changed.stdout)\n\(changed.stderr)")
+            #expect(changed.stderr.contains("is not the data the run trained on: /\(split.rawValue) holds other rows of the same shape "
+                                            + "(the digest of the \(evaluated) rows evaluated"), "\(changed.stderr)")
+        }
+        // A row past those the run evaluates: nothing it evaluated changed, so it resumes.
+        try flipOnePixel(of: .valid, row: evaluated)
+        let resumed = try bsvi(flags + ["--max-steps", "\(2 * perEpoch)", "--resume", "auto"])
+        #expect(resumed.status == 0, "\(resumed.stdout)\n\(resumed.stderr)")
+        #expect(try CheckpointFile.read(dir + "/run/final.h5").training?.trainingData?.validDigest == recorded.validDigest)
+    }
+
     @Test("a requeued Slurm job resumes although its earlier incarnation, killed on another host, left the lock named; another job is refused")
     func requeuedJobTakesOverTheLock() throws {
         let dir = try makeTemporaryDirectory(prefix: "requeue")

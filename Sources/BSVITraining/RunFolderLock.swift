@@ -43,11 +43,20 @@ public final class RunFolderLock {
             throw RunFolderLockError.cannotCreate(lockFile: path, problem: "the folder \(runDirectory) cannot be created: \(systemReason(error))")
         }
         // O_CLOEXEC: a child this process starts must not inherit the lock and keep it after we exit.
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        var fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw RunFolderLockError.cannotCreate(lockFile: path, problem: errnoText("open")) }
         do {
+            var kernelLock = try lockWithoutWaiting(fd, path: path)
+            // A run refused in a folder it had just made removes the folder, lock file and all
+            // (`releaseRemovingFolder`): a lock taken on that file as it went is a lock on nothing.
+            while kernelLock == .acquired && !isStillAt(path, fd) {
+                close(fd)
+                fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+                guard fd >= 0 else { throw RunFolderLockError.cannotCreate(lockFile: path, problem: errnoText("open")) }
+                kernelLock = try lockWithoutWaiting(fd, path: path)
+            }
             let me = RunFolderLockHolder.current()
-            let decision = RunFolderLockPolicy.decide(lockFile: path, kernelLock: try lockWithoutWaiting(fd, path: path),
+            let decision = RunFolderLockPolicy.decide(lockFile: path, kernelLock: kernelLock,
                                                       contents: try contents(of: fd, path: path), me: me, isRunning: isRunning)
             switch decision {
             case .refuse(let error):
@@ -77,7 +86,26 @@ public final class RunFolderLock {
         descriptor = -1
     }
 
+    /// For a run refused before it wrote anything into a folder it made: removes the lock file
+    /// while the lock is held, then the folder if nothing else is in it, then releases. A run
+    /// that opened the file meanwhile finds it gone once it holds the lock, and starts over.
+    public func releaseRemovingFolder() {
+        guard descriptor >= 0 else { return }
+        let folder = (path as NSString).deletingLastPathComponent
+        if (try? FileManager.default.contentsOfDirectory(atPath: folder)) == [Self.fileName] {
+            unlink(path)
+            rmdir(folder)  // fails, harmlessly, if another run has put a file there by now
+        }
+        release()
+    }
+
     deinit { release() }
+
+    /// Whether `path` still names the file open as `fd` (not removed or replaced since it was opened).
+    private static func isStillAt(_ path: String, _ fd: Int32) -> Bool {
+        var open = stat(), named = stat()
+        return fstat(fd, &open) == 0 && stat(path, &named) == 0 && open.st_dev == named.st_dev && open.st_ino == named.st_ino
+    }
 
     private static func lockWithoutWaiting(_ fd: Int32, path: String) throws -> RunFolderLockPolicy.KernelLock {
         while flock(fd, LOCK_EX | LOCK_NB) != 0 {

@@ -75,11 +75,20 @@ public final class Trainer {
         let start = try comm.rootDecides { () throws -> RunStart in
             // The lock comes first: nothing in the folder is touched while another run holds it.
             // (The lock's warnings carry their own "warning: " prefix.)
+            let madeFolder = !FileManager.default.fileExists(atPath: config.files.runDirectory)
             folderLock = try RunFolderLock.acquire(runDirectory: config.files.runDirectory, warn: { recorder.say($0) })
-            var start = try RunStart.decide(config: config, resumeFlag: options.resume, worldSize: comm.size,
+            var start: RunStart
+            do {
+                start = try RunStart.decide(config: config, resumeFlag: options.resume, worldSize: comm.size,
                                             schedule: setup.schedule, data: setup.data, store: recorder.store,
                                             model: setup.model, params: setup.params, adam: setup.adam, history: &history,
                                             resumes: &resumes)
+            } catch {
+                // A refused resume (a checkpoint missing or of another experiment) leaves no new
+                // folder behind holding only the lock file.
+                if madeFolder { folderLock?.releaseRemovingFolder() }
+                throw error
+            }
             start.findWorkLeft(schedule: setup.schedule, evaluation: config.evaluation, history: &history,
                                runDirectory: config.files.runDirectory)
             try recorder.openMetrics(resumedAt: start.resume != nil ? start.step : nil,

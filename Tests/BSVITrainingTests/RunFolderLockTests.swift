@@ -50,6 +50,26 @@ struct RunFolderLockTests {
         second.release()  // a second release does nothing
     }
 
+    @Test("releaseRemovingFolder removes a folder that holds only the lock file, and keeps one that holds more; the folder can be locked again")
+    func releaseRemovingFolder() throws {
+        let base = try Self.scratchFolder()
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        var warnings: [String] = []
+        let run = base + "/run"
+        try Self.acquire(run, warnings: &warnings).releaseRemovingFolder()
+        #expect(!FileManager.default.fileExists(atPath: run))
+        #expect(FileManager.default.fileExists(atPath: base), "only the run folder goes")
+
+        let lock = try Self.acquire(run, warnings: &warnings)
+        #expect(FileManager.default.createFile(atPath: run + "/metrics.csv", contents: Data("kind\n".utf8)))
+        lock.releaseRemovingFolder()
+        #expect(try FileManager.default.contentsOfDirectory(atPath: run).sorted() == [RunFolderLock.fileName, "metrics.csv"])
+        // Released: the folder is free, and no warning (a clean release).
+        let again = try Self.acquire(run, warnings: &warnings)
+        again.release()
+        #expect(warnings.isEmpty, "\(warnings)")
+    }
+
     @Test("a lock the program lets go of without release() (an error unwinding the run) is released by deinit")
     func deinitReleases() throws {
         let run = try Self.scratchFolder()

@@ -322,6 +322,28 @@ struct ResumeTests {
         #expect(try CheckpointFile.read(dir + "/run/final.h5").training?.trainingData?.validDigest == recorded.validDigest)
     }
 
+    @Test("a refused --resume into a folder it would have made leaves no folder behind; an existing folder is left as it was")
+    func refusedResumeLeavesNoNewFolder() throws {
+        let dir = try makeTemporaryDirectory(prefix: "refusedfolder")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let data = dir + "/toy.h5"
+        try writeToyDataset(data)
+        let missing = try bsvi(CheckpointRun.flags(data: data, runDir: dir + "/new") + ["--resume", dir + "/nowhere.h5"])
+        #expect(missing.status == 66 && missing.stderr.contains("nowhere.h5"), "\(missing.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/new"))
+        // A checkpoint of another experiment (another --k), refused by what differs.
+        let other = try bsvi(CheckpointRun.flags(data: data, runDir: dir + "/other") + ["--max-steps", "2"])
+        try #require(other.status == 0, "\(other.stderr)")
+        let mismatch = try bsvi(CheckpointRun.flags(data: data, runDir: dir + "/new") + ["--k", "3", "--resume", dir + "/other/final.h5"])
+        #expect(mismatch.status == 65 && mismatch.stderr.contains("different experiment"), "\(mismatch.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/new"))
+        // A folder that was there before keeps what it held.
+        let before = try FileManager.default.contentsOfDirectory(atPath: dir + "/other").sorted()
+        let intoExisting = try bsvi(CheckpointRun.flags(data: data, runDir: dir + "/other") + ["--resume", dir + "/nowhere.h5"])
+        #expect(intoExisting.status == 66, "\(intoExisting.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/other").sorted() == before)
+    }
+
     @Test("a requeued Slurm job resumes although its earlier incarnation, killed on another host, left the lock named; another job is refused")
     func requeuedJobTakesOverTheLock() throws {
         let dir = try makeTemporaryDirectory(prefix: "requeue")

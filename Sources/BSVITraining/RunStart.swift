@@ -111,8 +111,11 @@ struct RunStart: Codable {
         var start = RunStart(step: checkpoint.step, skippedSteps: training.skippedSteps, badStreak: training.badStreak,
                              epochSums: training.epochSums ?? ObjectiveSums(), adamStep: training.adamStep, resumedFrom: path, resume: record)
         start.finalIsTheResumedEnd = try SupersededFiles.finalIsTheEnd(of: checkpoint, runDirectory: runDirectory)
-        start.message = try SupersededFiles.setAside(after: checkpoint.step, finalIsTheEnd: start.finalIsTheResumedEnd, store: store,
-                                                     runDirectory: runDirectory)
+        let aside = try SupersededFiles.setAside(after: checkpoint.step, finalIsTheEnd: start.finalIsTheResumedEnd, store: store,
+                                                 runDirectory: runDirectory)
+        let rows = try SupersededFiles.restoreRows(ofBranchOf: path, aside: aside?.folder, runDirectory: runDirectory)
+        let said = [aside?.message, rows].compactMap { $0 }
+        start.message = said.isEmpty ? nil : said.joined(separator: "\n")
         return start
     }
 

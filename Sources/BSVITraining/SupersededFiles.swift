@@ -8,10 +8,11 @@ import Foundation
 /// summary.json (and a copy of metrics.csv), move into `<run-dir>/superseded-<UTC time>/` —
 /// kept, out of the way.
 enum SupersededFiles {
-    /// Moves them (rank 0, with the run folder locked); returns what it says about it, or nil
-    /// when there was nothing to move.
+    /// Moves them (rank 0, with the run folder locked); returns what it says about it and the
+    /// folder, or nil when there was nothing to move.
     /// `finalIsTheEnd`: whether final.h5 is the checkpoint's end (`finalIsTheEnd(of:runDirectory:)`).
-    static func setAside(after step: Int, finalIsTheEnd: Bool, store: CheckpointStore, runDirectory: String) throws -> String? {
+    static func setAside(after step: Int, finalIsTheEnd: Bool, store: CheckpointStore,
+                         runDirectory: String) throws -> (message: String, folder: String)? {
         let later = store.list().filter { $0.step > step }
         // A final.h5 that is not this checkpoint's end is another branch's, even with no later
         // checkpoint left (at another step, or at this step with other parameters).
@@ -24,7 +25,34 @@ enum SupersededFiles {
         try move(later.map(\.path) + runFiles, copying: existing([RunFolder.metricsLog], in: runDirectory), into: folder,
                  what: "the abandoned run's later checkpoints")
         let names = later.map { ($0.path as NSString).lastPathComponent } + runFiles.map { ($0 as NSString).lastPathComponent }
-        return "resuming from step \(step): the files of the branch it abandons (\(names.joined(separator: ", "))) moved to \(folder), with a copy of metrics.csv"
+        return ("resuming from step \(step): the files of the branch it abandons (\(names.joined(separator: ", "))) moved to \(folder), with a copy of metrics.csv",
+                folder)
+    }
+
+    /// A checkpoint resumed from a superseded-* folder of the run belongs to the branch set aside
+    /// there, and so do the rows up to its step: the folder's copy of metrics.csv has them, the
+    /// run's own file another branch's. That copy replaces the run's file (atomically), whose
+    /// rows are kept in `aside` (the folder this resume set the other branch's files aside in,
+    /// or a new one). Returns what it says, or nil when the checkpoint is not in such a folder
+    /// or the folder holds no metrics.csv.
+    static func restoreRows(ofBranchOf checkpointPath: String, aside: String?, runDirectory: String) throws -> String? {
+        let branch = URL(fileURLWithPath: checkpointPath).standardizedFileURL.deletingLastPathComponent()
+        guard branch.lastPathComponent.hasPrefix("superseded-"),
+              branch.deletingLastPathComponent().path == URL(fileURLWithPath: runDirectory).standardizedFileURL.path else { return nil }
+        let rows = branch.appendingPathComponent(RunFolder.metricsLog).path
+        guard FileManager.default.fileExists(atPath: rows) else { return nil }
+        let current = existing([RunFolder.metricsLog], in: runDirectory)
+        let keptIn = aside ?? newFolder(in: runDirectory)
+        if aside == nil && !current.isEmpty { try move([], copying: current, into: keptIn, what: "the run's metrics.csv") }
+        let target = RunFolder.file(RunFolder.metricsLog, in: runDirectory)
+        do {
+            try AtomicFile.write(to: target) { temporary in try FileManager.default.copyItem(atPath: rows, toPath: temporary) }
+        } catch {
+            throw TrainingError.cannotWrite(file: target, problem: "cannot take the resumed branch's rows from \(rows) (\(error.localizedDescription)); "
+                                            + "check that the run folder is writable")
+        }
+        return "metrics.csv: the rows up to the checkpoint are its branch's, from \(rows)"
+            + (current.isEmpty ? "" : "; the rows it replaces are kept in \(keptIn)")
     }
 
     /// The metrics.csv (and any summary.json) of a run that stopped before its first checkpoint:

@@ -135,24 +135,42 @@ struct RunFolderRecoveryTests {
         #expect(try f.final("run").step == f.perEpoch)
     }
 
-    @Test("resuming an abandoned branch's last checkpoint finishes that branch again: final.h5 of the same step but the other branch is not 'in place'")
+    @Test("resuming an abandoned branch's last checkpoint finishes that branch again: final.h5 of the same step but the other branch is not 'in place', and metrics.csv's rows are that branch's again")
     func abandonedBranchEnd() throws {
         let f = try Fixture("branch")
         let end = 2 * f.perEpoch
-        let a = try f.train("run", ["--max-steps", "\(end)"])
+        // Validation at each epoch's end puts evaluation rows in metrics.csv too.
+        let schedule = ["--max-steps", "\(end)", "--eval-every", "1", "--eval-limit", "8"]
+        let a = try f.train("run", schedule)
         try #require(a.status == 0, "\(a.stderr)")
         let finalA = try f.final("run")
+        let rowsA = try Self.resultRows(f.dir + "/run/metrics.csv")
         // Branch B: from the first epoch's end with another learning rate, to the same step.
-        let b = try f.train("run", ["--max-steps", "\(end)", "--lr", "0.002", "--resume", f.dir + "/run/checkpoints/ckpt-\(f.perEpoch).h5"])
+        let b = try f.train("run", schedule + ["--lr", "0.002", "--resume", f.dir + "/run/checkpoints/ckpt-\(f.perEpoch).h5"])
         try #require(b.status == 0, "\(b.stderr)")
+        let rowsB = try Self.resultRows(f.dir + "/run/metrics.csv")
+        try #require(rowsB != rowsA && rowsB.count == rowsA.count, "\(rowsB)")
         let aside = try f.superseded("run")
         try #require(aside.count == 1)
         // Back to branch A's end: its final.h5 is in the superseded folder, B's is in place.
-        let back = try f.train("run", ["--max-steps", "\(end)", "--resume", f.dir + "/run/\(aside[0])/ckpt-\(end).h5"])
+        let back = try f.train("run", schedule + ["--resume", f.dir + "/run/\(aside[0])/ckpt-\(end).h5"])
         #expect(back.status == 0, "\(back.stderr)")
         #expect(!back.stdout.contains("nothing left to do"), "\(back.stdout)")
         CheckpointRun.expectIdenticalState(finalA, try f.final("run"), "branch A again")
-        #expect(try f.superseded("run").count == 2)  // B's final.h5 and summary.json, set aside in turn
+        let asideNow = try f.superseded("run")
+        #expect(asideNow.count == 2)  // B's final.h5 and summary.json, set aside in turn
+        // metrics.csv is branch A's again (its rows were B's from the first epoch's end on), and B's
+        // rows are kept with B's files.
+        #expect(try Self.resultRows(f.dir + "/run/metrics.csv") == rowsA)
+        #expect(back.stdout.contains("the rows up to the checkpoint are its branch's"), "\(back.stdout)")
+        let newest = try #require(asideNow.first { $0 != aside[0] })
+        #expect(try Self.resultRows(f.dir + "/run/\(newest)/metrics.csv") == rowsB)
+    }
+
+    /// A metrics.csv's `train` and `eval` rows, from `kind` to `amortization_gap` (not the timing columns).
+    static func resultRows(_ path: String) throws -> [String] {
+        try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").filter { $0.hasPrefix("train,") || $0.hasPrefix("eval,") }
+            .map { $0.split(separator: ",", omittingEmptySubsequences: false).prefix(11).joined(separator: ",") }
     }
 
     @Test("the non-finite streak is carried in the checkpoint: a run resumed inside a streak gives up where an uninterrupted one does (70)")

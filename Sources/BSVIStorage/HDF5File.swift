@@ -28,9 +28,12 @@ public final class HDF5File {
     /// Opens an existing file (read-only unless `writable`).
     public static func open(_ path: String, writable: Bool = false) throws -> HDF5File {
         _ = silenceHDF5Errors
-        guard FileManager.default.fileExists(atPath: path) else {
+        guard PathKind(path) != .nothing else {
             throw StorageError(file: path, problem: "file not found", fix: "check the path", kind: .missingInput)
         }
+        // Before HDF5 opens it: H5Fis_hdf5 on a FIFO waits for a writer, and on a folder fails
+        // with "Is a directory", which would be reported as a damaged file.
+        try PathKind.checkIsInputFile(path, why: "HDF5 reads a file by seeking in it, which a pipe cannot do")
         let notHDF5 = "not an HDF5 file (or truncated/corrupt)"
         let notHDF5Fix = "pass a file written by bsvi-dist or another HDF5 tool"
         let isHDF5 = try checkingHDF5(file: path, object: nil, notHDF5, fix: notHDF5Fix, kind: .badData) {

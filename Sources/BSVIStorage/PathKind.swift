@@ -23,3 +23,23 @@ enum PathKind: Equatable {
         }
     }
 }
+
+extension PathKind {
+    /// Refuses an input that is a folder, a FIFO, a socket or a device before it is opened:
+    /// opening a FIFO waits for a writer (forever if none comes), and a folder's read error ("Is a
+    /// directory") would be reported as damaged data. `why` says why this reader needs a regular
+    /// file; `flag` is the option that names the input, if one does. Nothing at `path` passes:
+    /// each reader says "file not found" in its own words.
+    static func checkIsInputFile(_ path: String, why: String, flag: String? = nil) throws {
+        let with = flag.map { " with \($0)" } ?? ""
+        switch PathKind(path) {
+        case .nothing, .regularFile:
+            return
+        case .folder:
+            throw StorageError(file: path, problem: "is a folder, not a file", fix: "name the file itself\(with)", kind: .missingInput)
+        case .other:
+            throw StorageError(file: path, problem: "is not a regular file (a pipe or a device): \(why)",
+                               fix: "save the data to a file first and pass that file\(with)", kind: .missingInput)
+        }
+    }
+}

@@ -36,6 +36,24 @@ struct BadInputTests {
         expectCleanFailure(try train(dir + "/trunc.h5", dir), mentions: ["trunc.h5"], runDir: dir + "/run")
     }
 
+    @Test("a FIFO or a folder where an HDF5 file is read exits 66 naming it, without waiting for a writer (inspect once hung)")
+    func fifoAndFolderInputs() throws {
+        let dir = try makeTemporaryDirectory(prefix: "bad")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try writeToyDataset(dir + "/toy.h5")
+        #expect(mkfifo(dir + "/fifo.h5", 0o600) == 0)
+        try FileManager.default.createDirectory(atPath: dir + "/folder.h5", withIntermediateDirectories: true)
+        for (input, says) in [("fifo.h5", "is not a regular file"), ("folder.h5", "is a folder")] {
+            let path = dir + "/" + input
+            for arguments in [["inspect", path], ["inspect", path, "--json"], ["eval", path, "--data", dir + "/toy.h5", "--samples", "5"],
+                              ["train", "--data", path, "--run-dir", dir + "/run", "--batch-size", "8", "--max-steps", "2"] + tinyModel] {
+                let r = try bsvi(arguments, timeout: 60)
+                expectCleanFailure(r, mentions: [input, says], runDir: dir + "/run")
+                #expect(r.status == 66, "\(arguments): \(r.status) \(r.stderr)")
+            }
+        }
+    }
+
     @Test func malformedSplits() throws {
         let dir = try makeTemporaryDirectory(prefix: "bad")
         defer { try? FileManager.default.removeItem(atPath: dir) }

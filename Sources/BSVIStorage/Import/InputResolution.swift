@@ -129,15 +129,7 @@ private struct InputFinder {
     /// conversion), and a pipe's second reading would find it empty. A missing file is left to
     /// the reader, whose message names the format.
     static func checkIsRegularFile(_ file: String, flag: String) throws {
-        switch PathKind(file) {
-        case .nothing, .regularFile:
-            return
-        case .folder:
-            throw StorageError(file: file, problem: "is a folder, not a file", fix: "name the file itself with \(flag)", kind: .missingInput)
-        case .other:
-            throw StorageError(file: file, problem: "is not a regular file (a pipe or a device): prepare-data reads every input twice",
-                               fix: "save the data to a file first and pass that file with \(flag)", kind: .missingInput)
-        }
+        try PathKind.checkIsInputFile(file, why: "prepare-data reads every input twice", flag: flag)
     }
 
     /// The array for `split` in an .npz/HDF5 file under its usual name or, for a file named

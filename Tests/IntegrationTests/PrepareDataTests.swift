@@ -36,6 +36,11 @@ struct PrepareDataTests {
         ("an empty split", 65, ["empty.npy", "no rows", "empty split"]),
         ("--valid-from-train larger than the training set", 64, ["good.npy", "has 40 rows", "--valid-from-train 50"]),
         ("a missing input", 66, ["nowhere.amat", "not found"]),
+        // --source used to be listed with errors ignored: each of these said only "no training input named".
+        ("a --source folder that does not exist", 66, ["no-such-folder", "folder not found", "--source"]),
+        ("a --source that is a file", 66, ["good.amat", "is not a folder", "--source"]),
+        ("a --source folder without a training file", 66, ["src", "no amat training file", "'_train.amat' or '-train.amat'", "--train FILE"]),
+        ("a --source folder without a test file", 66, ["no test split", "in --source", "'_test.amat' or '-test.amat'", "--test FILE"]),
         ("a name that does not say the format", 64, ["data.bin", "--format"]),
         ("an output folder that cannot be created", 73, ["a-file/out.h5", "cannot create the folder"]),
     ]
@@ -94,6 +99,15 @@ struct PrepareDataTests {
             return ["--train", dir + "/good.npy", "--test", dir + "/empty.npy", "--valid-from-train", "4"]
         case "--valid-from-train larger than the training set":
             return ["--train", dir + "/good.npy", "--test", dir + "/good.npy", "--valid-from-train", "50"]
+        case "a --source folder that does not exist":
+            return ["--format", "amat", "--source", dir + "/no-such-folder", "--valid-from-train", "4"]
+        case "a --source that is a file":
+            return ["--format", "amat", "--source", dir + "/good.amat", "--valid-from-train", "4"]
+        case "a --source folder without a training file", "a --source folder without a test file":
+            try FileManager.default.createDirectory(atPath: dir + "/src", withIntermediateDirectories: true)
+            let present = name.hasSuffix("training file") ? "toy_test.amat" : "toy_train.amat"
+            try FileManager.default.copyItem(atPath: dir + "/good.amat", toPath: dir + "/src/" + present)
+            return ["--format", "amat", "--source", dir + "/src", "--valid-from-train", "4", "--image-shape", "2x2"]
         case "a missing input":
             return ["--train", dir + "/nowhere.amat"] + good
         case "a name that does not say the format":

@@ -10,6 +10,7 @@ struct ResolvedInputs {
 
     /// Finds the inputs, or throws a StorageError naming the file and the flag that fixes it.
     init(_ request: DataImportRequest) throws {
+        if let folder = request.sourceFolder { try Self.checkSourceFolder(folder) }
         if request.isFashionMNIST {
             let folder = request.sourceFolder ?? FashionMNISTImporter.defaultSourceFolder
             func find(_ base: String) throws -> InputSpec {
@@ -36,12 +37,27 @@ struct ResolvedInputs {
         if valid == nil && request.validFromTrain == nil { valid = try finder.companion(.valid, of: train) }
         if test == nil { test = try finder.companion(.test, of: train) }
         guard let test else {
-            throw StorageError(file: train.description, problem: "no test split: nothing names one",
+            throw StorageError(file: train.description, problem: "no test split: nothing names one" + finder.searched(for: .test),
                                fix: "pass --test FILE (the split the final evaluation reports on)", kind: .missingInput)
         }
         self.valid = valid
         self.test = test
         warnings = try Self.sharedArrays([(.train, train, request.train != nil), (.valid, valid, request.valid != nil), (.test, test, request.test != nil)])
+    }
+
+    /// A --source that does not exist or is not a folder is named as such: otherwise every file
+    /// looked for in it is "not found", or (with --format and no --train) no training input is.
+    static func checkSourceFolder(_ folder: String) throws {
+        switch PathKind(folder) {
+        case .folder:
+            return
+        case .nothing:
+            throw StorageError(file: folder, problem: "folder not found (given as --source)", fix: "check the path", kind: .missingInput)
+        case .regularFile, .other:
+            throw StorageError(file: folder, problem: "is not a folder (given as --source, the folder the input files are looked for in)",
+                               fix: "pass the folder that holds the files with --source, or name the file itself with --train",
+                               kind: .missingInput)
+        }
     }
 
     /// What the user should know: two splits named by their flags that read the same array.
@@ -97,10 +113,7 @@ private struct InputFinder {
                 try Self.checkIsRegularFile(found.file, flag: "--\(split.rawValue)")
                 return found
             }
-            if split == .train {
-                throw usage("--train", "no training input named",
-                            fix: "pass --train FILE (with --format, or a name ending .amat, .npy, .npz, .h5 or -ubyte[.gz])")
-            }
+            if split == .train { throw noTrainingInput() }
             return nil
         }
         // A relative name lies in --source, with or without a :KEY (splitKey looks for the file).
@@ -123,6 +136,35 @@ private struct InputFinder {
                                fix: "name the array: --\(split.rawValue) \(file):KEY", kind: .missingInput)
         }
         return spec
+    }
+
+    /// Why no training input was found: with --source, the folder and what was looked for in it.
+    func noTrainingInput() -> StorageError {
+        let nameIt = "pass --train FILE (with --format, or a name ending .amat, .npy, .npz, .h5 or -ubyte[.gz])"
+        guard let folder = request.sourceFolder else { return usage("--train", "no training input named", fix: nameIt) }
+        guard let format = request.format else {
+            return usage("--train", "no training input named: files in --source \(folder) are looked for by name only with --format",
+                         fix: "pass --format idx, amat or npy, or name the file with --train FILE")
+        }
+        let endings = Self.conventionalEndings(format, .train)
+        guard !endings.isEmpty else {
+            return usage("--train", "no training input named: --source \(folder) is not searched for \(format.rawValue) files",
+                         fix: "name the file with --train FILE; a relative name is looked for in --source")
+        }
+        return StorageError(file: folder, problem: "holds no \(format.rawValue) training file: " + Self.noNameEnding(endings),
+                            fix: "name the file with --train FILE, or rename it to end that way", kind: .missingInput)
+    }
+
+    /// What was looked for in --source for `split`, to add to a message that none was found;
+    /// empty when nothing was looked for.
+    func searched(for split: DataSplit) -> String {
+        guard let folder = request.sourceFolder, let format = request.format else { return "" }
+        let endings = Self.conventionalEndings(format, split)
+        return endings.isEmpty ? "" : " (in --source \(folder), " + Self.noNameEnding(endings) + ")"
+    }
+
+    static func noNameEnding(_ endings: [String]) -> String {
+        "no name ends with " + endings.map { "'\($0)'" }.joined(separator: " or ") + " (optionally followed by .gz)"
     }
 
     /// A folder, a pipe or a device cannot be an input: each input is read twice (survey, then
@@ -171,7 +213,14 @@ private struct InputFinder {
         guard let folder = request.sourceFolder, let format = request.format else { return nil }
         let endings = Self.conventionalEndings(format, split)
         guard !endings.isEmpty else { return nil }
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+        let names: [String]
+        do {
+            names = try FileManager.default.contentsOfDirectory(atPath: folder)
+        } catch {
+            // ResolvedInputs checked that it is a folder: what is left is a folder we may not read.
+            throw StorageError(file: folder, problem: "cannot list the --source folder: \(error.localizedDescription)",
+                               fix: "check its permissions", kind: .missingInput)
+        }
         // A gzipped and a plain copy of the same file count once (the .gz is read).
         var matches: [String: String] = [:]
         for name in names.sorted() {

@@ -20,7 +20,9 @@ public struct DatasetReport: Codable {
     public var kind = "dataset"
     public var source: String?
     public var binarization: String?
-    public var binarizationSeed: Int64?
+    /// As `prepare-data --seed` took it: the int64 attribute holds the UInt64's bits (as a
+    /// checkpoint's seed does), so a seed of 2^63 or more is not shown negative.
+    public var binarizationSeed: UInt64?
     public var binarizationThreshold: Double?
     public var imageHeight: Int?
     public var imageWidth: Int?
@@ -80,7 +82,7 @@ public enum DatasetInspector {
         let binarization = attribute({ try f.stringAttribute("binarization") }, "binarization")
         return DatasetReport(
             file: path, source: attribute({ try f.stringAttribute("source") }, "source"), binarization: binarization,
-            binarizationSeed: attribute({ try f.scalarInt64Attribute("binarization_seed") }, "binarization_seed"),
+            binarizationSeed: attribute({ UInt64(bitPattern: try f.scalarInt64Attribute("binarization_seed")) }, "binarization_seed"),
             binarizationThreshold: attribute({ try f.doubleAttribute("binarization_threshold") }, "binarization_threshold"),
             imageHeight: attribute({ Int(try f.scalarInt64Attribute("image_height")) }, "image_height"),
             imageWidth: attribute({ Int(try f.scalarInt64Attribute("image_width")) }, "image_width"),

@@ -28,6 +28,23 @@ struct DatasetInspectorTests {
         #expect(r.checksumsVerified && r.problems.isEmpty)
     }
 
+    @Test("a binarization seed of 2^63 or more is reported as prepare-data --seed took it, not as a negative number")
+    func largeSeed() throws {
+        let dir = try makeScratchFolder("inspect-seed")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try DataFixtures.write(dir + "/g.npy", DataFixtures.npy([0, 51, 102, 255, 0, 51, 102, 255], shape: [2, 4], type: .uint8))
+        for seed in [UInt64.max, 1 << 63, 20190411] {
+            try runImport(dir, seed: seed) {
+                $0.train = dir + "/g.npy"
+                $0.valid = dir + "/g.npy"
+                $0.test = dir + "/g.npy"
+                $0.binarization = .bernoulli
+                $0.imageShape = ImageShape(height: 2, width: 2)
+            }
+            #expect(try DatasetInspector.inspect(dir + "/out.h5").binarizationSeed == seed)
+        }
+    }
+
     @Test("a dynamic /train reports the mean intensity / 255 as its expected fraction of ones")
     func dynamicTrain() throws {
         let dir = try makeScratchFolder("inspect-dyn")

@@ -230,6 +230,14 @@ struct PrepareDataTests {
         #expect(bad.status == 65 && bad.stderr.contains("nonbinary.h5") && bad.stderr.contains("/train holds 1 values that are not 0/1"),
                 "\(bad.status) \(bad.stderr)")
         #expect(bad.stdout.contains("binary (1 NOT 0/1)"))
+        // The largest seed prepare-data takes is shown as given, one that can be passed back (it was shown as -1).
+        let seeded = try bsvi(["prepare-data", "--train", dir + "/good.npy", "--test", dir + "/good.npy", "--valid-from-train", "5",
+                               "--binarize", "bernoulli", "--seed", "18446744073709551615", "--output", dir + "/seeded.h5"])
+        #expect(seeded.status == 0, "\(seeded.stderr)")
+        let seedText = try bsvi(["inspect", dir + "/seeded.h5"])
+        #expect(seedText.stdout.contains("binarization    bernoulli (seed 18446744073709551615)"), "\(seedText.stdout)")
+        let seedJSON = try bsvi(["inspect", dir + "/seeded.h5", "--json"])
+        #expect(seedJSON.stdout.contains("\"binarization_seed\" : 18446744073709551615"), "\(seedJSON.stdout)")
         let missing = try bsvi(["inspect", dir + "/nowhere.h5"])
         #expect(missing.status == 66 && missing.stderr.contains("nowhere.h5") && missing.stderr.contains("not found"))
     }

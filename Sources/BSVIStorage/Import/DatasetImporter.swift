@@ -127,6 +127,7 @@ public enum DatasetImporter {
             try f.setAttribute("source", source)
             try f.setAttribute("binarization", binarization.attribute)
             switch binarization {
+            // The UInt64's bits, as checkpoints store --seed: inspect reads them back unsigned.
             case .bernoulli(let seed), .dynamic(let seed): try f.setAttribute("binarization_seed", Int64(bitPattern: seed))
             case .threshold(let t): try f.setAttribute("binarization_threshold", t)
             case .none: break

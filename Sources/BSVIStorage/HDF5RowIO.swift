@@ -25,7 +25,8 @@ extension HDF5File {
 
     /// Reads rows `rows` (along the first dimension, all of every other dimension) of a numeric
     /// dataset of any rank, converted by HDF5 to Float64, into `out`. One-byte enums (h5py's
-    /// bool) have no conversion to numbers in HDF5: their stored values are read as they are.
+    /// bool) have no conversion to numbers in HDF5: their stored values are read as they are,
+    /// signed or unsigned as the enum's base type is (a uint8 enum's 200 is not −56).
     public func readRowsAsDoubles(_ name: String, rows: Range<Int>, into out: UnsafeMutablePointer<Double>) throws {
         try withDataset(name) { d in
             try checked(name, "reading rows \(rows.lowerBound)..<\(rows.upperBound) failed (checksum mismatch, or a truncated or corrupt file)") {
@@ -39,9 +40,14 @@ extension HDF5File {
                 defer { ignoringFailure(H5Tclose(memType)) }
                 let shape = try withDataspace(of: d) { space throws(HDF5CallError) in try Self.extent(of: space) }
                 let count = rows.count * shape.dropFirst().reduce(1, *)
-                var bytes = [Int8](repeating: 0, count: count)
-                try readHyperslab(of: d, rows: rows, memType: memType, into: &bytes)
-                for i in 0..<count { out[i] = Double(bytes[i]) }
+                func read<Byte: FixedWidthInteger>(_: Byte.Type) throws(HDF5CallError) {
+                    var bytes = [Byte](repeating: 0, count: count)
+                    try readHyperslab(of: d, rows: rows, memType: memType, into: &bytes)
+                    for i in 0..<count { out[i] = Double(bytes[i]) }
+                }
+                let base = try hdf5(H5Tget_super(fileType), "H5Tget_super")
+                defer { ignoringFailure(H5Tclose(base)) }
+                if try hdf5(H5Tget_sign(base), "H5Tget_sign") == H5T_SGN_2 { try read(Int8.self) } else { try read(UInt8.self) }
             }
         }
     }

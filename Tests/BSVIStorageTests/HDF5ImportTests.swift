@@ -92,4 +92,40 @@ struct HDF5ImportTests {
         }
         expectError(floats, .badData, mentions: ["floats.h5", "/x", "row 1, column 1", "1.5", "outside [0, 1]"])
     }
+
+    /// A 2-D one-byte enum dataset through the C API, with the members `values` on an unsigned
+    /// or signed base type (h5py.enum_dtype({...}, basetype='u1' or 'i1')).
+    static func writeEnumMatrix(_ path: String, _ name: String, _ values: [UInt8], rows: Int, cols: Int, signed: Bool) throws {
+        let file = H5Fcreate(path, bsvi_h5f_acc_trunc(), bsvi_h5p_default(), bsvi_h5p_default())
+        let type = H5Tenum_create(signed ? H5T_STD_I8LE_g : H5T_STD_U8LE_g)
+        for (i, member) in Set(values).sorted().enumerated() {
+            var value = member
+            try #require(H5Tenum_insert(type, "M\(i)", &value) >= 0)
+        }
+        var dims: [hsize_t] = [hsize_t(rows), hsize_t(cols)]
+        let space = H5Screate_simple(2, &dims, nil)
+        let d = H5Dcreate2(file, name, type, space, bsvi_h5p_default(), bsvi_h5p_default(), bsvi_h5p_default())
+        let status = H5Dwrite(d, type, bsvi_h5s_all(), bsvi_h5s_all(), bsvi_h5p_default(), values)
+        H5Dclose(d)
+        H5Sclose(space)
+        H5Tclose(type)
+        H5Fclose(file)
+        try #require(file >= 0 && d >= 0 && status >= 0)
+    }
+
+    @Test("a one-byte enum's value is reported as stored: 200 of a uint8 enum is not −56, −3 of an int8 enum stays −3")
+    func enumValues() throws {
+        let dir = try makeScratchFolder("h5-enum")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for (signed, value, says) in [(false, UInt8(200), "holds 200.0,"), (true, UInt8(bitPattern: -3), "holds -3.0,")] {
+            try Self.writeEnumMatrix(dir + "/enum.h5", "/x", [0, 1, 0, 1, 1, value, 0, 0], rows: 2, cols: 4, signed: signed)
+            let error = importError(dir) {
+                $0.train = dir + "/enum.h5:/x"
+                $0.test = dir + "/enum.h5:/x"
+                $0.validFromTrain = 1
+                $0.imageShape = ImageShape(height: 2, width: 2)
+            }
+            expectError(error, .badData, mentions: ["enum.h5", "/x", "row 1, column 1", says, "outside [0, 1]", "bool (enum)"])
+        }
+    }
 }

@@ -73,8 +73,9 @@ public final class BinaryDataset {
                                problem: "rows of \(info.shape[1]) pixels, more than the \(SizeLimits.maxRowWidth) (4096×4096) a row may hold",
                                fix: "rebuild the dataset with `bsvi-dist prepare-data`")
         }
-        // A split declared but never (or partly) written — a conversion cut off by another tool,
-        // say — reads as fill values: all-zero images that pass every 0/1 check and train.
+        // A split declared but never written (no storage, or chunks missing) — a conversion cut
+        // off by another tool, say — reads as fill values: all-zero images that pass every 0/1
+        // check and train.
         if !fullyStored.contains(split) {
             try file.checkWholeRead(name, info)
             fullyStored.insert(split)

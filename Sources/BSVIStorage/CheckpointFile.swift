@@ -211,7 +211,7 @@ private struct CheckpointReader {
                 throw problem(name, "shape \(fileShape) disagrees with the model attributes, which imply \(t.shape)")
             }
             guard try t.count == 0 || file.isFullyStored(name) else {
-                throw problem(name, "the dataset is declared but its values were never (or only partly) written (corrupt file)")
+                throw problem(name, "the dataset is declared but its values were never written (the file holds no storage for them, or not for every chunk: corrupt file)")
             }
         }
     }

@@ -108,10 +108,10 @@ public enum DatasetInspector {
         guard info.shape[1] <= SizeLimits.maxRowWidth else {
             return .unreadable(problem: "\(name) declares rows of \(info.shape[1]) pixels, more than the \(SizeLimits.maxRowWidth) (4096×4096) a row may hold")
         }
-        // A split declared but never (or partly) written reads as fill values: listed rather
-        // than read, which for a hostile row count of 2^40 would take days.
+        // A split declared but never written (no storage, or chunks missing) reads as fill
+        // values: listed rather than read, which for a hostile row count of 2^40 would take days.
         guard try f.isFullyStored(name) else {
-            return .unreadable(problem: "\(name) is declared with shape \(info.shape) but its data was never (or only partly) written")
+            return .unreadable(problem: "\(name) is declared with shape \(info.shape) but its data was never written (the file holds no storage for it, or not for every chunk)")
         }
         return .readable(info)
     }

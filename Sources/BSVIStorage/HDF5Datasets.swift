@@ -137,6 +137,10 @@ extension HDF5File {
     /// dataset written (counted, since HDF5's space status compares byte sizes and calls a
     /// Fletcher32 dataset, 4 bytes longer per chunk, only partly allocated), or the contiguous
     /// data allocated. A dataset that is only declared reads as fill values, however large.
+    /// Rows a writer never reached inside storage that exists (contiguous storage is allocated
+    /// whole by the first write, a chunk by the first row written to it) read as the fill value
+    /// too, and nothing in the file tells them from rows written with it: the importer warns of
+    /// trailing rows of 0 instead (`InputSurvey.trailingZeroRows`).
     /// Storage that cannot be vouched for or decoded (`storageProblem`) is an error.
     public func isFullyStored(_ name: String) throws -> Bool {
         try checkStorage(name)
@@ -182,7 +186,7 @@ extension HDF5File {
         }
 
         guard try count == 0 || isFullyStored(name) else {
-            throw fail(name, "shape \(info.shape) is declared but its data was never (or only partly) written (corrupt or incomplete file)",
+            throw fail(name, "shape \(info.shape) is declared but its data was never written (the file holds no storage for it, or not for every chunk: an incomplete or corrupt file)",
                        fix: "write the file again")
         }
     }

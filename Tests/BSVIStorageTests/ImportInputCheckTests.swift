@@ -1,4 +1,5 @@
 @testable import BSVIStorage
+import CHDF5Shims
 import DataFixtures
 import Foundation
 import Testing
@@ -31,8 +32,46 @@ struct ImportInputCheckTests {
                 $0.validFromTrain = 10
                 $0.imageShape = ImageShape(height: 4, width: 5)
             }
-            expectError(error, .badData, mentions: ["in.h5", key, "never (or only partly) written"])
+            expectError(error, .badData, mentions: ["in.h5", key, "never written", "not for every chunk"])
         }
+    }
+
+    @Test("an HDF5 input whose last rows are all 0 (as rows never written inside allocated storage read) is imported with a warning")
+    func trailingRowsOfZeros() throws {
+        let dir = try makeScratchFolder("import-trailing-zeros")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let f = try HDF5File.create(dir + "/in.h5")
+        // One chunk of 300 rows, of which a writer that stopped early wrote 5: the chunk exists,
+        // so the dataset counts as stored, and rows 5–299 read as 0.
+        try f.createUInt8Dataset("/train", rows: 300, width: Self.width, chunkRows: 300)
+        // Contiguous, as h5py's create_dataset makes it without chunks: the first write allocates it all.
+        try f.write("/contiguous", shape: [300, Self.width], fileType: bsvi_h5t_std_u8le(), memType: bsvi_h5t_native_uint8(), data: nil,
+                    checksummed: false)
+        for key in ["/train", "/contiguous"] {
+            try Self.uint8(5, seed: 3).withUnsafeBufferPointer { try f.writeUInt8Rows(key, rows: 0..<5, width: Self.width, from: $0.baseAddress!) }
+        }
+        // Blank images at the end of a whole dataset: one of 300 is no sign of a writer that stopped.
+        var oneBlank = Self.uint8(300, seed: 4)
+        for i in (299 * Self.width)..<(300 * Self.width) { oneBlank[i] = 0 }
+        try oneBlank.withUnsafeBufferPointer { try f.writeUInt8("/whole", $0, shape: [300, Self.width]) }
+        try Self.uint8(5, seed: 1).withUnsafeBufferPointer { try f.writeUInt8("/test", $0, shape: [5, Self.width]) }
+        try f.close()
+        func importing(_ key: String) throws -> ImportSummary {
+            try runImport(dir) {
+                $0.train = dir + "/in.h5:" + key
+                $0.test = dir + "/in.h5:/test"
+                $0.validFromTrain = 10
+                $0.imageShape = ImageShape(height: 4, width: 5)
+            }
+        }
+        for key in ["/train", "/contiguous"] {
+            let warned = try importing(key)
+            #expect(warned.warnings.count == 1, "\(warned.warnings)")
+            for m in ["in.h5:\(key)", "last 295 of 300 rows", "rows 5–299", "are all 0", "never written", "stopped early", "f['\(key)'][:5]"] {
+                #expect(warned.warnings.first?.contains(m) == true, "the warning should mention '\(m)': \(warned.warnings)")
+            }
+        }
+        #expect(try importing("/whole").warnings.isEmpty)
     }
 
     @Test("a file's only array is not taken for a split it is named against; a split found twice is refused, named twice warned")

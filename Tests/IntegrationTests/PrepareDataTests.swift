@@ -138,6 +138,23 @@ struct PrepareDataTests {
         #expect(Set(try FileManager.default.contentsOfDirectory(atPath: dir)) == before, "\(name): files left behind")
     }
 
+    @Test("an HDF5 input whose last rows are all 0 (a writer that stopped early) is converted with a warning on stderr, exit 0")
+    func trailingRowsOfZeros() throws {
+        let dir = try makeTemporaryDirectory(prefix: "prep-zeros")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let f = try HDF5File.create(dir + "/in.h5")
+        // One chunk of 600 rows of which 100 were written: the rest read as 0.
+        try f.createUInt8Dataset("/train", rows: 600, width: 4, chunkRows: 600)
+        try Self.randomBits(400, seed: 7).withUnsafeBufferPointer { try f.writeUInt8Rows("/train", rows: 0..<100, width: 4, from: $0.baseAddress!) }
+        try Self.randomBits(40, seed: 8).withUnsafeBufferPointer { try f.writeUInt8("/test", $0, shape: [10, 4]) }
+        try f.close()
+        let r = try bsvi(["prepare-data", "--train", dir + "/in.h5", "--valid-from-train", "5", "--image-shape", "2x2", "--output", dir + "/out.h5"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("warning: \(dir)/in.h5:/train: its last 500 of 600 rows (rows 100–599, counted from 0) are all 0"), "\(r.stderr)")
+        #expect(r.stderr.contains("f['/train'][:100]"), "\(r.stderr)")
+        #expect(try BinaryDataset(path: dir + "/out.h5").shape(of: .train) == (595, 4))
+    }
+
     @Test("an existing output is kept, untouched, unless --force is given (73)")
     func outputExists() throws {
         let dir = try makeTemporaryDirectory(prefix: "prep-exists")

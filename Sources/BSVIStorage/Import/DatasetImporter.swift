@@ -46,7 +46,14 @@ public enum DatasetImporter {
         try Self.write(output, train: train, valid: valid, test: test, rows: (trainRows, validRows),
                        imageShape: imageShape, binarization: binarization, source: source, progress: progress)
         return ImportSummary(output: output, rows: [.train: trainRows, .valid: validRows, .test: test.rows], width: train.width,
-                             imageShape: imageShape, binarization: binarization, source: source, warnings: inputs.warnings)
+                             imageShape: imageShape, binarization: binarization, source: source,
+                             warnings: Self.unique(inputs.warnings + [train, valid, test].compactMap { $0 }.flatMap(\.warnings)))
+    }
+
+    /// The warnings in their order, each once (an input read as two splits is surveyed twice).
+    static func unique(_ warnings: [String]) -> [String] {
+        var seen = Set<String>()
+        return warnings.filter { seen.insert($0).inserted }
     }
 
     /// Refuses, before any input is read, an output that cannot be written or must not be

@@ -41,8 +41,9 @@ final class HDF5DatasetReader: RowReader {
                 throw location.error("rows hold no values (shape \(info.shape))", fix: "store the images as an N×D or N×H×W array with D, H, W > 0")
             }
             try checkRowWidth(layout.width, shape: info.shape, at: location)
-            // A dataset declared but never (or partly) written reads as its fill value: blank
-            // images, or days of reading for a hostile 2^40 rows.
+            // A dataset declared but never written (no storage, or chunks missing) reads as its
+            // fill value: blank images, or days of reading for a hostile 2^40 rows. Unwritten rows
+            // inside allocated storage cannot be told from written ones: InputSurvey warns.
             try file.checkWholeRead(name, info)
             width = layout.width
             imageShape = layout.image

@@ -10,6 +10,8 @@ struct InputSurvey {
     let elementType: String
     /// Every value is 0 or 1.
     let isBinary: Bool
+    /// What the user should know about an input that passed (an HDF5 dataset's trailing rows of 0).
+    let warnings: [String]
 
     /// Rows read per chunk: at most 1000 and at most ~8 MB of Float64s, whatever the row width
     /// (the output's chunks, `BinaryDatasetWriter.chunkRows(width:)`, hold ~8 MiB of bytes).
@@ -23,6 +25,7 @@ struct InputSurvey {
         var buffer = [Double](repeating: 0, count: chunk * width)
         var rows = 0
         var binary = true
+        var lastNonZeroRow = -1
         let maximum = reader.range.maximum
         while true {
             let n = try buffer.withUnsafeMutableBufferPointer { try reader.read(upTo: chunk, into: $0.baseAddress!) }
@@ -35,6 +38,8 @@ struct InputSurvey {
                     throw Self.outOfRange(v, at: reader.describeRow(rows + i / width), column: i % width, reader: reader)
                 }
             }
+            // From the chunk's end: it stops at the first value that is not 0, at once in most data.
+            if let last = buffer[..<(n * width)].lastIndex(where: { $0 != 0 }) { lastNonZeroRow = rows + last / width }
             rows += n
             progress.update("checking \(spec): \(rows)\(reader.declaredRows.map { "/\($0)" } ?? "") rows")
         }
@@ -47,6 +52,22 @@ struct InputSurvey {
         range = reader.range
         elementType = reader.elementType
         isBinary = binary
+        warnings = spec.format == .hdf5 ? Self.trailingZeroRows(rows: rows, lastNonZeroRow: lastNonZeroRow, at: reader.location) : []
+    }
+
+    /// A warning when an HDF5 input's last rows are all 0, HDF5's fill value: rows a writer never
+    /// reached read as 0 once the dataset's storage exists (contiguous storage is allocated
+    /// whole by the first write), and the file cannot tell them from rows written as 0. Two rows
+    /// and 1 % of the input at least, so that a blank image or two at the end pass unremarked.
+    static func trailingZeroRows(rows: Int, lastNonZeroRow: Int, at location: InputLocation) -> [String] {
+        let written = lastNonZeroRow + 1
+        let trailing = rows - written
+        guard trailing >= 2 && trailing * 100 >= rows else { return [] }
+        let name = location.object ?? "/"
+        let what = written == 0 ? "all \(rows) rows are 0" : "its last \(trailing) of \(rows) rows (rows \(written)–\(rows - 1), counted from 0) are all 0"
+        let fix = written == 0 ? "check that the program that wrote it finished"
+            : "if the program that wrote it stopped early, import only the first \(written) rows: save f['\(name)'][:\(written)] with h5py as a dataset of its own"
+        return ["\(location): \(what), the value HDF5 returns for rows never written (\(fix))"]
     }
 
     /// Whether `values` fit what the survey found: in range, and 0/1 if the input was.

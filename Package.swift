@@ -39,7 +39,7 @@ let package = Package(
 
         .target(name: "BSVI", dependencies: ["CBLAS", "CKernels"], exclude: ["README.md"], swiftSettings: numericsFlags),
         .target(name: "BSVIParallel", dependencies: ["CMPI", "CMPIShims"], exclude: ["README.md"]),
-        .target(name: "BSVIStorage", dependencies: ["BSVI", "CHDF5", "CHDF5Shims", "CZlib", "CPNG", "CZip"], exclude: ["README.md"]),
+        .target(name: "BSVIStorage", dependencies: ["BSVI", "CHDF5", "CHDF5Shims", "CZlib", "CPNG", "CZip", "CStopSignal"], exclude: ["README.md"]),
         .target(name: "BSVITraining", dependencies: ["BSVI", "BSVIParallel", "BSVIStorage", "CStopSignal"],
                 exclude: ["README.md"], swiftSettings: numericsFlags),
         .executableTarget(name: "bsvi-dist", dependencies: [

@@ -1,3 +1,4 @@
+import CStopSignal
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -71,6 +72,9 @@ public enum AtomicFile {
         try checkDestination(path)
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
         let tmp = temporaryPath(for: path)
+        // Ctrl-C while the body writes must not leave a hidden copy of the output behind.
+        let registration = bsvi_remove_on_fatal_signal(tmp)
+        defer { bsvi_forget_on_fatal_signal(registration) }
         do {
             try body(tmp)
             try fsyncPath(tmp, isDirectory: false)

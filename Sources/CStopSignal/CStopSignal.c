@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static volatile sig_atomic_t stop_signal = 0;
 
@@ -102,3 +103,55 @@ void bsvi_block_stop_signals_for_exec(void) {
 }
 
 int bsvi_stop_signal(void) { return stop_signal; }
+
+/* MARK: Temp files removed by a fatal signal */
+
+/* A command whose stop signals act as they would by default (prepare-data, sample, every command
+   once it releases the signals) dies at Ctrl-C mid-write. Its AtomicFile temp file, as large as
+   the output, would stay behind as a hidden .NAME.tmp-PID until a later writer of the same
+   output found it abandoned. Registered paths are removed by the signal, which then does what
+   it would have done. Only where its disposition is the default: a process that handles the
+   signal (training's graceful stop) or was started ignoring it keeps that. */
+enum { temp_slots = 4, temp_path_bytes = 4096 };
+static char temp_paths[temp_slots][temp_path_bytes];
+static volatile sig_atomic_t temp_used[temp_slots];
+static pthread_mutex_t temp_lock = PTHREAD_MUTEX_INITIALIZER;
+static const int fatal_signals[] = {SIGINT, SIGTERM, SIGHUP};
+enum { fatal_signal_count = sizeof fatal_signals / sizeof fatal_signals[0] };
+
+static void on_fatal_signal(int signal_number) {
+    for (int i = 0; i < temp_slots; i++) {
+        if (temp_used[i]) unlink(temp_paths[i]);
+    }
+    signal(signal_number, SIG_DFL);
+    raise(signal_number);
+}
+
+int bsvi_remove_on_fatal_signal(const char *path) {
+    if (strlen(path) >= temp_path_bytes) return -1;
+    pthread_mutex_lock(&temp_lock);
+    int slot = -1;
+    for (int i = 0; i < temp_slots && slot < 0; i++) {
+        if (!temp_used[i]) slot = i;
+    }
+    if (slot >= 0) {
+        strcpy(temp_paths[slot], path);
+        temp_used[slot] = 1;  /* after the copy: a signal sees the whole path or none */
+        for (int i = 0; i < fatal_signal_count; i++) {
+            struct sigaction current;
+            if (sigaction(fatal_signals[i], NULL, &current) != 0) continue;
+            if ((current.sa_flags & SA_SIGINFO) || current.sa_handler != SIG_DFL) continue;
+            struct sigaction action;
+            memset(&action, 0, sizeof action);
+            action.sa_handler = on_fatal_signal;
+            sigemptyset(&action.sa_mask);
+            sigaction(fatal_signals[i], &action, NULL);
+        }
+    }
+    pthread_mutex_unlock(&temp_lock);
+    return slot;
+}
+
+void bsvi_forget_on_fatal_signal(int slot) {
+    if (slot >= 0 && slot < temp_slots) temp_used[slot] = 0;
+}

@@ -259,6 +259,37 @@ struct PrepareDataTests {
         #expect(missing.status == 66 && missing.stderr.contains("nowhere.h5") && missing.stderr.contains("not found"))
     }
 
+    @Test("SIGINT (Ctrl-C) or SIGTERM while prepare-data writes ends it by that signal and leaves neither the output nor its temp file",
+          arguments: [SIGINT, SIGTERM])
+    func signalMidWriteLeavesNothing(signal: Int32) throws {
+        let dir = try makeTemporaryDirectory(prefix: "prep-signal")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // 100,000 grayscale images: writing them (Bernoulli draws, checksummed chunks) takes about
+        // a second, time enough to see the temp file appear and to signal the process.
+        var image = [UInt8](repeating: 0, count: 784)
+        for p in 0..<784 where p % 7 == 0 { image[p] = UInt8(p % 256) }
+        var pixels = [UInt8]()
+        pixels.reserveCapacity(100_000 * 784)
+        for _ in 0..<100_000 { pixels += image }
+        let input = dir + "/in/many-idx3-ubyte"
+        try FileManager.default.createDirectory(atPath: dir + "/in", withIntermediateDirectories: true)
+        try DataFixtures.write(input, DataFixtures.idx(dims: [100_000, 28, 28], values: pixels))
+        pixels = []
+        let output = dir + "/out/data.h5"
+        try FileManager.default.createDirectory(atPath: dir + "/out", withIntermediateDirectories: true)
+        func leftovers() -> [String] { (try? FileManager.default.contentsOfDirectory(atPath: dir + "/out")) ?? [] }
+        let command = try BackgroundCommand(try binaryPath(), ["prepare-data", "--train", input, "--test", input, "--output", output])
+        // The temp file appears when the write begins, after the inputs are surveyed.
+        #expect(pollUntil(timeout: 120) { !leftovers().isEmpty || !command.process.isRunning })
+        try #require(command.process.isRunning && leftovers().count == 1 && leftovers()[0].hasPrefix(".data.h5.tmp-"),
+                     "the write ended before the signal could be sent: \(leftovers()) \(command.stderr)")
+        kill(command.process.processIdentifier, signal)
+        #expect(command.wait(timeout: 120))
+        #expect(command.process.terminationReason == .uncaughtSignal && command.process.terminationStatus == signal,
+                "\(command.process.terminationReason) \(command.process.terminationStatus) \(command.stderr)")
+        #expect(leftovers().isEmpty, "\(leftovers())")
+    }
+
     @Test("memory is bounded by a chunk of rows: converting 150,000 images peaks no higher than converting 1,000")
     func memoryBounded() throws {
         let dir = try makeTemporaryDirectory(prefix: "prep-memory")

@@ -21,4 +21,12 @@ void bsvi_block_stop_signals_for_exec(void);
 /// 0, or the number of the first stop signal received.
 int bsvi_stop_signal(void);
 
+/// Registers a temp file to unlink if SIGINT, SIGTERM or SIGHUP kills the process while it is
+/// written (installing that removal for each of them whose disposition is the default, and only
+/// those). Returns the registration (for bsvi_forget_on_fatal_signal), or -1 when all slots are
+/// in use or the path is too long: the file is then left to the usual stale-file removal.
+int bsvi_remove_on_fatal_signal(const char *path);
+/// The file is renamed into place or removed: a signal must no longer unlink that name.
+void bsvi_forget_on_fatal_signal(int registration);
+
 #endif

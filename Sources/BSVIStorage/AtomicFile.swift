@@ -41,15 +41,36 @@ public enum AtomicFile {
 
     public static let idleSecondsOfAbandoned: TimeInterval = 600
 
+    /// NAME_MAX of Linux file systems (ext4, XFS, NFS, Lustre).
+    static let maximumNameBytes = 255
+
     /// Whether `write(to: path)` can put a file there: its folder exists, and `path` is not a
     /// folder (the final rename cannot replace one). `write` checks it before the body's work;
     /// commands check it before their long work (`OutputFile`).
     public static func checkDestination(_ path: String) throws {
+        try checkFileName(path)
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
         guard PathKind(folder) == .folder else {
             throw StorageError(file: path, problem: "folder \(folder) does not exist", fix: "create it first", kind: .cannotCreateOutput)
         }
         try checkReplaceable(path)
+    }
+
+    /// Whether `path` can name the file `write` creates, whatever its folder: it does not end in
+    /// '/' (stat("out.h5/") fails with ENOTDIR, which reads as "nothing there", and the write
+    /// would fail only at its rename, after the work), and its temp file's name, the longest
+    /// name written, fits the 255 bytes a file name may have.
+    public static func checkFileName(_ path: String) throws {
+        guard !path.hasSuffix("/") else {
+            throw StorageError(file: path, problem: "ends in '/', so it names a folder, not a file", fix: "name the file without the trailing /",
+                               kind: .cannotCreateOutput)
+        }
+        let name = (path as NSString).lastPathComponent.utf8.count
+        let longest = (temporaryPath(for: path) as NSString).lastPathComponent.utf8.count
+        guard longest <= maximumNameBytes else {
+            throw StorageError(file: path, problem: "the file name is too long: its temporary file's name would have \(longest) bytes, more than the \(maximumNameBytes) a file name may have",
+                               fix: "choose a file name of at most \(maximumNameBytes - (longest - name)) bytes", kind: .cannotCreateOutput)
+        }
     }
 
     /// Whether the final rename may put a file at `path`: nothing is there, or a regular file.

@@ -105,11 +105,11 @@ struct Evaluate: ParsableCommand {
               log p(x)      ≈ %.4f ± %.4f nats per example
               ELBO(λ₀)      = %.4f ± %.4f
               %@ = %.4f ± %.4f  (refined: %@ η=%g)
-              amortization gap ELBO(λ_k) − ELBO(λ₀) = %.4f
+              amortization gap %@ − ELBO(λ₀) = %.4f
               importance weights: ESS/K mean %.4f, 5th percentile %.4f; largest normalised weight mean %.4f
             """, r.split, r.examples, r.samples, r.proposal, r.logLikelihood, r.logLikelihoodSE, r.elbo, r.elboSE,
             refinedLabel, r.elboRefined, r.elboRefinedSE, refinement.rule.rawValue, Double(refinement.learningRate),
-            r.amortizationGap, r.essFractionMean, r.essFractionP05, r.maxWeightMean))
+            gaps ? "ELBO(λ*)" : "ELBO(λ_k)", r.amortizationGap, r.essFractionMean, r.essFractionP05, r.maxWeightMean))
         if gaps {
             progress.line(String(numbers: """
                   inference gap     log p − ELBO(λ₀)  = %.4f

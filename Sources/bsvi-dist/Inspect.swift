@@ -94,8 +94,10 @@ struct Inspect: ParsableCommand {
         }
         print("\nmetric history (\(r.history.count) evaluations)")
         for h in r.history {
-            print(String(numbers: "  step %6d epoch %3d %-5@ n=%-6d K=%-5d log p(x) %.4f  ELBO %.4f  ELBO(λ_k) %.4f",
-                         h.step, h.epoch, h.split, h.examples, h.samples, h.logLikelihood, h.elbo, h.elboRefined))
+            // Padded here: Foundation's %@ ignores a field width.
+            print(String(numbers: "  step %6d epoch %3d %@ n=%-6d K=%-5d log p(x) %.4f  ELBO %.4f  ELBO(λ_k) %.4f",
+                         h.step, h.epoch, h.split.padding(toLength: max(5, h.split.count), withPad: " ", startingAt: 0), h.examples,
+                         h.samples, h.logLikelihood, h.elbo, h.elboRefined))
         }
     }
 

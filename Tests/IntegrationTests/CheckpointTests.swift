@@ -223,6 +223,10 @@ struct CheckpointTests {
         }
         #expect(line("learned π") != nil, "\(text.stdout)")
         #expect(text.stdout.contains("metric history (3 evaluations)"), "\(text.stdout)")
+        // The columns line up for valid and test rows (Foundation's %@ ignores a field width).
+        let historyRows = text.stdout.split(separator: "\n").filter { $0.hasPrefix("  step ") && $0.contains(" n=") }
+        #expect(historyRows.count == 3 && Set(historyRows.map { $0.distance(from: $0.startIndex, to: $0.range(of: " n=")!.lowerBound) }).count == 1,
+                "\(historyRows)")
 
         let json = try bsvi(["inspect", path, "--json"])
         #expect(json.status == 0, "\(json.stderr)")

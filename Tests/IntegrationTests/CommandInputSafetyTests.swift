@@ -53,6 +53,30 @@ struct CommandInputSafetyTests {
         #expect(stat(fifo, &info) == 0 && info.st_mode & S_IFMT == S_IFIFO)
     }
 
+    @Test("an output ending in '/', or whose temp file's name would pass 255 bytes, is refused (73) before the work, by every command that writes one")
+    func outputNamesThatCannotBeWritten() throws {
+        let f = try Fixture()
+        // A name of 250 bytes is legal; its temp file's, .NAME.tmp-PID, is not.
+        let long = f.dir + "/" + String(repeating: "p", count: 247) + ".h5"
+        #expect(FileManager.default.createFile(atPath: long, contents: nil))
+        try FileManager.default.removeItem(atPath: long)
+        for (output, problem) in [(f.dir + "/keep.h5/", "ends in '/'"), (long, "the file name is too long")] {
+            for arguments in [["eval", f.checkpoint, "--data", f.data, "--samples", "5", "--per-example", output],
+                              ["sample", f.checkpoint, "--data", f.data, "--out", output],
+                              ["bench", "--data", f.data, "--batch-size", "8", "--steps", "1", "--warmup", "0", "--eval-examples", "0",
+                               "--step-times", output],
+                              ["prepare-data", "--train", f.data + ":/train", "--test", f.data + ":/test", "--output", output]]
+                // prepare-data has refused an --output ending in '/' as a usage error (64) since its first version.
+                where !(arguments[0] == "prepare-data" && output.hasSuffix("/")) {
+                let r = try bsvi(arguments)
+                #expect(r.status == 73 && !r.signaled && r.stderr.contains(problem), "\(arguments): \(r.stderr)")
+                // Refused before the work: eval printed no estimate, bench timed no step.
+                #expect(!r.stdout.contains("log p") && !r.stdout.contains("examples/s"), "\(arguments): \(r.stdout)")
+            }
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: f.dir).allSatisfy { !$0.hasPrefix(".") && !$0.hasPrefix("ppp") && $0 != "keep.h5" })
+    }
+
     @Test("sample refuses impossible image sizes, grids and refinement steps with exit 64, never a crash")
     func sampleSizes() throws {
         let f = try Fixture()

@@ -101,6 +101,24 @@ struct EvaluationStatisticsTests {
         #expect(text.stdout.contains("ESS/K mean"))
     }
 
+    @Test("eval --gaps: the text names ELBO(λ*) wherever the value is ELBO(λ*), and its gaps add up as in the JSON")
+    func gapsText() throws {
+        let dir = try makeTemporaryDirectory(prefix: "gapstext")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let data = dir + "/toy.h5"
+        try writeToyDataset(data)
+        let checkpoint = try trainTinyCheckpoint(data: data, runDir: dir + "/run", seed: 5)
+        let flags = ["eval", checkpoint, "--data", data, "--samples", "50", "--limit", "4", "--gaps", "--gap-steps", "20"]
+        let text = try bsvi(flags)
+        #expect(text.status == 0, "\(text.stderr)")
+        // The amortization gap with --gaps is ELBO(λ*) − ELBO(λ₀); it used to be labelled ELBO(λ_k).
+        #expect(text.stdout.contains("amortization gap ELBO(λ*) − ELBO(λ₀) = "), "\(text.stdout)")
+        #expect(!text.stdout.contains("λ_k"), "\(text.stdout)")
+        let json = try parseJSONLine(try bsvi(flags + ["--json"]).stdout)
+        let gap = try #require(json["amortization_gap"] as? Double)
+        #expect(text.stdout.contains(String(numbers: "amortization gap ELBO(λ*) − ELBO(λ₀) = %.4f", gap)), "\(text.stdout)")
+    }
+
     @Test("eval and compare name the data they read, warn when a checkpoint was trained on another file that is here, and give no error bar for one example")
     func dataProvenance() throws {
         let dir = try makeTemporaryDirectory(prefix: "evaldata")

@@ -63,6 +63,7 @@ public enum DatasetImporter {
             throw StorageError(file: "--output", problem: "'\(output)' names no file", fix: "name the HDF5 file to write, e.g. --output data/mine.h5",
                                kind: .usage)
         }
+        try AtomicFile.checkFileName(output)
         try AtomicFile.checkReplaceable(output)
         if PathKind(output) == .regularFile && !force {
             throw StorageError(file: output, problem: "already exists", fix: "pass --force to replace it", kind: .cannotCreateOutput)

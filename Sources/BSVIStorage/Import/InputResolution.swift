@@ -10,7 +10,7 @@ struct ResolvedInputs {
 
     /// Finds the inputs, or throws a StorageError naming the file and the flag that fixes it.
     init(_ request: DataImportRequest) throws {
-        if let folder = request.sourceFolder { try Self.checkSourceFolder(folder) }
+        if let folder = request.sourceFolder { try Self.checkSourceFolder(folder, isFashionMNIST: request.isFashionMNIST) }
         if request.isFashionMNIST {
             let folder = request.sourceFolder ?? FashionMNISTImporter.defaultSourceFolder
             func find(_ base: String) throws -> InputSpec {
@@ -47,12 +47,14 @@ struct ResolvedInputs {
 
     /// A --source that does not exist or is not a folder is named as such: otherwise every file
     /// looked for in it is "not found", or (with --format and no --train) no training input is.
-    static func checkSourceFolder(_ folder: String) throws {
+    static func checkSourceFolder(_ folder: String, isFashionMNIST: Bool) throws {
         switch PathKind(folder) {
         case .folder:
             return
         case .nothing:
-            throw StorageError(file: folder, problem: "folder not found (given as --source)", fix: "check the path", kind: .missingInput)
+            throw StorageError(file: folder, problem: "folder not found (given as --source)",
+                               fix: isFashionMNIST ? "check the path; or install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist) and leave --source out"
+                                   : "check the path", kind: .missingInput)
         case .regularFile, .other:
             throw StorageError(file: folder, problem: "is not a folder (given as --source, the folder the input files are looked for in)",
                                fix: "pass the folder that holds the files with --source, or name the file itself with --train",

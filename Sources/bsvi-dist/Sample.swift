@@ -54,7 +54,10 @@ struct Sample: ParsableCommand {
               (0...Self.maxGridSide).contains(reconstructions), rows + reconstructions > 0 else {
             throw ValidationError("need 0 ≤ --rows ≤ \(Self.maxGridSide), 1 ≤ --columns ≤ \(Self.maxGridSide), 0 ≤ --reconstructions ≤ \(Self.maxGridSide), and something to draw")
         }
-        if let r = refineSteps, r < 0 { throw ValidationError("--refine-steps must be ≥ 0, got \(r)") }
+        // The same bound as eval's: a count past it is a typo, not hours of refinement to wait out.
+        if let r = refineSteps, !(0...EvaluationSection.maxRefinementSteps).contains(r) {
+            throw ValidationError("--refine-steps must be between 0 and \(EvaluationSection.maxRefinementSteps), got \(r)")
+        }
     }
 
     /// The shape to draw the model's `dim` pixels in: --image-size, else what --data records when it

@@ -71,6 +71,9 @@ struct NPYImportTests {
         try check(Array(DataFixtures.npy(values, shape: [2, 4], type: .float32).dropLast(3)), mentions: ["ends early", "stops after 1"])
         try check(DataFixtures.npy(values, shape: [2, 4], type: .uint8) + [7], mentions: ["bytes after the 2 rows"])
         try check(Array("not numpy at all".utf8), mentions: ["not a NumPy .npy array"])
+        // Shorter than the 8 bytes of the magic and version: judged by what is there.
+        try check(Array("hello\n".utf8), mentions: ["not a NumPy .npy array"])
+        try check(Array(DataFixtures.npy(values, shape: [2, 4], type: .uint8).prefix(7)), mentions: ["ends early", "needs 8 bytes, found 7"])
         try check(DataFixtures.npy([0, 1.5, 0, 1], shape: [1, 4], type: .float32), mentions: ["row 0, column 1", "1.5", "outside [0, 1]"])
         try check(DataFixtures.npy([0, .nan, 0, 1], shape: [1, 4], type: .float32), mentions: ["NaN"])
     }

@@ -81,7 +81,9 @@ struct CommandInputSafetyTests {
     func sampleSizes() throws {
         let f = try Fixture()
         for extra in [["--image-size=-4x-4"], ["--image-size", "4611686018427387904x4"], ["--rows", "4611686018427387904"],
-                      ["--columns", "0"], ["--refine-steps=-3", "--reconstructions", "2"]] {
+                      ["--columns", "0"], ["--refine-steps=-3", "--reconstructions", "2"],
+                      // eval's bound: 2^63 − 1 steps ran until killed.
+                      ["--refine-steps", "9223372036854775807", "--reconstructions", "2"]] {
             let r = try bsvi(["sample", f.checkpoint, "--data", f.data, "--out", f.dir + "/s.png"] + extra)
             #expect(r.status == 64 && !r.signaled, "\(extra): \(r.status) \(r.stderr)")
         }

@@ -39,10 +39,18 @@ final class NPYReader: RowReader {
 
     init(input: ByteInput) throws {
         location = input.location
-        let magic = try input.readBytes(8, what: "the .npy header")
-        guard magic.prefix(6).elementsEqual([0x93] + Array("NUMPY".utf8)) else {
+        // The magic is judged on what is there before a short file is called truncated: a
+        // six-byte text file is not a .npy that ends early.
+        var magic = [UInt8](repeating: 0, count: 8)
+        let got = try magic.withUnsafeMutableBytes { try input.read(into: $0.baseAddress!, count: 8) }
+        let expected = [0x93] + Array("NUMPY".utf8)
+        guard magic.prefix(min(got, 6)).elementsEqual(expected.prefix(min(got, 6))), got > 0 else {
             throw location.error("not a NumPy .npy array (the file does not start with \\x93NUMPY)",
                                  fix: "save the array with numpy.save")
+        }
+        if got < 8 {
+            throw location.error("the file ends early: the .npy header needs 8 bytes, found \(got)",
+                                 fix: "the file is truncated; download or write it again")
         }
         let major = magic[6]
         guard major >= 1 && major <= 3 else {

@@ -44,7 +44,8 @@ public final class StepExchange {
     public func finishLocal(_ stats: ObjectiveSums, stopRequested: Bool) {
         stats.pack(into: sumsBase)
         let magnitude = maxMagnitude(buffer.base, count: parameterCount)
-        let finite = stats.bound.isFinite && magnitude.isFinite
+        // The bound as it travels, in Float32: a Double sum past 3.4e38 arrives as ±∞.
+        let finite = Float(stats.bound).isFinite && magnitude.isFinite
         self[.nonFiniteRanks] = finite ? 0 : 1
         self[.stopRequests] = stopRequested ? 1 : 0
         self[.gradientMagnitudeSum] = finite ? magnitude : 0

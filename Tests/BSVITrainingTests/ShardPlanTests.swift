@@ -97,6 +97,11 @@ struct ShardPlanTests {
         stats.bound = -.infinity
         e.finishLocal(stats, stopRequested: false)
         #expect(e[.nonFiniteRanks] == 1)
+        // Finite as a Double, infinite in the Float32 buffer that carries it.
+        e.resetSumsAndFlags()
+        stats.bound = -1e39
+        e.finishLocal(stats, stopRequested: false)
+        #expect(e[.nonFiniteRanks] == 1 && e.sums.bound == -.infinity)
     }
 
     @Test("finite parts whose sum overflows are caught after the allreduce; smaller ones pass on their bound")

@@ -1,6 +1,7 @@
 // The async-signal-safe stop flag: SIGTERM/SIGINT/SIGUSR1/SIGUSR2 set it, and the training
-// loop turns it into a collective stop. No MPI or HDF5 here, so the CLI and the trainer can
-// use it without seeing either library.
+// loop turns it into a collective stop. Also the temp files a fatal signal removes (AtomicFile's,
+// at the end). No MPI or HDF5 here, so the CLI, the trainer and the storage layer can use it
+// without seeing either library.
 //
 // From the first line of main the signals are held: recorded, not fatal (a signal in the
 // start-up, or while the process re-executes itself for OpenBLAS, used to kill it). Commands

@@ -112,6 +112,58 @@ struct ReproduceTests {
         let rerun = try String(contentsOfFile: out + "/campaign.log", encoding: .utf8).dropFirst(before.count)
         #expect(rerun.contains("reproduce: done"), "\(rerun)")
         #expect(!rerun.contains("] train ") && !rerun.contains("moved to"), "the rerun retrained:\n\(rerun)")
+
+        // What a full disk or a crash leaves: a run whose summary.json is missing (final.h5 in
+        // place) and result files with no JSON line. The next rerun finishes the run (it used to
+        // drop its seed from the page, or fail reading summary.json) and evaluates again (it used
+        // to stop with an IndexError).
+        let fm = FileManager.default
+        let tuning = try #require(try fm.contentsOfDirectory(atPath: out + "/runs").sorted().first { $0.hasPrefix("tune-") })
+        try fm.removeItem(atPath: out + "/runs/svi-equal-compute/seed2/summary.json")
+        for empty in [out + "/runs/\(tuning)/seed1/valid.json", out + "/test/compare-bsvi-svi-seed1.json"] {
+            try Data().write(to: URL(fileURLWithPath: empty))
+        }
+        let beforeRepair = try String(contentsOfFile: out + "/campaign.log", encoding: .utf8)
+        let repaired = try runCommand("/usr/bin/env", ["python3", root + "/scripts/reproduce", "--quick", "--no-build", "--data", dir + "/toy.h5",
+                                                       "--out", out, "--ranks", "2"],
+                                      timeout: 900, environment: env, directory: root)
+        try #require(repaired.status == 0, "\(repaired.stdout)\n\(repaired.stderr)")
+        let repair = try String(contentsOfFile: out + "/campaign.log", encoding: .utf8).dropFirst(beforeRepair.count)
+        #expect(repair.contains("train svi-equal-compute seed 2") && repair.contains("test: compare bsvi svi seed 1"), "\(repair)")
+        #expect(fm.fileExists(atPath: out + "/runs/svi-equal-compute/seed2/summary.json"))
+        let repairedResults = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/results.json"))) as? [String: Any])
+        let repairedCompare = try #require((repairedResults["test"] as? [String: Any])?["compare"] as? [String: [String: Any]])
+        #expect(repairedCompare["1"]?["difference"] as? Double == differences[0])
+        #expect(try fm.contentsOfDirectory(atPath: out).allSatisfy { !$0.hasPrefix(".") }, "a temp file was left")
+
+        // A non-finite difference (bsvi-dist writes "nan") is a number the page shows, not a
+        // traceback (statistics.stdev raises on NaN).
+        var nanDifference = results, nanDifferenceTest = test, nanDifferenceCompare = compare
+        nanDifferenceCompare["2"] = (compare["2"] as! [String: Any]).merging(["difference": "nan"]) { _, new in new }
+        nanDifferenceTest["compare"] = nanDifferenceCompare
+        nanDifference["test"] = nanDifferenceTest
+        try fm.createDirectory(atPath: dir + "/nandiff", withIntermediateDirectories: true)
+        try JSONSerialization.data(withJSONObject: nanDifference).write(to: URL(fileURLWithPath: dir + "/nandiff/results.json"))
+        let nanDiffPage = try runCommand("/usr/bin/env", ["python3", root + "/scripts/results-page", dir + "/nandiff"], environment: env, directory: root)
+        #expect(nanDiffPage.status == 0 && !nanDiffPage.stderr.contains("Traceback"), "\(nanDiffPage.stderr)")
+
+        // Refusals with bsvi-dist's statuses, never a traceback.
+        try fm.createDirectory(atPath: dir + "/broken", withIntermediateDirectories: true)
+        try "{ not json".write(toFile: dir + "/broken/results.json", atomically: true, encoding: .utf8)
+        try fm.createDirectory(atPath: dir + "/partial", withIntermediateDirectories: true)
+        try #"{"seeds": [1, 2]}"#.write(toFile: dir + "/partial/results.json", atomically: true, encoding: .utf8)
+        for (arguments, status, says) in [
+            ([root + "/scripts/results-page", dir + "/nowhere"], 66, "results.json not found"),
+            ([root + "/scripts/results-page", dir + "/broken"], 65, "cannot be read"),
+            ([root + "/scripts/results-page", dir + "/partial"], 65, "lacks what the page needs"),
+            ([root + "/scripts/reproduce", "--quick", "--no-build", "--bogus"], 64, "unrecognized arguments"),
+            ([root + "/scripts/reproduce", "--quick", "--no-build", "--data", dir + "/nowhere.h5", "--out", dir + "/o"], 66, "no such file"),
+        ] {
+            let refused = try runCommand("/usr/bin/env", ["python3"] + arguments, environment: env, directory: root)
+            #expect(refused.status == Int32(status) && refused.stderr.contains(says) && !refused.stderr.contains("Traceback"),
+                    "\(arguments): \(refused.status) \(refused.stderr)")
+        }
+        #expect(!fm.fileExists(atPath: dir + "/partial/results.md") && !fm.fileExists(atPath: dir + "/o"))
     }
 
     /// Width and height from a PNG's IHDR chunk (any colour type).

@@ -136,6 +136,46 @@ struct ReproduceTests {
         #expect(repairedCompare["1"]?["difference"] as? Double == differences[0])
         #expect(try fm.contentsOfDirectory(atPath: out).allSatisfy { !$0.hasPrefix(".") }, "a temp file was left")
 
+        // bsvi's cost per example, and so svi's equal-compute epochs, changed since the runs
+        // were made (k retuned, another binary): a stand-in reports 4× bsvi's multiply-adds. The
+        // equal-compute runs are continued to the new count, and set aside and trained again when
+        // the count falls back; they used to be kept at their old count under the new one's name.
+        let standIn = dir + "/bsvi-dist-costlier-bsvi"
+        try """
+            #!/usr/bin/env bash
+            if [[ $1 == bench && " $* " == *" --method bsvi "* ]]; then
+              "\(try binaryPath())" "$@" | python3 -c '
+            import json, sys
+            for line in sys.stdin:
+                if line.startswith("{"):
+                    d = json.loads(line); d["useful_multiply_adds_per_example"] *= 4; print(json.dumps(d))
+                else:
+                    print(line, end="")'
+              exit ${PIPESTATUS[0]}
+            fi
+            exec "\(try binaryPath())" "$@"
+
+            """.write(toFile: standIn, atomically: true, encoding: .utf8)
+        try fm.setAttributes([.posixPermissions: 0o755], ofItemAtPath: standIn)
+        func equalComputeEpochs(_ binary: String) throws -> (asked: Int, trained: [Int]) {
+            var costlier = env
+            costlier["BSVI_DIST_BINARY"] = binary
+            let r = try runCommand("/usr/bin/env", ["python3", root + "/scripts/reproduce", "--quick", "--no-build", "--data", dir + "/toy.h5",
+                                                    "--out", out, "--ranks", "2"], timeout: 900, environment: costlier, directory: root)
+            try #require(r.status == 0, "\(r.stdout)\n\(r.stderr)")
+            let report = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/results.json"))) as? [String: Any])
+            let asked = try #require((report["equal_compute"] as? [String: Any])?["epochs"] as? Int)
+            let trained = try ["1", "2"].map { seed in
+                try #require(try readJSON(out + "/runs/svi-equal-compute/seed\(seed)/summary.json")["epoch"] as? Int)
+            }
+            return (asked, trained)
+        }
+        let original = try #require((results["equal_compute"] as? [String: Any])?["epochs"] as? Int)
+        let grown = try equalComputeEpochs(standIn)
+        #expect(grown.asked > original && grown.trained == [grown.asked, grown.asked], "\(grown), was \(original)")
+        let back = try equalComputeEpochs(try binaryPath())
+        #expect(back.asked == original && back.trained == [original, original], "\(back)")
+
         // A non-finite difference (bsvi-dist writes "nan") is a number the page shows, not a
         // traceback (statistics.stdev raises on NaN).
         var nanDifference = results, nanDifferenceTest = test, nanDifferenceCompare = compare

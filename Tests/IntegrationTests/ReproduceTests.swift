@@ -206,6 +206,32 @@ struct ReproduceTests {
         #expect(!fm.fileExists(atPath: dir + "/partial/results.md") && !fm.fileExists(atPath: dir + "/o"))
     }
 
+    @Test("campaign_seconds adds each invocation's time, also one that runs past midnight and for more than a day")
+    func campaignSeconds() throws {
+        let dir = try makeTemporaryDirectory(prefix: "campaignlog")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // Invocation 1: 10:00 → 20:00 → 09:00 (next day) → 11:00, 25 h; then a pause; invocation 2:
+        // 23:30 → 00:15, 45 min.
+        try """
+            [10:00:00] reproduce: full campaign, 2 ranks, data d.h5 → out
+            [20:00:00] train svi seed 1
+            [09:00:00] train svi seed 2
+            [11:00:00] reproduce: done
+            [23:30:00] reproduce: full campaign, 2 ranks, data d.h5 → out
+            [00:15:00] reproduce: done
+
+            """.write(toFile: dir + "/campaign.log", atomically: true, encoding: .utf8)
+        let script = repositoryRoot.appendingPathComponent("scripts/reproduce").path
+        let r = try runCommand("/usr/bin/env", ["python3", "-c", """
+            import importlib.machinery, importlib.util
+            loader = importlib.machinery.SourceFileLoader("reproduce", "\(script)")
+            module = importlib.util.module_from_spec(importlib.util.spec_from_loader("reproduce", loader))
+            loader.exec_module(module)
+            print(module.campaign_seconds("\(dir)/campaign.log"))
+            """])
+        #expect(r.status == 0 && r.stdout == "\(Double(25 * 3600 + 45 * 60))\n", "\(r.stdout)\n\(r.stderr)")
+    }
+
     /// Width and height from a PNG's IHDR chunk (any colour type).
     private func pngSize(_ path: String) throws -> (width: Int, height: Int) {
         let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))

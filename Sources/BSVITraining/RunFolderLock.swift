@@ -37,24 +37,8 @@ public final class RunFolderLock {
     /// passed to `warn` as one line.
     public static func acquire(runDirectory: String, warn: (String) -> Void) throws -> RunFolderLock {
         let path = (runDirectory as NSString).appendingPathComponent(fileName)
+        let (fd, kernelLock) = try openAndLock(path, in: runDirectory)
         do {
-            try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
-        } catch {
-            throw RunFolderLockError.cannotCreate(lockFile: path, problem: "the folder \(runDirectory) cannot be created: \(systemReason(error))")
-        }
-        // O_CLOEXEC: a child this process starts must not inherit the lock and keep it after we exit.
-        var fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw RunFolderLockError.cannotCreate(lockFile: path, problem: errnoText("open")) }
-        do {
-            var kernelLock = try lockWithoutWaiting(fd, path: path)
-            // A run refused in a folder it had just made removes the folder, lock file and all
-            // (`releaseRemovingFolder`): a lock taken on that file as it went is a lock on nothing.
-            while kernelLock == .acquired && !isStillAt(path, fd) {
-                close(fd)
-                fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-                guard fd >= 0 else { throw RunFolderLockError.cannotCreate(lockFile: path, problem: errnoText("open")) }
-                kernelLock = try lockWithoutWaiting(fd, path: path)
-            }
             let me = RunFolderLockHolder.current()
             let decision = RunFolderLockPolicy.decide(lockFile: path, kernelLock: kernelLock,
                                                       contents: try contents(of: fd, path: path), me: me, isRunning: isRunning)
@@ -100,6 +84,32 @@ public final class RunFolderLock {
     }
 
     deinit { release() }
+
+    /// Creates the folder if needed, opens the lock file and tries its lock. A run refused in a
+    /// folder it had just made removes the folder, lock file and all (`releaseRemovingFolder`):
+    /// a lock taken on that file as it went is a lock on nothing, so it starts over from the folder.
+    private static func openAndLock(_ path: String, in runDirectory: String) throws -> (Int32, RunFolderLockPolicy.KernelLock) {
+        while true {
+            do {
+                try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
+            } catch {
+                throw RunFolderLockError.cannotCreate(lockFile: path, problem: "the folder \(runDirectory) cannot be created: \(systemReason(error))")
+            }
+            // O_CLOEXEC: a child this process starts must not inherit the lock and keep it after we exit.
+            let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+            guard fd >= 0 else { throw RunFolderLockError.cannotCreate(lockFile: path, problem: errnoText("open")) }
+            let kernelLock: RunFolderLockPolicy.KernelLock
+            do { kernelLock = try lockWithoutWaiting(fd, path: path) } catch {
+                close(fd)
+                throw error
+            }
+            if kernelLock == .acquired && !isStillAt(path, fd) {
+                close(fd)
+                continue
+            }
+            return (fd, kernelLock)
+        }
+    }
 
     /// Whether `path` still names the file open as `fd` (not removed or replaced since it was opened).
     private static func isStillAt(_ path: String, _ fd: Int32) -> Bool {

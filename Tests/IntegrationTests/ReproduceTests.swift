@@ -15,10 +15,16 @@ struct ReproduceTests {
         let out = dir + "/out"
         var env = ["BSVI_DIST_BINARY": try binaryPath()]
         env["PATH"] = ProcessInfo.processInfo.environment["PATH"]
-        let r = try runCommand("/usr/bin/env", ["python3", root + "/scripts/reproduce", "--quick", "--no-build", "--data", dir + "/toy.h5",
-                                                "--out", out, "--ranks", "2"],
-                               timeout: 900, environment: env, directory: root)
-        try #require(r.status == 0, "\(r.stdout)\n\(r.stderr)")
+        /// The quick campaign into `out`, run with `binary` as bsvi-dist; it must succeed.
+        func campaign(binary: String? = nil) throws {
+            var environment = env
+            if let binary { environment["BSVI_DIST_BINARY"] = binary }
+            let r = try runCommand("/usr/bin/env", ["python3", root + "/scripts/reproduce", "--quick", "--no-build", "--data", dir + "/toy.h5",
+                                                    "--out", out, "--ranks", "2"],
+                                   timeout: 900, environment: environment, directory: root)
+            try #require(r.status == 0, "\(r.stdout)\n\(r.stderr)")
+        }
+        try campaign()
 
         let results = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/results.json"))) as? [String: Any])
         // The sweep covers every update rule for both methods, each method's best is one of its points.
@@ -105,10 +111,7 @@ struct ReproduceTests {
 
         // A rerun finds every run (tuning runs are named by all their settings) and trains nothing.
         let before = try String(contentsOfFile: out + "/campaign.log", encoding: .utf8)
-        let again = try runCommand("/usr/bin/env", ["python3", root + "/scripts/reproduce", "--quick", "--no-build", "--data", dir + "/toy.h5",
-                                                    "--out", out, "--ranks", "2"],
-                                   timeout: 900, environment: env, directory: root)
-        try #require(again.status == 0, "\(again.stdout)\n\(again.stderr)")
+        try campaign()
         let rerun = try String(contentsOfFile: out + "/campaign.log", encoding: .utf8).dropFirst(before.count)
         #expect(rerun.contains("reproduce: done"), "\(rerun)")
         #expect(!rerun.contains("] train ") && !rerun.contains("moved to"), "the rerun retrained:\n\(rerun)")
@@ -124,10 +127,7 @@ struct ReproduceTests {
             try Data().write(to: URL(fileURLWithPath: empty))
         }
         let beforeRepair = try String(contentsOfFile: out + "/campaign.log", encoding: .utf8)
-        let repaired = try runCommand("/usr/bin/env", ["python3", root + "/scripts/reproduce", "--quick", "--no-build", "--data", dir + "/toy.h5",
-                                                       "--out", out, "--ranks", "2"],
-                                      timeout: 900, environment: env, directory: root)
-        try #require(repaired.status == 0, "\(repaired.stdout)\n\(repaired.stderr)")
+        try campaign()
         let repair = try String(contentsOfFile: out + "/campaign.log", encoding: .utf8).dropFirst(beforeRepair.count)
         #expect(repair.contains("train svi-equal-compute seed 2") && repair.contains("test: compare bsvi svi seed 1"), "\(repair)")
         #expect(fm.fileExists(atPath: out + "/runs/svi-equal-compute/seed2/summary.json"))
@@ -158,11 +158,7 @@ struct ReproduceTests {
             """.write(toFile: standIn, atomically: true, encoding: .utf8)
         try fm.setAttributes([.posixPermissions: 0o755], ofItemAtPath: standIn)
         func equalComputeEpochs(_ binary: String) throws -> (asked: Int, trained: [Int]) {
-            var costlier = env
-            costlier["BSVI_DIST_BINARY"] = binary
-            let r = try runCommand("/usr/bin/env", ["python3", root + "/scripts/reproduce", "--quick", "--no-build", "--data", dir + "/toy.h5",
-                                                    "--out", out, "--ranks", "2"], timeout: 900, environment: costlier, directory: root)
-            try #require(r.status == 0, "\(r.stdout)\n\(r.stderr)")
+            try campaign(binary: binary)
             let report = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/results.json"))) as? [String: Any])
             let asked = try #require((report["equal_compute"] as? [String: Any])?["epochs"] as? Int)
             let trained = try ["1", "2"].map { seed in

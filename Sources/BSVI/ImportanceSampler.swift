@@ -28,6 +28,9 @@ public final class ImportanceSampler {
     public let batchCapacity: Int
     public let refinement: RefinementSettings
     public let proposal: Proposal
+    public let matmulPrecision: MatmulPrecision
+    /// The decoder on AMX tiles, for `matmulPrecision` high and medium.
+    private let tileDecoder: TileDecoder?
     private let encoder: MLPWorkspace
     private let latents: LatentWorkspace
     private let refiner: SVIRefinement
@@ -37,7 +40,8 @@ public final class ImportanceSampler {
     private let storage: [FloatBuffer]
 
     public init(model: VAEModel, samples: Int, batchCapacity: Int, refinement: RefinementSettings,
-                proposal: Proposal = .encoder, chunk: Int = 100, elboSamples: Int = 100) {
+                proposal: Proposal = .encoder, chunk: Int = 100, elboSamples: Int = 100,
+                matmulPrecision: MatmulPrecision = .highest) {
         precondition(samples > 0 && chunk > 0 && batchCapacity > 0 && elboSamples > 0)
         self.model = model
         self.samples = samples
@@ -46,6 +50,9 @@ public final class ImportanceSampler {
         self.batchCapacity = batchCapacity
         self.refinement = refinement
         self.proposal = proposal
+        self.matmulPrecision = matmulPrecision
+        tileDecoder = matmulPrecision == .highest ? nil
+            : TileDecoder(mlp: model.decoder, precision: matmulPrecision, capacity: self.chunk)
         let d = model.shape.latentDim
         encoder = MLPWorkspace(mlp: model.encoder, capacity: batchCapacity)
         latents = LatentWorkspace(model: model, capacity: self.chunk, transposesDecoder: false)  // forward passes only
@@ -71,6 +78,7 @@ public final class ImportanceSampler {
         guard KernelPath.activeHasProducts || b == 1 else {
             return (0..<b).flatMap { evaluate(x: x.rows($0..<($0 + 1)), exampleIDs: [exampleIDs[$0]], seed: seed, params: params) }
         }
+        tileDecoder?.pack(params)  // once for the three passes below
         encoder.forward(x, rows: 0..<b, params: params)
         let lam0 = lambdaInitial.rows(0..<b), lamK = lambdaRefined.rows(0..<b)
         lam0.copy(from: encoder.output.rows(0..<b))
@@ -79,10 +87,10 @@ public final class ImportanceSampler {
 
         let sampleNoise = NoiseSource(seed: seed, purpose: .evaluationNoise, context: 0)
         let elboNoise = NoiseSource(seed: seed, purpose: .evaluationNoise, context: 1)
-        let estimates = importanceSampledEstimates(x: x, ids: exampleIDs, lambda: proposal == .encoder ? lam0 : lamK,
-                                                   noise: sampleNoise, params: params)
-        let elboInitial = monteCarloELBOs(x: x, ids: exampleIDs, lambda: lam0, noise: elboNoise, params: params)
-        let elboRefined = monteCarloELBOs(x: x, ids: exampleIDs, lambda: lamK, noise: elboNoise, params: params)
+        let estimates = estimatesOfPackedDecoder(x: x, ids: exampleIDs, lambda: proposal == .encoder ? lam0 : lamK,
+                                                 noise: sampleNoise, params: params)
+        let elboInitial = elbosOfPackedDecoder(x: x, ids: exampleIDs, lambda: lam0, noise: elboNoise, params: params)
+        let elboRefined = elbosOfPackedDecoder(x: x, ids: exampleIDs, lambda: lamK, noise: elboNoise, params: params)
         return (0..<b).map { ExampleEvaluation(estimate: estimates[$0], elboInitial: elboInitial[$0], elboRefined: elboRefined[$0]) }
     }
 
@@ -96,6 +104,13 @@ public final class ImportanceSampler {
     /// by chunk; one streaming accumulator per example, no per-sample memory beyond a chunk.
     public func importanceSampledEstimates(x: Matrix, ids: [Int], lambda: Matrix, noise: NoiseSource,
                                            params: FloatBuffer) -> [ImportanceEstimate] {
+        tileDecoder?.pack(params)
+        return estimatesOfPackedDecoder(x: x, ids: ids, lambda: lambda, noise: noise, params: params)
+    }
+
+    /// `importanceSampledEstimates` with the tile decoder (if any) already packed from `params`.
+    private func estimatesOfPackedDecoder(x: Matrix, ids: [Int], lambda: Matrix, noise: NoiseSource,
+                                          params: FloatBuffer) -> [ImportanceEstimate] {
         (0..<x.rows).map { i in
             var acc = LogSumExpAccumulator()
             scoreSamples(samples, example: i, x: x, ids: ids, lambda: lambda, noise: noise, params: params) { rows in
@@ -115,7 +130,7 @@ public final class ImportanceSampler {
         while start < count {
             let n = min(chunk, count - start)
             for s in 0..<n { latents.draw(lambda: lambdaI, start: s, slot: start + s, exampleIDs: id, noise: noise) }
-            latents.scoreLogWeights(rows: 0..<n, x: xi, lambda: lambdaI, params: params)
+            latents.scoreLogWeights(rows: 0..<n, x: xi, lambda: lambdaI, params: params, tileDecoder: tileDecoder)
             body(0..<n)
             start += n
         }
@@ -128,6 +143,12 @@ public final class ImportanceSampler {
 
     /// Each example's ELBO with analytic KL, E_q[log p(x|z)] by `elboSamples` draws.
     public func monteCarloELBOs(x: Matrix, ids: [Int], lambda: Matrix, noise: NoiseSource, params: FloatBuffer) -> [Double] {
+        tileDecoder?.pack(params)
+        return elbosOfPackedDecoder(x: x, ids: ids, lambda: lambda, noise: noise, params: params)
+    }
+
+    /// `monteCarloELBOs` with the tile decoder (if any) already packed from `params`.
+    private func elbosOfPackedDecoder(x: Matrix, ids: [Int], lambda: Matrix, noise: NoiseSource, params: FloatBuffer) -> [Double] {
         let b = x.rows
         Gaussian.klToStandard(lambda: lambda, into: kl.base)
         return (0..<b).map { i in

@@ -69,9 +69,12 @@ public final class LatentWorkspace {
     /// Decoder forward and log w only (no gradients): the importance-sampling evaluator's pass.
     /// On the kernel paths the output layer and the likelihood are one pass that never stores the
     /// logits (the same bits as the two passes); `decoder.output` is then left stale.
-    public func scoreLogWeights(rows: Range<Int>, x: Matrix, lambda: Matrix, params: FloatBuffer) {
+    public func scoreLogWeights(rows: Range<Int>, x: Matrix, lambda: Matrix, params: FloatBuffer,
+                                tileDecoder: TileDecoder? = nil) {
         let out = logLikelihood.base + rows.lowerBound
-        if KernelPath.activeHasProducts {
+        if let tileDecoder {
+            tileDecoder.logLikelihood(z: z.rows(rows), x: x, into: out)
+        } else if KernelPath.activeHasProducts {
             let last = decoder.mlp.layerCount - 1
             let h = decoder.forward(z.rows(rows), rows: rows, params: params, layers: last)
             Bernoulli.outputLayerLogLikelihood(hidden: h, kernel: decoder.mlp.kernel(last, in: params),

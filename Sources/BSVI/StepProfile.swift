@@ -64,6 +64,8 @@ public enum ProductRoutine: String, Codable, Sendable {
     case tn
     /// bsvi_sgemm_nn_bernoulli_log_likelihood: the output layer and its likelihood in one pass.
     case nnLikelihood = "nn_likelihood"
+    /// bsvi_amx_bf16_linear: the evaluator's decoder on AMX tiles (eval --matmul-precision high|medium).
+    case tileBF16 = "tile_bf16"
     /// cblas_sgemm on the portable path (or where a caller asks for BLAS), by transposes.
     case blasNN = "blas_nn", blasNT = "blas_nt", blasTN = "blas_tn", blasTT = "blas_tt"
     /// cblas_sgemv or its loop: a weight-gradient product's bias gradient on the BLAS path (m = 1).

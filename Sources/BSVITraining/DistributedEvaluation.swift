@@ -38,11 +38,12 @@ public enum DistributedEvaluation {
     public static func run(comm: Communicator, dataset: BinaryDataset, split: DataSplit, limit: Int,
                            model: VAEModel, params: FloatBuffer, samples: Int, refinement: RefinementSettings,
                            proposal: Proposal, seed: UInt64, sampleChunk: Int = ImportanceSampler.evaluationChunk,
+                           matmulPrecision: MatmulPrecision = .highest,
                            stopRequested: () -> Bool = { false },
                            progress: ((Int, Int) -> Void)? = nil) throws -> EvaluationResult {
         try evaluateExamples(comm: comm, dataset: dataset, split: split, limit: limit, model: model, params: params,
                              samples: samples, refinement: refinement, proposal: proposal, seed: seed, sampleChunk: sampleChunk,
-                             stopRequested: stopRequested, progress: progress).summary
+                             matmulPrecision: matmulPrecision, stopRequested: stopRequested, progress: progress).summary
     }
 
     /// Every example's values, on every rank. `stopRequested` tells whether this rank saw a stop
@@ -52,6 +53,7 @@ public enum DistributedEvaluation {
     public static func evaluateExamples(comm: Communicator, dataset: BinaryDataset, split: DataSplit, limit: Int,
                                         model: VAEModel, params: FloatBuffer, samples: Int, refinement: RefinementSettings,
                                         proposal: Proposal, seed: UInt64, sampleChunk: Int = ImportanceSampler.evaluationChunk,
+                                        matmulPrecision: MatmulPrecision = .highest,
                                         stopRequested: () -> Bool = { false },
                                         progress: ((Int, Int) -> Void)? = nil) throws -> PerExampleEvaluation {
         let start = Date()
@@ -72,7 +74,8 @@ public enum DistributedEvaluation {
         // it lands in (ImportanceSampler.evaluate), so the deal, which depends on timing, cannot
         // change a result.
         let sampler = ImportanceSampler(model: model, samples: samples, batchCapacity: roundRows,
-                                        refinement: refinement, proposal: proposal, chunk: sampleChunk)
+                                        refinement: refinement, proposal: proposal, chunk: sampleChunk,
+                                        matmulPrecision: matmulPrecision)
         let rowsBuffer = FloatBuffer(count: roundRows * width)
         let rows = rowsBuffer.matrix(rows: roundRows, cols: width)
         // The whole split's table, zero except this rank's rows: a sum over ranks then puts each
@@ -106,6 +109,7 @@ public enum DistributedEvaluation {
         let rowsPerRank = combine(&table, rowsDone: voting.mine.rowsDone, total: total, comm: comm)
         var evaluation = PerExampleEvaluation(table: table, split: split, samples: samples, proposal: proposal,
                                               refinementSteps: refinement.steps, seed: seed, seconds: Date().timeIntervalSince(start))
+        evaluation.matmulPrecision = matmulPrecision
         evaluation.rowsPerRank = rowsPerRank
         return evaluation
     }

@@ -23,6 +23,8 @@ public struct PerExampleEvaluation: Equatable, Sendable {
     /// How many examples each rank evaluated (how the dealer shared the work; the values do not
     /// depend on it). Empty when not known (values read back from a file).
     public var rowsPerRank: [Int] = []
+    /// How the decoder's products were computed (`eval --matmul-precision`).
+    public var matmulPrecision: MatmulPrecision = .highest
 
     public var examples: Int { logLikelihood.count }
     /// The dataset row of each example (the evaluation takes the split's first rows).

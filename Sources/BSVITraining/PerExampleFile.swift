@@ -61,6 +61,7 @@ public enum PerExampleFile {
         let object = group.isEmpty ? "/" : group
         try f.setAttribute("proposal", on: object, e.proposal.rawValue)
         try f.setAttribute("refinement_steps", on: object, Int64(e.refinementSteps))
+        try f.setAttribute("matmul_precision", on: object, e.matmulPrecision.rawValue)
         if group.isEmpty { try f.writeInt64s("/row", e.rows.map { Int64($0) }) }
         for (name, values) in [("log_likelihood", e.logLikelihood), ("elbo", e.elbo), ("elbo_refined", e.elboRefined),
                                ("ess_fraction", e.essFraction), ("max_weight", e.maxWeight)] {
@@ -80,18 +81,25 @@ public enum PerExampleFile {
             throw StorageError(file: path, problem: "unknown split '\(splitName)' or proposal '\(proposalName)'",
                                fix: "pass a file written by eval --per-example", kind: .badData)
         }
+        // Files from before the attribute were float32 evaluations.
+        let precisionName = try f.hasAttribute("matmul_precision") ? try f.stringAttribute("matmul_precision") : MatmulPrecision.highest.rawValue
+        guard let precision = MatmulPrecision(rawValue: precisionName) else {
+            throw StorageError(file: path, problem: "unknown matmul_precision '\(precisionName)'", fix: "pass a file written by eval --per-example",
+                               kind: .badData)
+        }
         let rows = try f.readInt64s("/row")
         guard rows == (0..<rows.count).map({ Int64($0) }) else {
             throw StorageError(file: path, object: "/row", problem: "rows are not 0, 1, 2, …", fix: "pass a file written by eval --per-example",
                                kind: .badData)
         }
-        let e = PerExampleEvaluation(
+        var e = PerExampleEvaluation(
             split: split, samples: Int(try f.scalarInt64Attribute("samples")), proposal: proposal,
             refinementSteps: Int(try f.scalarInt64Attribute("refinement_steps")),
             seed: UInt64(bitPattern: try f.scalarInt64Attribute("seed")),
             logLikelihood: try f.readDoubles("/log_likelihood"), elbo: try f.readDoubles("/elbo"),
             elboRefined: try f.readDoubles("/elbo_refined"), essFraction: try f.readDoubles("/ess_fraction"),
             maxWeight: try f.readDoubles("/max_weight"), seconds: 0)
+        e.matmulPrecision = precision
         return (e, try f.stringAttribute("checkpoint"))
     }
 }

@@ -13,6 +13,7 @@ typedef struct {
     int avx2_fma;
     int avx512;
     int avx512_bf16;
+    int amx_bf16;
     int vendor;
     int family, model_number;
     char model[49];
@@ -51,6 +52,10 @@ static void detect(cpu_info *info) {
         // their index arithmetic): every AVX2 CPU has it, but a VM may hide it.
         info->avx2_fma = avx && avx2 && fma && bmi2 && os_ymm;
         info->avx512 = info->avx2_fma && f && dq && bw && vl && os_zmm;
+        // AMX: TILE (EDX bit 24) and BF16 (bit 22), with the OS managing the tile configuration
+        // and data (XCR0 bits 17 and 18). Linux still wants a per-process request before the
+        // first tile instruction (amx_bf16.c makes it).
+        info->amx_bf16 = info->avx512 && ((d >> 24) & 1) && ((d >> 22) & 1) && (xcr0 & 0x60000) == 0x60000;
         __get_cpuid_count(7, 1, &a, &b, &c, &d);
         info->avx512_bf16 = info->avx512 && ((a >> 5) & 1);
     }
@@ -79,7 +84,7 @@ static void detect(cpu_info *info) {
 }
 #else
 typedef struct {
-    int avx, fma4, avx2_fma, avx512, avx512_bf16, vendor, family, model_number;
+    int avx, fma4, avx2_fma, avx512, avx512_bf16, amx_bf16, vendor, family, model_number;
     char model[49];
 } cpu_info;
 static void detect(cpu_info *info) {
@@ -116,6 +121,7 @@ bsvi_isa bsvi_cpu_best_isa(void) {
 const char *bsvi_cpu_model_name(void) { return cpu()->model; }
 int bsvi_cpu_has_avx512_bf16(void) { return cpu()->avx512_bf16; }
 int bsvi_cpu_has_avx(void) { return cpu()->avx; }
+int bsvi_cpu_has_amx_bf16_tiles(void) { return cpu()->amx_bf16; }
 int bsvi_cpu_has_fma4(void) { return cpu()->fma4; }
 int bsvi_cpu_vendor(void) { return cpu()->vendor; }
 int bsvi_cpu_family(void) { return cpu()->family; }

@@ -7,6 +7,7 @@ extension PiMode: ExpressibleByArgument {}
 extension RefinementRule: ExpressibleByArgument {}
 extension Activation: ExpressibleByArgument {}
 extension Proposal: ExpressibleByArgument {}
+extension MatmulPrecision: ExpressibleByArgument {}
 
 // One option group per section of RunConfiguration: a flag is declared once, with the
 // section's default, and maps onto exactly one setting.

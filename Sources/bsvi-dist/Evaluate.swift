@@ -41,6 +41,7 @@ struct Evaluate: ParsableCommand {
         // are held since main began (StopsGracefully).
         let comm = makeCommunicator(stallTimeout: options.stallTimeout)
         runCollectively(comm) {
+            try options.checkMatmulPrecision(comm: comm)
             let ckpt = try ModelDistribution.load(checkpoint, comm: comm)
             try options.checkPerExampleOutput(comm: comm, checkpoints: [checkpoint])
             let dataset = try options.openDataset(comm: comm, trainedOn: ckpt.trainingDataPath)
@@ -82,7 +83,7 @@ struct Evaluate: ParsableCommand {
         if options.json {
             var object: [String: Any] = [
                 "checkpoint": checkpoint, "data": options.data, "split": r.split, "examples": r.examples, "samples": r.samples, "seed": options.seed,
-                "proposal": r.proposal, "refinement_steps": r.refinementSteps,
+                "proposal": r.proposal, "refinement_steps": r.refinementSteps, "matmul_precision": options.matmulPrecision.rawValue,
                 "log_likelihood": r.logLikelihood, "log_likelihood_se": r.logLikelihoodSE,
                 "elbo": r.elbo, "elbo_se": r.elboSE, "elbo_refined": r.elboRefined, "elbo_refined_se": r.elboRefinedSE,
                 "amortization_gap": r.amortizationGap,
@@ -101,13 +102,15 @@ struct Evaluate: ParsableCommand {
         // The labels padded to one width, so that the numbers line up for any k.
         let refinedLabel = (gaps ? "ELBO(λ*)" : "ELBO(λ_\(r.refinementSteps))").padding(toLength: 13, withPad: " ", startingAt: 0)
         progress.line(String(numbers: """
-            %@ split: %d examples, K = %d samples from the %@ proposal (± standard error over examples)
+            %@ split: %d examples, K = %d samples from the %@ proposal%@ (± standard error over examples)
               log p(x)      ≈ %.4f ± %.4f nats per example
               ELBO(λ₀)      = %.4f ± %.4f
               %@ = %.4f ± %.4f  (refined: %@ η=%g)
               amortization gap %@ − ELBO(λ₀) = %.4f
               importance weights: ESS/K mean %.4f, 5th percentile %.4f; largest normalised weight mean %.4f
-            """, r.split, r.examples, r.samples, r.proposal, r.logLikelihood, r.logLikelihoodSE, r.elbo, r.elboSE,
+            """, r.split, r.examples, r.samples, r.proposal,
+            options.matmulPrecision == .highest ? "" : ", decoder products at --matmul-precision \(options.matmulPrecision.rawValue)",
+            r.logLikelihood, r.logLikelihoodSE, r.elbo, r.elboSE,
             refinedLabel, r.elboRefined, r.elboRefinedSE, refinement.rule.rawValue, Double(refinement.learningRate),
             gaps ? "ELBO(λ*)" : "ELBO(λ_k)", r.amortizationGap, r.essFractionMean, r.essFractionP05, r.maxWeightMean))
         if gaps {

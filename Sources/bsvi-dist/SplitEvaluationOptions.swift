@@ -15,6 +15,8 @@ struct SplitEvaluationOptions: ParsableArguments {
     @Option(help: "SVI steps for ELBO(λ_k) and the refined proposal (default: the training's k for svi/bsvi, at least 1; 5 for vae/iwae; bsvi's default k for a file without /training).") var refineSteps: Int?
     @Option(help: "SVI step size (default: the training's; bsvi's default for a file without /training).") var sviLr: Float?
     @Option(help: "SVI rule (default: the training's; bsvi's default for a file without /training).") var sviRule: RefinementRule?
+    @Option(help: "The decoder's products while scoring samples: highest (float32, the default: the same bits on every CPU), high (bfloat16 pairs hi + lo on AMX tiles, each product within about 2^-16 of float32's) or medium (one bfloat16 per factor, about 2^-8); high and medium need an Intel CPU with AMX (docs/evaluation.md).")
+    var matmulPrecision: MatmulPrecision = .highest
     @Option(help: "Seed of the evaluation noise (with the example id it keys every draw).") var seed: UInt64 = 1
     @Option(help: "Write each example's values to this HDF5 file (layout in docs/evaluation.md); replaced if it exists.")
     var perExample: String?
@@ -32,6 +34,13 @@ struct SplitEvaluationOptions: ParsableArguments {
         if let l = sviLr, !(l >= 0 && l.isFinite) { throw ValidationError("--svi-lr must be finite and ≥ 0, got \(l)") }
         if !(stallTimeout >= 0 && stallTimeout.isFinite) { throw ValidationError("--stall-timeout must be ≥ 0 seconds (0: never), got \(stallTimeout)") }
         if let p = perExample, p.isEmpty { throw ValidationError("--per-example needs a file name, e.g. --per-example test-examples.h5") }
+    }
+
+    /// Refuses (64, on every rank together) a --matmul-precision some rank's CPU cannot run.
+    func checkMatmulPrecision(comm: Communicator) throws {
+        try comm.onEveryRank {
+            if let reason = matmulPrecision.unavailableReason { throw CollectiveError(message: reason, exitStatus: .usage) }
+        }
     }
 
     /// The evaluation's SVI refinement: the checkpoint's, with the flags' overrides.
@@ -99,7 +108,8 @@ struct SplitEvaluationOptions: ParsableArguments {
                   dataset: BinaryDataset, comm: Communicator, progress: ProgressReporter) throws -> PerExampleEvaluation {
         try DistributedEvaluation.evaluateExamples(
             comm: comm, dataset: dataset, split: split, limit: limit, model: ckpt.model, params: FloatBuffer(ckpt.parameters),
-            samples: samples, refinement: refinement, proposal: proposal, seed: seed, stopRequested: { bsvi_stop_signal() != 0 },
+            samples: samples, refinement: refinement, proposal: proposal, seed: seed, matmulPrecision: matmulPrecision,
+            stopRequested: { bsvi_stop_signal() != 0 },
             progress: { done, total in
                 progress.update("evaluating \(label)\(split.rawValue): \(done)/\(total)", fraction: Double(done) / Double(max(total, 1)))
             })

@@ -40,6 +40,9 @@ bsvi_isa bsvi_cpu_best_isa(void);
 const char *bsvi_cpu_model_name(void);
 /// Whether the CPU has AVX-512 BF16 (OpenBLAS's Cooperlake core uses it).
 int bsvi_cpu_has_avx512_bf16(void);
+/// Whether the CPU has AMX-TILE and AMX-BF16 and the OS manages the tile state (XCR0 bits 17–18);
+/// bsvi_amx_bf16_available also needs Linux's per-process permission.
+int bsvi_cpu_has_amx_bf16_tiles(void);
 /// Whether the CPU and OS run AVX (256-bit) instructions; AVX-only CPUs (Sandy Bridge, Ivy
 /// Bridge, Bulldozer) run the portable kernels, but OpenBLAS's AVX cores use the full width.
 int bsvi_cpu_has_avx(void);
@@ -117,6 +120,26 @@ void bsvi_sgemm_nn_bernoulli_log_likelihood(int m, int k, int n, const float *a,
 
 /// dst (cols×rows, row stride ldd) = srcᵀ for src rows×cols (row stride lds). Exact.
 void bsvi_transpose(int rows, int cols, const float *src, int lds, float *dst, int ldd);
+
+// MARK: Reduced-precision products on AMX tiles (eval --matmul-precision high|medium)
+
+/// Whether bsvi_amx_bf16_linear can run: AMX-TILE and AMX-BF16, with the OS's tile state, and
+/// (Linux) this process's permission for it, requested on the first call.
+int bsvi_amx_bf16_available(void);
+/// hi[i] = bf16(in[i]) and, when lo is non-NULL, lo[i] = bf16(in[i] − hi[i]), rounded to nearest
+/// even and returned as floats: the factors bsvi_amx_bf16_linear multiplies (tests' reference).
+void bsvi_bf16_split(const float *in, float *hi, float *lo, long count);
+/// The floats a packed weight matrix needs (bsvi_bf16_pack): tiles of bfloat16 pairs, and the bias.
+long bsvi_bf16_packed_words(int k, int n, int split);
+/// Packs B (k×n, row stride ldb) and bias (n values, or NULL for zeros) for bsvi_amx_bf16_linear:
+/// bf16(B) and, with split non-zero, bf16(B − bf16(B)).
+void bsvi_bf16_pack(int k, int n, const float *b, int ldb, const float *bias, int split, float *packed);
+/// C = f(A·B + bias) for A m×k (row stride lda) and B, bias as packed, C m×n (ldc): each product of
+/// bfloat16 factors, summed in float32 from the bias. split 0: bf16(A)·bf16(B) ("medium"); split 1:
+/// hi·hi + hi·lo + lo·hi of the two-term splits ("high", relative error ≈ 2⁻¹⁶ per product).
+/// Aborts where bsvi_amx_bf16_available() is 0.
+void bsvi_amx_bf16_linear(int m, int k, int n, const float *a, int lda, const float *packed, int split, float *c,
+                          int ldc, bsvi_activation activation);
 
 // MARK: Element-wise passes
 

@@ -1,0 +1,240 @@
+// Matrix products on AMX tiles with bfloat16 factors and float32 sums: the evaluator's decoder
+// at `eval --matmul-precision high|medium` (docs/evaluation.md). Not a kernel path: the float32
+// kernels stay the default everywhere, and these run only where bsvi_amx_bf16_available() says so.
+//
+// A float32 value x is split into hi = bf16(x) and lo = bf16(x − hi), both rounded to nearest
+// even; x − hi − lo is below 2⁻¹⁶|x|. "medium" multiplies hi·hi; "high" sums hi·hi + hi·lo +
+// lo·hi (three tile products: the dropped lo·lo is below 2⁻¹⁶ of the product), PyTorch's
+// float32 matmul precisions of the same names. TDPBF16PS multiplies bfloat16 pairs exactly and
+// adds them into float32 accumulators (round to nearest even, denormals flushed).
+#include "kernel_table.h"
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/// Round to nearest even (finite inputs; NaN and ±∞ keep their class for these kernels' purposes).
+static inline uint16_t bf16_round(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    u += 0x7FFFu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+static inline float bf16_value(uint16_t h) {
+    const uint32_t u = (uint32_t)h << 16;
+    float x;
+    memcpy(&x, &u, 4);
+    return x;
+}
+
+void bsvi_bf16_split(const float *in, float *hi, float *lo, long count) {
+    for (long i = 0; i < count; i++) {
+        const float h = bf16_value(bf16_round(in[i]));
+        hi[i] = h;
+        if (lo) lo[i] = bf16_value(bf16_round(in[i] - h));
+    }
+}
+
+// Packed B: tile column t (columns 16t…16t+15) and k block q (rows 32q…32q+31) is one tile of
+// 16 rows × 16 words, word (p, j) = bf16(B[32q+2p][16t+j]) | bf16(B[32q+2p+1][16t+j]) << 16,
+// zero beyond k and n; the tiles t-major. With split, the lo halves follow in the same layout.
+// Then the bias, zero-padded to whole tiles (a tile loads it with row stride 0 as the sums'
+// starting value).
+static inline int tile_columns(int n) { return (n + 15) / 16; }
+static inline int k_blocks(int k) { return (k + 31) / 32; }
+
+long bsvi_bf16_packed_words(int k, int n, int split) {
+    return (long)tile_columns(n) * k_blocks(k) * 256 * (split ? 2 : 1) + (long)tile_columns(n) * 16;
+}
+
+void bsvi_bf16_pack(int k, int n, const float *b, int ldb, const float *bias, int split, float *packed) {
+    const int nt = tile_columns(n), kb = k_blocks(k);
+    uint32_t *words = (uint32_t *)packed;
+    const long part = (long)nt * kb * 256;
+    for (int t = 0; t < nt; t++)
+        for (int q = 0; q < kb; q++)
+            for (int p = 0; p < 16; p++)
+                for (int j = 0; j < 16; j++) {
+                    uint16_t hi[2] = {0, 0}, lo[2] = {0, 0};
+                    const int col = 16 * t + j;
+                    for (int e = 0; e < 2; e++) {
+                        const int row = 32 * q + 2 * p + e;
+                        if (row < k && col < n) {
+                            const float x = b[(long)row * ldb + col];
+                            hi[e] = bf16_round(x);
+                            lo[e] = bf16_round(x - bf16_value(hi[e]));
+                        }
+                    }
+                    const long w = ((long)t * kb + q) * 256 + p * 16 + j;
+                    words[w] = hi[0] | (uint32_t)hi[1] << 16;
+                    if (split) words[part + w] = lo[0] | (uint32_t)lo[1] << 16;
+                }
+    float *padded_bias = packed + part * (split ? 2 : 1);
+    for (int j = 0; j < nt * 16; j++) padded_bias[j] = bias && j < n ? bias[j] : 0.0f;
+}
+
+#if defined(__x86_64__) && defined(__linux__)
+#include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define ARCH_REQ_XCOMP_PERM 0x1023
+#define XFEATURE_XTILEDATA 18
+
+static int amx_permitted;
+static void request_tile_data(void) {
+    // Linux allocates the 8 KB tile state per process on request; a tile instruction without
+    // it raises SIGILL.
+    amx_permitted = bsvi_cpu_has_amx_bf16_tiles() && syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+}
+
+int bsvi_amx_bf16_available(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, request_tile_data);
+    return amx_permitted;
+}
+
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t bytes_per_row[16];
+    uint8_t rows[16];
+} __attribute__((packed)) tile_config;
+
+#define AMX_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,amx-tile,amx-bf16")))
+
+// Tiles: 0–3 the sums of a 32 × 32 block of C, 4–5 two row tiles of A, 6–7 two tiles of B.
+AMX_TARGET static void configure_tiles(void) {
+    tile_config config;
+    memset(&config, 0, sizeof config);
+    config.palette = 1;
+    for (int t = 0; t < 8; t++) {
+        config.rows[t] = 16;
+        config.bytes_per_row[t] = 64;
+    }
+    _tile_loadconfig(&config);
+}
+
+/// A (m × k floats) as bfloat16 rows of kp = 32·k_blocks values (zero beyond k, and rows m…mp−1
+/// zero): hi into `hi`, and with `lo`, lo.
+AMX_TARGET static void split_rows(int m, int mp, int k, int kp, const float *a, int lda, uint16_t *hi, uint16_t *lo) {
+    const __m512i rounding = _mm512_set1_epi32(0x7FFF), one = _mm512_set1_epi32(1);
+    for (int r = 0; r < mp; r++) {
+        uint16_t *h = hi + (long)r * kp, *l = lo ? lo + (long)r * kp : NULL;
+        for (int c = 0; c < kp; c += 16) {
+            const int valid = r < m ? (k - c < 0 ? 0 : k - c > 16 ? 16 : k - c) : 0;
+            const __mmask16 mask = (__mmask16)((1u << valid) - 1u);
+            const __m512 x = _mm512_maskz_loadu_ps(mask, a + (long)r * lda + c);
+            __m512i u = _mm512_castps_si512(x);
+            u = _mm512_add_epi32(u, _mm512_add_epi32(rounding, _mm512_and_si512(_mm512_srli_epi32(u, 16), one)));
+            const __m512i high = _mm512_srli_epi32(u, 16);
+            _mm256_storeu_si256((__m256i *)(h + c), _mm512_cvtepi32_epi16(high));
+            if (l) {
+                const __m512 rest = _mm512_sub_ps(x, _mm512_castsi512_ps(_mm512_slli_epi32(high, 16)));
+                __m512i v = _mm512_castps_si512(rest);
+                v = _mm512_add_epi32(v, _mm512_add_epi32(rounding, _mm512_and_si512(_mm512_srli_epi32(v, 16), one)));
+                _mm256_storeu_si256((__m256i *)(l + c), _mm512_cvtepi32_epi16(_mm512_srli_epi32(v, 16)));
+            }
+        }
+    }
+}
+
+// One 32 × (16·width) block of C, width 1 or 2 tile columns, from row pair `a_hi`/`a_lo` (stride
+// a_stride bytes) and the packed tiles of columns t…t+width−1; stored to `block` (32 × 32 floats).
+#define PRODUCT_BLOCK(WIDTH)                                                                              \
+    do {                                                                                                  \
+        _tile_loadd(0, bias + 16 * t, 0);                                                                 \
+        _tile_loadd(2, bias + 16 * t, 0);                                                                 \
+        if (WIDTH == 2) {                                                                                 \
+            _tile_loadd(1, bias + 16 * (t + 1), 0);                                                       \
+            _tile_loadd(3, bias + 16 * (t + 1), 0);                                                       \
+        }                                                                                                 \
+        for (int q = 0; q < kb; q++) {                                                                    \
+            const uint16_t *a0 = a_hi + 32 * q, *a1 = a_hi + 16L * kp + 32 * q;                           \
+            const uint32_t *b0 = hi_tiles + ((long)t * kb + q) * 256, *b1 = b0 + (long)kb * 256;           \
+            _tile_loadd(4, a0, a_stride);                                                                 \
+            _tile_loadd(5, a1, a_stride);                                                                 \
+            _tile_loadd(6, b0, 64);                                                                       \
+            if (WIDTH == 2) _tile_loadd(7, b1, 64);                                                       \
+            _tile_dpbf16ps(0, 4, 6);                                                                      \
+            _tile_dpbf16ps(2, 5, 6);                                                                      \
+            if (WIDTH == 2) {                                                                             \
+                _tile_dpbf16ps(1, 4, 7);                                                                  \
+                _tile_dpbf16ps(3, 5, 7);                                                                  \
+            }                                                                                             \
+            if (split) {                                                                                  \
+                _tile_loadd(6, b0 + part, 64); /* hi · lo */                                              \
+                if (WIDTH == 2) _tile_loadd(7, b1 + part, 64);                                            \
+                _tile_dpbf16ps(0, 4, 6);                                                                  \
+                _tile_dpbf16ps(2, 5, 6);                                                                  \
+                if (WIDTH == 2) {                                                                         \
+                    _tile_dpbf16ps(1, 4, 7);                                                              \
+                    _tile_dpbf16ps(3, 5, 7);                                                              \
+                }                                                                                         \
+                _tile_loadd(4, a_lo + 32 * q, a_stride); /* lo · hi */                                    \
+                _tile_loadd(5, a_lo + 16L * kp + 32 * q, a_stride);                                       \
+                _tile_loadd(6, b0, 64);                                                                   \
+                if (WIDTH == 2) _tile_loadd(7, b1, 64);                                                   \
+                _tile_dpbf16ps(0, 4, 6);                                                                  \
+                _tile_dpbf16ps(2, 5, 6);                                                                  \
+                if (WIDTH == 2) {                                                                         \
+                    _tile_dpbf16ps(1, 4, 7);                                                              \
+                    _tile_dpbf16ps(3, 5, 7);                                                              \
+                }                                                                                         \
+            }                                                                                             \
+        }                                                                                                 \
+        _tile_stored(0, block, 128);                                                                      \
+        _tile_stored(2, block + 16 * 32, 128);                                                            \
+        if (WIDTH == 2) {                                                                                 \
+            _tile_stored(1, block + 16, 128);                                                             \
+            _tile_stored(3, block + 16 * 32 + 16, 128);                                                   \
+        }                                                                                                 \
+    } while (0)
+
+AMX_TARGET static void amx_linear(int m, int k, int n, const float *a, int lda, const float *packed, int split,
+                                  float *c, int ldc, bsvi_activation activation) {
+    const int nt = tile_columns(n), kb = k_blocks(k), kp = 32 * kb, mp = (m + 31) / 32 * 32;
+    const long part = (long)nt * kb * 256;
+    const uint32_t *hi_tiles = (const uint32_t *)packed;
+    const float *bias = packed + part * (split ? 2 : 1);
+    // The A halves (bfloat16, two per float of scratch) and a 32 × 32 block of C.
+    const long a_floats = (long)mp * kp / 2;
+    float *scratch = bsvi_scratch_or_abort(BSVI_SCRATCH_PACKED_A, a_floats * (split ? 2 : 1) + 32 * 32);
+    uint16_t *a_hi_rows = (uint16_t *)scratch, *a_lo_rows = split ? (uint16_t *)(scratch + a_floats) : NULL;
+    float *block = scratch + a_floats * (split ? 2 : 1);
+    split_rows(m, mp, k, kp, a, lda, a_hi_rows, a_lo_rows);
+    configure_tiles();
+    const long a_stride = (long)kp * 2;
+    for (int i = 0; i < mp; i += 32) {
+        const uint16_t *a_hi = a_hi_rows + (long)i * kp, *a_lo = split ? a_lo_rows + (long)i * kp : NULL;
+        const int rows = m - i < 32 ? m - i : 32;
+        for (int t = 0; t < nt; t += 2) {
+            const int width = t + 1 < nt ? 2 : 1;
+            if (width == 2) PRODUCT_BLOCK(2);
+            else PRODUCT_BLOCK(1);
+            const int cols = n - 16 * t < 16 * width ? n - 16 * t : 16 * width;
+            for (int r = 0; r < rows; r++) memcpy(c + (long)(i + r) * ldc + 16 * t, block + r * 32, (size_t)cols * 4);
+        }
+    }
+    _tile_release();
+    if (activation != BSVI_ACTIVATION_NONE)
+        for (int r = 0; r < m; r++) bsvi_activation_forward(activation, c + (long)r * ldc, n);
+}
+
+void bsvi_amx_bf16_linear(int m, int k, int n, const float *a, int lda, const float *packed, int split, float *c,
+                          int ldc, bsvi_activation activation) {
+    if (!bsvi_amx_bf16_available()) {
+        fprintf(stderr, "bsvi-dist: bsvi_amx_bf16_linear called on a CPU without usable AMX-BF16 tiles\n");
+        abort();
+    }
+    amx_linear(m, k, n, a, lda, packed, split, c, ldc, activation);
+}
+#else
+int bsvi_amx_bf16_available(void) { return 0; }
+void bsvi_amx_bf16_linear(int m, int k, int n, const float *a, int lda, const float *packed, int split, float *c,
+                          int ldc, bsvi_activation activation) {
+    (void)m, (void)k, (void)n, (void)a, (void)lda, (void)packed, (void)split, (void)c, (void)ldc, (void)activation;
+    fprintf(stderr, "bsvi-dist: bsvi_amx_bf16_linear called on a CPU without usable AMX-BF16 tiles\n");
+    abort();
+}
+#endif

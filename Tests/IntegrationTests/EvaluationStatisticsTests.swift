@@ -234,6 +234,44 @@ struct EvaluationStatisticsTests {
                             b: try directEvaluation(checkpoint: b, data: data, samples: Self.samples, seed: Self.seed))
     }
 
+    @Test("eval --matmul-precision high: within 1e-3 nats of float32 per example, recorded in the JSON and the per-example file, the same bits on 1 and 2 ranks; refused (64) where it cannot run")
+    func matmulPrecision() throws {
+        let dir = try makeTemporaryDirectory(prefix: "evalprecision")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let data = dir + "/toy.h5"
+        try writeToyDataset(data)
+        let checkpoint = try trainTinyCheckpoint(data: data, runDir: dir + "/run", seed: 5)
+        let base = ["eval", checkpoint, "--data", data, "--samples", "\(Self.samples)", "--seed", "\(Self.seed)", "--json"]
+        guard MatmulPrecision.high.unavailableReason == nil else {
+            for r in [try bsvi(base + ["--matmul-precision", "high"]), try mpirunBSVI(ranks: 2, base + ["--matmul-precision", "high"])] {
+                #expect(r.status == 64 && r.stderr.contains("AMX") && r.stdout.isEmpty, "\(r.stderr)")
+                #expect(r.stderr.components(separatedBy: "--matmul-precision high needs").count == 2, "said once: \(r.stderr)")
+            }
+            return
+        }
+        let float32 = try bsvi(base + ["--per-example", dir + "/float32.h5"])
+        let high = try bsvi(base + ["--matmul-precision", "high", "--per-example", dir + "/high.h5"])
+        let twoRanks = try mpirunBSVI(ranks: 2, base + ["--matmul-precision", "high", "--per-example", dir + "/high2.h5"])
+        for r in [float32, high, twoRanks] { #expect(r.status == 0, "\(r.stderr)") }
+        #expect(try parseJSONLine(float32.stdout)["matmul_precision"] as? String == "highest")
+        #expect(try parseJSONLine(high.stdout)["matmul_precision"] as? String == "high")
+        let (a, _) = try PerExampleFile.read(dir + "/float32.h5"), (b, _) = try PerExampleFile.read(dir + "/high.h5")
+        let (b2, _) = try PerExampleFile.read(dir + "/high2.h5")
+        #expect(a.matmulPrecision == .highest && b.matmulPrecision == .high && b2.matmulPrecision == .high)
+        for row in a.rows {
+            #expect(abs(a.logLikelihood[row] - b.logLikelihood[row]) <= 1e-3, "row \(row): \(a.logLikelihood[row]) vs \(b.logLikelihood[row])")
+            #expect(abs(a.elboRefined[row] - b.elboRefined[row]) <= 1e-3, "row \(row) ELBO(λ_k)")
+        }
+        #expect(a.logLikelihood != b.logLikelihood, "float32 bits at high precision: were the tiles used?")
+        #expect(b2.logLikelihood == b.logLikelihood && b2.elbo == b.elbo && b2.elboRefined == b.elboRefined, "2 ranks differ from 1")
+        let text = try bsvi(Array(base.dropLast()) + ["--matmul-precision", "medium"])
+        #expect(text.status == 0 && text.stdout.contains("decoder products at --matmul-precision medium"), "\(text.stdout)\(text.stderr)")
+        if KernelPath.avx2.isSupported {
+            let refused = try runCommand(try binaryPath(), base + ["--matmul-precision", "high"], environment: ["BSVI_KERNELS": "avx2"])
+            #expect(refused.status == 64 && refused.stderr.contains("BSVI_KERNELS chose avx2") && refused.stdout.isEmpty, "\(refused.stderr)")
+        }
+    }
+
     @Test("bad requests: per-example with two splits (64), an unwritable per-example folder (73, before evaluating, also /sys as root), mismatched inputs (65)")
     func badRequests() throws {
         let dir = try makeTemporaryDirectory(prefix: "compare-bad")

@@ -6,14 +6,14 @@ import Foundation
 /// rank 0 atomically (AtomicFile: a crash leaves no partial file), replacing any older file.
 ///
 /// eval: root attributes `format` = "bsvi-per-example", `checkpoint`, `data` (the --data path),
-/// `split`, `samples` (K), `seed` (int64, the UInt64's bits), `proposal`, `refinement_steps`,
+/// `split`, `samples` (K), `seed` (int64, the UInt64's bits), `proposal`, `refinement_steps`, `matmul_precision`,
 /// `examples`; datasets `/row` (int64) and `/log_likelihood`, `/elbo`, `/elbo_refined`,
 /// `/ess_fraction`, `/max_weight` (float64), one value per example.
 ///
 /// compare: `format` = "bsvi-comparison", `a_checkpoint`, `b_checkpoint`, `data`, `split`, `samples`,
 /// `seed`, `examples`, `common_random_numbers` (0/1); `/row`, `/difference` (log p̂_A − log p̂_B) and
-/// the eval datasets of each model in groups `/a` and `/b` (each with its `checkpoint`, `proposal`
-/// and `refinement_steps` attributes).
+/// the eval datasets of each model in groups `/a` and `/b` (each with its `checkpoint`, `proposal`,
+/// `refinement_steps` and `matmul_precision` attributes).
 public enum PerExampleFile {
     public static let evaluationFormat = "bsvi-per-example"
     public static let comparisonFormat = "bsvi-comparison"

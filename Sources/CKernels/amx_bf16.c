@@ -140,7 +140,8 @@ AMX_TARGET static void split_rows(int m, int mp, int k, int kp, const float *a, 
 }
 
 // One 32 × (16·width) block of C, width 1 or 2 tile columns, from row pair `a_hi`/`a_lo` (stride
-// a_stride bytes) and the packed tiles of columns t…t+width−1; stored to `block` (32 × 32 floats).
+// a_stride bytes) and the packed tiles of columns t…t+width−1; stored to `out` (row stride out_ld
+// floats, out_stride bytes).
 #define PRODUCT_BLOCK(WIDTH)                                                                              \
     do {                                                                                                  \
         _tile_loadd(0, bias + 16 * t, 0);                                                                 \
@@ -183,11 +184,11 @@ AMX_TARGET static void split_rows(int m, int mp, int k, int kp, const float *a, 
                 }                                                                                         \
             }                                                                                             \
         }                                                                                                 \
-        _tile_stored(0, block, 128);                                                                      \
-        _tile_stored(2, block + 16 * 32, 128);                                                            \
+        _tile_stored(0, out, out_stride);                                                                 \
+        _tile_stored(2, out + 16 * out_ld, out_stride);                                                   \
         if (WIDTH == 2) {                                                                                 \
-            _tile_stored(1, block + 16, 128);                                                             \
-            _tile_stored(3, block + 16 * 32 + 16, 128);                                                   \
+            _tile_stored(1, out + 16, out_stride);                                                        \
+            _tile_stored(3, out + 16 * out_ld + 16, out_stride);                                          \
         }                                                                                                 \
     } while (0)
 
@@ -210,10 +211,15 @@ AMX_TARGET static void amx_linear(int m, int k, int n, const float *a, int lda, 
         const int rows = m - i < 32 ? m - i : 32;
         for (int t = 0; t < nt; t += 2) {
             const int width = t + 1 < nt ? 2 : 1;
+            const int cols = n - 16 * t < 16 * width ? n - 16 * t : 16 * width;
+            // A whole block goes straight to C; one cut by m or n through the 32 × 32 scratch.
+            const int whole = rows == 32 && cols == 16 * width;
+            float *out = whole ? c + (long)i * ldc + 16 * t : block;
+            const long out_ld = whole ? ldc : 32, out_stride = out_ld * 4;
             if (width == 2) PRODUCT_BLOCK(2);
             else PRODUCT_BLOCK(1);
-            const int cols = n - 16 * t < 16 * width ? n - 16 * t : 16 * width;
-            for (int r = 0; r < rows; r++) memcpy(c + (long)(i + r) * ldc + 16 * t, block + r * 32, (size_t)cols * 4);
+            if (!whole)
+                for (int r = 0; r < rows; r++) memcpy(c + (long)(i + r) * ldc + 16 * t, block + r * 32, (size_t)cols * 4);
         }
     }
     _tile_release();

@@ -12,6 +12,8 @@ struct CPUInfo: ParsableCommand {
 
     func run() throws {
         let supported = KernelPath.supported
+        // What `eval --matmul-precision` can run here (high and medium need AMX-BF16 tiles).
+        let precisions = MatmulPrecision.allCases.filter { $0.unavailableReason == nil }
         let peaks = peak ? supported.map { $0.fmaPeakGigaflops(seconds: 0.3) } : []
         if json {
             var object: [String: Any] = [
@@ -19,6 +21,7 @@ struct CPUInfo: ParsableCommand {
                 "cpu_model_number": KernelPath.cpuModelNumber, "kernel_paths": supported.map(\.rawValue),
                 "kernel_isa": KernelPath.active.rawValue, "blas_core": OpenBLASCore.current,
                 "blas_core_chooser": OpenBLASCoreChooser.current.rawValue,
+                "matmul_precisions": precisions.map(\.rawValue),
             ]
             if peak { object["fma_peak_gflops"] = Dictionary(uniqueKeysWithValues: zip(supported.map(\.rawValue), peaks)) }
             print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self))
@@ -27,6 +30,8 @@ struct CPUInfo: ParsableCommand {
         print("CPU             \(KernelPath.cpuDescription)")
         print("kernel paths    \(supported.map(\.rawValue).joined(separator: ", ")) (in use: \(KernelPath.active.rawValue); set BSVI_KERNELS to choose)")
         print("OpenBLAS core   \(OpenBLASCore.current) (\(OpenBLASCoreChooser.current.note))")
+        print("eval precision  \(precisions.map(\.rawValue).joined(separator: ", "))"
+              + (precisions.count > 1 ? " (--matmul-precision; high and medium on AMX-BF16 tiles)" : " (no AMX-BF16 tiles on this path: high and medium unavailable)"))
         for (path, rate) in zip(supported, peaks) { print(String(format: "FMA peak        %@ %.1f GFLOP/s per core", path.rawValue, rate)) }
     }
 }

@@ -67,6 +67,7 @@ struct Compare: ParsableCommand {
             object["ranks"] = ranks
             object["data"] = options.data
             object["proposal"] = options.proposal.rawValue
+            object["matmul_precision"] = options.matmulPrecision.rawValue
             if let path = options.perExample { object["per_example"] = path }
             try printJSONLine(object)
             return

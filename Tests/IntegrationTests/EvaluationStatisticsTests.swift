@@ -264,6 +264,10 @@ struct EvaluationStatisticsTests {
         }
         #expect(a.logLikelihood != b.logLikelihood, "float32 bits at high precision: were the tiles used?")
         #expect(b2.logLikelihood == b.logLikelihood && b2.elbo == b.elbo && b2.elboRefined == b.elboRefined, "2 ranks differ from 1")
+        let compared = try bsvi(["compare", checkpoint, checkpoint] + base.dropFirst(2) + ["--matmul-precision", "high"])
+        #expect(compared.status == 0, "\(compared.stderr)")
+        let comparedPrecision = try parseJSONLine(compared.stdout)["matmul_precision"] as? String
+        #expect(comparedPrecision == "high")
         let text = try bsvi(Array(base.dropLast()) + ["--matmul-precision", "medium"])
         #expect(text.status == 0 && text.stdout.contains("decoder products at --matmul-precision medium"), "\(text.stdout)\(text.stderr)")
         if KernelPath.avx2.isSupported {

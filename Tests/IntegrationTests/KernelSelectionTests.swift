@@ -36,6 +36,22 @@ struct KernelSelectionTests {
         #expect(text.stdout.contains("(family \(family), model \(model))"), "\(text.stdout)")
     }
 
+    @Test("cpu lists eval's --matmul-precision high and medium exactly when /proc/cpuinfo shows AMX tiles with bfloat16, and not on the avx2 path",
+          .enabled(if: FileManager.default.fileExists(atPath: "/proc/cpuinfo")))
+    func matmulPrecisions() throws {
+        let proc = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
+        let flags = Set(proc.split(separator: "\n").first { $0.hasPrefix("flags") }?.split(separator: " ").map(String.init) ?? [])
+        let amx = flags.contains("amx_tile") && flags.contains("amx_bf16")
+        let listed = try Self.cpuInfo()["matmul_precisions"] as? [String]
+        #expect(listed == (amx ? ["highest", "high", "medium"] : ["highest"]), "\(listed ?? [])")
+        if KernelPath.avx2.isSupported {
+            let onAVX2 = try Self.cpuInfo(environment: ["BSVI_KERNELS": "avx2"])["matmul_precisions"] as? [String]
+            #expect(onAVX2 == ["highest"], "\(onAVX2 ?? [])")
+        }
+        let text = try runCommand(try binaryPath(), ["cpu"])
+        #expect(text.stdout.contains(amx ? "eval precision  highest, high, medium" : "eval precision  highest (no AMX-BF16"), "\(text.stdout)")
+    }
+
     @Test("an unknown BSVI_KERNELS value is refused with exit 64 and a message naming the variable and the choices")
     func unknownPathIsRefused() throws {
         for command in [["cpu"], ["train", "--epochs", "1"]] {

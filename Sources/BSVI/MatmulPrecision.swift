@@ -19,6 +19,12 @@ public enum MatmulPrecision: String, CaseIterable, Codable, Sendable {
         }
     }
 
+    /// The AMX tiles' bfloat16 peak in GFLOP/s over about `seconds` (nil without usable tiles):
+    /// the yardstick of the high and medium products, as the FMA peak is float32's.
+    public static func tilePeakGigaflops(seconds: Double) -> Double? {
+        bsvi_amx_bf16_available() != 0 ? bsvi_amx_bf16_peak_gflops(seconds) : nil
+    }
+
     /// Why this process cannot evaluate at this precision (nil: it can). high and medium need AMX
     /// tiles with bfloat16 (Intel Sapphire Rapids and later) and the avx512 kernel path, whose
     /// element-wise passes they use.

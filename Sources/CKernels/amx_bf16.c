@@ -227,6 +227,39 @@ AMX_TARGET static void amx_linear(int m, int k, int n, const float *a, int lda, 
         for (int r = 0; r < m; r++) bsvi_activation_forward(activation, c + (long)r * ldc, n);
 }
 
+/// Four independent accumulator tiles fed by TDPBF16PS from tiles that stay loaded: no memory
+/// traffic in the loop, the tile unit's own rate (16 × 16 × 32 multiply-adds per instruction).
+AMX_TARGET static double amx_peak(double seconds) {
+    static const uint16_t ones[16 * 32] __attribute__((aligned(64))) = {0};
+    configure_tiles();
+    _tile_loadd(4, ones, 64);
+    _tile_loadd(5, ones, 64);
+    _tile_loadd(6, ones, 64);
+    _tile_loadd(7, ones, 64);
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    long iterations = 0;
+    const long batch = 1 << 12;
+    const double t0 = bsvi_seconds_now();
+    double elapsed;
+    do {
+        for (long it = 0; it < batch; it++) {
+            _tile_dpbf16ps(0, 4, 6);
+            _tile_dpbf16ps(1, 4, 7);
+            _tile_dpbf16ps(2, 5, 6);
+            _tile_dpbf16ps(3, 5, 7);
+        }
+        iterations += batch;
+        elapsed = bsvi_seconds_now() - t0;
+    } while (elapsed < seconds);
+    _tile_release();
+    return (double)iterations * 4 * 16 * 16 * 32 * 2 / elapsed * 1e-9;
+}
+
+double bsvi_amx_bf16_peak_gflops(double seconds) { return bsvi_amx_bf16_available() ? amx_peak(seconds) : 0; }
+
 void bsvi_amx_bf16_linear(int m, int k, int n, const float *a, int lda, const float *packed, int split, float *c,
                           int ldc, bsvi_activation activation) {
     if (!bsvi_amx_bf16_available()) {
@@ -237,6 +270,10 @@ void bsvi_amx_bf16_linear(int m, int k, int n, const float *a, int lda, const fl
 }
 #else
 int bsvi_amx_bf16_available(void) { return 0; }
+double bsvi_amx_bf16_peak_gflops(double seconds) {
+    (void)seconds;
+    return 0;
+}
 void bsvi_amx_bf16_linear(int m, int k, int n, const float *a, int lda, const float *packed, int split, float *c,
                           int ldc, bsvi_activation activation) {
     (void)m, (void)k, (void)n, (void)a, (void)lda, (void)packed, (void)split, (void)c, (void)ldc, (void)activation;

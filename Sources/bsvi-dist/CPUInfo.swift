@@ -15,6 +15,7 @@ struct CPUInfo: ParsableCommand {
         // What `eval --matmul-precision` can run here (high and medium need AMX-BF16 tiles).
         let precisions = MatmulPrecision.allCases.filter { $0.unavailableReason == nil }
         let peaks = peak ? supported.map { $0.fmaPeakGigaflops(seconds: 0.3) } : []
+        let tilePeak = peak ? MatmulPrecision.tilePeakGigaflops(seconds: 0.3) : nil
         if json {
             var object: [String: Any] = [
                 "cpu_model": KernelPath.cpuModel, "cpu_family": KernelPath.cpuFamily,
@@ -23,7 +24,10 @@ struct CPUInfo: ParsableCommand {
                 "blas_core_chooser": OpenBLASCoreChooser.current.rawValue,
                 "matmul_precisions": precisions.map(\.rawValue),
             ]
-            if peak { object["fma_peak_gflops"] = Dictionary(uniqueKeysWithValues: zip(supported.map(\.rawValue), peaks)) }
+            if peak {
+                object["fma_peak_gflops"] = Dictionary(uniqueKeysWithValues: zip(supported.map(\.rawValue), peaks))
+                if let tiles = tilePeak { object["amx_bf16_peak_gflops"] = tiles }
+            }
             print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self))
             return
         }
@@ -33,5 +37,6 @@ struct CPUInfo: ParsableCommand {
         print("eval precision  \(precisions.map(\.rawValue).joined(separator: ", "))"
               + (precisions.count > 1 ? " (--matmul-precision; high and medium on AMX-BF16 tiles)" : " (no AMX-BF16 tiles on this path: high and medium unavailable)"))
         for (path, rate) in zip(supported, peaks) { print(String(format: "FMA peak        %@ %.1f GFLOP/s per core", path.rawValue, rate)) }
+        if let tilePeak { print(String(format: "AMX-BF16 peak   %.1f GFLOP/s per core (bfloat16 tiles: eval --matmul-precision high|medium)", tilePeak)) }
     }
 }

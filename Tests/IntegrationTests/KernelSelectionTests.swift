@@ -48,6 +48,16 @@ struct KernelSelectionTests {
             let onAVX2 = try Self.cpuInfo(environment: ["BSVI_KERNELS": "avx2"])["matmul_precisions"] as? [String]
             #expect(onAVX2 == ["highest"], "\(onAVX2 ?? [])")
         }
+        // The tiles' own yardstick: on every AMX CPU so far 6–14 times the AVX-512 FMA peak.
+        let peaks = try runCommand(try binaryPath(), ["cpu", "--json", "--peak"])
+        let measured = try parseJSONLine(peaks.stdout)
+        let tiles = measured["amx_bf16_peak_gflops"] as? Double
+        if amx {
+            let fma = try #require((measured["fma_peak_gflops"] as? [String: Double])?["avx512"])
+            #expect((tiles ?? 0) > 2 * fma, "AMX \(tiles ?? 0) against FMA \(fma) GFLOP/s")
+        } else {
+            #expect(tiles == nil)
+        }
         let text = try runCommand(try binaryPath(), ["cpu"])
         #expect(text.stdout.contains(amx ? "eval precision  highest, high, medium" : "eval precision  highest (no AMX-BF16"), "\(text.stdout)")
     }

@@ -126,6 +126,9 @@ void bsvi_transpose(int rows, int cols, const float *src, int lds, float *dst, i
 /// Whether bsvi_amx_bf16_linear can run: AMX-TILE and AMX-BF16, with the OS's tile state, and
 /// (Linux) this process's permission for it, requested on the first call.
 int bsvi_amx_bf16_available(void);
+/// The tile unit's bfloat16 peak in GFLOP/s (2 per multiply-add): register-only TDPBF16PS into four
+/// accumulator tiles for about `seconds`; 0 where bsvi_amx_bf16_available() is 0.
+double bsvi_amx_bf16_peak_gflops(double seconds);
 /// hi[i] = bf16(in[i]) and, when lo is non-NULL, lo[i] = bf16(in[i] − hi[i]), rounded to nearest
 /// even and returned as floats: the factors bsvi_amx_bf16_linear multiplies (tests' reference).
 void bsvi_bf16_split(const float *in, float *hi, float *lo, long count);

@@ -29,9 +29,6 @@ public struct EvaluationResult: Codable, Equatable, Sendable {
     /// The seed of the evaluation noise (`eval --seed` reproduces the numbers); nil in the
     /// summaries of runs from before it was recorded.
     public var seed: UInt64?
-    /// `eval --matmul-precision` when not the default float32 (`highest`): nil for float32
-    /// products, and in the summaries of runs, which always evaluate in float32.
-    public var matmulPrecision: String?
 
     /// ELBO(λ_k) − ELBO(λ₀): how much per-example refinement improves on the encoder.
     public var amortizationGap: Double { elboRefined - elbo }
@@ -70,6 +67,5 @@ extension EvaluationResult {
                   elboRefined: S.mean(e.elboRefined), elboRefinedSE: S.standardError(e.elboRefined),
                   essFractionMean: S.mean(e.essFraction), essFractionP05: S.percentile(e.essFraction, 5),
                   maxWeightMean: S.mean(e.maxWeight), seconds: e.seconds, seed: e.seed)
-        matmulPrecision = e.matmulPrecision == .highest ? nil : e.matmulPrecision.rawValue
     }
 }

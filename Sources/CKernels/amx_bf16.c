@@ -139,57 +139,54 @@ AMX_TARGET static void split_rows(int m, int mp, int k, int kp, const float *a, 
     }
 }
 
+// Accumulator tiles 0 and 2 (and with WIDTH 2, 1 and 3) += A tiles 4 and 5 times B tile 6 (and 7).
+#define DOT_TILES(WIDTH)                  \
+    do {                                  \
+        _tile_dpbf16ps(0, 4, 6);          \
+        _tile_dpbf16ps(2, 5, 6);          \
+        if (WIDTH == 2) {                 \
+            _tile_dpbf16ps(1, 4, 7);      \
+            _tile_dpbf16ps(3, 5, 7);      \
+        }                                 \
+    } while (0)
+#define LOAD_B_TILES(WIDTH, B0, B1)                   \
+    do {                                              \
+        _tile_loadd(6, B0, 64);                       \
+        if (WIDTH == 2) _tile_loadd(7, B1, 64);       \
+    } while (0)
+
 // One 32 × (16·width) block of C, width 1 or 2 tile columns, from row pair `a_hi`/`a_lo` (stride
 // a_stride bytes) and the packed tiles of columns t…t+width−1; stored to `out` (row stride out_ld
 // floats, out_stride bytes).
-#define PRODUCT_BLOCK(WIDTH)                                                                              \
-    do {                                                                                                  \
-        _tile_loadd(0, bias + 16 * t, 0);                                                                 \
-        _tile_loadd(2, bias + 16 * t, 0);                                                                 \
-        if (WIDTH == 2) {                                                                                 \
-            _tile_loadd(1, bias + 16 * (t + 1), 0);                                                       \
-            _tile_loadd(3, bias + 16 * (t + 1), 0);                                                       \
-        }                                                                                                 \
-        for (int q = 0; q < kb; q++) {                                                                    \
-            const uint16_t *a0 = a_hi + 32 * q, *a1 = a_hi + 16L * kp + 32 * q;                           \
-            const uint32_t *b0 = hi_tiles + ((long)t * kb + q) * 256, *b1 = b0 + (long)kb * 256;           \
-            _tile_loadd(4, a0, a_stride);                                                                 \
-            _tile_loadd(5, a1, a_stride);                                                                 \
-            _tile_loadd(6, b0, 64);                                                                       \
-            if (WIDTH == 2) _tile_loadd(7, b1, 64);                                                       \
-            _tile_dpbf16ps(0, 4, 6);                                                                      \
-            _tile_dpbf16ps(2, 5, 6);                                                                      \
-            if (WIDTH == 2) {                                                                             \
-                _tile_dpbf16ps(1, 4, 7);                                                                  \
-                _tile_dpbf16ps(3, 5, 7);                                                                  \
-            }                                                                                             \
-            if (split) {                                                                                  \
-                _tile_loadd(6, b0 + part, 64); /* hi · lo */                                              \
-                if (WIDTH == 2) _tile_loadd(7, b1 + part, 64);                                            \
-                _tile_dpbf16ps(0, 4, 6);                                                                  \
-                _tile_dpbf16ps(2, 5, 6);                                                                  \
-                if (WIDTH == 2) {                                                                         \
-                    _tile_dpbf16ps(1, 4, 7);                                                              \
-                    _tile_dpbf16ps(3, 5, 7);                                                              \
-                }                                                                                         \
-                _tile_loadd(4, a_lo + 32 * q, a_stride); /* lo · hi */                                    \
-                _tile_loadd(5, a_lo + 16L * kp + 32 * q, a_stride);                                       \
-                _tile_loadd(6, b0, 64);                                                                   \
-                if (WIDTH == 2) _tile_loadd(7, b1, 64);                                                   \
-                _tile_dpbf16ps(0, 4, 6);                                                                  \
-                _tile_dpbf16ps(2, 5, 6);                                                                  \
-                if (WIDTH == 2) {                                                                         \
-                    _tile_dpbf16ps(1, 4, 7);                                                              \
-                    _tile_dpbf16ps(3, 5, 7);                                                              \
-                }                                                                                         \
-            }                                                                                             \
-        }                                                                                                 \
-        _tile_stored(0, out, out_stride);                                                                 \
-        _tile_stored(2, out + 16 * out_ld, out_stride);                                                   \
-        if (WIDTH == 2) {                                                                                 \
-            _tile_stored(1, out + 16, out_stride);                                                        \
-            _tile_stored(3, out + 16 * out_ld + 16, out_stride);                                          \
-        }                                                                                                 \
+#define PRODUCT_BLOCK(WIDTH)                                                                    \
+    do {                                                                                        \
+        _tile_loadd(0, bias + 16 * t, 0);                                                       \
+        _tile_loadd(2, bias + 16 * t, 0);                                                       \
+        if (WIDTH == 2) {                                                                       \
+            _tile_loadd(1, bias + 16 * (t + 1), 0);                                             \
+            _tile_loadd(3, bias + 16 * (t + 1), 0);                                             \
+        }                                                                                       \
+        for (int q = 0; q < kb; q++) {                                                          \
+            const uint32_t *b0 = hi_tiles + ((long)t * kb + q) * 256, *b1 = b0 + (long)kb * 256; \
+            _tile_loadd(4, a_hi + 32 * q, a_stride);                                            \
+            _tile_loadd(5, a_hi + 16L * kp + 32 * q, a_stride);                                 \
+            LOAD_B_TILES(WIDTH, b0, b1);                                                        \
+            DOT_TILES(WIDTH); /* hi · hi */                                                     \
+            if (split) {                                                                        \
+                LOAD_B_TILES(WIDTH, b0 + part, b1 + part);                                      \
+                DOT_TILES(WIDTH); /* hi · lo */                                                 \
+                _tile_loadd(4, a_lo + 32 * q, a_stride);                                        \
+                _tile_loadd(5, a_lo + 16L * kp + 32 * q, a_stride);                             \
+                LOAD_B_TILES(WIDTH, b0, b1);                                                    \
+                DOT_TILES(WIDTH); /* lo · hi */                                                 \
+            }                                                                                   \
+        }                                                                                       \
+        _tile_stored(0, out, out_stride);                                                       \
+        _tile_stored(2, out + 16 * out_ld, out_stride);                                         \
+        if (WIDTH == 2) {                                                                       \
+            _tile_stored(1, out + 16, out_stride);                                              \
+            _tile_stored(3, out + 16 * out_ld + 16, out_stride);                                \
+        }                                                                                       \
     } while (0)
 
 AMX_TARGET static void amx_linear(int m, int k, int n, const float *a, int lda, const float *packed, int split,

@@ -35,7 +35,7 @@ struct CPUInfo: ParsableCommand {
         print("kernel paths    \(supported.map(\.rawValue).joined(separator: ", ")) (in use: \(KernelPath.active.rawValue); set BSVI_KERNELS to choose)")
         print("OpenBLAS core   \(OpenBLASCore.current) (\(OpenBLASCoreChooser.current.note))")
         print("eval precision  \(precisions.map(\.rawValue).joined(separator: ", "))"
-              + (precisions.count > 1 ? " (--matmul-precision; high and medium on AMX-BF16 tiles)" : " (no AMX-BF16 tiles on this path: high and medium unavailable)"))
+              + (precisions.count > 1 ? " (--matmul-precision; high and medium on AMX-BF16 tiles)" : " (high and medium need AMX-BF16 tiles and the avx512 path)"))
         for (path, rate) in zip(supported, peaks) { print(String(format: "FMA peak        %@ %.1f GFLOP/s per core", path.rawValue, rate)) }
         if let tilePeak { print(String(format: "AMX-BF16 peak   %.1f GFLOP/s per core (bfloat16 tiles: eval --matmul-precision high|medium)", tilePeak)) }
     }

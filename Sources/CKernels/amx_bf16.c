@@ -13,10 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-/// Round to nearest even (finite inputs; NaN and ±∞ keep their class for these kernels' purposes).
+/// Round to nearest even. ±∞ stay ±∞ and a NaN stays a (quiet) NaN: the rounding carry would
+/// turn a NaN's payload into ±0. Finite values from 3.3961 × 10³⁸ up round to ±∞, as IEEE's
+/// rounding to bfloat16 does.
 static inline uint16_t bf16_round(float x) {
     uint32_t u;
     memcpy(&u, &x, 4);
+    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 0x40u);
     u += 0x7FFFu + ((u >> 16) & 1u);
     return (uint16_t)(u >> 16);
 }
@@ -115,25 +118,29 @@ AMX_TARGET static void configure_tiles(void) {
     _tile_loadconfig(&config);
 }
 
+/// bf16_round on 16 lanes: the bfloat16 bits in each lane's low half.
+AMX_TARGET static inline __m512i bf16_round_lanes(__m512 x) {
+    const __m512i u = _mm512_castps_si512(x);
+    const __m512i carry = _mm512_add_epi32(_mm512_set1_epi32(0x7FFF), _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1)));
+    const __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(u, carry), 16);
+    const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+    return _mm512_mask_or_epi32(rounded, nan, _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
+}
+
 /// A (m × k floats) as bfloat16 rows of kp = 32·k_blocks values (zero beyond k, and rows m…mp−1
 /// zero): hi into `hi`, and with `lo`, lo.
 AMX_TARGET static void split_rows(int m, int mp, int k, int kp, const float *a, int lda, uint16_t *hi, uint16_t *lo) {
-    const __m512i rounding = _mm512_set1_epi32(0x7FFF), one = _mm512_set1_epi32(1);
     for (int r = 0; r < mp; r++) {
         uint16_t *h = hi + (long)r * kp, *l = lo ? lo + (long)r * kp : NULL;
         for (int c = 0; c < kp; c += 16) {
             const int valid = r < m ? (k - c < 0 ? 0 : k - c > 16 ? 16 : k - c) : 0;
             const __mmask16 mask = (__mmask16)((1u << valid) - 1u);
             const __m512 x = _mm512_maskz_loadu_ps(mask, a + (long)r * lda + c);
-            __m512i u = _mm512_castps_si512(x);
-            u = _mm512_add_epi32(u, _mm512_add_epi32(rounding, _mm512_and_si512(_mm512_srli_epi32(u, 16), one)));
-            const __m512i high = _mm512_srli_epi32(u, 16);
+            const __m512i high = bf16_round_lanes(x);
             _mm256_storeu_si256((__m256i *)(h + c), _mm512_cvtepi32_epi16(high));
             if (l) {
                 const __m512 rest = _mm512_sub_ps(x, _mm512_castsi512_ps(_mm512_slli_epi32(high, 16)));
-                __m512i v = _mm512_castps_si512(rest);
-                v = _mm512_add_epi32(v, _mm512_add_epi32(rounding, _mm512_and_si512(_mm512_srli_epi32(v, 16), one)));
-                _mm256_storeu_si256((__m256i *)(l + c), _mm512_cvtepi32_epi16(_mm512_srli_epi32(v, 16)));
+                _mm256_storeu_si256((__m256i *)(l + c), _mm512_cvtepi32_epi16(bf16_round_lanes(rest)));
             }
         }
     }

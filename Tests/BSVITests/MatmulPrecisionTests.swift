@@ -32,6 +32,11 @@ struct MatmulPrecisionTests {
         let ties = Self.split(inputs)
         #expect(ties.hi == expectedHi)
         #expect(ties.lo == expectedLo)
+        // ±∞ and NaN keep their class: the rounding's carry would turn a NaN with a full payload
+        // (0x7FFFFFFF, as an invalid operation may leave) into ±0.
+        let fullNaN = Float(bitPattern: 0x7FFF_FFFF), negativeFullNaN = Float(bitPattern: 0xFFFF_FFFF)
+        let special = Self.split([.infinity, -.infinity, fullNaN, negativeFullNaN])
+        #expect(special.hi[0] == .infinity && special.hi[1] == -.infinity && special.hi[2].isNaN && special.hi[3].isNaN)
         var values = TestValues(seed: 11)
         let x = values.floats(4000, -50, 50) + values.floats(1000, -1e-3, 1e-3)
         let (hi, lo) = Self.split(x)
@@ -99,6 +104,23 @@ struct MatmulPrecisionTests {
     }
 
     static let shape = ModelShape(inputDim: 40, latentDim: 3, hiddenDims: [24, 9], activation: .tanh)
+
+    @Test("a NaN in A reaches its row of C, and only its row, on the tiles (bfloat16's rounding must not turn it into 0)",
+          .enabled(if: amx, "needs AMX-BF16 tiles"))
+    func nanPropagates() {
+        let (m, k, n) = (3, 40, 20)
+        var values = TestValues(seed: 12)
+        var a = values.floats(m * k, -1, 1)
+        let b = values.floats(k * n, -1, 1), bias = values.floats(n, -1, 1)
+        a[1 * k + 33] = Float(bitPattern: 0x7FFF_FFFF)  // a NaN whose rounding carry would make it 0
+        for split: Int32 in [0, 1] {
+            let c = Self.tileProduct(m: m, k: k, n: n, a: a, b: b, bias: bias, split: split, activation: BSVI_ACTIVATION_NONE)
+            let poisoned = Array(c[n..<(2 * n)]), others = Array(c[0..<n]) + Array(c[(2 * n)...])
+            let allNaN = poisoned.allSatisfy { $0.isNaN }, othersFinite = others.allSatisfy { $0.isFinite }
+            #expect(allNaN, "split \(split): row 1 \(poisoned)")
+            #expect(othersFinite, "split \(split): the other rows")
+        }
+    }
 
     @Test("the tile decoder's log p(x|z) is the model's: high within 1e-3 nats of Float64, medium within 0.3 and further off",
           .enabled(if: tileDecoder, "needs AMX-BF16 tiles and the avx512 path"))

@@ -269,8 +269,10 @@ struct EvaluationStatisticsTests {
         #expect(compared.status == 0, "\(compared.stderr)")
         let comparedPrecision = try parseJSONLine(compared.stdout)["matmul_precision"] as? String
         #expect(comparedPrecision == "high")
-        let text = try bsvi(Array(base.dropLast()) + ["--matmul-precision", "medium"])
-        #expect(text.status == 0 && text.stdout.contains("decoder products at --matmul-precision medium"), "\(text.stdout)\(text.stderr)")
+        for command in [Array(base.dropLast()), ["compare", checkpoint, checkpoint] + base.dropFirst(2).dropLast()] {
+            let text = try bsvi(command + ["--matmul-precision", "medium"])
+            #expect(text.status == 0 && text.stdout.contains("decoder products at --matmul-precision medium"), "\(text.stdout)\(text.stderr)")
+        }
         if KernelPath.avx2.isSupported {
             let refused = try runCommand(try binaryPath(), base + ["--matmul-precision", "high"], environment: ["BSVI_KERNELS": "avx2"])
             #expect(refused.status == 64 && refused.stderr.contains("BSVI_KERNELS chose avx2") && refused.stdout.isEmpty, "\(refused.stderr)")

@@ -38,16 +38,22 @@ public final class MetricsLog {
         public var resumed = false
     }
 
+    /// A metrics.csv as its header's column names and each data row's fields; nil when the file
+    /// cannot be read or is empty.
+    static func table(atPath path: String) -> (columns: [Substring], rows: [[Substring]])? {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        let lines = text.split(separator: "\n")
+        guard let header = lines.first else { return nil }
+        func fields(_ line: Substring) -> [Substring] { line.split(separator: ",", omittingEmptySubsequences: false) }
+        return (fields(header), lines.dropFirst().map(fields))
+    }
+
     public static func rowFacts(atPath path: String) -> RowFacts {
         var facts = RowFacts()
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return facts }
-        let lines = text.split(separator: "\n")
-        guard let header = lines.first else { return facts }
-        let columns = header.split(separator: ",", omittingEmptySubsequences: false)
+        guard let (columns, rows) = table(atPath: path) else { return facts }
         let kind = columns.firstIndex(of: "kind"), epoch = columns.firstIndex(of: "epoch")
-        for line in lines.dropFirst() {
+        for fields in rows {
             facts.rows += 1
-            let fields = line.split(separator: ",", omittingEmptySubsequences: false)
             if let kind, kind < fields.count, fields[kind] == "resume" { facts.resumed = true }
             // A row whose epoch cannot be read counts as late: it cannot prove an early stop.
             let rowEpoch = epoch.flatMap { $0 < fields.count ? Int(fields[$0]) : nil } ?? Int.max
@@ -60,14 +66,10 @@ public final class MetricsLog {
     /// ended there (`--max-steps`) wrote when it finished. A run stopped by a signal at that step
     /// never finished, so a resume with no steps left finds none and writes it.
     public func hasPartialEpochRow(atStep step: Int) -> Bool {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return false }
-        let lines = text.split(separator: "\n")
-        guard let header = lines.first else { return false }
-        let columns = header.split(separator: ",", omittingEmptySubsequences: false)
-        guard let stepColumn = columns.firstIndex(of: "step"), let split = columns.firstIndex(of: "split") else { return false }
-        return lines.dropFirst().contains { line in
-            let fields = line.split(separator: ",", omittingEmptySubsequences: false)
-            return fields.count > max(stepColumn, split) && Int(fields[stepColumn]) == step
+        guard let (columns, rows) = Self.table(atPath: path),
+              let stepColumn = columns.firstIndex(of: "step"), let split = columns.firstIndex(of: "split") else { return false }
+        return rows.contains { fields in
+            fields.count > max(stepColumn, split) && Int(fields[stepColumn]) == step
                 && fields[split] == Substring(Self.partialEpochSplit)
         }
     }

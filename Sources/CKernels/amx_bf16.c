@@ -31,11 +31,15 @@ static inline float bf16_value(uint16_t h) {
     return x;
 }
 
+/// The second bfloat16 of x's split, bf16(x − hi) for hi = bf16_round(x): one definition for
+/// the packing and for bsvi_bf16_split, the tests' reference.
+static inline uint16_t bf16_rest(float x, uint16_t hi) { return bf16_round(x - bf16_value(hi)); }
+
 void bsvi_bf16_split(const float *in, float *hi, float *lo, long count) {
     for (long i = 0; i < count; i++) {
-        const float h = bf16_value(bf16_round(in[i]));
-        hi[i] = h;
-        if (lo) lo[i] = bf16_value(bf16_round(in[i] - h));
+        const uint16_t h = bf16_round(in[i]);
+        hi[i] = bf16_value(h);
+        if (lo) lo[i] = bf16_value(bf16_rest(in[i], h));
     }
 }
 
@@ -66,7 +70,7 @@ void bsvi_bf16_pack(int k, int n, const float *b, int ldb, const float *bias, in
                         if (row < k && col < n) {
                             const float x = b[(long)row * ldb + col];
                             hi[e] = bf16_round(x);
-                            lo[e] = bf16_round(x - bf16_value(hi[e]));
+                            lo[e] = bf16_rest(x, hi[e]);
                         }
                     }
                     const long w = ((long)t * kb + q) * 256 + p * 16 + j;

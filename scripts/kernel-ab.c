@@ -13,7 +13,9 @@
 // default model, 784-200-200-(50+50) and 50-200-200-784 with tanh, batch 100: both networks
 // forward, the likelihood and its gradient, back through every W as it is (sgemm_nt), every weight
 // gradient (sgemm_tn_accumulate), and Adam over all the parameters, so each round leaves the
-// caches as a step leaves them for the next.
+// caches as a step leaves them for the next. WORK = eval: the evaluator's decoder passes, 40 chunks
+// of 120 samples (ImportanceSampler.evaluationChunk) through 50-200-200-784 with tanh, the output
+// layer fused with the Bernoulli likelihood.
 #include "kernel_table.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +51,10 @@ enum { VAE_FORWARD, VAE_SCORE, VAE_BACK, VAE_TN, VAE_UPDATE, VAE_PARTS };
 static const char *const vae_part_names[VAE_PARTS] = {"vae forward (NN)", "vae likelihood, gradient",
                                                       "vae back (NT, tanh')", "vae gradients (TN)", "vae update (Adam)"};
 _Static_assert(VAE_PARTS <= PARTS, "main sizes its arrays by PARTS");
+enum { EVAL_F1, EVAL_F2, EVAL_F3, EVAL_PARTS };
+static const char *const eval_part_names[EVAL_PARTS] = {"eval 50-200 tanh", "eval 200-200 tanh",
+                                                        "eval 200-784 likelihood"};
+_Static_assert(EVAL_PARTS <= PARTS, "main sizes its arrays by PARTS");
 
 enum { BATCH = 100, REFINEMENTS = 20, GRADIENT_ROWS = BATCH * (REFINEMENTS + 1) };
 
@@ -208,17 +214,51 @@ static void run_vae_round(const bsvi_kernel_table *t, vae_workload *w, double *s
     lap(seconds, VAE_UPDATE, &t0);
 }
 
+/// The evaluator's decoder passes (ImportanceSampler): EVAL_PASSES chunks of EVAL_CHUNK samples
+/// of one example through the decoder, the output layer fused with the likelihood.
+enum { EVAL_CHUNK = 120, EVAL_PASSES = 40 };
+typedef struct {
+    float *w1, *w2, *w3, *b1, *b2, *b3, *z, *h1, *h2, *x, *ll;
+} eval_workload;
+
+static eval_workload make_eval_workload(void) {
+    eval_workload w;
+    const long sizes[6] = {50 * 200, 200, 200 * 200, 200, 200 * 784, 784};  // the decoder's parameters, in order
+    long offsets[6], at = 0;
+    for (int i = 0; i < 6; i++) offsets[i] = line_up(at), at = offsets[i] + sizes[i];
+    float *params = random_floats(at, 0.15f);
+    w.w1 = params + offsets[0], w.b1 = params + offsets[1], w.w2 = params + offsets[2], w.b2 = params + offsets[3];
+    w.w3 = params + offsets[4], w.b3 = params + offsets[5];
+    w.z = random_floats((long)EVAL_PASSES * EVAL_CHUNK * 50, 2), w.h1 = random_floats(EVAL_CHUNK * 200, 1);
+    w.h2 = random_floats(EVAL_CHUNK * 200, 1), w.x = random_floats(784, 1), w.ll = random_floats(EVAL_CHUNK, 1);
+    for (int i = 0; i < 784; i++) w.x[i] = w.x[i] > 0.2f;  // binary pixels, about 30 % ones
+    return w;
+}
+
+static void run_eval_round(const bsvi_kernel_table *t, eval_workload *w, double *seconds) {
+    double t0 = bsvi_seconds_now();
+    for (int pass = 0; pass < EVAL_PASSES; pass++) {
+        t->sgemm_nn(EVAL_CHUNK, 50, 200, w->z + (long)pass * EVAL_CHUNK * 50, 50, w->w1, 200, w->h1, 200, w->b1,
+                    BSVI_ACTIVATION_TANH);
+        lap(seconds, EVAL_F1, &t0);
+        t->sgemm_nn(EVAL_CHUNK, 200, 200, w->h1, 200, w->w2, 200, w->h2, 200, w->b2, BSVI_ACTIVATION_TANH);
+        lap(seconds, EVAL_F2, &t0);
+        t->sgemm_nn_bernoulli_log_likelihood(EVAL_CHUNK, 200, 784, w->h2, 200, w->w3, 784, w->b3, w->x, 784, 1, w->ll);
+        lap(seconds, EVAL_F3, &t0);
+    }
+}
+
 int main(int argc, char **argv) {
     const int rounds = argc > 1 ? atoi(argv[1]) : 30;
     const char *label_a = argc > 2 ? argv[2] : "A", *label_b = argc > 3 ? argv[3] : "B";
     const char *work = argc > 4 ? argv[4] : "bsvi";
-    const int vae = strcmp(work, "vae") == 0;
-    if (!vae && strcmp(work, "bsvi") != 0) {
-        fprintf(stderr, "kernel-ab: WORK must be bsvi or vae, got '%s'\n", work);
+    const int vae = strcmp(work, "vae") == 0, eval = strcmp(work, "eval") == 0;
+    if (!vae && !eval && strcmp(work, "bsvi") != 0) {
+        fprintf(stderr, "kernel-ab: WORK must be bsvi, vae or eval, got '%s'\n", work);
         return 64;
     }
-    const int parts = vae ? VAE_PARTS : PARTS;
-    const char *const *names = vae ? vae_part_names : part_names;
+    const int parts = vae ? VAE_PARTS : eval ? EVAL_PARTS : PARTS;
+    const char *const *names = vae ? vae_part_names : eval ? eval_part_names : part_names;
     if (rounds <= 0) {
         fprintf(stderr, "kernel-ab: ROUNDS must be a positive number of rounds\n");
         return 64;
@@ -238,7 +278,9 @@ int main(int argc, char **argv) {
     bsvi_flush_denormals_on_this_thread();
     workload w;
     vae_workload vw;
+    eval_workload ew;
     if (vae) vw = make_vae_workload();
+    else if (eval) ew = make_eval_workload();
     else w = make_workload();
     const int avx512 = isa == BSVI_ISA_AVX512;
     const bsvi_kernel_table *tables[2] = {avx512 ? &kernel_ab_a_avx512 : &kernel_ab_a_avx2,
@@ -252,6 +294,7 @@ int main(int argc, char **argv) {
             const int v = (r & 1) ? 1 - turn : turn;
             for (int p = 0; p < parts; p++) scratch[p] = 0;
             if (vae) run_vae_round(tables[v], &vw, scratch);
+            else if (eval) run_eval_round(tables[v], &ew, scratch);
             else run_round(tables[v], &w, scratch);
             if (r >= 0)
                 for (int p = 0; p < parts; p++) seconds[v][p][r] = scratch[p];

@@ -218,6 +218,23 @@ struct KernelSelectionTests {
         #expect(!lines.contains { $0.hasPrefix("forward") }, "bsvi's parts in vae's run: \(r.stdout)")
     }
 
+    /// The eval workload: the evaluator's decoder passes, in three parts and their sum.
+    @Test("scripts/kernel-ab runs the evaluator's decoder passes as its third workload on each vector path",
+          .enabled(if: kernelHeadersCommitted), arguments: vectorPathsOfThisCPU)
+    func kernelABEval(path: String) throws {
+        let r = try runCommand(Self.kernelABScript, ["HEAD", "2", "eval"], environment: ["BSVI_KERNELS": path])
+        #expect(r.status == 0, "\(r.stderr)")
+        let lines = r.stdout.split(separator: "\n")
+        #expect(lines.first?.hasPrefix("\(path) kernels, 2 rounds of eval's work") == true, "\(r.stdout)")
+        let rows = lines.filter { $0.hasPrefix("eval ") || $0.hasPrefix("sum of") }
+        #expect(rows.count == 4, "\(r.stdout)")
+        for row in rows {
+            let numbers = row.split(separator: " ").suffix(3).compactMap { Double($0) }
+            #expect(numbers.count == 3 && numbers.allSatisfy { $0 > 0 }, "\(row)")
+        }
+        #expect(!lines.contains { $0.hasPrefix("forward") || $0.hasPrefix("vae ") }, "another workload's parts: \(r.stdout)")
+    }
+
     @Test("scripts/kernel-ab refuses an unknown revision, 0 rounds, the portable path, an unknown path and an unknown workload, with exit 64")
     func kernelABRefusals() throws {
         let script = Self.kernelABScript

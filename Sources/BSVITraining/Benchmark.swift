@@ -73,10 +73,19 @@ public struct BenchmarkReport: Codable {
     public var blasGflops: Double
     public var evalSamples: Int
     public var evalSamplesPerS: Double
+    /// The decoder's products in the evaluation: "highest" (float32), "high" or "medium"
+    /// (bfloat16 on AMX tiles; `bench --matmul-precision`).
+    public var evalMatmulPrecision: String
     /// The evaluator's useful work per rank (GFLOP/s: encoder, importance and ELBO samples
-    /// through the decoder, refinement steps) and its fraction of the FMA peak.
+    /// through the decoder, refinement steps) and its fraction of the FMA peak; at a tile
+    /// precision, of the tiles' peak instead, counting each multiply-add as the tile
+    /// multiply-adds it takes (3 at high; the encoder's and the refinement's float32 work, under
+    /// 1 % of the total, counted alike).
     public var evalGflopsPerRank: Double
     public var evalPeakFraction: Double
+    /// The AMX tiles' bfloat16 peak (GFLOP/s, one core), measured only when a tile precision's
+    /// evaluation is.
+    public var evalTilePeakGflops: Double?
     /// Projected wall time of K = evalSamples on a 10,000-example split with these ranks.
     public var evalSecondsFor10000Examples: Double
     /// `gemmMsPerStep` by routine and shape (this rank's, rank 0 under mpirun), the most time first.
@@ -118,6 +127,7 @@ public enum Benchmark {
 
     /// With `stepTimesFile`, rank 0 also writes every rank's per-step times there (RankStepTimes).
     public static func run(config: RunConfiguration, steps: Int, warmup: Int, evalSamples: Int, evalExamples: Int,
+                           evalMatmulPrecision: MatmulPrecision = .highest,
                            stepTimesFile: String? = nil, comm: Communicator) throws -> BenchmarkReport {
         try ShardPlan.checkBatchSplits(config.optimizer.batchSize, across: comm.size)
         let b = ShardPlan.balancedPart(of: config.optimizer.batchSize, parts: comm.size, index: comm.rank).count
@@ -132,7 +142,10 @@ public enum Benchmark {
         // for the late one would count as exchange (with 2 timed steps, once more than the step).
         let lockstep = LockstepSplit(comm.size > 1 ? t.stepTimes.droppingFirstStep : t.stepTimes)
         let e = timeEvaluation(config: config, model: model, params: params, x: x, samples: evalSamples,
-                               examples: evalExamples, comm: comm)
+                               examples: evalExamples, matmulPrecision: evalMatmulPrecision, comm: comm)
+        // A tile precision's yardstick: the tiles' own peak, not the FMA loop's.
+        let tilePeak = evalExamples > 0 && evalMatmulPrecision.tileProductsPerMultiplyAdd != nil
+            ? MatmulPrecision.tilePeakGigaflops(seconds: 0.3) : nil
         // The peak once more, after the evaluation: the core's peak does not change, so a lower of
         // the two readings is the shared host taking the core away (both ranks of a two-rank run
         // once read half the peak at once, which put the evaluation at 138 % of it). The higher
@@ -167,8 +180,11 @@ public enum Benchmark {
             fmaPeakIsa: t.yardstick.rawValue, peakFraction: peakFraction, updateFloorMs: updateFloorMs,
             updateTrafficFloorMs: t.updateTrafficSeconds * 1e3, updateDividerFloorMs: t.updateDividerSeconds * 1e3,
             ceilingFraction: ceiling, fractionOfCeiling: peakFraction / ceiling, blasGflops: t.blasRate,
-            evalSamples: evalSamples, evalSamplesPerS: e.samplesPerS, evalGflopsPerRank: evalGflopsPerRank,
-            evalPeakFraction: evalGflopsPerRank / fmaPeak,
+            evalSamples: evalSamples, evalSamplesPerS: e.samplesPerS, evalMatmulPrecision: evalMatmulPrecision.rawValue,
+            evalGflopsPerRank: evalGflopsPerRank,
+            evalPeakFraction: tilePeak.map { evalGflopsPerRank * Double(evalMatmulPrecision.tileProductsPerMultiplyAdd!) / $0 }
+                ?? evalGflopsPerRank / fmaPeak,
+            evalTilePeakGflops: tilePeak,
             evalSecondsFor10000Examples: e.samplesPerS > 0 ? 10_000 * Double(evalSamples) / e.samplesPerS : 0,
             products: t.products.sorted { $0.nanoseconds > $1.nanoseconds }
                 .map { ProductTiming($0, steps: steps, fmaPeakGflops: fmaPeak) })
@@ -266,11 +282,12 @@ public enum Benchmark {
     /// back to z). With
     /// `examples` = 0 the evaluation is skipped and reported as 0.
     static func timeEvaluation(config: RunConfiguration, model: VAEModel, params: FloatBuffer, x: Matrix, samples: Int,
-                               examples: Int, comm: Communicator) -> (samplesPerS: Double, multiplyAddsPerExample: Double) {
+                               examples: Int, matmulPrecision: MatmulPrecision, comm: Communicator)
+        -> (samplesPerS: Double, multiplyAddsPerExample: Double) {
         let group = DistributedEvaluation.roundRowsPerRank
         let sampler = ImportanceSampler(model: model, samples: samples, batchCapacity: group,
                                         refinement: config.objective.evaluationRefinement, proposal: .encoder,
-                                        chunk: ImportanceSampler.evaluationChunk)
+                                        chunk: ImportanceSampler.evaluationChunk, matmulPrecision: matmulPrecision)
         comm.barrier()
         let e0 = DispatchTime.now().uptimeNanoseconds
         var done = 0

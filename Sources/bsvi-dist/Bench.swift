@@ -15,6 +15,8 @@ struct Bench: ParsableCommand {
     @Option(help: "Untimed warm-up steps.") var warmup: Int = 5
     @Option(help: "Importance samples per example for the evaluation benchmark.") var evalSamples: Int = 5000
     @Option(help: "Examples per rank for the evaluation benchmark (0: skip).") var evalExamples: Int = 4
+    @Option(help: "The evaluator's decoder products, as eval's --matmul-precision: highest (float32), or high or medium (bfloat16 on AMX tiles; an Intel CPU with AMX and the avx512 kernel path). At high or medium the evaluation's % of peak is of the tiles' peak.")
+    var matmulPrecision: MatmulPrecision = .highest
     @Option(help: "Dataset for real rows (random binary rows if the file is missing).") var data: String = RunConfiguration.defaultDataPath
     @Option(help: "Write every rank's per-step work and allreduce times (ms) to this CSV file (step,rank,work_ms,allreduce_ms); replaced if it exists.")
     var stepTimes: String?
@@ -40,9 +42,11 @@ struct Bench: ParsableCommand {
         let comm = makeCommunicator()
         runCollectively(comm) {
             // Fails now, not after the timed steps, when the file could not be created.
+            try matmulPrecision.checkAvailable(comm: comm)
             if let path = stepTimes { try comm.rootDecides { try OutputFile.checkCanCreate(path, flag: "--step-times", inputs: [config.files.dataPath]) } }
             let r = try Benchmark.run(config: config, steps: steps, warmup: warmup, evalSamples: evalSamples,
-                                      evalExamples: evalExamples, stepTimesFile: stepTimes, comm: comm)
+                                      evalExamples: evalExamples, evalMatmulPrecision: matmulPrecision, stepTimesFile: stepTimes,
+                                      comm: comm)
             guard comm.isRoot else { return }
             if json {
                 print(String(decoding: try JSONEncoder.snakeCase.encode(r), as: UTF8.self))
@@ -51,9 +55,13 @@ struct Bench: ParsableCommand {
             // Under mpirun, what the allreduce costs the job: lockstep waiting and the exchange itself.
             let lockstep = r.ranks == 1 ? "" : String(format: "\n  lockstep          %.2f ms/step waiting for the slowest rank + %.2f exchange (all ranks' mean; the split above is rank 0's)",
                                                       r.lockstepWaitMsPerStep, r.exchangeMsPerStep)
+            let yardstick = r.evalTilePeakGflops.map { String(
+                format: " at --matmul-precision %@, %.0f%% of the AMX-BF16 tiles' peak (%.0f GFLOP/s; %d tile multiply-adds a multiply-add)",
+                r.evalMatmulPrecision, 100 * r.evalPeakFraction, $0, matmulPrecision.tileProductsPerMultiplyAdd!) }
+                ?? String(format: ", %.0f%% of peak", 100 * r.evalPeakFraction)
             let evaluation = evalExamples == 0 ? "not measured (--eval-examples 0)" : String(
-                format: "%.0f importance samples/s (K=%d) → %.0f s for 10,000 examples; decoder %.1f GFLOP/s per rank, %.0f%% of peak",
-                r.evalSamplesPerS, r.evalSamples, r.evalSecondsFor10000Examples, r.evalGflopsPerRank, 100 * r.evalPeakFraction)
+                format: "%.0f importance samples/s (K=%d) → %.0f s for 10,000 examples; decoder %.1f GFLOP/s per rank%@",
+                r.evalSamplesPerS, r.evalSamples, r.evalSecondsFor10000Examples, r.evalGflopsPerRank, yardstick)
             print(String(numbers: """
                 %@ k=%d%@ batch %d on %d rank(s), %d steps (data: %@)
                   machine           %@; kernels %@; OpenBLAS core %@ (%@)
@@ -76,7 +84,9 @@ struct Bench: ParsableCommand {
                 print("  step times        every rank's work and allreduce ms per step in \(path)")
             }
             if products { print(productTable(r)) }
-            if ([r.peakFraction, r.evalPeakFraction] + (products ? r.products.map(\.peakFraction) : [])).max()! > 1 {
+            // (A tile precision's evaluation is set against the tiles' peak, not these readings.)
+            let fmaFractions = [r.peakFraction] + (r.evalTilePeakGflops == nil ? [r.evalPeakFraction] : [])
+            if (fmaFractions + (products ? r.products.map(\.peakFraction) : [])).max()! > 1 {
                 print(String(format: "  note              a fraction above 100%% means the host took the core away during both peak readings (%@ GFLOP/s); run again",
                              r.fmaPeakReadings.map { String(format: "%.1f", $0) }.joined(separator: " and ")))
             }

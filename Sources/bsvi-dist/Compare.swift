@@ -27,7 +27,7 @@ struct Compare: ParsableCommand {
         // are held since main began (StopsGracefully).
         let comm = makeCommunicator(stallTimeout: options.stallTimeout)
         runCollectively(comm) {
-            try options.checkMatmulPrecision(comm: comm)
+            try options.matmulPrecision.checkAvailable(comm: comm)
             let modelA = try ModelDistribution.load(a, comm: comm)
             let modelB = try ModelDistribution.load(b, comm: comm)
             let shapeA = modelA.model.shape, shapeB = modelB.model.shape

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BSVI
+import BSVIParallel
 import BSVITraining
 
 extension TrainingMethod: ExpressibleByArgument {}
@@ -7,7 +8,14 @@ extension PiMode: ExpressibleByArgument {}
 extension RefinementRule: ExpressibleByArgument {}
 extension Activation: ExpressibleByArgument {}
 extension Proposal: ExpressibleByArgument {}
-extension MatmulPrecision: ExpressibleByArgument {}
+extension MatmulPrecision: ExpressibleByArgument {
+    /// Refuses (64, on every rank together) a --matmul-precision some rank's CPU cannot run.
+    func checkAvailable(comm: Communicator) throws {
+        try comm.onEveryRank {
+            if let reason = unavailableReason { throw CollectiveError(message: reason, exitStatus: .usage) }
+        }
+    }
+}
 
 // One option group per section of RunConfiguration: a flag is declared once, with the
 // section's default, and maps onto exactly one setting.

@@ -41,7 +41,7 @@ struct Evaluate: ParsableCommand {
         // are held since main began (StopsGracefully).
         let comm = makeCommunicator(stallTimeout: options.stallTimeout)
         runCollectively(comm) {
-            try options.checkMatmulPrecision(comm: comm)
+            try options.matmulPrecision.checkAvailable(comm: comm)
             let ckpt = try ModelDistribution.load(checkpoint, comm: comm)
             try options.checkPerExampleOutput(comm: comm, checkpoints: [checkpoint])
             let dataset = try options.openDataset(comm: comm, trainedOn: ckpt.trainingDataPath)

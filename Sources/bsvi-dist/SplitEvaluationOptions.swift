@@ -36,13 +36,6 @@ struct SplitEvaluationOptions: ParsableArguments {
         if let p = perExample, p.isEmpty { throw ValidationError("--per-example needs a file name, e.g. --per-example test-examples.h5") }
     }
 
-    /// Refuses (64, on every rank together) a --matmul-precision some rank's CPU cannot run.
-    func checkMatmulPrecision(comm: Communicator) throws {
-        try comm.onEveryRank {
-            if let reason = matmulPrecision.unavailableReason { throw CollectiveError(message: reason, exitStatus: .usage) }
-        }
-    }
-
     /// The evaluation's SVI refinement: the checkpoint's, with the flags' overrides.
     func refinement(checkpointConfig: String?) -> RefinementSettings {
         var r = RunConfiguration.evaluationRefinement(checkpointConfig: checkpointConfig)

@@ -41,7 +41,8 @@ struct Bench: ParsableCommand {
         } catch { failBeforeStart(error) }
         let comm = makeCommunicator()
         runCollectively(comm) {
-            // Fails now, not after the timed steps, when the file could not be created.
+            // Both fail now, not after the timed steps: a precision this CPU cannot run, and a
+            // file that could not be created.
             try matmulPrecision.checkAvailable(comm: comm)
             if let path = stepTimes { try comm.rootDecides { try OutputFile.checkCanCreate(path, flag: "--step-times", inputs: [config.files.dataPath]) } }
             let r = try Benchmark.run(config: config, steps: steps, warmup: warmup, evalSamples: evalSamples,

@@ -200,39 +200,24 @@ struct KernelSelectionTests {
                 "\(r.stdout)")
     }
 
-    /// The vae workload: vae's step (both networks forward, the likelihood, back through every W,
-    /// every weight gradient, Adam), in five parts and their sum.
-    @Test("scripts/kernel-ab runs vae's step as its second workload on each vector path",
-          .enabled(if: kernelHeadersCommitted), arguments: vectorPathsOfThisCPU)
-    func kernelABVAE(path: String) throws {
-        let r = try runCommand(Self.kernelABScript, ["HEAD", "2", "vae"], environment: ["BSVI_KERNELS": path])
+    /// The other workloads: vae's step (both networks forward, the likelihood, back through every
+    /// W, every weight gradient, Adam) in five parts, and the evaluator's decoder passes (eval) in
+    /// three, each with their sum and no other workload's parts.
+    @Test("scripts/kernel-ab runs vae's step and the evaluator's decoder passes as its other workloads on each vector path",
+          .enabled(if: kernelHeadersCommitted), arguments: vectorPathsOfThisCPU, [("vae", 5), ("eval", 3)])
+    func kernelABWorkload(path: String, workload: (name: String, parts: Int)) throws {
+        let r = try runCommand(Self.kernelABScript, ["HEAD", "2", workload.name], environment: ["BSVI_KERNELS": path])
         #expect(r.status == 0, "\(r.stderr)")
         let lines = r.stdout.split(separator: "\n")
-        #expect(lines.first?.hasPrefix("\(path) kernels, 2 rounds of vae's work") == true, "\(r.stdout)")
-        let rows = lines.filter { $0.hasPrefix("vae ") || $0.hasPrefix("sum of") }
-        #expect(rows.count == 6, "\(r.stdout)")
+        #expect(lines.first?.hasPrefix("\(path) kernels, 2 rounds of \(workload.name)'s work") == true, "\(r.stdout)")
+        let rows = lines.filter { $0.hasPrefix("\(workload.name) ") || $0.hasPrefix("sum of") }
+        #expect(rows.count == workload.parts + 1, "\(r.stdout)")
         for row in rows {
             let numbers = row.split(separator: " ").suffix(3).compactMap { Double($0) }
             #expect(numbers.count == 3 && numbers.allSatisfy { $0 > 0 }, "\(row)")
         }
-        #expect(!lines.contains { $0.hasPrefix("forward") }, "bsvi's parts in vae's run: \(r.stdout)")
-    }
-
-    /// The eval workload: the evaluator's decoder passes, in three parts and their sum.
-    @Test("scripts/kernel-ab runs the evaluator's decoder passes as its third workload on each vector path",
-          .enabled(if: kernelHeadersCommitted), arguments: vectorPathsOfThisCPU)
-    func kernelABEval(path: String) throws {
-        let r = try runCommand(Self.kernelABScript, ["HEAD", "2", "eval"], environment: ["BSVI_KERNELS": path])
-        #expect(r.status == 0, "\(r.stderr)")
-        let lines = r.stdout.split(separator: "\n")
-        #expect(lines.first?.hasPrefix("\(path) kernels, 2 rounds of eval's work") == true, "\(r.stdout)")
-        let rows = lines.filter { $0.hasPrefix("eval ") || $0.hasPrefix("sum of") }
-        #expect(rows.count == 4, "\(r.stdout)")
-        for row in rows {
-            let numbers = row.split(separator: " ").suffix(3).compactMap { Double($0) }
-            #expect(numbers.count == 3 && numbers.allSatisfy { $0 > 0 }, "\(row)")
-        }
-        #expect(!lines.contains { $0.hasPrefix("forward") || $0.hasPrefix("vae ") }, "another workload's parts: \(r.stdout)")
+        let others = ["forward", "vae ", "eval "].filter { $0 != "\(workload.name) " }
+        #expect(!lines.contains { line in others.contains { line.hasPrefix($0) } }, "another workload's parts: \(r.stdout)")
     }
 
     @Test("scripts/kernel-ab refuses an unknown revision, 0 rounds, the portable path, an unknown path and an unknown workload, with exit 64")

@@ -19,16 +19,10 @@ public enum MatmulPrecision: String, CaseIterable, Codable, Sendable {
         }
     }
 
-    /// Tile multiply-adds per multiply-add of the product (high: hi·hi, hi·lo and lo·hi), nil for
-    /// float32: what a tile precision's useful rate is multiplied by before it is set against the
-    /// tiles' peak.
-    public var tileProductsPerMultiplyAdd: Int? {
-        switch self {
-        case .highest: return nil
-        case .high: return 3
-        case .medium: return 1
-        }
-    }
+    /// Tile multiply-adds per multiply-add of the product, nil for float32: 3 for a hi + lo split
+    /// (hi·hi, hi·lo and lo·hi), 1 for hi alone. What a tile precision's useful rate is multiplied
+    /// by before it is set against the tiles' peak.
+    public var tileProductsPerMultiplyAdd: Int? { bfloat16Split.map { $0 == 1 ? 3 : 1 } }
 
     /// The AMX tiles' bfloat16 peak in GFLOP/s over about `seconds` (nil without usable tiles):
     /// the yardstick of the high and medium products, as the FMA peak is float32's.

@@ -74,7 +74,7 @@ struct Compare: ParsableCommand {
         }
         // A refined proposal is each model's own: name how many SVI steps built it.
         let proposal = (options.proposal == .refined ? "refined proposal (A: λ_\(r.aRefinementSteps), B: λ_\(r.bRefinementSteps))" : "encoder proposal")
-            + (options.matmulPrecision == .highest ? "" : ", decoder products at --matmul-precision \(options.matmulPrecision.rawValue)")
+            + options.matmulPrecisionNote
         progress.line(String(numbers: """
             compare on the %@ split: %d examples, K = %d samples from the %@, seed %llu, %@
               A %@: log p(x) ≈ %.4f ± %.4f (mean ESS %.1f%% of K)

@@ -109,7 +109,7 @@ struct Evaluate: ParsableCommand {
               amortization gap %@ − ELBO(λ₀) = %.4f
               importance weights: ESS/K mean %.4f, 5th percentile %.4f; largest normalised weight mean %.4f
             """, r.split, r.examples, r.samples, r.proposal,
-            options.matmulPrecision == .highest ? "" : ", decoder products at --matmul-precision \(options.matmulPrecision.rawValue)",
+            options.matmulPrecisionNote,
             r.logLikelihood, r.logLikelihoodSE, r.elbo, r.elboSE,
             refinedLabel, r.elboRefined, r.elboRefinedSE, refinement.rule.rawValue, Double(refinement.learningRate),
             gaps ? "ELBO(λ*)" : "ELBO(λ_k)", r.amortizationGap, r.essFractionMean, r.essFractionP05, r.maxWeightMean))

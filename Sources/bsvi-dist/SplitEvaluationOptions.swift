@@ -36,6 +36,12 @@ struct SplitEvaluationOptions: ParsableArguments {
         if let p = perExample, p.isEmpty { throw ValidationError("--per-example needs a file name, e.g. --per-example test-examples.h5") }
     }
 
+    /// What eval's and compare's text reports add after the proposal: nothing at float32, else
+    /// the reduced precision of the decoder's products.
+    var matmulPrecisionNote: String {
+        matmulPrecision == .highest ? "" : ", decoder products at --matmul-precision \(matmulPrecision.rawValue)"
+    }
+
     /// The evaluation's SVI refinement: the checkpoint's, with the flags' overrides.
     func refinement(checkpointConfig: String?) -> RefinementSettings {
         var r = RunConfiguration.evaluationRefinement(checkpointConfig: checkpointConfig)

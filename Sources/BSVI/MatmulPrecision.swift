@@ -25,9 +25,14 @@ public enum MatmulPrecision: String, CaseIterable, Codable, Sendable {
     public var tileProductsPerMultiplyAdd: Int? { bfloat16Split.map { $0 == 1 ? 3 : 1 } }
 
     /// The AMX tiles' bfloat16 peak in GFLOP/s over about `seconds` (nil without usable tiles):
-    /// the yardstick of the high and medium products, as the FMA peak is float32's.
-    public static func tilePeakGigaflops(seconds: Double) -> Double? {
-        bsvi_amx_bf16_available() != 0 ? bsvi_amx_bf16_peak_gflops(seconds) : nil
+    /// the yardstick of the high and medium products, as the FMA peak is float32's, and read the
+    /// same way, as the best of five windows. On the shared Intel host one window reads either
+    /// about 1,000 or about 2,500 GFLOP/s, flipping within seconds (docs/benchmarks.md, stop 58);
+    /// a yardstick read in a slow window would put `high`'s fraction of it 2.5× too high.
+    /// `window` reads one window (the tile loop; a test's stand-in).
+    public static func tilePeakGigaflops(seconds: Double, window: (Double) -> Double = { bsvi_amx_bf16_peak_gflops($0) }) -> Double? {
+        guard bsvi_amx_bf16_available() != 0 else { return nil }
+        return bestOfPeakWindows(seconds: seconds, window)
     }
 
     /// Why this process cannot evaluate at this precision (nil: it can). high and medium need AMX

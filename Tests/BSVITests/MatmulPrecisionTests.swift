@@ -184,4 +184,21 @@ struct MatmulPrecisionTests {
             }
         }
     }
+
+    @Test("the tiles' peak is read as the FMA peak is: the best of five equal windows, and none without tiles")
+    func tilePeakIsTheBestWindow() {
+        var windows: [Double] = []
+        let rates = [1_050.0, 2_600.0, 990.0, 2_480.0, 1_100.0]  // a shared core's windows (docs/benchmarks.md, stop 58)
+        let peak = MatmulPrecision.tilePeakGigaflops(seconds: 0.3) { seconds in
+            windows.append(seconds)
+            return rates[windows.count - 1]
+        }
+        if Self.amx {
+            #expect(peak == 2_600)
+            #expect(windows.count == 5 && windows.allSatisfy { abs($0 - 0.06) < 1e-12 })
+            #expect((MatmulPrecision.tilePeakGigaflops(seconds: 0.05) ?? 0) > 0)
+        } else {
+            #expect(peak == nil && windows.isEmpty)
+        }
+    }
 }

@@ -29,8 +29,8 @@ public final class ImportanceSampler {
     public let refinement: RefinementSettings
     public let proposal: Proposal
     public let matmulPrecision: MatmulPrecision
-    /// The decoder on AMX tiles, for `matmulPrecision` high and medium.
-    private let tileDecoder: TileDecoder?
+    /// The decoder in bfloat16, for `matmulPrecision` high and medium.
+    private let bfloat16Decoder: BFloat16Decoder?
     private let encoder: MLPWorkspace
     private let latents: LatentWorkspace
     private let refiner: SVIRefinement
@@ -39,9 +39,11 @@ public final class ImportanceSampler {
     private let kl: FloatBuffer
     private let storage: [FloatBuffer]
 
+    /// `bfloat16Unit`: where a bfloat16 `matmulPrecision` multiplies; nil for the one it prefers
+    /// on this CPU (a test's choice otherwise).
     public init(model: VAEModel, samples: Int, batchCapacity: Int, refinement: RefinementSettings,
                 proposal: Proposal = .encoder, chunk: Int = 100, elboSamples: Int = 100,
-                matmulPrecision: MatmulPrecision = .highest) {
+                matmulPrecision: MatmulPrecision = .highest, bfloat16Unit: BFloat16Unit? = nil) {
         precondition(samples > 0 && chunk > 0 && batchCapacity > 0 && elboSamples > 0)
         self.model = model
         self.samples = samples
@@ -51,8 +53,8 @@ public final class ImportanceSampler {
         self.refinement = refinement
         self.proposal = proposal
         self.matmulPrecision = matmulPrecision
-        tileDecoder = matmulPrecision == .highest ? nil
-            : TileDecoder(mlp: model.decoder, precision: matmulPrecision, capacity: self.chunk)
+        bfloat16Decoder = matmulPrecision == .highest ? nil
+            : BFloat16Decoder(mlp: model.decoder, precision: matmulPrecision, capacity: self.chunk, unit: bfloat16Unit)
         let d = model.shape.latentDim
         encoder = MLPWorkspace(mlp: model.encoder, capacity: batchCapacity)
         latents = LatentWorkspace(model: model, capacity: self.chunk, transposesDecoder: false)  // forward passes only
@@ -78,7 +80,7 @@ public final class ImportanceSampler {
         guard KernelPath.activeHasProducts || b == 1 else {
             return (0..<b).flatMap { evaluate(x: x.rows($0..<($0 + 1)), exampleIDs: [exampleIDs[$0]], seed: seed, params: params) }
         }
-        tileDecoder?.pack(params)  // once for the three passes below
+        bfloat16Decoder?.pack(params)  // once for the three passes below
         encoder.forward(x, rows: 0..<b, params: params)
         let lam0 = lambdaInitial.rows(0..<b), lamK = lambdaRefined.rows(0..<b)
         lam0.copy(from: encoder.output.rows(0..<b))
@@ -104,11 +106,11 @@ public final class ImportanceSampler {
     /// by chunk; one streaming accumulator per example, no per-sample memory beyond a chunk.
     public func importanceSampledEstimates(x: Matrix, ids: [Int], lambda: Matrix, noise: NoiseSource,
                                            params: FloatBuffer) -> [ImportanceEstimate] {
-        tileDecoder?.pack(params)
+        bfloat16Decoder?.pack(params)
         return estimatesOfPackedDecoder(x: x, ids: ids, lambda: lambda, noise: noise, params: params)
     }
 
-    /// `importanceSampledEstimates` with the tile decoder (if any) already packed from `params`.
+    /// `importanceSampledEstimates` with the bfloat16 decoder (if any) already packed from `params`.
     private func estimatesOfPackedDecoder(x: Matrix, ids: [Int], lambda: Matrix, noise: NoiseSource,
                                           params: FloatBuffer) -> [ImportanceEstimate] {
         (0..<x.rows).map { i in
@@ -130,7 +132,7 @@ public final class ImportanceSampler {
         while start < count {
             let n = min(chunk, count - start)
             for s in 0..<n { latents.draw(lambda: lambdaI, start: s, slot: start + s, exampleIDs: id, noise: noise) }
-            latents.scoreLogWeights(rows: 0..<n, x: xi, lambda: lambdaI, params: params, tileDecoder: tileDecoder)
+            latents.scoreLogWeights(rows: 0..<n, x: xi, lambda: lambdaI, params: params, bfloat16Decoder: bfloat16Decoder)
             body(0..<n)
             start += n
         }
@@ -143,11 +145,11 @@ public final class ImportanceSampler {
 
     /// Each example's ELBO with analytic KL, E_q[log p(x|z)] by `elboSamples` draws.
     public func monteCarloELBOs(x: Matrix, ids: [Int], lambda: Matrix, noise: NoiseSource, params: FloatBuffer) -> [Double] {
-        tileDecoder?.pack(params)
+        bfloat16Decoder?.pack(params)
         return elbosOfPackedDecoder(x: x, ids: ids, lambda: lambda, noise: noise, params: params)
     }
 
-    /// `monteCarloELBOs` with the tile decoder (if any) already packed from `params`.
+    /// `monteCarloELBOs` with the bfloat16 decoder (if any) already packed from `params`.
     private func elbosOfPackedDecoder(x: Matrix, ids: [Int], lambda: Matrix, noise: NoiseSource, params: FloatBuffer) -> [Double] {
         let b = x.rows
         Gaussian.klToStandard(lambda: lambda, into: kl.base)

@@ -70,10 +70,10 @@ public final class LatentWorkspace {
     /// On the kernel paths the output layer and the likelihood are one pass that never stores the
     /// logits (the same bits as the two passes); `decoder.output` is then left stale.
     public func scoreLogWeights(rows: Range<Int>, x: Matrix, lambda: Matrix, params: FloatBuffer,
-                                tileDecoder: TileDecoder? = nil) {
+                                bfloat16Decoder: BFloat16Decoder? = nil) {
         let out = logLikelihood.base + rows.lowerBound
-        if let tileDecoder {
-            tileDecoder.logLikelihood(z: z.rows(rows), x: x, into: out)
+        if let bfloat16Decoder {
+            bfloat16Decoder.logLikelihood(z: z.rows(rows), x: x, into: out)
         } else if KernelPath.activeHasProducts {
             let last = decoder.mlp.layerCount - 1
             let h = decoder.forward(z.rows(rows), rows: rows, params: params, layers: last)

@@ -66,6 +66,8 @@ public enum ProductRoutine: String, Codable, Sendable {
     case nnLikelihood = "nn_likelihood"
     /// bsvi_amx_bf16_linear: the evaluator's decoder on AMX tiles (eval --matmul-precision high|medium).
     case tileBF16 = "tile_bf16"
+    /// bsvi_avx512_bf16_linear: the evaluator's decoder on AVX512_BF16 vectors (medium, without tiles).
+    case vectorBF16 = "vector_bf16"
     /// cblas_sgemm on the portable path (or where a caller asks for BLAS), by transposes.
     case blasNN = "blas_nn", blasNT = "blas_nt", blasTN = "blas_tn", blasTT = "blas_tt"
     /// cblas_sgemv or its loop: a weight-gradient product's bias gradient on the BLAS path (m = 1).

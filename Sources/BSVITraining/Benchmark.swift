@@ -74,18 +74,21 @@ public struct BenchmarkReport: Codable {
     public var evalSamples: Int
     public var evalSamplesPerS: Double
     /// The decoder's products in the evaluation: "highest" (float32), "high" or "medium"
-    /// (bfloat16 on AMX tiles; `bench --matmul-precision`).
+    /// (bfloat16; `bench --matmul-precision`).
     public var evalMatmulPrecision: String
+    /// The unit that multiplied the bfloat16 products, "tiles" or "vectors" (`BFloat16Unit`); nil
+    /// at highest.
+    public var evalBf16Unit: String?
     /// The evaluator's useful work per rank (GFLOP/s: encoder, importance and ELBO samples
-    /// through the decoder, refinement steps) and its fraction of the FMA peak; at a tile
-    /// precision, of the tiles' peak instead, counting each multiply-add as the tile
+    /// through the decoder, refinement steps) and its fraction of the FMA peak; at a bfloat16
+    /// precision, of its unit's peak instead, counting each multiply-add as the bfloat16
     /// multiply-adds it takes (3 at high; the encoder's and the refinement's float32 work, under
     /// 1 % of the total, counted alike).
     public var evalGflopsPerRank: Double
     public var evalPeakFraction: Double
-    /// The AMX tiles' bfloat16 peak (GFLOP/s, one core), measured only when a tile precision's
+    /// The bfloat16 unit's peak (GFLOP/s, one core), measured only when a bfloat16 precision's
     /// evaluation is.
-    public var evalTilePeakGflops: Double?
+    public var evalBf16PeakGflops: Double?
     /// Projected wall time of K = evalSamples on a 10,000-example split with these ranks.
     public var evalSecondsFor10000Examples: Double
     /// `gemmMsPerStep` by routine and shape (this rank's, rank 0 under mpirun), the most time first.
@@ -143,9 +146,9 @@ public enum Benchmark {
         let lockstep = LockstepSplit(comm.size > 1 ? t.stepTimes.droppingFirstStep : t.stepTimes)
         let e = timeEvaluation(config: config, model: model, params: params, x: x, samples: evalSamples,
                                examples: evalExamples, matmulPrecision: evalMatmulPrecision, comm: comm)
-        // A tile precision's yardstick: the tiles' own peak, not the FMA loop's.
-        let tilePeak = evalExamples > 0 && evalMatmulPrecision.tileProductsPerMultiplyAdd != nil
-            ? MatmulPrecision.tilePeakGigaflops(seconds: 0.3) : nil
+        // A bfloat16 precision's yardstick: its unit's own peak, not the FMA loop's.
+        let bf16Unit = evalMatmulPrecision.unit
+        let bf16Peak = evalExamples > 0 ? bf16Unit?.peakGigaflops(seconds: 0.3) : nil
         // The peak once more, after the evaluation: the core's peak does not change, so a lower of
         // the two readings is the shared host taking the core away (both ranks of a two-rank run
         // once read half the peak at once, which put the evaluation at 138 % of it). The higher
@@ -181,10 +184,10 @@ public enum Benchmark {
             updateTrafficFloorMs: t.updateTrafficSeconds * 1e3, updateDividerFloorMs: t.updateDividerSeconds * 1e3,
             ceilingFraction: ceiling, fractionOfCeiling: peakFraction / ceiling, blasGflops: t.blasRate,
             evalSamples: evalSamples, evalSamplesPerS: e.samplesPerS, evalMatmulPrecision: evalMatmulPrecision.rawValue,
-            evalGflopsPerRank: evalGflopsPerRank,
-            evalPeakFraction: tilePeak.map { evalGflopsPerRank * Double(evalMatmulPrecision.tileProductsPerMultiplyAdd!) / $0 }
+            evalBf16Unit: bf16Unit?.rawValue, evalGflopsPerRank: evalGflopsPerRank,
+            evalPeakFraction: bf16Peak.map { evalGflopsPerRank * Double(evalMatmulPrecision.bfloat16ProductsPerMultiplyAdd!) / $0 }
                 ?? evalGflopsPerRank / fmaPeak,
-            evalTilePeakGflops: tilePeak,
+            evalBf16PeakGflops: bf16Peak,
             evalSecondsFor10000Examples: e.samplesPerS > 0 ? 10_000 * Double(evalSamples) / e.samplesPerS : 0,
             products: t.products.sorted { $0.nanoseconds > $1.nanoseconds }
                 .map { ProductTiming($0, steps: steps, fmaPeakGflops: fmaPeak) })

@@ -54,7 +54,7 @@ static void detect(cpu_info *info) {
         info->avx512 = info->avx2_fma && f && dq && bw && vl && os_zmm;
         // AMX: TILE (EDX bit 24) and BF16 (bit 22), with the OS managing the tile configuration
         // and data (XCR0 bits 17 and 18). Linux still wants a per-process request before the
-        // first tile instruction (amx_bf16.c makes it).
+        // first tile instruction (bf16_products.c makes it).
         info->amx_bf16 = info->avx512 && ((d >> 24) & 1) && ((d >> 22) & 1) && (xcr0 & 0x60000) == 0x60000;
         __get_cpuid_count(7, 1, &a, &b, &c, &d);
         info->avx512_bf16 = info->avx512 && ((a >> 5) & 1);

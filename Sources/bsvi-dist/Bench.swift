@@ -15,7 +15,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Untimed warm-up steps.") var warmup: Int = 5
     @Option(help: "Importance samples per example for the evaluation benchmark.") var evalSamples: Int = 5000
     @Option(help: "Examples per rank for the evaluation benchmark (0: skip).") var evalExamples: Int = 4
-    @Option(help: "The evaluator's decoder products, as eval's --matmul-precision: highest (float32), or high or medium (bfloat16 on AMX tiles; an Intel CPU with AMX and the avx512 kernel path). At high or medium the evaluation's % of peak is of the tiles' peak.")
+    @Option(help: "The evaluator's decoder products, as eval's --matmul-precision: highest (float32), or high or medium (bfloat16: high on AMX tiles, medium on AMX tiles or AVX512_BF16 vectors; the avx512 kernel path). At high or medium the evaluation's % of peak is of that unit's own peak.")
     var matmulPrecision: MatmulPrecision = .highest
     @Option(help: "Dataset for real rows (random binary rows if the file is missing).") var data: String = RunConfiguration.defaultDataPath
     @Option(help: "Write every rank's per-step work and allreduce times (ms) to this CSV file (step,rank,work_ms,allreduce_ms); replaced if it exists.")
@@ -56,9 +56,10 @@ struct Bench: ParsableCommand {
             // Under mpirun, what the allreduce costs the job: lockstep waiting and the exchange itself.
             let lockstep = r.ranks == 1 ? "" : String(format: "\n  lockstep          %.2f ms/step waiting for the slowest rank + %.2f exchange (all ranks' mean; the split above is rank 0's)",
                                                       r.lockstepWaitMsPerStep, r.exchangeMsPerStep)
-            let yardstick = r.evalTilePeakGflops.map { String(
-                format: " at --matmul-precision %@, %.0f%% of the AMX-BF16 tiles' peak (%.0f GFLOP/s; %d tile multiply-adds a multiply-add)",
-                r.evalMatmulPrecision, 100 * r.evalPeakFraction, $0, matmulPrecision.tileProductsPerMultiplyAdd!) }
+            let yardstick = r.evalBf16PeakGflops.map { String(
+                format: " at --matmul-precision %@, %.0f%% of the %@' bfloat16 peak (%.0f GFLOP/s; %d bfloat16 multiply-adds a multiply-add)",
+                r.evalMatmulPrecision, 100 * r.evalPeakFraction, matmulPrecision.unit == .tiles ? "AMX tiles" : "AVX512_BF16 vectors",
+                $0, matmulPrecision.bfloat16ProductsPerMultiplyAdd!) }
                 ?? String(format: ", %.0f%% of peak", 100 * r.evalPeakFraction)
             let evaluation = evalExamples == 0 ? "not measured (--eval-examples 0)" : String(
                 format: "%.0f importance samples/s (K=%d) → %.0f s for 10,000 examples; decoder %.1f GFLOP/s per rank%@",
@@ -85,8 +86,8 @@ struct Bench: ParsableCommand {
                 print("  step times        every rank's work and allreduce ms per step in \(path)")
             }
             if products { print(productTable(r)) }
-            // (A tile precision's evaluation is set against the tiles' peak, not these readings.)
-            let fmaFractions = [r.peakFraction] + (r.evalTilePeakGflops == nil ? [r.evalPeakFraction] : [])
+            // (A bfloat16 precision's evaluation is set against its unit's peak, not these readings.)
+            let fmaFractions = [r.peakFraction] + (r.evalBf16PeakGflops == nil ? [r.evalPeakFraction] : [])
             if (fmaFractions + (products ? r.products.map(\.peakFraction) : [])).max()! > 1 {
                 print(String(format: "  note              a fraction above 100%% means the host took the core away during both peak readings (%@ GFLOP/s); run again",
                              r.fmaPeakReadings.map { String(format: "%.1f", $0) }.joined(separator: " and ")))

@@ -12,10 +12,12 @@ struct CPUInfo: ParsableCommand {
 
     func run() throws {
         let supported = KernelPath.supported
-        // What `eval --matmul-precision` can run here (high and medium need AMX-BF16 tiles).
+        // What `eval --matmul-precision` can run here (high needs AMX-BF16 tiles, medium those or
+        // AVX512_BF16), and the bfloat16 units' own peaks.
         let precisions = MatmulPrecision.allCases.filter { $0.unavailableReason == nil }
         let peaks = peak ? supported.map { $0.fmaPeakGigaflops(seconds: 0.3) } : []
-        let tilePeak = peak ? MatmulPrecision.tilePeakGigaflops(seconds: 0.3) : nil
+        let tilePeak = peak ? BFloat16Unit.tiles.peakGigaflops(seconds: 0.3) : nil
+        let vectorPeak = peak ? BFloat16Unit.vectors.peakGigaflops(seconds: 0.3) : nil
         if json {
             var object: [String: Any] = [
                 "cpu_model": KernelPath.cpuModel, "cpu_family": KernelPath.cpuFamily,
@@ -27,6 +29,7 @@ struct CPUInfo: ParsableCommand {
             if peak {
                 object["fma_peak_gflops"] = Dictionary(uniqueKeysWithValues: zip(supported.map(\.rawValue), peaks))
                 if let tiles = tilePeak { object["amx_bf16_peak_gflops"] = tiles }
+                if let vectors = vectorPeak { object["avx512_bf16_peak_gflops"] = vectors }
             }
             print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self))
             return
@@ -34,9 +37,13 @@ struct CPUInfo: ParsableCommand {
         print("CPU             \(KernelPath.cpuDescription)")
         print("kernel paths    \(supported.map(\.rawValue).joined(separator: ", ")) (in use: \(KernelPath.active.rawValue); set BSVI_KERNELS to choose)")
         print("OpenBLAS core   \(OpenBLASCore.current) (\(OpenBLASCoreChooser.current.note))")
+        let units = MatmulPrecision.medium.unit.map { $0 == .tiles ? "high and medium on AMX-BF16 tiles" : "medium on AVX512_BF16 vectors; high needs AMX-BF16 tiles" }
         print("eval precision  \(precisions.map(\.rawValue).joined(separator: ", "))"
-              + (precisions.count > 1 ? " (--matmul-precision; high and medium on AMX-BF16 tiles)" : " (high and medium need AMX-BF16 tiles and the avx512 path)"))
+              + (precisions.count > 1 ? " (--matmul-precision; \(units ?? ""))" : " (high needs AMX-BF16 tiles, medium those or AVX512_BF16, both the avx512 path)"))
         for (path, rate) in zip(supported, peaks) { print(String(format: "FMA peak        %@ %.1f GFLOP/s per core", path.rawValue, rate)) }
         if let tilePeak { print(String(format: "AMX-BF16 peak   %.1f GFLOP/s per core (bfloat16 tiles: eval --matmul-precision high|medium)", tilePeak)) }
+        if let vectorPeak {
+            print(String(format: "AVX512_BF16     %.1f GFLOP/s per core (VDPBF16PS; medium uses it where there are no tiles)", vectorPeak))
+        }
     }
 }

@@ -15,7 +15,7 @@ struct SplitEvaluationOptions: ParsableArguments {
     @Option(help: "SVI steps for ELBO(λ_k) and the refined proposal (default: the training's k for svi/bsvi, at least 1; 5 for vae/iwae; bsvi's default k for a file without /training).") var refineSteps: Int?
     @Option(help: "SVI step size (default: the training's; bsvi's default for a file without /training).") var sviLr: Float?
     @Option(help: "SVI rule (default: the training's; bsvi's default for a file without /training).") var sviRule: RefinementRule?
-    @Option(help: "The decoder's products while scoring samples: highest (float32, the default: the same bits on every CPU), high (bfloat16 pairs hi + lo on AMX tiles, each product within about 2^-16 of float32's) or medium (one bfloat16 per factor, about 2^-8); high and medium need an Intel CPU with AMX and the avx512 kernel path (docs/evaluation.md).")
+    @Option(help: "The decoder's products while scoring samples: highest (float32, the default: the same bits on every CPU), high (bfloat16 pairs hi + lo on AMX tiles, each product within about 2^-16 of float32's) or medium (one bfloat16 per factor, about 2^-8, on AMX tiles or AVX512_BF16 vectors); high needs an Intel CPU with AMX, medium AMX or AVX512_BF16 (AMD Zen 4 and later), both the avx512 kernel path (docs/evaluation.md).")
     var matmulPrecision: MatmulPrecision = .highest
     @Option(help: "Seed of the evaluation noise (with the example id it keys every draw).") var seed: UInt64 = 1
     @Option(help: "Write each example's values to this HDF5 file (layout in docs/evaluation.md); replaced if it exists.")

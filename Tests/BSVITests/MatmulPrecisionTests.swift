@@ -3,16 +3,21 @@ import CKernels
 import Foundation
 import Testing
 
-/// `eval --matmul-precision high|medium`: the bfloat16 split of a float32 value, the AMX tile
-/// product against a Float64 sum of the same bfloat16 factors, and the tile decoder's
-/// log-likelihoods against the Float64 model (TestSupport's `Reference`).
-@Suite("bfloat16 products on AMX tiles")
+/// `eval --matmul-precision high|medium`: the bfloat16 split of a float32 value, the products on
+/// AMX tiles and on AVX512_BF16 vectors against a Float64 sum of the same bfloat16 factors, and
+/// the bfloat16 decoder's log-likelihoods against the Float64 model (TestSupport's `Reference`).
+@Suite("bfloat16 products on AMX tiles and AVX512_BF16 vectors")
 struct MatmulPrecisionTests {
     /// The tiles run here (the products' tests need no more).
-    static let amx = bsvi_amx_bf16_available() != 0
-    /// The tile decoder runs here: the tiles, and the avx512 path active (the numerics also run
-    /// with BSVI_KERNELS=portable).
+    static let amx = BFloat16Unit.tiles.isAvailable
+    /// VDPBF16PS runs here.
+    static let vectors = BFloat16Unit.vectors.isAvailable
+    /// The units here, each with the splits it runs (the vectors: medium's alone).
+    static let unitsHere: [(BFloat16Unit, [Int32])] = (amx ? [(.tiles, [0, 1])] : []) + (vectors ? [(.vectors, [0])] : [])
+    /// The bfloat16 decoder runs here on each unit: the unit, and the avx512 path active (the
+    /// numerics also run with BSVI_KERNELS=portable).
     static let tileDecoder = MatmulPrecision.high.unavailableReason == nil
+    static let vectorDecoder = vectors && KernelPath.active == .avx512
 
     static func split(_ values: [Float]) -> (hi: [Float], lo: [Float]) {
         var hi = [Float](repeating: .nan, count: values.count), lo = hi
@@ -49,31 +54,38 @@ struct MatmulPrecisionTests {
         }
     }
 
-    /// C = f(A·B + bias) by bsvi_amx_bf16_linear, row strides lda = k + 3 and ldc = n + 5.
-    static func tileProduct(m: Int, k: Int, n: Int, a: [Float], b: [Float], bias: [Float], split: Int32,
-                            activation: bsvi_activation) -> [Float] {
+    /// C = f(A·B + bias) by bsvi_amx_bf16_linear or bsvi_avx512_bf16_linear, row strides
+    /// lda = k + 3 and ldc = n + 5.
+    static func product(on unit: BFloat16Unit, m: Int, k: Int, n: Int, a: [Float], b: [Float], bias: [Float], split: Int32,
+                        activation: bsvi_activation) -> [Float] {
         let lda = k + 3, ldc = n + 5
         var strided = [Float](repeating: 0, count: m * lda)
         for r in 0..<m { for c in 0..<k { strided[r * lda + c] = a[r * k + c] } }
         let packed = FloatBuffer(count: bsvi_bf16_packed_words(Int32(k), Int32(n), split))
         bsvi_bf16_pack(Int32(k), Int32(n), b, Int32(n), bias, split, packed.base)
         var c = [Float](repeating: 7, count: m * ldc)
-        bsvi_amx_bf16_linear(Int32(m), Int32(k), Int32(n), strided, Int32(lda), packed.base, split, &c, Int32(ldc), activation)
-        for r in 0..<m { #expect(c[(r * ldc + n)..<(r * ldc + ldc)].allSatisfy { $0 == 7 }, "row \(r): columns past n written") }
+        switch unit {
+        case .tiles:
+            bsvi_amx_bf16_linear(Int32(m), Int32(k), Int32(n), strided, Int32(lda), packed.base, split, &c, Int32(ldc), activation)
+        case .vectors:
+            bsvi_avx512_bf16_linear(Int32(m), Int32(k), Int32(n), strided, Int32(lda), packed.base, &c, Int32(ldc), activation)
+        }
+        for r in 0..<m { #expect(c[(r * ldc + n)..<(r * ldc + ldc)].allSatisfy { $0 == 7 }, "\(unit) row \(r): columns past n written") }
         return (0..<m).flatMap { r in c[(r * ldc)..<(r * ldc + n)] }
     }
 
-    @Test("the tile product equals the Float64 sum of its bfloat16 factors to float32 rounding; without lo terms it could not",
-          .enabled(if: amx, "needs AMX-BF16 tiles"),
-          arguments: [(1, 3, 5), (37, 50, 200), (120, 200, 784), (33, 64, 17)])
+    @Test("each unit's product equals the Float64 sum of its bfloat16 factors to float32 rounding; without lo terms it could not",
+          .enabled(if: amx || vectors, "needs AMX-BF16 tiles or AVX512_BF16"),
+          arguments: [(1, 3, 5), (37, 50, 200), (120, 200, 784), (33, 64, 17), (13, 33, 47)])
     func productAgainstFactors(shape: (Int, Int, Int)) {
         let (m, k, n) = shape
         var values = TestValues(seed: UInt64(m * 1000 + k))
         let a = values.floats(m * k, -1, 1), b = values.floats(k * n, -0.3, 0.3), bias = values.floats(n, -1, 1)
         let (aHi, aLo) = Self.split(a), (bHi, bLo) = Self.split(b)
-        for split: Int32 in [0, 1] {
+        for (unit, splits) in Self.unitsHere {
+            for split in splits {
             for activation in [BSVI_ACTIVATION_NONE, BSVI_ACTIVATION_TANH] {
-                let c = Self.tileProduct(m: m, k: k, n: n, a: a, b: b, bias: bias, split: split, activation: activation)
+                let c = Self.product(on: unit, m: m, k: k, n: n, a: a, b: b, bias: bias, split: split, activation: activation)
                 var worst = 0.0, worstAgainstFloat32 = 0.0
                 for i in 0..<m {
                     for j in 0..<n {
@@ -91,39 +103,46 @@ struct MatmulPrecisionTests {
                         worstAgainstFloat32 = max(worstAgainstFloat32, abs(Double(c[i * n + j]) - full) / (magnitude + 1))
                     }
                 }
-                #expect(worst <= 2e-6, "split \(split), activation \(activation.rawValue): \(worst)")
+                #expect(worst <= 2e-6, "\(unit), split \(split), activation \(activation.rawValue): \(worst)")
                 // The products are bfloat16's, not float32's: high within 2⁻¹⁵ of the exact sum, medium only within 2⁻⁷.
                 let bound: Double = split == 1 ? 0x1p-15 : 0x1p-7
-                #expect(worstAgainstFloat32 <= bound, "split \(split): \(worstAgainstFloat32) from the float32 product")
+                #expect(worstAgainstFloat32 <= bound, "\(unit), split \(split): \(worstAgainstFloat32) from the float32 product")
                 if split == 0 && k >= 50 {
                     let highBound: Double = 0x1p-15
-                    #expect(worstAgainstFloat32 > highBound, "medium as exact as high: were lo terms added?")
+                    #expect(worstAgainstFloat32 > highBound, "\(unit): medium as exact as high: were lo terms added?")
                 }
+            }
             }
         }
     }
 
     static let shape = ModelShape(inputDim: 40, latentDim: 3, hiddenDims: [24, 9], activation: .tanh)
 
-    @Test("a NaN in A reaches its row of C, and only its row, on the tiles (bfloat16's rounding must not turn it into 0)",
-          .enabled(if: amx, "needs AMX-BF16 tiles"))
+    @Test("a NaN in A reaches its row of C, and only its row, on each unit (bfloat16's rounding must not turn it into 0)",
+          .enabled(if: amx || vectors, "needs AMX-BF16 tiles or AVX512_BF16"))
     func nanPropagates() {
         let (m, k, n) = (3, 40, 20)
         var values = TestValues(seed: 12)
         var a = values.floats(m * k, -1, 1)
         let b = values.floats(k * n, -1, 1), bias = values.floats(n, -1, 1)
         a[1 * k + 33] = Float(bitPattern: 0x7FFF_FFFF)  // a NaN whose rounding carry would make it 0
-        for split: Int32 in [0, 1] {
-            let c = Self.tileProduct(m: m, k: k, n: n, a: a, b: b, bias: bias, split: split, activation: BSVI_ACTIVATION_NONE)
-            let poisoned = Array(c[n..<(2 * n)]), others = Array(c[0..<n]) + Array(c[(2 * n)...])
-            let allNaN = poisoned.allSatisfy { $0.isNaN }, othersFinite = others.allSatisfy { $0.isFinite }
-            #expect(allNaN, "split \(split): row 1 \(poisoned)")
-            #expect(othersFinite, "split \(split): the other rows")
+        for (unit, splits) in Self.unitsHere {
+            for split in splits {
+                let c = Self.product(on: unit, m: m, k: k, n: n, a: a, b: b, bias: bias, split: split, activation: BSVI_ACTIVATION_NONE)
+                let poisoned = Array(c[n..<(2 * n)]), others = Array(c[0..<n]) + Array(c[(2 * n)...])
+                let allNaN = poisoned.allSatisfy { $0.isNaN }, othersFinite = others.allSatisfy { $0.isFinite }
+                #expect(allNaN, "\(unit), split \(split): row 1 \(poisoned)")
+                #expect(othersFinite, "\(unit), split \(split): the other rows")
+            }
         }
     }
 
-    @Test("the tile decoder's log p(x|z) is the model's: high within 1e-3 nats of Float64, medium within 0.3 and further off",
-          .enabled(if: tileDecoder, "needs AMX-BF16 tiles and the avx512 path"))
+    /// The decoders this process can run: each unit with its precisions.
+    static let decodersHere: [(BFloat16Unit, [MatmulPrecision])] =
+        (tileDecoder ? [(.tiles, [.high, .medium])] : []) + (vectorDecoder ? [(.vectors, [.medium])] : [])
+
+    @Test("the bfloat16 decoder's log p(x|z) is the model's on each unit: high within 1e-3 nats of Float64, medium within 0.3 and further off; medium's two units within float32 rounding of each other",
+          .enabled(if: tileDecoder || vectorDecoder, "needs AMX-BF16 tiles or AVX512_BF16, and the avx512 path"))
     func decoderLogLikelihood() throws {
         let model = VAEModel(shape: Self.shape)
         let params = randomParameters(model: model, seed: 4)
@@ -132,49 +151,68 @@ struct MatmulPrecisionTests {
         let rows = 37
         let z = HostMatrix(rows: rows, cols: 3, values: values.floats(rows * 3, -2, 2))
         let x = HostMatrix(rows: 2, cols: 40, values: values.bits(80))
-        var worst: [MatmulPrecision: Double] = [:]
-        for precision in [MatmulPrecision.high, .medium] {
-            let decoder = TileDecoder(mlp: model.decoder, precision: precision, capacity: 40)
-            decoder.pack(params)
-            var out = [Float](repeating: .nan, count: rows)
-            decoder.logLikelihood(z: z.matrix, x: x.matrix, into: &out)
-            worst[precision] = (0..<rows).map { r in
-                abs(Double(out[r]) - Reference.logLikelihood(model: model, params: p, x: x.rowDouble(r % 2), z: z.rowDouble(r)))
-            }.max()
+        let reference = (0..<rows).map { r in Reference.logLikelihood(model: model, params: p, x: x.rowDouble(r % 2), z: z.rowDouble(r)) }
+        var medium: [BFloat16Unit: [Float]] = [:]
+        for (unit, precisions) in Self.decodersHere {
+            for precision in precisions {
+                let decoder = BFloat16Decoder(mlp: model.decoder, precision: precision, capacity: 40, unit: unit)
+                decoder.pack(params)
+                var out = [Float](repeating: .nan, count: rows)
+                decoder.logLikelihood(z: z.matrix, x: x.matrix, into: &out)
+                let worst = zip(out, reference).map { abs(Double($0) - $1) }.max()!
+                if precision == .high {
+                    #expect(worst <= 1e-3, "high on \(unit): \(worst) nats")
+                } else {
+                    // medium's error is bfloat16's 2⁻⁸: far above high's bound, and within 0.3.
+                    #expect(worst <= 0.3 && worst > 1e-3, "medium on \(unit): \(worst) nats")
+                    medium[unit] = out
+                }
+            }
         }
-        let high = try #require(worst[.high]), medium = try #require(worst[.medium])
-        #expect(high <= 1e-3, "high: \(high) nats")
-        #expect(medium <= 0.3 && medium > high, "medium: \(medium) nats, high: \(high)")
+        if let tiles = medium[.tiles], let vectors = medium[.vectors] {
+            // The same exact bfloat16 products, summed in another order.
+            let apart = zip(tiles, vectors).map { abs(Double($0) - Double($1)) }.max()!
+            #expect(apart <= 1e-4, "medium on the tiles and on the vectors \(apart) nats apart")
+        }
     }
 
-    @Test("an evaluation at high precision gives every example's values within 1e-3 nats of float32's",
-          .enabled(if: tileDecoder, "needs AMX-BF16 tiles and the avx512 path"))
+    @Test("an evaluation at a bfloat16 precision gives every example's values near float32's: high within 1e-3 nats, medium within 0.3",
+          .enabled(if: tileDecoder || vectorDecoder, "needs AMX-BF16 tiles or AVX512_BF16, and the avx512 path"))
     func evaluationAgrees() {
         let model = VAEModel(shape: Self.shape)
         let params = randomParameters(model: model, seed: 6)
         var values = TestValues(seed: 7)
         let x = HostMatrix(rows: 5, cols: 40, values: values.bits(200))
         let refinement = RefinementSettings(steps: 3, learningRate: 0.05, rule: .adam)
-        func evaluate(_ precision: MatmulPrecision) -> [ExampleEvaluation] {
+        func evaluate(_ precision: MatmulPrecision, on unit: BFloat16Unit? = nil) -> [ExampleEvaluation] {
             ImportanceSampler(model: model, samples: 700, batchCapacity: 5, refinement: refinement, chunk: 120,
-                              elboSamples: 50, matmulPrecision: precision)
+                              elboSamples: 50, matmulPrecision: precision, bfloat16Unit: unit)
                 .evaluate(x: x.matrix, exampleIDs: Array(10..<15), seed: 9, params: params)
         }
-        let float32 = evaluate(.highest), high = evaluate(.high)
-        for (a, b) in zip(float32, high) {
-            #expect(abs(a.estimate.logLikelihood - b.estimate.logLikelihood) <= 1e-3, "log p̂ \(a.estimate.logLikelihood) vs \(b.estimate.logLikelihood)")
-            #expect(abs(a.elboInitial - b.elboInitial) <= 1e-3 && abs(a.elboRefined - b.elboRefined) <= 1e-3)
-            #expect(a.estimate.logLikelihood != b.estimate.logLikelihood, "the same bits: were the tiles used?")
+        let float32 = evaluate(.highest)
+        for (unit, precisions) in Self.decodersHere {
+            for precision in precisions {
+                let tolerance = precision == .high ? 1e-3 : 0.3
+                for (a, b) in zip(float32, evaluate(precision, on: unit)) {
+                    let what = "\(precision) on \(unit): log p̂ \(a.estimate.logLikelihood) vs \(b.estimate.logLikelihood)"
+                    #expect(abs(a.estimate.logLikelihood - b.estimate.logLikelihood) <= tolerance, "\(what)")
+                    #expect(abs(a.elboInitial - b.elboInitial) <= tolerance && abs(a.elboRefined - b.elboRefined) <= tolerance, "\(what)")
+                    #expect(a.estimate.logLikelihood != b.estimate.logLikelihood, "\(what): the same bits; was bfloat16 used?")
+                }
+            }
         }
     }
 
-    @Test("highest runs anywhere; high and medium are refused on a narrower kernel path or without AMX, naming the fix")
+    @Test("highest runs anywhere; high needs tiles, medium tiles or AVX512_BF16, both the avx512 path, and a refusal names the fix")
     func availability() throws {
-        #expect(MatmulPrecision.highest.unavailableReason == nil)
+        #expect(MatmulPrecision.highest.unavailableReason == nil && MatmulPrecision.highest.unit == nil)
+        #expect(MatmulPrecision.high.unit == (Self.amx ? .tiles : nil))
+        #expect(MatmulPrecision.medium.unit == (Self.amx ? .tiles : Self.vectors ? .vectors : nil))
         for precision in [MatmulPrecision.high, .medium] {
-            if !Self.amx {
+            if precision.unit == nil {
                 let reason = try #require(precision.unavailableReason)
                 #expect(reason.contains("--matmul-precision \(precision.rawValue)") && reason.contains("AMX") && reason.contains("highest"))
+                #expect(reason.contains("AVX512_BF16") == (precision == .medium || Self.vectors), "\(reason)")
             } else if KernelPath.active == .avx512 {
                 #expect(precision.unavailableReason == nil)
             }
@@ -185,18 +223,19 @@ struct MatmulPrecisionTests {
         }
     }
 
-    @Test("the tiles' peak is read as the FMA peak is: the best of five equal windows, and none without tiles")
-    func tilePeakIsTheBestWindow() {
+    @Test("each unit's peak is read as the FMA peak is: the best of five equal windows, and none without the unit",
+          arguments: BFloat16Unit.allCases)
+    func peakIsTheBestWindow(unit: BFloat16Unit) {
         var windows: [Double] = []
-        let rates = [1_050.0, 2_600.0, 990.0, 2_480.0, 1_100.0]  // a shared core's windows (docs/benchmarks.md, stop 58)
-        let peak = MatmulPrecision.tilePeakGigaflops(seconds: 0.3) { seconds in
+        let rates = [1_050.0, 2_600.0, 990.0, 2_480.0, 1_100.0]  // a shared core's windows of the tiles (docs/benchmarks.md, stop 58)
+        let peak = unit.peakGigaflops(seconds: 0.3) { seconds in
             windows.append(seconds)
             return rates[windows.count - 1]
         }
-        if Self.amx {
+        if unit.isAvailable {
             #expect(peak == 2_600)
             #expect(windows.count == 5 && windows.allSatisfy { abs($0 - 0.06) < 1e-12 })
-            #expect((MatmulPrecision.tilePeakGigaflops(seconds: 0.05) ?? 0) > 0)
+            #expect((unit.peakGigaflops(seconds: 0.05) ?? 0) > 0)
         } else {
             #expect(peak == nil && windows.isEmpty)
         }

@@ -143,38 +143,42 @@ struct BenchReportTests {
         #expect(line.contains("importance samples/s (K=10)") == (examples > 0), "\(line)")
     }
 
-    @Test("bench --matmul-precision: a tile precision's evaluation is recorded and set against the tiles' peak, float32's against the FMA peak; refused (64) before the steps where it cannot run")
+    @Test("bench --matmul-precision: a bfloat16 precision's evaluation is recorded with its unit and set against that unit's peak, float32's against the FMA peak; refused (64) before the steps where it cannot run")
     func matmulPrecision() throws {
         let base = ["bench", "--method", "vae", "--steps", "2", "--warmup", "0", "--eval-examples", "1", "--eval-samples", "50",
                     "--hidden", "16", "--latent", "4"]
         let float32 = try bsvi(base + ["--json"])
         #expect(float32.status == 0, "\(float32.stderr)")
         let f = try parseJSONLine(float32.stdout)
-        #expect(f["eval_matmul_precision"] as? String == "highest" && f["eval_tile_peak_gflops"] == nil, "\(float32.stdout)")
+        #expect(f["eval_matmul_precision"] as? String == "highest" && f["eval_bf16_peak_gflops"] == nil && f["eval_bf16_unit"] == nil, "\(float32.stdout)")
         let fRate = try #require(f["eval_gflops_per_rank"] as? Double), fPeak = try #require(f["fma_peak_gflops"] as? Double)
         let fFraction = try #require(f["eval_peak_fraction"] as? Double)
         #expect(fRate > 0 && abs(fFraction - fRate / fPeak) <= 1e-9 * fFraction, "\(float32.stdout)")
-        if let reason = MatmulPrecision.high.unavailableReason {
-            let dir = try makeTemporaryDirectory(prefix: "bench-precision")
-            defer { try? FileManager.default.removeItem(atPath: dir) }
-            let r = try bsvi(base + ["--matmul-precision", "high", "--step-times", dir + "/steps.csv"])
-            #expect(r.status == 64 && r.stdout.isEmpty && r.stderr.components(separatedBy: reason).count == 2, "\(r.status) \(r.stderr)")
-            #expect(!FileManager.default.fileExists(atPath: dir + "/steps.csv"), "the steps ran before the refusal")
-            return
-        }
-        for (precision, tileProducts) in [("high", 3.0), ("medium", 1.0)] {
-            let r = try bsvi(base + ["--matmul-precision", precision, "--json"])
+        for (precision, bfloat16Products) in [(MatmulPrecision.high, 3.0), (.medium, 1.0)] {
+            if let reason = precision.unavailableReason {
+                let dir = try makeTemporaryDirectory(prefix: "bench-precision")
+                defer { try? FileManager.default.removeItem(atPath: dir) }
+                let r = try bsvi(base + ["--matmul-precision", precision.rawValue, "--step-times", dir + "/steps.csv"])
+                #expect(r.status == 64 && r.stdout.isEmpty && r.stderr.components(separatedBy: reason).count == 2, "\(r.status) \(r.stderr)")
+                #expect(!FileManager.default.fileExists(atPath: dir + "/steps.csv"), "the steps ran before the refusal")
+                continue
+            }
+            let r = try bsvi(base + ["--matmul-precision", precision.rawValue, "--json"])
             #expect(r.status == 0, "\(r.stderr)")
             let j = try parseJSONLine(r.stdout)
-            #expect(j["eval_matmul_precision"] as? String == precision, "\(r.stdout)")
-            let rate = try #require(j["eval_gflops_per_rank"] as? Double), tilePeak = try #require(j["eval_tile_peak_gflops"] as? Double)
+            #expect(j["eval_matmul_precision"] as? String == precision.rawValue, "\(r.stdout)")
+            #expect(j["eval_bf16_unit"] as? String == precision.unit?.rawValue, "\(r.stdout)")
+            let rate = try #require(j["eval_gflops_per_rank"] as? Double), unitPeak = try #require(j["eval_bf16_peak_gflops"] as? Double)
             let fraction = try #require(j["eval_peak_fraction"] as? Double)
-            #expect(rate > 0 && tilePeak > 0 && abs(fraction - rate * tileProducts / tilePeak) <= 1e-9 * fraction, "\(r.stdout)")
+            #expect(rate > 0 && unitPeak > 0 && abs(fraction - rate * bfloat16Products / unitPeak) <= 1e-9 * fraction, "\(r.stdout)")
         }
-        let text = try bsvi(base + ["--matmul-precision", "high"])
-        #expect(text.status == 0, "\(text.stderr)")
-        let line = try #require(text.stdout.split(separator: "\n").first { $0.contains("evaluation  ") }, "\(text.stdout)")
-        #expect(line.contains("at --matmul-precision high") && line.contains("of the AMX-BF16 tiles' peak"), "\(line)")
+        if let unit = MatmulPrecision.medium.unit, MatmulPrecision.medium.unavailableReason == nil {
+            let text = try bsvi(base + ["--matmul-precision", "medium"])
+            #expect(text.status == 0, "\(text.stderr)")
+            let line = try #require(text.stdout.split(separator: "\n").first { $0.contains("evaluation  ") }, "\(text.stdout)")
+            let yardstick = unit == .tiles ? "of the AMX tiles' bfloat16 peak" : "of the AVX512_BF16 vectors' bfloat16 peak"
+            #expect(line.contains("at --matmul-precision medium") && line.contains(yardstick), "\(line)")
+        }
         if KernelPath.avx2.isSupported {
             let dir = try makeTemporaryDirectory(prefix: "bench-precision")
             defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -70,7 +70,7 @@ struct EvalTargetScriptTests {
         ], "\(r.stdout)")
     }
 
-    @Test("--precisions, --ranks and --limit-seconds are followed; a CPU without tiles runs float32 alone")
+    @Test("--precisions, --ranks and --limit-seconds are followed; a CPU without tiles runs float32 and medium (on AVX512_BF16), or float32 alone")
     func options() throws {
         let dir = try makeTemporaryDirectory(prefix: "eval-target")
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -89,8 +89,11 @@ struct EvalTargetScriptTests {
                                      environment: ["BSVI_DIST_BINARY": standIn, "STAND_IN_PRECISIONS": "\"highest\""])
         #expect(noTiles.status == 0 && noTiles.stdout.contains("highest  median ") && !noTiles.stdout.contains("high     median"),
                 "\(noTiles.stdout)\(noTiles.stderr)")
+        let vectorsOnly = try runCommand(Self.script, ["--rounds", "1", checkpoint],
+                                         environment: ["BSVI_DIST_BINARY": standIn, "STAND_IN_PRECISIONS": "\"highest\", \"medium\""])
+        #expect(vectorsOnly.status == 0 && vectorsOnly.stdout.contains("medium   median "), "\(vectorsOnly.stdout)\(vectorsOnly.stderr)")
         let calls = try String(contentsOfFile: dir + "/calls", encoding: .utf8).split(separator: "\n")
-        #expect(calls.map { String($0.split(separator: " ")[0]) } == ["medium", "highest", "highest"], "\(calls)")
+        #expect(calls.map { String($0.split(separator: " ")[0]) } == ["medium", "highest", "highest", "highest", "medium"], "\(calls)")
         #expect(calls[0].hasPrefix("medium 1 "), "\(calls[0])")
     }
 

@@ -36,14 +36,14 @@ struct KernelSelectionTests {
         #expect(text.stdout.contains("(family \(family), model \(model))"), "\(text.stdout)")
     }
 
-    @Test("cpu lists eval's --matmul-precision high and medium exactly when /proc/cpuinfo shows AMX tiles with bfloat16, and not on the avx2 path",
+    @Test("cpu lists eval's --matmul-precision high exactly when /proc/cpuinfo shows AMX tiles with bfloat16, medium with those or AVX512_BF16, neither on the avx2 path; and each unit's peak",
           .enabled(if: FileManager.default.fileExists(atPath: "/proc/cpuinfo")))
     func matmulPrecisions() throws {
         let proc = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
         let flags = Set(proc.split(separator: "\n").first { $0.hasPrefix("flags") }?.split(separator: " ").map(String.init) ?? [])
-        let amx = flags.contains("amx_tile") && flags.contains("amx_bf16")
+        let amx = flags.contains("amx_tile") && flags.contains("amx_bf16"), vectors = flags.contains("avx512_bf16")
         let listed = try Self.cpuInfo()["matmul_precisions"] as? [String]
-        #expect(listed == (amx ? ["highest", "high", "medium"] : ["highest"]), "\(listed ?? [])")
+        #expect(listed == (amx ? ["highest", "high", "medium"] : vectors ? ["highest", "medium"] : ["highest"]), "\(listed ?? [])")
         if KernelPath.avx2.isSupported {
             let onAVX2 = try Self.cpuInfo(environment: ["BSVI_KERNELS": "avx2"])["matmul_precisions"] as? [String]
             #expect(onAVX2 == ["highest"], "\(onAVX2 ?? [])")
@@ -51,15 +51,20 @@ struct KernelSelectionTests {
         // The tiles' own yardstick: on every AMX CPU so far 6–14 times the AVX-512 FMA peak.
         let peaks = try runCommand(try binaryPath(), ["cpu", "--json", "--peak"])
         let measured = try parseJSONLine(peaks.stdout)
-        let tiles = measured["amx_bf16_peak_gflops"] as? Double
+        let tiles = measured["amx_bf16_peak_gflops"] as? Double, vectorPeak = measured["avx512_bf16_peak_gflops"] as? Double
         if amx {
             let fma = try #require((measured["fma_peak_gflops"] as? [String: Double])?["avx512"])
             #expect((tiles ?? 0) > 2 * fma, "AMX \(tiles ?? 0) against FMA \(fma) GFLOP/s")
         } else {
             #expect(tiles == nil)
         }
+        // VDPBF16PS's: measured wherever the CPU has it (half the FMA rate on the Intel model 207).
+        #expect(((vectorPeak ?? 0) > 0) == vectors, "AVX512_BF16 peak \(vectorPeak ?? 0)")
         let text = try runCommand(try binaryPath(), ["cpu"])
-        #expect(text.stdout.contains(amx ? "eval precision  highest, high, medium" : "eval precision  highest (high and medium need AMX-BF16"), "\(text.stdout)")
+        let precisions = amx ? "eval precision  highest, high, medium (--matmul-precision; high and medium on AMX-BF16 tiles)"
+            : vectors ? "eval precision  highest, medium (--matmul-precision; medium on AVX512_BF16 vectors"
+            : "eval precision  highest (high needs AMX-BF16 tiles, medium those or AVX512_BF16"
+        #expect(text.stdout.contains(precisions), "\(text.stdout)")
     }
 
     @Test("an unknown BSVI_KERNELS value is refused with exit 64 and a message naming the variable and the choices")

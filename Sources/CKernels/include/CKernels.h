@@ -121,7 +121,7 @@ void bsvi_sgemm_nn_bernoulli_log_likelihood(int m, int k, int n, const float *a,
 /// dst (cols×rows, row stride ldd) = srcᵀ for src rows×cols (row stride lds). Exact.
 void bsvi_transpose(int rows, int cols, const float *src, int lds, float *dst, int ldd);
 
-// MARK: Reduced-precision products on AMX tiles (eval --matmul-precision high|medium)
+// MARK: Reduced-precision products on AMX tiles or AVX512_BF16 vectors (eval --matmul-precision high|medium)
 
 /// Whether bsvi_amx_bf16_linear can run: AMX-TILE and AMX-BF16, with the OS's tile state, and
 /// (Linux) this process's permission for it, requested on the first call.
@@ -134,8 +134,8 @@ double bsvi_amx_bf16_peak_gflops(double seconds);
 void bsvi_bf16_split(const float *in, float *hi, float *lo, long count);
 /// The floats a packed weight matrix needs (bsvi_bf16_pack): tiles of bfloat16 pairs, and the bias.
 long bsvi_bf16_packed_words(int k, int n, int split);
-/// Packs B (k×n, row stride ldb) and bias (n values, or NULL for zeros) for bsvi_amx_bf16_linear:
-/// bf16(B) and, with split non-zero, bf16(B − bf16(B)).
+/// Packs B (k×n, row stride ldb) and bias (n values, or NULL for zeros) for bsvi_amx_bf16_linear
+/// and (split 0) bsvi_avx512_bf16_linear: bf16(B) and, with split non-zero, bf16(B − bf16(B)).
 void bsvi_bf16_pack(int k, int n, const float *b, int ldb, const float *bias, int split, float *packed);
 /// C = f(A·B + bias) for A m×k (row stride lda) and B, bias as packed, C m×n (ldc): each product of
 /// bfloat16 factors, summed in float32 from the bias. split 0: bf16(A)·bf16(B) ("medium"); split 1:
@@ -143,6 +143,18 @@ void bsvi_bf16_pack(int k, int n, const float *b, int ldb, const float *bias, in
 /// Aborts where bsvi_amx_bf16_available() is 0.
 void bsvi_amx_bf16_linear(int m, int k, int n, const float *a, int lda, const float *packed, int split, float *c,
                           int ldc, bsvi_activation activation);
+/// Whether bsvi_avx512_bf16_linear can run: the CPU's AVX512_BF16 (VDPBF16PS), with the OS's
+/// AVX-512 state.
+int bsvi_avx512_bf16_available(void);
+/// VDPBF16PS's bfloat16 peak in GFLOP/s (4 per instruction and 32-bit lane: two multiply-adds):
+/// register-only chains for about `seconds`; 0 where bsvi_avx512_bf16_available() is 0.
+double bsvi_avx512_bf16_peak_gflops(double seconds);
+/// bsvi_amx_bf16_linear at split 0 ("medium": bf16(A)·bf16(B), float32 sums from the bias) on
+/// 512-bit vectors, from B packed by bsvi_bf16_pack with split 0. Each pair of k is added as one
+/// VDPBF16PS, so the sums' rounding differs from the tiles'. Aborts where
+/// bsvi_avx512_bf16_available() is 0.
+void bsvi_avx512_bf16_linear(int m, int k, int n, const float *a, int lda, const float *packed, float *c, int ldc,
+                             bsvi_activation activation);
 
 // MARK: Element-wise passes
 

@@ -1,6 +1,10 @@
-// Matrix products on AMX tiles with bfloat16 factors and float32 sums: the evaluator's decoder
-// at `eval --matmul-precision high|medium` (docs/evaluation.md). Not a kernel path: the float32
-// kernels stay the default everywhere, and these run only where bsvi_amx_bf16_available() says so.
+// Matrix products with bfloat16 factors and float32 sums: the evaluator's decoder at
+// `eval --matmul-precision high|medium` (docs/evaluation.md), on AMX tiles (TDPBF16PS; high and
+// medium) or, on a CPU with AVX512_BF16 but no tiles, on 512-bit vectors (VDPBF16PS; medium only:
+// high's three products would take 1.5 instructions per float32 multiply-add there, slower than
+// float32 itself). Not a kernel path: the float32 kernels stay the default everywhere, and these
+// run only where bsvi_amx_bf16_available() or bsvi_avx512_bf16_available() says so. Both units
+// read the same packed B.
 //
 // A float32 value x is split into hi = bf16(x) and lo = bf16(x − hi), both rounded to nearest
 // even; x − hi − lo is below 2⁻¹⁶|x|. "medium" multiplies hi·hi; "high" sums hi·hi + hi·lo +
@@ -109,6 +113,8 @@ typedef struct {
 } __attribute__((packed)) tile_config;
 
 #define AMX_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,amx-tile,amx-bf16")))
+#define ROWS_TARGET __attribute__((target("avx512f,avx512bw,avx512vl")))
+#define DOT_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 
 // Tiles: 0–3 the sums of a 32 × 32 block of C, 4–5 two row tiles of A, 6–7 two tiles of B.
 AMX_TARGET static void configure_tiles(void) {
@@ -123,7 +129,7 @@ AMX_TARGET static void configure_tiles(void) {
 }
 
 /// bf16_round on 16 lanes: the bfloat16 bits in each lane's low half.
-AMX_TARGET static inline __m512i bf16_round_lanes(__m512 x) {
+ROWS_TARGET static inline __m512i bf16_round_lanes(__m512 x) {
     const __m512i u = _mm512_castps_si512(x);
     const __m512i carry = _mm512_add_epi32(_mm512_set1_epi32(0x7FFF), _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1)));
     const __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(u, carry), 16);
@@ -133,7 +139,7 @@ AMX_TARGET static inline __m512i bf16_round_lanes(__m512 x) {
 
 /// A (m × k floats) as bfloat16 rows of kp = 32·k_blocks values (zero beyond k, and rows m…mp−1
 /// zero): hi into `hi`, and with `lo`, lo.
-AMX_TARGET static void split_rows(int m, int mp, int k, int kp, const float *a, int lda, uint16_t *hi, uint16_t *lo) {
+ROWS_TARGET static void split_rows(int m, int mp, int k, int kp, const float *a, int lda, uint16_t *hi, uint16_t *lo) {
     for (int r = 0; r < mp; r++) {
         uint16_t *h = hi + (long)r * kp, *l = lo ? lo + (long)r * kp : NULL;
         for (int c = 0; c < kp; c += 16) {
@@ -235,6 +241,108 @@ AMX_TARGET static void amx_linear(int m, int k, int n, const float *a, int lda, 
         for (int r = 0; r < m; r++) bsvi_activation_forward(activation, c + (long)r * ldc, n);
 }
 
+// MARK: The same products on AVX512_BF16 vectors (medium only)
+
+/// Rows of C a vector block computes: 12 rows × 2 tile columns = 24 accumulators, the float32
+/// kernels' 12 × 32 register block (docs/benchmarks.md, stop 58), with the two rows of B in
+/// registers and each row's pair of A broadcast from memory.
+enum { DOT_ROWS = 12 };
+
+/// Rows i…i+rows−1 (rows ≤ DOT_ROWS; A's rows to DOT_ROWS exist, zero past m) and tile columns
+/// t…t+width−1 of C: each accumulator starts from the bias, then one VDPBF16PS per pair of k
+/// (two exact bfloat16 products added into the float32 lane). `words` are A's rows as bfloat16
+/// pairs, `pairs` to a row; `tiles` B's packed tile column t, the next one `next` words on.
+DOT_TARGET static inline __attribute__((always_inline)) void dot_block(const int width, const uint32_t *words, long pairs,
+                                                                        const uint32_t *tiles, long next, int kb,
+                                                                        const float *bias, float *c, int ldc, int rows,
+                                                                        __mmask16 mask0, __mmask16 mask1) {
+    __m512 acc[DOT_ROWS][2];
+    for (int r = 0; r < DOT_ROWS; r++) {
+        acc[r][0] = _mm512_loadu_ps(bias);
+        if (width == 2) acc[r][1] = _mm512_loadu_ps(bias + 16);
+    }
+    for (int q = 0; q < kb; q++)
+        for (int p = 0; p < 16; p++) {
+            const uint32_t *row = tiles + (long)q * 256 + p * 16;
+            const __m512bh b0 = (__m512bh)_mm512_loadu_si512(row);
+            const __m512bh b1 = width == 2 ? (__m512bh)_mm512_loadu_si512(row + next) : b0;
+            const long w = (long)q * 16 + p;
+            for (int r = 0; r < DOT_ROWS; r++) {
+                const __m512bh a = (__m512bh)_mm512_set1_epi32((int)words[r * pairs + w]);
+                acc[r][0] = _mm512_dpbf16_ps(acc[r][0], a, b0);
+                if (width == 2) acc[r][1] = _mm512_dpbf16_ps(acc[r][1], a, b1);
+            }
+        }
+    for (int r = 0; r < rows; r++) {
+        _mm512_mask_storeu_ps(c + (long)r * ldc, mask0, acc[r][0]);
+        if (width == 2) _mm512_mask_storeu_ps(c + (long)r * ldc + 16, mask1, acc[r][1]);
+    }
+}
+
+DOT_TARGET static void dot_linear(int m, int k, int n, const float *a, int lda, const float *packed, float *c, int ldc,
+                                  bsvi_activation activation) {
+    const int nt = tile_columns(n), kb = k_blocks(k), kp = 32 * kb, mp = (m + DOT_ROWS - 1) / DOT_ROWS * DOT_ROWS;
+    const long part = (long)nt * kb * 256;
+    const uint32_t *tiles = (const uint32_t *)packed;
+    const float *bias = packed + part;
+    // A as bfloat16 rows (two per float of scratch), zero rows up to a whole block.
+    uint16_t *rows16 = (uint16_t *)bsvi_scratch_or_abort(BSVI_SCRATCH_PACKED_A, (long)mp * kp / 2);
+    split_rows(m, mp, k, kp, a, lda, rows16, NULL);
+    const uint32_t *words = (const uint32_t *)rows16;
+    const long pairs = kp / 2;
+    for (int i = 0; i < mp; i += DOT_ROWS) {
+        const int rows = m - i < DOT_ROWS ? m - i : DOT_ROWS;
+        for (int t = 0; t < nt; t += 2) {
+            const int cols = n - 16 * t;
+            const __mmask16 mask0 = cols >= 16 ? 0xFFFF : (__mmask16)((1u << cols) - 1u);
+            const __mmask16 mask1 = cols >= 32 ? 0xFFFF : cols > 16 ? (__mmask16)((1u << (cols - 16)) - 1u) : 0;
+            const uint32_t *tile_column = tiles + (long)t * kb * 256;
+            float *out = c + (long)i * ldc + 16 * t;
+            if (t + 1 < nt) dot_block(2, words + (long)i * pairs, pairs, tile_column, (long)kb * 256, kb, bias + 16 * t, out, ldc, rows, mask0, mask1);
+            else dot_block(1, words + (long)i * pairs, pairs, tile_column, 0, kb, bias + 16 * t, out, ldc, rows, mask0, 0);
+        }
+    }
+    if (activation != BSVI_ACTIVATION_NONE)
+        for (int r = 0; r < m; r++) bsvi_activation_forward(activation, c + (long)r * ldc, n);
+}
+
+/// Independent VDPBF16PS chains on registers only, as the FMA peak's loop: two multiply-adds per
+/// 32-bit lane an instruction.
+DOT_TARGET static double dot_peak(double seconds) {
+    __m512 acc[24];
+    for (int i = 0; i < 24; i++) acc[i] = _mm512_set1_ps((float)i);
+    const __m512bh x = (__m512bh)_mm512_set1_epi32(0x3F803F80), y = (__m512bh)_mm512_set1_epi32(0x33D633D6);  // 1.0, 1e-7 pairs
+    long iterations = 0;
+    const long batch = 1 << 16;
+    const double t0 = bsvi_seconds_now();
+    double elapsed;
+    do {
+        for (long it = 0; it < batch; it++) {
+            for (int i = 0; i < 24; i++) acc[i] = _mm512_dpbf16_ps(acc[i], x, y);
+            __asm__ volatile("" : "+v"(acc[0]), "+v"(acc[1]), "+v"(acc[2]), "+v"(acc[3]));
+        }
+        iterations += batch;
+        elapsed = bsvi_seconds_now() - t0;
+    } while (elapsed < seconds);
+    float sink = 0;
+    for (int i = 0; i < 24; i++) sink += _mm512_reduce_add_ps(acc[i]);
+    __asm__ volatile("" : : "x"(sink));
+    return (double)iterations * 24 * 16 * 2 * 2 / elapsed * 1e-9;
+}
+
+int bsvi_avx512_bf16_available(void) { return bsvi_cpu_has_avx512_bf16(); }
+
+double bsvi_avx512_bf16_peak_gflops(double seconds) { return bsvi_avx512_bf16_available() ? dot_peak(seconds) : 0; }
+
+void bsvi_avx512_bf16_linear(int m, int k, int n, const float *a, int lda, const float *packed, float *c, int ldc,
+                             bsvi_activation activation) {
+    if (!bsvi_avx512_bf16_available()) {
+        fprintf(stderr, "bsvi-dist: bsvi_avx512_bf16_linear called on a CPU without AVX512_BF16\n");
+        abort();
+    }
+    dot_linear(m, k, n, a, lda, packed, c, ldc, activation);
+}
+
 /// Four independent accumulator tiles fed by TDPBF16PS from tiles that stay loaded: no memory
 /// traffic in the loop, the tile unit's own rate (16 × 16 × 32 multiply-adds per instruction).
 AMX_TARGET static double amx_peak(double seconds) {
@@ -278,6 +386,17 @@ void bsvi_amx_bf16_linear(int m, int k, int n, const float *a, int lda, const fl
 }
 #else
 int bsvi_amx_bf16_available(void) { return 0; }
+int bsvi_avx512_bf16_available(void) { return 0; }
+double bsvi_avx512_bf16_peak_gflops(double seconds) {
+    (void)seconds;
+    return 0;
+}
+void bsvi_avx512_bf16_linear(int m, int k, int n, const float *a, int lda, const float *packed, float *c, int ldc,
+                             bsvi_activation activation) {
+    (void)m, (void)k, (void)n, (void)a, (void)lda, (void)packed, (void)c, (void)ldc, (void)activation;
+    fprintf(stderr, "bsvi-dist: bsvi_avx512_bf16_linear called on a CPU without AVX512_BF16\n");
+    abort();
+}
 double bsvi_amx_bf16_peak_gflops(double seconds) {
     (void)seconds;
     return 0;

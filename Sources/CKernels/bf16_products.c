@@ -250,10 +250,12 @@ enum { DOT_ROWS = 12 };
 
 /// Rows i…i+rows−1 (rows ≤ DOT_ROWS; A's rows to DOT_ROWS exist, zero past m) and tile columns
 /// t…t+width−1 of C: each accumulator starts from the bias, then one VDPBF16PS per pair of k
-/// (two exact bfloat16 products added into the float32 lane). `words` are A's rows as bfloat16
-/// pairs, `pairs` to a row; `tiles` B's packed tile column t, the next one `next` words on.
+/// (two exact bfloat16 products added into the float32 lane), for the `used` pairs that hold k's
+/// values (the tiles' padding to 32 rows of k would add 12 % to a k of 200). `words` are A's rows
+/// as bfloat16 pairs, `pairs` to a row; `tiles` B's packed tile column t, whose pair w is the 16
+/// words at 16w (a tile's 16 rows follow the previous tile's), the next column `next` words on.
 DOT_TARGET static inline __attribute__((always_inline)) void dot_block(const int width, const uint32_t *words, long pairs,
-                                                                        const uint32_t *tiles, long next, int kb,
+                                                                        long used, const uint32_t *tiles, long next,
                                                                         const float *bias, float *c, int ldc, int rows,
                                                                         __mmask16 mask0, __mmask16 mask1) {
     __m512 acc[DOT_ROWS][2];
@@ -261,18 +263,16 @@ DOT_TARGET static inline __attribute__((always_inline)) void dot_block(const int
         acc[r][0] = _mm512_loadu_ps(bias);
         if (width == 2) acc[r][1] = _mm512_loadu_ps(bias + 16);
     }
-    for (int q = 0; q < kb; q++)
-        for (int p = 0; p < 16; p++) {
-            const uint32_t *row = tiles + (long)q * 256 + p * 16;
-            const __m512bh b0 = (__m512bh)_mm512_loadu_si512(row);
-            const __m512bh b1 = width == 2 ? (__m512bh)_mm512_loadu_si512(row + next) : b0;
-            const long w = (long)q * 16 + p;
-            for (int r = 0; r < DOT_ROWS; r++) {
-                const __m512bh a = (__m512bh)_mm512_set1_epi32((int)words[r * pairs + w]);
-                acc[r][0] = _mm512_dpbf16_ps(acc[r][0], a, b0);
-                if (width == 2) acc[r][1] = _mm512_dpbf16_ps(acc[r][1], a, b1);
-            }
+    for (long w = 0; w < used; w++) {
+        const uint32_t *row = tiles + 16 * w;
+        const __m512bh b0 = (__m512bh)_mm512_loadu_si512(row);
+        const __m512bh b1 = width == 2 ? (__m512bh)_mm512_loadu_si512(row + next) : b0;
+        for (int r = 0; r < DOT_ROWS; r++) {
+            const __m512bh a = (__m512bh)_mm512_set1_epi32((int)words[r * pairs + w]);
+            acc[r][0] = _mm512_dpbf16_ps(acc[r][0], a, b0);
+            if (width == 2) acc[r][1] = _mm512_dpbf16_ps(acc[r][1], a, b1);
         }
+    }
     for (int r = 0; r < rows; r++) {
         _mm512_mask_storeu_ps(c + (long)r * ldc, mask0, acc[r][0]);
         if (width == 2) _mm512_mask_storeu_ps(c + (long)r * ldc + 16, mask1, acc[r][1]);
@@ -289,7 +289,7 @@ DOT_TARGET static void dot_linear(int m, int k, int n, const float *a, int lda, 
     uint16_t *rows16 = (uint16_t *)bsvi_scratch_or_abort(BSVI_SCRATCH_PACKED_A, (long)mp * kp / 2);
     split_rows(m, mp, k, kp, a, lda, rows16, NULL);
     const uint32_t *words = (const uint32_t *)rows16;
-    const long pairs = kp / 2;
+    const long pairs = kp / 2, used = (k + 1) / 2;
     for (int i = 0; i < mp; i += DOT_ROWS) {
         const int rows = m - i < DOT_ROWS ? m - i : DOT_ROWS;
         for (int t = 0; t < nt; t += 2) {
@@ -298,8 +298,8 @@ DOT_TARGET static void dot_linear(int m, int k, int n, const float *a, int lda, 
             const __mmask16 mask1 = cols >= 32 ? 0xFFFF : cols > 16 ? (__mmask16)((1u << (cols - 16)) - 1u) : 0;
             const uint32_t *tile_column = tiles + (long)t * kb * 256;
             float *out = c + (long)i * ldc + 16 * t;
-            if (t + 1 < nt) dot_block(2, words + (long)i * pairs, pairs, tile_column, (long)kb * 256, kb, bias + 16 * t, out, ldc, rows, mask0, mask1);
-            else dot_block(1, words + (long)i * pairs, pairs, tile_column, 0, kb, bias + 16 * t, out, ldc, rows, mask0, 0);
+            if (t + 1 < nt) dot_block(2, words + (long)i * pairs, pairs, used, tile_column, (long)kb * 256, bias + 16 * t, out, ldc, rows, mask0, mask1);
+            else dot_block(1, words + (long)i * pairs, pairs, used, tile_column, 0, bias + 16 * t, out, ldc, rows, mask0, 0);
         }
     }
     if (activation != BSVI_ACTIVATION_NONE)

@@ -135,7 +135,7 @@ struct KernelSelectionTests {
     /// scripts/kernel-bench builds the kernel sources of this checkout into a small C program; it
     /// must keep compiling and report every decoder shape's rate and fraction of the FMA peak
     /// (not bounded above here: on a noisy VM the 0.3 s peak loop can come out low).
-    @Test("scripts/kernel-bench reports each decoder shape on each vector path; 0 rows is refused with exit 64",
+    @Test("scripts/kernel-bench reports each decoder shape on each vector path, and in bfloat16 on each unit the CPU has; 0 rows is refused with exit 64",
           arguments: vectorPathsOfThisCPU)
     func kernelBench(path: String) throws {
         let script = Self.kernelBenchScript
@@ -149,6 +149,16 @@ struct KernelSelectionTests {
             let percent = fields.firstIndex(of: "%").flatMap { Double(fields[$0 - 1]) }
             let gflops = fields.firstIndex(of: "GFLOP/s").flatMap { Double(fields[$0 - 1]) }
             #expect(percent.map { $0 > 0 } == true && gflops.map { $0 > 0 } == true, "\(line)")
+        }
+        // On the avx512 path, the three products and the whole decoder in bfloat16 on each unit:
+        // medium on the vectors; medium and high on the tiles.
+        let bfloat16 = r.stdout.split(separator: "\n").filter { $0.contains("of the unit's") }
+        let units = path == "avx512" ? (BFloat16Unit.vectors.isAvailable ? 1 : 0) + (BFloat16Unit.tiles.isAvailable ? 2 : 0) : 0
+        #expect(bfloat16.count == 4 * units, "\(r.stdout)")
+        for line in bfloat16 {
+            let fields = line.split(separator: " ")
+            let rates = fields.indices.filter { $0 > 0 && (fields[$0] == "GFLOP/s" || fields[$0] == "%") }.compactMap { Double(fields[$0 - 1]) }
+            #expect(rates.count == 3 && rates.allSatisfy { $0 > 0 }, "\(line)")
         }
         let refused = try runCommand(script, ["0"], environment: ["BSVI_KERNELS": path])
         #expect(refused.status == 64 && refused.stderr.contains("ROWS must be a positive"), "\(refused.stderr)")

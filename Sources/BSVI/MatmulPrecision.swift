@@ -76,6 +76,9 @@ public enum BFloat16Unit: String, CaseIterable, Codable, Sendable {
         }
     }
 
+    /// The unit in reports: "AMX tiles", "AVX512_BF16 vectors".
+    public var displayName: String { self == .tiles ? "AMX tiles" : "AVX512_BF16 vectors" }
+
     /// What a user's CPU needs for this unit (error messages).
     var hardware: String {
         switch self {

@@ -58,7 +58,7 @@ struct Bench: ParsableCommand {
                                                       r.lockstepWaitMsPerStep, r.exchangeMsPerStep)
             let yardstick = r.evalBf16PeakGflops.map { String(
                 format: " at --matmul-precision %@, %.0f%% of the %@' bfloat16 peak (%.0f GFLOP/s; %d bfloat16 multiply-adds a multiply-add)",
-                r.evalMatmulPrecision, 100 * r.evalPeakFraction, matmulPrecision.unit == .tiles ? "AMX tiles" : "AVX512_BF16 vectors",
+                r.evalMatmulPrecision, 100 * r.evalPeakFraction, matmulPrecision.unit?.displayName ?? "",
                 $0, matmulPrecision.bfloat16ProductsPerMultiplyAdd!) }
                 ?? String(format: ", %.0f%% of peak", 100 * r.evalPeakFraction)
             let evaluation = evalExamples == 0 ? "not measured (--eval-examples 0)" : String(

@@ -21,6 +21,14 @@ public final class ImportanceSampler {
     /// The chunk never changes a result (ImportanceSamplerTests.chunkIndependence).
     public static let evaluationChunk = 120
 
+    /// The chunk for `precision`'s decoder: `evaluationChunk`, or 128 on AMX tiles, whose blocks
+    /// are 32 rows (at 120 the tiles multiply 8 zero rows a pass: 6 % of their work; 7–8 % faster
+    /// at 128 in scripts/kernel-bench, docs/benchmarks.md, stop 59). The bits stay the same
+    /// (MatmulPrecisionTests.evaluationAgrees).
+    public static func evaluationChunk(for precision: MatmulPrecision) -> Int {
+        precision.unit == .tiles ? 128 : evaluationChunk
+    }
+
     public let model: VAEModel
     public let samples: Int
     public let chunk: Int

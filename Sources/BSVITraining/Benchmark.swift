@@ -279,7 +279,7 @@ public enum Benchmark {
 
     /// The evaluator as DistributedEvaluation runs it (encoder and refinement for
     /// `DistributedEvaluation.roundRowsPerRank` examples together, each example's K samples in
-    /// chunks of `ImportanceSampler.evaluationChunk`) on `examples` rows per rank: samples per
+    /// chunks of `ImportanceSampler.evaluationChunk(for:)`) on `examples` rows per rank: samples per
     /// second over all ranks, and the multiply-adds per example (encoder, K importance samples
     /// and 2 × elboSamples ELBO samples through the decoder, the refinement's steps forward and
     /// back to z). With
@@ -290,7 +290,7 @@ public enum Benchmark {
         let group = DistributedEvaluation.roundRowsPerRank
         let sampler = ImportanceSampler(model: model, samples: samples, batchCapacity: group,
                                         refinement: config.objective.evaluationRefinement, proposal: .encoder,
-                                        chunk: ImportanceSampler.evaluationChunk, matmulPrecision: matmulPrecision)
+                                        chunk: ImportanceSampler.evaluationChunk(for: matmulPrecision), matmulPrecision: matmulPrecision)
         comm.barrier()
         let e0 = DispatchTime.now().uptimeNanoseconds
         var done = 0

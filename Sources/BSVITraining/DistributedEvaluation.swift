@@ -37,7 +37,7 @@ public enum DistributedEvaluation {
     /// The split's summary (means, standard errors, weight diagnostics); see `evaluateExamples`.
     public static func run(comm: Communicator, dataset: BinaryDataset, split: DataSplit, limit: Int,
                            model: VAEModel, params: FloatBuffer, samples: Int, refinement: RefinementSettings,
-                           proposal: Proposal, seed: UInt64, sampleChunk: Int = ImportanceSampler.evaluationChunk,
+                           proposal: Proposal, seed: UInt64, sampleChunk: Int? = nil,
                            matmulPrecision: MatmulPrecision = .highest,
                            stopRequested: () -> Bool = { false },
                            progress: ((Int, Int) -> Void)? = nil) throws -> EvaluationResult {
@@ -52,7 +52,7 @@ public enum DistributedEvaluation {
     /// `EvaluationInterrupted`.
     public static func evaluateExamples(comm: Communicator, dataset: BinaryDataset, split: DataSplit, limit: Int,
                                         model: VAEModel, params: FloatBuffer, samples: Int, refinement: RefinementSettings,
-                                        proposal: Proposal, seed: UInt64, sampleChunk: Int = ImportanceSampler.evaluationChunk,
+                                        proposal: Proposal, seed: UInt64, sampleChunk: Int? = nil,
                                         matmulPrecision: MatmulPrecision = .highest,
                                         stopRequested: () -> Bool = { false },
                                         progress: ((Int, Int) -> Void)? = nil) throws -> PerExampleEvaluation {
@@ -70,11 +70,12 @@ public enum DistributedEvaluation {
         let total = evaluatedRows(splitRows: n, limit: limit)
         let roundRows = roundRowsPerRank * comm.size
         // A part of a round at once (its encoder pass and refinement together), each example's
-        // samples in chunks of `sampleChunk` rows. An example's values do not depend on the part
+        // samples in chunks of `sampleChunk` rows (nil: the precision's own chunk). An example's values do not depend on the part
         // it lands in (ImportanceSampler.evaluate), so the deal, which depends on timing, cannot
         // change a result.
         let sampler = ImportanceSampler(model: model, samples: samples, batchCapacity: roundRows,
-                                        refinement: refinement, proposal: proposal, chunk: sampleChunk,
+                                        refinement: refinement, proposal: proposal,
+                                        chunk: sampleChunk ?? ImportanceSampler.evaluationChunk(for: matmulPrecision),
                                         matmulPrecision: matmulPrecision)
         let rowsBuffer = FloatBuffer(count: roundRows * width)
         let rows = rowsBuffer.matrix(rows: roundRows, cols: width)

@@ -13,7 +13,8 @@ public enum Proposal: String, CaseIterable, Codable, Sendable {
 /// ELBOs (analytic KL) at λ₀ and at the refined λ_k (`SVIRefinement` on the evaluation's own
 /// refinement noise, `NoiseSource.evaluationRefinement`).
 public final class ImportanceSampler {
-    /// Samples per decoder pass in `eval`, `compare` and `bench`. At 120 rows a pass's
+    /// Samples per decoder pass in `eval`, `compare` and `bench` (in float32 and on the AVX512_BF16
+    /// vectors; `evaluationChunk(for:)` gives the AMX tiles theirs). At 120 rows a pass's
     /// activations (two 120 × 200 layers, 190 KB) and the decoder's weights (0.8 MB) sit in a
     /// 2 MiB L2 with room to spare; at 500 they filled it, and the full test split on two ranks
     /// took ≈ 10 % longer (docs/benchmarks.md). A multiple of both register blocks' heights

@@ -112,6 +112,12 @@ typedef struct {
     uint8_t rows[16];
 } __attribute__((packed)) tile_config;
 
+/// C's m rows of n values ← f(C), after the products (both units store the sums first).
+static void activate_rows(bsvi_activation activation, int m, int n, float *c, int ldc) {
+    if (activation != BSVI_ACTIVATION_NONE)
+        for (int r = 0; r < m; r++) bsvi_activation_forward(activation, c + (long)r * ldc, n);
+}
+
 #define AMX_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,amx-tile,amx-bf16")))
 #define ROWS_TARGET __attribute__((target("avx512f,avx512bw,avx512vl")))
 #define DOT_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
@@ -143,8 +149,7 @@ ROWS_TARGET static void split_rows(int m, int mp, int k, int kp, const float *a,
     for (int r = 0; r < mp; r++) {
         uint16_t *h = hi + (long)r * kp, *l = lo ? lo + (long)r * kp : NULL;
         for (int c = 0; c < kp; c += 16) {
-            const int valid = r < m ? (k - c < 0 ? 0 : k - c > 16 ? 16 : k - c) : 0;
-            const __mmask16 mask = (__mmask16)((1u << valid) - 1u);
+            const __mmask16 mask = r < m && k > c ? bsvi_lane_mask16(k - c) : 0;
             const __m512 x = _mm512_maskz_loadu_ps(mask, a + (long)r * lda + c);
             const __m512i high = bf16_round_lanes(x);
             _mm256_storeu_si256((__m256i *)(h + c), _mm512_cvtepi32_epi16(high));
@@ -237,8 +242,7 @@ AMX_TARGET static void amx_linear(int m, int k, int n, const float *a, int lda, 
         }
     }
     _tile_release();
-    if (activation != BSVI_ACTIVATION_NONE)
-        for (int r = 0; r < m; r++) bsvi_activation_forward(activation, c + (long)r * ldc, n);
+    activate_rows(activation, m, n, c, ldc);
 }
 
 // MARK: The same products on AVX512_BF16 vectors (medium only)
@@ -294,16 +298,14 @@ DOT_TARGET static void dot_linear(int m, int k, int n, const float *a, int lda, 
         const int rows = m - i < DOT_ROWS ? m - i : DOT_ROWS;
         for (int t = 0; t < nt; t += 2) {
             const int cols = n - 16 * t;
-            const __mmask16 mask0 = cols >= 16 ? 0xFFFF : (__mmask16)((1u << cols) - 1u);
-            const __mmask16 mask1 = cols >= 32 ? 0xFFFF : cols > 16 ? (__mmask16)((1u << (cols - 16)) - 1u) : 0;
+            const __mmask16 mask0 = bsvi_lane_mask16(cols), mask1 = cols > 16 ? bsvi_lane_mask16(cols - 16) : 0;
             const uint32_t *tile_column = tiles + (long)t * kb * 256;
             float *out = c + (long)i * ldc + 16 * t;
             if (t + 1 < nt) dot_block(2, words + (long)i * pairs, pairs, used, tile_column, (long)kb * 256, bias + 16 * t, out, ldc, rows, mask0, mask1);
             else dot_block(1, words + (long)i * pairs, pairs, used, tile_column, 0, bias + 16 * t, out, ldc, rows, mask0, 0);
         }
     }
-    if (activation != BSVI_ACTIVATION_NONE)
-        for (int r = 0; r < m; r++) bsvi_activation_forward(activation, c + (long)r * ldc, n);
+    activate_rows(activation, m, n, c, ldc);
 }
 
 /// Independent VDPBF16PS chains on registers only, as the FMA peak's loop: two multiply-adds per

@@ -8,11 +8,9 @@
 
 #pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,bmi2"))), apply_to = function)
 
-static inline __attribute__((always_inline)) __mmask16 lane_mask(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
-
 typedef float vf16 __attribute__((ext_vector_type(16)));
-static inline __attribute__((always_inline)) vf16 load_partial(const float *p, int n) { return (vf16)_mm512_maskz_loadu_ps(lane_mask(n), p); }
-static inline void store_partial(vf16 v, float *p, int n) { _mm512_mask_storeu_ps(p, lane_mask(n), (__m512)v); }
+static inline __attribute__((always_inline)) vf16 load_partial(const float *p, int n) { return (vf16)_mm512_maskz_loadu_ps(bsvi_lane_mask16(n), p); }
+static inline void store_partial(vf16 v, float *p, int n) { _mm512_mask_storeu_ps(p, bsvi_lane_mask16(n), (__m512)v); }
 
 #include "elementwise.inc"
 #include "transpose.inc"
@@ -215,8 +213,8 @@ static void tn_dispatch(int R, int V, int kc, const float *ap, const float *bp, 
 typedef __mmask16 strip_mask;
 /// The lane masks of a strip `width` columns wide (≤ 32) and its number of vectors.
 static inline __attribute__((always_inline)) int strip_masks(int width, strip_mask *m0, strip_mask *m1) {
-    *m0 = lane_mask(width);
-    *m1 = lane_mask(width > 16 ? width - 16 : 0);
+    *m0 = bsvi_lane_mask16(width);
+    *m1 = bsvi_lane_mask16(width > 16 ? width - 16 : 0);
     return width > 16 ? 2 : 1;
 }
 

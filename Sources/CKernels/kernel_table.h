@@ -49,6 +49,12 @@ extern const bsvi_kernel_table bsvi_kernels_avx2;
 extern const bsvi_kernel_table bsvi_kernels_avx512;
 #endif
 
+/// The first n of 16 lanes (0 ≤ n; 16 and more: all), as an AVX-512 mask: the avx512 kernels'
+/// partial vectors and the bfloat16 products' edges.
+static inline __attribute__((always_inline)) uint16_t bsvi_lane_mask16(int n) {
+    return n >= 16 ? (uint16_t)0xFFFF : (uint16_t)((1u << n) - 1u);
+}
+
 /// Monotonic wall time in seconds (for the FMA peak loops).
 double bsvi_seconds_now(void);
 

@@ -4,10 +4,12 @@ import CKernels
 /// log p(x|z) = Σ_d [x_d a_d − softplus(a_d)], and its gradient ∂/∂a_d = x_d − sigmoid(a_d).
 /// The kernels (CKernels' elementwise.inc) compute e = e^−|a| once per pixel: softplus(a) =
 /// max(a,0) + log1p(e) and sigmoid(a) = (a ≥ 0 ? 1 : e) / (1 + e), finite for every finite logit.
+/// Every pass takes a row's Σ_d log1p(e_d) as log Π_d (1 + e_d), one logarithm per lane and 64
+/// vectors (the rounding error is below 1e-6 nats per pixel), with the same operations in the same
+/// order: training and evaluation give a row the same log p(x|z), to the bit.
 public enum Bernoulli {
     /// log p(x | logits) for `rows` rows of logits (row r against x row r mod x.rows), for
-    /// evaluation (no gradient): Σ_d log1p(e_d) is taken as log Π_d (1 + e_d), one logarithm per
-    /// lane and 64 vectors; the rounding error is below 1e-6 nats per pixel.
+    /// evaluation (no gradient).
     public static func logLikelihood(x: Matrix, logits: Matrix, into out: UnsafeMutablePointer<Float>) {
         precondition(x.cols == logits.cols && x.rows > 0, "likelihood shapes")
         bsvi_bernoulli_log_likelihood(Int32(logits.rows), Int32(logits.cols), x.base, Int32(x.cols), Int32(x.rows),

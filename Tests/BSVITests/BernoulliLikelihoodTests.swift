@@ -160,8 +160,26 @@ struct BernoulliLikelihoodTests {
             let r = Self.evaluate(x: x, logits: a, path: path)
             let expected = Reference.bernoulliLogLikelihood(x: x.map(Double.init), logits: a.map(Double.init))
             let tolerance = 1e-6 * Double(count) + 4 * Double(Float(expected).ulp)
-            #expect(r.logLikelihood.isFinite)
+            #expect(r.logLikelihood.isFinite && r.fused.isFinite)
             #expect(abs(Double(r.logLikelihood) - expected) <= tolerance, "\(r.logLikelihood) vs \(expected)")
+            #expect(abs(Double(r.fused) - expected) <= tolerance, "\(r.fused) vs \(expected)")
+        }
+    }
+
+    /// Training and evaluation compute log p(x|z) with the same operations in the same order (the
+    /// per-lane product form, stop 60), so a row's value is the same float in both: the bound a run
+    /// optimizes and the likelihood it reports cannot drift apart. Lengths with a partial last
+    /// vector, an odd number of vectors (AVX2 takes two a step), and more than 64 vectors (a fold).
+    @Test("the training pass gives the evaluation pass's bits, on every path", arguments: KernelPath.supported,
+          [1, 15, 16, 33, 784, 1031, 2048])
+    func trainingMatchesEvaluation(path: KernelPath, count: Int) {
+        var values = TestValues(seed: UInt64(1000 + count))
+        for range in [(-3.0, 3.0), (-40.0, 40.0)] {
+            let x = values.bits(count)
+            let a = values.floats(count, range.0, range.1)
+            let r = Self.evaluate(x: x, logits: a, path: path)
+            #expect(r.logLikelihood.isFinite)
+            #expect(r.fused.bitPattern == r.logLikelihood.bitPattern, "training \(r.fused) vs evaluation \(r.logLikelihood)")
         }
     }
 

@@ -18,10 +18,9 @@ import Testing
 /// again the same night (stop 60), when the training's likelihood pass took the evaluator's
 /// product form (Σ log1p(e) as log Π (1 + e)): the sums of log p(x|z) moved by ≤ 2e-8 relative,
 /// and with them bsvi's importance weights and gradient; svi's gradient and the evaluation (whose
-/// pass was already in that form) kept their bits. The AVX2 and
-/// AVX-512 paths give the same bits (one golden); the portable path leaves the products to OpenBLAS,
-/// whose rounding depends on the OpenBLAS core, so its golden holds only on the core it was
-/// recorded with (`GoldenPaths`).
+/// pass was already in that form) kept their bits. The AVX2 and AVX-512 paths give the same bits
+/// (one golden); the portable path leaves the products to OpenBLAS, whose rounding depends on the
+/// OpenBLAS core, so its golden holds only on the core it was recorded with (`GoldenPaths`).
 @Suite("Objectives and evaluation: golden values")
 struct ObjectiveGoldenTests {
     static let shape = ModelShape(inputDim: 24, latentDim: 3, hiddenDims: [10, 7], activation: .tanh)

@@ -1,5 +1,5 @@
 // The AVX-512 kernels: 16-lane vectors in one ZMM register, masked loads and stores for ragged
-// edges, and register-blocked products of up to 12 rows × 32 columns (24 accumulators).
+// edges, and register-blocked products of up to 13 rows × 32 columns (26 accumulators).
 #include "kernel_table.h"
 #include <string.h>
 
@@ -17,7 +17,12 @@ static inline void store_partial(vf16 v, float *p, int n) { _mm512_mask_storeu_p
 
 // MARK: Products
 
-#define MR 12   // rows of C per register block: 12 × 2 vectors = 24 of the 32 ZMM registers
+// Rows of C per register block: 13 × 2 vectors = 26 of the 32 ZMM registers, with the two of B and
+// the broadcast of A 29 (no spills). Against 12: a rank's share of the default batch of 100 on 8
+// ranks (12 or 13 rows) is one block instead of two, 25 rows two instead of three, 50 rows four of
+// 12–13 instead of five of 10; bsvi's kernels 4.6 %, 3 % and 1 % faster at 13, 25 and 50 rows, the
+// same at 100 (docs/benchmarks.md, stop 61). The row blocks do not change any sum: the same bits.
+#define MR 13
 #define NR 32   // columns of C per strip (two vectors)
 #define KC 256  // inner-dimension chunk: a 256×32 strip of B (32 KiB) stays in L1 across row blocks
 #define TN_KC KC  // rows per chunk of the weight gradients
@@ -190,7 +195,7 @@ static void nn_dispatch(int R, int V, int kc, const float *a, long lda, const fl
     const int H = narrow_strip(V, m0);
     switch (R) {
         NN_CASE(1) NN_CASE(2) NN_CASE(3) NN_CASE(4) NN_CASE(5) NN_CASE(6)
-        NN_CASE(7) NN_CASE(8) NN_CASE(9) NN_CASE(10) NN_CASE(11) NN_CASE(12)
+        NN_CASE(7) NN_CASE(8) NN_CASE(9) NN_CASE(10) NN_CASE(11) NN_CASE(12) NN_CASE(13)
     }
 }
 
@@ -206,7 +211,7 @@ static void tn_dispatch(int R, int V, int kc, const float *ap, const float *bp, 
     const int H = narrow_strip(V, m0);
     switch (R) {
         TN_CASE(1) TN_CASE(2) TN_CASE(3) TN_CASE(4) TN_CASE(5) TN_CASE(6)
-        TN_CASE(7) TN_CASE(8) TN_CASE(9) TN_CASE(10) TN_CASE(11) TN_CASE(12)
+        TN_CASE(7) TN_CASE(8) TN_CASE(9) TN_CASE(10) TN_CASE(11) TN_CASE(12) TN_CASE(13)
     }
 }
 

@@ -8,7 +8,7 @@ import Testing
 /// step exchange, each against a plain Float64 reference, on every kernel path.
 @Suite("Matrix products and transposes")
 struct MatrixProductTests {
-    /// Shapes for every edge of the kernels: 1–25 rows (register blocks of up to 12 or 6 rows, split
+    /// Shapes for every edge of the kernels: 1–25 rows (register blocks of up to 13 or 6 rows, split
     /// evenly, and every remainder), widths below, at and above the 16- and 32-column strips, inner
     /// sizes below, at and above AVX-512's 256-deep chunks and the weight gradients' 256-row ones
     /// (AVX2's products take up to 800 in one chunk: `chunkedSumsAreSequentialFMAs` crosses them).

@@ -53,7 +53,7 @@ static inline __attribute__((always_inline)) void prefetch_strip_row(const float
 
 /// C ← f(C) on R rows of a strip just stored (V vectors a row): the same values as applying f to
 /// the accumulators before the store, in a function of its own so that f's constants and
-/// temporaries do not compete with nn_block's 24 accumulators for registers (as on the AVX2 path).
+/// temporaries do not compete with nn_block's 26 accumulators for registers (as on the AVX2 path).
 static __attribute__((noinline)) void activate_block(bsvi_activation f, int R, int V, float *c, long ldc, __mmask16 m0,
                                                      __mmask16 m1) {
     for (int r = 0; r < R; r++) {

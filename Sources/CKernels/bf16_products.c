@@ -247,10 +247,10 @@ AMX_TARGET static void amx_linear(int m, int k, int n, const float *a, int lda, 
 
 // MARK: The same products on AVX512_BF16 vectors (medium only)
 
-/// Rows of C a vector block computes: 12 rows × 2 tile columns = 24 accumulators, as the float32
-/// kernels' 12 × 32 register block was when this was written (docs/benchmarks.md, stop 58; those
-/// now take up to 13 rows, and cut the evaluator's 120-row chunk into the same ten blocks of 12),
-/// with the two rows of B in registers and each row's pair of A broadcast from memory.
+/// Rows of C a vector block computes: 12 rows × 2 tile columns = 24 accumulators, with the two
+/// rows of B in registers and each row's pair of A broadcast from memory: the float32 kernels'
+/// blocks as they were at stop 58 (docs/benchmarks.md), and as they still cut the evaluator's
+/// 120-row chunk (ten blocks of 12).
 enum { DOT_ROWS = 12 };
 
 /// Rows i…i+rows−1 (rows ≤ DOT_ROWS; A's rows to DOT_ROWS exist, zero past m) and tile columns

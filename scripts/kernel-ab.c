@@ -56,7 +56,12 @@ static const char *const eval_part_names[EVAL_PARTS] = {"eval 50-200 tanh", "eva
                                                         "eval 200-784 likelihood"};
 _Static_assert(EVAL_PARTS <= PARTS, "main sizes its arrays by PARTS");
 
-enum { BATCH = 100, REFINEMENTS = 20, GRADIENT_ROWS = BATCH * (REFINEMENTS + 1) };
+// The rows a pass takes: bsvi's and vae's batch on this rank, or the evaluator's chunk
+// (scripts/kernel-ab's ROWS).
+#ifndef KERNEL_AB_ROWS
+#define KERNEL_AB_ROWS 100
+#endif
+enum { BATCH = KERNEL_AB_ROWS, REFINEMENTS = 20, GRADIENT_ROWS = BATCH * (REFINEMENTS + 1) };
 
 typedef struct {
     float *w1, *w2, *w3, *b1, *b2, *b3, *w1t, *w2t, *w3t, *e1, *e2, *gradient;
@@ -216,7 +221,7 @@ static void run_vae_round(const bsvi_kernel_table *t, vae_workload *w, double *s
 
 /// The evaluator's decoder passes (ImportanceSampler): EVAL_PASSES chunks of EVAL_CHUNK samples
 /// of one example through the decoder, the output layer fused with the likelihood.
-enum { EVAL_CHUNK = 120, EVAL_PASSES = 40 };
+enum { EVAL_CHUNK = KERNEL_AB_ROWS, EVAL_PASSES = 40 };
 typedef struct {
     float *w1, *w2, *w3, *b1, *b2, *b3, *z, *h1, *h2, *x, *ll;
 } eval_workload;
@@ -305,8 +310,8 @@ int main(int argc, char **argv) {
             round_ratio[r] = a / b;
         }
     }
-    printf("%s kernels, %d rounds of %s's work: ms per round (medians); %s/%s > 1 means %s is faster\n",
-           bsvi_isa_name(isa), rounds, work, label_a, label_b, label_b);
+    printf("%s kernels, %d rounds of %s's work, %d rows a pass: ms per round (medians); %s/%s > 1 means %s is faster\n",
+           bsvi_isa_name(isa), rounds, work, KERNEL_AB_ROWS, label_a, label_b, label_b);
     printf("%-24s %10s %10s %8s\n", "part", label_a, label_b, "ratio");
     double total[2] = {0, 0};
     for (int p = 0; p < parts; p++) {

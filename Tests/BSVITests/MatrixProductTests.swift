@@ -8,12 +8,15 @@ import Testing
 /// step exchange, each against a plain Float64 reference, on every kernel path.
 @Suite("Matrix products and transposes")
 struct MatrixProductTests {
-    /// Shapes for every edge of the kernels: 1–25 rows (register blocks of up to 13 or 6 rows, split
-    /// evenly, and every remainder), widths below, at and above the 16- and 32-column strips, inner
-    /// sizes below, at and above AVX-512's 256-deep chunks and the weight gradients' 256-row ones
-    /// (AVX2's products take up to 800 in one chunk: `chunkedSumsAreSequentialFMAs` crosses them).
-    static let shapes = [(1, 1, 1), (2, 3, 5), (3, 8, 17), (5, 4, 16), (6, 16, 16), (7, 17, 3), (11, 9, 40), (13, 50, 31),
-                         (25, 257, 33), (50, 200, 50), (12, 33, 200), (100, 49, 784), (24, 600, 48)]
+    /// Shapes for every edge of the kernels: register blocks of every height from 1 to 13 rows on
+    /// AVX-512 and 1 to 6 on AVX2 (m rows are cut into ⌈m / 13⌉ or ⌈m / 6⌉ blocks of nearly equal
+    /// height: 16 into two of 8, 20 into two of 10, 25 into 12 and 13, 100 into 12s and 13s), widths
+    /// below, at and above the 16- and 32-column strips, inner sizes below, at and above AVX-512's
+    /// 256-deep chunks and the weight gradients' 256-row ones (AVX2's products take up to 800 in one
+    /// chunk: `chunkedSumsAreSequentialFMAs` crosses them).
+    static let shapes = [(1, 1, 1), (2, 3, 5), (3, 8, 17), (4, 20, 24), (5, 4, 16), (6, 16, 16), (7, 17, 3), (9, 7, 33),
+                         (11, 9, 40), (13, 50, 31), (16, 70, 40), (20, 120, 17), (25, 257, 33), (50, 200, 50),
+                         (12, 33, 200), (100, 49, 784), (24, 600, 48)]
     /// The weight gradients' (m, rows, n) also cross chunks with row blocks of two heights on both
     /// paths (58: 11 and 12 rows on AVX-512, 5 and 6 on AVX2; A is packed row by row of A into
     /// every block's panel) and with a single block (m = 5, which then fetches each next strip).

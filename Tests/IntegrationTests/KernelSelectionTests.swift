@@ -213,6 +213,11 @@ struct KernelSelectionTests {
         }
         #expect(lines.last?.hasPrefix("per-round ratio: median ") == true && lines.last?.hasSuffix("of 2 rounds") == true,
                 "\(r.stdout)")
+        #expect(lines.first?.contains("100 rows a pass") == true, "\(r.stdout)")
+        // A rank's share of the batch on eight ranks: 13 rows, a single register block on AVX-512.
+        let share = try runCommand(Self.kernelABScript, ["HEAD", "1", "bsvi", "13"], environment: ["BSVI_KERNELS": path])
+        #expect(share.status == 0 && share.stdout.hasPrefix("\(path) kernels, 1 rounds of bsvi's work, 13 rows a pass"),
+                "\(share.stdout)\(share.stderr)")
     }
 
     /// The other workloads: vae's step (both networks forward, the likelihood, back through every
@@ -235,7 +240,7 @@ struct KernelSelectionTests {
         #expect(!lines.contains { line in others.contains { line.hasPrefix($0) } }, "another workload's parts: \(r.stdout)")
     }
 
-    @Test("scripts/kernel-ab refuses an unknown revision, 0 rounds, the portable path, an unknown path and an unknown workload, with exit 64")
+    @Test("scripts/kernel-ab refuses an unknown revision, 0 rounds, the portable path, an unknown path, an unknown workload and 0 rows, with exit 64")
     func kernelABRefusals() throws {
         let script = Self.kernelABScript
         let unknown = try runCommand(script, ["no-such-revision", "2"], unsetting: ["BSVI_KERNELS"])
@@ -248,7 +253,9 @@ struct KernelSelectionTests {
         #expect(other.status == 64 && other.stderr.contains("BSVI_KERNELS=avx1024 is not a kernel path"), "\(other.stderr)")
         let work = try runCommand(script, ["HEAD", "2", "iwae"], unsetting: ["BSVI_KERNELS"])
         #expect(work.status == 64 && work.stderr.contains("WORK must be bsvi"), "\(work.stderr)")
-        for r in [unknown, zero, portable, other, work] { #expect(r.stdout.isEmpty, "\(r.stdout)") }
+        let rows = try runCommand(script, ["HEAD", "2", "bsvi", "0"], unsetting: ["BSVI_KERNELS"])
+        #expect(rows.status == 64 && rows.stderr.contains("ROWS must be a positive integer, got '0'"), "\(rows.stderr)")
+        for r in [unknown, zero, portable, other, work, rows] { #expect(r.stdout.isEmpty, "\(r.stdout)") }
     }
 
     /// In a repository of its own (the script and the kernel sources, one commit): side A is built

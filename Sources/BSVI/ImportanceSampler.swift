@@ -17,9 +17,9 @@ public final class ImportanceSampler {
     /// vectors; `evaluationChunk(for:)` gives the AMX tiles theirs). At 120 rows a pass's
     /// activations (two 120 × 200 layers, 190 KB) and the decoder's weights (0.8 MB) sit in a
     /// 2 MiB L2 with room to spare; at 500 they filled it, and the full test split on two ranks
-    /// took ≈ 10 % longer (docs/benchmarks.md). Ten register blocks of 12 rows on AVX-512 (at most
-    /// 13 there; 117 or 130 rows, nine or ten of 13, were 0.5 % faster, within the noise: stop 61)
-    /// and twenty of 6 on AVX2.
+    /// took ≈ 10 % longer (docs/benchmarks.md). On AVX-512 the 120 rows are ten register blocks of
+    /// 12 (blocks hold up to 13; chunks of 117 or 130 rows, all blocks of 13, were no faster: stop
+    /// 61); on AVX2, twenty of 6.
     /// The chunk never changes a result (ImportanceSamplerTests.chunkIndependence).
     public static let evaluationChunk = 120
 

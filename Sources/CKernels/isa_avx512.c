@@ -17,11 +17,12 @@ static inline void store_partial(vf16 v, float *p, int n) { _mm512_mask_storeu_p
 
 // MARK: Products
 
-// Rows of C per register block: 13 × 2 vectors = 26 of the 32 ZMM registers, with the two of B and
-// the broadcast of A 29 (no spills). Against 12: a rank's share of the default batch of 100 on 8
-// ranks (12 or 13 rows) is one block instead of two, 25 rows two instead of three, 50 rows four of
-// 12–13 instead of five of 10; bsvi's kernels 4.6 %, 3 % and 1 % faster at 13, 25 and 50 rows, the
-// same at 100 (docs/benchmarks.md, stop 61). The row blocks do not change any sum: the same bits.
+// Rows of C per register block: 26 accumulators (13 rows × 2 vectors) + 2 vectors of B + 1
+// broadcast of A = 29 of the 32 ZMM registers (no spills). Against 12: a rank's share of the
+// default batch of 100 on 8 ranks (12 or 13 rows) is one block instead of two, 25 rows two instead
+// of three, 50 rows four of 12–13 instead of five of 10; on the Intel model 207 bsvi's kernels
+// 3.5 %, 3.7 % and 0.8 % faster at 13, 25 and 50 rows, the same at 100 (docs/benchmarks.md, stop
+// 61; the Zen 4 and Zen 5 not timed at those shares). The blocks do not change any sum: the same bits.
 #define MR 13
 #define NR 32   // columns of C per strip (two vectors)
 #define KC 256  // inner-dimension chunk: a 256×32 strip of B (32 KiB) stays in L1 across row blocks

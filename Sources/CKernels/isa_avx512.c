@@ -1,5 +1,6 @@
 // The AVX-512 kernels: 16-lane vectors in one ZMM register, masked loads and stores for ragged
-// edges, and register-blocked products of up to 13 rows × 32 columns (26 accumulators).
+// edges, and register-blocked products of up to 13 rows × 32 columns (26 accumulators), or 8 rows
+// × 40 columns for a forward product's last 33–40 columns.
 #include "kernel_table.h"
 #include <string.h>
 
@@ -64,9 +65,10 @@ static __attribute__((noinline)) void activate_block(bsvi_activation f, int R, i
 }
 
 /// C[0..R)[strip] = start + Σ_p A(r, p)·B[p][strip] for p in [0, kc), A(r, p) = a[r·lda + p].
-/// R ≤ MR, V (1 or 2 vectors) and H are constants after inlining, so the accumulators live in
-/// registers. H: a strip of at most 8 columns (V = 1), such as the last of a 200-wide product, on
-/// 256-bit registers (acch instead of acc0): Zen 4 runs a 512-bit FMA as two 256-bit halves,
+/// R ≤ MR, V (1, 2 or 3 vectors) and H are constants after inlining, so the accumulators live in
+/// registers. H: the strip's last 8 or fewer columns, from column hc on, on 256-bit registers
+/// (acch): a strip of at most 8 columns (V = 1, such as the last of a 100-wide product), or the last
+/// 8 of a 40-column one (V = 3, nn_dispatch_wide); mh masks them. Zen 4 runs a 512-bit FMA as two 256-bit halves,
 /// masked lanes included, so this costs it half as much (bsvi's n = 200 products 2–3 % faster;
 /// docs/benchmarks.md, stop 44); on the Intel model 207 the two forms cost the same (stop 62).
 /// The same operations on the same lanes: the same bits. A 17–24-column strip keeps two 512-bit
@@ -76,23 +78,23 @@ static __attribute__((noinline)) void activate_block(bsvi_activation f, int R, i
 /// the driver reads next, fetched into L2 meanwhile, a row per step.
 static inline __attribute__((always_inline)) void
 nn_block(const int R, const int V, const int H, const int kc, const float *a, const long lda, const float *b,
-         const long ldb, float *c, const long ldc, const __mmask16 m0, const __mmask16 m1, const int start,
+         const long ldb, float *c, const long ldc, const __mmask16 m0, const __mmask16 m1, const __mmask8 mh, const int start,
          const float *bias, const bsvi_activation activation, const float *next, const long next_ld, const int next_rows) {
     const int Z = V - H;  // 512-bit vectors
-    const __mmask8 mh = (__mmask8)m0;
+    const int hc = 16 * Z;  // the 256-bit part's first column
     __m512 acc0[MR], acc1[MR];
     __m256 acch[MR];
     if (start == START_FROM_C) {
         for (int r = 0; r < R; r++) {
             if (Z >= 1) acc0[r] = _mm512_maskz_loadu_ps(m0, c + r * ldc);
             if (Z == 2) acc1[r] = _mm512_maskz_loadu_ps(m1, c + r * ldc + 16);
-            if (H) acch[r] = _mm256_maskz_loadu_ps(mh, c + r * ldc);
+            if (H) acch[r] = _mm256_maskz_loadu_ps(mh, c + r * ldc + hc);
         }
     } else {
         const int biased = start == START_BIAS;
         const __m512 s0 = biased && Z >= 1 ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
         const __m512 s1 = biased && Z == 2 ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
-        const __m256 sh = biased && H ? _mm256_maskz_loadu_ps(mh, bias) : _mm256_setzero_ps();
+        const __m256 sh = biased && H ? _mm256_maskz_loadu_ps(mh, bias + hc) : _mm256_setzero_ps();
         for (int r = 0; r < R; r++) {
             acc0[r] = s0;
             acc1[r] = s1;
@@ -102,7 +104,7 @@ nn_block(const int R, const int V, const int H, const int kc, const float *a, co
     for (int p = 0; p < kc; p++) {
         const __m512 b0 = Z >= 1 ? _mm512_maskz_loadu_ps(m0, b + p * ldb) : _mm512_setzero_ps();
         const __m512 b1 = Z == 2 ? _mm512_maskz_loadu_ps(m1, b + p * ldb + 16) : b0;
-        const __m256 bh = H ? _mm256_maskz_loadu_ps(mh, b + p * ldb) : _mm256_setzero_ps();
+        const __m256 bh = H ? _mm256_maskz_loadu_ps(mh, b + p * ldb + hc) : _mm256_setzero_ps();
         if (next && p < next_rows) prefetch_strip_row(next + p * next_ld);
         for (int r = 0; r < R; r++) {
             const __m512 x = _mm512_set1_ps(a[r * lda + p]);
@@ -114,9 +116,12 @@ nn_block(const int R, const int V, const int H, const int kc, const float *a, co
     for (int r = 0; r < R; r++) {
         if (Z >= 1) _mm512_mask_storeu_ps(c + r * ldc, m0, acc0[r]);
         if (Z == 2) _mm512_mask_storeu_ps(c + r * ldc + 16, m1, acc1[r]);
-        if (H) _mm256_mask_storeu_ps(c + r * ldc, mh, acch[r]);
+        if (H) _mm256_mask_storeu_ps(c + r * ldc + hc, mh, acch[r]);
     }
-    if (activation != BSVI_ACTIVATION_NONE) activate_block(activation, R, V, c, ldc, m0, m1);
+    if (activation != BSVI_ACTIVATION_NONE) {
+        activate_block(activation, R, Z ? Z : 1, c, ldc, Z ? m0 : mh, m1);
+        if (H && Z) activate_block(activation, R, 1, c + hc, ldc, mh, 0);
+    }
 }
 
 /// C[0..R)[strip] += Σ_p A(p, r)·B'[p][strip] over a packed panel of A (ap[p·R + r]) and a packed,
@@ -186,9 +191,9 @@ static inline __attribute__((always_inline)) int narrow_strip(int V, __mmask16 m
 
 #define NN_CASE(R)                                                                                                             \
     case R:                                                                                                                    \
-        if (V == 2) nn_block(R, 2, 0, kc, a, lda, b, ldb, c, ldc, m0, m1, start, bias, activation, next, next_ld, next_rows);  \
-        else if (!H) nn_block(R, 1, 0, kc, a, lda, b, ldb, c, ldc, m0, m1, start, bias, activation, next, next_ld, next_rows); \
-        else nn_block(R, 1, 1, kc, a, lda, b, ldb, c, ldc, m0, m1, start, bias, activation, next, next_ld, next_rows);         \
+        if (V == 2) nn_block(R, 2, 0, kc, a, lda, b, ldb, c, ldc, m0, m1, 0, start, bias, activation, next, next_ld, next_rows);  \
+        else if (!H) nn_block(R, 1, 0, kc, a, lda, b, ldb, c, ldc, m0, m1, 0, start, bias, activation, next, next_ld, next_rows); \
+        else nn_block(R, 1, 1, kc, a, lda, b, ldb, c, ldc, 0, 0, (__mmask8)m0, start, bias, activation, next, next_ld, next_rows); \
         break;
 
 static void nn_dispatch(int R, int V, int kc, const float *a, long lda, const float *b, long ldb, float *c, long ldc,
@@ -198,6 +203,32 @@ static void nn_dispatch(int R, int V, int kc, const float *a, long lda, const fl
     switch (R) {
         NN_CASE(1) NN_CASE(2) NN_CASE(3) NN_CASE(4) NN_CASE(5) NN_CASE(6)
         NN_CASE(7) NN_CASE(8) NN_CASE(9) NN_CASE(10) NN_CASE(11) NN_CASE(12) NN_CASE(13)
+    }
+}
+
+/// sgemm_nn's last strip when it is 33–40 columns wide (NN_WIDE_TAIL), as the last of a 200-wide
+/// product (columns 160–199): two 512-bit vectors and one 256-bit a row, on at most MR_WIDE rows
+/// (24 accumulators + 3 vectors of B + 1 broadcast of A). As a strip of their own, those 8 columns
+/// took 11–13 % of δ·W₃ᵀ's time for 4 % of its multiply-adds (stop 62): each broadcast of A fed one
+/// FMA. In the 40-column strip δ·W₃ᵀ (100 × 784 × 200) is 3–5 % faster and the 200-wide forward
+/// products 1–3 % (docs/benchmarks.md, stop 63). At 9 rows the loop reloaded its row addresses
+/// from the stack and gained a third as much. The same FMAs on the same elements in the same
+/// order: the same bits.
+#define NN_WIDE_TAIL 8
+#define MR_WIDE 8
+_Static_assert(MR_WIDE <= 8, "nn_dispatch_wide has a case for each height up to 8 rows");
+#define NN_WIDE_CASE(R)                                                                                                  \
+    case R:                                                                                                              \
+        nn_block(R, 3, 1, kc, a, lda, b, ldb, c, ldc, 0xFFFF, 0xFFFF, mh, start, bias, activation, next, next_ld, next_rows); \
+        break;
+
+static void nn_dispatch_wide(int R, int width, int kc, const float *a, long lda, const float *b, long ldb, float *c, long ldc,
+                             int start, const float *bias, bsvi_activation activation, const float *next, long next_ld,
+                             int next_rows) {
+    const __mmask8 mh = (__mmask8)bsvi_lane_mask16(width - NR);
+    switch (R) {
+        NN_WIDE_CASE(1) NN_WIDE_CASE(2) NN_WIDE_CASE(3) NN_WIDE_CASE(4)
+        NN_WIDE_CASE(5) NN_WIDE_CASE(6) NN_WIDE_CASE(7) NN_WIDE_CASE(8)
     }
 }
 

@@ -13,10 +13,12 @@ struct MatrixProductTests {
     /// height: 16 into two of 8, 20 into two of 10, 25 into 12 and 13, 100 into 12s and 13s), widths
     /// below, at and above the 16- and 32-column strips, inner sizes below, at and above AVX-512's
     /// 256-deep chunks and the weight gradients' 256-row ones (AVX2's products take up to 800 in one
-    /// chunk: `chunkedSumsAreSequentialFMAs` crosses them).
+    /// chunk: `chunkedSumsAreSequentialFMAs` crosses them). A forward product's last 33–40 columns
+    /// are one strip on AVX-512, in blocks of at most 8 rows: n = 33–40 and 200 give it every height
+    /// from 1 to 8 (m = 1, 2, 3, 7, 9 into 4 and 5, 11 into 5 and 6, 25 into 6s and 7, 16 into 8s).
     static let shapes = [(1, 1, 1), (2, 3, 5), (3, 8, 17), (4, 20, 24), (5, 4, 16), (6, 16, 16), (7, 17, 3), (9, 7, 33),
                          (11, 9, 40), (13, 50, 31), (16, 70, 40), (20, 120, 17), (25, 257, 33), (50, 200, 50),
-                         (12, 33, 200), (100, 49, 784), (24, 600, 48)]
+                         (12, 33, 200), (100, 49, 784), (24, 600, 48), (1, 5, 36), (2, 9, 38), (3, 12, 35), (7, 30, 39)]
     /// The weight gradients' (m, rows, n) also cross chunks with row blocks of two heights on both
     /// paths (58: 11 and 12 rows on AVX-512, 5 and 6 on AVX2; A is packed row by row of A into
     /// every block's panel) and with a single block (m = 5, which then fetches each next strip).

@@ -210,8 +210,8 @@ static void nn_dispatch(int R, int V, int kc, const float *a, long lda, const fl
 /// product (columns 160–199): two 512-bit vectors and one 256-bit a row, on at most MR_WIDE rows
 /// (24 accumulators + 3 vectors of B + 1 broadcast of A). As a strip of their own, those 8 columns
 /// took 11–13 % of δ·W₃ᵀ's time for 4 % of its multiply-adds (stop 62): each broadcast of A fed one
-/// FMA. In the 40-column strip δ·W₃ᵀ (100 × 784 × 200) is 3–5 % faster and the 200-wide forward
-/// products 1–3 % (docs/benchmarks.md, stop 63). At 9 rows the loop reloaded its row addresses
+/// FMA. In the 40-column strip δ·W₃ᵀ (100 × 784 × 200) is 4–6 % faster and the other 200-wide
+/// products 1–4 % (docs/benchmarks.md, stop 63). At 9 rows the loop reloaded its row addresses
 /// from the stack and gained a third as much. The same FMAs on the same elements in the same
 /// order: the same bits.
 #define NN_WIDE_TAIL 8

@@ -8,7 +8,7 @@ struct CPUInfo: ParsableCommand {
         abstract: "Show the CPU, the kernel paths it can run, the one in use, and OpenBLAS's core.")
 
     @Flag(help: "Print one JSON object.") var json = false
-    @Flag(help: "Also measure the FMA peak of each kernel path (about a second).") var peak = false
+    @Flag(help: "Also measure the FMA peak of each kernel path, and the bfloat16 peaks of the AMX tiles and AVX512_BF16 vectors where the CPU has them (about two seconds).") var peak = false
 
     func run() throws {
         let supported = KernelPath.supported

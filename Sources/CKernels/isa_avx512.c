@@ -67,13 +67,13 @@ static __attribute__((noinline)) void activate_block(bsvi_activation f, int R, i
 /// C[0..R)[strip] = start + Σ_p A(r, p)·B[p][strip] for p in [0, kc), A(r, p) = a[r·lda + p].
 /// R ≤ MR, V (1, 2 or 3 vectors) and H are constants after inlining, so the accumulators live in
 /// registers. H: the strip's last 8 or fewer columns, from column hc on, on 256-bit registers
-/// (acch): a strip of at most 8 columns (V = 1, such as the last of a 100-wide product), or the last
-/// 8 of a 40-column one (V = 3, nn_dispatch_wide); mh masks them. Zen 4 runs a 512-bit FMA as two 256-bit halves,
-/// masked lanes included, so this costs it half as much (bsvi's n = 200 products 2–3 % faster;
-/// docs/benchmarks.md, stop 44); on the Intel model 207 the two forms cost the same (stop 62).
-/// The same operations on the same lanes: the same bits. A 17–24-column strip keeps two 512-bit
-/// vectors: with its second on 256-bit registers, clang spilled accumulators to the stack in the
-/// loop.
+/// (acch), masked by mh: a strip of at most 8 columns (V = 1, such as the last of a 100-wide
+/// product), or the last 8 of a 40-column one (V = 3, nn_dispatch_wide). Zen 4 runs a 512-bit FMA
+/// as two 256-bit halves, masked lanes included, so this costs it half as much (bsvi's n = 200
+/// products 2–3 % faster; docs/benchmarks.md, stop 44); on the Intel model 207 the two forms cost
+/// the same (stop 62). The same operations on the same lanes: the same bits. A 17–24-column strip
+/// keeps two 512-bit vectors: with its second on 256-bit registers, clang spilled accumulators to
+/// the stack in the loop.
 /// `next` (or NULL): NR floats of each of the first `next_rows` rows (row stride next_ld) of what
 /// the driver reads next, fetched into L2 meanwhile, a row per step.
 static inline __attribute__((always_inline)) void

@@ -223,9 +223,10 @@ static void pack_weighted_strip(const int kc, const float *b, const long ldb, co
 
 /// `next` (with next_ld and next_rows), what the driver reads next, is fetched into L2 as on the
 /// AVX-512 path, by a separate instantiation of the blocks: with the test for `next` inside every
-/// block's loop (the AVX-512 form), the blocks that fetch nothing ran slower too and the whole came
-/// out 2 % slower on a Zen 1; unswitched, the bsvi-shaped products ran 3–4 % faster there (its
-/// 512 KB L2 does not hold a 200 × 784 weight matrix; scripts/kernel-ab, docs/benchmarks.md, stop 46).
+/// block's loop (the AVX-512 form until stop 64), the blocks that fetch nothing ran slower too and
+/// the whole came out 2 % slower on a Zen 1; unswitched, the bsvi-shaped products ran 3–4 % faster
+/// there (its 512 KB L2 does not hold a 200 × 784 weight matrix; scripts/kernel-ab,
+/// docs/benchmarks.md, stop 46).
 static void nn_dispatch(int R, int V, int kc, const float *a, long lda, const float *b, long ldb, float *c, long ldc,
                         __m256i m0, __m256i m1, int start, const float *bias, bsvi_activation activation,
                         const float *next, long next_ld, int next_rows) {

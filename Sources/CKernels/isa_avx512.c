@@ -103,14 +103,14 @@ nn_block(const int R, const int V, const int H, const int kc, const float *a, co
         }
     }
     // A step is 13 broadcasts and 26 FMAs; what else it issues competes with them for the front end
-    // and, on a core whose other hyperthread is busy, for the vector ports. So the steps that fetch
-    // a row of `next` and those that do not are two loops (one test of `next` a step cost five
-    // instructions: clang kept `next` on the stack), and A's rows are read through three pointers
-    // five rows apart (rows base + i·lda, i < 5, are invariant offsets from them), which advance by
-    // one float a step; indexing a[r·lda + p] made clang recompute the thirteen row addresses, a
-    // chain of about eleven adds a step. The FMAs and their order are unchanged: the same bits.
-    // On this Intel CPU the products ran 1–2 % faster when the host was quiet, 4–8 % when it was
-    // busy (docs/benchmarks.md, stop 64).
+    // (and, it seems, for the vector ports while the core's other hyperthread is busy). So the
+    // steps that fetch a row of `next` and those that do not are two loops (one test of `next` a
+    // step cost six instructions: clang kept `next` on the stack), and A's rows are read through
+    // three pointers five rows apart (rows base + i·lda, i < 5, are invariant offsets from them),
+    // which advance by one float a step; indexing a[r·lda + p] made clang recompute the thirteen
+    // row addresses, a chain of about eleven adds a step. The FMAs and their order are unchanged:
+    // the same bits. On this Intel CPU the products ran 1–2 % faster when the host was quiet, 4–8 %
+    // when it was busy (docs/benchmarks.md, stop 64).
     const float *a5 = a + 5 * lda, *a10 = a + 10 * lda;
     const int fetched = next ? (next_rows < kc ? next_rows : kc) : 0;
 #define NN_STEP(FETCH)                                                                      \

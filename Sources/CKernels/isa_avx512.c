@@ -111,7 +111,7 @@ nn_block(const int R, const int V, const int H, const int kc, const float *a, co
     // row addresses, a chain of about eleven adds a step. The FMAs and their order are unchanged:
     // the same bits. On this Intel CPU the products ran 1–2 % faster when the host was quiet, 4–8 %
     // when it was busy (docs/benchmarks.md, stop 64).
-    const float *a5 = a + 5 * lda, *a10 = a + 10 * lda;
+    const float *a5 = R > 5 ? a + 5 * lda : a, *a10 = R > 10 ? a + 10 * lda : a;  // never past A's rows
     const int fetched = next ? (next_rows < kc ? next_rows : kc) : 0;
 #define NN_STEP(FETCH)                                                                      \
     {                                                                                       \

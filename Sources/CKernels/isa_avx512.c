@@ -102,31 +102,31 @@ nn_block(const int R, const int V, const int H, const int kc, const float *a, co
             acch[r] = sh;
         }
     }
-    // A step is 13 broadcasts and 26 FMAs; what else it issues competes with them for the front end
-    // (and, it seems, for the vector ports while the core's other hyperthread is busy). So the
-    // steps that fetch a row of `next` and those that do not are two loops (one test of `next` a
-    // step cost six instructions: clang kept `next` on the stack), and A's rows are read through
-    // three pointers five rows apart (rows base + i·lda, i < 5, are invariant offsets from them),
-    // which advance by one float a step; indexing a[r·lda + p] made clang recompute the thirteen
-    // row addresses, a chain of about eleven adds a step. The FMAs and their order are unchanged:
-    // the same bits. On this Intel CPU the products ran 1–2 % faster when the host was quiet, 4–8 %
-    // when it was busy (docs/benchmarks.md, stop 64).
+    // A step is 13 broadcasts and 26 FMAs, and what else it issues competes with them for the
+    // front end (and, it seems, for the vector ports while the core's other hyperthread is busy).
+    // So the steps that fetch a row of `next` and those that do not are two loops (testing `next`
+    // every step cost six instructions: clang kept it on the stack), and A's rows are read through
+    // three pointers five rows apart, advanced by one float a step (rows base + i·lda, i < 5, are
+    // then invariant offsets); indexing a[r·lda + p] made clang recompute the thirteen row
+    // addresses every step, a chain of about eleven adds. The FMAs and their order are unchanged:
+    // the same bits. On the Intel model 207, bsvi's kernels ran 0.5–1.7 % faster in one process and
+    // vae's 4 %; one product alone, 4–8 % while the host was busy (docs/benchmarks.md, stop 64).
     const float *a5 = R > 5 ? a + 5 * lda : a, *a10 = R > 10 ? a + 10 * lda : a;  // never past A's rows
     const int fetched = next ? (next_rows < kc ? next_rows : kc) : 0;
-#define NN_STEP(FETCH)                                                                      \
-    {                                                                                       \
-        const __m512 b0 = Z >= 1 ? _mm512_maskz_loadu_ps(m0, b) : _mm512_setzero_ps();      \
-        const __m512 b1 = Z == 2 ? _mm512_maskz_loadu_ps(m1, b + 16) : b0;                   \
-        const __m256 bh = H ? _mm256_maskz_loadu_ps(mh, b + hc) : _mm256_setzero_ps();       \
-        if (FETCH) prefetch_strip_row(next), next += next_ld;                               \
-        for (int r = 0; r < R; r++) {                                                       \
-            const float *row = (r < 5 ? a : r < 10 ? a5 : a10) + (r % 5) * lda;             \
-            const __m512 x = _mm512_set1_ps(*row);                                          \
-            if (Z >= 1) acc0[r] = _mm512_fmadd_ps(x, b0, acc0[r]);                          \
-            if (Z == 2) acc1[r] = _mm512_fmadd_ps(x, b1, acc1[r]);                          \
-            if (H) acch[r] = _mm256_fmadd_ps(_mm256_set1_ps(*row), bh, acch[r]);            \
-        }                                                                                   \
-        b += ldb, a++, a5++, a10++;                                                         \
+#define NN_STEP(FETCH)                                                                           \
+    {                                                                                            \
+        const __m512 b0 = Z >= 1 ? _mm512_maskz_loadu_ps(m0, b + p * ldb) : _mm512_setzero_ps(); \
+        const __m512 b1 = Z == 2 ? _mm512_maskz_loadu_ps(m1, b + p * ldb + 16) : b0;             \
+        const __m256 bh = H ? _mm256_maskz_loadu_ps(mh, b + p * ldb + hc) : _mm256_setzero_ps(); \
+        if (FETCH) prefetch_strip_row(next + p * next_ld);                                       \
+        for (int r = 0; r < R; r++) {                                                            \
+            const float *row = (r < 5 ? a : r < 10 ? a5 : a10) + (r % 5) * lda;                  \
+            const __m512 x = _mm512_set1_ps(*row);                                               \
+            if (Z >= 1) acc0[r] = _mm512_fmadd_ps(x, b0, acc0[r]);                               \
+            if (Z == 2) acc1[r] = _mm512_fmadd_ps(x, b1, acc1[r]);                               \
+            if (H) acch[r] = _mm256_fmadd_ps(_mm256_set1_ps(*row), bh, acch[r]);                 \
+        }                                                                                        \
+        a++, a5++, a10++; /* within A's rows: at most one past a row's last column */            \
     }
     for (int p = 0; p < fetched; p++) NN_STEP(1)
     for (int p = fetched; p < kc; p++) NN_STEP(0)
@@ -229,9 +229,9 @@ static void nn_dispatch(int R, int V, int kc, const float *a, long lda, const fl
 /// (24 accumulators + 3 vectors of B + 1 broadcast of A). As a strip of their own, those 8 columns
 /// took 11–13 % of δ·W₃ᵀ's time for 4 % of its multiply-adds (stop 62): each broadcast of A fed one
 /// FMA. In the 40-column strip δ·W₃ᵀ (100 × 784 × 200) is 4–6 % faster and the other 200-wide
-/// products 1–4 % (docs/benchmarks.md, stop 63). At 9 rows the loop reloaded its row addresses
-/// from the stack and gained a third as much. The same FMAs on the same elements in the same
-/// order: the same bits.
+/// products 1–4 % (docs/benchmarks.md, stop 63). At 9 rows the loop (as it was before stop 64)
+/// reloaded its row addresses from the stack and gained a third as much. The same FMAs on the
+/// same elements in the same order: the same bits.
 #define NN_WIDE_TAIL 8
 #define MR_WIDE 8
 _Static_assert(MR_WIDE <= 8, "nn_dispatch_wide has a case for each height up to 8 rows");

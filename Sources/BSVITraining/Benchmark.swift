@@ -136,9 +136,9 @@ public enum Benchmark {
         let b = ShardPlan.balancedPart(of: config.optimizer.batchSize, parts: comm.size, index: comm.rank).count
         let (rows, source) = try benchmarkRows(config: config, count: b, comm: comm)
         let x = rows.matrix(rows: b, cols: rows.count / b)
-        let model = VAEModel(shape: config.model.shape(inputDim: x.cols), piCount: config.objective.settings.piCount)
-        let params = model.makeInitialParameters(seed: config.optimizer.seed)
-        let t = try timeSteps(config: config, model: model, params: params, x: x, steps: steps, warmup: warmup, comm: comm)
+        let stepper = BenchStepper(config: config, x: x, comm: comm)
+        let model = stepper.model, params = stepper.params
+        let t = try timeSteps(stepper, steps: steps, warmup: warmup, comm: comm)
         if let path = stepTimesFile { try comm.rootDecides { try t.stepTimes.write(to: path) } }
         // Not the first timed step of several ranks: each rank's work on it runs from its own exit
         // from the barrier, which the ranks leave at different moments, and the early one's wait
@@ -162,13 +162,13 @@ public enum Benchmark {
         let allreduceMs = t.allreduceNanoseconds * 1e-6 * perStep
         let updateMs = t.updateNanoseconds * 1e-6 * perStep
         let examplesPerS = Double(steps * config.optimizer.batchSize) / t.slowestRankSeconds
-        let macs = config.objective.settings.usefulMultiplyAddsPerExample(model: model)
+        let macs = stepper.multiplyAdds
         let gflops = examplesPerS * Double(macs) * 2 / 1e9
         let evalGflopsPerRank = e.samplesPerS / Double(evalSamples * comm.size) * e.multiplyAddsPerExample * 2 / 1e9
         let gflopsPerRank = gflops / Double(comm.size), peakFraction = gflopsPerRank / fmaPeak
-        let atPeakMs = Double(config.optimizer.batchSize * macs * 2) / Double(comm.size) / (fmaPeak * 1e9) * 1e3
-        let updateFloorMs = max(t.updateTrafficSeconds, t.updateDividerSeconds) * 1e3
-        let ceiling = atPeakMs / (atPeakMs + updateFloorMs)
+        let stepCeiling = StepCeiling(flopsPerRank: Double(config.optimizer.batchSize * macs * 2) / Double(comm.size), fmaPeakGflops: fmaPeak,
+                                      trafficSeconds: t.updateTrafficSeconds, dividerSeconds: t.updateDividerSeconds)
+        let updateFloorMs = stepCeiling.updateFloorMs, ceiling = stepCeiling.fraction
         return BenchmarkReport(
             cpuModel: KernelPath.cpuModel, cpuFamily: KernelPath.cpuFamily, cpuModelNumber: KernelPath.cpuModelNumber,
             kernelIsa: KernelPath.active.rawValue, blasCore: OpenBLASCore.current,
@@ -226,17 +226,9 @@ public enum Benchmark {
     }
 
     /// `warmup` untimed steps, the yardsticks, then `steps` timed training steps split by kind.
-    static func timeSteps(config: RunConfiguration, model: VAEModel, params: FloatBuffer, x: Matrix, steps: Int, warmup: Int,
-                          comm: Communicator) throws -> StepTiming {
-        let adam = Adam(parameterCount: model.vectorLength, learningRate: config.optimizer.learningRate)
-        let step = TrainingStep(model: model, settings: config.objective.settings, localBatch: x.rows,
-                                globalBatch: config.optimizer.batchSize, adam: adam)
-        let ids = (0..<x.rows).map { comm.rank * x.rows + $0 }
-        func oneStep(_ i: Int) {
-            _ = step.run(x: x, exampleIDs: ids, noise: NoiseSource(seed: config.optimizer.seed, purpose: .trainingNoise, context: UInt64(i)),
-                         params: params, comm: comm, stopRequested: false)
-        }
-        for i in 0..<warmup { oneStep(i) }
+    static func timeSteps(_ stepper: BenchStepper, steps: Int, warmup: Int, comm: Communicator) throws -> StepTiming {
+        let step = stepper.trainingStep, model = stepper.model
+        for _ in 0..<warmup { stepper.step() }
         // The yardsticks after the warm-up: by then OpenBLAS's idle pool threads (if the
         // environment gave it any) have stopped spinning and no longer share the core.
         let yardstick = PeakYardstick.forWork(kernels: KernelPath.active, blasCore: OpenBLASCore.current)
@@ -255,8 +247,8 @@ public enum Benchmark {
         work.reserveCapacity(steps)
         inAllreduce.reserveCapacity(steps)
         var left = t0
-        for i in 0..<steps {
-            oneStep(warmup + i)
+        for _ in 0..<steps {
+            stepper.step()
             let a = step.lastAllreduce
             work.append(Double(a.start - left) * 1e-6)
             inAllreduce.append(Double(a.end - a.start) * 1e-6)

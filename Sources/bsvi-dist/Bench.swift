@@ -22,6 +22,11 @@ struct Bench: ParsableCommand {
     var stepTimes: String?
     @Flag(help: "Also list the step's matrix products by routine and shape: calls, time and % of the FMA peak inside the step (always in --json, as \"products\").")
     var products = false
+    @Option(help: "Interleave these methods' steps in one process (comma separated, at least two, e.g. bsvi,svi,vae; replaces --method) and compare how close each comes to its own ceiling with the first's, round by round, under the same state of the host. --warmup applies; --steps, the evaluation, --products and --step-times do not.")
+    var methods: String?
+    @Option(help: "--methods: rounds, each one block of every method in an order rotated every round.") var rounds: Int = 20
+    @Option(help: "--methods: a block's timed steps for the method with the most multiply-adds a step; the others run about as many multiply-adds (after one untimed step each block).")
+    var blockSteps: Int = 5
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
@@ -38,7 +43,23 @@ struct Bench: ParsableCommand {
             if let path = stepTimes, path.isEmpty {
                 throw ValidationError("--step-times needs a file name, e.g. --step-times step-times.csv")
             }
+            if methods != nil {
+                guard rounds >= 1, blockSteps >= 1 else { throw ValidationError("--rounds ≥ 1 and --block-steps ≥ 1") }
+                guard stepTimes == nil, !products else {
+                    throw ValidationError("--methods times blocks of steps, not every step or product: leave out --step-times and --products, or use --method")
+                }
+            }
         } catch { failBeforeStart(error) }
+        if let methods {
+            let list: [TrainingMethod]
+            do { list = try Self.methodList(methods) } catch { failBeforeStart(error) }
+            compareMethods(list.map { m in
+                var c = config
+                c.objective = objective.section(for: m)
+                return c
+            })
+            return
+        }
         let comm = makeCommunicator()
         runCollectively(comm) {
             // Both fail now, not after the timed steps: a precision this CPU cannot run, and a
@@ -92,6 +113,62 @@ struct Bench: ParsableCommand {
                 print(String(format: "  note              a fraction above 100%% means the host took the core away during both peak readings (%@ GFLOP/s); run again",
                              r.fmaPeakReadings.map { String(format: "%.1f", $0) }.joined(separator: " and ")))
             }
+        }
+    }
+}
+
+extension Bench {
+    /// `--methods`: at least two distinct method names, comma separated.
+    static func methodList(_ text: String) throws -> [TrainingMethod] {
+        let names = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        let list = try names.map { name in
+            guard let m = TrainingMethod(rawValue: name) else {
+                throw ValidationError("--methods: unknown method '\(name)' in '\(text)'; the methods are vae, iwae, svi and bsvi")
+            }
+            return m
+        }
+        guard list.count >= 2, Set(list).count == list.count else {
+            throw ValidationError("--methods needs at least two different methods, comma separated (e.g. bsvi,svi,vae), got '\(text)'")
+        }
+        return list
+    }
+
+    /// `--methods`: the interleaved comparison and its report.
+    func compareMethods(_ configs: [RunConfiguration]) {
+        let comm = makeCommunicator()
+        runCollectively(comm) {
+            let r = try Benchmark.compareMethods(configs: configs, rounds: rounds, blockSteps: blockSteps, warmup: warmup, comm: comm)
+            guard comm.isRoot else { return }
+            if json {
+                print(String(decoding: try JSONEncoder.snakeCase.encode(r), as: UTF8.self))
+                return
+            }
+            func label(_ e: MethodComparisonReport.Entry, _ c: RunConfiguration) -> String {
+                switch c.objective.method {
+                case .vae: return "vae"
+                case .bsvi: return "bsvi k=\(e.k) π=\(c.objective.pi.rawValue)"
+                default: return "\(e.method) k=\(e.k)"
+                }
+            }
+            let labels = zip(r.methods, configs).map(label)
+            var lines = [
+                String(numbers: "methods interleaved in one process: %@; batch %d on %d rank(s), %d rounds (data: %@)",
+                       labels.joined(separator: ", "), r.batchSize, r.ranks, r.rounds, r.dataSource),
+                "  machine           \(KernelPath.cpuDescription); kernels \(r.kernelIsa); OpenBLAS core \(r.blasCore)",
+                String(numbers: "  FMA peak          %.1f GFLOP/s per core (%@ register loop; the higher of %@)", r.fmaPeakGflops, r.fmaPeakIsa,
+                       r.fmaPeakReadings.map { String(format: "%.1f", $0) }.joined(separator: " and ")),
+                "  blocks            one untimed step, then " + zip(labels, r.methods).map { "\($1.stepsPerBlock) timed (\($0))" }.joined(separator: ", ")
+                    + "; the first method rotated every round",
+                "  method                     ms/step   examples/s   of peak   own ceiling   of its ceiling   against \(labels[0]), round by round",
+            ]
+            for (name, e) in zip(labels, r.methods) {
+                let against = e.roundsAtLeastAsClose.map {
+                    String(numbers: "at least as close in %d of %d rounds, %+.2f points (median)", $0, r.rounds, e.medianDifferencePoints!)
+                } ?? ""
+                lines.append(String(numbers: "  %@ %9.2f %12.0f %8.1f%% %12.1f%% %15.1f%%   %@", name.padding(toLength: 24, withPad: " ", startingAt: 0),
+                                    e.msPerStep, e.examplesPerS, 100 * e.peakFraction, 100 * e.ceilingFraction, 100 * e.fractionOfCeiling, against))
+            }
+            print(lines.joined(separator: "\n"))
         }
     }
 }

@@ -70,7 +70,10 @@ struct ObjectiveOptions: ParsableArguments {
     }
 
     /// The method's own defaults (MethodDefaults), overridden by every flag given.
-    var section: ObjectiveSection {
+    var section: ObjectiveSection { section(for: method) }
+
+    /// `method`'s defaults, overridden by every flag given but --method (`bench --methods`).
+    func section(for method: TrainingMethod) -> ObjectiveSection {
         var s = ObjectiveSection(method: method)
         if let k { s.k = k }
         s.vaeSamples = vaeSamples

@@ -22,7 +22,7 @@ struct Bench: ParsableCommand {
     var stepTimes: String?
     @Flag(help: "Also list the step's matrix products by routine and shape: calls, time and % of the FMA peak inside the step (always in --json, as \"products\").")
     var products = false
-    @Option(help: "Interleave these methods' steps in one process (comma separated, at least two, e.g. bsvi,svi,vae; replaces --method) and compare how close each comes to its own ceiling with the first's, round by round, under the same state of the host. --warmup applies; --steps, the evaluation, --products and --step-times do not.")
+    @Option(help: "Interleave these methods' steps in one process (comma separated, at least two, e.g. bsvi,svi,vae, or bsvi,bsvi for an A/A check; replaces --method) and compare how close each comes to its own ceiling with the first's, round by round, under the same state of the host. --warmup applies; --steps, the evaluation, --products and --step-times do not.")
     var methods: String?
     @Option(help: "--methods: rounds, each one block of every method in an order rotated every round.") var rounds: Int = 20
     @Option(help: "--methods: a block's timed steps for the method with the most multiply-adds a step; the others run about as many multiply-adds (after one untimed step each block).")
@@ -118,7 +118,7 @@ struct Bench: ParsableCommand {
 }
 
 extension Bench {
-    /// `--methods`: at least two distinct method names, comma separated.
+    /// `--methods`: at least two method names, comma separated.
     static func methodList(_ text: String) throws -> [TrainingMethod] {
         let names = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
         let list = try names.map { name in
@@ -127,8 +127,9 @@ extension Bench {
             }
             return m
         }
-        guard list.count >= 2, Set(list).count == list.count else {
-            throw ValidationError("--methods needs at least two different methods, comma separated (e.g. bsvi,svi,vae), got '\(text)'")
+        // A method may come twice: an A/A run, whose rounds should split evenly, checks the comparison itself.
+        guard list.count >= 2 else {
+            throw ValidationError("--methods needs at least two methods, comma separated (e.g. bsvi,svi,vae), got '\(text)'")
         }
         return list
     }

@@ -22,7 +22,7 @@ struct Bench: ParsableCommand {
     var stepTimes: String?
     @Flag(help: "Also list the step's matrix products by routine and shape: calls, time and % of the FMA peak inside the step (always in --json, as \"products\").")
     var products = false
-    @Option(help: "Interleave these methods' steps in one process (comma separated, at least two, e.g. bsvi,svi,vae, or bsvi,bsvi for an A/A check; replaces --method) and compare how close each comes to its own ceiling with the first's, round by round, under the same state of the host. --warmup applies; --steps, the evaluation, --products and --step-times do not.")
+    @Option(help: "Interleave these methods' steps in one process (comma separated, at least two, e.g. bsvi,svi,vae, or bsvi,bsvi for an A/A check; replaces --method) and compare how close each comes to its own ceiling with the first's, round by round, under the same state of the host. --warmup applies; --steps, the evaluation (--eval-*, --matmul-precision), --products and --step-times do not.")
     var methods: String?
     @Option(help: "--methods: rounds, each one block of every method in an order rotated every round.") var rounds: Int = 20
     @Option(help: "--methods: a block's timed steps for the method with the most multiply-adds a step; the others run about as many multiply-adds (after one untimed step each block).")

@@ -14,12 +14,19 @@ public struct MethodComparisonReport: Codable {
         public var k: Int
         /// Timed steps per block: about the multiply-adds of `blockSteps` steps of the heaviest method.
         public var stepsPerBlock: Int
+        /// Every step this method ran: its warm-up, and each block's untimed and timed steps.
+        public var stepsRun: Int
+        /// The rounds in which this method's block came first.
+        public var roundsFirst: Int
         public var usefulMultiplyAddsPerExample: Int
         /// The median block's time per step (slowest rank), and what follows from it.
         public var msPerStep: Double
         public var examplesPerS: Double
         public var peakFraction: Double
         public var ceilingFraction: Double
+        /// The update's floor in that ceiling (ms; as `BenchmarkReport.updateFloorMs`, measured for
+        /// this method's parameters after the last round).
+        public var updateFloorMs: Double
         public var fractionOfCeiling: Double
         /// Every round's block, in round order.
         public var fractionOfCeilingByRound: [Double]
@@ -48,9 +55,8 @@ public struct MethodComparisonReport: Codable {
 extension Benchmark {
     /// One configuration per method (the same model, batch and seed); the first is the one the
     /// others are compared with. Each method warms up for `warmup` steps; then `rounds` rounds run
-    /// one block of every method, the first method of round r being the r-th (mod the count).
-    /// A block is one untimed step (the caches as the previous method left them are not this
-    /// method's) and then its timed steps.
+    /// one block of every method in the order `blockOrder` gives. A block is one untimed step (the
+    /// caches as the previous method left them are not this method's) and then its timed steps.
     public static func compareMethods(configs: [RunConfiguration], rounds: Int, blockSteps: Int, warmup: Int,
                                       comm: Communicator) throws -> MethodComparisonReport {
         precondition(configs.count >= 2 && rounds >= 1 && blockSteps >= 1 && warmup >= 0)
@@ -69,9 +75,11 @@ extension Benchmark {
         let peakBefore = yardstick.gigaflops()
         comm.barrier()
         var secondsPerStep = [[Double]](repeating: [], count: steppers.count)
+        var roundsFirst = [Int](repeating: 0, count: steppers.count)
         for round in 0..<rounds {
-            for j in steppers.indices {
-                let i = (round + j) % steppers.count
+            let order = blockOrder(round: round, methods: steppers.count)
+            roundsFirst[order[0]] += 1
+            for i in order {
                 steppers[i].step()
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 for _ in 0..<stepsPerBlock[i] { steppers[i].step() }
@@ -88,9 +96,11 @@ extension Benchmark {
             let seconds = median(secondsPerStep[i])
             let differences = i == 0 ? nil : zip(fractions[i], fractions[0]).map { 100 * ($0 - $1) }
             return .init(method: steppers[i].config.objective.method.rawValue, k: steppers[i].config.objective.k,
-                         stepsPerBlock: stepsPerBlock[i], usefulMultiplyAddsPerExample: steppers[i].multiplyAdds,
+                         stepsPerBlock: stepsPerBlock[i], stepsRun: steppers[i].stepsTaken, roundsFirst: roundsFirst[i],
+                         usefulMultiplyAddsPerExample: steppers[i].multiplyAdds,
                          msPerStep: seconds * 1e3, examplesPerS: Double(base.optimizer.batchSize) / seconds,
                          peakFraction: ceilings[i].peakFraction(secondsPerStep: seconds), ceilingFraction: ceilings[i].fraction,
+                         updateFloorMs: ceilings[i].updateFloorMs,
                          fractionOfCeiling: ceilings[i].fractionOfCeiling(secondsPerStep: seconds),
                          fractionOfCeilingByRound: fractions[i],
                          roundsAtLeastAsClose: differences.map { $0.filter { $0 >= 0 }.count },
@@ -102,6 +112,15 @@ extension Benchmark {
             ranks: comm.size, rounds: rounds, dataSource: source, fmaPeakGflops: peak, fmaPeakReadings: readings,
             fmaPeakIsa: yardstick.rawValue, methods: entries)
     }
+}
+
+/// The methods' order in round `round`: a rotation, forward in the first `methods` rounds, backward
+/// in the next, and so on. Every method comes first, and every method before every other, equally
+/// often over 2 × `methods` rounds (for three methods, each of the six orders once); forward
+/// rotations alone would put bsvi before svi and svi before vae in two rounds of three.
+func blockOrder(round: Int, methods n: Int) -> [Int] {
+    let start = round % n, step = (round / n) % 2 == 0 ? 1 : n - 1
+    return (0..<n).map { (start + $0 * step) % n }
 }
 
 /// One method's training step on fixed rows, as `bench` times it: its own model, parameters and

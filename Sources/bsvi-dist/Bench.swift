@@ -24,7 +24,7 @@ struct Bench: ParsableCommand {
     var products = false
     @Option(help: "Interleave these methods' steps in one process (comma separated, at least two, e.g. bsvi,svi,vae, or bsvi,bsvi for an A/A check; replaces --method) and compare how close each comes to its own ceiling with the first's, round by round, under the same state of the host. --warmup applies; --steps, the evaluation (--eval-*, --matmul-precision), --products and --step-times do not.")
     var methods: String?
-    @Option(help: "--methods: rounds, each one block of every method in an order rotated every round.") var rounds: Int = 20
+    @Option(help: "--methods: rounds, each one block of every method; the order is rotated every round, forward then backward, so that every method comes first and before every other equally often.") var rounds: Int = 20
     @Option(help: "--methods: a block's timed steps for the method with the most multiply-adds a step; the others run about as many multiply-adds (after one untimed step each block).")
     var blockSteps: Int = 5
     @Flag(help: "Print one JSON object.") var json = false
@@ -32,11 +32,22 @@ struct Bench: ParsableCommand {
     func run() throws {
         var config = RunConfiguration()
         config.files.dataPath = data
+        var configs: [RunConfiguration] = []  // --methods: one per method
         do {
             config.model = try model.section()
-            config.objective = objective.section
             config.optimizer = optimizer.section
-            try config.validate()
+            if let methods {
+                // Each method with its own defaults and every flag given, each checked as --method would be.
+                configs = try Self.methodList(methods).map { m in
+                    var c = config
+                    c.objective = objective.section(for: m)
+                    try c.validate()
+                    return c
+                }
+            } else {
+                config.objective = objective.section
+                try config.validate()
+            }
             guard steps >= 1, warmup >= 0, evalSamples >= 1, evalExamples >= 0 else {
                 throw ValidationError("--steps ≥ 1, --warmup ≥ 0, --eval-samples ≥ 1, --eval-examples ≥ 0")
             }
@@ -50,14 +61,8 @@ struct Bench: ParsableCommand {
                 }
             }
         } catch { failBeforeStart(error) }
-        if let methods {
-            let list: [TrainingMethod]
-            do { list = try Self.methodList(methods) } catch { failBeforeStart(error) }
-            compareMethods(list.map { m in
-                var c = config
-                c.objective = objective.section(for: m)
-                return c
-            })
+        if !configs.isEmpty {
+            compareMethods(configs)
             return
         }
         let comm = makeCommunicator()
@@ -159,7 +164,7 @@ extension Bench {
                 String(numbers: "  FMA peak          %.1f GFLOP/s per core (%@ register loop; the higher of %@)", r.fmaPeakGflops, r.fmaPeakIsa,
                        r.fmaPeakReadings.map { String(format: "%.1f", $0) }.joined(separator: " and ")),
                 "  blocks            one untimed step, then " + zip(labels, r.methods).map { "\($1.stepsPerBlock) timed (\($0))" }.joined(separator: ", ")
-                    + "; the first method rotated every round",
+                    + "; the order rotated every round, forward then backward",
                 "  method                     ms/step   examples/s   of peak   own ceiling   of its ceiling   against \(labels[0]), round by round",
             ]
             for (name, e) in zip(labels, r.methods) {

@@ -132,10 +132,8 @@ public enum Benchmark {
     public static func run(config: RunConfiguration, steps: Int, warmup: Int, evalSamples: Int, evalExamples: Int,
                            evalMatmulPrecision: MatmulPrecision = .highest,
                            stepTimesFile: String? = nil, comm: Communicator) throws -> BenchmarkReport {
-        try ShardPlan.checkBatchSplits(config.optimizer.batchSize, across: comm.size)
-        let b = ShardPlan.balancedPart(of: config.optimizer.batchSize, parts: comm.size, index: comm.rank).count
-        let (rows, source) = try benchmarkRows(config: config, count: b, comm: comm)
-        let x = rows.matrix(rows: b, cols: rows.count / b)
+        let (rows, x, source) = try benchmarkRows(config: config, comm: comm)
+        defer { withExtendedLifetime(rows) {} }  // x is a view of rows
         let stepper = BenchStepper(config: config, x: x, comm: comm)
         let model = stepper.model, params = stepper.params
         let t = try timeSteps(stepper, steps: steps, warmup: warmup, comm: comm)
@@ -193,9 +191,18 @@ public enum Benchmark {
                 .map { ProductTiming($0, steps: steps, fmaPeakGflops: fmaPeak) })
     }
 
-    /// This rank's `count` rows: real training rows when the dataset exists, else random binary
-    /// rows of MNIST's shape. Returns the rows and where they came from.
-    static func benchmarkRows(config: RunConfiguration, count b: Int, comm: Communicator) throws -> (FloatBuffer, String) {
+    /// This rank's share of the batch: real training rows when the dataset exists, else random
+    /// binary rows of MNIST's shape; the same rows as a matrix, `x`, which is a view of `rows` (the
+    /// caller keeps `rows` alive while it uses `x`); and where they came from.
+    static func benchmarkRows(config: RunConfiguration, comm: Communicator) throws -> (rows: FloatBuffer, x: Matrix, source: String) {
+        try ShardPlan.checkBatchSplits(config.optimizer.batchSize, across: comm.size)
+        let b = ShardPlan.balancedPart(of: config.optimizer.batchSize, parts: comm.size, index: comm.rank).count
+        let (rows, source) = try batchRows(config: config, count: b, comm: comm)
+        return (rows, rows.matrix(rows: b, cols: rows.count / b), source)
+    }
+
+    /// This rank's `count` rows (benchmarkRows), flat.
+    private static func batchRows(config: RunConfiguration, count b: Int, comm: Communicator) throws -> (FloatBuffer, String) {
         let path = config.files.dataPath
         // A file that is there but cannot be read is an error, not a reason for random rows.
         if FileManager.default.fileExists(atPath: path) {

@@ -6,8 +6,8 @@ import Foundation
 /// close each comes to its own ceiling under the same state of the host. Separate `bench` runs
 /// cannot: a shared VM's busy spells last seconds to minutes and slow one run by up to 2× and not
 /// the next, so a per-round difference between two runs swung from −15 to +20 points (2026-12-06,
-/// docs/benchmarks.md). Here every round runs one short block of each method, the order rotated
-/// round by round, and each round's blocks are compared with one another.
+/// docs/benchmarks.md). Here every round runs one short block of each method, in an order that
+/// changes round by round (`blockOrder`), and each round's blocks are compared with one another.
 public struct MethodComparisonReport: Codable {
     public struct Entry: Codable {
         public var method: String
@@ -52,6 +52,9 @@ public struct MethodComparisonReport: Codable {
     public var methods: [Entry]
 }
 
+/// The middle value, the mean of the middle two for an even count (numpy's median).
+private func median(_ values: [Double]) -> Double { SampleStatistics.percentile(values, 50) }
+
 extension Benchmark {
     /// One configuration per method (the same model, batch and seed); the first is the one the
     /// others are compared with. Each method warms up for `warmup` steps; then `rounds` rounds run
@@ -61,10 +64,8 @@ extension Benchmark {
                                       comm: Communicator) throws -> MethodComparisonReport {
         precondition(configs.count >= 2 && rounds >= 1 && blockSteps >= 1 && warmup >= 0)
         let base = configs[0]
-        try ShardPlan.checkBatchSplits(base.optimizer.batchSize, across: comm.size)
-        let b = ShardPlan.balancedPart(of: base.optimizer.batchSize, parts: comm.size, index: comm.rank).count
-        let (rows, source) = try benchmarkRows(config: base, count: b, comm: comm)
-        let x = rows.matrix(rows: b, cols: rows.count / b)
+        let (rows, x, source) = try benchmarkRows(config: base, comm: comm)
+        defer { withExtendedLifetime(rows) {} }  // x is a view of rows
         let steppers = configs.map { BenchStepper(config: $0, x: x, comm: comm) }
         // Blocks of about the same work, so that each method's block spans about the same stretch
         // of the host's drift: vae's step has a twelfth of bsvi k = 20's multiply-adds.
@@ -186,10 +187,4 @@ struct StepCeiling {
     func peakFraction(secondsPerStep: Double) -> Double { flopsPerRank / secondsPerStep / 1e9 / fmaPeakGflops }
 
     func fractionOfCeiling(secondsPerStep: Double) -> Double { peakFraction(secondsPerStep: secondsPerStep) / fraction }
-}
-
-/// The middle value (the mean of the middle two for an even count).
-func median(_ values: [Double]) -> Double {
-    let s = values.sorted()
-    return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
 }
